@@ -1,0 +1,40 @@
+"""Errors a user can act on.
+
+Every error the harness raises for bad input or a bad environment is a HarnessError: one line
+that says what is wrong, and a `fix` that says what to do. The CLI prints exactly that line
+(no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """A problem with the input or the environment, with the fix for it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message}; fix: {self.fix}"
+
+
+class UnknownModelError(HarnessError):
+    """A model name that is neither a registered short name nor a registered hub id."""
+
+
+class MissingTokenizerError(HarnessError):
+    """The tokenizer files cannot be found (no pack folder, or the hub is out of reach)."""
+
+
+class HashMismatchError(HarnessError):
+    """A tokenizer file is missing or differs from the pinned sha256."""
+
+
+class FixtureError(HarnessError):
+    """A conversation file or message that the harness cannot use."""
+
+
+class TemplateDriftError(HarnessError):
+    """The real chat template no longer behaves as the family rules say it does."""
