@@ -1,0 +1,41 @@
+"""Shared fixtures. Tokenizers come from the offline pack; without it the run fails (never skips)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import source
+from harness.source import ENV_TOKENIZERS_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+# Every developer and CI has the pack beside the checkout (see README).
+DEFAULT_PACK = REPO.parent / "shared" / "tokenizers"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get(ENV_TOKENIZERS_DIR) and DEFAULT_PACK.is_dir():
+        os.environ[ENV_TOKENIZERS_DIR] = str(DEFAULT_PACK)
+    pack = os.environ.get(ENV_TOKENIZERS_DIR)
+    if not pack or not Path(pack).is_dir():
+        raise pytest.UsageError(
+            f"the tokenizer pack is missing: set {ENV_TOKENIZERS_DIR} to it (e.g. ../shared/tokenizers); "
+            "the suite checks real tokenizers and does not skip without them"
+        )
+
+
+@pytest.fixture(scope="session")
+def pack_dir() -> Path:
+    return Path(os.environ[ENV_TOKENIZERS_DIR])
+
+
+@pytest.fixture(scope="session")
+def load():
+    """Load a pinned tokenizer from the pack (cached for the whole session by harness.source)."""
+
+    def _load(name: str) -> source.LoadedTokenizer:
+        return source.load(name)
+
+    return _load

@@ -1,0 +1,137 @@
+"""Tokenizer source: registry, pins, loading and hash verification."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import source
+from harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
+from tests.helpers import change_one_template_character, writable_pack
+
+MODELS = list(source.registry())
+
+
+def test_registry_has_every_pack_tokenizer_with_short_names():
+    assert len(MODELS) == 11
+    for wanted in ("qwen3-8b", "llama-3.1-8b", "deepseek-v3.1", "gpt-oss-20b", "llama-4-scout"):
+        assert wanted in MODELS
+
+
+def test_registry_pins_agree_with_the_pack_manifest(pack_dir: Path):
+    manifest = json.loads((pack_dir / "MANIFEST.json").read_text("utf-8"))["folders"]
+    assert sorted(manifest) == sorted(s.pack_dir for s in source.registry().values())
+    for spec in source.registry().values():
+        entry = manifest[spec.pack_dir]
+        assert spec.hub_repo == entry["hub_repo"]
+        assert spec.revision == entry["revision"]
+        assert {f.name: f.sha256 for f in spec.files} == {n: f["sha256"] for n, f in entry["files"].items()}
+
+
+@pytest.mark.parametrize("ref", ["qwen3-8b", "Qwen/Qwen3-8B", "qwen/qwen3-8b", "Qwen--Qwen3-8B"])
+def test_models_resolve_by_short_name_or_hub_id(ref: str):
+    assert source.get_model(ref).name == "qwen3-8b"
+
+
+def test_unknown_model_names_the_fix():
+    with pytest.raises(UnknownModelError, match="unknown model 'qwen9'.*fix: use one of the short names"):
+        source.get_model("qwen9")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_tokenizer_loads_from_the_pack_with_matching_hashes(model: str, load):
+    loaded = load(model)
+    assert loaded.origin == "pack"
+    assert loaded.drift == ()
+    assert all(loaded.observed[f.name] == f.sha256 for f in loaded.spec.files)
+    assert isinstance(loaded.chat_template, str) and loaded.chat_template
+
+
+def test_a_tokenizer_is_loaded_once_per_process(load):
+    assert load("qwen3-8b") is load("qwen3-8b")
+    assert load("qwen3-8b").tokenizer is source.load("Qwen/Qwen3-8B").tokenizer
+
+
+@pytest.fixture
+def pack_copy(tmp_path: Path, pack_dir: Path) -> Path:
+    """A writable one-model pack (Qwen3)."""
+    return writable_pack(tmp_path, pack_dir, ["Qwen--Qwen3-8B"])
+
+
+def test_hash_mismatch_is_one_clear_error_naming_file_and_fix(pack_copy: Path):
+    change_one_template_character(pack_copy)
+    with pytest.raises(HashMismatchError) as err:
+        source.load("qwen3-8b", pack_copy)
+    message = str(err.value)
+    assert "tokenizer_config.json" in message and "differs from the pinned" in message
+    assert "fix:" in message and "--allow-drift" in message
+
+
+def test_allow_drift_loads_and_records_the_new_hash(pack_copy: Path):
+    folder = pack_copy / "Qwen--Qwen3-8B"
+    change_one_template_character(pack_copy)
+    loaded = source.load("qwen3-8b", pack_copy, allow_drift=True)
+    assert [d.name for d in loaded.drift] == ["tokenizer_config.json"]
+    assert loaded.observed["tokenizer_config.json"] == source.sha256_file(folder / "tokenizer_config.json")
+    assert "message.role + '\\t' + content" in loaded.chat_template
+
+
+def test_a_missing_file_is_reported_like_a_mismatch(pack_copy: Path):
+    (pack_copy / "Qwen--Qwen3-8B" / "merges.txt").unlink()
+    with pytest.raises(HashMismatchError, match="merges.txt is missing"):
+        source.load("qwen3-8b", pack_copy)
+
+
+def test_missing_tokenizer_directory_names_the_fix(tmp_path: Path):
+    with pytest.raises(MissingTokenizerError, match="does not exist; fix: point CTH_TOKENIZERS_DIR"):
+        source.load("qwen3-8b", tmp_path / "nowhere")
+
+
+def test_missing_model_folder_names_the_fix(tmp_path: Path):
+    with pytest.raises(MissingTokenizerError, match="no folder Qwen--Qwen3-8B for qwen3-8b"):
+        source.load("qwen3-8b", tmp_path)
+
+
+def test_without_a_pack_the_hub_is_asked_at_the_pinned_revision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pack_dir: Path):
+    """The real download path: huggingface_hub.snapshot_download with the pinned revision and file list."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+        calls.append((repo_id, revision, sorted(allow_patterns), local_files_only))
+        target = tmp_path / "snapshot"
+        target.mkdir(exist_ok=True)
+        for name in allow_patterns:
+            shutil.copy(pack_dir / "meta-llama--Llama-4-Scout-17B-16E-Instruct" / name, target / name)
+        return str(target)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    loaded = source._load.__wrapped__("llama-4-scout", None, False)
+    spec = source.get_model("llama-4-scout")
+    assert calls == [(spec.hub_repo, spec.revision, sorted(f.name for f in spec.files if f.on_hub), False)]
+    assert "chat_template.jinja" not in calls[0][2]  # a pack addition, not a hub file
+    assert loaded.origin == "hub" and loaded.drift == ()
+    # The hub keeps Llama 4's template in chat_template.json only; the harness reads it from there.
+    assert loaded.chat_template == (pack_dir / "meta-llama--Llama-4-Scout-17B-16E-Instruct/chat_template.jinja").read_text()
+
+
+def test_hub_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(MissingTokenizerError, match=r"could not download Qwen/Qwen3-8B@b968826.*fix: set CTH_TOKENIZERS_DIR"):
+        source._load.__wrapped__("qwen3-8b", None, False)
+
+
+def test_trust_remote_code_is_never_enabled():
+    package = Path(source.__file__).parent
+    for path in package.rglob("*.py"):
+        text = path.read_text("utf-8")
+        assert "trust_remote_code=True" not in text.replace(" ", ""), path
