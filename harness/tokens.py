@@ -1,0 +1,27 @@
+"""Tokenization as the contract defines it: the whole string, no added special tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of `text` (the templates already write BOS) and each token's character range."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+
+
+def decode(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The exact text of `ids` (no special-token skipping, no space clean-up: Llama 3 turns that on)."""
+    return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each token decoded on its own (a multi-byte character split across tokens shows as U+FFFD)."""
+    return [decode(tokenizer, [i]) for i in ids]
+
+
+def crossing(offsets: Sequence[tuple[int, int]], boundary: int) -> int | None:
+    """The index of the token whose characters lie on both sides of `boundary`, if any."""
+    return next((i for i, (a, b) in enumerate(offsets) if a < boundary < b), None)

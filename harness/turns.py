@@ -1,0 +1,183 @@
+"""Turn plans: for each assistant turn, its served prompt and what the model generates after it.
+
+This is the contract's definition made concrete, per turn k:
+- `prompt` = the served prompt: the real template over messages[:k] with the generation prompt.
+- `pieces` = what follows it in a training sample, each labelled: an empty think block the
+  mode writes but the model must not learn (`empty_think`, never trained), the generated
+  reasoning (`reasoning`), the answer (`content`: text and tool calls as the template writes
+  them) and the stop token (`stop`).
+
+The answer comes from the template itself: the conversation rendered with turn k last and no
+reasoning, minus the turn header the served prompt already holds, minus what the template writes
+after the stop token. Reasoning is placed by the family rule. Where the template can show the
+final turn's reasoning, the plan is compared with the template's own rendering
+(`template_render`), which the family tests pin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from harness.conversation import Conversation
+from harness.errors import TemplateDriftError
+from harness.families import Family, ThinkMode
+from harness.render import render, template_message, template_messages
+from harness.tokens import crossing, encode
+
+
+class Kind(StrEnum):
+    PROMPT = "prompt"  # system/user text, headers, history: context the server feeds
+    INJECTED = "injected"  # the generation prompt's think opener (QwQ/R1 `<think>\n`, V3.1 `<think>`)
+    EMPTY_THINK = "empty_think"  # a think block with nothing in it: never trained
+    REASONING = "reasoning"
+    CONTENT = "content"
+    STOP = "stop"
+
+    @property
+    def trained(self) -> bool:
+        return self in (Kind.REASONING, Kind.CONTENT, Kind.STOP)
+
+
+@dataclass(frozen=True)
+class Piece:
+    kind: Kind
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    turn: int  # ordinal among assistant turns, from 0
+    message_index: int
+    prompt: str
+    opener: str  # the tail of `prompt` that the mode's generation prompt added ("" if none)
+    opener_kind: Kind
+    pieces: tuple[Piece, ...]
+    notes: tuple[str, ...]
+    template_render: str  # "same", "differs" or "no reasoning shown" (see module docstring)
+
+    @property
+    def body(self) -> str:
+        return "".join(p.text for p in self.pieces)
+
+    @property
+    def text(self) -> str:
+        """The whole single-turn sample: served prompt + everything after it."""
+        return self.prompt + self.body
+
+    @property
+    def generated(self) -> str:
+        """The contract's generated span: what the model emits (trained)."""
+        return "".join(p.text for p in self.pieces if p.kind.trained)
+
+
+def plan_turns(tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode) -> tuple[TurnPlan, ...]:
+    msgs = template_messages(conversation, family, mode)
+    return tuple(
+        _plan(tokenizer, conversation, msgs, k, index, family, mode)
+        for k, index in enumerate(conversation.assistant_indices)
+    )
+
+
+def _plan(
+    tokenizer: Any,
+    conversation: Conversation,
+    msgs: list[dict[str, Any]],
+    turn: int,
+    index: int,
+    family: Family,
+    mode: ThinkMode,
+) -> TurnPlan:
+    def rendered(messages: list[dict[str, Any]], gen: bool) -> str:
+        return render(
+            tokenizer, messages, family=family, mode=mode, tools=conversation.tools, add_generation_prompt=gen
+        )
+
+    where = f"{family.title}, turn {turn} (message {index})"
+    message = conversation.messages[index]
+    prompt = rendered(msgs[:index], True)
+    has_opener = bool(mode.opener) and prompt.endswith(mode.opener)
+    head = prompt[: len(prompt) - len(mode.opener)] if has_opener else prompt
+    bare = rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False)
+    if not bare.startswith(head):
+        raise TemplateDriftError(
+            f"{where}: the template writes the turn header differently with and without a generation prompt "
+            f"(first difference at character {_first_difference(bare, head)})",
+            "update the family rule in harness/families.py to match the template",
+        )
+    rest = bare[len(head) :]
+    for marker in (mode.opener if has_opener else "", mode.final_marker):
+        if marker and rest.startswith(marker):
+            rest = rest[len(marker) :]
+            break
+    if family.trailer:
+        if not rest.endswith(family.trailer):
+            raise TemplateDriftError(f"{where}: no {family.trailer!r} after the stop token", "update the family rule")
+        rest = rest[: -len(family.trailer)]
+    stop = next((s for s in family.stop_tokens if rest.endswith(s)), None)
+    if stop is None:
+        raise TemplateDriftError(
+            f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)})",
+            "update the family rule, or declare the cell N/A with the reason",
+        )
+    answer = rest[: -len(stop)]
+
+    notes: list[str] = []
+    reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
+    thinks_here = mode.thinks and (has_opener or not mode.opener)
+    pieces: list[Piece] = []
+    if thinks_here:
+        assert mode.think is not None
+        if reasoning:
+            pieces.append(Piece(Kind.REASONING, mode.think.format(reasoning=reasoning)))
+        elif mode.empty_think:
+            pieces.append(Piece(Kind.EMPTY_THINK, mode.empty_think))
+            notes.append("no reasoning in the data: the empty think block is written but not trained")
+    elif message.reasoning:
+        why = "this mode does not think" if not mode.thinks else "the template opens no think block here"
+        notes.append(f"reasoning in the data is dropped: {why}")
+    if answer:
+        pieces.append(Piece(Kind.CONTENT, answer))
+    pieces.append(Piece(Kind.STOP, stop))
+    pieces, dropped = _unmerge_leading_whitespace(tokenizer, prompt, pieces)
+    if dropped:
+        notes.append(
+            f"leading whitespace {dropped!r} of the generated text is dropped: the tokenizer would merge it with "
+            "the untrained text before it into one token, which no served model generates"
+        )
+
+    if thinks_here and reasoning and not family.template_shows_final_reasoning:
+        agreement = "no reasoning shown"
+    else:
+        full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here)], False)
+        agreement = "same" if full == prompt + "".join(p.text for p in pieces) + family.trailer else "differs"
+    opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
+    return TurnPlan(
+        turn, index, prompt, mode.opener if has_opener else "", opener_kind, tuple(pieces), tuple(notes), agreement
+    )
+
+
+def _unmerge_leading_whitespace(tokenizer: Any, prompt: str, pieces: list[Piece]) -> tuple[list[Piece], str]:
+    """Drop the leading whitespace of the first trained piece where it would share a token with untrained text.
+
+    After `assistant\n` a reply that starts with `\n\n` tokenizes as one `\n\n\n` token across the
+    served prompt's end: no whole-string tokenization can then replay the prompt. A served model
+    never writes that whitespace first, so dropping it is the faithful sample; the report says so.
+    """
+    first = next(i for i, p in enumerate(pieces) if p.kind.trained)
+    piece = pieces[first]
+    stripped = piece.text.lstrip()
+    if stripped == piece.text:
+        return pieces, ""
+    before = prompt + "".join(p.text for p in pieces[:first])
+    _, offsets = encode(tokenizer, before + piece.text)
+    if crossing(offsets, len(before)) is None:
+        return pieces, ""
+    dropped = piece.text[: len(piece.text) - len(stripped)]
+    kept = [Piece(piece.kind, stripped)] if stripped else []
+    return [*pieces[:first], *kept, *pieces[first + 1 :]], dropped
+
+
+def _first_difference(a: str, b: str) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))

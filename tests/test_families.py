@@ -1,0 +1,246 @@
+"""Family rules, each checked against the real template in the pack (CONTRACT.md's think-mode table and quirks).
+
+The expected strings below are copied from the contract, not from harness/families.py, so a rule
+that drifts from the contract or from the template fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+import transformers
+
+from harness import conversation, source
+from harness.families import FAMILIES, NotApplicable, Think, family
+from harness.render import render, served_prompt, template_messages
+from harness.sample import CellNotApplicable, preprocess, resolve_mode
+from harness.turns import plan_turns
+
+EOS_DS = "<｜end▁of▁sentence｜>"
+R, C = "Two plus two is four.", "4"
+THINKING = conversation.parse(
+    [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": C, "reasoning_content": R}],
+    name="thinking",
+    source="test",
+)
+
+# (model, think) -> (served prompt ends with, generated span) for THINKING, from CONTRACT.md's table.
+TABLE = {
+    ("qwen3-8b", "on"): ("<|im_start|>assistant\n", f"<think>\n{R}\n</think>\n\n{C}<|im_end|>"),
+    ("qwen3-8b", "off"): ("<|im_start|>assistant\n<think>\n\n</think>\n\n", f"{C}<|im_end|>"),
+    ("qwq-32b", "on"): ("<|im_start|>assistant\n<think>\n", f"{R}\n</think>\n\n{C}<|im_end|>"),
+    ("qwen2.5-7b", "off"): ("<|im_start|>assistant\n", f"{C}<|im_end|>"),
+    ("llama-3.1-8b", "off"): ("<|start_header_id|>assistant<|end_header_id|>\n\n", f"{C}<|eot_id|>"),
+    ("llama-3.2-3b", "off"): ("<|start_header_id|>assistant<|end_header_id|>\n\n", f"{C}<|eot_id|>"),
+    ("llama-3.3-70b", "off"): ("<|start_header_id|>assistant<|end_header_id|>\n\n", f"{C}<|eot_id|>"),
+    ("llama-4-scout", "off"): ("<|header_start|>assistant<|header_end|>\n\n", f"{C}<|eot|>"),
+    ("deepseek-v3", "off"): ("<｜Assistant｜>", f"{C}{EOS_DS}"),
+    ("deepseek-r1", "on"): ("<｜Assistant｜><think>\n", f"{R}\n</think>\n\n{C}{EOS_DS}"),
+    ("deepseek-v3.1", "on"): ("<｜Assistant｜><think>", f"{R}</think>{C}{EOS_DS}"),
+    ("deepseek-v3.1", "off"): ("<｜Assistant｜></think>", f"{C}{EOS_DS}"),
+    ("gpt-oss-20b", "on"): (
+        "<|start|>assistant",
+        f"<|channel|>analysis<|message|>{R}<|end|><|start|>assistant<|channel|>final<|message|>{C}<|return|>",
+    ),
+}
+NA_MODES = sorted(
+    (m, t.value)
+    for m, spec in source.registry().items()
+    for t in Think
+    if isinstance(family(spec.family).mode(t), NotApplicable)
+)
+
+
+def test_the_table_covers_every_mode_that_is_not_declared_na():
+    every = {(m, t.value) for m in source.registry() for t in Think}
+    assert set(TABLE) == every - set(NA_MODES)
+
+
+@pytest.mark.parametrize(("model", "think"), sorted(TABLE), ids=[f"{m}/think-{t}" for m, t in sorted(TABLE)])
+def test_served_prompt_and_generated_span_match_the_contract(model: str, think: str, load):
+    loaded = load(model)
+    ending, generated = TABLE[model, think]
+    result = preprocess(loaded.tokenizer, THINKING, family(loaded.spec.family), Think(think))
+    (plan,) = result.plans
+    assert plan.prompt.endswith(ending)
+    assert plan.generated == generated
+    assert result.samples[-1].text == plan.prompt + plan.body
+
+
+@pytest.mark.parametrize(("model", "think"), NA_MODES, ids=[f"{m}/think-{t}" for m, t in NA_MODES])
+def test_na_modes_hold_in_the_template(model: str, think: str, load):
+    """A mode is N/A only where the template really lacks it."""
+    loaded = load(model)
+    fam = family(loaded.spec.family)
+    template = loaded.chat_template
+    if fam.name in ("qwq", "deepseek-r1"):  # always thinks: no switch turns the opener off
+        for kwargs in ({"enable_thinking": False}, {"thinking": False}):
+            text = loaded.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True, **kwargs
+            )
+            assert text.endswith("<think>\n")
+    elif fam.name == "gpt-oss":  # reasoning_effort tunes, never disables
+        assert "reasoning_effort" in template and "enable_thinking" not in template
+        assert 'set reasoning_effort = "medium"' in template
+    else:  # no thinking at all
+        assert think == "on" and "think" not in template.lower()
+
+
+def test_qwen3_think_off_puts_the_empty_block_in_the_prompt_not_the_trained_span(load):
+    loaded = load("qwen3-8b")
+    result = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), family("qwen3"), Think.OFF)
+    (sample,) = result.samples
+    empty = [s for s in sample.spans if s.kind == "empty_think"]
+    assert [sample.text[s.start : s.end] for s in empty] == ["<think>\n\n</think>\n\n"]
+    (block,) = empty
+    assert block.end_token - block.first_token == 4  # <think> \n\n </think> \n\n
+    assert set(sample.loss_mask[block.first_token : block.end_token]) == {0}
+
+
+def test_qwen3_think_on_with_no_reasoning_writes_an_untrained_empty_block(load):
+    loaded = load("qwen3-8b")
+    (plan,) = plan_turns(loaded.tokenizer, conversation.fixture("single_turn"), family("qwen3"), family("qwen3").on)
+    assert [(p.kind, p.text) for p in plan.pieces][0] == ("empty_think", "<think>\n\n</think>\n\n")
+    assert plan.generated == "The capital of France is Paris.<|im_end|>"
+    assert plan.template_render == "same"  # exactly what the template writes for the last turn (the seed's bug)
+
+
+def test_qwen3_keeps_reasoning_only_after_the_last_user_query(load):
+    loaded = load("qwen3-8b")
+    conv = conversation.fixture("reasoning_every_turn")
+    fam = family("qwen3")
+    text = render(loaded.tokenizer, template_messages(conv, fam, fam.on), family=fam, mode=fam.on, add_generation_prompt=False)
+    reasoning = [m.reasoning for m in conv.messages if m.reasoning]
+    assert [r in text for r in reasoning] == [False, False, True]
+
+
+@pytest.mark.parametrize("model", list(source.registry()))
+def test_the_template_renders_what_is_trained_where_it_shows_the_turn(model: str, load):
+    """Where the template can show a final turn as generated, the plan equals its rendering ("same")."""
+    loaded = load(model)
+    fam = family(loaded.spec.family)
+    for think in Think:
+        mode = fam.mode(think)
+        if isinstance(mode, NotApplicable):
+            continue
+        for name in conversation.fixture_names():
+            conv = conversation.fixture(name)
+            try:
+                resolve_mode(fam, think, conv)
+            except CellNotApplicable:
+                continue
+            for plan in plan_turns(loaded.tokenizer, conv, fam, mode):
+                reasoning = conv.messages[plan.message_index].reasoning
+                whitespace_dropped = any(n.startswith("leading whitespace") for n in plan.notes)
+                empty_opened_think = bool(plan.opener) and mode.thinks and not reasoning
+                hidden = mode.thinks and reasoning and not fam.template_shows_final_reasoning
+                if whitespace_dropped or empty_opened_think:
+                    expected = "differs"  # the template shows no think block where the model still closes one
+                elif hidden:
+                    expected = "no reasoning shown"
+                else:
+                    expected = "same"
+                assert plan.template_render == expected, (name, think, plan.turn)
+
+
+@pytest.mark.parametrize("model", list(source.registry()))
+def test_stop_tokens_are_single_special_tokens(model: str, load):
+    loaded = load(model)
+    for stop in family(loaded.spec.family).stop_tokens:
+        ids = loaded.tokenizer(stop, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1, stop
+        assert stop in loaded.tokenizer.all_special_tokens or stop in loaded.tokenizer.get_added_vocab()
+
+
+def test_deepseek_v3_tool_calls_are_na_because_the_template_cannot_close_them(load):
+    loaded = load("deepseek-v3")
+    msgs = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}}
+        ]},
+    ]
+    try:
+        text = loaded.tokenizer.apply_chat_template(msgs, tokenize=False)
+    except Exception as exc:  # transformers 5 drops content=None, so the template reads an undefined field
+        assert int(transformers.__version__.split(".")[0]) >= 5, exc
+    else:
+        assert text.endswith("<｜tool▁call▁end｜>")  # no <｜tool▁calls▁end｜><｜end▁of▁sentence｜>: no stop token
+    assert "tools" in family("deepseek-v3").off.unsupported
+
+
+def test_deepseek_v3_1_writes_tool_calls_in_non_thinking_form_only(load):
+    loaded = load("deepseek-v3.1")
+    fam = family("deepseek-v3.1")
+    conv = conversation.fixture("tool_call")
+    msgs = template_messages(conv, fam, fam.off)[:2]
+    text = render(loaded.tokenizer, msgs, family=fam, mode=fam.on, tools=conv.tools, add_generation_prompt=False)
+    assert "<｜Assistant｜></think><｜tool▁calls▁begin｜>" in text  # even with thinking=True
+    with pytest.raises(CellNotApplicable, match="non-thinking"):
+        resolve_mode(fam, Think.ON, conv)
+
+
+def test_llama_dates_are_pinned_while_the_raw_templates_follow_the_clock(load):
+    msgs = [{"role": "user", "content": "hi"}]
+    with time_machine.travel(datetime(2030, 1, 2, tzinfo=UTC), tick=False):
+        raw_31 = load("llama-3.1-8b").tokenizer.apply_chat_template(msgs, tokenize=False)
+        raw_32 = load("llama-3.2-3b").tokenizer.apply_chat_template(msgs, tokenize=False)
+        pinned_32 = served_prompt(load("llama-3.2-3b").tokenizer, conversation.fixture("single_turn"), 1, family("llama3"), family("llama3").off)
+    assert "Today Date: 26 Jul 2024" in raw_31
+    assert "Today Date: 02 Jan 2030" in raw_32
+    assert "Today Date: 26 Jul 2024" in pinned_32
+
+
+def test_gpt_oss_preamble_identity_date_developer_block_and_return(load):
+    loaded = load("gpt-oss-20b")
+    result = preprocess(loaded.tokenizer, conversation.fixture("with_system"), family("gpt-oss"), Think.ON)
+    text = result.samples[-1].text
+    assert text.startswith("<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.")
+    assert "Current date: 2024-07-26" in text
+    assert "<|start|>developer<|message|># Instructions\n\nYou are a concise assistant." in text
+    assert text.endswith("<|return|>")
+
+
+TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "llama-3.2-3b", "llama-3.3-70b", "llama-4-scout", "deepseek-v3", "deepseek-r1", "deepseek-v3.1"])
+def test_templates_write_bos_so_add_special_tokens_may_double_it(model: str, load):
+    """Whole-string tokenization uses add_special_tokens=False: the template already wrote BOS.
+
+    With add_special_tokens=True Llama doubles BOS on every transformers; DeepSeek doubles it on 4.x,
+    while 5.x loads DeepSeek as TokenizersBackend, which adds none (an upgrade difference).
+    """
+    loaded = load(model)
+    fam = family(loaded.spec.family)
+    mode = next(m for m in (fam.off, fam.on) if not isinstance(m, NotApplicable))
+    prompt = served_prompt(loaded.tokenizer, conversation.fixture("single_turn"), 1, fam, mode)
+    bos = loaded.tokenizer.bos_token_id
+    assert prompt.startswith(loaded.tokenizer.bos_token)
+    assert loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"][:2].count(bos) == 1
+    doubled = loaded.tokenizer(prompt, add_special_tokens=True)["input_ids"][:2] == [bos, bos]
+    assert doubled == (fam.name.startswith("llama") or TRANSFORMERS_MAJOR < 5)
+
+
+@pytest.mark.parametrize("model", ["qwen2.5-7b", "qwen3-8b", "qwq-32b", "gpt-oss-20b"])
+def test_config_vocab_size_exceeds_the_tokenizer_padding_rows(model: str, load):
+    loaded = load(model)
+    config = json.loads((loaded.directory / "config.json").read_text("utf-8"))
+    assert config["vocab_size"] > len(loaded.tokenizer)
+
+
+def test_transformers_5_loads_deepseek_as_tokenizers_backend_with_a_warning(load):
+    loaded = [load(m) for m in ("deepseek-v3", "deepseek-r1", "deepseek-v3.1")]
+    if TRANSFORMERS_MAJOR >= 5:
+        assert {type(lt.tokenizer).__name__ for lt in loaded} == {"TokenizersBackend"}
+        # transformers logs it once per process, so it lands with whichever DeepSeek loaded first
+        assert any("TokenizersBackend" in w for lt in loaded for w in lt.load_warnings)
+    else:
+        assert {type(lt.tokenizer).__name__ for lt in loaded} == {"LlamaTokenizerFast"}
+
+
+def test_every_family_is_used_by_a_model():
+    assert {s.family for s in source.registry().values()} == set(FAMILIES)
