@@ -1,0 +1,1 @@
+"""Worked example preprocessors: what the harness catches in code written the usual ways."""

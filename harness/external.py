@@ -1,0 +1,173 @@
+"""Bring your own preprocessor: the plug-in interface and adapters for common output shapes.
+
+A preprocessor is any callable taking a Request and returning one or several samples. What it
+returns may be, per sample or batched along the first axis:
+- a mapping with `input_ids` and `loss_mask` (or `assistant_masks`, or `labels` with -100 for
+  untrained positions, aligned with input_ids as in Hugging Face models);
+- an object with those attributes; a pair `(input_ids, loss_mask)`;
+- a list of any of these.
+Padding is dropped where an `attention_mask` is given. Values may be lists, tuples, numpy arrays or torch tensors.
+
+`load_callable("package.module:function")` imports one; `run` calls it for a cell under the
+pinned clock, so invariants 1-5 compare like with like, and invariant 6 checks it separately
+under two other clocks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import time_machine
+
+from harness.conversation import Conversation
+from harness.errors import HarnessError
+from harness.families import Family, Think, ThinkMode
+from harness.render import PINNED_CLOCK
+
+IGNORE_INDEX = -100
+MASK_KEYS = ("loss_mask", "assistant_masks", "assistant_mask")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One cell's input, as a training repo's preprocessor would see it."""
+
+    model: str
+    think: str  # "on" or "off"
+    messages: list[dict[str, Any]]  # role, content, reasoning_content, tool_calls (arguments as objects)
+    tools: list[dict[str, Any]] | None
+    tokenizer: Any
+    # what a server passes for this think mode, plus the family's pinned date (e.g. enable_thinking=False)
+    chat_template_kwargs: dict[str, Any]
+
+
+class Preprocessor(Protocol):
+    def __call__(self, request: Request, /) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ExternalSample:
+    input_ids: tuple[int, ...]
+    loss_mask: tuple[int, ...]
+
+
+class PreprocessorError(HarnessError):
+    """The plug-in could not be imported, raised, or returned something unreadable."""
+
+
+def load_callable(spec: str) -> Preprocessor:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise PreprocessorError(f"preprocessor {spec!r} is not of the form package.module:callable", "write e.g. mypkg.data:preprocess")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PreprocessorError(f"cannot import {module_name!r} ({exc})", "install the package or add it to PYTHONPATH") from exc
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise PreprocessorError(f"{module_name!r} has no attribute {attr!r}", "check the callable's name")
+        target = getattr(target, part)
+    if not callable(target):
+        raise PreprocessorError(f"{spec} is not callable", "point at a function or a callable object")
+    return target
+
+
+def request_for(model: str, conversation: Conversation, tokenizer: Any, family: Family, think: Think, mode: ThinkMode) -> Request:
+    return Request(
+        model=model,
+        think=str(think),
+        messages=[_canonical(m) for m in conversation.messages],
+        tools=[dict(t) for t in conversation.tools] or None,
+        tokenizer=tokenizer,
+        chat_template_kwargs={**family.template_kwargs, **mode.kwargs},
+    )
+
+
+def run(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
+    """Call the plug-in under the pinned clock and read its output."""
+    with time_machine.travel(PINNED_CLOCK, tick=False):
+        raw = preprocessor(request)
+    return to_samples(raw)
+
+
+def to_samples(raw: Any) -> list[ExternalSample]:
+    """Read any supported output shape (see module docstring) into samples."""
+    if isinstance(raw, Mapping) or _has_fields(raw):
+        ids = _get(raw, "input_ids")
+        mask = _mask_of(raw)
+        ids_rows, mask_rows = _rows(ids), _rows(mask)
+        if len(ids_rows) != len(mask_rows):
+            raise PreprocessorError(f"{len(ids_rows)} rows of input_ids but {len(mask_rows)} of masks", "return one mask per sample")
+        attention = raw.get("attention_mask") if isinstance(raw, Mapping) else getattr(raw, "attention_mask", None)
+        keep_rows = _rows(attention) if attention is not None else [[1] * len(r) for r in ids_rows]
+        return [
+            ExternalSample(
+                tuple(i for i, k in zip(row, keep, strict=True) if k),
+                tuple(int(bool(m)) for m, k in zip(mrow, keep, strict=True) if k),
+            )
+            for row, mrow, keep in zip(ids_rows, mask_rows, keep_rows, strict=True)
+        ]
+    if isinstance(raw, tuple) and len(raw) == 2 and not _is_sample_container(raw[0]):
+        return to_samples({"input_ids": raw[0], "loss_mask": raw[1]})
+    if isinstance(raw, Sequence) and not isinstance(raw, str):
+        return [s for item in raw for s in to_samples(item)]
+    raise PreprocessorError(
+        f"cannot read a sample from {type(raw).__name__}",
+        "return a dict with input_ids and loss_mask (or labels), a list of them, or (input_ids, loss_mask)",
+    )
+
+
+def _canonical(message: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.reasoning:
+        out["reasoning_content"] = message.reasoning
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"type": "function", "function": {"name": c.name, "arguments": dict(c.arguments)}} for c in message.tool_calls
+        ]
+    return out
+
+
+def _has_fields(raw: Any) -> bool:
+    return hasattr(raw, "input_ids") and any(hasattr(raw, k) for k in (*MASK_KEYS, "labels"))
+
+
+def _is_sample_container(value: Any) -> bool:
+    return isinstance(value, Mapping) or _has_fields(value)
+
+
+def _get(raw: Any, key: str) -> Any:
+    return raw[key] if isinstance(raw, Mapping) else getattr(raw, key)
+
+
+def _mask_of(raw: Any) -> Any:
+    for key in MASK_KEYS:
+        value = raw.get(key) if isinstance(raw, Mapping) else getattr(raw, key, None)
+        if value is not None:
+            return value
+    labels = raw.get("labels") if isinstance(raw, Mapping) else getattr(raw, "labels", None)
+    if labels is None:
+        raise PreprocessorError("sample has input_ids but no loss_mask, assistant_masks or labels", "return a mask")
+    return [[int(v != IGNORE_INDEX) for v in row] for row in _rows(labels)] if _is_batched(labels) else [
+        int(v != IGNORE_INDEX) for v in _plain(labels)
+    ]
+
+
+def _plain(value: Any) -> list[Any]:
+    return value.tolist() if hasattr(value, "tolist") else list(value)
+
+
+def _is_batched(value: Any) -> bool:
+    plain = _plain(value)
+    return bool(plain) and isinstance(plain[0], list | tuple)
+
+
+def _rows(value: Any) -> list[list[int]]:
+    plain = _plain(value)
+    if plain and isinstance(plain[0], list | tuple):
+        return [[int(v) for v in row] for row in plain]
+    return [[int(v) for v in plain]]
+

@@ -1,0 +1,208 @@
+"""Negative controls: for every invariant, a deliberately wrong sample that the check catches.
+
+The wrong samples are the ways real preprocessors go wrong: a naive full render with a header
+regex, an unmasked empty think block, segment-wise tokenization, a doubled BOS, a stop token
+left untrained, whitespace merged across the prompt's edge, an unpinned clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from harness import conversation
+from harness.examples import naive
+from harness.external import ExternalSample, request_for, run
+from harness.families import Think, family
+from harness.invariants import Invariant, check_determinism, check_samples
+from harness.sample import preprocess, resolve_mode
+from harness.tokens import encode
+from harness.turns import Kind, Piece, plan_turns
+
+
+def _cell(load, model: str, think: str, fixture: str):
+    loaded = load(model)
+    fam = family(loaded.spec.family)
+    conv = conversation.fixture(fixture)
+    return loaded, fam, conv, preprocess(loaded.tokenizer, conv, fam, Think(think))
+
+
+def _naive(load, model: str, think: str, fixture: str):
+    loaded, fam, conv, reference = _cell(load, model, think, fixture)
+    mode = resolve_mode(fam, Think(think), conv)
+    samples = run(naive.preprocess, request_for(model, conv, loaded.tokenizer, fam, Think(think), mode))
+    return check_samples(loaded.tokenizer, reference.plans, samples)
+
+
+def _kinds(violations) -> set[Invariant]:
+    return {v.invariant for v in violations}
+
+
+def test_the_reference_passes_where_the_controls_fail(load):
+    loaded, _, _, reference = _cell(load, "qwen3-8b", "off", "single_turn")
+    assert check_samples(loaded.tokenizer, reference.plans, reference.samples) == []
+
+
+def test_naive_full_render_passes_where_the_template_injects_nothing(load):
+    """The checks are not trigger-happy: Qwen2.5 and Llama render the last turn as generated."""
+    assert _naive(load, "qwen2.5-7b", "off", "multi_turn") == []
+    assert _naive(load, "llama-3.1-8b", "off", "multi_turn") == []
+
+
+# --- 1. inference replay ---------------------------------------------------------------------------------------
+
+
+def test_replay_catches_naive_training_after_a_prompt_the_server_never_sends(load):
+    """QwQ's served prompt ends `<think>\\n`; the naive render has none, so its trained reply follows no served prompt."""
+    violations = _naive(load, "qwq-32b", "on", "single_turn")
+    (replay,) = [v for v in violations if v.invariant is Invariant.REPLAY]
+    assert replay.turn == 0 and "no turn's served prompt" in replay.detail and "the server '<think>\\n'" in replay.detail
+    assert replay.tokens[-1] == "<|im_end|>"
+
+
+def test_replay_catches_a_doubled_bos(load):
+    loaded, _, _, reference = _cell(load, "llama-3.1-8b", "off", "single_turn")
+    (sample,) = reference.samples
+    ids = [loaded.tokenizer.bos_token_id, *sample.input_ids]  # what add_special_tokens=True does
+    violations = check_samples(loaded.tokenizer, reference.plans, [ExternalSample(tuple(ids), (0, *sample.loss_mask))])
+    assert Invariant.REPLAY in _kinds(violations)
+    assert any("differs at token 1: the sample has '<|begin_of_text|><|start_header_id|>system'" in v.detail for v in violations)
+
+
+def test_replay_catches_naive_training_of_rewritten_history(load):
+    """Qwen3 drops past reasoning: a naive full render trains earlier replies after the wrong prompt."""
+    violations = _naive(load, "qwen3-8b", "on", "reasoning_every_turn")
+    replay = [v for v in violations if v.invariant is Invariant.REPLAY]
+    assert [v.turn for v in replay] == [0, 1]
+    assert "where the model generates '<think>" in replay[0].detail
+
+
+# --- 2. no empty-think / injected-token loss -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "think", "tokens"),
+    [
+        ("qwen3-8b", "off", ("<think>", "\n\n", "</think>", "\n\n")),
+        ("qwen3-8b", "on", ("<think>", "\n\n", "</think>", "\n\n")),
+        ("deepseek-v3.1", "off", ("</think>",)),
+    ],
+)
+def test_injected_loss_catches_the_naive_empty_think_block(load, model: str, think: str, tokens: tuple[str, ...]):
+    violations = _naive(load, model, think, "single_turn")
+    (hit,) = [v for v in violations if v.invariant is Invariant.NO_INJECTED_LOSS]
+    assert hit.tokens == tokens and "empty think block" in hit.detail
+    assert hit.turn == 0 and len(hit.positions) == len(tokens)
+
+
+def test_injected_loss_catches_an_unmasked_empty_think_in_the_reference(load):
+    loaded, _, _, reference = _cell(load, "qwen3-8b", "on", "multi_turn")
+    sample = reference.samples[0]
+    empty = next(s for s in sample.spans if s.kind is Kind.EMPTY_THINK)
+    mask = list(sample.loss_mask)
+    mask[empty.first_token : empty.end_token] = [1] * (empty.end_token - empty.first_token)
+    wrong = dataclasses.replace(sample, loss_mask=tuple(mask))
+    violations = check_samples(loaded.tokenizer, reference.plans, [wrong, *reference.samples[1:]])
+    assert Invariant.NO_INJECTED_LOSS in _kinds(violations)
+    assert any(v.positions == tuple(range(empty.first_token, empty.end_token)) for v in violations)
+
+
+def test_injected_loss_catches_a_trained_generation_prompt_opener(load):
+    loaded, _, _, reference = _cell(load, "deepseek-r1", "on", "reasoning_last_turn")
+    sample = reference.samples[-1]
+    opener = next(s for s in sample.spans if s.kind is Kind.INJECTED)
+    mask = list(sample.loss_mask)
+    mask[opener.first_token : opener.end_token] = [1] * (opener.end_token - opener.first_token)
+    violations = check_samples(loaded.tokenizer, reference.plans, [*reference.samples[:-1], dataclasses.replace(sample, loss_mask=tuple(mask))])
+    (hit,) = [v for v in violations if v.invariant is Invariant.NO_INJECTED_LOSS]
+    assert "opener" in hit.detail and hit.tokens[0] == "<think>"
+
+
+# --- 3. complete supervision ---------------------------------------------------------------------------------------
+
+
+def test_complete_catches_an_untrained_stop_token(load):
+    loaded, _, _, reference = _cell(load, "llama-3.1-8b", "off", "single_turn")
+    (sample,) = reference.samples
+    mask = list(sample.loss_mask)
+    mask[-1] = 0
+    violations = check_samples(loaded.tokenizer, reference.plans, [dataclasses.replace(sample, loss_mask=tuple(mask))])
+    (hit,) = violations
+    assert hit.invariant is Invariant.COMPLETE and hit.tokens == ("<|eot_id|>",)
+
+
+def test_complete_catches_a_turn_that_no_sample_trains(load):
+    loaded, _, _, reference = _cell(load, "qwen3-8b", "off", "multi_turn")
+    violations = check_samples(loaded.tokenizer, reference.plans, reference.samples[1:])
+    assert [(v.invariant, v.turn) for v in violations] == [(Invariant.COMPLETE, 0)]
+
+
+# --- 4. whole-string tokenization -----------------------------------------------------------------------------------
+
+
+def test_whole_string_catches_segment_wise_tokenization(load):
+    """Tokenizing prompt, reasoning text, closing tags and answer separately splits `.\\n` that BPE merges."""
+    loaded, _, _, reference = _cell(load, "qwen3-8b", "on", "reasoning_last_turn")
+    plan = reference.plans[-1]
+    reasoning = conversation.fixture("reasoning_last_turn").messages[-1].reasoning
+    segments = [plan.prompt, "<think>\n", reasoning, "\n</think>\n\n", *[p.text for p in plan.pieces[1:]]]
+    assert "".join(segments) == plan.text
+    ids, mask = [], []
+    for i, segment in enumerate(segments):
+        seg_ids = encode(loaded.tokenizer, segment)[0]
+        ids += seg_ids
+        mask += [int(i > 0)] * len(seg_ids)
+    violations = check_samples(loaded.tokenizer, reference.plans, [*reference.samples[:-1], ExternalSample(tuple(ids), tuple(mask))])
+    (hit,) = [v for v in violations if v.invariant is Invariant.WHOLE_STRING]
+    assert "not the tokenization of their own text" in hit.detail
+
+
+def test_whole_string_catches_a_text_that_does_not_match_the_ids(load):
+    loaded, _, _, reference = _cell(load, "qwen2.5-7b", "off", "single_turn")
+    (sample,) = reference.samples
+    wrong = dataclasses.replace(sample, text=sample.text.replace("Paris", "Lyon"))
+    (hit,) = check_samples(loaded.tokenizer, reference.plans, [wrong])
+    assert hit.invariant is Invariant.WHOLE_STRING and "differs from the sample's text" in hit.detail
+
+
+# --- 5. no straddling token ---------------------------------------------------------------------------------------------
+
+
+def test_straddle_catches_generated_whitespace_merged_with_the_prompt(load):
+    """Without the reference's fix, `assistant\\n` + `\\n\\n  Kept` tokenizes `\\n\\n\\n` across the prompt's edge."""
+    loaded = load("qwen2.5-7b")
+    fam = family("qwen2.5")
+    conv = conversation.fixture("whitespace_edges")
+    (plan,) = plan_turns(loaded.tokenizer, conv, fam, fam.off)
+    assert any(n.startswith("leading whitespace") for n in plan.notes)
+    content = conv.messages[-1].content
+    unfixed = dataclasses.replace(plan, pieces=(Piece(Kind.CONTENT, content), Piece(Kind.STOP, "<|im_end|>")))
+    ids, offsets = encode(loaded.tokenizer, unfixed.text)
+    mask = tuple(int(a >= len(plan.prompt)) for a, _ in offsets)
+    violations = check_samples(loaded.tokenizer, [unfixed], [ExternalSample(tuple(ids), mask)])
+    (hit,) = [v for v in violations if v.invariant is Invariant.NO_STRADDLE]
+    assert hit.tokens == ("\n\n\n",)
+
+
+# --- 6. determinism -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["llama-3.2-3b", "gpt-oss-20b"])
+def test_determinism_catches_an_unpinned_clock(load, model: str):
+    loaded = load(model)
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+    def unpinned():
+        ids = loaded.tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
+        return [ExternalSample(tuple(ids), (0,) * len(ids))]
+
+    (hit,) = check_determinism(unpinned)
+    assert hit.invariant is Invariant.DETERMINISM and "pin the date" in hit.detail
+
+
+@pytest.mark.parametrize("model", ["llama-3.2-3b", "gpt-oss-20b"])
+def test_determinism_holds_for_the_reference(load, model: str):
+    loaded, fam, conv, _ = _cell(load, model, "on" if model.startswith("gpt") else "off", "single_turn")
+    think = Think.ON if model.startswith("gpt") else Think.OFF
+    assert check_determinism(lambda: preprocess(loaded.tokenizer, conv, fam, think).samples) == []
