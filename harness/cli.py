@@ -1,0 +1,159 @@
+"""`cth`: the command line. Each command is a thin wrapper over the package's functions.
+
+Bad input and environment problems print one line, `error: <what>; fix: <how>`, and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import conversation, matrix, source
+from harness.errors import HarnessError
+from harness.families import NotApplicable, Think, family
+from harness.sample import Policy, preprocess, resolve_mode
+
+Command = Callable[[argparse.Namespace, Console], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
+    return Path(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
+
+
+def _allow_drift(args: argparse.Namespace) -> bool:
+    return bool(args.allow_drift or os.environ.get("CTH_ALLOW_DRIFT"))
+
+
+def _cell(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    spec = source.get_model(args.model)
+    conv = conversation.load(args.fixture)
+    think = Think(args.think)
+    fam = family(spec.family)
+    resolve_mode(fam, think, conv)  # N/A cells stop here with their reason
+    loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=_allow_drift(args))
+    return loaded, preprocess(loaded.tokenizer, conv, fam, think, Policy(args.policy)), conv
+
+
+@command("models")
+def cmd_models(args: argparse.Namespace, console: Console) -> int:
+    """Registered tokenizers with their pins and whether the local files match them."""
+    base = _tokenizers_dir(args)
+    table = Table(title=f"tokenizers ({'pack: ' + str(base) if base else 'hub cache'})", title_justify="left")
+    for column in ("model", "hub id", "revision", "family", "think on", "think off", "files", "provenance"):
+        table.add_column(column)
+    for spec in source.registry().values():
+        fam = family(spec.family)
+        try:
+            directory, origin = source.locate(spec, base, download=False)
+            _, drift = source.verify(spec, directory, origin)
+            files = "all sha256 match" if not drift else "; ".join(d.describe() for d in drift)
+        except HarnessError as exc:
+            files = f"not available ({exc.message})"
+        statuses = sorted({f.status.split(" (")[0] for f in spec.files})
+        table.add_row(
+            spec.name,
+            spec.hub_repo,
+            (spec.revision or "unpinned")[:12],
+            fam.title,
+            "N/A" if isinstance(fam.on, NotApplicable) else "yes",
+            "N/A" if isinstance(fam.off, NotApplicable) else "yes",
+            files,
+            ", ".join(statuses),
+        )
+    console.print(table)
+    return 0
+
+
+@command("show")
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    """Terminal view of a cell: trained spans coloured, whitespace visible, the turn report."""
+    from harness.view import show
+
+    loaded, result, conv = _cell(args)
+    show(console, f"{loaded.spec.name} · think {args.think} · {conv.name} ({loaded.spec.hub_repo}, {loaded.origin})", result)
+    return 0
+
+
+@command("render")
+def cmd_render(args: argparse.Namespace, console: Console) -> int:
+    """Machine-readable samples: a JSON list of {text, input_ids, loss_mask}."""
+    _, result, _ = _cell(args)
+    samples = [
+        {"text": s.text, "input_ids": list(s.input_ids), "loss_mask": list(s.loss_mask), "turns": list(s.turns)}
+        for s in result.samples
+    ]
+    sys.stdout.write(json.dumps(samples, ensure_ascii=False, indent=None if args.json else 2) + "\n")
+    return 0
+
+
+@command("matrix")
+def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
+    """Every model x think mode x fixture: pass, fail or N/A (with the reason)."""
+    from harness import report
+
+    selected = matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+    results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
+    console.print(report.matrix_table(results))
+    console.print(report.summary_line(results))
+    if args.markdown:
+        Path(args.markdown).write_text(report.matrix_markdown(results), "utf-8")
+    return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
+
+
+def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="short name (qwen3-8b) or hub id (Qwen/Qwen3-8B)")
+    parser.add_argument("fixture", help="built-in fixture name or path to a JSON conversation")
+    parser.add_argument("--think", choices=[t.value for t in Think], required=True)
+    parser.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cth", description="chat-template harness: what each template trains")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tokenizers-dir", help="local tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)")
+    common.add_argument("--allow-drift", action="store_true", help="load tokenizers whose files differ from the pins")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("models", parents=[common], help=cmd_models.__doc__)
+    show_p = sub.add_parser("show", parents=[common], help=cmd_show.__doc__)
+    _add_cell_arguments(show_p)
+    render_p = sub.add_parser("render", parents=[common], help=cmd_render.__doc__)
+    _add_cell_arguments(render_p)
+    render_p.add_argument("--json", action="store_true", help="one compact JSON line")
+    matrix_p = sub.add_parser("matrix", parents=[common], help=cmd_matrix.__doc__)
+    matrix_p.add_argument("--model", action="append", help="only this model (repeatable)")
+    matrix_p.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
+    matrix_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
+    matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    console = Console(highlight=False, width=width)
+    try:
+        return COMMANDS[args.command](args, console)
+    except HarnessError as exc:
+        Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The matrix report: model x think mode x fixture, for terminals and for CI summaries (Markdown)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from harness.matrix import CellResult, Status
+
+MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a"}
+STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50"}
+
+
+def _grid(results: Sequence[CellResult]) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], CellResult]]:
+    fixtures = list(dict.fromkeys(r.cell.fixture for r in results))
+    rows = list(dict.fromkeys((r.cell.model, str(r.cell.think)) for r in results))
+    cells = {(r.cell.model, str(r.cell.think), r.cell.fixture): r for r in results}
+    return fixtures, rows, cells
+
+
+def _na_reasons(results: Sequence[CellResult]) -> dict[str, list[str]]:
+    """Each distinct N/A reason with the cells it covers (a whole mode, or some fixtures)."""
+    reasons: dict[str, list[str]] = {}
+    for r in results:
+        if r.status is Status.NA:
+            reasons.setdefault(r.reason, []).append(r.cell.id)
+    return reasons
+
+
+def matrix_table(results: Sequence[CellResult]) -> Table:
+    fixtures, rows, cells = _grid(results)
+    table = Table(title="matrix: model × think mode × fixture", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    table.add_column("think", no_wrap=True)
+    for f in fixtures:
+        table.add_column(f.replace("_", " "), justify="center", overflow="fold")
+    for model, think in rows:
+        table.add_row(
+            model,
+            think,
+            *(
+                Text(MARK[c.status], style=STYLE[c.status]) if (c := cells.get((model, think, f))) else Text("")
+                for f in fixtures
+            ),
+        )
+    return table
+
+
+def summary_line(results: Sequence[CellResult]) -> Text:
+    counts = Counter(r.status for r in results)
+    text = Text(f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a")
+    for reason, ids in _na_reasons(results).items():
+        text.append(f"\n  n/a ({len(ids)} cells): {reason}", style="grey50")
+    for r in results:
+        if r.status is Status.FAIL:
+            text.append(f"\n  FAIL {r.cell.id}: {r.reason}", style="red")
+    return text
+
+
+def matrix_markdown(results: Sequence[CellResult]) -> str:
+    fixtures, rows, cells = _grid(results)
+    icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—"}
+    lines = [
+        "## chat-template-harness matrix",
+        "",
+        "| model | think | " + " | ".join(f.replace("_", " ") for f in fixtures) + " |",
+        "|---|---|" + "---|" * len(fixtures),
+    ]
+    for model, think in rows:
+        marks = [icon[c.status] if (c := cells.get((model, think, f))) else "" for f in fixtures]
+        lines.append(f"| `{model}` | {think} | " + " | ".join(marks) + " |")
+    counts = Counter(r.status for r in results)
+    lines += ["", f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a", ""]
+    reasons = _na_reasons(results)
+    if reasons:
+        lines += ["### N/A cells", ""]
+        lines += [f"- {reason} ({len(ids)} cells)" for reason, ids in reasons.items()]
+        lines.append("")
+    failures = [r for r in results if r.status is Status.FAIL]
+    if failures:
+        lines += ["### Failures", ""]
+        for r in failures:
+            lines.append(f"- `{r.cell.id}`")
+            lines += [f"  - {v.format().splitlines()[0]}" for v in r.violations[:5]]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""The `cth` command line: output people read, JSON machines read, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import cli, conversation, source
+from harness.families import Think, family
+from harness.sample import preprocess
+from harness.turns import Kind
+from harness.view import STYLES, sample_text, visible
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_lists_every_tokenizer_with_its_provenance(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for name in source.registry():
+        assert name in out
+    assert out.count("all sha256 match") == len(source.registry())
+
+
+def test_show_qwen3_think_off_shows_the_empty_think_block_as_untrained_prompt(capsys):
+    code, out, _ = run(capsys, "show", "qwen3-8b", "single_turn", "--think", "off")
+    assert code == 0
+    assert "empty think (not trained)" in out
+    assert "<|im_start|>assistant↵\n<think>↵\n↵\n</think>↵\n↵\nThe capital" in out
+    loaded = source.load("qwen3-8b")
+    (sample,) = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), family("qwen3"), Think.OFF).samples
+    styled = sample_text(sample)
+    empty = [styled.plain[s.start : s.end] for s in styled.spans if s.style == STYLES[Kind.EMPTY_THINK]]
+    assert empty == [visible("<think>\n\n</think>\n\n")]
+    trained = [styled.plain[s.start : s.end] for s in styled.spans if s.style in (STYLES[Kind.CONTENT], STYLES[Kind.STOP])]
+    assert "".join(trained) == "The capital of France is Paris.<|im_end|>"
+
+
+def test_render_json_is_a_list_of_samples(capsys):
+    code, out, _ = run(capsys, "render", "qwen3-8b", "multi_turn", "--think", "off", "--json")
+    samples = json.loads(out)
+    assert code == 0 and len(samples) == 3
+    for s in samples:
+        assert set(s) >= {"text", "input_ids", "loss_mask"} and len(s["input_ids"]) == len(s["loss_mask"])
+        assert s["text"].endswith("<|im_end|>")
+
+
+def test_render_accepts_a_hub_id_and_a_conversation_file(capsys, tmp_path: Path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]))
+    code, out, _ = run(capsys, "render", "meta-llama/Llama-3.1-8B-Instruct", str(path), "--think", "off", "--json")
+    assert code == 0 and json.loads(out)[0]["text"].endswith("hello<|eot_id|>")
+
+
+def test_visible_whitespace():
+    assert visible("a b\n  c\td ") == "a b↵\n··c⇥d·"
+
+
+BAD_INPUT = {
+    "malformed fixture": ('[{"role": "user"', "is not valid JSON"),
+    "unknown role": ('[{"role": "user", "content": "q"}, {"role": "robot", "content": "a"}]', "unknown role 'robot'"),
+    "not ending in assistant": ('[{"role": "user", "content": "q"}]', "ends with a 'user' message"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_conversation_is_one_line_with_no_traceback(case: str, capsys, tmp_path: Path):
+    text, expected = BAD_INPUT[case]
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    code, out, err = run(capsys, "show", "qwen3-8b", str(path), "--think", "off")
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and expected in err and "fix:" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unknown_model_is_one_line(capsys):
+    code, _, err = run(capsys, "show", "llama-9", "single_turn", "--think", "off")
+    assert code == 2 and err.startswith("error: unknown model 'llama-9'") and err.count("\n") == 1
+
+
+def test_missing_tokenizer_directory_is_one_line_from_the_installed_script(tmp_path: Path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "show", "qwen3-8b", "single_turn", "--think", "off",
+         "--tokenizers-dir", str(tmp_path / "missing")],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: tokenizer directory") and "fix:" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_na_cell_is_one_line_with_the_reason(capsys):
+    code, _, err = run(capsys, "show", "qwq-32b", "single_turn", "--think", "off")
+    assert code == 2 and "N/A" in err and "no off switch" in err

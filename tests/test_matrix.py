@@ -1,0 +1,73 @@
+"""Every tokenizer x think mode x fixture cell: the reference obeys the contract, N/A cells are declared."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import conversation, matrix, source
+from harness.families import Think, family
+from harness.invariants import check_samples
+from harness.matrix import Cell, Status
+from harness.sample import CellNotApplicable, Policy, preprocess
+
+CELLS = matrix.cells()
+APPLICABLE = [c for c in CELLS if matrix.na_reason(c) is None]
+NOT_APPLICABLE = [c for c in CELLS if matrix.na_reason(c) is not None]
+
+
+def test_the_matrix_is_the_full_product():
+    assert len(CELLS) == len(source.registry()) * 2 * len(conversation.fixture_names())
+    assert len(APPLICABLE) + len(NOT_APPLICABLE) == len(CELLS)
+
+
+@pytest.mark.parametrize("cell", APPLICABLE, ids=lambda c: c.id)
+def test_cell_obeys_the_contract(cell: Cell):
+    result = matrix.run_cell(cell)
+    assert result.status is Status.PASS, "\n".join(v.format() for v in result.violations)
+    pre = result.result
+    assert pre is not None
+    # samples are ordered by the turn they end with; the last one ends with the final assistant turn
+    ends = [s.turns[-1] for s in pre.samples]
+    assert ends == sorted(ends) and ends[-1] == pre.plans[-1].turn
+    # every turn has a line in the alignment report, and a split turn says why
+    assert [r.turn for r in pre.report] == [p.turn for p in pre.plans]
+    for r in pre.report:
+        alone = r.sample >= 0 and not r.shared and r.turn != pre.plans[-1].turn
+        assert bool(r.split_reason) == alone, r
+
+
+@pytest.mark.parametrize("cell", NOT_APPLICABLE, ids=lambda c: c.id)
+def test_cell_is_declared_na_with_its_reason(cell: Cell):
+    result = matrix.run_cell(cell)
+    assert result.status is Status.NA and len(result.reason) > 20
+    loaded = source.load(cell.model)
+    with pytest.raises(CellNotApplicable, match="N/A"):
+        preprocess(loaded.tokenizer, conversation.fixture(cell.fixture), family(loaded.spec.family), cell.think)
+
+
+@pytest.mark.parametrize("model", ["qwen3-8b", "qwen2.5-7b", "deepseek-r1", "gpt-oss-20b"])
+def test_policy_last_trains_only_the_final_turn(model: str):
+    loaded = source.load(model)
+    fam = family(loaded.spec.family)
+    think = Think.ON if model in ("deepseek-r1", "gpt-oss-20b") else Think.OFF
+    conv = conversation.fixture("multi_turn")
+    result = preprocess(loaded.tokenizer, conv, fam, think, Policy.LAST)
+    (sample,) = result.samples
+    assert sample.turns == (2,)
+    assert [r.sample for r in result.report] == [-1, -1, 0]
+    assert check_samples(loaded.tokenizer, result.plans, result.samples, required_turns=[2]) == []
+
+
+def test_history_sharing_follows_the_template():
+    """Faithful templates share one sequence; history-rewriting ones split with a reason."""
+    def shape(model: str, think: Think) -> list[tuple[int, ...]]:
+        loaded = source.load(model)
+        result = preprocess(loaded.tokenizer, conversation.fixture("reasoning_every_turn"), family(loaded.spec.family), think)
+        return [s.turns for s in result.samples]
+
+    assert shape("qwen2.5-7b", Think.OFF) == [(0, 1, 2)]
+    assert shape("llama-3.1-8b", Think.OFF) == [(0, 1, 2)]
+    assert shape("qwen3-8b", Think.ON) == [(0,), (1,), (2,)]  # past reasoning dropped
+    assert shape("deepseek-r1", Think.ON) == [(0,), (1,), (2,)]  # cut at </think>
+    assert shape("deepseek-v3.1", Think.OFF) == [(0, 1, 2)]
+    assert shape("gpt-oss-20b", Think.ON) == [(0,), (1,), (2,)]  # analysis dropped, <|return|> -> <|end|>
