@@ -1,0 +1,38 @@
+"""Developer and CI sessions. `nox -l` lists them; maintenance sessions are not run by default.
+
+torch is installed first as torch==2.13.0 wherever a session needs it: any other torch spec on a
+machine without torch pulls several GB of CUDA wheels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+TORCH = "torch==2.13.0"
+# The newest 4.x and the newest 5.x: the upgrade matrix (tox.ini has the same factors).
+TRANSFORMERS = {"tf4": "transformers==4.57.6", "tf5": "transformers>=5,<6"}
+
+
+def _env(session: nox.Session) -> dict[str, str]:
+    pack = os.environ.get("CTH_TOKENIZERS_DIR", str(ROOT.parent / "shared" / "tokenizers"))
+    return {"CTH_TOKENIZERS_DIR": pack}
+
+
+def _install(session: nox.Session, extras: str, *pins: str) -> None:
+    if "train" in extras:
+        session.install(TORCH)
+    session.install("-e", f".[{extras}]", *pins)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (all cells, invariants, goldens, smoke step on CPU)."""
+    _install(session, "test,train")
+    session.run("pytest", *session.posargs, env=_env(session))
