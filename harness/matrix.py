@@ -17,6 +17,7 @@ from harness import conversation, source
 from harness.families import Think, family
 from harness.invariants import Violation, check_determinism, check_samples
 from harness.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
+from harness.source import LoadedTokenizer
 
 
 @dataclass(frozen=True, order=True)
@@ -43,6 +44,7 @@ class CellResult:
     reason: str = ""  # the N/A reason, or a one-line summary of the failure
     result: Preprocessed | None = None
     violations: tuple[Violation, ...] = ()
+    loaded: LoadedTokenizer | None = None  # provenance for reports and golden headers
 
 
 def cells(
@@ -91,8 +93,8 @@ def run_cell(
     if determinism:
         violations += check_determinism(produce)
     if violations:
-        return CellResult(cell, Status.FAIL, violations[0].format().splitlines()[0], result, tuple(violations))
-    return CellResult(cell, Status.PASS, "", result)
+        return CellResult(cell, Status.FAIL, violations[0].format().splitlines()[0], result, tuple(violations), loaded)
+    return CellResult(cell, Status.PASS, "", result, (), loaded)
 
 
 def run(cells_: Iterable[Cell], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> list[CellResult]:

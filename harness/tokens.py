@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 
 def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     """Token ids of `text` (the templates already write BOS) and each token's character range."""
+    ids, offsets = _encode(tokenizer, text)
+    return list(ids), list(offsets)
+
+
+# A cell tokenizes the same served prompts and samples several times (grouping, building,
+# reporting, checking, the determinism re-run): remember the recent ones.
+@lru_cache(maxsize=4096)
+def _encode(tokenizer: Any, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+    return tuple(enc["input_ids"]), tuple((int(a), int(b)) for a, b in enc["offset_mapping"])
 
 
 def decode(tokenizer: Any, ids: Sequence[int]) -> str:
