@@ -36,3 +36,21 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (all cells, invariants, goldens, smoke step on CPU)."""
     _install(session, "test,train")
     session.run("pytest", *session.posargs, env=_env(session))
+
+
+@nox.session(default=False)
+def update_goldens(session: nox.Session) -> None:
+    """Write goldens for every cell (or the test ids given after --); never under CI."""
+    if os.environ.get("CI"):
+        session.error("goldens are never written when CI is set")
+    _install(session, "test")
+    targets = session.posargs or ["tests/test_goldens.py"]
+    session.run("pytest", *targets, "--snapshot-update", "-p", "no:randomly", env=_env(session))
+    session.log("explain every golden change in the commit message (what changed upstream or in the harness, and why)")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Print the benchmark figures: full matrix run vs bare tokenizer loads, smoke step per family."""
+    _install(session, "test,train")
+    session.run("python", "-m", "harness.bench", *session.posargs, env=_env(session))

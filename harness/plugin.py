@@ -1,14 +1,126 @@
-"""pytest plugin (entry point `pytest11`): command-line options and fixtures only; logic lives elsewhere."""
+"""pytest plugin (entry point `pytest11`): command-line options, fixtures and report hooks only.
+
+Inert unless used: nothing happens in a test session that requests none of its fixtures and
+passes none of its options. The logic lives in harness.matrix, harness.golden, harness.snapshot
+and harness.external.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+RESULTS = pytest.StashKey[dict[Any, Any]]()
+GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chat-template-harness")
+    group.addoption("--cth-tokenizers-dir", default=None, help="tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)")
     group.addoption(
-        "--cth-tokenizers-dir",
-        default=None,
-        help="tokenizer pack for the harness (default: $CTH_TOKENIZERS_DIR, else the hub)",
+        "--cth-allow-drift",
+        action="store_true",
+        default=bool(os.environ.get("CTH_ALLOW_DRIFT")),
+        help="run with tokenizer files that differ from the pins (default: $CTH_ALLOW_DRIFT); goldens then show what changed",
     )
+    group.addoption("--cth-goldens", default="goldens", help="goldens directory, relative to the rootdir (default: goldens)")
+    group.addoption(
+        "--cth-preprocessor",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="check this preprocessor on every cell of the matrix (see README: add the harness to your repo's CI)",
+    )
+    group.addoption("--cth-model", action="append", default=[], help="with --cth-preprocessor: only these models")
+    group.addoption("--cth-think", action="append", default=[], choices=["on", "off"], help="with --cth-preprocessor: only this mode")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from harness.snapshot import GOLDENS_ROOT_ATTR
+
+    config.stash[RESULTS] = {}
+    config.stash[GOLDENS_ASSERTED] = set()
+    setattr(config, GOLDENS_ROOT_ATTR, str(config.rootpath / config.getoption("--cth-goldens")))
+    if os.environ.get("CI") and config.getoption("--snapshot-update", default=False):
+        raise pytest.UsageError("goldens are never written when CI is set: run `nox -s update_goldens` locally")
+
+
+def _tokenizers_dir(config: pytest.Config) -> Path | None:
+    from harness import source
+
+    given = config.getoption("--cth-tokenizers-dir")
+    return Path(given) if given else source.tokenizers_dir_from_env()
+
+
+@pytest.fixture(scope="session")
+def cth_run(pytestconfig: pytest.Config) -> Callable[..., Any]:
+    """Run a matrix cell once per session (reference preprocessor + invariants); pins are checked first."""
+    from harness import matrix, source
+    from harness.errors import HarnessError
+
+    base = _tokenizers_dir(pytestconfig)
+    allow_drift = bool(pytestconfig.getoption("--cth-allow-drift"))
+    if not allow_drift:
+        for spec in source.registry().values():
+            try:
+                directory, origin = source.locate(spec, base)
+                _, drift = source.verify(spec, directory, origin)
+            except HarnessError as exc:
+                pytest.exit(f"error: {exc}", returncode=2)
+            if drift:
+                pytest.exit(
+                    f"error: {spec.name}: {directory / drift[0].name}: {drift[0].describe()}; fix: restore the pinned "
+                    "file, or re-run with --cth-allow-drift to see which goldens change",
+                    returncode=2,
+                )
+    cache = pytestconfig.stash[RESULTS]
+
+    def run(cell: matrix.Cell) -> matrix.CellResult:
+        if cell not in cache:
+            cache[cell] = matrix.run_cell(cell, base, allow_drift=allow_drift)
+        return cache[cell]
+
+    return run
+
+
+@pytest.fixture
+def golden(snapshot: Any, request: pytest.FixtureRequest) -> Any:
+    """A syrupy snapshot stored as goldens/<model>/think-<t>/<fixture>.golden (test must take a `cell` parameter)."""
+    from harness.snapshot import GoldenExtension
+
+    request.config.stash[GOLDENS_ASSERTED].add(request.node.callspec.params["cell"])
+    return snapshot.use_extension(GoldenExtension)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After an update over the whole matrix, remove goldens that no cell maps to."""
+    asserted = session.config.stash.get(GOLDENS_ASSERTED, set())
+    if not asserted or not session.config.getoption("--snapshot-update", default=False) or os.environ.get("CI"):
+        return
+    from harness import matrix
+    from harness.snapshot import GOLDENS_ROOT_ATTR, stale_goldens
+
+    cells = matrix.cells()
+    if asserted != set(cells):
+        return  # a subset ran: never touch other cells' goldens
+    for path in stale_goldens(Path(getattr(session.config, GOLDENS_ROOT_ATTR)), cells):
+        path.unlink()
+        print(f"\nremoved unused golden {path}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from harness.matrix import Status
+
+    results = config.stash.get(RESULTS, {})
+    na = [r for r in results.values() if r.status is Status.NA]
+    if not na:
+        return
+    terminalreporter.section("chat-template-harness: N/A cells")
+    reasons: dict[str, list[str]] = {}
+    for r in na:
+        reasons.setdefault(r.reason, []).append(r.cell.id)
+    for reason, ids in reasons.items():
+        terminalreporter.write_line(f"{len(ids)} cell(s): {reason}")

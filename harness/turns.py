@@ -55,7 +55,7 @@ class TurnPlan:
     opener_kind: Kind
     pieces: tuple[Piece, ...]
     notes: tuple[str, ...]
-    template_render: str  # "same", "differs" or "no reasoning shown" (see module docstring)
+    template_render: str  # the template's own render of this turn, as the last message: "same", "differs", "hides reasoning"
 
     @property
     def body(self) -> str:
@@ -148,7 +148,7 @@ def _plan(
         )
 
     if thinks_here and reasoning and not family.template_shows_final_reasoning:
-        agreement = "no reasoning shown"
+        agreement = "hides reasoning"
     else:
         full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here)], False)
         agreement = "same" if full == prompt + "".join(p.text for p in pieces) + family.trailer else "differs"

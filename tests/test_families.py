@@ -140,7 +140,7 @@ def test_the_template_renders_what_is_trained_where_it_shows_the_turn(model: str
                 if whitespace_dropped or empty_opened_think:
                     expected = "differs"  # the template shows no think block where the model still closes one
                 elif hidden:
-                    expected = "no reasoning shown"
+                    expected = "hides reasoning"
                 else:
                     expected = "same"
                 assert plan.template_render == expected, (name, think, plan.turn)

@@ -21,8 +21,8 @@ def test_the_matrix_is_the_full_product():
 
 
 @pytest.mark.parametrize("cell", APPLICABLE, ids=lambda c: c.id)
-def test_cell_obeys_the_contract(cell: Cell):
-    result = matrix.run_cell(cell)
+def test_cell_obeys_the_contract(cell: Cell, cth_run):
+    result = cth_run(cell)
     assert result.status is Status.PASS, "\n".join(v.format() for v in result.violations)
     pre = result.result
     assert pre is not None
@@ -37,8 +37,8 @@ def test_cell_obeys_the_contract(cell: Cell):
 
 
 @pytest.mark.parametrize("cell", NOT_APPLICABLE, ids=lambda c: c.id)
-def test_cell_is_declared_na_with_its_reason(cell: Cell):
-    result = matrix.run_cell(cell)
+def test_cell_is_declared_na_with_its_reason(cell: Cell, cth_run):
+    result = cth_run(cell)
     assert result.status is Status.NA and len(result.reason) > 20
     loaded = source.load(cell.model)
     with pytest.raises(CellNotApplicable, match="N/A"):

@@ -1,0 +1,29 @@
+"""Goldens: every cell's rendered text, ids and trained spans, compared with goldens/ (bodies only).
+
+Update them only with `nox -s update_goldens` (or `pytest tests/test_goldens.py --snapshot-update`),
+never by hand, never under CI; say why in the commit message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import golden as golden_format
+from harness import matrix
+from harness.matrix import Cell
+from harness.snapshot import stale_goldens
+
+CELLS = matrix.cells()
+ROOT = Path(__file__).resolve().parents[1] / "goldens"
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.id)
+def test_golden(cell: Cell, golden, cth_run):
+    assert golden == golden_format.render(cth_run(cell))
+
+
+def test_no_unused_goldens():
+    stale = stale_goldens(ROOT, CELLS)
+    assert not stale, f"goldens that no cell maps to: {[str(p) for p in stale]}; fix: nox -s update_goldens (removes them)"
