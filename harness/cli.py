@@ -6,6 +6,7 @@ Bad input and environment problems print one line, `error: <what>; fix: <how>`, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -107,13 +108,24 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     """Every model x think mode x fixture: pass, fail or N/A (with the reason)."""
     from harness import report
 
+    from harness import golden
+
     selected = matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
     results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
+    goldens = Path(args.goldens)
+    if goldens.is_dir():
+        results = [_with_golden(r, golden.check(r, goldens)) for r in results]
     console.print(report.matrix_table(results))
     console.print(report.summary_line(results))
     if args.markdown:
         Path(args.markdown).write_text(report.matrix_markdown(results), "utf-8")
     return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
+
+
+def _with_golden(result: matrix.CellResult, problem: str | None) -> matrix.CellResult:
+    if problem is None or result.status is matrix.Status.FAIL:
+        return result
+    return dataclasses.replace(result, status=matrix.Status.FAIL, reason=problem)
 
 
 def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     matrix_p.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
     matrix_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
+    matrix_p.add_argument("--goldens", default="goldens", help="compare with these goldens (default: ./goldens, if present)")
     return top
 
 
