@@ -23,8 +23,9 @@ from harness.tokens import decode, encode, token_strings
 from harness.turns import Kind, TurnPlan
 
 MAX_SHOWN = 10
-# A think block with nothing but whitespace inside, in any template's spelling.
-EMPTY_THINK = re.compile(r"<think>\s*</think>\s*")
+# A think block with nothing but whitespace inside, in any template's spelling: `<think>\n\n</think>\n\n`,
+# or a bare `</think>` right after a tag (V3.1's `<｜Assistant｜></think>`, QwQ/R1 after a `<think>\n` opener).
+EMPTY_THINK = re.compile(r"<think>\s*</think>\s*|(?<=>)\s*</think>\s*")
 
 
 class Invariant(Enum):
@@ -149,25 +150,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             )
         )
 
-    # Where each turn's generated span and injected text lie in this sample, if the turn appears as served.
-    trained_regions: list[_Region] = []
-    injected: list[_Region] = []
-    appearing: list[TurnPlan] = []
-    for plan in plans:
-        if not text.startswith(plan.prompt):
-            continue
-        start = len(plan.prompt)
-        if plan.opener:
-            injected.append(_Region(plan.turn, plan.opener_kind, start - len(plan.opener), start))
-        if not text.startswith(plan.body, start):
-            continue
-        appearing.append(plan)
-        for piece in plan.pieces:
-            region = _Region(plan.turn, piece.kind, start, start + len(piece.text))
-            (trained_regions if piece.kind.trained else injected).append(region)
-            start = region.end
-    for m in EMPTY_THINK.finditer(text):
-        injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end()))
+    trained_regions, injected, appearing = _layout(plans, text)
 
     def region_of(regions: list[_Region], a: int, b: int) -> _Region | None:
         return next((r for r in regions if a < r.end and b > r.start), None)
@@ -264,6 +247,58 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                     )
                 )
     return out, turns_trained
+
+
+def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_Region], list[TurnPlan]]:
+    """Where each turn's generated span and injected text lie in this sample text, for turns that appear as served."""
+    trained_regions: list[_Region] = []
+    injected: list[_Region] = []
+    appearing: list[TurnPlan] = []
+    for plan in plans:
+        if not text.startswith(plan.prompt):
+            continue
+        start = len(plan.prompt)
+        if plan.opener:
+            injected.append(_Region(plan.turn, plan.opener_kind, start - len(plan.opener), start))
+        if not text.startswith(plan.body, start):
+            continue
+        appearing.append(plan)
+        for piece in plan.pieces:
+            region = _Region(plan.turn, piece.kind, start, start + len(piece.text))
+            (trained_regions if piece.kind.trained else injected).append(region)
+            start = region.end
+    for m in EMPTY_THINK.finditer(text):
+        injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end()))
+    return trained_regions, injected, appearing
+
+
+@dataclass(frozen=True)
+class TokenRole:
+    """What the contract says of one token of a sample: may it be trained, and what is it."""
+
+    trainable: bool
+    kind: Kind  # REASONING/CONTENT/STOP where trainable; EMPTY_THINK/INJECTED for template injections; else PROMPT
+    turn: int | None
+
+
+def token_roles(tokenizer: Any, plans: Sequence[TurnPlan], ids: Sequence[int]) -> list[TokenRole]:
+    """Per token: whether it lies in a generated span whose served prompt replays, else what it is."""
+    text = decode(tokenizer, ids)
+    reencoded, offsets = encode(tokenizer, text)
+    if reencoded != list(ids):
+        offsets = _approximate_offsets(token_strings(tokenizer, ids))
+    trained_regions, injected, _ = _layout(plans, text)
+    roles = []
+    for a, b in offsets:
+        inside = next((r for r in trained_regions if a >= r.start and b <= r.end), None)
+        hit = next((r for r in injected if a < r.end and b > r.start), None)
+        if inside is not None:
+            roles.append(TokenRole(True, inside.kind, inside.turn))
+        elif hit is not None:
+            roles.append(TokenRole(False, hit.kind, hit.turn if hit.turn >= 0 else None))
+        else:
+            roles.append(TokenRole(False, Kind.PROMPT, None))
+    return roles
 
 
 def _inside_trained_run(regions: list[_Region], a: int, b: int) -> bool:
