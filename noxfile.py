@@ -54,3 +54,10 @@ def bench(session: nox.Session) -> None:
     """Print the benchmark figures: full matrix run vs bare tokenizer loads, smoke step per family."""
     _install(session, "test,train")
     session.run("python", "-m", "harness.bench", *session.posargs, env=_env(session))
+
+
+@nox.session(default=False)
+def smoke(session: nox.Session) -> None:
+    """Smoke training step for every family (CUDA bf16 if present, else CPU), with the naive control."""
+    _install(session, "test,train")
+    session.run("pytest", "-m", "smoke", *session.posargs, env=_env(session))

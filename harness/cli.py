@@ -122,6 +122,24 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
 
 
+@command("smoke")
+def cmd_smoke(args: argparse.Namespace, console: Console) -> int:
+    """Tiny training step: exits 1 when gradient reaches a position that must not be trained."""
+    from harness.smoke import report_lines, run_smoke
+
+    result = run_smoke(
+        args.model,
+        Think(args.think),
+        device=args.device,
+        preprocessor=args.preprocessor,
+        steps=args.steps,
+        tokenizers_dir=_tokenizers_dir(args),
+    )
+    for line in report_lines(result):
+        console.print(line, markup=False)
+    return 0 if result.ok else 1
+
+
 def _with_golden(result: matrix.CellResult, problem: str | None) -> matrix.CellResult:
     if problem is None or result.status is matrix.Status.FAIL:
         return result
@@ -153,6 +171,14 @@ def parser() -> argparse.ArgumentParser:
     matrix_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
     matrix_p.add_argument("--goldens", default="goldens", help="compare with these goldens (default: ./goldens, if present)")
+    smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)
+    smoke_p.add_argument("model")
+    smoke_p.add_argument("--think", choices=[t.value for t in Think], required=True)
+    smoke_p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if present, else cpu")
+    smoke_p.add_argument(
+        "--preprocessor", default="reference", help="reference (default), naive (the worked wrong example) or MODULE:CALLABLE"
+    )
+    smoke_p.add_argument("--steps", type=int, default=3, help="AdamW steps after the checked one (default 3)")
     return top
 
 
