@@ -73,7 +73,9 @@ class Violation:
         )
         head = f"[{self.invariant.number} {self.invariant.title}]" + (f" {where}:" if where else "")
         line = f"{head} {self.detail}"
-        if self.positions:
+        if self.positions and not self.tokens:
+            line += f"\n    from position {self.positions[0]}"
+        elif self.positions:
             shown = ", ".join(f"{p}:{t!r}" for p, t in zip(self.positions[:MAX_SHOWN], self.tokens[:MAX_SHOWN], strict=False))
             more = f" … (+{len(self.positions) - MAX_SHOWN})" if len(self.positions) > MAX_SHOWN else ""
             line += f"\n    tokens {shown}{more}"
@@ -86,6 +88,7 @@ class _Region:
     kind: Kind
     start: int
     end: int
+    label: str = ""  # what the template wrote there, for injected regions
 
 
 def check_samples(
@@ -157,7 +160,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
 
     # 1 and 2: every trained token is inside a generated span whose served prompt replays.
     stray: list[int] = []
-    injected_hits: dict[tuple[int, Kind], list[int]] = {}
+    injected_hits: dict[tuple[int, str], list[int]] = {}
     trained_by_turn: dict[int, list[int]] = {}
     for t, (a, b) in enumerate(offsets):
         if not mask[t]:
@@ -168,11 +171,10 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             continue
         hit = region_of(injected, a, b)
         if hit is not None:
-            injected_hits.setdefault((hit.turn, hit.kind), []).append(t)
+            injected_hits.setdefault((hit.turn, hit.label), []).append(t)
         else:
             stray.append(t)
-    for (turn, kind), positions in injected_hits.items():
-        what = "an empty think block" if kind is Kind.EMPTY_THINK else "the generation prompt's opener"
+    for (turn, what), positions in injected_hits.items():
         out.append(
             Violation(
                 Invariant.NO_INJECTED_LOSS,
@@ -258,17 +260,23 @@ def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_
         if not text.startswith(plan.prompt):
             continue
         start = len(plan.prompt)
+        opener_start = start - len(plan.opener)
         if plan.opener:
-            injected.append(_Region(plan.turn, plan.opener_kind, start - len(plan.opener), start))
+            label = "an empty think block" if plan.opener_kind is Kind.EMPTY_THINK else "the generation prompt's opener"
+            injected.append(_Region(plan.turn, plan.opener_kind, opener_start, start, label))
+        if plan.header_start < opener_start:
+            injected.append(_Region(plan.turn, Kind.INJECTED, plan.header_start, opener_start, "the generation prompt's role header"))
         if not text.startswith(plan.body, start):
             continue
         appearing.append(plan)
         for piece in plan.pieces:
-            region = _Region(plan.turn, piece.kind, start, start + len(piece.text))
+            region = _Region(plan.turn, piece.kind, start, start + len(piece.text), "an empty think block")
             (trained_regions if piece.kind.trained else injected).append(region)
             start = region.end
+        if plan.trailer and text.startswith(plan.trailer, start):
+            injected.append(_Region(plan.turn, Kind.INJECTED, start, start + len(plan.trailer), "the template's text after the stop token"))
     for m in EMPTY_THINK.finditer(text):
-        injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end()))
+        injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end(), "an empty think block"))
     return trained_regions, injected, appearing
 
 
@@ -321,21 +329,39 @@ def _stray_violation(
     index: int,
 ) -> Violation:
     start = offsets[run[0]][0]
+    run_text = decode(tokenizer, [ids[t] for t in run])
+    # whose reply is this? (a reply trained after a history the template rewrote names its own turn)
+    owners = [p for p in plans if len(_reply(p)) >= 4 and _reply(p) in run_text]
+    if owners:
+        plan = max(owners, key=lambda p: len(_reply(p)))
+        if not text.startswith(plan.prompt):
+            served = encode(tokenizer, plan.prompt)[0]
+            at = _first_difference(ids, served)
+            detail = (
+                f"turn {plan.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
+                f"sample has {decode(tokenizer, ids[at:at+3])!r}, the served prompt {decode(tokenizer, served[at:at+3])!r}"
+            )
+            return Violation(
+                Invariant.REPLAY, detail, sample=index, turn=plan.turn, positions=tuple(run), tokens=tuple(strings[t] for t in run)
+            )
     served = [p for p in plans if text.startswith(p.prompt) and len(p.prompt) <= start]
+    if owners and text.startswith(owners[0].prompt):
+        served = [max(owners, key=lambda p: len(_reply(p)))]
     if served:
         plan = max(served, key=lambda p: len(p.prompt))
-        at = _first_difference(text[len(plan.prompt) :], plan.body)
-        got = text[len(plan.prompt) + at : len(plan.prompt) + at + 24]
-        want = plan.body[at : at + 24]
+        expected = encode(tokenizer, plan.text)[0]
+        at = _first_difference(ids, expected)
+        got = decode(tokenizer, ids[at : at + 3])
+        want = decode(tokenizer, expected[at : at + 3])
         detail = (
-            f"trained tokens do not follow the served prompt of turn {plan.turn} as generated: "
-            f"{at} characters after it the sample reads {got!r} where the model generates {want!r}"
+            f"trained tokens do not follow the served prompt of turn {plan.turn} as generated: from token {at} the "
+            f"sample has {got!r} where the model generates {want!r}"
         )
         turn: int | None = plan.turn
     else:
         # the turn whose served prompt parts from the sample last, but not after these tokens begin
         common = {p.turn: _first_difference(text, p.prompt) for p in plans}
-        before = [p for p in plans if common[p.turn] < offsets[run[0]][1]] or list(plans)
+        before = [p for p in plans if common[p.turn] < offsets[run[-1]][1]] or list(plans)
         plan = max(before, key=lambda p: (common[p.turn], p.turn))
         served = encode(tokenizer, plan.prompt)[0]
         at = _first_difference(ids, served)
@@ -353,6 +379,11 @@ def _stray_violation(
         positions=tuple(run),
         tokens=tuple(strings[t] for t in run),
     )
+
+
+def _reply(plan: TurnPlan) -> str:
+    """The turn's answer text (content piece), to recognise it wherever a sample trains it."""
+    return next((p.text for p in plan.pieces if p.kind is Kind.CONTENT), "")
 
 
 def check_determinism(

@@ -55,7 +55,9 @@ class TurnPlan:
     opener_kind: Kind
     pieces: tuple[Piece, ...]
     notes: tuple[str, ...]
-    template_render: str  # the template's own render of this turn, as the last message: "same", "differs", "hides reasoning"
+    template_render: str
+    header_start: int  # where the generation prompt (role header, opener) begins in `prompt`
+    trailer: str  # what the template writes after the stop token (never generated)  # the template's own render of this turn, as the last message: "same", "differs", "hides reasoning"
 
     @property
     def body(self) -> str:
@@ -153,8 +155,19 @@ def _plan(
         full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here)], False)
         agreement = "same" if full == prompt + "".join(p.text for p in pieces) + family.trailer else "differs"
     opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
+    history = rendered(msgs[:index], False)
+    header_start = len(history) if prompt.startswith(history) else len(head)
     return TurnPlan(
-        turn, index, prompt, mode.opener if has_opener else "", opener_kind, tuple(pieces), tuple(notes), agreement
+        turn,
+        index,
+        prompt,
+        mode.opener if has_opener else "",
+        opener_kind,
+        tuple(pieces),
+        tuple(notes),
+        agreement,
+        header_start,
+        family.trailer,
     )
 
 

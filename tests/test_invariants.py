@@ -57,7 +57,8 @@ def test_replay_catches_naive_training_after_a_prompt_the_server_never_sends(loa
     """QwQ's served prompt ends `<think>\\n`; the naive render has none, so its trained reply follows no served prompt."""
     violations = _naive(load, "qwq-32b", "on", "single_turn")
     (replay,) = [v for v in violations if v.invariant is Invariant.REPLAY]
-    assert replay.turn == 0 and "no turn's served prompt" in replay.detail and "the server '<think>\\n'" in replay.detail
+    assert replay.turn == 0 and "turn 0's reply is trained after a prompt the server never sends" in replay.detail
+    assert "the served prompt '<think>\\n'" in replay.detail
     assert replay.tokens[-1] == "<|im_end|>"
 
 
@@ -67,7 +68,7 @@ def test_replay_catches_a_doubled_bos(load):
     ids = [loaded.tokenizer.bos_token_id, *sample.input_ids]  # what add_special_tokens=True does
     violations = check_samples(loaded.tokenizer, reference.plans, [ExternalSample(tuple(ids), (0, *sample.loss_mask))])
     assert Invariant.REPLAY in _kinds(violations)
-    assert any("differs at token 1: the sample has '<|begin_of_text|><|start_header_id|>system'" in v.detail for v in violations)
+    assert any("from token 1 the sample has '<|begin_of_text|><|start_header_id|>system'" in v.detail for v in violations)
 
 
 def test_replay_catches_naive_training_of_rewritten_history(load):
