@@ -140,6 +140,31 @@ def cmd_smoke(args: argparse.Namespace, console: Console) -> int:
     return 0 if result.ok else 1
 
 
+@command("check")
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    """Check your preprocessor (MODULE:CALLABLE) on every cell: invariants 1-6 and a comparison with the reference."""
+    from harness import check, external, report
+
+    plugin = external.load_callable(args.preprocessor)
+    selected = matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+    results = []
+    for cell in selected:
+        result = check.check_cell(
+            plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy)
+        )
+        results.append(result)
+        if result.status is not matrix.Status.NA:
+            style = "green" if result.status is matrix.Status.PASS else "bold red"
+            console.print(f"[{style}]{result.status.value.upper():<4}[/] {cell.id}")
+            if result.status is matrix.Status.FAIL:
+                for line in check.report_lines(result):
+                    console.print("  " + line.replace("\n", "\n  "), markup=False)
+    console.print(report.summary_line(results, failures=False))
+    if args.markdown:
+        Path(args.markdown).write_text(report.check_markdown(args.preprocessor, results, Policy(args.policy)), "utf-8")
+    return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
+
+
 def _with_golden(result: matrix.CellResult, problem: str | None) -> matrix.CellResult:
     if problem is None or result.status is matrix.Status.FAIL:
         return result
@@ -171,6 +196,16 @@ def parser() -> argparse.ArgumentParser:
     matrix_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
     matrix_p.add_argument("--goldens", default="goldens", help="compare with these goldens (default: ./goldens, if present)")
+    check_p = sub.add_parser("check", parents=[common], help=cmd_check.__doc__)
+    check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
+    check_p.add_argument("--model", action="append", help="only this model (repeatable)")
+    check_p.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
+    check_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
+    check_p.add_argument(
+        "--policy", choices=[p.value for p in Policy], default=Policy.LAST.value,
+        help="last: the final turn must be trained (default); all: every assistant turn must be",
+    )
+    check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
     smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)
     smoke_p.add_argument("model")
     smoke_p.add_argument("--think", choices=[t.value for t in Think], required=True)

@@ -58,6 +58,10 @@ class PreprocessorError(HarnessError):
     """The plug-in could not be imported, raised, or returned something unreadable."""
 
 
+class Unsupported(Exception):
+    """Raised by a plug-in for a cell it does not support (e.g. a family with no training template): N/A, with why."""
+
+
 def load_callable(spec: str) -> Preprocessor:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -89,8 +93,12 @@ def request_for(model: str, conversation: Conversation, tokenizer: Any, family: 
 def run(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
     """Call the plug-in under the pinned clock and read its output."""
     with time_machine.travel(PINNED_CLOCK, tick=False):
-        raw = preprocessor(request)
-    return to_samples(raw)
+        return call(preprocessor, request)
+
+
+def call(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
+    """Call the plug-in under whatever clock is running (the determinism check sets two) and read its output."""
+    return to_samples(preprocessor(request))
 
 
 def to_samples(raw: Any) -> list[ExternalSample]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 RESULTS = pytest.StashKey[dict[Any, Any]]()
+PLUGIN = pytest.StashKey[tuple[str, Any]]()
 GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
 
 
@@ -36,11 +37,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--cth-model", action="append", default=[], help="with --cth-preprocessor: only these models")
     group.addoption("--cth-think", action="append", default=[], choices=["on", "off"], help="with --cth-preprocessor: only this mode")
+    group.addoption(
+        "--cth-policy",
+        default="last",
+        choices=["last", "all"],
+        help="with --cth-preprocessor: last = the final assistant turn must be trained (default); all = every turn",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     from harness.snapshot import GOLDENS_ROOT_ATTR
 
+    spec = config.getoption("--cth-preprocessor")
+    if spec:
+        from harness.errors import HarnessError
+        from harness.external import load_callable
+
+        try:
+            config.stash[PLUGIN] = (spec, load_callable(spec))
+        except HarnessError as exc:
+            raise pytest.UsageError(f"--cth-preprocessor: {exc}") from None
     config.stash[RESULTS] = {}
     config.stash[GOLDENS_ASSERTED] = set()
     setattr(config, GOLDENS_ROOT_ATTR, str(config.rootpath / config.getoption("--cth-goldens")))
@@ -93,6 +109,75 @@ def golden(snapshot: Any, request: pytest.FixtureRequest) -> Any:
 
     request.config.stash[GOLDENS_ASSERTED].add(request.node.callspec.params["cell"])
     return snapshot.use_extension(GoldenExtension)
+
+
+class CellCheckFailure(Exception):
+    """A cell whose samples break the contract; carries the check result."""
+
+
+class MatrixNode(pytest.Collector):
+    """The parent of the cell checks, so they read `chat-template-harness::cth[<cell>]` in reports."""
+
+    def collect(self) -> list[pytest.Item]:
+        return []
+
+
+class CellCheck(pytest.Item):
+    """One matrix cell checked against the plug-in preprocessor: `cth[<model>/think-<t>/<fixture>]`."""
+
+    def __init__(self, *, cell: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cell = cell
+
+    def runtest(self) -> None:
+        from harness.check import check_cell
+        from harness.matrix import Status
+        from harness.sample import Policy
+
+        spec, plugin = self.config.stash[PLUGIN]
+        result = check_cell(
+            plugin,
+            self.cell,
+            _tokenizers_dir(self.config),
+            allow_drift=bool(self.config.getoption("--cth-allow-drift")),
+            policy=Policy(self.config.getoption("--cth-policy")),
+        )
+        self.config.stash[RESULTS][self.cell] = result
+        if result.status is Status.FAIL:
+            raise CellCheckFailure(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if not isinstance(excinfo.value, CellCheckFailure):
+            return str(super().repr_failure(excinfo))
+        from harness.check import report_lines
+
+        result = excinfo.value.args[0]
+        spec = self.config.stash[PLUGIN][0]
+        c = self.cell
+        return "\n".join(
+            [*report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}"]
+        )
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return (self.config.stash[PLUGIN][0], None, self.name)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, which then applies to these items too
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PLUGIN not in config.stash:
+        return
+    from harness import matrix
+    from harness.families import Think
+
+    models = config.getoption("--cth-model") or None
+    thinks = [Think(t) for t in config.getoption("--cth-think")] or None
+    parent = MatrixNode.from_parent(session, name="chat-template-harness")
+    for cell in matrix.cells(models, thinks):
+        reason = matrix.na_reason(cell)
+        if reason is not None:
+            config.stash[RESULTS][cell] = matrix.CellResult(cell, matrix.Status.NA, reason)
+            continue
+        items.append(CellCheck.from_parent(parent, name=f"cth[{cell.id}]", cell=cell))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

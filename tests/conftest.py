@@ -10,6 +10,8 @@ import pytest
 from harness import source
 from harness.source import ENV_TOKENIZERS_DIR
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parents[1]
 # Every developer and CI has the pack beside the checkout (see README).
 DEFAULT_PACK = REPO.parent / "shared" / "tokenizers"

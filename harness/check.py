@@ -1,0 +1,98 @@
+"""Checking someone else's preprocessor on the matrix: invariants 1-6 and a comparison with the reference.
+
+Used by `cth check MODULE:CALLABLE` and by the pytest plugin's `--cth-preprocessor`. Each cell
+runs the plug-in on the cell's conversation (pinned clock), checks its samples against the
+reference turn plans, runs it again under two other clocks (determinism), and lists what it
+trains that the reference does not, and the reverse. A plug-in may raise
+harness.external.Unsupported for a cell it does not handle: the cell is then N/A, with its reason.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import conversation, external, source
+from harness.families import family
+from harness.invariants import Violation, check_determinism, check_samples
+from harness.matrix import Cell, Status, na_reason
+from harness.sample import Policy, preprocess, resolve_mode
+from harness.tokens import decode
+from harness.view import visible
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    cell: Cell
+    status: Status
+    reason: str = ""
+    violations: tuple[Violation, ...] = ()
+    extra: tuple[str, ...] = ()  # trained by the plug-in, not by the reference (decoded runs)
+    missing: tuple[str, ...] = ()  # trained by the reference, not by the plug-in
+    error: str = ""  # the plug-in raised: its exception, one line
+
+
+def trained_runs(tokenizer: Any, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
+    """The decoded text of each contiguous run of trained tokens."""
+    runs, current = [], []
+    for i, m in zip(ids, mask, strict=True):
+        if m:
+            current.append(i)
+        elif current:
+            runs.append(decode(tokenizer, current))
+            current = []
+    if current:
+        runs.append(decode(tokenizer, current))
+    return runs
+
+
+def check_cell(
+    plugin: external.Preprocessor,
+    cell: Cell,
+    tokenizers_dir: Path | str | None = None,
+    *,
+    allow_drift: bool = False,
+    policy: Policy = Policy.LAST,
+) -> CheckResult:
+    reason = na_reason(cell)
+    if reason is not None:
+        return CheckResult(cell, Status.NA, reason)
+    loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
+    fam = family(loaded.spec.family)
+    conv = conversation.fixture(cell.fixture)
+    mode = resolve_mode(fam, cell.think, conv)
+    reference = preprocess(loaded.tokenizer, conv, fam, cell.think, Policy.ALL)
+    request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
+    try:
+        samples = external.run(plugin, request)
+    except external.Unsupported as exc:
+        return CheckResult(cell, Status.NA, f"the preprocessor does not support this cell: {exc}")
+    except Exception as exc:  # the plug-in's own failure is a finding for this cell, not a crash of the run
+        line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return CheckResult(cell, Status.FAIL, f"the preprocessor raised {line}", error=line)
+    required = [p.turn for p in reference.plans] if policy is Policy.ALL else [reference.plans[-1].turn]
+    violations = check_samples(loaded.tokenizer, reference.plans, samples, required_turns=required)
+    violations += check_determinism(lambda: external.call(plugin, request))
+    ours = {_shown(r) for s in reference.samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
+    theirs = {_shown(r) for s in samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
+    extra = tuple(sorted(theirs - ours))
+    # under `last`, a plug-in that trains only the final turn is right not to train the others
+    missing = tuple(sorted(ours - theirs)) if policy is Policy.ALL else ()
+    if violations:
+        return CheckResult(cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing)
+    return CheckResult(cell, Status.PASS, "", (), extra, missing)
+
+
+def _shown(text: str) -> str:
+    return visible(text).replace("\n", "")
+
+
+def report_lines(result: CheckResult) -> list[str]:
+    """The cell's failure, readable: violations with positions and tokens, then the comparison."""
+    lines = [v.format() for v in result.violations] if result.violations else ([result.reason] if result.reason else [])
+    lines += [f"trained here, not by the reference: {r!r}" for r in result.extra[:8]]
+    lines += [f"trained by the reference, not here: {r!r}" for r in result.missing[:8]]
+    return lines

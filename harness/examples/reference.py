@@ -1,0 +1,16 @@
+"""The harness's own reference preprocessor behind the plug-in interface: `cth check` passes it on every cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import conversation, source
+from harness.families import Think, family
+from harness.sample import Policy, preprocess as reference_preprocess
+
+
+def preprocess(request: Any) -> list[dict[str, Any]]:
+    conv = conversation.parse({"messages": request.messages, "tools": request.tools or []}, name="request", source="request")
+    fam = family(source.get_model(request.model).family)
+    result = reference_preprocess(request.tokenizer, conv, fam, Think(request.think), Policy.ALL)
+    return [{"input_ids": list(s.input_ids), "loss_mask": list(s.loss_mask)} for s in result.samples]

@@ -1,0 +1,193 @@
+"""Bring your own preprocessor: adapters, `cth check`, the pytest plugin, and TRL as code nobody here wrote."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from harness import check, cli, matrix
+from harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
+from harness.families import Think
+from harness.invariants import Invariant
+from harness.matrix import Cell, Status
+from harness.sample import Policy
+
+REPO = Path(__file__).resolve().parents[1]
+NAIVE = "harness.examples.naive:preprocess"
+REFERENCE = "harness.examples.reference:preprocess"
+TRL = "harness.examples.trl_sft:preprocess"
+
+# --- adapters -------------------------------------------------------------------------------------------------------
+
+IDS, MASK = [5, 6, 7, 8], [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"input_ids": IDS, "loss_mask": MASK},
+        {"input_ids": torch.tensor(IDS), "loss_mask": torch.tensor(MASK)},
+        {"input_ids": torch.tensor([IDS]), "assistant_masks": torch.tensor([MASK])},
+        {"input_ids": IDS, "labels": [-100, -100, 7, 8]},
+        {"input_ids": [IDS + [0, 0]], "labels": [[-100, -100, 7, 8, -100, -100]], "attention_mask": [[1, 1, 1, 1, 0, 0]]},
+        (IDS, MASK),
+        [{"input_ids": IDS, "loss_mask": MASK}],
+        SimpleNamespace(input_ids=IDS, loss_mask=MASK),
+    ],
+    ids=["lists", "tensors", "batched-assistant-masks", "labels", "padded-batch", "pair", "list-of-dicts", "object"],
+)
+def test_adapters_read_the_common_output_shapes(raw):
+    assert to_samples(raw) == [ExternalSample(tuple(IDS), tuple(MASK))]
+
+
+def test_a_batch_gives_one_sample_per_row():
+    raw = {"input_ids": [[1, 2], [3, 4]], "loss_mask": [[0, 1], [1, 1]]}
+    assert to_samples(raw) == [ExternalSample((1, 2), (0, 1)), ExternalSample((3, 4), (1, 1))]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [({"input_ids": IDS}, "no loss_mask"), (42, "cannot read a sample from int"), ({"input_ids": [IDS, IDS], "loss_mask": [MASK]}, "2 rows")],
+)
+def test_unreadable_output_is_one_clear_error(raw, message):
+    with pytest.raises(PreprocessorError, match=message):
+        to_samples(raw)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("nocolon", "is not of the form"), ("no_such_pkg.mod:fn", "cannot import"), ("harness.examples.naive:nope", "has no attribute")],
+)
+def test_load_callable_errors_name_the_fix(spec: str, message: str):
+    with pytest.raises(PreprocessorError, match=message):
+        load_callable(spec)
+
+
+# --- cth check ------------------------------------------------------------------------------------------------------
+
+
+def test_check_on_the_reference_passes_every_cell(capsys):
+    assert cli.main(["check", REFERENCE, "--policy", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "167 passed, 0 failed, 119 n/a" in out
+
+
+def test_check_on_the_naive_example_fails_with_the_empty_think_positions_named(capsys, tmp_path: Path):
+    report = tmp_path / "naive.md"
+    code = cli.main(["check", NAIVE, "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--markdown", str(report)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL qwen3-8b/think-off/single_turn" in out
+    assert "4 trained token(s) are an empty think block" in out
+    assert "tokens 15:'<think>', 16:'\\n\\n', 17:'</think>', 18:'\\n\\n'" in out
+    assert "#### `qwen3-8b/think-off/single_turn`" in report.read_text()
+
+
+def test_a_preprocessor_that_raises_fails_its_cell_with_one_line():
+    def broken(request):
+        raise KeyError("messages")
+
+    result = check.check_cell(broken, Cell("qwen3-8b", Think.OFF, "single_turn"))
+    assert result.status is Status.FAIL and result.reason == "the preprocessor raised KeyError: 'messages'"
+
+
+def test_policy_all_requires_every_turn_and_last_only_the_final_one():
+    def last_only(request):
+        from harness.examples.reference import preprocess
+
+        return preprocess(request)[-1:]
+
+    cell = Cell("qwen3-8b", Think.OFF, "multi_turn")  # three samples: the history is rewritten
+    assert check.check_cell(last_only, cell, policy=Policy.LAST).status is Status.PASS
+    strict = check.check_cell(last_only, cell, policy=Policy.ALL)
+    assert strict.status is Status.FAIL and {v.invariant for v in strict.violations} == {Invariant.COMPLETE}
+
+
+# --- the pytest plugin ----------------------------------------------------------------------------------------------
+
+
+def _plugin_run(pytester: pytest.Pytester, spec: str, *args: str):
+    pytester.makeini(f"[pytest]\naddopts = --cth-preprocessor={spec}\n")  # the one line of configuration
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cth-model", "qwen3-8b", "--cth-model", "qwen2.5-7b", *args)
+
+
+def test_plugin_passes_every_cell_for_the_reference(pytester: pytest.Pytester):
+    result = _plugin_run(pytester, REFERENCE)
+    applicable = [c for c in matrix.cells(["qwen3-8b", "qwen2.5-7b"]) if matrix.na_reason(c) is None]
+    result.assert_outcomes(passed=len(applicable))
+    result.stdout.fnmatch_lines(["*chat-template-harness: N/A cells*", "13 cell(s): Qwen2.5 think-on: no thinking mode*"])
+
+
+def test_plugin_fails_the_naive_example_with_readable_cell_ids(pytester: pytest.Pytester):
+    result = _plugin_run(pytester, NAIVE, "-k", "single_turn")
+    result.assert_outcomes(passed=1, failed=2)  # Qwen2.5 renders its last turn as generated; Qwen3 does not
+    result.stdout.fnmatch_lines(
+        [
+            "*cth[[]qwen3-8b/think-off/single_turn[]]*",
+            "*4 trained token(s) are an empty think block*",
+            "*tokens 15:'<think>', 16:'\\n\\n', 17:'</think>', 18:'\\n\\n'*",
+            "reproduce: cth check harness.examples.naive:preprocess --model qwen3-8b --think off --fixture single_turn",
+        ]
+    )
+
+
+def test_plugin_rejects_a_bad_preprocessor_spec(pytester: pytest.Pytester):
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess("--cth-preprocessor=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--cth-preprocessor: preprocessor 'nope' is not of the form package.module:callable*"])
+
+
+def test_plugin_is_inert_without_its_options(pytester: pytest.Pytester):
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "cth[" not in result.stdout.str() and "N/A cells" not in result.stdout.str()
+
+
+# --- TRL, code nobody here wrote ---------------------------------------------------------------------------------------
+
+
+
+def test_trl_trains_qwen3s_empty_think_block_in_think_off():
+    from trl import __version__
+
+    assert __version__ == "1.16.0"  # the version the committed report was made with
+    result = check.check_cell(load_callable(TRL), Cell("qwen3-8b", Think.OFF, "single_turn"))
+    hits = [v for v in result.violations if v.invariant is Invariant.NO_INJECTED_LOSS]
+    assert [v.tokens for v in hits if "empty think" in v.detail] == [("<think>", "\n\n", "</think>", "\n\n")]
+
+
+def test_trl_trains_the_header_newline_and_the_newline_after_the_stop_token_for_qwen25():
+    result = check.check_cell(load_callable(TRL), Cell("qwen2.5-7b", Think.OFF, "single_turn"))
+    details = {v.detail.split(",")[0]: v.tokens for v in result.violations}
+    assert details == {
+        "1 trained token(s) are the generation prompt's role header": ("\n",),
+        "1 trained token(s) are the template's text after the stop token": ("\n",),
+    }
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "llama-4-scout", "deepseek-v3", "deepseek-v3.1", "qwq-32b"])
+def test_families_without_a_trl_training_template_are_na(model: str):
+    cell = next(c for c in matrix.cells([model]) if matrix.na_reason(c) is None)
+    result = check.check_cell(load_callable(TRL), cell)
+    assert result.status is Status.NA and "TRL has no training template" in result.reason
+
+
+def test_the_committed_trl_report_is_current():
+    from harness.report import check_markdown
+
+    results = [check.check_cell(load_callable(TRL), c) for c in matrix.cells()]
+    fresh = check_markdown(TRL, results, Policy.LAST)
+    committed = (REPO / "reports" / "trl-assistant-only-loss.md").read_text("utf-8")
+    assert committed == fresh, "regenerate: cth check harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md"
+
+
+def test_the_worked_examples_are_documented_modules():
+    for spec in (NAIVE, REFERENCE, TRL):
+        module = load_callable(spec).__module__
+        assert textwrap.dedent(__import__(module, fromlist=["_"]).__doc__ or "").strip()
