@@ -40,7 +40,7 @@ EXTENSION = "golden"
 IDS_PER_LINE = 10
 LINE_WIDTH = 120
 # The modules whose code decides what a golden body says: a change here is "harness changed".
-RULE_MODULES = ("families.py", "render.py", "turns.py", "sample.py", "tokens.py", "golden.py", "view.py")
+RULE_MODULES = ("conversation.py", "families.py", "render.py", "turns.py", "sample.py", "tokens.py", "golden.py", "view.py")
 
 
 def path_for(root: Path, cell: Cell) -> Path:
@@ -99,7 +99,7 @@ def _sample_lines(index: int, sample: Sample) -> list[str]:
         f"=== sample {index}: trains turn {turns}; {len(sample.input_ids)} tokens, {trained} trained",
         "--- text (⟦trained⟧ ⟪injected, not trained⟫ ↵ newline · space ⇥ tab; ┆ continues a long line)",
     ]
-    lines += [part for line in _marked_text(sample).split("\n") for part in _wrap(line)]
+    lines += [part for line in marked_text(sample).split("\n") for part in _wrap(line)]
     lines.append("--- spans (kind, turn, tokens [start, end), text)")
     for span in sample.spans:
         if span.kind is Kind.PROMPT:
@@ -112,7 +112,7 @@ def _sample_lines(index: int, sample: Sample) -> list[str]:
     return lines
 
 
-def _marked_text(sample: Sample) -> str:
+def marked_text(sample: Sample) -> str:
     """The sample text, whitespace visible, trained runs in ⟦…⟧ and injected runs in ⟪…⟫."""
     out, open_mark = [], ""
     for span in sample.spans:
@@ -177,6 +177,35 @@ def parse(text: str) -> Golden:
         key, _, value = line.removeprefix("# ").partition(": ")
         fields[key] = value
     return Golden(fields, rest)
+
+
+@dataclass(frozen=True)
+class GoldenSample:
+    ids: tuple[int, ...]
+    mask: tuple[int, ...]
+
+
+def parse_samples(body: str) -> list[GoldenSample]:
+    """The ids and loss mask of each sample, read back from a body's `--- ids` sections."""
+    samples: list[GoldenSample] = []
+    ids: list[int] = []
+    mask: list[int] = []
+    reading = False
+    for line in body.splitlines():
+        if line.startswith("--- ids"):
+            reading, ids, mask = True, [], []
+            continue
+        if reading and (line.startswith("===") or line.startswith("---")):
+            samples.append(GoldenSample(tuple(ids), tuple(mask)))
+            reading = False
+        if reading:
+            for cell in line.partition(": ")[2].split():
+                trained = cell.startswith("[")
+                ids.append(int(cell.strip("[]")))
+                mask.append(int(trained))
+    if reading:
+        samples.append(GoldenSample(tuple(ids), tuple(mask)))
+    return samples
 
 
 def same_body(a: str, b: str) -> bool:

@@ -102,12 +102,22 @@ def cth_run(pytestconfig: pytest.Config) -> Callable[..., Any]:
     return run
 
 
+@pytest.fixture(scope="session")
+def goldens_root(pytestconfig: pytest.Config) -> Path:
+    """Where the goldens live (--cth-goldens, relative to the rootdir)."""
+    from harness.snapshot import GOLDENS_ROOT_ATTR
+
+    return Path(getattr(pytestconfig, GOLDENS_ROOT_ATTR))
+
+
 @pytest.fixture
 def golden(snapshot: Any, request: pytest.FixtureRequest) -> Any:
     """A syrupy snapshot stored as goldens/<model>/think-<t>/<fixture>.golden (test must take a `cell` parameter)."""
     from harness.snapshot import GoldenExtension
 
     request.config.stash[GOLDENS_ASSERTED].add(request.node.callspec.params["cell"])
+    if request.config.getoption("--snapshot-update", default=False):
+        return snapshot.use_extension(type("GoldenUpdate", (GoldenExtension,), {"refresh_headers": True}))
     return snapshot.use_extension(GoldenExtension)
 
 

@@ -16,7 +16,6 @@ from harness.matrix import Cell
 from harness.snapshot import stale_goldens
 
 CELLS = matrix.cells()
-ROOT = Path(__file__).resolve().parents[1] / "goldens"
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.id)
@@ -24,6 +23,6 @@ def test_golden(cell: Cell, golden, cth_run):
     assert golden == golden_format.render(cth_run(cell))
 
 
-def test_no_unused_goldens():
-    stale = stale_goldens(ROOT, CELLS)
+def test_no_unused_goldens(goldens_root: Path):
+    stale = stale_goldens(goldens_root, CELLS)
     assert not stale, f"goldens that no cell maps to: {[str(p) for p in stale]}; fix: nox -s update_goldens (removes them)"
