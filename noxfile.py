@@ -39,6 +39,25 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+@nox.parametrize("transformers", list(TRANSFORMERS), ids=list(TRANSFORMERS))
+def upgrade(session: nox.Session, transformers: str) -> None:
+    """Under the newest transformers 4.x / 5.x: the suite (no torch) and the report reports/upgrade-<tf>.md."""
+    _install(session, "test", TRANSFORMERS[transformers])
+    session.run("pytest", "-m", "not smoke and not torch and not trl and not browser", *session.posargs, env=_env(session))
+    report = ROOT / "reports" / f"upgrade-{transformers}.md"
+    # exit 1 means some cell differs: the report says which and why, so the session carries on
+    session.run("cth", "diff", "--markdown", str(report), env=_env(session), success_codes=[0, 1])
+    session.log(f"wrote {report}")
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/templates.md and build the gallery into site/ (open site/index.html)."""
+    _install(session, "test")
+    session.run("cth", "gallery", "--out", "site", "--markdown", "docs/templates.md", env=_env(session))
+
+
+@nox.session(default=False)
 def update_goldens(session: nox.Session) -> None:
     """Write goldens for every cell (or the test ids given after --); never under CI."""
     if os.environ.get("CI"):

@@ -165,6 +165,49 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
 
 
+@command("diff")
+def cmd_diff(args: argparse.Namespace, console: Console) -> int:
+    """Re-render every cell here (or with --tokenizers-dir) against the goldens: what changed, and why."""
+    from importlib import metadata
+
+    from harness import drift
+
+    selected = matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+    diffs = drift.diff_all(selected, Path(args.goldens), _tokenizers_dir(args))
+    for d in diffs:
+        if not d.changed:
+            continue
+        console.print(f"[bold red]{d.status.upper()}[/] {d.cell.id}")
+        for line in (*(f"cause: {c}" for c in d.causes), d.first_token, d.mask, *d.text_diff):
+            if line:
+                console.print(f"  {line}", markup=False)
+    for line in drift.summary(diffs):
+        console.print(line, markup=False)
+    if args.markdown:
+        base = _tokenizers_dir(args)
+        context = (
+            f"Goldens in `{args.goldens}` against transformers {metadata.version('transformers')}, "
+            f"tokenizers {metadata.version('tokenizers')}, jinja2 {metadata.version('jinja2')}; "
+            f"tokenizer files from {'the pinned hub revisions' if base is None else 'a local pack'}."
+        )
+        Path(args.markdown).write_text(drift.markdown(diffs, context), "utf-8")
+    return 1 if any(d.changed for d in diffs) else 0
+
+
+@command("gallery")
+def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
+    """Build the static HTML gallery from the committed goldens (and optionally the Markdown overview)."""
+    from harness import gallery, overview
+
+    out = Path(args.out)
+    results = gallery.build(out, Path(args.goldens), _tokenizers_dir(args))
+    console.print(f"gallery: {len(results)} cells -> {out / 'index.html'}", markup=False)
+    if args.markdown:
+        Path(args.markdown).write_text(overview.templates_markdown(results), "utf-8")
+        console.print(f"overview -> {args.markdown}", markup=False)
+    return 0
+
+
 def _with_golden(result: matrix.CellResult, problem: str | None) -> matrix.CellResult:
     if problem is None or result.status is matrix.Status.FAIL:
         return result
@@ -206,6 +249,16 @@ def parser() -> argparse.ArgumentParser:
         help="last: the final turn must be trained (default); all: every assistant turn must be",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
+    diff_p = sub.add_parser("diff", parents=[common], help=cmd_diff.__doc__)
+    diff_p.add_argument("--model", action="append", help="only this model (repeatable)")
+    diff_p.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
+    diff_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
+    diff_p.add_argument("--goldens", default="goldens", help="the goldens to compare with (default: ./goldens)")
+    diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
+    gallery_p = sub.add_parser("gallery", parents=[common], help=cmd_gallery.__doc__)
+    gallery_p.add_argument("--out", required=True, help="directory for the site (index.html and pages)")
+    gallery_p.add_argument("--goldens", default="goldens", help="the committed goldens (default: ./goldens)")
+    gallery_p.add_argument("--markdown", metavar="FILE", help="also write the overview, e.g. docs/templates.md")
     smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)
     smoke_p.add_argument("model")
     smoke_p.add_argument("--think", choices=[t.value for t in Think], required=True)

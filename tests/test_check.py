@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from harness import check, cli, matrix
 from harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
@@ -30,18 +29,25 @@ IDS, MASK = [5, 6, 7, 8], [0, 0, 1, 1]
     "raw",
     [
         {"input_ids": IDS, "loss_mask": MASK},
-        {"input_ids": torch.tensor(IDS), "loss_mask": torch.tensor(MASK)},
-        {"input_ids": torch.tensor([IDS]), "assistant_masks": torch.tensor([MASK])},
         {"input_ids": IDS, "labels": [-100, -100, 7, 8]},
         {"input_ids": [IDS + [0, 0]], "labels": [[-100, -100, 7, 8, -100, -100]], "attention_mask": [[1, 1, 1, 1, 0, 0]]},
         (IDS, MASK),
         [{"input_ids": IDS, "loss_mask": MASK}],
         SimpleNamespace(input_ids=IDS, loss_mask=MASK),
     ],
-    ids=["lists", "tensors", "batched-assistant-masks", "labels", "padded-batch", "pair", "list-of-dicts", "object"],
+    ids=["lists", "labels", "padded-batch", "pair", "list-of-dicts", "object"],
 )
 def test_adapters_read_the_common_output_shapes(raw):
     assert to_samples(raw) == [ExternalSample(tuple(IDS), tuple(MASK))]
+
+
+@pytest.mark.torch
+def test_adapters_read_tensors_batched_or_not():
+    import torch
+
+    expected = [ExternalSample(tuple(IDS), tuple(MASK))]
+    assert to_samples({"input_ids": torch.tensor(IDS), "loss_mask": torch.tensor(MASK)}) == expected
+    assert to_samples({"input_ids": torch.tensor([IDS]), "assistant_masks": torch.tensor([MASK])}) == expected
 
 
 def test_a_batch_gives_one_sample_per_row():
@@ -153,6 +159,7 @@ def test_plugin_is_inert_without_its_options(pytester: pytest.Pytester):
 
 
 
+@pytest.mark.trl
 def test_trl_trains_qwen3s_empty_think_block_in_think_off():
     from trl import __version__
 
@@ -162,6 +169,7 @@ def test_trl_trains_qwen3s_empty_think_block_in_think_off():
     assert [v.tokens for v in hits if "empty think" in v.detail] == [("<think>", "\n\n", "</think>", "\n\n")]
 
 
+@pytest.mark.trl
 def test_trl_trains_the_header_newline_and_the_newline_after_the_stop_token_for_qwen25():
     result = check.check_cell(load_callable(TRL), Cell("qwen2.5-7b", Think.OFF, "single_turn"))
     details = {v.detail.split(",")[0]: v.tokens for v in result.violations}
@@ -171,6 +179,7 @@ def test_trl_trains_the_header_newline_and_the_newline_after_the_stop_token_for_
     }
 
 
+@pytest.mark.trl
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "llama-4-scout", "deepseek-v3", "deepseek-v3.1", "qwq-32b"])
 def test_families_without_a_trl_training_template_are_na(model: str):
     cell = next(c for c in matrix.cells([model]) if matrix.na_reason(c) is None)
@@ -178,6 +187,7 @@ def test_families_without_a_trl_training_template_are_na(model: str):
     assert result.status is Status.NA and "TRL has no training template" in result.reason
 
 
+@pytest.mark.trl
 def test_the_committed_trl_report_is_current():
     from harness.report import check_markdown
 
@@ -188,6 +198,6 @@ def test_the_committed_trl_report_is_current():
 
 
 def test_the_worked_examples_are_documented_modules():
-    for spec in (NAIVE, REFERENCE, TRL):
+    for spec in (NAIVE, REFERENCE):
         module = load_callable(spec).__module__
         assert textwrap.dedent(__import__(module, fromlist=["_"]).__doc__ or "").strip()

@@ -1,0 +1,70 @@
+"""The upgrade check: `cth diff` names exactly the cells that changed, and why."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import cli, golden, matrix
+from harness.matrix import Cell
+from harness.families import Think
+from tests.helpers import change_one_template_character
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDENS = REPO / "goldens"
+
+
+@pytest.fixture(scope="module")
+def drifted_pack(tmp_path_factory: pytest.TempPathFactory, pack_dir: Path) -> Path:
+    pack = tmp_path_factory.mktemp("drifted")
+    for folder in pack_dir.iterdir():
+        if folder.name != "Qwen--Qwen3-8B":
+            (pack / folder.name).symlink_to(folder)
+    shutil.copytree(pack_dir / "Qwen--Qwen3-8B", pack / "Qwen--Qwen3-8B")
+    for f in (pack / "Qwen--Qwen3-8B").iterdir():
+        f.chmod(0o644)
+    change_one_template_character(pack)
+    return pack
+
+
+def test_nothing_differs_here(capsys):
+    assert cli.main(["diff"]) == 0
+    assert "0 of 286 cells differ from the goldens" in capsys.readouterr().out
+
+
+def test_one_changed_template_character_names_exactly_that_models_cells(drifted_pack: Path, tmp_path: Path, capsys):
+    report = tmp_path / "upgrade.md"
+    code = cli.main(["diff", "--tokenizers-dir", str(drifted_pack), "--markdown", str(report)])
+    out = capsys.readouterr().out
+    assert code == 1
+    changed = {line.split()[1] for line in out.splitlines() if line.startswith("CHANGED ")}
+    assert changed == {c.id for c in matrix.cells(["qwen3-8b"])}
+    assert "26 of 286 cells differ from the goldens" in out
+    assert "  26 cell(s): chat template changed" in out
+    text = report.read_text()
+    assert text.count("- cause: chat template changed (sha256 a55ee1b16601 -> ") == 26
+    assert "- first differing token: sample 0, token 2: golden 198 '\\n' -> now 197 '\\t'" in text
+    assert "```diff" in text and "+<|im_start|>user⇥What is the capital of France?<|im_end|>↵" in text
+
+
+def test_golden_ids_and_mask_read_back_exactly(cth_run):
+    for cell in (Cell("qwen3-8b", Think.ON, "reasoning_every_turn"), Cell("gpt-oss-20b", Think.ON, "tool_call")):
+        result = cth_run(cell)
+        body = golden.parse(golden.path_for(GOLDENS, cell).read_text("utf-8")).body
+        parsed = golden.parse_samples(body)
+        assert [(s.ids, s.mask) for s in parsed] == [(s.input_ids, s.loss_mask) for s in result.result.samples]
+
+
+def test_header_causes_are_named():
+    old = {"sha256 chat template": "a" * 64, "sha256 tokenizer.json": "b" * 64, "versions": "transformers 4.57.6, tokenizers 0.22.2, jinja2 3.1.6, harness 0.1.0 (rules 111)"}
+    new = {"sha256 chat template": "c" * 64, "sha256 tokenizer.json": "d" * 64, "versions": "transformers 5.23.0, tokenizers 0.23.3, jinja2 3.1.6, harness 0.1.0 (rules 222)"}
+    assert golden.explain(old, new) == [
+        "chat template changed (sha256 aaaaaaaaaaaa -> cccccccccccc)",
+        "tokenizer file changed: tokenizer.json (bbbbbbbbbbbb -> dddddddddddd)",
+        "library version changed: transformers 4.57.6 -> 5.23.0",
+        "library version changed: tokenizers 0.22.2 -> 0.23.3",
+        "harness changed (rules 111 -> 222)",
+    ]
+    assert golden.explain(old, old) == []
