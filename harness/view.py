@@ -20,23 +20,33 @@ STYLES = {
 }
 LABELS = {
     Kind.PROMPT: "prompt (not trained)",
-    Kind.INJECTED: "injected opener (not trained)",
-    Kind.EMPTY_THINK: "empty think (not trained)",
+    Kind.INJECTED: "injected by the template (not trained)",
+    Kind.EMPTY_THINK: "empty think, injected by the template (not trained)",
     Kind.REASONING: "reasoning (trained)",
     Kind.CONTENT: "content (trained)",
     Kind.STOP: "stop (trained)",
 }
-_SPACES = re.compile(r"(?<=\S) (?=\S)")
+def visible_chars(text: str) -> list[str]:
+    """Each character's visible form: newline as ↵ (then a real line break), tab as ⇥, and a space as ·
+    unless it is a single space between two visible characters on the same line."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            out.append("↵\n")
+        elif ch == "\t":
+            out.append("⇥")
+        elif ch == " ":
+            before = text[i - 1] if i > 0 else "\n"
+            after = text[i + 1] if i + 1 < len(text) else "\n"
+            out.append(" " if before not in " \n" and after not in " \n" else "·")
+        else:
+            out.append(ch)
+    return out
 
 
 def visible(text: str) -> str:
-    """Whitespace made visible: newline as ↵ (then a real line break), tab as ⇥, and every space
-    that is not a single space between two visible characters as ·."""
-    out = []
-    for line in text.split("\n"):
-        kept = _SPACES.sub("\x00", line.replace("\t", "⇥")).replace(" ", "·").replace("\x00", " ")
-        out.append(kept)
-    return "↵\n".join(out)
+    """Whitespace made visible (see visible_chars)."""
+    return "".join(visible_chars(text))
 
 
 def legend() -> Text:

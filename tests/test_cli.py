@@ -33,7 +33,7 @@ def test_models_lists_every_tokenizer_with_its_provenance(capsys):
 def test_show_qwen3_think_off_shows_the_empty_think_block_as_untrained_prompt(capsys):
     code, out, _ = run(capsys, "show", "qwen3-8b", "single_turn", "--think", "off")
     assert code == 0
-    assert "empty think (not trained)" in out
+    assert "empty think, injected by the template (not trained)" in out
     assert "<|im_start|>assistant↵\n<think>↵\n↵\n</think>↵\n↵\nThe capital" in out
     loaded = source.load("qwen3-8b")
     (sample,) = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), family("qwen3"), Think.OFF).samples
