@@ -41,6 +41,10 @@ def _allow_drift(args: argparse.Namespace) -> bool:
     return bool(args.allow_drift or os.environ.get("CTH_ALLOW_DRIFT"))
 
 
+def _selected(args: argparse.Namespace) -> list[matrix.Cell]:
+    return matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+
+
 def _cell(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     spec = source.get_model(args.model)
     conv = conversation.load(args.fixture)
@@ -110,7 +114,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
 
     from harness import golden
 
-    selected = matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+    selected = _selected(args)
     results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
     goldens = Path(args.goldens)
     if goldens.is_dir():
@@ -146,7 +150,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     from harness import check, external, report
 
     plugin = external.load_callable(args.preprocessor)
-    selected = matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+    selected = _selected(args)
     results = []
     for cell in selected:
         result = check.check_cell(
@@ -172,7 +176,7 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
 
     from harness import drift
 
-    selected = matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+    selected = _selected(args)
     diffs = drift.diff_all(selected, Path(args.goldens), _tokenizers_dir(args))
     for d in diffs:
         if not d.changed:
@@ -226,6 +230,10 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tokenizers-dir", help="local tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)")
     common.add_argument("--allow-drift", action="store_true", help="load tokenizers whose files differ from the pins")
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument("--model", action="append", help="only this model (repeatable)")
+    selection.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
+    selection.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("models", parents=[common], help=cmd_models.__doc__)
     show_p = sub.add_parser("show", parents=[common], help=cmd_show.__doc__)
@@ -233,26 +241,17 @@ def parser() -> argparse.ArgumentParser:
     render_p = sub.add_parser("render", parents=[common], help=cmd_render.__doc__)
     _add_cell_arguments(render_p)
     render_p.add_argument("--json", action="store_true", help="one compact JSON line")
-    matrix_p = sub.add_parser("matrix", parents=[common], help=cmd_matrix.__doc__)
-    matrix_p.add_argument("--model", action="append", help="only this model (repeatable)")
-    matrix_p.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
-    matrix_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
+    matrix_p = sub.add_parser("matrix", parents=[common, selection], help=cmd_matrix.__doc__)
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
     matrix_p.add_argument("--goldens", default="goldens", help="compare with these goldens (default: ./goldens, if present)")
-    check_p = sub.add_parser("check", parents=[common], help=cmd_check.__doc__)
+    check_p = sub.add_parser("check", parents=[common, selection], help=cmd_check.__doc__)
     check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
-    check_p.add_argument("--model", action="append", help="only this model (repeatable)")
-    check_p.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
-    check_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
     check_p.add_argument(
         "--policy", choices=[p.value for p in Policy], default=Policy.LAST.value,
         help="last: the final turn must be trained (default); all: every assistant turn must be",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
-    diff_p = sub.add_parser("diff", parents=[common], help=cmd_diff.__doc__)
-    diff_p.add_argument("--model", action="append", help="only this model (repeatable)")
-    diff_p.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
-    diff_p.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
+    diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
     diff_p.add_argument("--goldens", default="goldens", help="the goldens to compare with (default: ./goldens)")
     diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     gallery_p = sub.add_parser("gallery", parents=[common], help=cmd_gallery.__doc__)

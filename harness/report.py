@@ -72,12 +72,11 @@ def summary_line(results: Sequence[_Result], *, failures: bool = True) -> Text:
     return text
 
 
-def matrix_markdown(results: Sequence[CellResult]) -> str:
+def _markdown_grid(results: Sequence[_Result]) -> list[str]:
+    """The model x think x fixture table, the counts and the N/A reasons, as Markdown lines."""
     fixtures, rows, cells = _grid(results)
     icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—"}
     lines = [
-        "## chat-template-harness matrix",
-        "",
         "| model | think | " + " | ".join(f.replace("_", " ") for f in fixtures) + " |",
         "|---|---|" + "---|" * len(fixtures),
     ]
@@ -91,12 +90,17 @@ def matrix_markdown(results: Sequence[CellResult]) -> str:
         lines += ["### N/A cells", ""]
         lines += [f"- {reason} ({len(ids)} cells)" for reason, ids in reasons.items()]
         lines.append("")
+    return lines
+
+
+def matrix_markdown(results: Sequence[CellResult]) -> str:
+    lines = ["## chat-template-harness matrix", "", *_markdown_grid(results)]
     failures = [r for r in results if r.status is Status.FAIL]
     if failures:
         lines += ["### Failures", ""]
         for r in failures:
-            lines.append(f"- `{r.cell.id}`")
-            lines += [f"  - {v.format().splitlines()[0]}" for v in r.violations[:5]]
+            lines.append(f"- `{r.cell.id}`: {r.reason}")
+            lines += [f"  - {v.format().splitlines()[0]}" for v in r.violations[1:5]]
         lines.append("")
     return "\n".join(lines)
 
@@ -121,9 +125,6 @@ def check_markdown(preprocessor: str, results: Sequence[CheckResult], policy: Po
     """The per-cell report of `cth check` for a pull request or a committed report."""
     from harness.check import report_lines
 
-    fixtures, rows, cells = _grid(results)
-    icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—"}
-    counts = Counter(r.status for r in results)
     lines = [
         f"## `{preprocessor}` on the chat-template-harness matrix",
         "",
@@ -132,18 +133,8 @@ def check_markdown(preprocessor: str, results: Sequence[CheckResult], policy: Po
         f"Policy `{policy}`: {'every assistant turn' if str(policy) == 'all' else 'the final assistant turn'} must be "
         "trained; every trained token must be a generated token after its served prompt (invariants 1-6).",
         "",
-        "| model | think | " + " | ".join(f.replace("_", " ") for f in fixtures) + " |",
-        "|---|---|" + "---|" * len(fixtures),
+        *_markdown_grid(results),
     ]
-    for model, think in rows:
-        marks = [icon[c.status] if (c := cells.get((model, think, f))) else "" for f in fixtures]
-        lines.append(f"| `{model}` | {think} | " + " | ".join(marks) + " |")
-    lines += ["", f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a", ""]
-    reasons = _na_reasons(results)
-    if reasons:
-        lines += ["### N/A cells", ""]
-        lines += [f"- {reason} ({len(ids)} cells)" for reason, ids in reasons.items()]
-        lines.append("")
     failures = [r for r in results if r.status is Status.FAIL]
     if failures:
         lines += ["### What fails, cell by cell", ""]

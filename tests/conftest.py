@@ -41,3 +41,16 @@ def load():
         return source.load(name)
 
     return _load
+
+
+@pytest.fixture(scope="session")
+def drifted_pack(tmp_path_factory: pytest.TempPathFactory, pack_dir: Path) -> Path:
+    """The pack with one character of Qwen3's chat template changed (other folders linked, not copied)."""
+    from tests.helpers import change_one_template_character, writable_pack
+
+    pack = writable_pack(tmp_path_factory.mktemp("drifted"), pack_dir, ["Qwen--Qwen3-8B"])
+    for folder in pack_dir.iterdir():
+        if folder.is_dir() and not (pack / folder.name).exists():
+            (pack / folder.name).symlink_to(folder)
+    change_one_template_character(pack)
+    return pack

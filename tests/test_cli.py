@@ -101,3 +101,26 @@ def test_missing_tokenizer_directory_is_one_line_from_the_installed_script(tmp_p
 def test_na_cell_is_one_line_with_the_reason(capsys):
     code, _, err = run(capsys, "show", "qwq-32b", "single_turn", "--think", "off")
     assert code == 2 and "N/A" in err and "no off switch" in err
+
+
+def test_matrix_is_all_pass_or_declared_na_here(capsys, tmp_path: Path):
+    summary = tmp_path / "matrix.md"
+    code = cli.main(["matrix", "--model", "qwen3-8b", "--model", "qwq-32b", "--markdown", str(summary)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "39 passed, 0 failed, 13 n/a" in out
+    assert "n/a (13 cells): QwQ (always thinks) think-off: no off switch" in out
+    text = summary.read_text()
+    assert "| `qwen3-8b` | off | ✅ |" in text and "### N/A cells" in text
+
+
+def test_matrix_fails_cells_whose_golden_differs_and_says_why(capsys, drifted_pack: Path, tmp_path: Path):
+    summary = tmp_path / "matrix.md"
+    code = cli.main(
+        ["matrix", "--model", "qwen3-8b", "--fixture", "single_turn", "--tokenizers-dir", str(drifted_pack),
+         "--allow-drift", "--markdown", str(summary)]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL qwen3-8b/think-off/single_turn: golden differs: chat template changed" in out
+    assert "- `qwen3-8b/think-off/single_turn`: golden differs: chat template changed" in summary.read_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,23 +9,9 @@ import pytest
 from harness import cli, golden, matrix
 from harness.matrix import Cell
 from harness.families import Think
-from tests.helpers import change_one_template_character
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "goldens"
-
-
-@pytest.fixture(scope="module")
-def drifted_pack(tmp_path_factory: pytest.TempPathFactory, pack_dir: Path) -> Path:
-    pack = tmp_path_factory.mktemp("drifted")
-    for folder in pack_dir.iterdir():
-        if folder.name != "Qwen--Qwen3-8B":
-            (pack / folder.name).symlink_to(folder)
-    shutil.copytree(pack_dir / "Qwen--Qwen3-8B", pack / "Qwen--Qwen3-8B")
-    for f in (pack / "Qwen--Qwen3-8B").iterdir():
-        f.chmod(0o644)
-    change_one_template_character(pack)
-    return pack
 
 
 def test_nothing_differs_here(capsys):

@@ -10,27 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness import matrix
-from tests.helpers import change_one_template_character
 
 REPO = Path(__file__).resolve().parents[1]
 QWEN3_CELLS = {c.id for c in matrix.cells(["qwen3-8b"])}
-
-
-@pytest.fixture(scope="module")
-def drifted_pack(tmp_path_factory: pytest.TempPathFactory, pack_dir: Path) -> Path:
-    """The pack with Qwen3's template changed by one character (other folders linked, not copied)."""
-    pack = tmp_path_factory.mktemp("drifted")
-    for folder in pack_dir.iterdir():
-        if folder.name == "Qwen--Qwen3-8B":
-            continue
-        (pack / folder.name).symlink_to(folder)
-    import shutil
-
-    shutil.copytree(pack_dir / "Qwen--Qwen3-8B", pack / "Qwen--Qwen3-8B")
-    for f in (pack / "Qwen--Qwen3-8B").iterdir():
-        f.chmod(0o644)
-    change_one_template_character(pack)
-    return pack
 
 
 def _pytest(pack: Path, *args: str) -> subprocess.CompletedProcess[str]:
