@@ -131,7 +131,7 @@ def test_hub_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_trust_remote_code_is_never_enabled():
+    enabled = "trust_remote_code=" + "True"  # spelled in two parts so that this file does not contain it
     package = Path(source.__file__).parent
     for path in package.rglob("*.py"):
-        text = path.read_text("utf-8")
-        assert "trust_remote_code=True" not in text.replace(" ", ""), path
+        assert enabled not in path.read_text("utf-8").replace(" ", ""), path
