@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 RESULTS = pytest.StashKey[dict[Any, Any]]()
+# from --cth-goldens; the golden snapshot extension reads it through the test item's config
+GOLDENS_ROOT = pytest.StashKey[Path]()
 PLUGIN = pytest.StashKey[tuple[str, Any]]()
 GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
 
@@ -46,8 +48,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from harness.snapshot import GOLDENS_ROOT_ATTR
-
     spec = config.getoption("--cth-preprocessor")
     if spec:
         from harness.errors import HarnessError
@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--cth-preprocessor: {exc}") from None
     config.stash[RESULTS] = {}
     config.stash[GOLDENS_ASSERTED] = set()
-    setattr(config, GOLDENS_ROOT_ATTR, str(config.rootpath / config.getoption("--cth-goldens")))
+    config.stash[GOLDENS_ROOT] = config.rootpath / config.getoption("--cth-goldens")
     if os.environ.get("CI") and config.getoption("--snapshot-update", default=False):
         raise pytest.UsageError("goldens are never written when CI is set: run `nox -s update_goldens` locally")
 
@@ -105,9 +105,7 @@ def cth_run(pytestconfig: pytest.Config) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def goldens_root(pytestconfig: pytest.Config) -> Path:
     """Where the goldens live (--cth-goldens, relative to the rootdir)."""
-    from harness.snapshot import GOLDENS_ROOT_ATTR
-
-    return Path(getattr(pytestconfig, GOLDENS_ROOT_ATTR))
+    return pytestconfig.stash[GOLDENS_ROOT]
 
 
 @pytest.fixture
@@ -196,12 +194,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not asserted or not session.config.getoption("--snapshot-update", default=False) or os.environ.get("CI"):
         return
     from harness import matrix
-    from harness.snapshot import GOLDENS_ROOT_ATTR, stale_goldens
+    from harness.snapshot import stale_goldens
 
     cells = matrix.cells()
     if asserted != set(cells):
         return  # a subset ran: never touch other cells' goldens
-    for path in stale_goldens(Path(getattr(session.config, GOLDENS_ROOT_ATTR)), cells):
+    for path in stale_goldens(session.config.stash[GOLDENS_ROOT], cells):
         path.unlink()
         print(f"\nremoved unused golden {path}")
 

@@ -22,12 +22,13 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from harness import golden
 from harness.matrix import Cell
+from harness.plugin import GOLDENS_ROOT
 
 if TYPE_CHECKING:
     from syrupy.data import SnapshotCollection, SnapshotCollections
     from syrupy.location import PyTestLocation
 
-GOLDENS_ROOT_ATTR = "cth_goldens_root"
+
 UPDATE_ALL = "nox -s update_goldens"
 MAX_DIFF_LINES = 40
 
@@ -51,7 +52,7 @@ class GoldenExtension(SingleFileSnapshotExtension):
 
     @staticmethod
     def _root(test_location: PyTestLocation) -> Path:
-        return Path(getattr(test_location.item.config, GOLDENS_ROOT_ATTR))
+        return test_location.item.config.stash[GOLDENS_ROOT]
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:

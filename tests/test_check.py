@@ -148,6 +148,13 @@ def test_plugin_rejects_a_bad_preprocessor_spec(pytester: pytest.Pytester):
     result.stderr.fnmatch_lines(["*--cth-preprocessor: preprocessor 'nope' is not of the form package.module:callable*"])
 
 
+def test_plugin_needs_neither_syrupy_nor_torch(pytester: pytest.Pytester):
+    """A training repo installs the harness alone: the plugin must not import the golden machinery or torch."""
+    pytester.makeconftest("import sys\nsys.modules['syrupy'] = None\nsys.modules['torch'] = None\n")
+    result = _plugin_run(pytester, REFERENCE, "-p", "no:syrupy", "-k", "qwen3-8b and think-off and single_turn")
+    result.assert_outcomes(passed=1)
+
+
 def test_plugin_is_inert_without_its_options(pytester: pytest.Pytester):
     pytester.makepyfile(test_x="def test_x(): pass")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
