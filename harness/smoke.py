@@ -121,11 +121,13 @@ class SmokeResult:
     leaks: tuple[Leak, ...]
     empty_think: tuple[EmptyThink, ...]
     seconds: float
+    errors: tuple[str, ...] = ()  # fixtures the preprocessor raised on (each fails the step)
 
     @property
     def ok(self) -> bool:
         return (
             not self.leaks
+            and not self.errors
             and self.zero_gradient_ok
             and self.dead_trained == 0
             and all(math.isfinite(x) for x in self.losses)
@@ -156,8 +158,12 @@ def tiny_model(family_name: str, vocab: int, device: str) -> Any:
     return model.to(device=device, dtype=dtype).train()
 
 
-def _samples(loaded: source.LoadedTokenizer, think: Think, preprocessor: str) -> list[tuple[str, int, list[Any], list[int], list[int]]]:
-    """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture."""
+def _samples(
+    loaded: source.LoadedTokenizer, think: Think, preprocessor: str, errors: list[str]
+) -> list[tuple[str, int, list[Any], list[int], list[int]]]:
+    """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture.
+
+    A plug-in that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
     from harness import external
 
     fam = family(loaded.spec.family)
@@ -182,7 +188,8 @@ def _samples(loaded: source.LoadedTokenizer, think: Think, preprocessor: str) ->
                 produced = [(list(s.input_ids), list(s.loss_mask)) for s in external.run(plugin, request)]
             except HarnessError:
                 raise
-            except Exception:  # a plug-in that cannot handle this conversation (e.g. naive + DeepSeek tool args)
+            except Exception as exc:  # e.g. the naive example on DeepSeek's tool-call arguments
+                errors.append(f"{name}: the preprocessor raised {type(exc).__name__}: {exc}")
                 continue
         out += [(name, i, list(reference.plans), ids, mask) for i, (ids, mask) in enumerate(produced)]
     return out
@@ -205,7 +212,8 @@ def run_smoke(
     loaded = source.load(model, tokenizers_dir)
     fam = family(loaded.spec.family)
     resolve_mode(fam, think, conversation.fixture("single_turn"))  # N/A modes stop here, with the reason
-    data = _samples(loaded, think, preprocessor)
+    errors: list[str] = []
+    data = _samples(loaded, think, preprocessor, errors)
     vocab = vocab_size(loaded)
     start = time.perf_counter()
     net = tiny_model(fam.name, vocab, device)
@@ -289,6 +297,7 @@ def run_smoke(
         leaks=tuple(leaks),
         empty_think=tuple(empties),
         seconds=time.perf_counter() - start,
+        errors=tuple(errors),
     )
 
 
@@ -329,6 +338,7 @@ def report_lines(result: SmokeResult) -> list[str]:
             lines.append(f"  {leak.fixture} sample {leak.sample} position {leak.position} {leak.token!r} ({leak.kind.value}{turn})")
         if len(result.leaks) > 40:
             lines.append(f"  … and {len(result.leaks) - 40} more")
+    lines += [f"not checked, the preprocessor failed: {e}" for e in result.errors]
     lines.append("result: " + ("PASS" if result.ok else "FAIL"))
     return lines
 

@@ -37,7 +37,7 @@ def smoke():
 @pytest.mark.parametrize(("model", "think"), MODES, ids=IDS)
 def test_reference_step_trains_only_generated_tokens(smoke, model: str, think: Think):
     result = smoke(model, think)
-    assert result.leaks == ()
+    assert result.leaks == () and result.errors == ()
     assert result.zero_gradient_ok and result.dead_trained == 0
     assert result.losses[-1] < result.losses[0]
     assert result.ok
@@ -84,3 +84,10 @@ def test_cli_smoke_passes_for_the_reference(capsys):
     assert code == 0 and "result: PASS" in out
     assert "exactly 0 wherever the next token is untrained" in out
     assert "empty think blocks (template-injected):" in out and "max |∂loss/∂logits| 0" in out
+
+
+def test_a_preprocessor_that_raises_fails_the_step_and_is_named(smoke):
+    """The naive example concatenates DeepSeek's tool-call arguments as a dict: that fixture is reported, not skipped."""
+    naive = smoke("deepseek-v3.1", Think.OFF, "naive")
+    assert naive.errors and naive.errors[0].startswith("tool_call: the preprocessor raised TypeError")
+    assert not naive.ok
