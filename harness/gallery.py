@@ -218,9 +218,3 @@ def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, "utf-8")
 
-
-def cell_of(path: str) -> Cell:  # for tests: cells/<model>/think-<t>/<fixture>.html -> Cell
-    model, think, fixture = Path(path).with_suffix("").parts[-3:]
-    from harness.families import Think
-
-    return Cell(model, Think(think.removeprefix("think-")), fixture)
