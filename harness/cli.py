@@ -34,7 +34,20 @@ def command(name: str) -> Callable[[Command], Command]:
 
 
 def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
-    return Path(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
+    return source.absolute(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
+
+
+def _write(path: str, text: str) -> None:
+    """Write a report the user asked for; a path that cannot be written is an input error, not a traceback."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise HarnessError(f"cannot write {path}: directory {target.parent} does not exist", f"create it (mkdir -p {target.parent}) or pick another path")
+    if target.is_dir():
+        raise HarnessError(f"cannot write {path}: it is a directory", "give a file name, e.g. report.md")
+    try:
+        target.write_text(text, "utf-8")
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path} ({exc.strerror})", "pick a writable path") from exc
 
 
 def _allow_drift(args: argparse.Namespace) -> bool:
@@ -82,6 +95,9 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
             ", ".join(statuses),
         )
     console.print(table)
+    extra = source.unregistered_folders(base) if base is not None else []
+    if extra:
+        console.print(f"not registered (no family rules yet, so no cells): {', '.join(extra)}", markup=False)
     return 0
 
 
@@ -122,7 +138,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     console.print(report.matrix_table(results))
     console.print(report.summary_line(results))
     if args.markdown:
-        Path(args.markdown).write_text(report.matrix_markdown(results), "utf-8")
+        _write(args.markdown, report.matrix_markdown(results))
     return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
 
 
@@ -165,15 +181,13 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
                     console.print("  " + line.replace("\n", "\n  "), markup=False)
     console.print(report.summary_line(results, failures=False))
     if args.markdown:
-        Path(args.markdown).write_text(report.check_markdown(args.preprocessor, results, Policy(args.policy)), "utf-8")
+        _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
     return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
 
 
 @command("diff")
 def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     """Re-render every cell here (or with --tokenizers-dir) against the goldens: what changed, and why."""
-    from importlib import metadata
-
     from harness import drift
 
     selected = _selected(args)
@@ -190,11 +204,10 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     if args.markdown:
         base = _tokenizers_dir(args)
         context = (
-            f"Goldens in `{args.goldens}` against transformers {metadata.version('transformers')}, "
-            f"tokenizers {metadata.version('tokenizers')}, jinja2 {metadata.version('jinja2')}; "
+            f"Goldens in `{args.goldens}` against this environment's libraries (versions in the header); "
             f"tokenizer files from {'the pinned hub revisions' if base is None else 'a local pack'}."
         )
-        Path(args.markdown).write_text(drift.markdown(diffs, context), "utf-8")
+        _write(args.markdown, drift.markdown(diffs, context))
     return 1 if any(d.changed for d in diffs) else 0
 
 
@@ -207,7 +220,7 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     results = gallery.build(out, Path(args.goldens), _tokenizers_dir(args))
     console.print(f"gallery: {len(results)} cells -> {out / 'index.html'}", markup=False)
     if args.markdown:
-        Path(args.markdown).write_text(overview.templates_markdown(results), "utf-8")
+        _write(args.markdown, overview.templates_markdown(results))
         console.print(f"overview -> {args.markdown}", markup=False)
     return 0
 
@@ -226,7 +239,10 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from harness import __version__
+
     top = argparse.ArgumentParser(prog="cth", description="chat-template harness: what each template trains")
+    top.add_argument("--version", action="version", version=f"cth (chat-template-harness) {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tokenizers-dir", help="local tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)")
     common.add_argument("--allow-drift", action="store_true", help="load tokenizers whose files differ from the pins")
@@ -271,6 +287,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    source.pin_env_tokenizers_dir()
     # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
     console = Console(highlight=False, width=width)

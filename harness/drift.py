@@ -96,7 +96,10 @@ def summary(diffs: Sequence[CellDiff]) -> list[str]:
     return lines
 
 
-def markdown(diffs: Sequence[CellDiff], context: str) -> str:
+def markdown(diffs: Sequence[CellDiff], context: str, header: dict[str, str] | None = None) -> str:
+    """The report; `context` is body text (what was compared), `header` the provenance (versions), never compared."""
+    from harness.reportfile import versions, with_header
+
     changed = [d for d in diffs if d.changed]
     out = ["## chat-template-harness upgrade check", "", context, "", *summary(diffs), ""]
     if not changed:
@@ -110,4 +113,4 @@ def markdown(diffs: Sequence[CellDiff], context: str) -> str:
         if d.text_diff:
             out += ["", "```diff", *d.text_diff, "```"]
         out.append("")
-    return "\n".join(out)
+    return with_header("\n".join(out), {"generated-by": "cth diff --markdown FILE", **versions(), **(header or {})})

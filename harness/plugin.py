@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.source import pin_env_tokenizers_dir
+
+    pin_env_tokenizers_dir()
     spec = config.getoption("--cth-preprocessor")
     if spec:
         from harness.errors import HarnessError
@@ -68,7 +71,8 @@ def _tokenizers_dir(config: pytest.Config) -> Path | None:
     from harness import source
 
     given = config.getoption("--cth-tokenizers-dir")
-    return Path(given) if given else source.tokenizers_dir_from_env()
+    # relative to where pytest was started (its invocation dir), like every other path option
+    return source.absolute(config.invocation_params.dir / given) if given else source.tokenizers_dir_from_env()
 
 
 @pytest.fixture(scope="session")

@@ -122,9 +122,32 @@ def get_model(name: str) -> ModelSpec:
     )
 
 
+def absolute(path: Path | str) -> Path:
+    """A user-given directory as an absolute path, resolved against the current directory once."""
+    return Path(path).expanduser().resolve()
+
+
+def unregistered_folders(base: Path) -> list[str]:
+    """Folders of a pack that no registered model uses: models to derive rules for, never an error."""
+    known = {spec.pack_dir for spec in registry().values()}
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name not in known) if base.is_dir() else []
+
+
 def tokenizers_dir_from_env() -> Path | None:
     value = os.environ.get(ENV_TOKENIZERS_DIR, "").strip()
-    return Path(value).expanduser() if value else None
+    return absolute(value) if value else None
+
+
+def pin_env_tokenizers_dir() -> Path | None:
+    """Resolve $CTH_TOKENIZERS_DIR to an absolute path in the environment itself, at start-up.
+
+    A relative value (the README's `../shared/tokenizers`) means the directory the user typed it in;
+    pytest runs, `cth` subprocesses and tests that change directory must all see that same folder.
+    """
+    base = tokenizers_dir_from_env()
+    if base is not None:
+        os.environ[ENV_TOKENIZERS_DIR] = str(base)
+    return base
 
 
 def sha256_file(path: Path) -> str:
@@ -138,8 +161,8 @@ def sha256_file(path: Path) -> str:
 def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> LoadedTokenizer:
     """Load a pinned tokenizer once per process; see the module docstring for the contract."""
     spec = get_model(name)
-    base = Path(tokenizers_dir).expanduser() if tokenizers_dir is not None else tokenizers_dir_from_env()
-    return _load(spec.name, base.resolve() if base is not None else None, allow_drift)
+    base = absolute(tokenizers_dir) if tokenizers_dir is not None else tokenizers_dir_from_env()
+    return _load(spec.name, base, allow_drift)
 
 
 @cache

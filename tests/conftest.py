@@ -20,6 +20,7 @@ DEFAULT_PACK = REPO.parent / "shared" / "tokenizers"
 def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get(ENV_TOKENIZERS_DIR) and DEFAULT_PACK.is_dir():
         os.environ[ENV_TOKENIZERS_DIR] = str(DEFAULT_PACK)
+    source.pin_env_tokenizers_dir()  # the README exports a relative path; pytester runs elsewhere
     pack = os.environ.get(ENV_TOKENIZERS_DIR)
     if not pack or not Path(pack).is_dir():
         raise pytest.UsageError(
