@@ -25,7 +25,7 @@ import time_machine
 from harness.conversation import Conversation
 from harness.errors import HarnessError
 from harness.families import Family, Think, ThinkMode
-from harness.render import PINNED_CLOCK
+from harness.render import PINNED_CLOCK, with_system_flag
 
 IGNORE_INDEX = -100
 MASK_KEYS = ("loss_mask", "assistant_masks", "assistant_mask")
@@ -83,7 +83,8 @@ def request_for(model: str, conversation: Conversation, tokenizer: Any, family: 
     return Request(
         model=model,
         think=str(think),
-        messages=[_canonical(m) for m in conversation.messages],
+        # as the server sends them: a mode switched in the system message (Nemotron `/no_think`) carries its flag
+        messages=[dict(m) for m in with_system_flag([_canonical(m) for m in conversation.messages], mode.system_flag)],
         tools=[dict(t) for t in conversation.tools] or None,
         tokenizer=tokenizer,
         chat_template_kwargs={**family.template_kwargs, **mode.kwargs},

@@ -44,6 +44,8 @@ class ThinkMode:
     think: str | None = None
     empty_think: str = ""
     final_marker: str = ""
+    # a flag the template reads from the system message instead of a kwarg (Nemotron's `/no_think`)
+    system_flag: str = ""
     # fixture feature -> why this mode cannot train such a conversation
     unsupported: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -96,6 +98,11 @@ QWEN3_EMPTY = "<think>\n\n</think>\n\n"
 TOOL_ONLY_IN_NON_THINKING = (
     "DeepSeek-V3.1 writes tool-call turns in non-thinking form (`<｜Assistant｜></think>` whatever `thinking` is); "
     "its model card supports tool calls in non-thinking mode only"
+)
+NO_SWITCH_THINKS = NotApplicable("no off switch: the generation prompt always opens <think>")
+GEMMA_TOOLS = (
+    "Gemma 3's template has no tool support: it drops `tool_calls` and raises on a `tool` message "
+    "(roles must alternate user/assistant)"
 )
 V3_TOOLS = (
     "DeepSeek-V3's template closes a single tool call with no `<｜tool▁calls▁end｜><｜end▁of▁sentence｜>` "
@@ -208,6 +215,66 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 history=(
                     "earlier turns drop their analysis and end with <|end|> instead of <|return|>; a tool call's "
                     "analysis is kept only until a later final answer"
+                ),
+            ),
+            Family(
+                name="gemma3",
+                title="Gemma 3",
+                stop_tokens=("<end_of_turn>",),
+                trailer="\n",
+                on=NO_THINKING,
+                off=ThinkMode(unsupported=_kw(tools=GEMMA_TOOLS)),
+                history=(
+                    "no system role: the system message is written at the head of the first user turn, followed by "
+                    "a blank line; content is trimmed of surrounding whitespace in every turn"
+                ),
+            ),
+            Family(
+                name="qwen3-thinking-2507",
+                title="Qwen3 2507 Thinking (always thinks)",
+                stop_tokens=("<|im_end|>",),
+                trailer="\n",
+                on=ThinkMode(
+                    opener="<think>\n",
+                    think="{reasoning}\n</think>\n\n",
+                    # The template's final turn reads `<think>\n\n</think>`: that `\n\n` is one token across the
+                    # served prompt's `\n`, which no replay allows. Untrained either way, so close right after the opener.
+                    empty_think="</think>\n\n",
+                    final_marker=QWEN3_EMPTY,
+                ),
+                off=NO_SWITCH_THINKS,
+                template_shows_final_reasoning=True,
+                history=(
+                    "reasoning is kept only for assistant turns after the last user query; the generation prompt "
+                    "always opens <think>\n, so the model writes only the reasoning and the closing </think>"
+                ),
+            ),
+            Family(
+                name="qwen3-instruct-2507",
+                title="Qwen3 2507 Instruct (never thinks)",
+                stop_tokens=("<|im_end|>",),
+                trailer="\n",
+                on=NotApplicable(
+                    "no thinking mode: the model never thinks and the generation prompt opens no think block "
+                    "(the template still writes an empty one into a final assistant turn: never trained)"
+                ),
+                off=ThinkMode(final_marker=QWEN3_EMPTY),
+                history=(
+                    "the final assistant turn is written with an empty <think>\n\n</think>\n\n block the model never "
+                    "generates; earlier turns are written as generated"
+                ),
+            ),
+            Family(
+                name="nemotron-v1.5",
+                title="Nemotron Super v1.5 (thinks unless /no_think)",
+                stop_tokens=("<|eot_id|>",),
+                on=ThinkMode(think="<think>\n{reasoning}\n</think>\n\n"),
+                off=ThinkMode(system_flag="/no_think", opener=QWEN3_EMPTY, final_marker=""),
+                reasoning_field="inline",
+                history=(
+                    "the switch is `/no_think` in the system message (removed from the text); a system header is "
+                    "always written; every assistant turn, the last included, is cut after </think>, so the template "
+                    "never shows reasoning"
                 ),
             ),
         )

@@ -50,6 +50,16 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
     return out
 
 
+def with_system_flag(messages: Sequence[Mapping[str, Any]], flag: str) -> list[Mapping[str, Any]]:
+    """The messages a server sends for a mode switched by a system-message flag (Nemotron's `/no_think`)."""
+    if not flag:
+        return list(messages)
+    if messages and messages[0].get("role") == "system" and messages[0].get("content"):
+        return [{**messages[0], "content": f"{messages[0]['content']}\n{flag}"}, *messages[1:]]
+    rest = messages[1:] if messages and messages[0].get("role") == "system" else messages
+    return [{"role": "system", "content": flag}, *rest]
+
+
 def template_messages(conversation: Conversation, family: Family, mode: ThinkMode) -> list[dict[str, Any]]:
     """The whole conversation for the template; reasoning only where the mode thinks."""
     return [template_message(m, family, with_reasoning=mode.thinks) for m in conversation.messages]
@@ -66,6 +76,7 @@ def render(
 ) -> str:
     """The template's text for these messages, with the clock frozen and dates pinned."""
     kwargs = {**family.template_kwargs, **mode.kwargs}
+    messages = with_system_flag(messages, mode.system_flag)
     try:
         with time_machine.travel(PINNED_CLOCK, tick=False):
             text = tokenizer.apply_chat_template(

@@ -59,6 +59,11 @@ ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "deepseek-v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {}),
     "deepseek-r1": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {}),
     "deepseek-v3.1": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {}),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", {"head_dim": 8, "sliding_window": 128}),
+    "qwen3-thinking-2507": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 8}),
+    "qwen3-instruct-2507": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 8}),
+    # Nemotron Super is a pruned Llama 3.3 (DeciLM, remote code); its Llama vocabulary on a plain Llama does the job
+    "nemotron-v1.5": ("LlamaConfig", "LlamaForCausalLM", {}),
     "gpt-oss": ("GptOssConfig", "GptOssForCausalLM", {"head_dim": 8, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 128}),
 }
 _DEEPSEEK_MLA = {

@@ -109,7 +109,8 @@ def _plan(
             "update the family rule in harness/families.py to match the template",
         )
     rest = bare[len(head) :]
-    for marker in (mode.opener if has_opener else "", mode.final_marker):
+    # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`
+    for marker in (mode.final_marker, mode.opener if has_opener else ""):
         if marker and rest.startswith(marker):
             rest = rest[len(marker) :]
             break

@@ -79,7 +79,9 @@ def test_load_callable_errors_name_the_fix(spec: str, message: str):
 def test_check_on_the_reference_passes_every_cell(capsys):
     assert cli.main(["check", REFERENCE, "--policy", "all"]) == 0
     out = capsys.readouterr().out
-    assert "167 passed, 0 failed, 119 n/a" in out
+    every = matrix.cells()
+    na = sum(matrix.na_reason(c) is not None for c in every)
+    assert f"{len(every) - na} passed, 0 failed, {na} n/a" in out
 
 
 def test_check_on_the_naive_example_fails_with_the_empty_think_positions_named(capsys, tmp_path: Path):
@@ -198,10 +200,16 @@ def test_families_without_a_trl_training_template_are_na(model: str):
 def test_the_committed_trl_report_is_current():
     from harness.report import check_markdown
 
+    from harness import reportfile
+
     results = [check.check_cell(load_callable(TRL), c) for c in matrix.cells()]
     fresh = check_markdown(TRL, results, Policy.LAST)
     committed = (REPO / "reports" / "trl-assistant-only-loss.md").read_text("utf-8")
-    assert committed == fresh, "regenerate: cth check harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md"
+    # only the body is compared: a new transformers release changes the header, never the verdict
+    assert reportfile.body(committed) == reportfile.body(fresh), (
+        f"header changes: {reportfile.header_changes(committed, fresh)}; "
+        "regenerate: cth check harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md"
+    )
 
 
 def test_the_worked_examples_are_documented_modules():

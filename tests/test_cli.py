@@ -28,6 +28,17 @@ def test_models_lists_every_tokenizer_with_its_provenance(capsys):
     for name in source.registry():
         assert name in out
     assert out.count("all sha256 match") == len(source.registry())
+    assert "not registered" not in out
+
+
+def test_models_lists_pack_folders_without_rules(capsys, pack_dir, tmp_path):
+    from tests.helpers import writable_pack
+
+    pack = writable_pack(tmp_path, pack_dir, ["Qwen--Qwen3-8B"])
+    (pack / "acme--my-finetune").mkdir()
+    code, out, _ = run(capsys, "models", "--tokenizers-dir", str(pack))
+    assert code == 0
+    assert "not registered (no family rules yet, so no cells): acme--my-finetune" in out
 
 
 def test_show_qwen3_think_off_shows_the_empty_think_block_as_untrained_prompt(capsys):

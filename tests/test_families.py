@@ -41,6 +41,17 @@ TABLE = {
     ("deepseek-r1", "on"): ("<｜Assistant｜><think>\n", f"{R}\n</think>\n\n{C}{EOS_DS}"),
     ("deepseek-v3.1", "on"): ("<｜Assistant｜><think>", f"{R}</think>{C}{EOS_DS}"),
     ("deepseek-v3.1", "off"): ("<｜Assistant｜></think>", f"{C}{EOS_DS}"),
+    ("gemma-3-4b", "off"): ("<start_of_turn>model\n", f"{C}<end_of_turn>"),
+    ("qwen3-4b-thinking-2507", "on"): ("<|im_start|>assistant\n<think>\n", f"{R}\n</think>\n\n{C}<|im_end|>"),
+    ("qwen3-4b-instruct-2507", "off"): ("<|im_start|>assistant\n", f"{C}<|im_end|>"),
+    ("nemotron-super-49b-v1.5", "on"): (
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        f"<think>\n{R}\n</think>\n\n{C}<|eot_id|>",
+    ),
+    ("nemotron-super-49b-v1.5", "off"): (
+        "<|start_header_id|>assistant<|end_header_id|>\n\n<think>\n\n</think>\n\n",
+        f"{C}<|eot_id|>",
+    ),
     ("gpt-oss-20b", "on"): (
         "<|start|>assistant",
         f"<|channel|>analysis<|message|>{R}<|end|><|start|>assistant<|channel|>final<|message|>{C}<|return|>",
@@ -76,7 +87,7 @@ def test_na_modes_hold_in_the_template(model: str, think: str, load):
     loaded = load(model)
     fam = family(loaded.spec.family)
     template = loaded.chat_template
-    if fam.name in ("qwq", "deepseek-r1"):  # always thinks: no switch turns the opener off
+    if fam.name in ("qwq", "deepseek-r1", "qwen3-thinking-2507"):  # always thinks: no switch turns the opener off
         for kwargs in ({"enable_thinking": False}, {"thinking": False}):
             text = loaded.tokenizer.apply_chat_template(
                 [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True, **kwargs
@@ -85,6 +96,12 @@ def test_na_modes_hold_in_the_template(model: str, think: str, load):
     elif fam.name == "gpt-oss":  # reasoning_effort tunes, never disables
         assert "reasoning_effort" in template and "enable_thinking" not in template
         assert 'set reasoning_effort = "medium"' in template
+    elif fam.name == "qwen3-instruct-2507":  # parses <think> in history, never opens one
+        for kwargs in ({}, {"enable_thinking": True}, {"thinking": True}):
+            text = loaded.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True, **kwargs
+            )
+            assert text.endswith("<|im_start|>assistant\n")
     else:  # no thinking at all
         assert think == "on" and "think" not in template.lower()
 
@@ -137,7 +154,11 @@ def test_the_template_renders_what_is_trained_where_it_shows_the_turn(model: str
                 whitespace_dropped = any(n.startswith("leading whitespace") for n in plan.notes)
                 empty_opened_think = bool(plan.opener) and mode.thinks and not reasoning
                 hidden = mode.thinks and reasoning and not fam.template_shows_final_reasoning
-                if whitespace_dropped or empty_opened_think:
+                # a template that writes a think block into a turn of a mode that never thinks (Qwen3 2507 Instruct)
+                never_generated_block = bool(mode.final_marker) and not mode.thinks and not mode.opener
+                # an opener only the generation prompt writes (Nemotron `/no_think`): history shows no block there
+                prompt_only_block = bool(plan.opener) and not mode.final_marker and not mode.thinks
+                if whitespace_dropped or empty_opened_think or never_generated_block or prompt_only_block:
                     expected = "differs"  # the template shows no think block where the model still closes one
                 elif hidden:
                     expected = "hides reasoning"
@@ -244,3 +265,59 @@ def test_transformers_5_loads_deepseek_as_tokenizers_backend_with_a_warning(load
 
 def test_every_family_is_used_by_a_model():
     assert {s.family for s in source.registry().values()} == set(FAMILIES)
+
+
+def test_gemma3_folds_the_system_message_into_the_first_user_turn(load):
+    loaded = load("gemma-3-4b")
+    fam = family("gemma3")
+    prompt = served_prompt(loaded.tokenizer, conversation.fixture("with_system"), 2, fam, fam.off)
+    system = conversation.fixture("with_system").messages[0].content
+    assert prompt.startswith(f"<bos><start_of_turn>user\n{system}\n\n")
+    assert "<start_of_turn>system" not in prompt
+
+
+def test_gemma3_has_no_tool_role():
+    with pytest.raises(CellNotApplicable, match="no tool support"):
+        resolve_mode(family("gemma3"), Think.OFF, conversation.fixture("tool_call"))
+
+
+def test_qwen3_instruct_2507_writes_an_empty_think_block_it_never_generates(load):
+    """The template writes `<think>\n\n</think>\n\n` into a final assistant turn; the reference never trains it."""
+    loaded = load("qwen3-4b-instruct-2507")
+    fam = family("qwen3-instruct-2507")
+    msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    assert "<|im_start|>assistant\n<think>\n\n</think>\n\nHello!" in loaded.tokenizer.apply_chat_template(msgs, tokenize=False)
+    result = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), fam, Think.OFF)
+    (sample,) = result.samples
+    assert "<think>" not in sample.text
+    assert result.plans[0].template_render == "differs"
+
+
+def test_nemotron_no_think_is_a_system_flag_that_injects_the_empty_block(load):
+    loaded = load("nemotron-super-49b-v1.5")
+    fam = family("nemotron-v1.5")
+    conv = conversation.fixture("with_system")
+    on = served_prompt(loaded.tokenizer, conv, 2, fam, fam.on)
+    off = served_prompt(loaded.tokenizer, conv, 2, fam, fam.off)
+    assert "/no_think" not in off  # the template removes the flag from the system text
+    assert on.endswith("<|end_header_id|>\n\n") and off == on + "<think>\n\n</think>\n\n"
+    # `<think>` is plain text here, not a special token
+    assert len(loaded.tokenizer("<think>", add_special_tokens=False)["input_ids"]) > 1
+
+
+def test_nemotron_never_shows_reasoning_even_in_the_last_turn(load):
+    loaded = load("nemotron-super-49b-v1.5")
+    (plan,) = plan_turns(loaded.tokenizer, THINKING, family("nemotron-v1.5"), family("nemotron-v1.5").on)
+    assert plan.template_render == "hides reasoning"
+
+
+def test_qwen3_thinking_2507_with_no_reasoning_closes_the_opened_block_untrained(load):
+    loaded = load("qwen3-4b-thinking-2507")
+    fam = family("qwen3-thinking-2507")
+    result = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), fam, Think.ON)
+    (sample,) = result.samples
+    (plan,) = result.plans
+    assert plan.prompt.endswith("<|im_start|>assistant\n<think>\n")
+    assert [(p.kind, p.text) for p in plan.pieces][0] == ("empty_think", "</think>\n\n")
+    trained = [t for t, m in zip(sample.input_ids, sample.loss_mask, strict=True) if m]
+    assert loaded.tokenizer.decode(trained) == plan.generated == "The capital of France is Paris.<|im_end|>"

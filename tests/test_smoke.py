@@ -49,10 +49,11 @@ def test_reference_step_trains_only_generated_tokens(smoke, model: str, think: T
 def test_naive_control_fails_wherever_the_template_injects_or_rewrites(smoke, model: str, think: Think):
     reference, naive = smoke(model, think), smoke(model, think, "naive")
     fam = family(source.get_model(model).family)
-    if reference.empty_think or fam.name in ("qwen3", "deepseek-v3.1", "gpt-oss"):
+    # Qwen3 2507 Instruct writes an empty think block into the last turn; Nemotron drops every turn's reasoning
+    if reference.empty_think or fam.name in ("qwen3", "deepseek-v3.1", "gpt-oss", "qwen3-instruct-2507", "nemotron-v1.5"):
         assert not naive.ok and naive.leaks
         assert all(leak.token for leak in naive.leaks)
-    else:  # Qwen2.5, Llama, DeepSeek-V3: the template renders the last turn as generated
+    else:  # Qwen2.5, Llama, DeepSeek-V3, Gemma 3: the template renders the last turn as generated
         assert naive.ok, [str(leak) for leak in naive.leaks]
 
 

@@ -16,19 +16,30 @@ MODELS = list(source.registry())
 
 
 def test_registry_has_every_pack_tokenizer_with_short_names():
-    assert len(MODELS) == 11
-    for wanted in ("qwen3-8b", "llama-3.1-8b", "deepseek-v3.1", "gpt-oss-20b", "llama-4-scout"):
+    assert len(MODELS) == 15
+    for wanted in ("qwen3-8b", "llama-3.1-8b", "deepseek-v3.1", "gpt-oss-20b", "llama-4-scout", "gemma-3-4b",
+                   "qwen3-4b-thinking-2507", "qwen3-4b-instruct-2507", "nemotron-super-49b-v1.5"):
         assert wanted in MODELS
 
 
 def test_registry_pins_agree_with_the_pack_manifest(pack_dir: Path):
+    """Every registered model is in the pack with the same pins. A pack may hold more (a user's own does)."""
     manifest = json.loads((pack_dir / "MANIFEST.json").read_text("utf-8"))["folders"]
-    assert sorted(manifest) == sorted(s.pack_dir for s in source.registry().values())
     for spec in source.registry().values():
+        assert spec.pack_dir in manifest, f"{spec.name}: no folder {spec.pack_dir} in the pack's MANIFEST.json"
         entry = manifest[spec.pack_dir]
         assert spec.hub_repo == entry["hub_repo"]
         assert spec.revision == entry["revision"]
         assert {f.name: f.sha256 for f in spec.files} == {n: f["sha256"] for n, f in entry["files"].items()}
+
+
+def test_pack_folders_the_registry_does_not_know_are_listed_not_failed(pack_dir: Path, tmp_path: Path):
+    """A folder added to the pack (or a user's own model) is reported by `cth models`, never breaks the run."""
+    pack = writable_pack(tmp_path, pack_dir, ["Qwen--Qwen3-8B"])
+    shutil.copytree(pack / "Qwen--Qwen3-8B", pack / "acme--my-finetune")
+    assert source.unregistered_folders(pack) == ["acme--my-finetune"]
+    assert source.unregistered_folders(pack_dir) == []  # the shared pack: every folder is a built-in model
+    assert source.load("qwen3-8b", pack).drift == ()
 
 
 @pytest.mark.parametrize("ref", ["qwen3-8b", "Qwen/Qwen3-8B", "qwen/qwen3-8b", "Qwen--Qwen3-8B"])

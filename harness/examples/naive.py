@@ -20,6 +20,7 @@ HEADERS = (
     re.compile(r"<\|header_start\|>assistant<\|header_end\|>\n\n(.*?<\|eot\|>)", re.S),
     re.compile(r"<｜Assistant｜>(.*?<｜end▁of▁sentence｜>)", re.S),
     re.compile(r"<\|start\|>assistant(.*?(?:<\|return\|>|<\|call\|>|<\|end\|>))", re.S),
+    re.compile(r"<start_of_turn>model\n(.*?<end_of_turn>)", re.S),
 )
 
 
