@@ -16,6 +16,8 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 TORCH = "torch==2.13.0"
+# Every package of the README set-up and CI, pinned (scripts/setup installs it; `nox -s lock` refreshes it).
+LOCK = ROOT / "requirements.lock"
 # The newest 4.x and the newest 5.x: the upgrade matrix (tox.ini has the same factors).
 TRANSFORMERS = {"tf4": "transformers==4.57.6", "tf5": "transformers>=5,<6"}
 
@@ -80,3 +82,54 @@ def smoke(session: nox.Session) -> None:
     """Smoke training step for every family (CUDA bf16 if present, else CPU), with the naive control."""
     _install(session, "test,train")
     session.run("pytest", "-m", "smoke", *session.posargs, env=_env(session))
+
+
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """Property tests at 10,000 examples per model x think pair (CTH_FUZZ_EXAMPLES to change); prints the counts."""
+    _install(session, "test")
+    env = {**_env(session), "HYPOTHESIS_PROFILE": "fuzz"}
+    session.run(
+        "pytest", "tests/test_properties.py", "-m", "property", "-p", "no:randomly", "--hypothesis-show-statistics",
+        "-q", *session.posargs, env=env,
+    )
+
+
+@nox.session(default=False)
+def lock(session: nox.Session) -> None:
+    """Re-resolve requirements.lock (every package of the dev set-up, newest allowed) and print what moved."""
+    session.install("pip-tools>=7.4")
+    before = _pins(LOCK.read_text("utf-8")) if LOCK.exists() else {}
+    fresh = Path(session.create_tmp()) / "lock.txt"
+    session.run(
+        "pip-compile", "--quiet", "--no-header", "--upgrade", "--extra", "dev", "--strip-extras", "--no-emit-index-url",
+        "--no-emit-find-links", "--unsafe-package", "chat-template-harness", "--output-file", str(fresh),
+        "pyproject.toml",
+    )
+    LOCK.write_text(_lock_text(fresh.read_text("utf-8")), "utf-8")
+    after = _pins(LOCK.read_text("utf-8"))
+    moved = [f"{name}: {before.get(name, '(new)')} -> {after.get(name, '(gone)')}" for name in sorted({*before, *after})
+             if before.get(name) != after.get(name)]
+    session.log("\n".join(["what moved:", *moved]) if moved else "nothing moved")
+    session.log("run the suite on the new lock (bash scripts/setup && .venv/bin/python -m pytest), then commit it")
+
+
+def _lock_text(compiled: str) -> str:
+    """pip-compile's output for this repo: no self-reference, and torch by its release (the local CPU build matches it)."""
+    header = [
+        "# Every package of `pip install -e '.[dev]'`, resolved by pip-tools for Linux x86_64, CPython 3.11.",
+        "# Installed by scripts/setup (CI does the same); refreshed only by `nox -s lock`, which prints what moved.",
+        "# torch is pinned by release: `torch==2.13.0` also matches the local CPU build (2.13.0+cpu).",
+    ]
+    keep = []
+    for line in compiled.splitlines():
+        if line.startswith(("chat-template-harness", "# chat-template-harness", "# The following packages are considered")):
+            continue
+        if line.startswith("torch=="):
+            line = "torch==" + line.split("==", 1)[1].split("+", 1)[0]
+        keep.append(line)
+    return "\n".join([*header, *keep]).rstrip("\n") + "\n"
+
+
+def _pins(text: str) -> dict[str, str]:
+    return dict(line.split("==", 1) for line in text.splitlines() if "==" in line and not line.startswith(("#", " ")))

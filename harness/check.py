@@ -56,26 +56,37 @@ def check_cell(
     *,
     allow_drift: bool = False,
     policy: Policy = Policy.LAST,
+    timeout: float = external.DEFAULT_TIMEOUT,
 ) -> CheckResult:
     reason = na_reason(cell)
     if reason is not None:
         return CheckResult(cell, Status.NA, reason)
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
     fam = family(loaded.spec.family)
-    conv = conversation.fixture(cell.fixture)
+    conv = conversation.load(cell.fixture)
     mode = resolve_mode(fam, cell.think, conv)
     reference = preprocess(loaded.tokenizer, conv, fam, cell.think, Policy.ALL)
     request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
+    vocab = len(loaded.tokenizer)
+
+    def call() -> list[external.ExternalSample]:
+        with external.deadline(timeout):
+            return external.checked(external.call(plugin, request), vocab)
+
     try:
-        samples = external.run(plugin, request)
+        with external.pinned_clock():
+            samples = call()
+        # 6. determinism: the plug-in again, under two other clocks; still inside the guard
+        violations = check_determinism(call)
     except external.Unsupported as exc:
         return CheckResult(cell, Status.NA, f"the preprocessor does not support this cell: {exc}")
-    except Exception as exc:  # the plug-in's own failure is a finding for this cell, not a crash of the run
+    except (Exception, SystemExit) as exc:  # the plug-in's own failure is a finding for this cell, not a crash of the run
         line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        if not isinstance(exc, external.PreprocessorError):
+            line += f" ({external.user_frame(exc)})"
         return CheckResult(cell, Status.FAIL, f"the preprocessor raised {line}", error=line)
     required = [p.turn for p in reference.plans] if policy is Policy.ALL else [reference.plans[-1].turn]
-    violations = check_samples(loaded.tokenizer, reference.plans, samples, required_turns=required)
-    violations += check_determinism(lambda: external.call(plugin, request))
+    violations = check_samples(loaded.tokenizer, reference.plans, samples, required_turns=required) + violations
     ours = {_shown(r) for s in reference.samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
     theirs = {_shown(r) for s in samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
     extra = tuple(sorted(theirs - ours))

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 from rich.console import Console
@@ -35,6 +36,19 @@ def command(name: str) -> Callable[[Command], Command]:
 
 def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
     return source.absolute(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
+
+
+def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
+    """The goldens directory: --goldens if given (it must exist), else ./goldens (optional for `matrix`)."""
+    if args.goldens is None:
+        default = Path("goldens")
+        if default.is_dir() or not required:
+            return default if default.is_dir() else None
+        raise HarnessError("no goldens directory ./goldens here", "run from the repository root, or pass --goldens DIR")
+    given = Path(args.goldens)
+    if not given.is_dir():
+        raise HarnessError(f"--goldens {args.goldens}: no such directory", "check the path (it is the folder holding <model>/think-<t>/*.golden)")
+    return given
 
 
 def _write(path: str, text: str) -> None:
@@ -132,9 +146,10 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
 
     selected = _selected(args)
     results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
-    goldens = Path(args.goldens)
-    if goldens.is_dir():
-        results = [_with_golden(r, golden.check(r, goldens)) for r in results]
+    goldens = _goldens(args, required=False)
+    if goldens is not None:
+        builtin = set(conversation.fixture_names())  # a user's own conversation file has no golden
+        results = [_with_golden(r, golden.check(r, goldens)) if r.cell.fixture in builtin else r for r in results]
     console.print(report.matrix_table(results))
     console.print(report.summary_line(results))
     if args.markdown:
@@ -170,7 +185,8 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     results = []
     for cell in selected:
         result = check.check_cell(
-            plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy)
+            plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy),
+            timeout=args.timeout,
         )
         results.append(result)
         if result.status is not matrix.Status.NA:
@@ -191,7 +207,7 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     from harness import drift
 
     selected = _selected(args)
-    diffs = drift.diff_all(selected, Path(args.goldens), _tokenizers_dir(args))
+    diffs = drift.diff_all(selected, _goldens(args), _tokenizers_dir(args))
     for d in diffs:
         if not d.changed:
             continue
@@ -204,7 +220,7 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     if args.markdown:
         base = _tokenizers_dir(args)
         context = (
-            f"Goldens in `{args.goldens}` against this environment's libraries (versions in the header); "
+            f"Goldens in `{args.goldens or 'goldens'}` against this environment's libraries (versions in the header); "
             f"tokenizer files from {'the pinned hub revisions' if base is None else 'a local pack'}."
         )
         _write(args.markdown, drift.markdown(diffs, context))
@@ -217,7 +233,7 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     from harness import gallery, overview
 
     out = Path(args.out)
-    results = gallery.build(out, Path(args.goldens), _tokenizers_dir(args))
+    results = gallery.build(out, _goldens(args), _tokenizers_dir(args))
     console.print(f"gallery: {len(results)} cells -> {out / 'index.html'}", markup=False)
     if args.markdown:
         _write(args.markdown, overview.templates_markdown(results))
@@ -236,6 +252,21 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fixture", help="built-in fixture name or path to a JSON conversation")
     parser.add_argument("--think", choices=[t.value for t in Think], required=True)
     parser.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a number above zero, else the usual one-line usage error (exit 2)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -259,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
     render_p.add_argument("--json", action="store_true", help="one compact JSON line")
     matrix_p = sub.add_parser("matrix", parents=[common, selection], help=cmd_matrix.__doc__)
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
-    matrix_p.add_argument("--goldens", default="goldens", help="compare with these goldens (default: ./goldens, if present)")
+    matrix_p.add_argument("--goldens", default=None, help="compare with these goldens (default: ./goldens, if present)")
     check_p = sub.add_parser("check", parents=[common, selection], help=cmd_check.__doc__)
     check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
     check_p.add_argument(
@@ -267,12 +298,16 @@ def parser() -> argparse.ArgumentParser:
         help="last: the final turn must be trained (default); all: every assistant turn must be",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
+    check_p.add_argument(
+        "--timeout", type=_positive(float), default=60.0, metavar="SECONDS",
+        help="a cell whose preprocessor call takes longer fails, named in the report, and the run goes on (default 60)",
+    )
     diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
-    diff_p.add_argument("--goldens", default="goldens", help="the goldens to compare with (default: ./goldens)")
+    diff_p.add_argument("--goldens", default=None, help="the goldens to compare with (default: ./goldens)")
     diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     gallery_p = sub.add_parser("gallery", parents=[common], help=cmd_gallery.__doc__)
     gallery_p.add_argument("--out", required=True, help="directory for the site (index.html and pages)")
-    gallery_p.add_argument("--goldens", default="goldens", help="the committed goldens (default: ./goldens)")
+    gallery_p.add_argument("--goldens", default=None, help="the committed goldens (default: ./goldens)")
     gallery_p.add_argument("--markdown", metavar="FILE", help="also write the overview, e.g. docs/templates.md")
     smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)
     smoke_p.add_argument("model")
@@ -281,7 +316,7 @@ def parser() -> argparse.ArgumentParser:
     smoke_p.add_argument(
         "--preprocessor", default="reference", help="reference (default), naive (the worked wrong example) or MODULE:CALLABLE"
     )
-    smoke_p.add_argument("--steps", type=int, default=3, help="AdamW steps after the checked one (default 3)")
+    smoke_p.add_argument("--steps", type=_positive(int), default=3, help="AdamW steps after the checked one (default 3)")
     return top
 
 

@@ -40,7 +40,7 @@ def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None) 
     path = golden.path_for(root, cell)
     if not path.is_file():
         return CellDiff(cell, "new", ("no golden yet",))
-    stored = golden.parse(path.read_text("utf-8"))
+    stored = golden.parse(golden.read(path))
     if stored.body == received.body:
         return CellDiff(cell, "unchanged")
     causes = tuple(golden.explain(stored.header, received.header)) or ("no provenance change: the harness or its inputs changed",)

@@ -16,7 +16,11 @@ under two other clocks.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+import numbers
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +32,8 @@ from harness.families import Family, Think, ThinkMode
 from harness.render import PINNED_CLOCK, with_system_flag
 
 IGNORE_INDEX = -100
+# seconds one call of a plug-in may take on one cell before the cell fails (the run goes on)
+DEFAULT_TIMEOUT = 60.0
 MASK_KEYS = ("loss_mask", "assistant_masks", "assistant_mask")
 
 
@@ -68,8 +74,16 @@ def load_callable(spec: str) -> Preprocessor:
         raise PreprocessorError(f"preprocessor {spec!r} is not of the form package.module:callable", "write e.g. mypkg.data:preprocess")
     try:
         target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
         raise PreprocessorError(f"cannot import {module_name!r} ({exc})", "install the package or add it to PYTHONPATH") from exc
+    except SyntaxError as exc:
+        raise PreprocessorError(
+            f"{module_name!r} has a syntax error at {exc.filename}:{exc.lineno} ({exc.msg})", "fix the module"
+        ) from None
+    except Exception as exc:  # the module itself raised while importing: show where, in the user's file
+        raise PreprocessorError(
+            f"importing {module_name!r} raised {type(exc).__name__}: {exc} ({user_frame(exc)})", "fix the module's import-time code"
+        ) from None
     for part in attr.split("."):
         if not hasattr(target, part):
             raise PreprocessorError(f"{module_name!r} has no attribute {attr!r}", "check the callable's name")
@@ -77,6 +91,16 @@ def load_callable(spec: str) -> Preprocessor:
     if not callable(target):
         raise PreprocessorError(f"{spec} is not callable", "point at a function or a callable object")
     return target
+
+
+def user_frame(exc: BaseException) -> str:
+    """Where in the user's code an exception was raised: the deepest frame outside the harness and site-packages."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if "/harness/" not in f.filename and "site-packages" not in f.filename and "<frozen" not in f.filename]
+    frame = (mine or frames or [None])[-1]
+    return f"at {frame.filename}:{frame.lineno}" if frame else "no traceback"
 
 
 def request_for(model: str, conversation: Conversation, tokenizer: Any, family: Family, think: Think, mode: ThinkMode) -> Request:
@@ -93,8 +117,13 @@ def request_for(model: str, conversation: Conversation, tokenizer: Any, family: 
 
 def run(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
     """Call the plug-in under the pinned clock and read its output."""
-    with time_machine.travel(PINNED_CLOCK, tick=False):
+    with pinned_clock():
         return call(preprocessor, request)
+
+
+def pinned_clock() -> Any:
+    """The clock every reference render uses: the plug-in renders under it too, so dates compare like with like."""
+    return time_machine.travel(PINNED_CLOCK, tick=False)
 
 
 def call(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
@@ -102,16 +131,60 @@ def call(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
     return to_samples(preprocessor(request))
 
 
+class PreprocessorTimeout(PreprocessorError):
+    """The plug-in did not return within the per-cell time limit."""
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Stop a plug-in call that runs longer than `seconds` (SIGALRM; only in the main thread, elsewhere no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise PreprocessorTimeout(
+            f"the preprocessor did not return within {seconds:g} s on this cell", "fix the hang, or raise --timeout"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def checked(samples: list[ExternalSample], vocab: int) -> list[ExternalSample]:
+    """Samples whose ids the tokenizer can decode: every id in [0, vocab), every mask value 0 or 1."""
+    for index, sample in enumerate(samples):
+        bad = next(((p, i) for p, i in enumerate(sample.input_ids) if not 0 <= i < vocab), None)
+        if bad is not None:
+            raise PreprocessorError(
+                f"sample {index} has id {bad[1]} at position {bad[0]}, outside the tokenizer's vocabulary [0, {vocab})",
+                "return ids from this cell's tokenizer",
+            )
+    return samples
+
+
 def to_samples(raw: Any) -> list[ExternalSample]:
     """Read any supported output shape (see module docstring) into samples."""
     if isinstance(raw, Mapping) or _has_fields(raw):
         ids = _get(raw, "input_ids")
         mask = _mask_of(raw)
-        ids_rows, mask_rows = _rows(ids), _rows(mask)
+        ids_rows, mask_rows = _rows(ids, "input_ids"), _rows(mask, "loss_mask")
         if len(ids_rows) != len(mask_rows):
             raise PreprocessorError(f"{len(ids_rows)} rows of input_ids but {len(mask_rows)} of masks", "return one mask per sample")
         attention = raw.get("attention_mask") if isinstance(raw, Mapping) else getattr(raw, "attention_mask", None)
-        keep_rows = _rows(attention) if attention is not None else [[1] * len(r) for r in ids_rows]
+        keep_rows = _rows(attention, "attention_mask") if attention is not None else [[1] * len(r) for r in ids_rows]
+        for row, mrow, keep in zip(ids_rows, mask_rows, keep_rows, strict=True):
+            if not len(row) == len(mrow) == len(keep):
+                raise PreprocessorError(
+                    f"a sample has {len(row)} input_ids but {len(mrow)} mask values"
+                    + (f" and {len(keep)} attention_mask values" if attention is not None else ""),
+                    "return one mask value per token",
+                )
         return [
             ExternalSample(
                 tuple(i for i, k in zip(row, keep, strict=True) if k),
@@ -160,23 +233,38 @@ def _mask_of(raw: Any) -> Any:
     labels = raw.get("labels") if isinstance(raw, Mapping) else getattr(raw, "labels", None)
     if labels is None:
         raise PreprocessorError("sample has input_ids but no loss_mask, assistant_masks or labels", "return a mask")
-    return [[int(v != IGNORE_INDEX) for v in row] for row in _rows(labels)] if _is_batched(labels) else [
-        int(v != IGNORE_INDEX) for v in _plain(labels)
-    ]
+    return [[int(v != IGNORE_INDEX) for v in row] for row in _rows(labels, "labels")]
 
 
 def _plain(value: Any) -> list[Any]:
-    return value.tolist() if hasattr(value, "tolist") else list(value)
+    if value is None or isinstance(value, str | bytes | Mapping):
+        raise PreprocessorError(f"expected a list of token ids, got {type(value).__name__}", "return lists, arrays or tensors of ints")
+    try:
+        return value.tolist() if hasattr(value, "tolist") else list(value)
+    except TypeError:
+        raise PreprocessorError(f"expected a list of token ids, got {type(value).__name__}", "return lists, arrays or tensors of ints") from None
 
 
-def _is_batched(value: Any) -> bool:
-    plain = _plain(value)
-    return bool(plain) and isinstance(plain[0], list | tuple)
+def _rows(value: Any, field: str) -> list[list[int]]:
+    """Rows of ints: one row, a batch, or SpecForge's list of [1, L] tensors. Floats and bools are rejected, never cast."""
+    plain = [r.tolist() if hasattr(r, "tolist") and not isinstance(r, numbers.Number) else r for r in _plain(value)]
+    if plain and all(isinstance(r, list | tuple) for r in plain):
+        rows = [_flat_row(r) for r in plain]
+    else:
+        rows = [plain]
+    for row in rows:
+        bad = next((v for v in row if not isinstance(v, numbers.Integral) or isinstance(v, bool)), None)
+        if bad is not None or (row is not None and any(v is None for v in row)):
+            raise PreprocessorError(
+                f"{field} holds {bad!r} ({type(bad).__name__}), not an integer",
+                "return integer ids and 0/1 masks (a float id would be truncated silently: convert it yourself)",
+            )
+    return [[int(v) for v in row] for row in rows]
 
 
-def _rows(value: Any) -> list[list[int]]:
-    plain = _plain(value)
-    if plain and isinstance(plain[0], list | tuple):
-        return [[int(v) for v in row] for row in plain]
-    return [[int(v) for v in plain]]
-
+def _flat_row(row: Any) -> list[Any]:
+    """A row, unwrapping a [1, L] tensor's inner list (SpecForge returns those)."""
+    items = list(row)
+    if len(items) == 1 and isinstance(items[0], list | tuple):
+        return list(items[0])
+    return items

@@ -104,6 +104,11 @@ GEMMA_TOOLS = (
     "Gemma 3's template has no tool support: it drops `tool_calls` and raises on a `tool` message "
     "(roles must alternate user/assistant)"
 )
+R1_TOOL_ROUNDS = (
+    "DeepSeek-R1's template writes only the first tool-call message with its `<｜Assistant｜><｜tool▁calls▁begin｜>` "
+    "header (its `is_first` flag is never reset), so a later tool call is written differently as history and as a "
+    "reply (found by the property tests)"
+)
 V3_TOOLS = (
     "DeepSeek-V3's template closes a single tool call with no `<｜tool▁calls▁end｜><｜end▁of▁sentence｜>` "
     "(no stop token to train), and renders the calls only for content=None, which transformers 5 drops"
@@ -180,7 +185,12 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 name="deepseek-r1",
                 title="DeepSeek-R1 (always thinks)",
                 stop_tokens=("<｜end▁of▁sentence｜>",),
-                on=ThinkMode(opener="<think>\n", think="{reasoning}\n</think>\n\n", empty_think="</think>\n\n"),
+                on=ThinkMode(
+                    opener="<think>\n",
+                    think="{reasoning}\n</think>\n\n",
+                    empty_think="</think>\n\n",
+                    unsupported=_kw(repeated_tools=R1_TOOL_ROUNDS),
+                ),
                 off=NotApplicable("no off switch: the generation prompt always opens <think>"),
                 tool_arguments="json",
                 history="every assistant turn is cut at </think>, so no rendered turn keeps its reasoning",

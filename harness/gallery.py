@@ -204,7 +204,7 @@ def build(out: Path, goldens_root: Path, tokenizers_dir: Path | None = None) -> 
             raise HarnessError(f"{cell.id}: {problem}", "see `cth diff`, then update the goldens (nox -s update_goldens)")
         results.append(result)
     for result in results:
-        stored = golden.parse(golden.path_for(goldens_root, result.cell).read_text("utf-8"))
+        stored = golden.parse(golden.read(golden.path_for(goldens_root, result.cell)))
         _write(out / "cells" / result.cell.model / f"think-{result.cell.think}" / f"{result.cell.fixture}.html", cell_page(result, stored))
     for fixture in dict.fromkeys(r.cell.fixture for r in results):
         _write(out / "compare" / f"{fixture}.html", compare_page(fixture, results))

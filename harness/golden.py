@@ -20,6 +20,8 @@ ranges and text, the ids ten to a line with trained ones in [brackets]; then the
 
 from __future__ import annotations
 
+from harness.errors import HarnessError
+
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -245,12 +247,23 @@ def _short(value: str | None) -> str:
     return (value or "none")[:12]
 
 
+def read(path: Path) -> str:
+    """A golden file's text; one that is not UTF-8 is a clear error, not a traceback."""
+    try:
+        return path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(
+            f"golden {path} is not valid UTF-8 (byte {exc.start}): it was edited by hand or damaged",
+            "restore it with git checkout, or rewrite it with `nox -s update_goldens`",
+        ) from None
+
+
 def check(result: CellResult, root: Path) -> str | None:
     """None when the committed golden's body matches this result; otherwise why not."""
     path = path_for(root, result.cell)
     if not path.is_file():
         return f"no golden at {path}"
-    stored = parse(path.read_text("utf-8"))
+    stored = parse(read(path))
     received = render(result)
     if stored.body == parse(received).body:
         return None

@@ -19,13 +19,19 @@ from typing import Any, Protocol
 
 import time_machine
 
-from harness.tokens import decode, encode, token_strings
+from harness.tokens import decode, encode, normalized, token_strings
 from harness.turns import Kind, TurnPlan
 
 MAX_SHOWN = 10
 # A think block with nothing but whitespace inside, in any template's spelling: `<think>\n\n</think>\n\n`,
 # or a bare `</think>` right after a tag (V3.1's `<｜Assistant｜></think>`, QwQ/R1 after a `<think>\n` opener).
-EMPTY_THINK = re.compile(r"<think>\s*</think>\s*|(?<=>)\s*</think>\s*")
+# Only the block itself: what follows it (Qwen's `\n\n`) is placed by the reference's layout, since a
+# reply's own leading whitespace (V3.1 writes none between `</think>` and the reply) is never part of it.
+EMPTY_THINK = re.compile(
+    r"<think>\s*</think>"  # Qwen3, Nemotron, QwQ/R1 after their `<think>\n` opener, whitespace-only reasoning
+    r"|(?<=<｜Assistant｜>)</think>"  # DeepSeek-V3.1 think-off, and every past turn
+    r"|<\|channel\|>analysis<\|message\|>\s*<\|end\|>"  # gpt-oss: an analysis channel with nothing in it
+)
 
 
 class Invariant(Enum):
@@ -143,7 +149,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
         )
         offsets = _approximate_offsets(strings)
     given = getattr(sample, "text", None)
-    if isinstance(given, str) and given != text:
+    if isinstance(given, str) and normalized(tokenizer, given) != text:
         at = _first_difference(given, text)
         out.append(
             Violation(
@@ -153,6 +159,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             )
         )
 
+    plans = _as_tokenized(tokenizer, plans)
     trained_regions, injected, appearing = _layout(plans, text)
 
     def region_of(regions: list[_Region], a: int, b: int) -> _Region | None:
@@ -162,10 +169,12 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     stray: list[int] = []
     injected_hits: dict[tuple[int, str], list[int]] = {}
     trained_by_turn: dict[int, list[int]] = {}
+    from_text = [r for r in injected if r.turn == -1]  # empty think blocks found in the text itself
     for t, (a, b) in enumerate(offsets):
         if not mask[t]:
             continue
-        inside = next((r for r in trained_regions if a >= r.start and b <= r.end), None)
+        empty = region_of(from_text, a, b)
+        inside = None if empty is not None and b > a else _containing(trained_regions, a, b)
         if inside is not None:
             trained_by_turn.setdefault(inside.turn, []).append(t)
             continue
@@ -251,6 +260,25 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     return out, turns_trained
 
 
+def _as_tokenized(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sequence[TurnPlan]:
+    """The plans' texts as the tokenizer normalizes them (NFC for Qwen), to compare with decoded ids."""
+    if not any(normalized(tokenizer, p.text) != p.text for p in plans):
+        return plans
+    import dataclasses
+
+    def norm(text: str) -> str:
+        return normalized(tokenizer, text)
+
+    return [
+        dataclasses.replace(
+            p, prompt=norm(p.prompt), opener=norm(p.opener), trailer=norm(p.trailer),
+            pieces=tuple(dataclasses.replace(piece, text=norm(piece.text)) for piece in p.pieces),
+            header_start=len(norm(p.prompt[: p.header_start])),
+        )
+        for p in plans
+    ]
+
+
 def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_Region], list[TurnPlan]]:
     """Where each turn's generated span and injected text lie in this sample text, for turns that appear as served."""
     trained_regions: list[_Region] = []
@@ -295,10 +323,10 @@ def token_roles(tokenizer: Any, plans: Sequence[TurnPlan], ids: Sequence[int]) -
     reencoded, offsets = encode(tokenizer, text)
     if reencoded != list(ids):
         offsets = _approximate_offsets(token_strings(tokenizer, ids))
-    trained_regions, injected, _ = _layout(plans, text)
+    trained_regions, injected, _ = _layout(_as_tokenized(tokenizer, plans), text)
     roles = []
     for a, b in offsets:
-        inside = next((r for r in trained_regions if a >= r.start and b <= r.end), None)
+        inside = _containing(trained_regions, a, b)
         hit = next((r for r in injected if a < r.end and b > r.start), None)
         if inside is not None:
             roles.append(TokenRole(True, inside.kind, inside.turn))
@@ -307,6 +335,21 @@ def token_roles(tokenizer: Any, plans: Sequence[TurnPlan], ids: Sequence[int]) -
         else:
             roles.append(TokenRole(False, Kind.PROMPT, None))
     return roles
+
+
+def _containing(regions: list[_Region], a: int, b: int) -> _Region | None:
+    """The trained region holding [a, b); a token across two adjacent trained regions of one turn
+    (reasoning|content, content|stop) belongs to the first: no mask edge lies between them."""
+    first = next((r for r in regions if r.start <= a < r.end or (a == b == r.end)), None)
+    if first is None:
+        return None
+    if b <= first.end:
+        return first
+    covered = first.end
+    for r in sorted(regions, key=lambda r: r.start):
+        if r.turn == first.turn and r.start <= covered < r.end:
+            covered = r.end
+    return first if covered >= b else None
 
 
 def _inside_trained_run(regions: list[_Region], a: int, b: int) -> bool:

@@ -63,7 +63,7 @@ def na_reason(cell: Cell) -> str | None:
     """The declared reason this cell cannot exist, or None (needs no tokenizer)."""
     fam = family(source.get_model(cell.model).family)
     try:
-        resolve_mode(fam, cell.think, conversation.fixture(cell.fixture))
+        resolve_mode(fam, cell.think, conversation.load(cell.fixture))
     except CellNotApplicable as na:
         return na.reason
     return None
@@ -82,7 +82,7 @@ def run_cell(
         return CellResult(cell, Status.NA, reason)
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
     fam = family(loaded.spec.family)
-    conv = conversation.fixture(cell.fixture)
+    conv = conversation.load(cell.fixture)
 
     def produce() -> tuple:
         return preprocess(loaded.tokenizer, conv, fam, cell.think, policy).samples

@@ -191,10 +191,9 @@ def _samples(
             request = external.request_for(loaded.spec.name, conv, loaded.tokenizer, fam, think, mode)
             try:
                 produced = [(list(s.input_ids), list(s.loss_mask)) for s in external.run(plugin, request)]
-            except HarnessError:
-                raise
-            except Exception as exc:  # e.g. the naive example on DeepSeek's tool-call arguments
-                errors.append(f"{name}: the preprocessor raised {type(exc).__name__}: {exc}")
+            except (Exception, SystemExit) as exc:  # e.g. the naive example on DeepSeek's tool-call arguments
+                where = "" if isinstance(exc, external.PreprocessorError) else f" ({external.user_frame(exc)})"
+                errors.append(f"{name}: the preprocessor raised {type(exc).__name__}: {exc}{where}")
                 continue
         out += [(name, i, list(reference.plans), ids, mask) for i, (ids, mask) in enumerate(produced)]
     return out
@@ -219,6 +218,11 @@ def run_smoke(
     resolve_mode(fam, think, conversation.fixture("single_turn"))  # N/A modes stop here, with the reason
     errors: list[str] = []
     data = _samples(loaded, think, preprocessor, errors)
+    if not data:
+        raise HarnessError(
+            f"the preprocessor gave no usable sample for {model} think-{think} ({errors[0] if errors else 'no fixture applies'})",
+            f"run `cth check {preprocessor} --model {model} --think {think}` to see each cell",
+        )
     vocab = vocab_size(loaded)
     start = time.perf_counter()
     net = tiny_model(fam.name, vocab, device)

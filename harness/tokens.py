@@ -34,3 +34,43 @@ def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
 def crossing(offsets: Sequence[tuple[int, int]], boundary: int) -> int | None:
     """The index of the token whose characters lie on both sides of `boundary`, if any."""
     return next((i for i, (a, b) in enumerate(offsets) if a < boundary < b), None)
+
+
+def unicode_form(tokenizer: Any) -> str | None:
+    """The Unicode normalization the tokenizer applies before tokenizing (Qwen: NFC), or None.
+
+    Such a tokenizer cannot give back non-normalized text: decode(ids) is the normalized text. The
+    invariants therefore compare texts as the tokenizer sees them (see `normalized`).
+    """
+    return _unicode_form(tokenizer)
+
+
+@lru_cache(maxsize=64)
+def _unicode_form(tokenizer: Any) -> str | None:
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        return None
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("NFC", "NFD", "NFKC", "NFKD"):
+                found.append(node["type"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(backend.to_str()).get("normalizer"))
+    return found[0] if found else None
+
+
+def normalized(tokenizer: Any, text: str) -> str:
+    """`text` as the tokenizer's own Unicode normalization writes it (unchanged for most tokenizers)."""
+    import unicodedata
+
+    form = unicode_form(tokenizer)
+    return unicodedata.normalize(form, text) if form else text  # type: ignore[arg-type]

@@ -128,6 +128,8 @@ def _plan(
 
     notes: list[str] = []
     reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
+    if not reasoning.strip():
+        reasoning = ""  # whitespace-only reasoning is an empty think block: written (maybe), never trained
     thinks_here = mode.thinks and (has_opener or not mode.opener)
     pieces: list[Piece] = []
     if thinks_here:

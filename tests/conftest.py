@@ -6,11 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from harness import source
 from harness.source import ENV_TOKENIZERS_DIR
 
 pytest_plugins = ["pytester"]
+
+# Property-test profiles: a short, reproducible one for every run; `fuzz` for `nox -s fuzz`.
+settings.register_profile("default", max_examples=8, derandomize=True, print_blob=True)
+settings.register_profile("fuzz", max_examples=int(os.environ.get("CTH_FUZZ_EXAMPLES", "10000")), print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 # Every developer and CI has the pack beside the checkout (see README).

@@ -98,3 +98,87 @@ def test_missing_file_and_unknown_fixture_name(tmp_path: Path):
 def test_a_file_may_be_a_bare_list_of_messages(tmp_path: Path):
     conv = conversation.load(_write(tmp_path, json.dumps([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])))
     assert conv.name == "conv" and len(conv.messages) == 2
+
+
+# --- the shapes training data really comes in ------------------------------------------------------------------------
+
+PLAIN = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"messages": PLAIN},
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]},
+        {"id": "row-7", "conversations": PLAIN},  # EAGLE / SpecForge rows
+        [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}, {"role": "assistant", "content": "Hello!"}],
+    ],
+    ids=["messages-wrapper", "sharegpt", "eagle-row", "openai-content-parts"],
+)
+def test_every_common_shape_reads_as_the_same_conversation(data):
+    conv = conversation.parse(data, name="x", source="x")
+    assert [(m.role, m.content) for m in conv.messages] == [("user", "Hi"), ("assistant", "Hello!")]
+
+
+def test_sharegpt_roles_map_to_the_canonical_ones():
+    data = {"conversations": [
+        {"from": "system", "value": "s"}, {"from": "human", "value": "q"},
+        {"from": "gpt", "value": "", "tool_calls": [{"function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+        {"from": "tool", "value": "1"}, {"from": "gpt", "value": "done"},
+    ]}
+    conv = conversation.parse(data, name="x", source="x")
+    assert [m.role for m in conv.messages] == ["system", "user", "assistant", "tool", "assistant"]
+    assert conv.messages[2].tool_calls[0].arguments == {"a": 1}
+
+
+def test_text_parts_are_joined_with_a_newline():
+    data = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}, PLAIN[1]]
+    assert conversation.parse(data, name="x", source="x").messages[0].content == "a\nb"
+
+
+def test_tool_call_arguments_as_object_or_json_string_are_the_same():
+    def call(args):
+        return conversation.parse(
+            [PLAIN[0], {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": args}}]},
+             {"role": "tool", "content": "1"}, {"role": "assistant", "content": "ok"}], name="x", source="x",
+        ).messages[1].tool_calls
+
+    assert call({"city": "Paris"}) == call('{"city": "Paris"}')
+
+
+BAD_SHAPES = {
+    "image part": ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, PLAIN[1]], "content parts of type image_url"),
+    "unknown sharegpt speaker": ({"conversations": [{"from": "bot", "value": "x"}]}, "unknown ShareGPT speaker 'bot'"),
+    "no messages key": ({"rows": []}, r"no `messages` or `conversations` list \(keys: rows\)"),
+    "reasoning as a list": ([PLAIN[0], {"role": "assistant", "content": "a", "reasoning_content": ["x"]}], r"reasoning \(reasoning_content\) is a list"),
+    "NUL": ([{"role": "user", "content": "a\x00b"}, PLAIN[1]], "NUL character"),
+    "lone surrogate": ([{"role": "user", "content": "a\ud800"}, PLAIN[1]], "lone surrogate"),
+    "truncated think": ([PLAIN[0], {"role": "assistant", "content": "<think>\nlet me see"}], "opens <think> in its content and never closes it"),
+    "tool_calls not a list": ([PLAIN[0], {"role": "assistant", "content": "a", "tool_calls": {"name": "f"}}], "`tool_calls` must be a list"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SHAPES))
+def test_bad_shapes_are_one_line_with_the_fix(case: str):
+    data, pattern = BAD_SHAPES[case]
+    with pytest.raises(FixtureError, match=pattern) as err:
+        conversation.parse(data, name="x", source="x")
+    assert "fix:" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [(b"", "is empty"), (b"  \n", "is empty"), (b'[{"role": "user", "content": "caf\xe9"}]', r"not valid UTF-8 \(byte 33: b.\\xe9."),
+     (b"[" * 100_000 + b"]" * 100_000, "nests JSON too deeply")],
+    ids=["zero-bytes", "whitespace-only", "latin1", "deep-nesting"],
+)
+def test_unreadable_files_are_one_line_with_the_fix(tmp_path: Path, content: bytes, pattern: str):
+    path = tmp_path / "conv.json"
+    path.write_bytes(content)
+    with pytest.raises(FixtureError, match=pattern):
+        conversation.load(str(path))
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path: Path):
+    with pytest.raises(FixtureError, match="is a directory, not a conversation file"):
+        conversation.load(str(tmp_path))
