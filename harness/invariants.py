@@ -169,7 +169,12 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     stray: list[int] = []
     injected_hits: dict[tuple[int, str], list[int]] = {}
     trained_by_turn: dict[int, list[int]] = {}
-    from_text = [r for r in injected if r.turn == -1]  # empty think blocks found in the text itself
+    # empty think blocks read off the text itself, except inside an answer, where such text is the data's own
+    # (a tool call's arguments may hold `<think></think>`); in reasoning or anywhere else they are never trained
+    from_text = [
+        r for r in injected
+        if r.turn == -1 and not any(c.kind is Kind.CONTENT and c.start <= r.start and r.end <= c.end for c in trained_regions)
+    ]
     for t, (a, b) in enumerate(offsets):
         if not mask[t]:
             continue

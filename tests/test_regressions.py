@@ -103,3 +103,11 @@ def test_r1_with_two_tool_call_rounds_is_na_with_the_template_bug_named(load):
                   {"role": "tool", "content": "2"}, {"role": "assistant", "content": "y"}])
     with pytest.raises(CellNotApplicable, match="is_first"):
         resolve_mode(family("deepseek-r1"), Think.ON, conv)
+
+
+def test_think_tags_inside_a_tool_calls_arguments_are_the_models_own_text(load):
+    """Property-test finding: `<think></think>` inside generated tool-call arguments is data, not a template block."""
+    call = [{"type": "function", "function": {"name": "f", "arguments": {"q": "<think></think>"}}}]
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": call},
+                {"role": "tool", "content": "1"}, {"role": "assistant", "content": "done"}]
+    assert _violations(load, "qwen2.5-7b", "off", messages)[2] == []
