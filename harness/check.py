@@ -17,7 +17,7 @@ from typing import Any
 
 from harness import conversation, external, source
 from harness.families import family
-from harness.invariants import Violation, check_determinism, check_samples
+from harness.invariants import Invariant, Violation, check_determinism, check_samples
 from harness.matrix import Cell, Status, na_reason
 from harness.sample import Policy, preprocess, resolve_mode
 from harness.tokens import decode
@@ -86,7 +86,9 @@ def check_cell(
             line += f" ({external.user_frame(exc)})"
         return CheckResult(cell, Status.FAIL, f"the preprocessor raised {line}", error=line)
     required = [p.turn for p in reference.plans] if policy is Policy.ALL else [reference.plans[-1].turn]
-    violations = check_samples(loaded.tokenizer, reference.plans, samples, required_turns=required) + violations
+    violations = check_samples(loaded.tokenizer, reference.plans, samples, required_turns=required) + [
+        _with_clock_fix(v, loaded.chat_template) for v in violations
+    ]
     ours = {_shown(r) for s in reference.samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
     theirs = {_shown(r) for s in samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
     extra = tuple(sorted(theirs - ours))
@@ -95,6 +97,22 @@ def check_cell(
     if violations:
         return CheckResult(cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing)
     return CheckResult(cell, Status.PASS, "", (), extra, missing)
+
+
+def _with_clock_fix(violation: Violation, template: str) -> Violation:
+    """A date the template takes from the clock with no variable to pin it (gpt-oss): say how to pin it anyway."""
+    if violation.invariant is not Invariant.DETERMINISM or "strftime_now" not in template or "date_string" in template:
+        return violation
+    import dataclasses
+
+    return dataclasses.replace(
+        violation,
+        detail=violation.detail.replace(
+            "(pin the date: date_string, frozen clock)",
+            "(this template writes strftime_now() with no variable to pin it: freeze the clock around your "
+            "apply_chat_template call, e.g. `with time_machine.travel(datetime(2024, 7, 26), tick=False):`)",
+        ),
+    )
 
 
 def _shown(text: str) -> str:

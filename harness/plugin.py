@@ -19,6 +19,7 @@ RESULTS = pytest.StashKey[dict[Any, Any]]()
 GOLDENS_ROOT = pytest.StashKey[Path]()
 PLUGIN = pytest.StashKey[tuple[str, Any]]()
 GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
+NOT_SELECTED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +39,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="check this preprocessor on every cell of the matrix (see README: add the harness to your repo's CI)",
     )
     group.addoption("--cth-model", action="append", default=[], help="with --cth-preprocessor: only these models")
+    group.addoption(
+        "--cth-fixture", action="append", default=[], metavar="NAME_OR_PATH",
+        help="with --cth-preprocessor: only these fixtures (built-in names, or your own conversation files)",
+    )
+    group.addoption(
+        "--cth-timeout", type=float, default=60.0, metavar="SECONDS",
+        help="with --cth-preprocessor: a cell whose preprocessor call takes longer fails (default 60)",
+    )
+    parser.addini("cth_preprocessor", "MODULE:CALLABLE checked on the matrix cells when they are selected (-m cth, -k cth)")
+    parser.addini(
+        "cth_collect", "when to add the matrix cells: 'selected' (default: -m cth, -k cth, or CTH_CHECK=1) or 'always'",
+        default="selected",
+    )
     group.addoption("--cth-think", action="append", default=[], choices=["on", "off"], help="with --cth-preprocessor: only this mode")
     group.addoption(
         "--cth-policy",
@@ -51,7 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from harness.source import pin_env_tokenizers_dir
 
     pin_env_tokenizers_dir()
-    spec = config.getoption("--cth-preprocessor")
+    config.addinivalue_line("markers", "cth: a chat-template-harness matrix cell checked against --cth-preprocessor")
+    spec = config.getoption("--cth-preprocessor") or config.getini("cth_preprocessor")
     if spec:
         from harness.errors import HarnessError
         from harness.external import load_callable
@@ -137,15 +152,18 @@ class MatrixNode(pytest.Collector):
 class CellCheck(pytest.Item):
     """One matrix cell checked against the plug-in preprocessor: `cth[<model>/think-<t>/<fixture>]`."""
 
-    def __init__(self, *, cell: Any, **kwargs: Any) -> None:
+    def __init__(self, *, cell: Any, na: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cell = cell
+        self.na = na
 
     def runtest(self) -> None:
         from harness.check import check_cell
         from harness.matrix import Status
         from harness.sample import Policy
 
+        if self.na is not None:  # declared, visible in every report (JUnit included), never a silent skip
+            pytest.skip(f"N/A: {self.na}")
         spec, plugin = self.config.stash[PLUGIN]
         result = check_cell(
             plugin,
@@ -153,7 +171,11 @@ class CellCheck(pytest.Item):
             _tokenizers_dir(self.config),
             allow_drift=bool(self.config.getoption("--cth-allow-drift")),
             policy=Policy(self.config.getoption("--cth-policy")),
+            timeout=self.config.getoption("--cth-timeout"),
         )
+        if result.status is Status.NA:
+            self.config.stash[RESULTS][self.cell] = result
+            pytest.skip(f"N/A: {result.reason}")
         self.config.stash[RESULTS][self.cell] = result
         if result.status is Status.FAIL:
             raise CellCheckFailure(result)
@@ -166,12 +188,51 @@ class CellCheck(pytest.Item):
         result = excinfo.value.args[0]
         spec = self.config.stash[PLUGIN][0]
         c = self.cell
+        policy = self.config.getoption("--cth-policy")
+        extra = f" --policy {policy}" if policy != "last" else ""
         return "\n".join(
-            [*report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}"]
+            [*report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
         )
 
     def reportinfo(self) -> tuple[str, int | None, str]:
         return (self.config.stash[PLUGIN][0], None, self.name)
+
+
+def _cells_selected(config: pytest.Config) -> bool:
+    """Cells run only when asked for: an explicit --cth-preprocessor, -m/-k naming cth, CTH_CHECK=1, or cth_collect=always.
+
+    A `cth_preprocessor` in the ini file alone adds nothing to `pytest tests/test_unrelated.py::test_x`.
+    """
+    given = config.invocation_params.args
+    if any(str(a).startswith("--cth-preprocessor") for a in given) or os.environ.get("CTH_CHECK") == "1":
+        return True
+    if config.getini("cth_collect") == "always":
+        return True
+    return any("cth" in (config.getoption(opt) or "") for opt in ("markexpr", "keyword"))
+
+
+def _verified_pack(config: pytest.Config, models: list[str]) -> None:
+    """Check the tokenizers once, before any cell runs: one error line and exit 2, not a traceback per cell."""
+    from harness import source
+    from harness.errors import HarnessError
+
+    base = _tokenizers_dir(config)
+    try:
+        for name in models:
+            spec = source.get_model(name)
+            directory, origin = source.locate(spec, base)
+            _, drift = source.verify(spec, directory, origin)
+            if drift and not config.getoption("--cth-allow-drift"):
+                raise HarnessError(
+                    f"{spec.name}: {directory / drift[0].name}: {drift[0].describe()}",
+                    "restore the pinned files, or pass --cth-allow-drift to check against them anyway",
+                )
+    except HarnessError as exc:
+        pytest.exit(
+            f"error: {exc.message}; fix: {exc.fix} (options: --cth-tokenizers-dir DIR or $CTH_TOKENIZERS_DIR, "
+            "--cth-model, --cth-allow-drift)",
+            returncode=2,
+        )
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, which then applies to these items too
@@ -179,17 +240,29 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if PLUGIN not in config.stash:
         return
     from harness import matrix
+    from harness.errors import HarnessError
     from harness.families import Think
 
+    if not _cells_selected(config):
+        config.stash[NOT_SELECTED] = True
+        return
     models = config.getoption("--cth-model") or None
     thinks = [Think(t) for t in config.getoption("--cth-think")] or None
+    fixtures = config.getoption("--cth-fixture") or None
+    try:
+        selected = matrix.cells(models, thinks, fixtures)
+        reasons = {cell: matrix.na_reason(cell) for cell in selected}
+    except HarnessError as exc:
+        raise pytest.UsageError(f"chat-template-harness: {exc}") from None
+    _verified_pack(config, sorted({c.model for c in selected}))
     parent = MatrixNode.from_parent(session, name="chat-template-harness")
-    for cell in matrix.cells(models, thinks):
-        reason = matrix.na_reason(cell)
+    for cell in selected:
+        reason = reasons[cell]
         if reason is not None:
             config.stash[RESULTS][cell] = matrix.CellResult(cell, matrix.Status.NA, reason)
-            continue
-        items.append(CellCheck.from_parent(parent, name=f"cth[{cell.id}]", cell=cell))
+        item = CellCheck.from_parent(parent, name=f"cth[{cell.id}]", cell=cell, na=reason)
+        item.add_marker("cth")
+        items.append(item)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -210,6 +283,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     from harness.matrix import Status
+
+    if config.stash.get(NOT_SELECTED, False):
+        terminalreporter.write_line(
+            "chat-template-harness: matrix cells not collected; select them with -m cth (or -k cth, or CTH_CHECK=1)"
+        )
 
     results = config.stash.get(RESULTS, {})
     na = [r for r in results.values() if r.status is Status.NA]

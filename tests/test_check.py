@@ -120,20 +120,25 @@ def test_policy_all_requires_every_turn_and_last_only_the_final_one():
 
 
 def _plugin_run(pytester: pytest.Pytester, spec: str, *args: str):
-    pytester.makeini(f"[pytest]\naddopts = --cth-preprocessor={spec}\n")  # the one line of configuration
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cth-model", "qwen3-8b", "--cth-model", "qwen2.5-7b", *args)
+    pytester.makeini(f"[pytest]\ncth_preprocessor = {spec}\n")  # the one line of configuration
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-m", "cth", "--cth-model", "qwen3-8b", "--cth-model", "qwen2.5-7b", *args
+    )
 
 
 def test_plugin_passes_every_cell_for_the_reference(pytester: pytest.Pytester):
     result = _plugin_run(pytester, REFERENCE)
-    applicable = [c for c in matrix.cells(["qwen3-8b", "qwen2.5-7b"]) if matrix.na_reason(c) is None]
-    result.assert_outcomes(passed=len(applicable))
+    every = matrix.cells(["qwen3-8b", "qwen2.5-7b"])
+    applicable = [c for c in every if matrix.na_reason(c) is None]
+    # N/A cells are items too, skipped with their reason (visible in JUnit), never dropped
+    result.assert_outcomes(passed=len(applicable), skipped=len(every) - len(applicable))
     result.stdout.fnmatch_lines(["*chat-template-harness: N/A cells*", "13 cell(s): Qwen2.5 think-on: no thinking mode*"])
 
 
 def test_plugin_fails_the_naive_example_with_readable_cell_ids(pytester: pytest.Pytester):
     result = _plugin_run(pytester, NAIVE, "-k", "single_turn")
-    result.assert_outcomes(passed=1, failed=2)  # Qwen2.5 renders its last turn as generated; Qwen3 does not
+    # Qwen2.5 renders its last turn as generated; Qwen3 does not; Qwen2.5 think-on is N/A
+    result.assert_outcomes(passed=1, failed=2, skipped=1)
     result.stdout.fnmatch_lines(
         [
             "*cth[[]qwen3-8b/think-off/single_turn[]]*",
@@ -156,6 +161,46 @@ def test_plugin_needs_neither_syrupy_nor_torch(pytester: pytest.Pytester):
     pytester.makeconftest("import sys\nsys.modules['syrupy'] = None\nsys.modules['torch'] = None\n")
     result = _plugin_run(pytester, REFERENCE, "-p", "no:syrupy", "-k", "qwen3-8b and think-off and single_turn")
     result.assert_outcomes(passed=1)
+
+
+def test_plugin_adds_no_cells_to_an_unrelated_run(pytester: pytest.Pytester):
+    """With the preprocessor configured, `pytest test_x.py` runs test_x only, and says how to select the cells."""
+    pytester.makeini(f"[pytest]\ncth_preprocessor = {REFERENCE}\n")
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_x.py")
+    result.assert_outcomes(passed=1)
+    assert "cth[" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*matrix cells not collected; select them with -m cth*"])
+
+
+def test_plugin_stops_once_with_one_line_when_the_tokenizers_are_missing(pytester: pytest.Pytester, tmp_path):
+    pytester.makeini(f"[pytest]\ncth_preprocessor = {REFERENCE}\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "cth", "--cth-tokenizers-dir", str(tmp_path / "nowhere"))
+    assert result.ret == 2
+    out = result.stdout.str() + result.stderr.str()
+    assert out.count("error: tokenizer directory") == 1 and "--cth-tokenizers-dir" in out and "Traceback" not in out
+
+
+def test_plugin_rejects_an_unknown_model_as_a_usage_error(pytester: pytest.Pytester):
+    pytester.makeini(f"[pytest]\ncth_preprocessor = {REFERENCE}\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "cth", "--cth-model", "qwen9")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*chat-template-harness: unknown model 'qwen9'*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_plugin_reproduce_line_keeps_the_policy(pytester: pytest.Pytester):
+    result = _plugin_run(pytester, NAIVE, "-k", "qwen3-8b and think-off and multi_turn", "--cth-policy", "all")
+    result.stdout.fnmatch_lines(["reproduce: cth check * --fixture multi_turn --policy all"])
+
+
+def test_plugin_checks_a_users_own_conversation_file(pytester: pytest.Pytester):
+    import json as _json
+
+    conv = pytester.path / "mine.json"
+    conv.write_text(_json.dumps({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}))
+    result = _plugin_run(pytester, REFERENCE, "--cth-fixture", str(conv), "--cth-think", "off")
+    result.assert_outcomes(passed=2)
 
 
 def test_plugin_is_inert_without_its_options(pytester: pytest.Pytester):
@@ -217,3 +262,16 @@ def test_the_worked_examples_are_documented_modules():
     for spec in (NAIVE, REFERENCE):
         module = load_callable(spec).__module__
         assert textwrap.dedent(__import__(module, fromlist=["_"]).__doc__ or "").strip()
+
+
+def test_gpt_oss_determinism_failure_names_the_clock_fix():
+    """The template writes today's date with no variable to pin it: the failure says how to pin it anyway."""
+
+    def unpinned(request):
+        text = request.tokenizer.apply_chat_template(request.messages, tokenize=False, **request.chat_template_kwargs)
+        ids = request.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return {"input_ids": ids, "loss_mask": [0] * len(ids)}
+
+    result = check.check_cell(unpinned, Cell("gpt-oss-20b", Think.ON, "single_turn"))
+    found = [v for v in result.violations if v.invariant is Invariant.DETERMINISM]
+    assert found and "freeze the clock around your apply_chat_template call" in found[0].detail
