@@ -54,9 +54,13 @@ def upgrade(session: nox.Session, transformers: str) -> None:
 
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
-    """Regenerate docs/templates.md and build the gallery into site/ (open site/index.html)."""
-    _install(session, "test")
-    session.run("cth", "gallery", "--out", "site", "--markdown", "docs/templates.md", env=_env(session))
+    """Regenerate docs/templates.md and docs/conformance.md and build the gallery into site/ (open site/index.html)."""
+    _install(session, "test,train,examples,specforge")
+    session.install("--no-deps", "specforge==0.2.0")  # its declared dependencies pull sglang and a CUDA torch
+    session.run(
+        "cth", "gallery", "--out", "site", "--markdown", "docs/templates.md", "--conformance", "docs/conformance.md",
+        env=_env(session),
+    )
 
 
 @nox.session(default=False)

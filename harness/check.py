@@ -17,6 +17,7 @@ from typing import Any
 
 from harness import conversation, external, source
 from harness.families import family
+from harness.baseline import split_allowed
 from harness.invariants import Invariant, Violation, check_determinism, check_samples
 from harness.matrix import Cell, Status, na_reason
 from harness.sample import Policy, preprocess, resolve_mode
@@ -33,6 +34,7 @@ class CheckResult:
     extra: tuple[str, ...] = ()  # trained by the plug-in, not by the reference (decoded runs)
     missing: tuple[str, ...] = ()  # trained by the reference, not by the plug-in
     error: str = ""  # the plug-in raised: its exception, one line
+    allowed: tuple[Violation, ...] = ()  # covered by a named allowance: reported, not failing
 
 
 def trained_runs(tokenizer: Any, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
@@ -57,6 +59,8 @@ def check_cell(
     allow_drift: bool = False,
     policy: Policy = Policy.LAST,
     timeout: float = external.DEFAULT_TIMEOUT,
+    system_prompt: str | None = None,
+    allow: frozenset[str] = frozenset(),
 ) -> CheckResult:
     reason = na_reason(cell)
     if reason is not None:
@@ -64,8 +68,10 @@ def check_cell(
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
     fam = family(loaded.spec.family)
     conv = conversation.load(cell.fixture)
-    mode = resolve_mode(fam, cell.think, conv)
-    reference = preprocess(loaded.tokenizer, conv, fam, cell.think, Policy.ALL)
+    # what the server really sends (a default system prompt where configured); the plug-in gets the data as it is
+    served = conversation.with_system_prompt(conv, system_prompt)
+    mode = resolve_mode(fam, cell.think, served)
+    reference = preprocess(loaded.tokenizer, served, fam, cell.think, Policy.ALL)
     request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
     vocab = len(loaded.tokenizer)
 
@@ -94,9 +100,12 @@ def check_cell(
     extra = tuple(sorted(theirs - ours))
     # under `last`, a plug-in that trains only the final turn is right not to train the others
     missing = tuple(sorted(ours - theirs)) if policy is Policy.ALL else ()
+    violations, allowed = split_allowed(violations, allow)
     if violations:
-        return CheckResult(cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing)
-    return CheckResult(cell, Status.PASS, "", (), extra, missing)
+        return CheckResult(
+            cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing, allowed=tuple(allowed)
+        )
+    return CheckResult(cell, Status.PASS, "", (), extra, missing, allowed=tuple(allowed))
 
 
 def _with_clock_fix(violation: Violation, template: str) -> Violation:
@@ -119,9 +128,24 @@ def _shown(text: str) -> str:
     return visible(text).replace("\n", "")
 
 
-def report_lines(result: CheckResult) -> list[str]:
-    """The cell's failure, readable: violations with positions and tokens, then the comparison."""
+# how much of a decoded run a terminal line shows (`--verbose`: all of it)
+MAX_RUN_CHARS = 160
+MAX_RUNS = 8
+
+
+def report_lines(result: CheckResult, *, verbose: bool = False) -> list[str]:
+    """The cell's failure, readable: violations with positions and tokens, allowed findings, then the comparison."""
     lines = [v.format() for v in result.violations] if result.violations else ([result.reason] if result.reason else [])
-    lines += [f"trained here, not by the reference: {r!r}" for r in result.extra[:8]]
-    lines += [f"trained by the reference, not here: {r!r}" for r in result.missing[:8]]
+    lines += [f"allowed: {v.format()}" for v in result.allowed]
+    for label, runs in (("trained here, not by the reference", result.extra), ("trained by the reference, not here", result.missing)):
+        shown = runs if verbose else runs[:MAX_RUNS]
+        lines += [f"{label}: {_cut(r, verbose)}" for r in shown]
+        if len(runs) > len(shown):
+            lines.append(f"{label}: … {len(runs) - len(shown)} more run(s) (--verbose shows all)")
     return lines
+
+
+def _cut(run: str, verbose: bool) -> str:
+    if verbose or len(run) <= MAX_RUN_CHARS:
+        return repr(run)
+    return f"{run[:MAX_RUN_CHARS]!r} … (+{len(run) - MAX_RUN_CHARS} characters; --verbose shows all)"

@@ -180,25 +180,56 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     """Check your preprocessor (MODULE:CALLABLE) on every cell: invariants 1-6 and a comparison with the reference."""
     from harness import check, external, report
 
+    from harness import baseline
+
     plugin = external.load_callable(args.preprocessor)
+    allow = baseline.parse_allowances(args.allow)
+    listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else frozenset()
     selected = _selected(args)
     results = []
     for cell in selected:
         result = check.check_cell(
             plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy),
-            timeout=args.timeout,
+            timeout=args.timeout, system_prompt=args.system_prompt, allow=allow,
         )
         results.append(result)
-        if result.status is not matrix.Status.NA:
-            style = "green" if result.status is matrix.Status.PASS else "bold red"
-            console.print(f"[{style}]{result.status.value.upper():<4}[/] {cell.id}")
-            if result.status is matrix.Status.FAIL:
-                for line in check.report_lines(result):
-                    console.print("  " + line.replace("\n", "\n  "), markup=False)
+        _print_check(console, result, known=cell.id in listed, verbose=args.verbose)
     console.print(report.summary_line(results, failures=False))
     if args.markdown:
         _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
-    return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
+    failing = [r.cell.id for r in results if r.status is matrix.Status.FAIL]
+    if args.update_baseline:
+        if not args.baseline:
+            raise HarnessError("--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt")
+        baseline.write(args.baseline, args.preprocessor, failing)
+        console.print(f"baseline: {len(failing)} failing cell(s) written to {args.baseline}", markup=False)
+        return 0
+    if not args.baseline:
+        return 1 if failing else 0
+    verdict = baseline.compare(failing, [r.cell.id for r in results if r.status is matrix.Status.PASS], listed)
+    console.print(
+        f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, {len(verdict.stale)} stale",
+        markup=False,
+    )
+    for cell_id in verdict.stale:
+        console.print(f"  stale: {cell_id} passes now; remove it from the baseline (or --update-baseline)", markup=False)
+    for cell_id in verdict.new:
+        console.print(f"  new failure: {cell_id}", markup=False)
+    return 0 if verdict.ok else 1
+
+
+def _print_check(console: Console, result, *, known: bool, verbose: bool) -> None:  # type: ignore[no-untyped-def]
+    from harness import check
+
+    if result.status is matrix.Status.NA:
+        return
+    failed = result.status is matrix.Status.FAIL
+    label = "KNOWN" if failed and known else result.status.value.upper()
+    style = "yellow" if failed and known else "bold red" if failed else "green"
+    console.print(f"[{style}]{label:<4}[/] {result.cell.id}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
+    if failed or (verbose and result.allowed):
+        for line in check.report_lines(result, verbose=verbose):
+            console.print("  " + line.replace("\n", "\n  "), markup=False)
 
 
 @command("diff")
@@ -233,7 +264,16 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     from harness import gallery, overview
 
     out = Path(args.out)
-    results = gallery.build(out, _goldens(args), _tokenizers_dir(args))
+    columns = []
+    if args.conformance:
+        from harness import conformance
+
+        console.print("conformance: running every preprocessor on every cell …", markup=False)
+        columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args))
+    results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns)
+    if args.conformance:
+        _write(args.conformance, conformance.markdown(columns, [r.cell for r in results]))
+        console.print(f"conformance -> {out / 'conformance.html'}, {args.conformance}", markup=False)
     console.print(f"gallery: {len(results)} cells -> {out / 'index.html'}", markup=False)
     if args.markdown:
         _write(args.markdown, overview.templates_markdown(results))
@@ -299,6 +339,17 @@ def parser() -> argparse.ArgumentParser:
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
     check_p.add_argument(
+        "--system-prompt", metavar="TEXT",
+        help="the default system prompt your server adds to conversations that have none: served prompts include it",
+    )
+    check_p.add_argument(
+        "--allow", action="append", default=[], metavar="NAME",
+        help="accept a named deviation, reported as allowed (trailer: the template's text after the stop token)",
+    )
+    check_p.add_argument("--baseline", metavar="FILE", help="cells known to fail: only new failures and stale entries fail")
+    check_p.add_argument("--update-baseline", action="store_true", help="write the cells that fail now to --baseline FILE")
+    check_p.add_argument("--verbose", action="store_true", help="show every trained run in full")
+    check_p.add_argument(
         "--timeout", type=_positive(float), default=60.0, metavar="SECONDS",
         help="a cell whose preprocessor call takes longer fails, named in the report, and the run goes on (default 60)",
     )
@@ -309,6 +360,11 @@ def parser() -> argparse.ArgumentParser:
     gallery_p.add_argument("--out", required=True, help="directory for the site (index.html and pages)")
     gallery_p.add_argument("--goldens", default=None, help="the committed goldens (default: ./goldens)")
     gallery_p.add_argument("--markdown", metavar="FILE", help="also write the overview, e.g. docs/templates.md")
+    gallery_p.add_argument(
+        "--conformance", metavar="FILE",
+        help="also run every worked preprocessor (reference, naive, TRL, SpecForge) on every cell: conformance.html "
+        "and this Markdown table, e.g. docs/conformance.md",
+    )
     smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)
     smoke_p.add_argument("model")
     smoke_p.add_argument("--think", choices=[t.value for t in Think], required=True)

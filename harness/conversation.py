@@ -75,6 +75,15 @@ class Conversation:
         return frozenset(found)
 
 
+def with_system_prompt(conversation: Conversation, text: str | None) -> Conversation:
+    """The conversation as a server that adds a default system prompt serves it (none added if one is there)."""
+    if not text or conversation.messages[0].role == "system":
+        return conversation
+    import dataclasses
+
+    return dataclasses.replace(conversation, messages=(Message("system", text), *conversation.messages))
+
+
 @dataclass(frozen=True)
 class _Where:
     source: str

@@ -48,6 +48,7 @@ class Request:
     tokenizer: Any
     # what a server passes for this think mode, plus the family's pinned date (e.g. enable_thinking=False)
     chat_template_kwargs: dict[str, Any]
+    family: str = ""  # the harness's family name for this model (e.g. "qwen3"), for plug-ins that dispatch on it
 
 
 class Preprocessor(Protocol):
@@ -112,6 +113,7 @@ def request_for(model: str, conversation: Conversation, tokenizer: Any, family: 
         tools=[dict(t) for t in conversation.tools] or None,
         tokenizer=tokenizer,
         chat_template_kwargs={**family.template_kwargs, **mode.kwargs},
+        family=family.name,
     )
 
 

@@ -128,7 +128,7 @@ def cell_page(result: CellResult, stored: golden.Golden) -> str:
     return _page(cell.id, "".join(parts), 3)
 
 
-def index_page(results: Sequence[CellResult]) -> str:
+def index_page(results: Sequence[CellResult], *, with_conformance: bool = False) -> str:
     fixtures = list(dict.fromkeys(r.cell.fixture for r in results))
     rows = list(dict.fromkeys((r.cell.model, r.cell.think) for r in results))
     by = {(r.cell.model, r.cell.think, r.cell.fixture): r for r in results}
@@ -151,6 +151,8 @@ def index_page(results: Sequence[CellResult]) -> str:
     intro = (
         "<p>What each chat template really trains, per tokenizer, think mode and conversation. Every cell is a "
         "committed golden; open one to see the trained spans (hover a token for its id).</p>"
+        + ('<p><a href="conformance.html">Conformance</a>: which framework (TRL, SpecForge, …) trains what, cell by '
+           "cell.</p>" if with_conformance else "")
     )
     table = (
         f'<div class="wide"><table class="matrix" data-testid="matrix"><tr><th>model</th><th>think</th>{head}</tr>'
@@ -194,8 +196,12 @@ def _code(escaped: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
-def build(out: Path, goldens_root: Path, tokenizers_dir: Path | None = None) -> list[CellResult]:
-    """Write the site into `out`; stop if any cell differs from its committed golden."""
+def build(
+    out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[object] = ()
+) -> list[CellResult]:
+    """Write the site into `out`; stop if any cell differs from its committed golden.
+
+    `conformance`: columns from harness.conformance.run, for conformance.html and its detail pages."""
     results = []
     for cell in matrix.cells():
         result = matrix.run_cell(cell, tokenizers_dir, determinism=False)
@@ -210,7 +216,15 @@ def build(out: Path, goldens_root: Path, tokenizers_dir: Path | None = None) -> 
         _write(out / "compare" / f"{fixture}.html", compare_page(fixture, results))
     for family in FAMILIES.values():
         _write(out / "families" / f"{family.name}.html", family_page(family, results))
-    _write(out / "index.html", index_page(results))
+    if conformance:
+        from harness import conformance as conf
+
+        checked = {c for column in conformance for c in getattr(column, "results", {})}
+        cells = [r.cell for r in results if r.cell in checked]
+        _write(out / "conformance.html", _page("conformance: what each preprocessor trains", conf.page(conformance, cells), 0))
+        for column in conformance:
+            _write(out / "conformance" / f"{column.slug}.html", _page(column.label, conf.detail_page(column, cells), 1))
+    _write(out / "index.html", index_page(results, with_conformance=bool(conformance)))
     return results
 
 

@@ -310,6 +310,16 @@ def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_
             injected.append(_Region(plan.turn, Kind.INJECTED, start, start + len(plan.trailer), "the template's text after the stop token"))
     for m in EMPTY_THINK.finditer(text):
         injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end(), "an empty think block"))
+    # the family's own spelling of its empty block, newlines included (Qwen3's `<think>\n\n</think>\n\n`),
+    # wherever it stands: also where the sample's prompt is not the served one
+    spellings = {p.opener for p in plans if p.opener_kind is Kind.EMPTY_THINK and p.opener}
+    spellings |= {piece.text for p in plans for piece in p.pieces if piece.kind is Kind.EMPTY_THINK}
+    # whole blocks only: a bare `</think>\n\n` (QwQ/R1 after their opener) also closes every real reasoning
+    for spelling in sorted(s for s in spellings if "<think>" in s and "</think>" in s):
+        at = text.find(spelling)
+        while at != -1:
+            injected.append(_Region(-1, Kind.EMPTY_THINK, at, at + len(spelling), "an empty think block"))
+            at = text.find(spelling, at + len(spelling))
     return trained_regions, injected, appearing
 
 

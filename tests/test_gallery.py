@@ -108,3 +108,52 @@ def test_compare_and_family_pages_render(site: Path, browser):
     page.click('nav a[href="../families/deepseek-v3.1.html"]')
     text = page.inner_text("body")
     assert "The generation prompt ends with '</think>'" in text and "never trained" in text
+
+
+# --- conformance: which framework trains what ------------------------------------------------------------------------
+
+CONFORMANCE_SUBSET = {
+    "reference": "harness.examples.reference:preprocess",
+    "naive": "harness.examples.naive:preprocess",
+    "specforge qwen3-thinking": "harness.examples.specforge:qwen3_thinking",
+}
+
+
+@pytest.fixture(scope="module")
+def conformance_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from harness import conformance
+
+    out = tmp_path_factory.mktemp("conformance-site")
+    columns = conformance.run(matrix.cells(["qwen3-8b", "qwen2.5-7b"]), CONFORMANCE_SUBSET)
+    gallery.build(out, REPO / "goldens", conformance=columns)
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.specforge
+def test_the_conformance_page_links_each_failure_to_its_violations(conformance_site: Path, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto((conformance_site / "index.html").as_uri())
+    page.click('a[href="conformance.html"]')
+    grid = page.locator('[data-testid="conformance"]')
+    assert grid.locator("tr").first.inner_text().split("\t")[1:] == list(CONFORMANCE_SUBSET)
+    row = grid.locator("tr", has=page.locator('a[href="cells/qwen3-8b/think-off/single_turn.html"]'))
+    assert [td.get_attribute("data-status") for td in row.locator("td").all()] == ["pass", "fail", "fail"]
+    assert grid.locator('td[data-status="fail"]').count() > 0 and grid.locator('td[data-status="na"]').count() > 0
+    row.locator("td").nth(2).locator("a").click()
+    assert page.url.endswith("conformance/specforge-qwen3-thinking.html#qwen3-8b--think-off--single_turn")
+    section = page.locator("h2#qwen3-8b--think-off--single_turn + pre")
+    assert "4 trained token(s) are an empty think block" in section.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto((conformance_site / "conformance.html").as_uri())
+    page.screenshot(path=str(ARTIFACTS / "gallery-conformance.png"), full_page=False)
+
+
+@pytest.mark.trl
+@pytest.mark.specforge
+def test_docs_conformance_md_is_current():
+    from harness import conformance
+
+    cells = matrix.cells()
+    committed = (REPO / "docs" / "conformance.md").read_text("utf-8")
+    assert committed == conformance.markdown(conformance.run(cells), cells), "regenerate: nox -s docs"
