@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from pathlib import Path
@@ -232,6 +233,51 @@ def _print_check(console: Console, result, *, known: bool, verbose: bool) -> Non
             console.print("  " + line.replace("\n", "\n  "), markup=False)
 
 
+@command("audit")
+def cmd_audit(args: argparse.Namespace, console: Console) -> int:
+    """Audit a whole dataset (JSONL, Parquet, hub id): rejected rows by reason, what is trained, what your preprocessor gets wrong."""
+    import json as _json
+
+    from rich.markdown import Markdown
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.audit import audit
+    from harness.audit.row import Settings
+
+    spec = source.get_model(args.model)
+    mode = family(spec.family).mode(Think(args.think))
+    if isinstance(mode, NotApplicable):
+        raise HarnessError(f"{spec.name} think-{args.think} is N/A: {mode.reason}", "choose the other think mode")
+    if args.preprocessor:
+        from harness import external
+
+        external.load_callable(args.preprocessor)  # a broken plug-in is one error before any row is read
+    settings = Settings(
+        spec.name, args.think, args.policy, args.preprocessor,
+        str(_tokenizers_dir(args)) if _tokenizers_dir(args) else None, _allow_drift(args),
+    )
+    stderr = Console(stderr=True)
+    columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, disable=not stderr.is_terminal, transient=True) as bar:
+        task = bar.add_task("audit", total=args.limit, rate="-")
+        started = time.perf_counter()
+
+        def tick(_: object) -> None:
+            done = bar.tasks[0].completed + 1
+            bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
+
+        summary = audit(args.path, settings, engine=args.engine, workers=args.workers, limit=args.limit,
+                        revision=args.revision, progress=tick)
+    console.print(Markdown(summary.markdown()))
+    if args.json:
+        _write(args.json, _json.dumps(summary.to_json(), ensure_ascii=False, indent=2) + "\n")
+    if args.markdown:
+        _write(args.markdown, summary.markdown())
+    if summary.failed or (args.strict and summary.rejected):
+        return 1
+    return 0
+
+
 @command("diff")
 def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     """Re-render every cell here (or with --tokenizers-dir) against the goldens: what changed, and why."""
@@ -353,6 +399,19 @@ def parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive(float), default=60.0, metavar="SECONDS",
         help="a cell whose preprocessor call takes longer fails, named in the report, and the run goes on (default 60)",
     )
+    audit_p = sub.add_parser("audit", parents=[common], help=cmd_audit.__doc__)
+    audit_p.add_argument("path", help="a .jsonl or .parquet file, or a hub dataset id (with --revision)")
+    audit_p.add_argument("--model", required=True, help="short name or hub id of the tokenizer to audit for")
+    audit_p.add_argument("--think", choices=[t.value for t in Think], required=True)
+    audit_p.add_argument("--preprocessor", metavar="MODULE:CALLABLE", help="also check your preprocessor on every row")
+    audit_p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
+    audit_p.add_argument("--limit", type=_positive(int), help="only the first N rows")
+    audit_p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, help="processes (default: every core)")
+    audit_p.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: Ray Data on $RAY_ADDRESS (else a local Ray)")
+    audit_p.add_argument("--revision", help="the hub dataset's revision")
+    audit_p.add_argument("--json", metavar="FILE", help="the machine-readable report (schema in harness/audit/summary.py)")
+    audit_p.add_argument("--markdown", metavar="FILE", help="the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    audit_p.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected, too")
     diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
     diff_p.add_argument("--goldens", default=None, help="the goldens to compare with (default: ./goldens)")
     diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
