@@ -76,8 +76,8 @@ def update_goldens(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Print the benchmark figures: full matrix run vs bare tokenizer loads, smoke step per family."""
-    _install(session, "test,train")
+    """Print the benchmark figures: matrix vs bare tokenizer loads, smoke step per family, audit throughput and memory."""
+    _install(session, "test,train,audit")
     session.run("python", "-m", "harness.bench", *session.posargs, env=_env(session))
 
 

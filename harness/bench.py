@@ -5,6 +5,10 @@
   reference preprocessing, invariants 1-6, golden comparison). The figure is their ratio
   (target: at most 1.5).
 - smoke: the training step per family, on CPU, and on CUDA where one is present.
+- audit: `cth audit`'s throughput (reference + invariants 1-5 per row, no user preprocessor) against
+  the floor measured in the same run on the same rows: one chat-template render plus one
+  tokenization per conversation, in one process (target: audit on every core / floor >= 0.5);
+  1 against 2 workers; peak memory of the audit process tree at 10k and 100k rows (flat).
 """
 
 from __future__ import annotations
@@ -68,13 +72,78 @@ def matrix_figures(console: Console, tokenizers_dir: Path | None, goldens: Path)
     return ratio
 
 
+def _floor_rows_per_s(path: Path, model: str, think: str, limit: int) -> float:
+    """One render + one tokenization per conversation: the least any audit must do."""
+    from harness import conversation, source
+    from harness.audit import rows
+    from harness.families import Think, family
+    from harness.render import render, template_messages
+
+    loaded = source.load(model)
+    fam = family(loaded.spec.family)
+    mode = fam.mode(Think(think))
+    start, n = time.perf_counter(), 0
+    for _, raw in rows.read(str(path)):
+        if n >= limit:
+            break
+        n += 1
+        try:
+            conv = conversation.parse(rows.decode(raw), name="bench", source="bench")
+            text = render(loaded.tokenizer, template_messages(conv, fam, mode), family=fam, mode=mode,
+                          tools=conv.tools, add_generation_prompt=False)
+        except Exception:  # broken rows cost a parse here too
+            continue
+        loaded.tokenizer(text, add_special_tokens=False)
+    return n / (time.perf_counter() - start)
+
+
+def _audit_rows_per_s(path: Path, model: str, think: str, workers: int, limit: int) -> tuple[float, float]:
+    """(rows/s, peak RSS MiB of the audit and its worker processes) in a fresh interpreter."""
+    import json
+    import subprocess
+
+    code = (
+        "import json,resource,sys,time;from harness.audit import audit;from harness.audit.row import Settings;"
+        f"t=time.perf_counter();s=audit({str(path)!r},Settings({model!r},{think!r}),workers={workers},limit={limit});"
+        "d=time.perf_counter()-t;"
+        "m=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+        "print(json.dumps([s.total/d,m/1024]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    rate, rss = json.loads(out.strip().splitlines()[-1])
+    return rate, rss
+
+
+def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 100_000) -> float:
+    import tempfile
+
+    from harness.audit import generate
+
+    model, think = "qwen3-8b", "off"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = generate.write_jsonl(Path(tmp) / "rows.jsonl", rows_large, seed=0)
+        sample = min(rows_small, 2_000)
+        floor = _floor_rows_per_s(path, model, think, sample)
+        one, _ = _audit_rows_per_s(path, model, think, 1, sample)
+        two, _ = _audit_rows_per_s(path, model, think, 2, sample)
+        _, rss_small = _audit_rows_per_s(path, model, think, 2, rows_small)
+        _, rss_large = _audit_rows_per_s(path, model, think, 2, rows_large)
+    console.print(f"audit floor (render + tokenize, 1 process): {floor:7.1f} rows/s  ({sample} rows, {model} think-{think})")
+    console.print(f"audit, 1 worker:                           {one:7.1f} rows/s  ratio {one / floor:.2f}")
+    console.print(f"audit, 2 workers:                          {two:7.1f} rows/s  ratio {two / floor:.2f}   (target >= 0.5)")
+    console.print(f"audit peak memory, {rows_small:,} rows:            {rss_small:7.0f} MiB")
+    console.print(f"audit peak memory, {rows_large:,} rows:           {rss_large:7.0f} MiB   (flat: no growth with rows)")
+    return two / floor
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from harness import source
 
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizers-dir", default=None)
     parser.add_argument("--goldens", default="goldens")
-    parser.add_argument("--only", choices=["matrix", "smoke"], default=None)
+    parser.add_argument("--only", choices=["matrix", "smoke", "audit"], default=None)
+    parser.add_argument("--audit-rows", type=int, default=100_000, help="rows of the large audit memory figure")
     args = parser.parse_args(argv)
     base = Path(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
     console = Console(highlight=False)
@@ -84,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.smoke import bench_figures
 
         bench_figures(console, base)
+    if args.only in (None, "audit"):
+        audit_figures(console, rows_large=args.audit_rows)
     return 0
 
 

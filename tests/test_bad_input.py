@@ -63,13 +63,20 @@ COMMANDS: dict[str, list[str]] = {
     "check/zero-timeout": ["check", "harness.examples.reference:preprocess", "--timeout", "0"],
     "diff/goldens-typo": ["diff", "--model", "qwen3-8b", "--goldens", "{tmp}/goldenz"],
     "diff/invalid-utf8-golden": ["diff", "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--goldens", "{goldens}"],
+    "audit/missing-file": ["audit", "{tmp}/nope.jsonl", "--model", "qwen3-8b", "--think", "off"],
+    "audit/directory": ["audit", "{tmp}", "--model", "qwen3-8b", "--think", "off"],
+    "audit/only-broken-rows": ["audit", "{file}", "--model", "qwen3-8b", "--think", "off", "--workers", "1"],
+    "audit/na-mode": ["audit", "{file}", "--model", "qwq-32b", "--think", "off"],
+    "audit/bad-preprocessor": ["audit", "{file}", "--model", "qwen3-8b", "--think", "off", "--preprocessor", "boomimp:f"],
+    "audit/unknown-format": ["audit", "{tmp}/plugin_conf.txt", "--model", "qwen3-8b", "--think", "off"],
     "smoke/zero-steps": ["smoke", "qwen3-8b", "--think", "on", "--steps", "0"],
     "smoke/unknown-model": ["smoke", "qwen9", "--think", "on"],
     "smoke/na-mode": ["smoke", "qwq-32b", "--think", "off"],
     "smoke/plugin-raises": ["smoke", "qwen3-8b", "--think", "off", "--preprocessor", "plug:bad"],
     "smoke/plugin-bad-lengths": ["smoke", "qwen3-8b", "--think", "off", "--preprocessor", "plug:lens"],
 }
-FILE_FOR = {"matrix/bad-fixture-file": "unknown-role", "check/bad-fixture-file": "malformed-json"}
+FILE_FOR = {"matrix/bad-fixture-file": "unknown-role", "check/bad-fixture-file": "malformed-json",
+            "audit/only-broken-rows": "malformed-json"}
 PLUGINS = {
     "synerr.py": "def f(:\n",
     "boomimp.py": "raise RuntimeError('boom at import')\n",
@@ -84,10 +91,11 @@ def test_the_corpus_is_large():
 @pytest.mark.parametrize("case", list(COMMANDS))
 def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path):
     name = case.split("/", 1)[1]
-    bad = tmp_path / "conversation.json"
+    bad = tmp_path / ("conversation.jsonl" if case.startswith("audit/") else "conversation.json")
     bad.write_bytes(FILES.get(FILE_FOR.get(case, name), json.dumps(GOOD).encode()))
     for module, text in PLUGINS.items():
         (tmp_path / module).write_text(text)
+    (tmp_path / "plugin_conf.txt").write_text("not a dataset")
     goldens = tmp_path / "goldens"
     golden = goldens / "qwen3-8b" / "think-off" / "single_turn.golden"
     golden.parent.mkdir(parents=True)
