@@ -136,3 +136,17 @@ def test_long_trained_runs_are_cut_with_the_count_left_out(capsys):
     cli.main(["check", "harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
               "--fixture", "long_conversation", "--verbose"])
     assert "--verbose shows all" not in capsys.readouterr().out
+
+
+def test_the_plugin_takes_the_system_prompt_the_allowance_and_the_baseline(pytester: pytest.Pytester):
+    pytester.makeini("[pytest]\ncth_preprocessor = harness.examples.specforge:qwen3_instruct\n")
+    (pytester.path / "baseline.txt").write_text("qwen3-8b/think-off/multi_turn\nqwen3-8b/think-off/with_system\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-m", "cth", "--cth-model", "qwen3-8b", "--cth-think", "off",
+        "--cth-fixture", "single_turn", "--cth-fixture", "multi_turn", "--cth-fixture", "with_system",
+        "--cth-system-prompt", DEFAULT_SYSTEM, "--cth-allow", "trailer", "--cth-baseline", "baseline.txt",
+    )
+    # single_turn passes (trailer allowed); multi_turn fails and is listed (xfail); with_system passes but is
+    # listed, so its baseline entry is stale and fails
+    result.assert_outcomes(passed=1, xfailed=1, failed=1)
+    result.stdout.fnmatch_lines(["*stale baseline entry: qwen3-8b/think-off/with_system passes now*"])
