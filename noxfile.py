@@ -78,7 +78,7 @@ def update_goldens(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Print the benchmark figures: matrix vs bare tokenizer loads, smoke step per family, audit throughput and memory."""
     _install(session, "test,train,audit")
-    session.run("python", "-m", "harness.bench", *session.posargs, env=_env(session))
+    session.run("python", "-m", "chat_template_harness.bench", *session.posargs, env=_env(session))
 
 
 @nox.session(default=False)

@@ -6,3 +6,9 @@ conversation (fixtures) -> render (served prompts) -> turns (what is generated) 
 """
 
 __version__ = "0.1.0"
+
+if __name__ != "chat_template_harness":  # pragma: no cover - only when the source folder is imported by path
+    raise ImportError(
+        f"this folder is the source of `chat_template_harness`, imported here as `{__name__}`; "
+        "fix: `pip install -e .` and import chat_template_harness"
+    )

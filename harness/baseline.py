@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.invariants import Invariant, Violation
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.invariants import Invariant, Violation
 
 # name -> what the violation says of the tokens it covers (only injected-token findings may be allowed)
 ALLOWANCES: dict[str, str] = {

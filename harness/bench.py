@@ -31,7 +31,7 @@ def _peak_rss_mib() -> float:
 def bare_loads(tokenizers_dir: Path | None) -> dict[str, float]:
     from transformers import AutoTokenizer
 
-    from harness import source
+    from chat_template_harness import source
 
     times = {}
     for spec in source.registry().values():
@@ -43,7 +43,7 @@ def bare_loads(tokenizers_dir: Path | None) -> dict[str, float]:
 
 
 def full_run(tokenizers_dir: Path | None, goldens: Path) -> tuple[float, int, int]:
-    from harness import golden, matrix
+    from chat_template_harness import golden, matrix
 
     start = time.perf_counter()
     cells = matrix.cells()
@@ -74,10 +74,10 @@ def matrix_figures(console: Console, tokenizers_dir: Path | None, goldens: Path)
 
 def _floor_rows_per_s(path: Path, model: str, think: str, limit: int) -> float:
     """One render + one tokenization per conversation: the least any audit must do."""
-    from harness import conversation, source
-    from harness.audit import rows
-    from harness.families import Think, family
-    from harness.render import render, template_messages
+    from chat_template_harness import conversation, source
+    from chat_template_harness.audit import rows
+    from chat_template_harness.families import Think, family
+    from chat_template_harness.render import render, template_messages
 
     loaded = source.load(model)
     fam = family(loaded.spec.family)
@@ -103,7 +103,7 @@ def _audit_rows_per_s(path: Path, model: str, think: str, workers: int, limit: i
     import subprocess
 
     code = (
-        "import json,resource,sys,time;from harness.audit import audit;from harness.audit.row import Settings;"
+        "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Settings;"
         f"t=time.perf_counter();s=audit({str(path)!r},Settings({model!r},{think!r}),workers={workers},limit={limit});"
         "d=time.perf_counter()-t;"
         "m=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
@@ -117,7 +117,7 @@ def _audit_rows_per_s(path: Path, model: str, think: str, workers: int, limit: i
 def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 100_000) -> float:
     import tempfile
 
-    from harness.audit import generate
+    from chat_template_harness.audit import generate
 
     model, think = "qwen3-8b", "off"
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,9 +137,9 @@ def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from harness import source
+    from chat_template_harness import source
 
-    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m chat_template_harness.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizers-dir", default=None)
     parser.add_argument("--goldens", default="goldens")
     parser.add_argument("--only", choices=["matrix", "smoke", "audit"], default=None)
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only in (None, "matrix"):
         matrix_figures(console, base, Path(args.goldens))
     if args.only in (None, "smoke"):
-        from harness.smoke import bench_figures
+        from chat_template_harness.smoke import bench_figures
 
         bench_figures(console, base)
     if args.only in (None, "audit"):

@@ -4,7 +4,7 @@ Used by `cth check MODULE:CALLABLE` and by the pytest plugin's `--cth-preprocess
 runs the plug-in on the cell's conversation (pinned clock), checks its samples against the
 reference turn plans, runs it again under two other clocks (determinism), and lists what it
 trains that the reference does not, and the reverse. A plug-in may raise
-harness.external.Unsupported for a cell it does not handle: the cell is then N/A, with its reason.
+chat_template_harness.external.Unsupported for a cell it does not handle: the cell is then N/A, with its reason.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import conversation, external, source
-from harness.families import family
-from harness.baseline import split_allowed
-from harness.invariants import Invariant, Violation, check_determinism, check_samples
-from harness.matrix import Cell, Status, na_reason
-from harness.sample import Policy, preprocess, resolve_mode
-from harness.tokens import decode
-from harness.view import visible
+from chat_template_harness import conversation, external, source
+from chat_template_harness.families import family
+from chat_template_harness.baseline import split_allowed
+from chat_template_harness.invariants import Invariant, Violation, check_determinism, check_samples
+from chat_template_harness.matrix import Cell, Status, na_reason
+from chat_template_harness.sample import Policy, preprocess, resolve_mode
+from chat_template_harness.tokens import decode
+from chat_template_harness.view import visible
 
 
 @dataclass(frozen=True)

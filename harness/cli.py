@@ -18,10 +18,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness import conversation, matrix, source
-from harness.errors import HarnessError
-from harness.families import NotApplicable, Think, family
-from harness.sample import Policy, preprocess, resolve_mode
+from chat_template_harness import conversation, matrix, source
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.families import NotApplicable, Think, family
+from chat_template_harness.sample import Policy, preprocess, resolve_mode
 
 Command = Callable[[argparse.Namespace, Console], int]
 COMMANDS: dict[str, Command] = {}
@@ -119,7 +119,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 @command("show")
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
     """Terminal view of a cell: trained spans coloured, whitespace visible, the turn report."""
-    from harness.view import show
+    from chat_template_harness.view import show
 
     loaded, result, conv = _cell(args)
     show(console, f"{loaded.spec.name} · think {args.think} · {conv.name} ({loaded.spec.hub_repo}, {loaded.origin})", result)
@@ -141,9 +141,9 @@ def cmd_render(args: argparse.Namespace, console: Console) -> int:
 @command("matrix")
 def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     """Every model x think mode x fixture: pass, fail or N/A (with the reason)."""
-    from harness import report
+    from chat_template_harness import report
 
-    from harness import golden
+    from chat_template_harness import golden
 
     selected = _selected(args)
     results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
@@ -161,7 +161,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
 @command("smoke")
 def cmd_smoke(args: argparse.Namespace, console: Console) -> int:
     """Tiny training step: exits 1 when gradient reaches a position that must not be trained."""
-    from harness.smoke import report_lines, run_smoke
+    from chat_template_harness.smoke import report_lines, run_smoke
 
     result = run_smoke(
         args.model,
@@ -179,9 +179,9 @@ def cmd_smoke(args: argparse.Namespace, console: Console) -> int:
 @command("check")
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
     """Check your preprocessor (MODULE:CALLABLE) on every cell: invariants 1-6 and a comparison with the reference."""
-    from harness import check, external, report
+    from chat_template_harness import check, external, report
 
-    from harness import baseline
+    from chat_template_harness import baseline
 
     plugin = external.load_callable(args.preprocessor)
     allow = baseline.parse_allowances(args.allow)
@@ -220,7 +220,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_check(console: Console, result, *, known: bool, verbose: bool) -> None:  # type: ignore[no-untyped-def]
-    from harness import check
+    from chat_template_harness import check
 
     if result.status is matrix.Status.NA:
         return
@@ -241,15 +241,15 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     from rich.markdown import Markdown
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.audit import audit
-    from harness.audit.row import Settings
+    from chat_template_harness.audit import audit
+    from chat_template_harness.audit.row import Settings
 
     spec = source.get_model(args.model)
     mode = family(spec.family).mode(Think(args.think))
     if isinstance(mode, NotApplicable):
         raise HarnessError(f"{spec.name} think-{args.think} is N/A: {mode.reason}", "choose the other think mode")
     if args.preprocessor:
-        from harness import external
+        from chat_template_harness import external
 
         external.load_callable(args.preprocessor)  # a broken plug-in is one error before any row is read
     settings = Settings(
@@ -281,7 +281,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
 @command("diff")
 def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     """Re-render every cell here (or with --tokenizers-dir) against the goldens: what changed, and why."""
-    from harness import drift
+    from chat_template_harness import drift
 
     selected = _selected(args)
     diffs = drift.diff_all(selected, _goldens(args), _tokenizers_dir(args))
@@ -307,12 +307,12 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
 @command("gallery")
 def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     """Build the static HTML gallery from the committed goldens (and optionally the Markdown overview)."""
-    from harness import gallery, overview
+    from chat_template_harness import gallery, overview
 
     out = Path(args.out)
     columns = []
     if args.conformance:
-        from harness import conformance
+        from chat_template_harness import conformance
 
         console.print("conformance: running every preprocessor on every cell …", markup=False)
         columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args))
@@ -356,7 +356,7 @@ def _positive(kind: type) -> Callable[[str], Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from harness import __version__
+    from chat_template_harness import __version__
 
     top = argparse.ArgumentParser(prog="cth", description="chat-template harness: what each template trains")
     top.add_argument("--version", action="version", version=f"cth (chat-template-harness) {__version__}")

@@ -1,6 +1,6 @@
 """Conformance: which framework trains what. Rows are the matrix cells, columns the preprocessors.
 
-Each column is one preprocessor run through `harness.check` on every cell (no allowance, no
+Each column is one preprocessor run through `chat_template_harness.check` on every cell (no allowance, no
 system prompt: what the code does out of the box). Where a preprocessor cannot be imported (TRL or
 SpecForge not installed) its column says so instead of guessing. The same table is written as
 Markdown (docs/conformance.md, checked current by the tests) and as a gallery page whose entries
@@ -14,18 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import check, external, matrix
-from harness.errors import HarnessError
-from harness.matrix import Cell, Status
+from chat_template_harness import check, external, matrix
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.matrix import Cell, Status
 
 SPECFORGE = ("qwen", "qwen3_thinking", "qwen3_instruct", "qwen3_next_thinking", "llama3", "llama4", "deepseek_v3",
              "deepseek_r1_distill", "gpt_oss", "gemma")
 # label -> MODULE:CALLABLE, in the page's column order
 PREPROCESSORS: dict[str, str] = {
-    "reference": "harness.examples.reference:preprocess",
-    "naive": "harness.examples.naive:preprocess",
-    "trl 1.16.0": "harness.examples.trl_sft:preprocess",
-    **{f"specforge {t.replace('_', '-')}": f"harness.examples.specforge:{t}" for t in SPECFORGE},
+    "reference": "chat_template_harness.examples.reference:preprocess",
+    "naive": "chat_template_harness.examples.naive:preprocess",
+    "trl 1.16.0": "chat_template_harness.examples.trl_sft:preprocess",
+    **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.examples.specforge:{t}" for t in SPECFORGE},
 }
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font

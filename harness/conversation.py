@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.errors import FixtureError
+from chat_template_harness.errors import FixtureError
 
 ROLES = ("system", "user", "assistant", "tool")
 REASONING_ALIASES = ("reasoning_content", "reasoning", "thinking")
@@ -282,7 +282,7 @@ FIXTURES = "data/fixtures"
 
 @cache
 def fixture_names() -> tuple[str, ...]:
-    folder = resources.files("harness").joinpath(FIXTURES)
+    folder = resources.files("chat_template_harness").joinpath(FIXTURES)
     return tuple(sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")))
 
 
@@ -294,7 +294,7 @@ def fixture(name: str) -> Conversation:
             f"unknown fixture {name!r}; built-in: {', '.join(fixture_names())}",
             "pass a built-in name, or a path to a JSON file (e.g. ./my_conversation.json)",
         )
-    text = resources.files("harness").joinpath(f"{FIXTURES}/{name}.json").read_text("utf-8")
+    text = resources.files("chat_template_harness").joinpath(f"{FIXTURES}/{name}.json").read_text("utf-8")
     return _decode(text, name=name, source=f"fixture {name}")
 
 

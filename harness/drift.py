@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import golden, matrix
-from harness.matrix import Cell
+from chat_template_harness import golden, matrix
+from chat_template_harness.matrix import Cell
 
 MAX_TEXT_DIFF = 30
 
@@ -98,7 +98,7 @@ def summary(diffs: Sequence[CellDiff]) -> list[str]:
 
 def markdown(diffs: Sequence[CellDiff], context: str, header: dict[str, str] | None = None) -> str:
     """The report; `context` is body text (what was compared), `header` the provenance (versions), never compared."""
-    from harness.reportfile import versions, with_header
+    from chat_template_harness.reportfile import versions, with_header
 
     changed = [d for d in diffs if d.changed]
     out = ["## chat-template-harness upgrade check", "", context, "", *summary(diffs), ""]

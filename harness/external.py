@@ -26,10 +26,10 @@ from typing import Any, Protocol
 
 import time_machine
 
-from harness.conversation import Conversation
-from harness.errors import HarnessError
-from harness.families import Family, Think, ThinkMode
-from harness.render import PINNED_CLOCK, with_system_flag
+from chat_template_harness.conversation import Conversation
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.families import Family, Think, ThinkMode
+from chat_template_harness.render import PINNED_CLOCK, with_system_flag
 
 IGNORE_INDEX = -100
 # seconds one call of a plug-in may take on one cell before the cell fails (the run goes on)

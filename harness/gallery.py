@@ -18,14 +18,14 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import golden, matrix, overview, source
-from harness.errors import HarnessError
-from harness.families import FAMILIES, Family
-from harness.matrix import Cell, CellResult, Status
-from harness.sample import Sample
-from harness.tokens import encode, token_strings
-from harness.turns import Kind
-from harness.view import LABELS, visible_chars
+from chat_template_harness import golden, matrix, overview, source
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.families import FAMILIES, Family
+from chat_template_harness.matrix import Cell, CellResult, Status
+from chat_template_harness.sample import Sample
+from chat_template_harness.tokens import encode, token_strings
+from chat_template_harness.turns import Kind
+from chat_template_harness.view import LABELS, visible_chars
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem auto; padding: 0 1.5rem; max-width: 1400px; color: #1d1d1f; }
@@ -201,7 +201,7 @@ def build(
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.
 
-    `conformance`: columns from harness.conformance.run, for conformance.html and its detail pages."""
+    `conformance`: columns from chat_template_harness.conformance.run, for conformance.html and its detail pages."""
     results = []
     for cell in matrix.cells():
         result = matrix.run_cell(cell, tokenizers_dir, determinism=False)
@@ -217,7 +217,7 @@ def build(
     for family in FAMILIES.values():
         _write(out / "families" / f"{family.name}.html", family_page(family, results))
     if conformance:
-        from harness import conformance as conf
+        from chat_template_harness import conformance as conf
 
         checked = {c for column in conformance for c in getattr(column, "results", {})}
         cells = [r.cell for r in results if r.cell in checked]

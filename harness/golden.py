@@ -20,7 +20,7 @@ ranges and text, the ids ten to a line with trained ones in [brackets]; then the
 
 from __future__ import annotations
 
-from harness.errors import HarnessError
+from chat_template_harness.errors import HarnessError
 
 import hashlib
 from collections.abc import Iterable, Mapping
@@ -29,12 +29,12 @@ from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
 
-from harness import __version__
-from harness.matrix import Cell, CellResult, Status
-from harness.sample import Preprocessed, Sample
-from harness.source import LoadedTokenizer
-from harness.turns import Kind
-from harness.view import visible
+from chat_template_harness import __version__
+from chat_template_harness.matrix import Cell, CellResult, Status
+from chat_template_harness.sample import Preprocessed, Sample
+from chat_template_harness.source import LoadedTokenizer
+from chat_template_harness.turns import Kind
+from chat_template_harness.view import visible
 
 MAGIC = "# chat-template-harness golden"
 SEPARATOR = "---"
@@ -52,7 +52,7 @@ def path_for(root: Path, cell: Cell) -> Path:
 @cache
 def rules_digest() -> str:
     digest = hashlib.sha256()
-    package = resources.files("harness")
+    package = resources.files("chat_template_harness")
     for name in RULE_MODULES:
         digest.update(package.joinpath(name).read_bytes())
     return digest.hexdigest()

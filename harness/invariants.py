@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import time_machine
 
-from harness.tokens import decode, encode, normalized, token_strings
-from harness.turns import Kind, TurnPlan
+from chat_template_harness.tokens import decode, encode, normalized, token_strings
+from chat_template_harness.turns import Kind, TurnPlan
 
 MAX_SHOWN = 10
 # A think block with nothing but whitespace inside, in any template's spelling: `<think>\n\n</think>\n\n`,

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from harness import conversation, source
-from harness.families import Think, family
-from harness.invariants import Violation, check_determinism, check_samples
-from harness.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
-from harness.source import LoadedTokenizer
+from chat_template_harness import conversation, source
+from chat_template_harness.families import Think, family
+from chat_template_harness.invariants import Violation, check_determinism, check_samples
+from chat_template_harness.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
+from chat_template_harness.source import LoadedTokenizer
 
 
 @dataclass(frozen=True, order=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness import source
-from harness.families import FAMILIES, Family, NotApplicable, Think
-from harness.golden import marked_text
-from harness.matrix import CellResult, Status
-from harness.render import PINNED_CLOCK
+from chat_template_harness import source
+from chat_template_harness.families import FAMILIES, Family, NotApplicable, Think
+from chat_template_harness.golden import marked_text
+from chat_template_harness.matrix import CellResult, Status
+from chat_template_harness.render import PINNED_CLOCK
 
 EXAMPLE = "single_turn"  # the smallest fixture: shows the last-turn empty think block where there is one
 FIXTURES = (EXAMPLE, "inline_think")  # and one whose reply carries reasoning

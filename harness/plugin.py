@@ -1,8 +1,8 @@
 """pytest plugin (entry point `pytest11`): command-line options, fixtures and report hooks only.
 
 Inert unless used: nothing happens in a test session that requests none of its fixtures and
-passes none of its options. The logic lives in harness.matrix, harness.golden, harness.snapshot
-and harness.external.
+passes none of its options. The logic lives in chat_template_harness.matrix, chat_template_harness.golden, chat_template_harness.snapshot
+and chat_template_harness.external.
 """
 
 from __future__ import annotations
@@ -66,18 +66,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from harness.source import pin_env_tokenizers_dir
+    from chat_template_harness.source import pin_env_tokenizers_dir
 
     pin_env_tokenizers_dir()
     config.addinivalue_line("markers", "cth: a chat-template-harness matrix cell checked against --cth-preprocessor")
     spec = config.getoption("--cth-preprocessor") or config.getini("cth_preprocessor")
     if spec:
-        from harness.errors import HarnessError
-        from harness.external import load_callable
+        from chat_template_harness.errors import HarnessError
+        from chat_template_harness.external import load_callable
 
         try:
             config.stash[PLUGIN] = (spec, load_callable(spec))
-            from harness import baseline
+            from chat_template_harness import baseline
 
             baseline.parse_allowances(config.getoption("--cth-allow"))
             if config.getoption("--cth-baseline"):
@@ -92,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _tokenizers_dir(config: pytest.Config) -> Path | None:
-    from harness import source
+    from chat_template_harness import source
 
     given = config.getoption("--cth-tokenizers-dir")
     # relative to where pytest was started (its invocation dir), like every other path option
@@ -102,8 +102,8 @@ def _tokenizers_dir(config: pytest.Config) -> Path | None:
 @pytest.fixture(scope="session")
 def cth_run(pytestconfig: pytest.Config) -> Callable[..., Any]:
     """Run a matrix cell once per session (reference preprocessor + invariants); pins are checked first."""
-    from harness import matrix, source
-    from harness.errors import HarnessError
+    from chat_template_harness import matrix, source
+    from chat_template_harness.errors import HarnessError
 
     base = _tokenizers_dir(pytestconfig)
     allow_drift = bool(pytestconfig.getoption("--cth-allow-drift"))
@@ -139,7 +139,7 @@ def goldens_root(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture
 def golden(snapshot: Any, request: pytest.FixtureRequest) -> Any:
     """A syrupy snapshot stored as goldens/<model>/think-<t>/<fixture>.golden (test must take a `cell` parameter)."""
-    from harness.snapshot import GoldenExtension
+    from chat_template_harness.snapshot import GoldenExtension
 
     request.config.stash[GOLDENS_ASSERTED].add(request.node.callspec.params["cell"])
     if request.config.getoption("--snapshot-update", default=False):
@@ -167,9 +167,9 @@ class CellCheck(pytest.Item):
         self.na = na
 
     def runtest(self) -> None:
-        from harness.check import check_cell
-        from harness.matrix import Status
-        from harness.sample import Policy
+        from chat_template_harness.check import check_cell
+        from chat_template_harness.matrix import Status
+        from chat_template_harness.sample import Policy
 
         if self.na is not None:  # declared, visible in every report (JUnit included), never a silent skip
             pytest.skip(f"N/A: {self.na}")
@@ -200,7 +200,7 @@ class CellCheck(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, CellCheckFailure):
             return str(super().repr_failure(excinfo))
-        from harness.check import report_lines
+        from chat_template_harness.check import report_lines
 
         result = excinfo.value.args[0]
         spec = self.config.stash[PLUGIN][0]
@@ -230,8 +230,8 @@ def _cells_selected(config: pytest.Config) -> bool:
 
 def _verified_pack(config: pytest.Config, models: list[str]) -> None:
     """Check the tokenizers once, before any cell runs: one error line and exit 2, not a traceback per cell."""
-    from harness import source
-    from harness.errors import HarnessError
+    from chat_template_harness import source
+    from chat_template_harness.errors import HarnessError
 
     base = _tokenizers_dir(config)
     try:
@@ -256,9 +256,9 @@ def _verified_pack(config: pytest.Config, models: list[str]) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if PLUGIN not in config.stash:
         return
-    from harness import matrix
-    from harness.errors import HarnessError
-    from harness.families import Think
+    from chat_template_harness import matrix
+    from chat_template_harness.errors import HarnessError
+    from chat_template_harness.families import Think
 
     if not _cells_selected(config):
         config.stash[NOT_SELECTED] = True
@@ -287,8 +287,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     asserted = session.config.stash.get(GOLDENS_ASSERTED, set())
     if not asserted or not session.config.getoption("--snapshot-update", default=False) or os.environ.get("CI"):
         return
-    from harness import matrix
-    from harness.snapshot import stale_goldens
+    from chat_template_harness import matrix
+    from chat_template_harness.snapshot import stale_goldens
 
     cells = matrix.cells()
     if asserted != set(cells):
@@ -299,7 +299,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from harness.matrix import Status
+    from chat_template_harness.matrix import Status
 
     if config.stash.get(NOT_SELECTED, False):
         terminalreporter.write_line(

@@ -16,9 +16,9 @@ from typing import Any
 
 import time_machine
 
-from harness.conversation import Conversation, Message
-from harness.errors import TemplateDriftError
-from harness.families import Family, ThinkMode
+from chat_template_harness.conversation import Conversation, Message
+from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.families import Family, ThinkMode
 
 # The date Llama 3.1's template writes by default, so every family agrees on "today".
 PINNED_CLOCK = datetime(2024, 7, 26, 12, 0, tzinfo=UTC)

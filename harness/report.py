@@ -10,11 +10,11 @@ from rich.text import Text
 
 from typing import TYPE_CHECKING, Protocol
 
-from harness.matrix import Cell, CellResult, Status
+from chat_template_harness.matrix import Cell, CellResult, Status
 
 if TYPE_CHECKING:
-    from harness.check import CheckResult
-    from harness.sample import Policy
+    from chat_template_harness.check import CheckResult
+    from chat_template_harness.sample import Policy
 
 
 class _Result(Protocol):
@@ -107,7 +107,7 @@ def matrix_markdown(results: Sequence[CellResult]) -> str:
 
 def provenance(preprocessor: str) -> dict[str, str]:
     """The header of a `cth check` report: the command, and the versions that decide it (the plug-in's package too)."""
-    from harness.reportfile import versions
+    from chat_template_harness.reportfile import versions
 
     module = preprocessor.partition(":")[0]
     extra = ("trl",) if "trl" in module else ("specforge",) if "specforge" in module else (module.split(".")[0],)
@@ -116,9 +116,9 @@ def provenance(preprocessor: str) -> dict[str, str]:
 
 def check_markdown(preprocessor: str, results: Sequence[CheckResult], policy: Policy) -> str:
     """The per-cell report of `cth check` for a pull request or a committed report."""
-    from harness.check import report_lines
+    from chat_template_harness.check import report_lines
 
-    from harness.reportfile import with_header
+    from chat_template_harness.reportfile import with_header
 
     lines = [
         f"## `{preprocessor}` on the chat-template-harness matrix",

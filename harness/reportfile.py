@@ -19,7 +19,7 @@ LIBRARIES = ("transformers", "tokenizers", "jinja2")
 
 def versions(extra: Sequence[str] = ()) -> dict[str, str]:
     """The versions that can change what a report says: the harness, the template stack, and `extra` packages."""
-    from harness import __version__
+    from chat_template_harness import __version__
 
     found = {"chat-template-harness": __version__}
     for dist in (*LIBRARIES, *extra):

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from harness.conversation import Conversation
-from harness.errors import HarnessError, TemplateDriftError
-from harness.families import Family, NotApplicable, Think, ThinkMode
-from harness.tokens import encode
-from harness.turns import Kind, TurnPlan, plan_turns
+from chat_template_harness.conversation import Conversation
+from chat_template_harness.errors import HarnessError, TemplateDriftError
+from chat_template_harness.families import Family, NotApplicable, Think, ThinkMode
+from chat_template_harness.tokens import encode
+from chat_template_harness.turns import Kind, TurnPlan, plan_turns
 
 
 class Policy(StrEnum):

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import conversation, source
-from harness.errors import HarnessError
-from harness.families import Think, family
-from harness.invariants import TokenRole, token_roles
-from harness.sample import CellNotApplicable, preprocess, resolve_mode
-from harness.tokens import token_strings
-from harness.turns import Kind
+from chat_template_harness import conversation, source
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.families import Think, family
+from chat_template_harness.invariants import TokenRole, token_roles
+from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
+from chat_template_harness.tokens import token_strings
+from chat_template_harness.turns import Kind
 
 # Conversations that exercise empty think blocks, rewritten history, tool calls and an empty reply.
 FIXTURES = ("single_turn", "multi_turn", "reasoning_every_turn", "tool_call", "empty_assistant_content")
@@ -169,12 +169,12 @@ def _samples(
     """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture.
 
     A plug-in that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
-    from harness import external
+    from chat_template_harness import external
 
     fam = family(loaded.spec.family)
     plugin = None
     if preprocessor == "naive":
-        plugin = external.load_callable("harness.examples.naive:preprocess")
+        plugin = external.load_callable("chat_template_harness.examples.naive:preprocess")
     elif preprocessor != "reference":
         plugin = external.load_callable(preprocessor)
     out = []
@@ -383,6 +383,6 @@ def bench_figures(console: Any, tokenizers_dir: Path | None) -> None:
 
 
 def _applicable(fam: Any, think: Think) -> bool:
-    from harness.families import NotApplicable
+    from chat_template_harness.families import NotApplicable
 
     return not isinstance(fam.mode(think), NotApplicable)

@@ -1,7 +1,7 @@
 """The syrupy extension that stores goldens as `goldens/<model>/think-<t>/<fixture>.golden`.
 
 - Location: from the test's `cell` parameter, under the goldens root the plugin configures.
-- Comparison: bodies only (see harness.golden); the header explains a difference. An update run
+- Comparison: bodies only (see chat_template_harness.golden); the header explains a difference. An update run
   also refreshes stale headers, so committed provenance is always that of the committed body.
 - Diff: `[- golden] / [+ received]` lines of the body, headed by the causes read off the two
   headers and ended by the commands that review and update the golden.
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from harness import golden
-from harness.matrix import Cell
-from harness.plugin import GOLDENS_ROOT
+from chat_template_harness import golden
+from chat_template_harness.matrix import Cell
+from chat_template_harness.plugin import GOLDENS_ROOT
 
 if TYPE_CHECKING:
     from syrupy.data import SnapshotCollection, SnapshotCollections

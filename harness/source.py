@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
+from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
 
 ENV_TOKENIZERS_DIR = "CTH_TOKENIZERS_DIR"
 # The processor-side file where the hub keeps a chat template that tokenizer_config.json lacks (Llama 4).
@@ -97,7 +97,7 @@ class LoadedTokenizer:
 @cache
 def registry() -> Mapping[str, ModelSpec]:
     """All pinned models, by short name, in the registry's order."""
-    raw = tomllib.loads(resources.files("harness").joinpath("data/models.toml").read_text("utf-8"))
+    raw = tomllib.loads(resources.files("chat_template_harness").joinpath("data/models.toml").read_text("utf-8"))
     specs: dict[str, ModelSpec] = {}
     for name, entry in raw["models"].items():
         files = tuple(

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from harness.conversation import Conversation
-from harness.errors import TemplateDriftError
-from harness.families import Family, ThinkMode
-from harness.render import render, template_message, template_messages
-from harness.tokens import crossing, encode
+from chat_template_harness.conversation import Conversation
+from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.families import Family, ThinkMode
+from chat_template_harness.render import render, template_message, template_messages
+from chat_template_harness.tokens import crossing, encode
 
 
 class Kind(StrEnum):

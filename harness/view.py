@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.sample import Preprocessed, Sample
-from harness.turns import Kind
+from chat_template_harness.sample import Preprocessed, Sample
+from chat_template_harness.turns import Kind
 
 STYLES = {
     Kind.PROMPT: "grey50",

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
-from harness.audit import generate
-from harness.audit.row import REASONS, Settings, audit_row
+from chat_template_harness import cli
+from chat_template_harness.audit import generate
+from chat_template_harness.audit.row import REASONS, Settings, audit_row
 
-NAIVE = "harness.examples.naive:preprocess"
-REFERENCE = "harness.examples.reference:preprocess"
+NAIVE = "chat_template_harness.examples.naive:preprocess"
+REFERENCE = "chat_template_harness.examples.reference:preprocess"
 ROWS = 300
 
 

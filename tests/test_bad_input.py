@@ -54,13 +54,13 @@ COMMANDS: dict[str, list[str]] = {
     "matrix/bad-fixture-file": ["matrix", "--model", "qwen3-8b", "--fixture", "{file}"],
     "matrix/markdown-into-missing-dir": ["matrix", "--model", "qwen3-8b", "--fixture", "single_turn", "--markdown", "{tmp}/no/such/dir/m.md"],
     "matrix/goldens-typo": ["matrix", "--model", "qwen3-8b", "--fixture", "single_turn", "--goldens", "{tmp}/goldenz"],
-    "check/no-colon": ["check", "harness.examples.reference"],
+    "check/no-colon": ["check", "chat_template_harness.examples.reference"],
     "check/missing-module": ["check", "no_such_pkg.mod:f"],
-    "check/missing-attribute": ["check", "harness.examples.reference:nope"],
+    "check/missing-attribute": ["check", "chat_template_harness.examples.reference:nope"],
     "check/syntax-error": ["check", "synerr:f", "--model", "qwen3-8b"],
     "check/raises-at-import": ["check", "boomimp:f", "--model", "qwen3-8b"],
-    "check/bad-fixture-file": ["check", "harness.examples.reference:preprocess", "--model", "qwen3-8b", "--fixture", "{file}"],
-    "check/zero-timeout": ["check", "harness.examples.reference:preprocess", "--timeout", "0"],
+    "check/bad-fixture-file": ["check", "chat_template_harness.examples.reference:preprocess", "--model", "qwen3-8b", "--fixture", "{file}"],
+    "check/zero-timeout": ["check", "chat_template_harness.examples.reference:preprocess", "--timeout", "0"],
     "diff/goldens-typo": ["diff", "--model", "qwen3-8b", "--goldens", "{tmp}/goldenz"],
     "diff/invalid-utf8-golden": ["diff", "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--goldens", "{goldens}"],
     "audit/missing-file": ["audit", "{tmp}/nope.jsonl", "--model", "qwen3-8b", "--think", "off"],
@@ -104,7 +104,7 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path):
     import os
 
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "harness.cli", *argv], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "chat_template_harness.cli", *argv], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2, (done.returncode, done.stdout[-800:], done.stderr[-800:])
     assert "Traceback" not in done.stderr + done.stdout
     lines = [line for line in done.stderr.splitlines() if line.strip()]

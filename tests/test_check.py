@@ -8,17 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import check, cli, matrix
-from harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
-from harness.families import Think
-from harness.invariants import Invariant
-from harness.matrix import Cell, Status
-from harness.sample import Policy
+from chat_template_harness import check, cli, matrix
+from chat_template_harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
+from chat_template_harness.families import Think
+from chat_template_harness.invariants import Invariant
+from chat_template_harness.matrix import Cell, Status
+from chat_template_harness.sample import Policy
 
 REPO = Path(__file__).resolve().parents[1]
-NAIVE = "harness.examples.naive:preprocess"
-REFERENCE = "harness.examples.reference:preprocess"
-TRL = "harness.examples.trl_sft:preprocess"
+NAIVE = "chat_template_harness.examples.naive:preprocess"
+REFERENCE = "chat_template_harness.examples.reference:preprocess"
+TRL = "chat_template_harness.examples.trl_sft:preprocess"
 
 # --- adapters -------------------------------------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ def test_unreadable_output_is_one_clear_error(raw, message):
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("nocolon", "is not of the form"), ("no_such_pkg.mod:fn", "cannot import"), ("harness.examples.naive:nope", "has no attribute")],
+    [("nocolon", "is not of the form"), ("no_such_pkg.mod:fn", "cannot import"), ("chat_template_harness.examples.naive:nope", "has no attribute")],
 )
 def test_load_callable_errors_name_the_fix(spec: str, message: str):
     with pytest.raises(PreprocessorError, match=message):
@@ -106,7 +106,7 @@ def test_a_preprocessor_that_raises_fails_its_cell_with_one_line():
 
 def test_policy_all_requires_every_turn_and_last_only_the_final_one():
     def last_only(request):
-        from harness.examples.reference import preprocess
+        from chat_template_harness.examples.reference import preprocess
 
         return preprocess(request)[-1:]
 
@@ -144,7 +144,7 @@ def test_plugin_fails_the_naive_example_with_readable_cell_ids(pytester: pytest.
             "*cth[[]qwen3-8b/think-off/single_turn[]]*",
             "*4 trained token(s) are an empty think block*",
             "*tokens 15:'<think>', 16:'\\n\\n', 17:'</think>', 18:'\\n\\n'*",
-            "reproduce: cth check harness.examples.naive:preprocess --model qwen3-8b --think off --fixture single_turn",
+            "reproduce: cth check chat_template_harness.examples.naive:preprocess --model qwen3-8b --think off --fixture single_turn",
         ]
     )
 
@@ -179,6 +179,21 @@ def test_plugin_stops_once_with_one_line_when_the_tokenizers_are_missing(pyteste
     assert result.ret == 2
     out = result.stdout.str() + result.stderr.str()
     assert out.count("error: tokenizer directory") == 1 and "--cth-tokenizers-dir" in out and "Traceback" not in out
+
+
+def test_plugin_works_in_a_repo_with_its_own_harness_package(pytester: pytest.Pytester, tmp_path):
+    """A training repo's own `harness/` (a common name) neither shadows us nor breaks the entry point."""
+    own = pytester.mkpydir("harness")
+    (own / "adapter.py").write_text("from chat_template_harness.examples.reference import preprocess\nOWN = True\n")
+    pytester.makepyfile(test_own="from harness.adapter import OWN\n\ndef test_own():\n    assert OWN\n")
+    pytester.makeini("[pytest]\ncth_preprocessor = harness.adapter:preprocess\n")
+    mine = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_own.py")
+    mine.assert_outcomes(passed=1)
+    # the plugin enabled, no tokenizer pack: one error line naming the fix, exit 2
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "cth", "--cth-tokenizers-dir", str(tmp_path / "nowhere"))
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 2 and "Traceback" not in out and "INTERNALERROR" not in out
+    assert out.count("error: ") == 1 and "error: tokenizer directory" in out and "--cth-tokenizers-dir" in out
 
 
 def test_plugin_rejects_an_unknown_model_as_a_usage_error(pytester: pytest.Pytester):
@@ -244,9 +259,9 @@ def test_families_without_a_trl_training_template_are_na(model: str):
 
 @pytest.mark.trl
 def test_the_committed_trl_report_is_current():
-    from harness.report import check_markdown
+    from chat_template_harness.report import check_markdown
 
-    from harness import reportfile
+    from chat_template_harness import reportfile
 
     results = [check.check_cell(load_callable(TRL), c) for c in matrix.cells()]
     fresh = check_markdown(TRL, results, Policy.LAST)
@@ -254,7 +269,7 @@ def test_the_committed_trl_report_is_current():
     # only the body is compared: a new transformers release changes the header, never the verdict
     assert reportfile.body(committed) == reportfile.body(fresh), (
         f"header changes: {reportfile.header_changes(committed, fresh)}; "
-        "regenerate: cth check harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md"
+        "regenerate: cth check chat_template_harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md"
     )
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, conversation, source
-from harness.families import Think, family
-from harness.sample import preprocess
-from harness.turns import Kind
-from harness.view import STYLES, sample_text, visible
+from chat_template_harness import cli, conversation, source
+from chat_template_harness.families import Think, family
+from chat_template_harness.sample import preprocess
+from chat_template_harness.turns import Kind
+from chat_template_harness.view import STYLES, sample_text, visible
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -100,7 +100,7 @@ def test_unknown_model_is_one_line(capsys):
 
 def test_missing_tokenizer_directory_is_one_line_from_the_installed_script(tmp_path: Path):
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "show", "qwen3-8b", "single_turn", "--think", "off",
+        [sys.executable, "-m", "chat_template_harness.cli", "show", "qwen3-8b", "single_turn", "--think", "off",
          "--tokenizers-dir", str(tmp_path / "missing")],
         capture_output=True, text=True, check=False,
     )

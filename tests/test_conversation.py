@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import conversation
-from harness.errors import FixtureError
+from chat_template_harness import conversation
+from chat_template_harness.errors import FixtureError
 
 
 def test_at_least_twelve_fixtures_cover_the_required_cases():

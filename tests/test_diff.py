@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, golden, matrix
-from harness.matrix import Cell
-from harness.families import Think
+from chat_template_harness import cli, golden, matrix
+from chat_template_harness.matrix import Cell
+from chat_template_harness.families import Think
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "goldens"

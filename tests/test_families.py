@@ -1,6 +1,6 @@
 """Family rules, each checked against the real template in the pack (CONTRACT.md's think-mode table and quirks).
 
-The expected strings below are copied from the contract, not from harness/families.py, so a rule
+The expected strings below are copied from the contract, not from chat_template_harness/families.py, so a rule
 that drifts from the contract or from the template fails here.
 """
 
@@ -13,11 +13,11 @@ import pytest
 import time_machine
 import transformers
 
-from harness import conversation, source
-from harness.families import FAMILIES, NotApplicable, Think, family
-from harness.render import render, served_prompt, template_messages
-from harness.sample import CellNotApplicable, preprocess, resolve_mode
-from harness.turns import plan_turns
+from chat_template_harness import conversation, source
+from chat_template_harness.families import FAMILIES, NotApplicable, Think, family
+from chat_template_harness.render import render, served_prompt, template_messages
+from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
+from chat_template_harness.turns import plan_turns
 
 EOS_DS = "<｜end▁of▁sentence｜>"
 R, C = "Two plus two is four.", "4"

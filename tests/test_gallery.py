@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import gallery, golden, matrix, overview
-from harness.matrix import Cell
-from harness.families import Think
+from chat_template_harness import gallery, golden, matrix, overview
+from chat_template_harness.matrix import Cell
+from chat_template_harness.families import Think
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -113,15 +113,15 @@ def test_compare_and_family_pages_render(site: Path, browser):
 # --- conformance: which framework trains what ------------------------------------------------------------------------
 
 CONFORMANCE_SUBSET = {
-    "reference": "harness.examples.reference:preprocess",
-    "naive": "harness.examples.naive:preprocess",
-    "specforge qwen3-thinking": "harness.examples.specforge:qwen3_thinking",
+    "reference": "chat_template_harness.examples.reference:preprocess",
+    "naive": "chat_template_harness.examples.naive:preprocess",
+    "specforge qwen3-thinking": "chat_template_harness.examples.specforge:qwen3_thinking",
 }
 
 
 @pytest.fixture(scope="module")
 def conformance_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness import conformance
+    from chat_template_harness import conformance
 
     out = tmp_path_factory.mktemp("conformance-site")
     columns = conformance.run(matrix.cells(["qwen3-8b", "qwen2.5-7b"]), CONFORMANCE_SUBSET)
@@ -152,7 +152,7 @@ def test_the_conformance_page_links_each_failure_to_its_violations(conformance_s
 @pytest.mark.trl
 @pytest.mark.specforge
 def test_docs_conformance_md_is_current():
-    from harness import conformance
+    from chat_template_harness import conformance
 
     cells = matrix.cells()
     committed = (REPO / "docs" / "conformance.md").read_text("utf-8")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import golden as golden_format
-from harness import matrix
-from harness.matrix import Cell
-from harness.snapshot import stale_goldens
+from chat_template_harness import golden as golden_format
+from chat_template_harness import matrix
+from chat_template_harness.matrix import Cell
+from chat_template_harness.snapshot import stale_goldens
 
 CELLS = matrix.cells()
 

@@ -11,14 +11,14 @@ import dataclasses
 
 import pytest
 
-from harness import conversation
-from harness.examples import naive
-from harness.external import ExternalSample, request_for, run
-from harness.families import Think, family
-from harness.invariants import Invariant, check_determinism, check_samples
-from harness.sample import preprocess, resolve_mode
-from harness.tokens import encode
-from harness.turns import Kind, Piece, plan_turns
+from chat_template_harness import conversation
+from chat_template_harness.examples import naive
+from chat_template_harness.external import ExternalSample, request_for, run
+from chat_template_harness.families import Think, family
+from chat_template_harness.invariants import Invariant, check_determinism, check_samples
+from chat_template_harness.sample import preprocess, resolve_mode
+from chat_template_harness.tokens import encode
+from chat_template_harness.turns import Kind, Piece, plan_turns
 
 
 def _cell(load, model: str, think: str, fixture: str):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness import conversation, matrix, source
-from harness.families import Think, family
-from harness.invariants import check_samples
-from harness.matrix import Cell, Status
-from harness.sample import CellNotApplicable, Policy, preprocess
+from chat_template_harness import conversation, matrix, source
+from chat_template_harness.families import Think, family
+from chat_template_harness.invariants import check_samples
+from chat_template_harness.matrix import Cell, Status
+from chat_template_harness.sample import CellNotApplicable, Policy, preprocess
 
 CELLS = matrix.cells()
 APPLICABLE = [c for c in CELLS if matrix.na_reason(c) is None]

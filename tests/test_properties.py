@@ -12,11 +12,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 
-from harness import conversation, source
-from harness.errors import FixtureError
-from harness.families import NotApplicable, Think, family
-from harness.invariants import check_determinism, check_samples
-from harness.sample import CellNotApplicable, preprocess
+from chat_template_harness import conversation, source
+from chat_template_harness.errors import FixtureError
+from chat_template_harness.families import NotApplicable, Think, family
+from chat_template_harness.invariants import check_determinism, check_samples
+from chat_template_harness.sample import CellNotApplicable, preprocess
 from tests.strategies import conversations
 
 PAIRS = [
@@ -56,7 +56,7 @@ def test_the_reference_obeys_the_contract_on_random_conversations(model: str, th
 
 
 def _round_trips(tokenizer, text: str) -> bool:
-    from harness.tokens import decode, encode, normalized
+    from chat_template_harness.tokens import decode, encode, normalized
 
     return decode(tokenizer, encode(tokenizer, text)[0]) == normalized(tokenizer, text)
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness import conversation
-from harness.errors import FixtureError
-from harness.external import ExternalSample
-from harness.families import Think, family
-from harness.invariants import Invariant, check_samples
-from harness.sample import CellNotApplicable, preprocess, resolve_mode
-from harness.tokens import encode
+from chat_template_harness import conversation
+from chat_template_harness.errors import FixtureError
+from chat_template_harness.external import ExternalSample
+from chat_template_harness.families import Think, family
+from chat_template_harness.invariants import Invariant, check_samples
+from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
+from chat_template_harness.tokens import encode
 
 
 def _conv(messages):
@@ -77,7 +77,7 @@ def test_the_empty_think_pattern_leaves_the_replys_leading_spaces_alone(load):
     loaded, result, found = _violations(load, "qwen3-8b", "off", [{"role": "user", "content": "q"},
                                                                   {"role": "assistant", "content": "  Keep the spaces."}])
     assert found == []
-    from harness.invariants import EMPTY_THINK
+    from chat_template_harness.invariants import EMPTY_THINK
 
     text = "<think>\n\n</think>\n\n  Keep"
     assert [m.group() for m in EMPTY_THINK.finditer(text)] == ["<think>\n\n</think>"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import cli, source
-from harness.families import NotApplicable, Think, family
-from harness.turns import Kind
+from chat_template_harness import cli, source
+from chat_template_harness.families import NotApplicable, Think, family
+from chat_template_harness.turns import Kind
 
 pytestmark = pytest.mark.smoke
 
@@ -21,7 +21,7 @@ IDS = [f"{m}/think-{t}" for m, t in MODES]
 
 @pytest.fixture(scope="module")
 def smoke():
-    from harness.smoke import run_smoke
+    from chat_template_harness.smoke import run_smoke
 
     cache = {}
 

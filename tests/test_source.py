@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import source
-from harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
+from chat_template_harness import source
+from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
 from tests.helpers import change_one_template_character, writable_pack
 
 MODELS = list(source.registry())

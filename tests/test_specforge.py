@@ -1,4 +1,4 @@
-"""SpecForge 0.2.0's real preprocessing, through the adapters in harness.examples.specforge.
+"""SpecForge 0.2.0's real preprocessing, through the adapters in chat_template_harness.examples.specforge.
 
 SpecForge is installed with --no-deps by scripts/setup (its declared dependencies pull sglang and a
 CUDA torch); its data preprocessing needs torch, so these run with the train extra.
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import check, cli, matrix, reportfile
-from harness.examples import specforge
-from harness.external import load_callable
-from harness.families import Think
-from harness.invariants import Invariant
-from harness.matrix import Cell, Status
-from harness.sample import Policy
+from chat_template_harness import check, cli, matrix, reportfile
+from chat_template_harness.examples import specforge
+from chat_template_harness.external import load_callable
+from chat_template_harness.families import Think
+from chat_template_harness.invariants import Invariant
+from chat_template_harness.matrix import Cell, Status
+from chat_template_harness.sample import Policy
 
 pytestmark = [pytest.mark.specforge, pytest.mark.torch]
 REPO = Path(__file__).resolve().parents[1]
@@ -82,9 +82,9 @@ def test_gpt_oss_writes_its_own_date_and_ends_replies_with_end_not_return():
 
 @pytest.mark.parametrize("template", list(specforge.TEMPLATES))
 def test_the_committed_specforge_report_is_current(template: str):
-    from harness.report import check_markdown
+    from chat_template_harness.report import check_markdown
 
-    spec = f"harness.examples.specforge:{template.replace('-', '_')}"
+    spec = f"chat_template_harness.examples.specforge:{template.replace('-', '_')}"
     results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
     committed = (REPO / "reports" / f"specforge-{template}.md").read_text("utf-8")
     fresh = check_markdown(spec, results, Policy.LAST)
@@ -98,7 +98,7 @@ def test_the_committed_specforge_report_is_current(template: str):
 
 
 def _check(capsys, *args: str) -> tuple[int, str]:
-    code = cli.main(["check", "harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "off",
+    code = cli.main(["check", "chat_template_harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "off",
                      "--fixture", "single_turn", "--fixture", "multi_turn", *args])
     return code, capsys.readouterr().out
 
@@ -117,29 +117,29 @@ def test_a_baseline_turns_known_failures_into_a_green_run_and_catches_new_ones(c
 def test_a_baseline_entry_that_passes_now_is_stale(capsys, tmp_path: Path):
     baseline = tmp_path / "baseline.txt"
     baseline.write_text("qwen3-8b/think-off/single_turn\n")
-    code = cli.main(["check", "harness.examples.reference:preprocess", "--model", "qwen3-8b", "--think", "off",
+    code = cli.main(["check", "chat_template_harness.examples.reference:preprocess", "--model", "qwen3-8b", "--think", "off",
                      "--fixture", "single_turn", "--baseline", str(baseline)])
     out = capsys.readouterr().out
     assert code == 1 and "stale: qwen3-8b/think-off/single_turn passes now" in out
 
 
 def test_an_unknown_allowance_is_one_error(capsys):
-    assert cli.main(["check", "harness.examples.reference:preprocess", "--allow", "empty_think"]) == 2
+    assert cli.main(["check", "chat_template_harness.examples.reference:preprocess", "--allow", "empty_think"]) == 2
     assert "unknown allowance 'empty_think'" in capsys.readouterr().err
 
 
 def test_long_trained_runs_are_cut_with_the_count_left_out(capsys):
-    code = cli.main(["check", "harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
+    code = cli.main(["check", "chat_template_harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
                      "--fixture", "long_conversation"])
     out = capsys.readouterr().out
     assert code == 1 and "characters; --verbose shows all)" in out
-    cli.main(["check", "harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
+    cli.main(["check", "chat_template_harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
               "--fixture", "long_conversation", "--verbose"])
     assert "--verbose shows all" not in capsys.readouterr().out
 
 
 def test_the_plugin_takes_the_system_prompt_the_allowance_and_the_baseline(pytester: pytest.Pytester):
-    pytester.makeini("[pytest]\ncth_preprocessor = harness.examples.specforge:qwen3_instruct\n")
+    pytester.makeini("[pytest]\ncth_preprocessor = chat_template_harness.examples.specforge:qwen3_instruct\n")
     (pytester.path / "baseline.txt").write_text("qwen3-8b/think-off/multi_turn\nqwen3-8b/think-off/with_system\n")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-m", "cth", "--cth-model", "qwen3-8b", "--cth-think", "off",

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import islice
 
-from harness.audit.row import RowOutcome, Settings
-from harness.audit.summary import Summary
-from harness.errors import HarnessError
+from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.audit.summary import Summary
+from chat_template_harness.errors import HarnessError
 
 
 def audit(
@@ -30,8 +30,8 @@ def audit(
     progress: Callable[[RowOutcome], None] | None = None,
 ) -> Summary:
     """Stream `source` through the per-row function on `engine`; the summary of every row."""
-    from harness.audit import engines, rows
-    from harness.audit.row import context
+    from chat_template_harness.audit import engines, rows
+    from chat_template_harness.audit.row import context
 
     context(settings)  # load the tokenizer and the plug-in once here: their errors are the user's, not a row's
     stream = rows.read(source, revision=revision)

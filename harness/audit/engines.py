@@ -1,6 +1,6 @@
 """Where the per-row function runs: local processes (every core of this machine) or Ray Data (a cluster).
 
-Both call `harness.audit.row.audit_row` on every row and hand back RowOutcomes as they finish, so
+Both call `chat_template_harness.audit.row.audit_row` on every row and hand back RowOutcomes as they finish, so
 the summary is built while the data streams; neither holds the dataset in memory.
 """
 
@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from itertools import islice
 from typing import Any
 
-from harness.audit.row import RowOutcome, Settings, audit_row
+from chat_template_harness.audit.row import RowOutcome, Settings, audit_row
 
 CHUNK = 32  # rows per task: large enough to amortise the hand-off, small enough to keep every core busy
 

@@ -6,7 +6,7 @@ on some rows, and about 1% broken rows of the kinds real dumps hold (a truncated
 unknown role, a conversation ending with the user, an empty conversation). Seeded: the same
 arguments write the same bytes.
 
-    python -m harness.audit.generate 10000 rows.jsonl [--parquet rows.parquet] [--seed 0]
+    python -m chat_template_harness.audit.generate 10000 rows.jsonl [--parquet rows.parquet] [--seed 0]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def write_parquet(jsonl: Path, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.audit.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m chat_template_harness.audit.generate", description=__doc__.splitlines()[0])
     parser.add_argument("rows", type=int)
     parser.add_argument("out", type=Path)
     parser.add_argument("--parquet", type=Path, help="also write the same rows as Parquet")

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
-from harness import conversation, external, source
-from harness.audit.rows import decode
-from harness.errors import FixtureError, HarnessError
-from harness.families import Family, Think, family
-from harness.invariants import check_samples, token_roles
-from harness.sample import CellNotApplicable, Policy, preprocess
+from chat_template_harness import conversation, external, source
+from chat_template_harness.audit.rows import decode
+from chat_template_harness.errors import FixtureError, HarnessError
+from chat_template_harness.families import Family, Think, family
+from chat_template_harness.invariants import check_samples, token_roles
+from chat_template_harness.sample import CellNotApplicable, Policy, preprocess
 
 # FixtureError / render failures -> the reason a row is counted under (the first pattern that matches)
 REASONS = (

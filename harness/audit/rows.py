@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from chat_template_harness.errors import HarnessError
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 

@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.audit.row import RowOutcome, Settings
-from harness.invariants import Invariant
+from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.invariants import Invariant
 
 EXAMPLES = 5
 WORST = 10

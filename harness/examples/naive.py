@@ -4,7 +4,7 @@ between a header and the stop token.
 
 It is wrong wherever the template injects text into the last turn or rewrites history: Qwen3
 trains its empty `<think>\\n\\n</think>\\n\\n`, DeepSeek-V3.1 trains `</think>`, QwQ and R1 train
-replies whose served prompt ended in `<think>\\n`. `cth check harness.examples.naive:preprocess`
+replies whose served prompt ended in `<think>\\n`. `cth check chat_template_harness.examples.naive:preprocess`
 shows where; the test suite uses it as a negative control.
 """
 

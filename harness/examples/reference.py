@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import conversation, source
-from harness.families import Think, family
-from harness.sample import Policy, preprocess as reference_preprocess
+from chat_template_harness import conversation, source
+from chat_template_harness.families import Think, family
+from chat_template_harness.sample import Policy, preprocess as reference_preprocess
 
 
 def preprocess(request: Any) -> list[dict[str, Any]]:

@@ -10,14 +10,14 @@ tokenizer's template has no `{% generation %}` markers, swap in TRL's shipped tr
 Where TRL ships no training template for a family, TRL raises; that cell is N/A ("TRL does not
 support it"). Needs `pip install trl` (the `examples` extra).
 
-    cth check harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md
+    cth check chat_template_harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.external import Unsupported
+from chat_template_harness.external import Unsupported
 
 
 def preprocess(request: Any) -> dict[str, Any]:
