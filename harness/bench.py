@@ -76,11 +76,12 @@ def _floor_rows_per_s(path: Path, model: str, think: str, limit: int) -> float:
     """One render + one tokenization per conversation: the least any audit must do."""
     from chat_template_harness import conversation, source
     from chat_template_harness.audit import rows
-    from chat_template_harness.families import Think, family
+    from chat_template_harness.rules import Think
+    from chat_template_harness.rules.registry import family_for
     from chat_template_harness.render import render, template_messages
 
     loaded = source.load(model)
-    fam = family(loaded.spec.family)
+    fam = family_for(loaded.spec, loaded.tokenizer)
     mode = fam.mode(Think(think))
     start, n = time.perf_counter(), 0
     for _, raw in rows.read(str(path)):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_template_harness import conversation, external, source
-from chat_template_harness.families import family
+from chat_template_harness.rules.registry import family_for
 from chat_template_harness.baseline import split_allowed
 from chat_template_harness.invariants import Invariant, Violation, check_determinism, check_samples
 from chat_template_harness.matrix import Cell, Status, na_reason
@@ -66,7 +66,7 @@ def check_cell(
     if reason is not None:
         return CheckResult(cell, Status.NA, reason)
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
-    fam = family(loaded.spec.family)
+    fam = family_for(loaded.spec, loaded.tokenizer)
     conv = conversation.load(cell.fixture)
     # what the server really sends (a default system prompt where configured); the plug-in gets the data as it is
     served = conversation.with_system_prompt(conv, system_prompt)

@@ -20,7 +20,8 @@ from rich.table import Table
 
 from chat_template_harness import conversation, matrix, source
 from chat_template_harness.errors import HarnessError
-from chat_template_harness.families import NotApplicable, Think, family
+from chat_template_harness.rules import NotApplicable, Think
+from chat_template_harness.rules.registry import family_for
 from chat_template_harness.sample import Policy, preprocess, resolve_mode
 
 Command = Callable[[argparse.Namespace, Console], int]
@@ -52,6 +53,36 @@ def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
     return given
 
 
+def _user_goldens(args: argparse.Namespace) -> Path:
+    """Where `--update-goldens` writes: --goldens DIR, else [tool.cth] goldens (a user's models live in their repo)."""
+    from chat_template_harness import userconfig
+
+    if os.environ.get("CI"):
+        raise HarnessError("goldens are never written when CI is set", "run `cth matrix --update-goldens` locally and commit them")
+    root = Path(args.goldens) if args.goldens else userconfig.goldens_dir()
+    if root is None:
+        raise HarnessError("--update-goldens needs a place for them", "pass --goldens DIR (or set goldens = \"DIR\" under [tool.cth])")
+    return root
+
+
+def _golden_root(args: argparse.Namespace, result: matrix.CellResult) -> Path | None:
+    """The goldens a cell is compared with: --goldens; a user's model: [tool.cth] goldens; a built-in: ./goldens."""
+    from chat_template_harness import userconfig
+
+    if args.goldens:
+        return _goldens(args)
+    if not source.get_model(result.cell.model).builtin:
+        return userconfig.goldens_dir()
+    return _goldens(args, required=False)
+
+
+def _compared(args: argparse.Namespace, result: matrix.CellResult) -> matrix.CellResult:
+    from chat_template_harness import golden
+
+    root = _golden_root(args, result)
+    return result if root is None else _with_golden(result, golden.check(result, root))
+
+
 def _write(path: str, text: str) -> None:
     """Write a report the user asked for; a path that cannot be written is an input error, not a traceback."""
     target = Path(path)
@@ -77,7 +108,7 @@ def _cell(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     spec = source.get_model(args.model)
     conv = conversation.load(args.fixture)
     think = Think(args.think)
-    fam = family(spec.family)
+    fam = family_for(spec)
     resolve_mode(fam, think, conv)  # N/A cells stop here with their reason
     loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=_allow_drift(args))
     return loaded, preprocess(loaded.tokenizer, conv, fam, think, Policy(args.policy)), conv
@@ -91,7 +122,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     for column in ("model", "hub id", "revision", "family", "think on", "think off", "files", "provenance"):
         table.add_column(column)
     for spec in source.registry().values():
-        fam = family(spec.family)
+        fam = family_for(spec)
         try:
             directory, origin = source.locate(spec, base, download=False)
             _, drift = source.verify(spec, directory, origin)
@@ -112,8 +143,53 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     extra = source.unregistered_folders(base) if base is not None else []
     if extra:
-        console.print(f"not registered (no family rules yet, so no cells): {', '.join(extra)}", markup=False)
+        console.print(
+            f"not registered (no cells by default; `cth derive {base}/<folder>` reads their rules, and any command "
+            f"takes the folder as MODEL): {', '.join(extra)}",
+            markup=False,
+        )
     return 0
+
+
+@command("derive")
+def cmd_derive(args: argparse.Namespace, console: Console) -> int:
+    """Read a model's family rules off its own chat template, with the renders each rule was read from."""
+    from chat_template_harness.rules import derive, files
+    from chat_template_harness.rules.registry import generation_config, registered_rules
+
+    spec = source.get_model(f"{args.model}@{args.revision}" if args.revision else args.model)
+    loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=True)
+    if not loaded.tokenizer.chat_template:
+        raise HarnessError(f"{spec.name} has no chat template", "give a tokenizer whose tokenizer_config.json (or chat_template.jinja) has one")
+    eos = derive.eos_tokens(loaded.tokenizer, generation_config(spec, loaded.tokenizer))
+    found = derive.derive(loaded.tokenizer, spec.name, eos)
+    table = Table(title=f"rules read off {spec.name}'s template ({loaded.directory})", title_justify="left")
+    for column in ("rule", "value", "read from"):
+        table.add_column(column, overflow="fold")
+    for f in found.findings:
+        table.add_row(f.rule, repr(f.value) if f.decided else "UNDECIDED", f.evidence + (f" [{f.note}]" if f.note else ""))
+    console.print(table)
+    for f in found.undecided:
+        console.print(f"undecided: {f.rule}; fix: {f.note}", markup=False)
+    shipped = registered_rules(spec)
+    family = found.family if shipped is None else derive.reviewed(found.family, shipped)
+    console.print(files.dumps(family), markup=False, soft_wrap=True)
+    unexplained = []
+    if shipped is not None:
+        diffs = derive.differences(found.family, shipped)
+        for d in diffs:
+            why = f"kept by hand: {d.why}" if d.why else "NOT EXPLAINED: fix the rules file or add the reason under [reviewed]"
+            console.print(f"differs from the registered rules: {d.rule}: derived {d.derived!r}, registered {d.shipped!r} ({why})", markup=False, soft_wrap=True)
+        unexplained = [d for d in diffs if not d.why]
+        console.print(
+            f"registered rules for {spec.name}: "
+            + ("equal to the derived ones" if not diffs else f"{len(diffs) - len(unexplained)} explained difference(s), {len(unexplained)} unexplained"),
+            markup=False,
+        )
+    if args.write:
+        _write(args.write, files.dumps(family, header=f"Rules for {spec.name}, derived by `cth derive` from {spec.hub_repo}; review before use."))
+        console.print(f"wrote {args.write}", markup=False)
+    return 1 if unexplained or found.undecided else 0
 
 
 @command("show")
@@ -147,10 +223,17 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
 
     selected = _selected(args)
     results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
-    goldens = _goldens(args, required=False)
-    if goldens is not None:
-        builtin = set(conversation.fixture_names())  # a user's own conversation file has no golden
-        results = [_with_golden(r, golden.check(r, goldens)) if r.cell.fixture in builtin else r for r in results]
+    builtin = set(conversation.fixture_names())  # a user's own conversation file has no golden
+    if args.update_goldens:
+        root = _user_goldens(args)
+        for r in results:
+            if r.cell.fixture in builtin and r.status is not matrix.Status.FAIL:
+                path = golden.path_for(root, r.cell)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(golden.render(r), "utf-8")
+        console.print(f"wrote the goldens of {len(results)} cell(s) under {root}", markup=False)
+    else:
+        results = [_compared(args, r) if r.cell.fixture in builtin else r for r in results]
     console.print(report.matrix_table(results))
     console.print(report.summary_line(results))
     if args.markdown:
@@ -245,7 +328,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.audit.row import Settings
 
     spec = source.get_model(args.model)
-    mode = family(spec.family).mode(Think(args.think))
+    mode = family_for(spec).mode(Think(args.think))
     if isinstance(mode, NotApplicable):
         raise HarnessError(f"{spec.name} think-{args.think} is N/A: {mode.reason}", "choose the other think mode")
     if args.preprocessor:
@@ -369,6 +452,10 @@ def parser() -> argparse.ArgumentParser:
     selection.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("models", parents=[common], help=cmd_models.__doc__)
+    derive_p = sub.add_parser("derive", parents=[common], help=cmd_derive.__doc__)
+    derive_p.add_argument("model", metavar="MODEL", help="a tokenizer folder, a hub id (org/name), or a registered model")
+    derive_p.add_argument("--revision", help="the hub revision (commit) of an org/name hub id")
+    derive_p.add_argument("--write", metavar="FILE", help="save the rules as a readable TOML rules file")
     show_p = sub.add_parser("show", parents=[common], help=cmd_show.__doc__)
     _add_cell_arguments(show_p)
     render_p = sub.add_parser("render", parents=[common], help=cmd_render.__doc__)
@@ -376,7 +463,14 @@ def parser() -> argparse.ArgumentParser:
     render_p.add_argument("--json", action="store_true", help="one compact JSON line")
     matrix_p = sub.add_parser("matrix", parents=[common, selection], help=cmd_matrix.__doc__)
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
-    matrix_p.add_argument("--goldens", default=None, help="compare with these goldens (default: ./goldens, if present)")
+    matrix_p.add_argument(
+        "--goldens", default=None,
+        help="compare with these goldens (default: ./goldens for built-in models, [tool.cth] goldens for yours)",
+    )
+    matrix_p.add_argument(
+        "--update-goldens", action="store_true",
+        help="write the goldens of the selected cells (your models' goldens, kept in your repo) under --goldens DIR",
+    )
     check_p = sub.add_parser("check", parents=[common, selection], help=cmd_check.__doc__)
     check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
     check_p.add_argument(

@@ -28,7 +28,7 @@ import time_machine
 
 from chat_template_harness.conversation import Conversation
 from chat_template_harness.errors import HarnessError
-from chat_template_harness.families import Family, Think, ThinkMode
+from chat_template_harness.rules import Family, Think, ThinkMode
 from chat_template_harness.render import PINNED_CLOCK, with_system_flag
 
 IGNORE_INDEX = -100

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from chat_template_harness import golden, matrix, overview, source
 from chat_template_harness.errors import HarnessError
-from chat_template_harness.families import FAMILIES, Family
+from chat_template_harness.rules import Family
+from chat_template_harness.rules.registry import families, family_for
 from chat_template_harness.matrix import Cell, CellResult, Status
 from chat_template_harness.sample import Sample
 from chat_template_harness.tokens import encode, token_strings
@@ -56,7 +57,7 @@ def _page(title: str, body: str, depth: int) -> str:
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
         f'<nav><a href="{up}index.html">matrix</a> · families: '
-        + " ".join(f'<a href="{up}families/{f}.html">{html.escape(f)}</a>' for f in FAMILIES)
+        + " ".join(f'<a href="{up}families/{f}.html">{html.escape(f)}</a>' for f in families())
         + f"</nav><h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
 
@@ -120,7 +121,7 @@ def cell_page(result: CellResult, stored: golden.Golden) -> str:
         parts.append(legend())
         parts += [sample_html(s, result.loaded.tokenizer, i) for i, s in enumerate(result.result.samples)]
         parts.append(_turns_table(result))
-    family = source.get_model(cell.model).family
+    family = family_for(source.get_model(cell.model)).name
     parts.append(
         f'<p>family: <a href="../../../families/{family}.html">{html.escape(family)}</a> · same fixture everywhere: '
         f'<a href="../../../compare/{cell.fixture}.html">compare</a></p>'
@@ -181,7 +182,7 @@ def family_page(family: Family, results: Sequence[CellResult]) -> str:
     words = "".join(f"<p>{_code(html.escape(line))}</p>" for line in overview.family_words(family))
     examples = []
     for r in results:
-        if r.cell.fixture != overview.EXAMPLE or source.get_model(r.cell.model).family != family.name:
+        if r.cell.fixture != overview.EXAMPLE or family_for(source.get_model(r.cell.model)).name != family.name:
             continue
         if r.status is Status.NA or r.result is None or r.loaded is None:
             continue
@@ -214,7 +215,7 @@ def build(
         _write(out / "cells" / result.cell.model / f"think-{result.cell.think}" / f"{result.cell.fixture}.html", cell_page(result, stored))
     for fixture in dict.fromkeys(r.cell.fixture for r in results):
         _write(out / "compare" / f"{fixture}.html", compare_page(fixture, results))
-    for family in FAMILIES.values():
+    for family in families().values():
         _write(out / "families" / f"{family.name}.html", family_page(family, results))
     if conformance:
         from chat_template_harness import conformance as conf

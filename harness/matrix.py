@@ -14,7 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from chat_template_harness import conversation, source
-from chat_template_harness.families import Think, family
+from chat_template_harness.rules import Think
+from chat_template_harness.rules.registry import family_for
 from chat_template_harness.invariants import Violation, check_determinism, check_samples
 from chat_template_harness.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
 from chat_template_harness.source import LoadedTokenizer
@@ -61,7 +62,7 @@ def cells(
 
 def na_reason(cell: Cell) -> str | None:
     """The declared reason this cell cannot exist, or None (needs no tokenizer)."""
-    fam = family(source.get_model(cell.model).family)
+    fam = family_for(source.get_model(cell.model))
     try:
         resolve_mode(fam, cell.think, conversation.load(cell.fixture))
     except CellNotApplicable as na:
@@ -81,7 +82,7 @@ def run_cell(
     if reason is not None:
         return CellResult(cell, Status.NA, reason)
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
-    fam = family(loaded.spec.family)
+    fam = family_for(loaded.spec, loaded.tokenizer)
     conv = conversation.load(cell.fixture)
 
     def produce() -> tuple:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chat_template_harness import source
-from chat_template_harness.families import FAMILIES, Family, NotApplicable, Think
+from chat_template_harness.rules import Family, NotApplicable, Think
+from chat_template_harness.rules.registry import families, family_for
 from chat_template_harness.golden import marked_text
 from chat_template_harness.matrix import CellResult, Status
 from chat_template_harness.render import PINNED_CLOCK
@@ -26,7 +27,7 @@ def _kwargs(values: object) -> str:
 
 
 def family_words(family: Family) -> list[str]:
-    models = [s.name for s in source.registry().values() if s.family == family.name]
+    models = [s.name for s in source.registry().values() if family_for(s).name == family.name]
     lines = [f"Models: {', '.join(models)}."]
     for think in Think:
         mode = family.mode(think)
@@ -68,8 +69,8 @@ def templates_markdown(results: Sequence[CellResult]) -> str:
         "`·` a space that is not a single space between words. The gallery (`cth gallery --out site`) shows every cell.",
         "",
     ]
-    for family in FAMILIES.values():
-        model = next(s.name for s in source.registry().values() if s.family == family.name)
+    for family in families().values():
+        model = next(s.name for s in source.registry().values() if family_for(s).name == family.name)
         out += [f"## {family.title}", "", *(f"- {line}" for line in family_words(family)), ""]
         for think in Think:
             if isinstance(family.mode(think), NotApplicable):

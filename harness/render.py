@@ -18,7 +18,7 @@ import time_machine
 
 from chat_template_harness.conversation import Conversation, Message
 from chat_template_harness.errors import TemplateDriftError
-from chat_template_harness.families import Family, ThinkMode
+from chat_template_harness.rules import Family, ThinkMode
 
 # The date Llama 3.1's template writes by default, so every family agrees on "today".
 PINNED_CLOCK = datetime(2024, 7, 26, 12, 0, tzinfo=UTC)
@@ -89,7 +89,7 @@ def render(
     except Exception as exc:  # jinja2 TemplateError/UndefinedError, or a template's raise_exception
         raise TemplateDriftError(
             f"the {family.title} template failed to render ({type(exc).__name__}: {exc})",
-            "declare the cell N/A in harness/families.py if the template cannot express this conversation, "
+            "declare the cell N/A in the family's rules file (`unsupported`, see `cth derive`) if the template cannot express this conversation, "
             "or fix the conversation",
         ) from exc
     if not isinstance(text, str):

@@ -22,7 +22,7 @@ from typing import Any
 
 from chat_template_harness.conversation import Conversation
 from chat_template_harness.errors import HarnessError, TemplateDriftError
-from chat_template_harness.families import Family, NotApplicable, Think, ThinkMode
+from chat_template_harness.rules import Family, NotApplicable, Think, ThinkMode
 from chat_template_harness.tokens import encode
 from chat_template_harness.turns import Kind, TurnPlan, plan_turns
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from chat_template_harness import conversation, source
 from chat_template_harness.errors import HarnessError
-from chat_template_harness.families import Think, family
+from chat_template_harness.rules import Think
+from chat_template_harness.rules.registry import family_for
 from chat_template_harness.invariants import TokenRole, token_roles
 from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
 from chat_template_harness.tokens import token_strings
@@ -171,7 +172,7 @@ def _samples(
     A plug-in that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
     from chat_template_harness import external
 
-    fam = family(loaded.spec.family)
+    fam = family_for(loaded.spec, loaded.tokenizer)
     plugin = None
     if preprocessor == "naive":
         plugin = external.load_callable("chat_template_harness.examples.naive:preprocess")
@@ -214,7 +215,7 @@ def run_smoke(
     if device == "cuda" and not torch.cuda.is_available():
         raise HarnessError("CUDA is not available on this machine", "run with --device cpu")
     loaded = source.load(model, tokenizers_dir)
-    fam = family(loaded.spec.family)
+    fam = family_for(loaded.spec, loaded.tokenizer)
     resolve_mode(fam, think, conversation.fixture("single_turn"))  # N/A modes stop here, with the reason
     errors: list[str] = []
     data = _samples(loaded, think, preprocessor, errors)
@@ -367,7 +368,7 @@ def bench_figures(console: Any, tokenizers_dir: Path | None) -> None:
         if spec.family in seen:
             continue
         seen.add(spec.family)
-        fam = family(spec.family)
+        fam = family_for(spec)
         think = next(t for t in (Think.OFF, Think.ON) if _applicable(fam, t))
         row = [fam.name, spec.name, str(think)]
         tokens = 0
@@ -383,6 +384,6 @@ def bench_figures(console: Any, tokenizers_dir: Path | None) -> None:
 
 
 def _applicable(fam: Any, think: Think) -> bool:
-    from chat_template_harness.families import NotApplicable
+    from chat_template_harness.rules import NotApplicable
 
     return not isinstance(fam.mode(think), NotApplicable)

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chat_template_harness import userconfig
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
 
 ENV_TOKENIZERS_DIR = "CTH_TOKENIZERS_DIR"
@@ -52,8 +53,11 @@ class ModelSpec:
     name: str
     hub_repo: str
     revision: str | None
-    family: str
+    family: str  # a built-in family; "" when the rules come from `rules_file` or are derived
     files: tuple[PinnedFile, ...]
+    folder: Path | None = None  # a user's local tokenizer folder (instead of the pack or the hub)
+    rules_file: Path | None = None  # a user's rules file
+    builtin: bool = True
 
     @property
     def pack_dir(self) -> str:
@@ -95,8 +99,8 @@ class LoadedTokenizer:
 
 
 @cache
-def registry() -> Mapping[str, ModelSpec]:
-    """All pinned models, by short name, in the registry's order."""
+def builtin_registry() -> Mapping[str, ModelSpec]:
+    """The models this package pins, by short name, in the registry's order."""
     raw = tomllib.loads(resources.files("chat_template_harness").joinpath("data/models.toml").read_text("utf-8"))
     specs: dict[str, ModelSpec] = {}
     for name, entry in raw["models"].items():
@@ -107,19 +111,64 @@ def registry() -> Mapping[str, ModelSpec]:
     return specs
 
 
+def registry() -> Mapping[str, ModelSpec]:
+    """Every model a command can name: the built-ins, then the user's own (`[tool.cth]`, see userconfig)."""
+    users = {}
+    for name, entry in userconfig.models().items():
+        pins = tuple(PinnedFile(f, v["sha256"], v.get("status", "user pin")) for f, v in entry.get("files", {}).items())
+        users[name] = ModelSpec(name, entry.get("hub_repo") or f"local/{name}", entry.get("revision"),
+                                entry.get("family", ""), pins, entry["folder"], entry["rules"], builtin=False)
+    return {**builtin_registry(), **users}
+
+
+# models named by folder or unregistered hub id during this process (see get_model)
+_adhoc: dict[str, ModelSpec] = {}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                   "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt")
+
+
 def get_model(name: str) -> ModelSpec:
-    """A model by short name (`qwen3-8b`) or hub id (`Qwen/Qwen3-8B`), case-insensitively."""
-    specs = registry()
+    """A model by short name (`qwen3-8b`), hub id (`Qwen/Qwen3-8B`, registered or not, `@revision` optional)
+    or local tokenizer folder; names are case-insensitive."""
+    specs = {**registry(), **_adhoc}  # a folder named once stays known by its name (cells carry the name)
     if name in specs:
         return specs[name]
     wanted = name.lower()
     for spec in specs.values():
         if wanted in (spec.name.lower(), spec.hub_repo.lower(), spec.pack_dir.lower()):
             return spec
-    raise UnknownModelError(
-        f"unknown model {name!r}; known: {', '.join(specs)}",
-        "use one of the short names or hub ids that `cth models` lists",
-    )
+    spec = _unregistered(name)
+    if spec is None:
+        raise UnknownModelError(
+            f"unknown model {name!r}: not a registered name, a tokenizer folder or a hub id (org/name); "
+            f"known: {', '.join(registry())}",
+            "use a name that `cth models` lists, a folder holding tokenizer_config.json, or register the model "
+            "under [tool.cth.models] in your pyproject.toml",
+        )
+    _adhoc[spec.name] = spec
+    return spec
+
+
+def _unregistered(name: str) -> ModelSpec | None:
+    """A folder with a tokenizer, or an `org/name[@revision]` hub id: rules from a rules file beside it, else derived."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "tokenizer_config.json").is_file():
+            raise MissingTokenizerError(
+                f"{path} has no tokenizer_config.json", "point at a folder holding a tokenizer with a chat template"
+            )
+        folder = path.resolve()
+        rules = folder / RULES_FILE
+        return ModelSpec(folder.name, f"local/{folder.name}", None, "", (), folder,
+                         rules if rules.is_file() else None, builtin=False)
+    repo, _, revision = name.partition("@")
+    if repo.count("/") == 1 and all(repo.split("/")) and not repo.startswith((".", "/")):
+        return ModelSpec(repo.split("/")[1], repo, revision or None, "", (), None, None, builtin=False)
+    return None
+
+
+# a rules file kept beside a tokenizer folder is used for it (written by `cth derive FOLDER --write`)
+RULES_FILE = "cth-rules.toml"
 
 
 def absolute(path: Path | str) -> Path:
@@ -129,7 +178,7 @@ def absolute(path: Path | str) -> Path:
 
 def unregistered_folders(base: Path) -> list[str]:
     """Folders of a pack that no registered model uses: models to derive rules for, never an error."""
-    known = {spec.pack_dir for spec in registry().values()}
+    known = {spec.pack_dir for spec in builtin_registry().values()}
     return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name not in known) if base.is_dir() else []
 
 
@@ -162,12 +211,11 @@ def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bo
     """Load a pinned tokenizer once per process; see the module docstring for the contract."""
     spec = get_model(name)
     base = absolute(tokenizers_dir) if tokenizers_dir is not None else tokenizers_dir_from_env()
-    return _load(spec.name, base, allow_drift)
+    return _load(spec, base, allow_drift)
 
 
 @cache
-def _load(name: str, base: Path | None, allow_drift: bool) -> LoadedTokenizer:
-    spec = registry()[name]
+def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokenizer:
     directory, origin = locate(spec, base)
     observed, drift = verify(spec, directory, origin)
     if drift and not allow_drift:
@@ -188,8 +236,12 @@ def _load(name: str, base: Path | None, allow_drift: bool) -> LoadedTokenizer:
 
 
 def locate(spec: ModelSpec, base: Path | None, *, download: bool = True) -> tuple[Path, str]:
-    """The folder holding the model's files: the pack's, or the hub snapshot (downloaded if allowed)."""
-    if base is not None:
+    """The folder holding the model's files: the user's folder, the pack's, or the hub snapshot (downloaded if allowed)."""
+    if spec.folder is not None:
+        if not spec.folder.is_dir():
+            raise MissingTokenizerError(f"{spec.name}: no folder {spec.folder}", "correct the model's `folder` path")
+        return spec.folder, "folder"
+    if base is not None and (spec.builtin or (base / spec.pack_dir).is_dir()):
         return _pack_folder(spec, base), "pack"
     return _download(spec, local_only=not download), "hub"
 
@@ -221,7 +273,7 @@ def _pack_folder(spec: ModelSpec, base: Path) -> Path:
 def _download(spec: ModelSpec, *, local_only: bool = False) -> Path:
     from huggingface_hub import snapshot_download
 
-    wanted = [f.name for f in spec.files if f.on_hub]
+    wanted = [f.name for f in spec.files if f.on_hub] or list(TOKENIZER_FILES)
     try:
         path = snapshot_download(
             spec.hub_repo, revision=spec.revision, allow_patterns=wanted, local_files_only=local_only

@@ -22,7 +22,7 @@ from typing import Any
 
 from chat_template_harness.conversation import Conversation
 from chat_template_harness.errors import TemplateDriftError
-from chat_template_harness.families import Family, ThinkMode
+from chat_template_harness.rules import Family, ThinkMode
 from chat_template_harness.render import render, template_message, template_messages
 from chat_template_harness.tokens import crossing, encode
 
@@ -106,7 +106,7 @@ def _plan(
         raise TemplateDriftError(
             f"{where}: the template writes the turn header differently with and without a generation prompt "
             f"(first difference at character {_first_difference(bare, head)})",
-            "update the family rule in harness/families.py to match the template",
+            "update the family's rules file to match the template (`cth derive MODEL` shows what the template does)",
         )
     rest = bare[len(head) :]
     # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from chat_template_harness import cli, conversation, source
-from chat_template_harness.families import Think, family
+from chat_template_harness.rules import Think
+from chat_template_harness.rules.registry import family
 from chat_template_harness.sample import preprocess
 from chat_template_harness.turns import Kind
 from chat_template_harness.view import STYLES, sample_text, visible
@@ -38,7 +39,7 @@ def test_models_lists_pack_folders_without_rules(capsys, pack_dir, tmp_path):
     (pack / "acme--my-finetune").mkdir()
     code, out, _ = run(capsys, "models", "--tokenizers-dir", str(pack))
     assert code == 0
-    assert "not registered (no family rules yet, so no cells): acme--my-finetune" in out
+    assert "not registered (no cells by default; `cth derive" in out and "acme--my-finetune" in out
 
 
 def test_show_qwen3_think_off_shows_the_empty_think_block_as_untrained_prompt(capsys):

@@ -8,7 +8,7 @@ import pytest
 
 from chat_template_harness import cli, golden, matrix
 from chat_template_harness.matrix import Cell
-from chat_template_harness.families import Think
+from chat_template_harness.rules import Think
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "goldens"

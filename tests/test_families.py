@@ -1,6 +1,6 @@
 """Family rules, each checked against the real template in the pack (CONTRACT.md's think-mode table and quirks).
 
-The expected strings below are copied from the contract, not from chat_template_harness/families.py, so a rule
+The expected strings below are copied from the contract, not from the rules files (harness/rules/builtin/), so a rule
 that drifts from the contract or from the template fails here.
 """
 
@@ -14,7 +14,8 @@ import time_machine
 import transformers
 
 from chat_template_harness import conversation, source
-from chat_template_harness.families import FAMILIES, NotApplicable, Think, family
+from chat_template_harness.rules import NotApplicable, Think
+from chat_template_harness.rules.registry import families, family
 from chat_template_harness.render import render, served_prompt, template_messages
 from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
 from chat_template_harness.turns import plan_turns
@@ -264,7 +265,7 @@ def test_transformers_5_loads_deepseek_as_tokenizers_backend_with_a_warning(load
 
 
 def test_every_family_is_used_by_a_model():
-    assert {s.family for s in source.registry().values()} == set(FAMILIES)
+    assert {s.family for s in source.registry().values()} == set(families())
 
 
 def test_gemma3_folds_the_system_message_into_the_first_user_turn(load):

@@ -10,7 +10,7 @@ import pytest
 
 from chat_template_harness import gallery, golden, matrix, overview
 from chat_template_harness.matrix import Cell
-from chat_template_harness.families import Think
+from chat_template_harness.rules import Think
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,7 +14,8 @@ import pytest
 from chat_template_harness import conversation
 from chat_template_harness.examples import naive
 from chat_template_harness.external import ExternalSample, request_for, run
-from chat_template_harness.families import Think, family
+from chat_template_harness.rules import Think
+from chat_template_harness.rules.registry import family
 from chat_template_harness.invariants import Invariant, check_determinism, check_samples
 from chat_template_harness.sample import preprocess, resolve_mode
 from chat_template_harness.tokens import encode

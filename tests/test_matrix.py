@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chat_template_harness import conversation, matrix, source
-from chat_template_harness.families import Think, family
+from chat_template_harness.rules import Think
+from chat_template_harness.rules.registry import family
 from chat_template_harness.invariants import check_samples
 from chat_template_harness.matrix import Cell, Status
 from chat_template_harness.sample import CellNotApplicable, Policy, preprocess

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, event, given, note, settings
 
 from chat_template_harness import conversation, source
 from chat_template_harness.errors import FixtureError
-from chat_template_harness.families import NotApplicable, Think, family
+from chat_template_harness.rules import NotApplicable, Think
+from chat_template_harness.rules.registry import family
 from chat_template_harness.invariants import check_determinism, check_samples
 from chat_template_harness.sample import CellNotApplicable, preprocess
 from tests.strategies import conversations

@@ -10,7 +10,8 @@ import pytest
 from chat_template_harness import conversation
 from chat_template_harness.errors import FixtureError
 from chat_template_harness.external import ExternalSample
-from chat_template_harness.families import Think, family
+from chat_template_harness.rules import Think
+from chat_template_harness.rules.registry import family
 from chat_template_harness.invariants import Invariant, check_samples
 from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
 from chat_template_harness.tokens import encode

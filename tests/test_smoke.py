@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chat_template_harness import cli, source
-from chat_template_harness.families import NotApplicable, Think, family
+from chat_template_harness.rules import NotApplicable, Think
+from chat_template_harness.rules.registry import family
 from chat_template_harness.turns import Kind
 
 pytestmark = pytest.mark.smoke

@@ -48,7 +48,7 @@ def test_models_resolve_by_short_name_or_hub_id(ref: str):
 
 
 def test_unknown_model_names_the_fix():
-    with pytest.raises(UnknownModelError, match="unknown model 'qwen9'.*fix: use one of the short names"):
+    with pytest.raises(UnknownModelError, match="unknown model .qwen9.*fix: use a name that `cth models` lists"):
         source.get_model("qwen9")
 
 
@@ -121,13 +121,35 @@ def test_without_a_pack_the_hub_is_asked_at_the_pinned_revision(monkeypatch: pyt
         return str(target)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    loaded = source._load.__wrapped__("llama-4-scout", None, False)
+    loaded = source._load.__wrapped__(source.get_model("llama-4-scout"), None, False)
     spec = source.get_model("llama-4-scout")
     assert calls == [(spec.hub_repo, spec.revision, sorted(f.name for f in spec.files if f.on_hub), False)]
     assert "chat_template.jinja" not in calls[0][2]  # a pack addition, not a hub file
     assert loaded.origin == "hub" and loaded.drift == ()
     # The hub keeps Llama 4's template in chat_template.json only; the harness reads it from there.
     assert loaded.chat_template == (pack_dir / "meta-llama--Llama-4-Scout-17B-16E-Instruct/chat_template.jinja").read_text()
+
+
+def test_an_unregistered_hub_id_is_downloaded_at_its_revision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pack_dir: Path):
+    """`org/name@revision`: a user's model we do not ship, fetched with its tokenizer files (no pins to check)."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+        calls.append((repo_id, revision))
+        target = tmp_path / "snapshot"
+        target.mkdir(exist_ok=True)
+        for name in allow_patterns:
+            if (pack_dir / "Qwen--Qwen3-8B" / name).is_file():
+                shutil.copy(pack_dir / "Qwen--Qwen3-8B" / name, target / name)
+        return str(target)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    spec = source.get_model("acme/my-finetune@0123abc")
+    assert (spec.name, spec.hub_repo, spec.revision, spec.builtin) == ("my-finetune", "acme/my-finetune", "0123abc", False)
+    loaded = source._load.__wrapped__(spec, None, False)
+    assert calls == [("acme/my-finetune", "0123abc")] and loaded.origin == "hub" and "<think>" in loaded.chat_template
 
 
 def test_hub_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
@@ -138,7 +160,7 @@ def test_hub_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(MissingTokenizerError, match=r"could not download Qwen/Qwen3-8B@b968826.*fix: set CTH_TOKENIZERS_DIR"):
-        source._load.__wrapped__("qwen3-8b", None, False)
+        source._load.__wrapped__(source.get_model("qwen3-8b"), None, False)
 
 
 def test_trust_remote_code_is_never_enabled():

@@ -13,7 +13,7 @@ import pytest
 from chat_template_harness import check, cli, matrix, reportfile
 from chat_template_harness.examples import specforge
 from chat_template_harness.external import load_callable
-from chat_template_harness.families import Think
+from chat_template_harness.rules import Think
 from chat_template_harness.invariants import Invariant
 from chat_template_harness.matrix import Cell, Status
 from chat_template_harness.sample import Policy

@@ -16,7 +16,8 @@ from typing import Any
 from chat_template_harness import conversation, external, source
 from chat_template_harness.audit.rows import decode
 from chat_template_harness.errors import FixtureError, HarnessError
-from chat_template_harness.families import Family, Think, family
+from chat_template_harness.rules import Family, Think
+from chat_template_harness.rules.registry import family_for
 from chat_template_harness.invariants import check_samples, token_roles
 from chat_template_harness.sample import CellNotApplicable, Policy, preprocess
 
@@ -82,7 +83,7 @@ class Context:
 def context(settings: Settings) -> Context:
     loaded = source.load(settings.model, settings.tokenizers_dir, allow_drift=settings.allow_drift)
     plugin = external.load_callable(settings.preprocessor) if settings.preprocessor else None
-    return Context(settings, loaded.tokenizer, family(loaded.spec.family), Think(settings.think), plugin)
+    return Context(settings, loaded.tokenizer, family_for(loaded.spec, loaded.tokenizer), Think(settings.think), plugin)
 
 
 def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:

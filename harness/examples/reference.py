@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from chat_template_harness import conversation, source
-from chat_template_harness.families import Think, family
+from chat_template_harness.rules import Think
+from chat_template_harness.rules.registry import family_for
 from chat_template_harness.sample import Policy, preprocess as reference_preprocess
 
 
 def preprocess(request: Any) -> list[dict[str, Any]]:
     conv = conversation.parse({"messages": request.messages, "tools": request.tools or []}, name="request", source="request")
-    fam = family(source.get_model(request.model).family)
+    fam = family_for(source.get_model(request.model))
     result = reference_preprocess(request.tokenizer, conv, fam, Think(request.think), Policy.ALL)
     return [{"input_ids": list(s.input_ids), "loss_mask": list(s.loss_mask)} for s in result.samples]

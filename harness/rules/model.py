@@ -1,0 +1,89 @@
+"""What family rules say: what a family's real chat template does, per think mode.
+
+The rules themselves are data (`builtin/*.toml`, or a user's rules file, or derived from a
+template by `derive.py`); this module is their shape. tests/test_families.py checks every
+built-in rule against the pack's real templates, so a changed template fails there (and in the
+goldens) instead of silently changing what gets trained.
+
+Words (see ../shared/CONTRACT.md):
+- `opener`: what the generation prompt writes after the assistant header in this mode, which
+  the model therefore never generates (QwQ/R1 `<think>\n`, V3.1 `<think>` / `</think>`,
+  Qwen3 think-off's empty block). Not every served prompt has it: DeepSeek writes no
+  generation prompt at all after a tool result.
+- `think`: how the model writes reasoning it generated, `{reasoning}` standing for the text;
+  None where the mode does not think, so reasoning in the data is dropped (and reported).
+- `empty_think`: what is written, never trained, when the mode thinks but the turn has none.
+- `final_marker`: what the template writes at the head of a final assistant turn rendered
+  without reasoning that the model does not generate as part of its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class Think(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A cell that cannot exist for this family, and why; reported, never skipped silently."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ThinkMode:
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    opener: str = ""
+    think: str | None = None
+    empty_think: str = ""
+    final_marker: str = ""
+    # a flag the template reads from the system message instead of a kwarg (Nemotron's `/no_think`)
+    system_flag: str = ""
+    # fixture feature -> why this mode cannot train such a conversation
+    unsupported: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def thinks(self) -> bool:
+        return self.think is not None
+
+    @property
+    def opener_is_empty_think(self) -> bool:
+        """The opener closes a think block with nothing in it (Qwen3 / V3.1 think-off)."""
+        return "</think>" in self.opener
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    title: str
+    stop_tokens: tuple[str, ...]
+    on: ThinkMode | NotApplicable
+    off: ThinkMode | NotApplicable
+    # what the template writes after the stop token (never generated)
+    trailer: str = ""
+    # where the template reads reasoning: a message field, or "inline" in content (QwQ)
+    reasoning_field: str = "reasoning_content"
+    # characters stripped from both ends of reasoning, as the template does
+    reasoning_strip: str | None = "\n"
+    # tool-call arguments as the template concatenates them: "object" (tojson) or "json" (a JSON string)
+    tool_arguments: str = "object"
+    # what a tool-call turn's content must be for the template to render the calls
+    tool_call_content: str | None = ""
+    # whether rendering the conversation with this turn last shows the reasoning the model generated
+    template_shows_final_reasoning: bool = False
+    # how the template rewrites earlier turns in later prompts (plain words, for reports)
+    history: str = "earlier turns are rendered as they were generated"
+    template_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # rules kept by hand where derivation (rules/derive.py) reads the template differently: rule -> why
+    reviewed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def mode(self, think: Think) -> ThinkMode | NotApplicable:
+        return self.on if think is Think.ON else self.off

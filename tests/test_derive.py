@@ -1,0 +1,257 @@
+"""Rules as data, and rules derived from a template (`cth derive`).
+
+- Every built-in family: derivation from its real template reproduces its shipped rules file; each
+  difference is one the file keeps by hand under `[reviewed]`, with its reason.
+- Never-seen templates, built here from the pack's files: derived, then the whole matrix runs on
+  them with the derived rules, and the trained span is asserted, decoded.
+- Rules files: round trip, and one clear error for a bad file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chat_template_harness import conversation, matrix, source
+from chat_template_harness.cli import main
+from chat_template_harness.rules import NotApplicable, Think, derive, files
+from chat_template_harness.rules.registry import builtin, builtin_names, family_for, generation_config
+from chat_template_harness.sample import preprocess
+
+R, C = "Two plus two is four.", "4"
+THINKING = conversation.parse(
+    [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": C, "reasoning_content": R}],
+    name="thinking",
+    source="test",
+)
+# one registered model per built-in family
+FIRST_MODEL = {}
+for _spec in source.builtin_registry().values():
+    FIRST_MODEL.setdefault(_spec.family, _spec.name)
+
+
+def _derived(name: str) -> derive.Derivation:
+    loaded = source.load(name)
+    eos = derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer))
+    return derive.derive(loaded.tokenizer, name, eos)
+
+
+@pytest.mark.parametrize("family_name", sorted(FIRST_MODEL))
+def test_derivation_reproduces_the_shipped_rules(family_name):
+    shipped = builtin(family_name)
+    found = _derived(FIRST_MODEL[family_name])
+    assert not found.undecided
+    diffs = derive.differences(found.family, shipped)
+    # every difference is one the rules file keeps by hand, and says why; nothing else differs
+    assert {d.rule for d in diffs} == set(shipped.reviewed), [(d.rule, d.derived, d.shipped) for d in diffs]
+    assert all(d.why for d in diffs)
+    assert derive.reviewed(found.family, shipped) == shipped
+
+
+def test_every_builtin_rules_file_is_used_by_a_model():
+    assert set(builtin_names()) == set(FIRST_MODEL)
+
+
+@pytest.mark.parametrize("family_name", sorted(FIRST_MODEL))
+def test_rules_files_round_trip(family_name, tmp_path):
+    shipped = builtin(family_name)
+    files.write(shipped, tmp_path / "rules.toml", header="a header\n\nwith a blank line")
+    assert files.read(tmp_path / "rules.toml") == shipped
+
+
+def test_a_difference_without_a_reason_is_reported_as_such():
+    """Negative control: a shipped rule edited by hand without saying why is caught."""
+    shipped = builtin("qwen3")
+    edited = files.family_from_mapping({**files.to_mapping(shipped), "trailer": ""}, "edited")
+    diffs = derive.differences(_derived("qwen3-8b").family, edited)
+    assert [(d.rule, d.derived, d.shipped, d.why) for d in diffs] == [("trailer", "\n", "", "")]
+    assert derive.reviewed(_derived("qwen3-8b").family, edited) != edited
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name = ", "is not valid TOML"),
+        ('title = "x"\nstop_tokens = []\n[think.on]\n[think.off]\n', "missing name"),
+        ('name = "x"\ntitle = "x"\nstop_tokens = []\nopner = "x"\n[think.on]\n[think.off]\n', "unknown keys ['opner']"),
+        ('name = "x"\ntitle = "x"\nstop_tokens = []\n[think.on]\n', "needs both [think.on] and [think.off]"),
+        ('name = "x"\ntitle = "x"\nstop_tokens = []\n[think.on]\nopener = "<think>"\nnot_applicable = "no"\n[think.off]\n', "stands alone"),
+    ],
+)
+def test_a_bad_rules_file_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "rules.toml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(files.RulesError) as err:
+        files.read(path)
+    assert message in str(err.value) and str(path) in str(err.value) and "fix:" in str(err.value)
+
+
+# --- never-seen templates, made from the pack's files ----------------------------------------------------------------
+
+
+def _pack() -> Path:
+    base = source.tokenizers_dir_from_env()
+    assert base is not None, "conftest points CTH_TOKENIZERS_DIR at the pack"
+    return base
+
+
+def _folder(tmp_path: Path, name: str, template: str, base: str = "Qwen--Qwen3-8B") -> Path:
+    """The Qwen3 tokenizer under a new name with another chat template."""
+    folder = tmp_path / name
+    shutil.copytree(_pack() / base, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text("utf-8"))
+    config["chat_template"] = template
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False), "utf-8")
+    return folder
+
+
+def _template_of(pack_folder: str) -> str:
+    return json.loads((_pack() / pack_folder / "tokenizer_config.json").read_text("utf-8"))["chat_template"]
+
+
+DATED = (
+    "{%- for message in messages %}"
+    "{%- if loop.first and message.role != 'system' %}<|im_start|>system\nToday is {{ strftime_now('%d %B %Y') }}.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _whole_matrix(folder: Path) -> list[matrix.CellResult]:
+    results = matrix.run(matrix.cells([str(folder)]))
+    failed = [(r.cell.id, r.reason) for r in results if r.status is matrix.Status.FAIL]
+    assert not failed
+    return results
+
+
+def _trained(name: str, think: Think) -> tuple[str, str]:
+    """(served prompt end, decoded trained span) of THINKING's sample."""
+    loaded = source.load(name)
+    result = preprocess(loaded.tokenizer, THINKING, family_for(loaded.spec, loaded.tokenizer), think)
+    sample = result.samples[-1]
+    trained = [t for t, m in zip(sample.input_ids, sample.loss_mask, strict=True) if m]
+    return result.plans[-1].prompt, loaded.tokenizer.decode(trained)
+
+
+def test_a_thinking_only_template_is_derived_and_trains_after_its_opener(tmp_path):
+    folder = _folder(tmp_path, "qwen3-thinking-only", _template_of("Qwen--Qwen3-4B-Thinking-2507"))
+    rules = _derived(str(folder)).family
+    assert rules.on.opener == "<think>\n" and rules.on.think == "{reasoning}\n</think>\n\n"
+    assert isinstance(rules.off, NotApplicable) and "no off switch" in rules.off.reason
+    results = _whole_matrix(folder)
+    assert sum(r.status is matrix.Status.PASS for r in results) == 13  # every fixture, think on
+    prompt, trained = _trained("qwen3-thinking-only", Think.ON)
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n")
+    assert trained == f"{R}\n</think>\n\n{C}<|im_end|>"  # starts after the opener: never `<think>`
+
+
+def test_a_template_that_writes_todays_date_is_derived_with_the_clock_frozen(tmp_path):
+    folder = _folder(tmp_path, "chatml-dated", DATED)
+    found = _derived(str(folder))
+    assert any(f.rule == "date" for f in found.findings)
+    rules = found.family
+    assert isinstance(rules.on, NotApplicable) and rules.stop_tokens == ("<|im_end|>",) and rules.trailer == "\n"
+    assert "tools" in rules.off.unsupported  # it drops tool calls: declared, not trained wrong
+    results = _whole_matrix(folder)
+    na = [r for r in results if r.status is matrix.Status.NA and r.cell.think is Think.OFF]
+    assert [r.cell.fixture for r in na] == ["tool_call"] and na[0].reason.endswith(rules.off.unsupported["tools"])
+    prompt, trained = _trained("chatml-dated", Think.OFF)
+    assert "Today is 26 July 2024." in prompt and trained == f"{C}<|im_end|>"
+
+
+def test_a_chatml_template_without_think_support_is_derived(tmp_path):
+    folder = _folder(tmp_path, "qwen3-plain-chatml", _template_of("Qwen--Qwen2.5-7B-Instruct"))
+    rules = _derived(str(folder)).family
+    assert derive.differences(rules, builtin("qwen2.5")) == []
+    _whole_matrix(folder)
+    prompt, trained = _trained("qwen3-plain-chatml", Think.OFF)
+    assert prompt.endswith("<|im_start|>assistant\n") and trained == f"{C}<|im_end|>"  # reasoning dropped
+
+
+# --- the command line ----------------------------------------------------------------------------------------------
+
+
+def test_cth_derive_on_a_builtin_says_the_rules_are_equal(capsys):
+    assert main(["derive", "qwen3-8b"]) == 0
+    out = capsys.readouterr().out
+    assert "registered rules for qwen3-8b: equal to the derived ones" in out
+    assert files.dumps(builtin("qwen3")) in out
+
+
+def test_cth_derive_writes_rules_that_a_folder_then_uses(tmp_path, capsys):
+    folder = tmp_path / "my-qwen"
+    shutil.copytree(_pack() / "Qwen--Qwen3-8B", folder)
+    assert main(["derive", str(folder), "--write", str(folder / source.RULES_FILE)]) == 0
+    written = files.read(folder / source.RULES_FILE)
+    assert derive.differences(written, builtin("qwen3")) == []
+    capsys.readouterr()
+    assert main(["matrix", "--model", str(folder), "--fixture", "single_turn"]) == 0
+    captured = capsys.readouterr()
+    assert "2 passed, 0 failed" in captured.out and "rules derived" not in captured.err  # the file was used
+
+
+def test_a_wrong_rules_file_fails_the_matrix(tmp_path, capsys):
+    """Negative control: the rules beside a folder are really what the cells run with."""
+    folder = tmp_path / "my-wrong-qwen"
+    shutil.copytree(_pack() / "Qwen--Qwen3-8B", folder)
+    wrong = files.to_mapping(builtin("qwen3"))
+    wrong["trailer"] = ""  # forgets the newline Qwen writes after <|im_end|>
+    (folder / source.RULES_FILE).write_text(files.tomli_w.dumps(wrong), "utf-8")
+    assert main(["matrix", "--model", str(folder), "--think", "off", "--fixture", "single_turn"]) == 2
+    err = capsys.readouterr().err
+    assert "does not end with a stop token (<|im_end|>); fix: update the family rule" in err
+
+
+def test_cth_matrix_on_a_renamed_pack_folder_derives_its_rules(tmp_path, capsys):
+    folder = tmp_path / "renamed-llama"
+    shutil.copytree(_pack() / "meta-llama--Llama-3.1-8B-Instruct", folder)
+    assert main(["matrix", "--model", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert "note: no rules file for renamed-llama: rules derived from its chat template" in captured.err
+    assert "13 passed, 0 failed, 13 n/a" in captured.out
+
+
+def test_a_folder_without_a_tokenizer_is_one_clear_error(tmp_path, capsys):
+    assert main(["derive", str(tmp_path)]) == 2
+    assert "has no tokenizer_config.json; fix:" in capsys.readouterr().err
+
+
+# --- a user's repo registers its own model -------------------------------------------------------------------------
+
+
+def test_an_outside_repo_registers_its_model_in_pyproject_and_pytest_runs_its_cells(pytester: pytest.Pytester):
+    shutil.copytree(_pack() / "Qwen--Qwen3-8B", pytester.path / "models" / "my-qwen")
+    pytester.makepyprojecttoml(
+        '[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n\n'
+        '[tool.pytest.ini_options]\ncth_preprocessor = "chat_template_harness.examples.reference:preprocess"\n'
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "cth and (single_turn or tool_call)")
+    result.assert_outcomes(passed=4)  # its own model only: 2 fixtures x think on/off, rules derived
+    result.stdout.fnmatch_lines(["collected 26 items / 22 deselected / 4 selected"])  # its 26 cells; none of ours
+    naive = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-k", "cth and single_turn", "--cth-preprocessor", "chat_template_harness.examples.naive:preprocess"
+    )
+    naive.assert_outcomes(failed=2)  # negative control: the empty think block Qwen3 writes, in both modes
+
+
+def test_a_users_goldens_are_written_then_compared(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    folder = tmp_path / "golden-qwen"
+    shutil.copytree(_pack() / "Qwen--Qwen3-8B", folder)
+    goldens = tmp_path / "goldens"
+    args = ["matrix", "--model", str(folder), "--fixture", "single_turn", "--goldens", str(goldens)]
+    assert main([*args, "--update-goldens"]) == 0
+    written = goldens / "golden-qwen" / "think-off" / "single_turn.golden"
+    assert "empty_think  turn 0  [15, 19)  not trained  '<think>↵↵</think>↵↵'" in written.read_text("utf-8")
+    assert main(args) == 0
+    # negative control: an edited golden body fails the comparison
+    written.write_text(written.read_text("utf-8").replace("Paris", "Lyon"), "utf-8")
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "golden differs" in capsys.readouterr().out
+    monkeypatch.setenv("CI", "true")
+    assert main([*args, "--update-goldens"]) == 2
