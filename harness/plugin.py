@@ -21,6 +21,9 @@ PLUGIN = pytest.StashKey[tuple[str, Any]]()
 GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
 NOT_SELECTED = pytest.StashKey[bool]()
 BASELINE = pytest.StashKey[frozenset[str]]()
+# cell node ids given on the command line (`pytest "chat-template-harness::cth[qwen3-8b/think-off/single_turn]"`)
+REQUESTED = pytest.StashKey[frozenset[str]]()
+MATRIX_NODE = "chat-template-harness"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,6 +87,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.stash[BASELINE] = baseline.read(config.rootpath / config.getoption("--cth-baseline"))
         except HarnessError as exc:
             raise pytest.UsageError(f"--cth-preprocessor: {exc}") from None
+    # cells are no files: take their node ids out of the paths pytest collects, and select them ourselves
+    requested = [a for a in config.args if a.startswith(f"{MATRIX_NODE}::")]
+    config.stash[REQUESTED] = frozenset(a.split("::", 1)[1] for a in requested)
+    if requested:
+        config.args[:] = [a for a in config.args if a not in requested]
     config.stash[RESULTS] = {}
     config.stash[GOLDENS_ASSERTED] = set()
     config.stash[GOLDENS_ROOT] = config.rootpath / config.getoption("--cth-goldens")
@@ -221,6 +229,8 @@ def _cells_selected(config: pytest.Config) -> bool:
     A `cth_preprocessor` in the ini file alone adds nothing to `pytest tests/test_unrelated.py::test_x`.
     """
     given = config.invocation_params.args
+    if config.stash.get(REQUESTED, frozenset()):
+        return True
     if any(str(a).startswith("--cth-preprocessor") for a in given) or os.environ.get("CTH_CHECK") == "1":
         return True
     if config.getini("cth_collect") == "always":
@@ -258,12 +268,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     from chat_template_harness import matrix
     from chat_template_harness.errors import HarnessError
-    from chat_template_harness.families import Think
+    from chat_template_harness.rules import Think
 
     if not _cells_selected(config):
         config.stash[NOT_SELECTED] = True
         return
-    models = config.getoption("--cth-model") or None
+    from chat_template_harness import userconfig
+
+    # a repo that registers its own models ([tool.cth]) checks those by default
+    models = config.getoption("--cth-model") or list(userconfig.models()) or None
     thinks = [Think(t) for t in config.getoption("--cth-think")] or None
     fixtures = config.getoption("--cth-fixture") or None
     try:
@@ -272,14 +285,26 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     except HarnessError as exc:
         raise pytest.UsageError(f"chat-template-harness: {exc}") from None
     _verified_pack(config, sorted({c.model for c in selected}))
-    parent = MatrixNode.from_parent(session, name="chat-template-harness")
+    requested = config.stash[REQUESTED]
+    if requested:
+        unknown = requested - {f"cth[{c.id}]" for c in selected}
+        if unknown:
+            raise pytest.UsageError(f"chat-template-harness: no such cell {sorted(unknown)[0]}; the cells read cth[<model>/think-<on|off>/<fixture>]")
+        selected = [c for c in selected if f"cth[{c.id}]" in requested]
+    parent = MatrixNode.from_parent(session, name=MATRIX_NODE, nodeid=MATRIX_NODE)
+    added: list[pytest.Item] = []
     for cell in selected:
         reason = reasons[cell]
         if reason is not None:
             config.stash[RESULTS][cell] = matrix.CellResult(cell, matrix.Status.NA, reason)
-        item = CellCheck.from_parent(parent, name=f"cth[{cell.id}]", cell=cell, na=reason)
+        # an explicit node id parses as the one the cache and the command line hold (names ("cth",), params = cell)
+        name = f"cth[{cell.id}]"
+        item = CellCheck.from_parent(parent, name=name, nodeid=f"{MATRIX_NODE}::{name}", cell=cell, na=reason)
         item.add_marker("cth")
-        items.append(item)
+        added.append(item)
+    items.extend(added)
+    # report them as collected, so "collected N items", --lf and the deselected count include the cells
+    config.hook.pytest_collectreport(report=pytest.CollectReport(parent.nodeid, "passed", None, result=added))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from chat_template_harness import check, cli, matrix
 from chat_template_harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
-from chat_template_harness.families import Think
+from chat_template_harness.rules import Think
 from chat_template_harness.invariants import Invariant
 from chat_template_harness.matrix import Cell, Status
 from chat_template_harness.sample import Policy
@@ -194,6 +194,26 @@ def test_plugin_works_in_a_repo_with_its_own_harness_package(pytester: pytest.Py
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == 2 and "Traceback" not in out and "INTERNALERROR" not in out
     assert out.count("error: ") == 1 and "error: tokenizer directory" in out and "--cth-tokenizers-dir" in out
+
+
+def test_plugin_cells_are_counted_rerun_by_node_id_and_by_last_failed(pytester: pytest.Pytester):
+    pytester.makeini(f"[pytest]\ncth_preprocessor = {NAIVE}\n")
+    pytester.makepyfile(test_x="def test_x(): pass")
+    first = pytester.runpytest_subprocess("-ra", "-m", "cth", "--cth-model", "qwen3-8b", "-k", "single_turn or multi_turn")
+    first.stdout.fnmatch_lines(["collected 27 items / 23 deselected / 4 selected"])  # the cells are counted
+    first.assert_outcomes(failed=4)
+    # a failed cell's node id, as the report prints it, runs that cell alone
+    node = "chat-template-harness::cth[qwen3-8b/think-off/single_turn]"
+    assert f"FAILED {node} - " in first.stdout.str()
+    again = pytester.runpytest_subprocess(node)
+    again.stdout.fnmatch_lines(["collected 1 item"])
+    again.assert_outcomes(failed=1)
+    # --lf reruns the failures only
+    last = pytester.runpytest_subprocess("-m", "cth", "--cth-model", "qwen3-8b", "--lf")
+    last.stdout.fnmatch_lines(["run-last-failure: rerun previous 4 failures"])
+    last.assert_outcomes(failed=4)  # of the 26 cells selected by -m cth
+    unknown = pytester.runpytest_subprocess("chat-template-harness::cth[qwen9/think-off/single_turn]")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR and "no such cell" in unknown.stderr.str()
 
 
 def test_plugin_rejects_an_unknown_model_as_a_usage_error(pytester: pytest.Pytester):
