@@ -41,7 +41,11 @@ def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
-    """The goldens directory: --goldens if given (it must exist), else ./goldens (optional for `matrix`)."""
+    """The goldens directory: --goldens if given (it must exist), else [tool.cth] goldens, else ./goldens."""
+    from chat_template_harness import userconfig
+
+    if args.goldens is None and userconfig.goldens_dir() is not None:
+        args.goldens = str(userconfig.goldens_dir())
     if args.goldens is None:
         default = Path("goldens")
         if default.is_dir() or not required:

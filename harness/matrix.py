@@ -51,7 +51,7 @@ class CellResult:
 def cells(
     models: Sequence[str] | None = None, thinks: Sequence[Think] | None = None, fixtures: Sequence[str] | None = None
 ) -> list[Cell]:
-    names = [source.get_model(m).name for m in models] if models else list(source.registry())
+    names = [source.get_model(m).name for m in models] if models else source.default_models()
     return [
         Cell(m, t, f)
         for m in names

@@ -273,10 +273,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not _cells_selected(config):
         config.stash[NOT_SELECTED] = True
         return
-    from chat_template_harness import userconfig
-
-    # a repo that registers its own models ([tool.cth]) checks those by default
-    models = config.getoption("--cth-model") or list(userconfig.models()) or None
+    # a repo that registers its own models ([tool.cth]) checks those by default (matrix.cells)
+    models = config.getoption("--cth-model") or None
     thinks = [Think(t) for t in config.getoption("--cth-think")] or None
     fixtures = config.getoption("--cth-fixture") or None
     try:

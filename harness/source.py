@@ -121,6 +121,11 @@ def registry() -> Mapping[str, ModelSpec]:
     return {**builtin_registry(), **users}
 
 
+def default_models() -> list[str]:
+    """What runs when no model is named: a repo's own registered models ([tool.cth]), else the built-ins."""
+    return list(userconfig.models()) or list(builtin_registry())
+
+
 # models named by folder or unregistered hub id during this process (see get_model)
 _adhoc: dict[str, ModelSpec] = {}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",

@@ -255,3 +255,31 @@ def test_a_users_goldens_are_written_then_compared(tmp_path, capsys, monkeypatch
     assert "golden differs" in capsys.readouterr().out
     monkeypatch.setenv("CI", "true")
     assert main([*args, "--update-goldens"]) == 2
+
+
+def test_every_command_works_on_a_users_registered_model(tmp_path):
+    """In a user's repo: matrix writes and compares their goldens, diff and gallery use them, check runs on them."""
+    import subprocess
+    import sys
+
+    repo = tmp_path / "their-repo"
+    shutil.copytree(_pack() / "Qwen--Qwen3-8B", repo / "models" / "my-qwen")
+    (repo / "pyproject.toml").write_text(
+        '[tool.cth]\ngoldens = "chat-goldens"\n\n[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n', "utf-8"
+    )
+
+    def cth(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in __import__("os").environ.items() if k != "CI"}
+        return subprocess.run([sys.executable, "-m", "chat_template_harness.cli", *args], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    assert "my-qwen" in cth("models").stdout
+    assert cth("matrix", "--update-goldens").returncode == 0
+    assert len(list((repo / "chat-goldens" / "my-qwen").rglob("*.golden"))) == 26  # theirs only, none of ours
+    matrix = cth("matrix")
+    assert matrix.returncode == 0 and "26 passed, 0 failed" in matrix.stdout
+    assert "0 of 26 cells differ" in cth("diff").stdout
+    gallery = cth("gallery", "--out", "site")
+    assert gallery.returncode == 0 and (repo / "site" / "cells" / "my-qwen").is_dir()
+    naive = cth("check", "chat_template_harness.examples.naive:preprocess", "--fixture", "single_turn")
+    assert naive.returncode == 1 and "my-qwen" in naive.stdout
