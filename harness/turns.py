@@ -16,6 +16,7 @@ final turn's reasoning, the plan is compared with the template's own rendering
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -76,10 +77,29 @@ class TurnPlan:
 
 def plan_turns(tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode) -> tuple[TurnPlan, ...]:
     msgs = template_messages(conversation, family, mode)
+    renders = _Renders(tokenizer, conversation, family, mode)
     return tuple(
-        _plan(tokenizer, conversation, msgs, k, index, family, mode)
+        _plan(tokenizer, conversation, msgs, k, index, family, mode, renders)
         for k, index in enumerate(conversation.assistant_indices)
     )
+
+
+class _Renders:
+    """The template's renders for one conversation, each made once (a turn asks for the same one twice
+    wherever its reasoning is not shown)."""
+
+    def __init__(self, tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode) -> None:
+        self.tokenizer, self.conversation, self.family, self.mode = tokenizer, conversation, family, mode
+        self.done: dict[str, str] = {}
+
+    def __call__(self, messages: list[dict[str, Any]], gen: bool) -> str:
+        key = json.dumps([messages, gen], ensure_ascii=False, sort_keys=True, default=str)
+        if key not in self.done:
+            self.done[key] = render(
+                self.tokenizer, messages, family=self.family, mode=self.mode, tools=self.conversation.tools,
+                add_generation_prompt=gen,
+            )
+        return self.done[key]
 
 
 def _plan(
@@ -90,12 +110,8 @@ def _plan(
     index: int,
     family: Family,
     mode: ThinkMode,
+    rendered: _Renders,
 ) -> TurnPlan:
-    def rendered(messages: list[dict[str, Any]], gen: bool) -> str:
-        return render(
-            tokenizer, messages, family=family, mode=mode, tools=conversation.tools, add_generation_prompt=gen
-        )
-
     where = f"{family.title}, turn {turn} (message {index})"
     message = conversation.messages[index]
     prompt = rendered(msgs[:index], True)
