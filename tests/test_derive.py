@@ -283,3 +283,16 @@ def test_every_command_works_on_a_users_registered_model(tmp_path):
     assert gallery.returncode == 0 and (repo / "site" / "cells" / "my-qwen").is_dir()
     naive = cth("check", "chat_template_harness.examples.naive:preprocess", "--fixture", "single_turn")
     assert naive.returncode == 1 and "my-qwen" in naive.stdout
+
+
+def test_what_cannot_be_read_off_a_template_is_said_with_the_fix(tmp_path, capsys):
+    """Never a silent guess: a template that ends turns with no special token leaves the stop token undecided."""
+    plain = (
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    folder = _folder(tmp_path, "no-stop-token", plain)
+    found = _derived(str(folder))
+    assert [f.rule for f in found.undecided] == ["stop_tokens"]
+    assert main(["derive", str(folder)]) == 1
+    assert "undecided: stop_tokens; fix: no special token ends an assistant turn; write `stop_tokens` by hand" in capsys.readouterr().out
