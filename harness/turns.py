@@ -101,6 +101,47 @@ class _Renders:
             )
         return self.done[key]
 
+    def generation_suffix(self) -> str:
+        """What the generation prompt appends after a user message in this mode (e.g. `<|im_start|>assistant\n`)."""
+        return _generation_suffix(self.tokenizer, self.family, self.mode)
+
+    def header_start(self, msgs: list[dict[str, Any]], index: int, prompt: str, head: str) -> int:
+        """Where the generation prompt begins in `prompt`: after the history rendered without one.
+
+        Where the prompt ends with the mode's usual generation prompt, that is where it starts (no render);
+        otherwise (DeepSeek writes none after a tool result) the history is rendered to find it.
+        tests/test_turns_speed.py checks the shortcut against the render on every cell.
+        """
+        suffix = self.generation_suffix()
+        if suffix and prompt.endswith(suffix) and not EXACT_HEADER_START:
+            return len(prompt) - len(suffix)
+        history = self(msgs[:index], False)
+        return len(history) if prompt.startswith(history) else len(head)
+
+
+# tests turn the shortcut in _Renders.header_start off to compare it with the render it saves
+EXACT_HEADER_START = False
+
+
+_SUFFIXES: dict[tuple[int, str, str], tuple[Any, str]] = {}
+
+
+def _generation_suffix(tokenizer: Any, family: Family, mode: ThinkMode) -> str:
+    key = (id(tokenizer), family.name, repr((dict(family.template_kwargs), dict(mode.kwargs), mode.system_flag)))
+    if key not in _SUFFIXES:  # the tokenizer is kept with its entry, so its id is not reused
+        _SUFFIXES[key] = (tokenizer, _probe_suffix(tokenizer, family, mode))
+    return _SUFFIXES[key][1]
+
+
+def _probe_suffix(tokenizer: Any, family: Family, mode: ThinkMode) -> str:
+    probe = [{"role": "user", "content": "Hello."}]
+    try:
+        with_prompt = render(tokenizer, probe, family=family, mode=mode, add_generation_prompt=True)
+        without = render(tokenizer, probe, family=family, mode=mode, add_generation_prompt=False)
+    except TemplateDriftError:
+        return ""
+    return with_prompt[len(without):] if with_prompt.startswith(without) else ""
+
 
 def _plan(
     tokenizer: Any,
@@ -174,8 +215,7 @@ def _plan(
         full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here)], False)
         agreement = "same" if full == prompt + "".join(p.text for p in pieces) + family.trailer else "differs"
     opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
-    history = rendered(msgs[:index], False)
-    header_start = len(history) if prompt.startswith(history) else len(head)
+    header_start = rendered.header_start(msgs, index, prompt, head)
     return TurnPlan(
         turn,
         index,
