@@ -11,6 +11,7 @@ themselves); an empty list means the sample set obeys the contract.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 import time_machine
 
+from chat_template_harness.compare import first_difference
 from chat_template_harness.tokens import decode, encode, normalized, token_strings
 from chat_template_harness.turns import Kind, TurnPlan
 
@@ -107,6 +109,7 @@ def check_samples(
     """Invariants 1-5 over one cell's samples. `required_turns`: turns that must be trained (default: all)."""
     violations: list[Violation] = []
     trained_turns: set[int] = set()
+    plans = _as_tokenized(tokenizer, plans)
     for index, sample in enumerate(samples):
         found, turns = _check_one(tokenizer, plans, sample, index)
         violations += found
@@ -136,7 +139,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     reencoded, offsets = encode(tokenizer, text)
     offsets_exact = reencoded == ids
     if not offsets_exact:
-        at = _first_difference(reencoded, ids)
+        at = first_difference(reencoded, ids)
         out.append(
             Violation(
                 Invariant.WHOLE_STRING,
@@ -150,7 +153,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
         offsets = _approximate_offsets(strings)
     given = getattr(sample, "text", None)
     if isinstance(given, str) and normalized(tokenizer, given) != text:
-        at = _first_difference(given, text)
+        at = first_difference(given, text)
         out.append(
             Violation(
                 Invariant.WHOLE_STRING,
@@ -159,7 +162,6 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             )
         )
 
-    plans = _as_tokenized(tokenizer, plans)
     trained_regions, injected, appearing = _layout(plans, text)
 
     def region_of(regions: list[_Region], a: int, b: int) -> _Region | None:
@@ -206,7 +208,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             continue
         prompt_ids = encode(tokenizer, plan.prompt)[0]
         if ids[: len(prompt_ids)] != prompt_ids:
-            at = _first_difference(ids, prompt_ids)
+            at = first_difference(ids, prompt_ids)
             out.append(
                 Violation(
                     Invariant.REPLAY,
@@ -252,7 +254,8 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     if offsets_exact:
         bounds = sorted({r.start for r in trained_regions} | {r.end for r in trained_regions})
         for t, (a, b) in enumerate(offsets):
-            if any(a < x < b for x in bounds) and not _inside_trained_run(trained_regions, a, b):
+            after = bisect_right(bounds, a)  # the first edge past the token's start: inside it if before its end
+            if after < len(bounds) and bounds[after] < b and not _inside_trained_run(trained_regions, a, b):
                 out.append(
                     Violation(
                         Invariant.NO_STRADDLE,
@@ -394,7 +397,7 @@ def _stray_violation(
         plan = max(owners, key=lambda p: len(_reply(p)))
         if not text.startswith(plan.prompt):
             served = encode(tokenizer, plan.prompt)[0]
-            at = _first_difference(ids, served)
+            at = first_difference(ids, served)
             detail = (
                 f"turn {plan.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
                 f"sample has {decode(tokenizer, ids[at:at+3])!r}, the served prompt {decode(tokenizer, served[at:at+3])!r}"
@@ -408,7 +411,7 @@ def _stray_violation(
     if served:
         plan = max(served, key=lambda p: len(p.prompt))
         expected = encode(tokenizer, plan.text)[0]
-        at = _first_difference(ids, expected)
+        at = first_difference(ids, expected)
         got = decode(tokenizer, ids[at : at + 3])
         want = decode(tokenizer, expected[at : at + 3])
         detail = (
@@ -418,11 +421,11 @@ def _stray_violation(
         turn: int | None = plan.turn
     else:
         # the turn whose served prompt parts from the sample last, but not after these tokens begin
-        common = {p.turn: _first_difference(text, p.prompt) for p in plans}
+        common = {p.turn: first_difference(text, p.prompt) for p in plans}
         before = [p for p in plans if common[p.turn] < offsets[run[-1]][1]] or list(plans)
         plan = max(before, key=lambda p: (common[p.turn], p.turn))
         served = encode(tokenizer, plan.prompt)[0]
-        at = _first_difference(ids, served)
+        at = first_difference(ids, served)
         detail = (
             f"the ids before these trained tokens are no turn's served prompt (closest: turn {plan.turn}, which "
             f"differs at token {at}: the sample has {decode(tokenizer, ids[at:at+3])!r}, "
@@ -461,7 +464,7 @@ def check_determinism(
     found = []
     for index, ((ids_a, mask_a), (ids_b, mask_b)) in enumerate(zip(first, second, strict=True)):
         if (ids_a, mask_a) != (ids_b, mask_b):
-            at = _first_difference(ids_a, ids_b) if ids_a != ids_b else _first_difference(mask_a, mask_b)
+            at = first_difference(ids_a, ids_b) if ids_a != ids_b else first_difference(mask_a, mask_b)
             found.append(
                 Violation(
                     Invariant.DETERMINISM,
@@ -490,10 +493,6 @@ def _approximate_offsets(strings: Sequence[str]) -> list[tuple[int, int]]:
         offsets.append((at, at + len(s)))
         at += len(s)
     return offsets
-
-
-def _first_difference(a: Sequence[Any], b: Sequence[Any]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from chat_template_harness.compare import first_difference
 from chat_template_harness.conversation import Conversation
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.rules import Family, NotApplicable, Think, ThinkMode
@@ -144,7 +145,7 @@ def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> 
 
 
 def _why_split(own: str, later: TurnPlan) -> str:
-    at = next((i for i, (a, b) in enumerate(zip(own, later.text, strict=False)) if a != b), min(len(own), len(later.text)))
+    at = first_difference(own, later.text)
     if at == len(own):
         return "a later turn's prompt keeps this turn's text but tokenizes it differently"
     return (

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from chat_template_harness.compare import first_difference
 from chat_template_harness.conversation import Conversation
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.rules import Family, ThinkMode
@@ -162,7 +163,7 @@ def _plan(
     if not bare.startswith(head):
         raise TemplateDriftError(
             f"{where}: the template writes the turn header differently with and without a generation prompt "
-            f"(first difference at character {_first_difference(bare, head)})",
+            f"(first difference at character {first_difference(bare, head)})",
             "update the family's rules file to match the template (`cth derive MODEL` shows what the template does)",
         )
     rest = bare[len(head) :]
@@ -250,6 +251,3 @@ def _unmerge_leading_whitespace(tokenizer: Any, prompt: str, pieces: list[Piece]
     kept = [Piece(piece.kind, stripped)] if stripped else []
     return [*pieces[:first], *kept, *pieces[first + 1 :]], dropped
 
-
-def _first_difference(a: str, b: str) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))

@@ -1,0 +1,76 @@
+"""Tokenization shortcuts give exactly what the plain calls give: the Rust backend called directly, and the
+common-prefix search by halving."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chat_template_harness import conversation, matrix, source, tokens
+from chat_template_harness.compare import first_difference
+from chat_template_harness.rules.registry import family_for
+from chat_template_harness.sample import CellNotApplicable, preprocess
+
+ODD_TEXTS = [
+    "",
+    " ",
+    "\n\n\n",
+    "  leading and trailing  ",
+    "Cafe\u0301 \uf900 ﬁ",  # non-NFC: Qwen normalizes it
+    "数学 😀 emoji ZWJ 👩‍👩‍👧 and tabs\t\t",
+    "<|im_start|>assistant\n<think>\n\n</think>\n\n",
+    "<｜Assistant｜></think>a<|eot_id|><start_of_turn>model\n",
+    "\u200b\ufeffzero width",
+]
+
+
+def _plain(tokenizer, text):
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return list(enc["input_ids"]), [tuple(map(int, o)) for o in enc["offset_mapping"]]
+
+
+@pytest.mark.parametrize("model", list(source.builtin_registry()))
+def test_the_backend_encode_equals_the_tokenizer_call(model):
+    loaded = source.load(model)
+    tok = loaded.tokenizer
+    assert tokens._plain_backend(tok) is not None, "every tokenizer of the pack is fast: the shortcut is taken"
+    fam = family_for(loaded.spec, tok)
+    texts = list(ODD_TEXTS)
+    for cell in matrix.cells([model]):
+        try:
+            result = preprocess(tok, conversation.load(cell.fixture), fam, cell.think)
+        except CellNotApplicable:
+            continue
+        texts += [s.text for s in result.samples] + [p.prompt for p in result.plans]
+    assert len(texts) > len(ODD_TEXTS)
+    for text in texts:
+        assert tokens._encode.__wrapped__(tok, text) == tuple(map(tuple, _plain(tok, text))), repr(text[:80])
+
+
+def test_a_backend_set_to_truncate_is_not_called_directly():
+    """Negative control: a backend whose state differs from what the tokenizer call sets is bypassed."""
+    tok = copy.deepcopy(source.load("qwen3-8b").tokenizer)
+    tok.backend_tokenizer.enable_truncation(max_length=3)
+    text = "one two three four five six"
+    assert len(tok.backend_tokenizer.encode(text, add_special_tokens=False).ids) == 3  # what a direct call would give
+    assert tokens._plain_backend(tok) is None
+    ids, _ = tokens._encode.__wrapped__(tok, text)
+    assert len(ids) > 3 and list(ids) == _plain(tok, text)[0]
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_first_difference_is_where_the_texts_part(a, b):
+    expected = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    assert first_difference(a, b) == expected
+    assert first_difference(list(a), tuple(b)) == expected
+
+
+def test_first_difference_examples():
+    assert first_difference("abc", "abd") == 2
+    assert first_difference("abc", "abcdef") == 3
+    assert first_difference([1, 2, 3], (1, 2, 3)) == 3
+    assert first_difference([], [1]) == 0
+    assert first_difference("x" * 5000 + "a", "x" * 5000 + "b") == 5000
