@@ -7,7 +7,8 @@
 - smoke: the training step per family, on CPU, and on CUDA where one is present.
 - audit: `cth audit`'s throughput (reference + invariants 1-5 per row, no user preprocessor) against
   the floor measured in the same run on the same rows: one chat-template render plus one
-  tokenization per conversation, in one process (target: audit on every core / floor >= 0.5);
+  tokenization per conversation, in one process (target: audit on every core / floor >= 0.5), and the
+  contract's floor: one render plus one tokenization of each assistant turn's served prompt;
   1 against 2 workers; peak memory of the audit process tree at 10k and 100k rows (flat).
 """
 
@@ -72,8 +73,13 @@ def matrix_figures(console: Console, tokenizers_dir: Path | None, goldens: Path)
     return ratio
 
 
-def _floor_rows_per_s(path: Path, model: str, think: str, limit: int) -> float:
-    """One render + one tokenization per conversation: the least any audit must do."""
+def _floor_rows_per_s(path: Path, model: str, think: str, limit: int, per_turn: bool = False) -> tuple[float, float]:
+    """(rows/s, assistant turns per usable row) of the least an audit must do.
+
+    The issue's floor: one render plus one tokenization per conversation. With `per_turn`, the contract's
+    floor: one render plus one tokenization of every assistant turn's served prompt, which any preprocessor
+    that trains every turn after the prompt the server sends must make (policy `all`).
+    """
     from chat_template_harness import conversation, source
     from chat_template_harness.audit import rows
     from chat_template_harness.rules import Think
@@ -83,19 +89,26 @@ def _floor_rows_per_s(path: Path, model: str, think: str, limit: int) -> float:
     loaded = source.load(model)
     fam = family_for(loaded.spec, loaded.tokenizer)
     mode = fam.mode(Think(think))
-    start, n = time.perf_counter(), 0
+    start, n, usable, turns = time.perf_counter(), 0, 0, 0
     for _, raw in rows.read(str(path)):
         if n >= limit:
             break
         n += 1
         try:
             conv = conversation.parse(rows.decode(raw), name="bench", source="bench")
-            text = render(loaded.tokenizer, template_messages(conv, fam, mode), family=fam, mode=mode,
-                          tools=conv.tools, add_generation_prompt=False)
+            msgs = template_messages(conv, fam, mode)
+            ends = conv.assistant_indices if per_turn else [len(msgs)]
+            texts = [
+                render(loaded.tokenizer, msgs[:end], family=fam, mode=mode, tools=conv.tools, add_generation_prompt=per_turn)
+                for end in ends
+            ]
         except Exception:  # broken rows cost a parse here too
             continue
-        loaded.tokenizer(text, add_special_tokens=False)
-    return n / (time.perf_counter() - start)
+        usable += 1
+        turns += len(conv.assistant_indices)
+        for text in texts:
+            loaded.tokenizer(text, add_special_tokens=False)
+    return n / (time.perf_counter() - start), turns / max(usable, 1)
 
 
 def _audit_rows_per_s(path: Path, model: str, think: str, workers: int, limit: int) -> tuple[float, float]:
@@ -124,14 +137,19 @@ def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 
     with tempfile.TemporaryDirectory() as tmp:
         path = generate.write_jsonl(Path(tmp) / "rows.jsonl", rows_large, seed=0)
         sample = min(rows_small, 2_000)
-        floor = _floor_rows_per_s(path, model, think, sample)
+        floor, turns = _floor_rows_per_s(path, model, think, sample)
+        per_turn, _ = _floor_rows_per_s(path, model, think, sample, per_turn=True)
         one, _ = _audit_rows_per_s(path, model, think, 1, sample)
         two, _ = _audit_rows_per_s(path, model, think, 2, sample)
         _, rss_small = _audit_rows_per_s(path, model, think, 2, rows_small)
         _, rss_large = _audit_rows_per_s(path, model, think, 2, rows_large)
-    console.print(f"audit floor (render + tokenize, 1 process): {floor:7.1f} rows/s  ({sample} rows, {model} think-{think})")
-    console.print(f"audit, 1 worker:                           {one:7.1f} rows/s  ratio {one / floor:.2f}")
-    console.print(f"audit, 2 workers:                          {two:7.1f} rows/s  ratio {two / floor:.2f}   (target >= 0.5)")
+    console.print(f"audit floor (render + tokenize, 1 process): {floor:7.1f} rows/s  ({sample} rows, {model} think-{think}, "
+                  f"{turns:.1f} assistant turns per row)")
+    console.print(f"contract floor (each served prompt):        {per_turn:7.1f} rows/s  ({floor / per_turn:.1f}x the work of the floor)")
+    console.print(f"audit, 1 worker:                           {one:7.1f} rows/s  ratio {one / floor:.2f}  "
+                  f"(contract floor: {one / per_turn:.2f})")
+    console.print(f"audit, 2 workers:                          {two:7.1f} rows/s  ratio {two / floor:.2f}   (target >= 0.5)  "
+                  f"(contract floor: {two / per_turn:.2f})")
     console.print(f"audit peak memory, {rows_small:,} rows:            {rss_small:7.0f} MiB")
     console.print(f"audit peak memory, {rows_large:,} rows:           {rss_large:7.0f} MiB   (flat: no growth with rows)")
     return two / floor
@@ -147,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--audit-rows", type=int, default=100_000, help="rows of the large audit memory figure")
     args = parser.parse_args(argv)
     base = Path(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # figures one per line, whatever the terminal width
     if args.only in (None, "matrix"):
         matrix_figures(console, base, Path(args.goldens))
     if args.only in (None, "smoke"):
