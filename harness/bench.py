@@ -85,6 +85,7 @@ def _floor_rows_per_s(path: Path, model: str, think: str, limit: int, per_turn: 
     from chat_template_harness.rules import Think
     from chat_template_harness.rules.registry import family_for
     from chat_template_harness.render import render, template_messages
+    from chat_template_harness.tokens import encode
 
     loaded = source.load(model)
     fam = family_for(loaded.spec, loaded.tokenizer)
@@ -107,7 +108,7 @@ def _floor_rows_per_s(path: Path, model: str, think: str, limit: int, per_turn: 
         usable += 1
         turns += len(conv.assistant_indices)
         for text in texts:
-            loaded.tokenizer(text, add_special_tokens=False)
+            encode(loaded.tokenizer, text)  # the audit's own tokenization, so both sides pay the same per call
     return n / (time.perf_counter() - start), turns / max(usable, 1)
 
 
