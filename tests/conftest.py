@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from chat_template_harness import source
-from chat_template_harness.source import ENV_TOKENIZERS_DIR
+from chat_template_harness.models import source
+from chat_template_harness.models.source import ENV_TOKENIZERS_DIR
 
 pytest_plugins = ["pytester"]
 
@@ -42,7 +42,7 @@ def pack_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def load():
-    """Load a pinned tokenizer from the pack (cached for the whole session by chat_template_harness.source)."""
+    """Load a pinned tokenizer from the pack (cached for the whole session by chat_template_harness.models.source)."""
 
     def _load(name: str) -> source.LoadedTokenizer:
         return source.load(name)

@@ -8,12 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from chat_template_harness import check, cli, matrix
+from chat_template_harness import cli
+from chat_template_harness.checking import check
+from chat_template_harness.contract.invariants import Invariant
+from chat_template_harness.contract.sample import Policy
 from chat_template_harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
-from chat_template_harness.rules import Think
-from chat_template_harness.invariants import Invariant
-from chat_template_harness.matrix import Cell, Status
-from chat_template_harness.sample import Policy
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs import matrix
+from chat_template_harness.outputs.matrix import Cell, Status
 
 REPO = Path(__file__).resolve().parents[1]
 NAIVE = "chat_template_harness.examples.naive:preprocess"
@@ -279,9 +281,8 @@ def test_families_without_a_trl_training_template_are_na(model: str):
 
 @pytest.mark.trl
 def test_the_committed_trl_report_is_current():
-    from chat_template_harness.report import check_markdown
-
-    from chat_template_harness import reportfile
+    from chat_template_harness.outputs import reportfile
+    from chat_template_harness.outputs.report import check_markdown
 
     results = [check.check_cell(load_callable(TRL), c) for c in matrix.cells()]
     fresh = check_markdown(TRL, results, Policy.LAST)

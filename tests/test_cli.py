@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import cli, conversation, source
-from chat_template_harness.rules import Think
-from chat_template_harness.rules.registry import family
-from chat_template_harness.sample import preprocess
-from chat_template_harness.turns import Kind
-from chat_template_harness.view import STYLES, sample_text, visible
+from chat_template_harness import cli
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.sample import preprocess
+from chat_template_harness.contract.turns import Kind
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import Think
+from chat_template_harness.models.rules.registry import family
+from chat_template_harness.outputs.view import STYLES, sample_text, visible
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import conversation
+from chat_template_harness.contract import conversation
 from chat_template_harness.errors import FixtureError
 
 

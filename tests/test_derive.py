@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import conversation, matrix, source
 from chat_template_harness.cli import main
-from chat_template_harness.rules import NotApplicable, Think, derive, files
-from chat_template_harness.rules.registry import builtin, builtin_names, family_for, generation_config
-from chat_template_harness.sample import preprocess
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.sample import preprocess
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import NotApplicable, Think, derive, files
+from chat_template_harness.models.rules.registry import builtin, builtin_names, family_for, generation_config
+from chat_template_harness.outputs import matrix
 
 R, C = "Two plus two is four.", "4"
 THINKING = conversation.parse(

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import cli, golden, matrix
-from chat_template_harness.matrix import Cell
-from chat_template_harness.rules import Think
+from chat_template_harness import cli
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs import golden, matrix
+from chat_template_harness.outputs.matrix import Cell
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "goldens"

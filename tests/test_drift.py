@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import matrix
+from chat_template_harness.outputs import matrix
 
 REPO = Path(__file__).resolve().parents[1]
 QWEN3_CELLS = {c.id for c in matrix.cells(["qwen3-8b"])}

@@ -1,6 +1,6 @@
 """Family rules, each checked against the real template in the pack (CONTRACT.md's think-mode table and quirks).
 
-The expected strings below are copied from the contract, not from the rules files (harness/rules/builtin/), so a rule
+The expected strings below are copied from the contract, not from the rules files (harness/chat_template_harness/models/rules/builtin/), so a rule
 that drifts from the contract or from the template fails here.
 """
 
@@ -13,12 +13,13 @@ import pytest
 import time_machine
 import transformers
 
-from chat_template_harness import conversation, source
-from chat_template_harness.rules import NotApplicable, Think
-from chat_template_harness.rules.registry import families, family
-from chat_template_harness.render import render, served_prompt, template_messages
-from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
-from chat_template_harness.turns import plan_turns
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.render import render, served_prompt, template_messages
+from chat_template_harness.contract.sample import CellNotApplicable, preprocess, resolve_mode
+from chat_template_harness.contract.turns import plan_turns
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import NotApplicable, Think
+from chat_template_harness.models.rules.registry import families, family
 
 EOS_DS = "<｜end▁of▁sentence｜>"
 R, C = "Two plus two is four.", "4"

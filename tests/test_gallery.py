@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import gallery, golden, matrix, overview
-from chat_template_harness.matrix import Cell
-from chat_template_harness.rules import Think
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs import gallery, golden, matrix, overview
+from chat_template_harness.outputs.matrix import Cell
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -121,7 +121,7 @@ CONFORMANCE_SUBSET = {
 
 @pytest.fixture(scope="module")
 def conformance_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from chat_template_harness import conformance
+    from chat_template_harness.checking import conformance
 
     out = tmp_path_factory.mktemp("conformance-site")
     columns = conformance.run(matrix.cells(["qwen3-8b", "qwen2.5-7b"]), CONFORMANCE_SUBSET)
@@ -152,7 +152,7 @@ def test_the_conformance_page_links_each_failure_to_its_violations(conformance_s
 @pytest.mark.trl
 @pytest.mark.specforge
 def test_docs_conformance_md_is_current():
-    from chat_template_harness import conformance
+    from chat_template_harness.checking import conformance
 
     cells = matrix.cells()
     committed = (REPO / "docs" / "conformance.md").read_text("utf-8")

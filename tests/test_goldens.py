@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import golden as golden_format
-from chat_template_harness import matrix
-from chat_template_harness.matrix import Cell
-from chat_template_harness.snapshot import stale_goldens
+from chat_template_harness.outputs import golden as golden_format
+from chat_template_harness.outputs import matrix
+from chat_template_harness.outputs.matrix import Cell
+from chat_template_harness.outputs.snapshot import stale_goldens
 
 CELLS = matrix.cells()
 

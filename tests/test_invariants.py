@@ -11,15 +11,15 @@ import dataclasses
 
 import pytest
 
-from chat_template_harness import conversation
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.invariants import Invariant, check_determinism, check_samples
+from chat_template_harness.contract.sample import preprocess, resolve_mode
+from chat_template_harness.contract.tokens import encode
+from chat_template_harness.contract.turns import Kind, Piece, plan_turns
 from chat_template_harness.examples import naive
 from chat_template_harness.external import ExternalSample, request_for, run
-from chat_template_harness.rules import Think
-from chat_template_harness.rules.registry import family
-from chat_template_harness.invariants import Invariant, check_determinism, check_samples
-from chat_template_harness.sample import preprocess, resolve_mode
-from chat_template_harness.tokens import encode
-from chat_template_harness.turns import Kind, Piece, plan_turns
+from chat_template_harness.models.rules import Think
+from chat_template_harness.models.rules.registry import family
 
 
 def _cell(load, model: str, think: str, fixture: str):

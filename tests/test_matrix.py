@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from chat_template_harness import conversation, matrix, source
-from chat_template_harness.rules import Think
-from chat_template_harness.rules.registry import family
-from chat_template_harness.invariants import check_samples
-from chat_template_harness.matrix import Cell, Status
-from chat_template_harness.sample import CellNotApplicable, Policy, preprocess
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.invariants import check_samples
+from chat_template_harness.contract.sample import CellNotApplicable, Policy, preprocess
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import Think
+from chat_template_harness.models.rules.registry import family
+from chat_template_harness.outputs import matrix
+from chat_template_harness.outputs.matrix import Cell, Status
 
 CELLS = matrix.cells()
 APPLICABLE = [c for c in CELLS if matrix.na_reason(c) is None]

@@ -12,12 +12,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 
-from chat_template_harness import conversation, source
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.invariants import check_determinism, check_samples
+from chat_template_harness.contract.sample import CellNotApplicable, preprocess
 from chat_template_harness.errors import FixtureError
-from chat_template_harness.rules import NotApplicable, Think
-from chat_template_harness.rules.registry import family
-from chat_template_harness.invariants import check_determinism, check_samples
-from chat_template_harness.sample import CellNotApplicable, preprocess
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import NotApplicable, Think
+from chat_template_harness.models.rules.registry import family
 from tests.strategies import conversations
 
 PAIRS = [
@@ -57,7 +58,7 @@ def test_the_reference_obeys_the_contract_on_random_conversations(model: str, th
 
 
 def _round_trips(tokenizer, text: str) -> bool:
-    from chat_template_harness.tokens import decode, encode, normalized
+    from chat_template_harness.contract.tokens import decode, encode, normalized
 
     return decode(tokenizer, encode(tokenizer, text)[0]) == normalized(tokenizer, text)
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from chat_template_harness import conversation
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.invariants import Invariant, check_samples
+from chat_template_harness.contract.sample import CellNotApplicable, preprocess, resolve_mode
+from chat_template_harness.contract.tokens import encode
 from chat_template_harness.errors import FixtureError
 from chat_template_harness.external import ExternalSample
-from chat_template_harness.rules import Think
-from chat_template_harness.rules.registry import family
-from chat_template_harness.invariants import Invariant, check_samples
-from chat_template_harness.sample import CellNotApplicable, preprocess, resolve_mode
-from chat_template_harness.tokens import encode
+from chat_template_harness.models.rules import Think
+from chat_template_harness.models.rules.registry import family
 
 
 def _conv(messages):
@@ -78,7 +78,7 @@ def test_the_empty_think_pattern_leaves_the_replys_leading_spaces_alone(load):
     loaded, result, found = _violations(load, "qwen3-8b", "off", [{"role": "user", "content": "q"},
                                                                   {"role": "assistant", "content": "  Keep the spaces."}])
     assert found == []
-    from chat_template_harness.invariants import EMPTY_THINK
+    from chat_template_harness.contract.invariants import EMPTY_THINK
 
     text = "<think>\n\n</think>\n\n  Keep"
     assert [m.group() for m in EMPTY_THINK.finditer(text)] == ["<think>\n\n</think>"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat_template_harness import reportfile
+from chat_template_harness.outputs import reportfile
 
 
 def test_a_report_round_trips_its_header_and_body():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chat_template_harness import cli, source
-from chat_template_harness.rules import NotApplicable, Think
-from chat_template_harness.rules.registry import family
-from chat_template_harness.turns import Kind
+from chat_template_harness import cli
+from chat_template_harness.contract.turns import Kind
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import NotApplicable, Think
+from chat_template_harness.models.rules.registry import family
 
 pytestmark = pytest.mark.smoke
 

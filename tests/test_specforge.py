@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness import check, cli, matrix, reportfile
+from chat_template_harness import cli
+from chat_template_harness.checking import check
+from chat_template_harness.contract.invariants import Invariant
+from chat_template_harness.contract.sample import Policy
 from chat_template_harness.examples import specforge
 from chat_template_harness.external import load_callable
-from chat_template_harness.rules import Think
-from chat_template_harness.invariants import Invariant
-from chat_template_harness.matrix import Cell, Status
-from chat_template_harness.sample import Policy
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs import matrix, reportfile
+from chat_template_harness.outputs.matrix import Cell, Status
 
 pytestmark = [pytest.mark.specforge, pytest.mark.torch]
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +84,7 @@ def test_gpt_oss_writes_its_own_date_and_ends_replies_with_end_not_return():
 
 @pytest.mark.parametrize("template", list(specforge.TEMPLATES))
 def test_the_committed_specforge_report_is_current(template: str):
-    from chat_template_harness.report import check_markdown
+    from chat_template_harness.outputs.report import check_markdown
 
     spec = f"chat_template_harness.examples.specforge:{template.replace('-', '_')}"
     results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]

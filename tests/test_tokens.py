@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_template_harness import conversation, matrix, source, tokens
-from chat_template_harness.compare import first_difference
-from chat_template_harness.rules.registry import family_for
-from chat_template_harness.sample import CellNotApplicable, preprocess
+from chat_template_harness.contract import conversation, tokens
+from chat_template_harness.contract.compare import first_difference
+from chat_template_harness.contract.sample import CellNotApplicable, preprocess
+from chat_template_harness.models import source
+from chat_template_harness.models.rules.registry import family_for
+from chat_template_harness.outputs import matrix
 
 ODD_TEXTS = [
     "",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chat_template_harness import conversation, matrix, source, turns
-from chat_template_harness.rules.registry import family_for
-from chat_template_harness.sample import CellNotApplicable, resolve_mode
+from chat_template_harness.contract import conversation, turns
+from chat_template_harness.contract.sample import CellNotApplicable, resolve_mode
+from chat_template_harness.models import source
+from chat_template_harness.models.rules.registry import family_for
+from chat_template_harness.outputs import matrix
 
 
 @pytest.mark.parametrize("model", list(source.builtin_registry()))

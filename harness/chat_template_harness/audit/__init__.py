@@ -1,0 +1,48 @@
+"""`cth audit`: a whole training dataset checked row by row, streaming, on every core or on a Ray cluster.
+
+The flow, one module per stage: rows (read a JSONL/Parquet file or a hub dataset with Hugging Face
+`datasets`, streaming; every row keeps its 1-based number) -> row (the per-row function both
+engines call: parse, reference preprocessor, invariants, the user's preprocessor) -> engines (local
+processes or Ray Data) -> summary (counts, examples, table, JSON, Markdown). `generate` writes
+realistic test and bench data. A bad row is counted with its reason and row number, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import islice
+
+from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.audit.summary import Summary
+from chat_template_harness.errors import HarnessError
+
+
+def audit(
+    source: str,
+    settings: Settings,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    limit: int | None = None,
+    revision: str | None = None,
+    progress: Callable[[RowOutcome], None] | None = None,
+) -> Summary:
+    """Stream `source` through the per-row function on `engine`; the summary of every row."""
+    from chat_template_harness.audit import engines, rows
+    from chat_template_harness.audit.row import context
+
+    context(settings)  # load the tokenizer and the plug-in once here: their errors are the user's, not a row's
+    stream = rows.read(source, revision=revision)
+    if limit is not None:
+        stream = islice(stream, limit)
+    summary = Summary(settings, source)
+    for outcome in engines.ENGINES[engine](settings, stream, workers):
+        summary.add(outcome)
+        if progress is not None:
+            progress(outcome)
+    if summary.total == 0:
+        raise HarnessError(f"{source} has no rows", "point at a dataset with at least one conversation")
+    if summary.usable == 0:
+        reasons = ", ".join(f"{r} ({n})" for r, n in summary.rejected.most_common(3))
+        raise HarnessError(f"no readable row in {source}: {reasons}", "check the file's format (see `cth audit --help`)")
+    return summary

@@ -1,0 +1,185 @@
+"""The audit's summary: counts per reason, kind and invariant, with example row numbers; table, JSON, Markdown.
+
+JSON schema (`--json FILE`), version 1:
+{"schema": 1, "source", "model", "think", "policy", "preprocessor" (or null),
+ "rows": {"total", "usable", "rejected", "not_applicable"},
+ "rejected": {reason: {"rows": n, "examples": [{"row", "detail"}]}},
+ "reference": {"samples", "tokens": {kind: n}, "rows_with_reasoning_dropped", "rows_with_whitespace_dropped",
+               "rows_violating": n},
+ "preprocessor": {"rows_checked", "rows_wrong", "rows_errored", "rows_unsupported",
+                  "violations": {invariant number: rows}, "wrong_tokens": {kind: n},
+                  "wrong_tokens_rows": {kind: rows}, "worst": [{"row", "wrong_tokens", "detail"}]} or null}
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.contract.invariants import Invariant
+
+EXAMPLES = 5
+WORST = 10
+TITLES = {str(i.number): i.title for i in Invariant} | {"error": "the preprocessor raised"}
+# what a wrongly trained token is, in words (token_roles' kinds)
+WRONG = {
+    "empty_think": "empty think block",
+    "injected": "template-injected text (role header, opener, text after the stop token)",
+    "prompt": "text not after its served prompt (a reply after a history the server never sends, or prompt text)",
+}
+
+
+@dataclass
+class Summary:
+    settings: Settings
+    source: str
+    total: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    samples: int = 0
+    tokens: Counter[str] = field(default_factory=Counter)
+    reasoning_dropped: int = 0
+    whitespace_dropped: int = 0
+    reference_violating: int = 0
+    checked: int = 0
+    wrong_rows: int = 0
+    errored: int = 0
+    unsupported: int = 0
+    violations: Counter[str] = field(default_factory=Counter)
+    wrong_tokens: Counter[str] = field(default_factory=Counter)
+    wrong_token_rows: Counter[str] = field(default_factory=Counter)
+    worst: list[tuple[int, int, str]] = field(default_factory=list)  # heap of (wrong tokens, -row, detail)
+
+    def add(self, out: RowOutcome) -> None:
+        self.total += 1
+        if out.rejected:
+            self.rejected[out.rejected] += 1
+            examples = self.examples.setdefault(out.rejected, [])
+            if len(examples) < EXAMPLES:
+                examples.append((out.row, out.detail))
+            return
+        self.samples += out.samples
+        self.tokens.update(out.tokens)
+        self.reasoning_dropped += out.reasoning_dropped
+        self.whitespace_dropped += out.whitespace_dropped
+        self.reference_violating += bool(out.reference_violations)
+        if self.settings.preprocessor is None:
+            return
+        if out.plugin_error.startswith("unsupported"):
+            self.unsupported += 1
+            return
+        self.checked += 1
+        self.errored += bool(out.plugin_error)
+        if out.violations:
+            self.wrong_rows += 1
+            self.violations.update({k: 1 for k in out.violations})
+            self.wrong_tokens.update(out.wrong_tokens)
+            self.wrong_token_rows.update({k: 1 for k in out.wrong_tokens})
+            entry = (sum(out.wrong_tokens.values()), -out.row, out.plugin_error or out.detail)
+            (heapq.heappush if len(self.worst) < WORST else heapq.heappushpop)(self.worst, entry)
+
+    @property
+    def not_applicable(self) -> int:
+        return self.rejected.get("not applicable to this model and mode", 0)
+
+    @property
+    def usable(self) -> int:
+        return self.total - sum(self.rejected.values())
+
+    @property
+    def failed(self) -> bool:
+        return self.wrong_rows > 0 or self.reference_violating > 0
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.settings
+        plugin = None
+        if s.preprocessor:
+            plugin = {
+                "rows_checked": self.checked, "rows_wrong": self.wrong_rows, "rows_errored": self.errored,
+                "rows_unsupported": self.unsupported, "violations": dict(sorted(self.violations.items())),
+                "wrong_tokens": dict(self.wrong_tokens), "wrong_tokens_rows": dict(self.wrong_token_rows),
+                "worst": [{"row": -r, "wrong_tokens": n, "detail": d} for n, r, d in sorted(self.worst, reverse=True)],
+            }
+        return {
+            "schema": 1, "source": self.source, "model": s.model, "think": s.think, "policy": s.policy,
+            "preprocessor": s.preprocessor,
+            "rows": {"total": self.total, "usable": self.usable, "rejected": sum(self.rejected.values()),
+                     "not_applicable": self.not_applicable},
+            "rejected": {k: {"rows": n, "examples": [{"row": r, "detail": d} for r, d in sorted(self.examples[k])]}
+                         for k, n in self.rejected.most_common()},
+            "reference": {"samples": self.samples, "tokens": dict(self.tokens),
+                          "rows_with_reasoning_dropped": self.reasoning_dropped,
+                          "rows_with_whitespace_dropped": self.whitespace_dropped,
+                          "rows_violating": self.reference_violating},
+            "preprocessor": plugin,
+        }
+
+    def lines(self) -> list[str]:
+        """The report as Markdown lines (the terminal shows the same, through rich)."""
+        j, s = self.to_json(), self.settings
+        rows = j["rows"]
+        out = [
+            f"## cth audit: `{self.source}` with `{s.model}` think-{s.think}",
+            "",
+            f"{rows['total']} rows: {rows['usable']} usable, {rows['rejected']} rejected.",
+            "",
+        ]
+        if self.rejected:
+            out += ["| rejected because | rows | example rows |", "|---|---|---|"]
+            for reason, info in j["rejected"].items():
+                rows_ = ", ".join(str(e["row"]) for e in info["examples"])
+                out.append(f"| {reason} | {info['rows']} | {rows_} |")
+            out.append("")
+        ref = j["reference"]
+        usable = max(self.usable, 1)
+        out += [
+            f"What a correct preprocessor trains (policy `{s.policy}`): {ref['samples']} samples "
+            f"({ref['samples'] / usable:.2f} per conversation).",
+            "",
+            "| token kind | tokens | trained |",
+            "|---|---|---|",
+        ]
+        for kind in ("prompt", "injected", "empty_think", "reasoning", "content", "stop"):
+            trained = "yes" if kind in ("reasoning", "content", "stop") else "no"
+            out.append(f"| {kind} | {self.tokens.get(kind, 0):,} | {trained} |")
+        out += [
+            "",
+            f"Rows whose reasoning is dropped (the mode does not think): {self.reasoning_dropped}; rows whose "
+            f"reply's leading whitespace is dropped at the prompt edge: {self.whitespace_dropped}; rows where the "
+            f"reference itself breaks the contract (a harness bug): {self.reference_violating}.",
+            "",
+        ]
+        if s.preprocessor:
+            out += self._plugin_lines(j["preprocessor"])
+        return out
+
+    def _plugin_lines(self, p: dict[str, Any]) -> list[str]:
+        checked = max(p["rows_checked"], 1)
+        out = [
+            f"### `{self.settings.preprocessor}`",
+            "",
+            f"{p['rows_wrong']} of {p['rows_checked']} rows break the contract ({p['rows_wrong'] / checked:.0%}); "
+            f"{p['rows_errored']} raised; {p['rows_unsupported']} unsupported.",
+            "",
+            "| invariant | rows |",
+            "|---|---|",
+            *(f"| {k} {TITLES.get(k, '')} | {n} |" for k, n in p["violations"].items()),
+            "",
+        ]
+        if p["wrong_tokens"]:
+            out += ["| trained, never generated | tokens | rows |", "|---|---|---|"]
+            for kind, n in sorted(p["wrong_tokens"].items(), key=lambda kv: -kv[1]):
+                rows = p["wrong_tokens_rows"][kind]
+                out.append(f"| {WRONG.get(kind, kind)} | {n:,} | {rows} ({rows / checked:.0%}) |")
+            out.append("")
+        if p["worst"]:
+            out += ["Worst rows (most wrongly trained tokens):", ""]
+            out += [f"- row {w['row']}: {w['wrong_tokens']} tokens; {w['detail']}" for w in p["worst"]]
+            out.append("")
+        return out
+
+    def markdown(self) -> str:
+        return "\n".join(self.lines()) + "\n"

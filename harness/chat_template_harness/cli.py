@@ -1,0 +1,550 @@
+"""`cth`: the command line. Each command is a thin wrapper over the package's functions.
+
+Bad input and environment problems print one line, `error: <what>; fix: <how>`, and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.sample import Policy, preprocess, resolve_mode
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import NotApplicable, Think
+from chat_template_harness.models.rules.registry import family_for
+from chat_template_harness.outputs import matrix
+
+Command = Callable[[argparse.Namespace, Console], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
+    return source.absolute(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
+
+
+def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
+    """The goldens directory: --goldens if given (it must exist), else [tool.cth] goldens, else ./goldens."""
+    from chat_template_harness.models import userconfig
+
+    if args.goldens is None and userconfig.goldens_dir() is not None:
+        args.goldens = str(userconfig.goldens_dir())
+    if args.goldens is None:
+        default = Path("goldens")
+        if default.is_dir() or not required:
+            return default if default.is_dir() else None
+        raise HarnessError("no goldens directory ./goldens here", "run from the repository root, or pass --goldens DIR")
+    given = Path(args.goldens)
+    if not given.is_dir():
+        raise HarnessError(f"--goldens {args.goldens}: no such directory", "check the path (it is the folder holding <model>/think-<t>/*.golden)")
+    return given
+
+
+def _user_goldens(args: argparse.Namespace) -> Path:
+    """Where `--update-goldens` writes: --goldens DIR, else [tool.cth] goldens (a user's models live in their repo)."""
+    from chat_template_harness.models import userconfig
+
+    if os.environ.get("CI"):
+        raise HarnessError("goldens are never written when CI is set", "run `cth matrix --update-goldens` locally and commit them")
+    root = Path(args.goldens) if args.goldens else userconfig.goldens_dir()
+    if root is None:
+        raise HarnessError("--update-goldens needs a place for them", "pass --goldens DIR (or set goldens = \"DIR\" under [tool.cth])")
+    return root
+
+
+def _golden_root(args: argparse.Namespace, result: matrix.CellResult) -> Path | None:
+    """The goldens a cell is compared with: --goldens; a user's model: [tool.cth] goldens; a built-in: ./goldens."""
+    from chat_template_harness.models import userconfig
+
+    if args.goldens:
+        return _goldens(args)
+    if not source.get_model(result.cell.model).builtin:
+        return userconfig.goldens_dir()
+    return _goldens(args, required=False)
+
+
+def _compared(args: argparse.Namespace, result: matrix.CellResult) -> matrix.CellResult:
+    from chat_template_harness.outputs import golden
+
+    root = _golden_root(args, result)
+    return result if root is None else _with_golden(result, golden.check(result, root))
+
+
+def _write(path: str, text: str) -> None:
+    """Write a report the user asked for; a path that cannot be written is an input error, not a traceback."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise HarnessError(f"cannot write {path}: directory {target.parent} does not exist", f"create it (mkdir -p {target.parent}) or pick another path")
+    if target.is_dir():
+        raise HarnessError(f"cannot write {path}: it is a directory", "give a file name, e.g. report.md")
+    try:
+        target.write_text(text, "utf-8")
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path} ({exc.strerror})", "pick a writable path") from exc
+
+
+def _allow_drift(args: argparse.Namespace) -> bool:
+    return bool(args.allow_drift or os.environ.get("CTH_ALLOW_DRIFT"))
+
+
+def _selected(args: argparse.Namespace) -> list[matrix.Cell]:
+    return matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+
+
+def _cell(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    spec = source.get_model(args.model)
+    conv = conversation.load(args.fixture)
+    think = Think(args.think)
+    fam = family_for(spec)
+    resolve_mode(fam, think, conv)  # N/A cells stop here with their reason
+    loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=_allow_drift(args))
+    return loaded, preprocess(loaded.tokenizer, conv, fam, think, Policy(args.policy)), conv
+
+
+@command("models")
+def cmd_models(args: argparse.Namespace, console: Console) -> int:
+    """Registered tokenizers with their pins and whether the local files match them."""
+    base = _tokenizers_dir(args)
+    table = Table(title=f"tokenizers ({'pack: ' + str(base) if base else 'hub cache'})", title_justify="left")
+    for column in ("model", "hub id", "revision", "family", "think on", "think off", "files", "provenance"):
+        table.add_column(column)
+    for spec in source.registry().values():
+        fam = family_for(spec)
+        try:
+            directory, origin = source.locate(spec, base, download=False)
+            _, drift = source.verify(spec, directory, origin)
+            files = "all sha256 match" if not drift else "; ".join(d.describe() for d in drift)
+        except HarnessError as exc:
+            files = f"not available ({exc.message})"
+        statuses = sorted({f.status.split(" (")[0] for f in spec.files})
+        table.add_row(
+            spec.name,
+            spec.hub_repo,
+            (spec.revision or "unpinned")[:12],
+            fam.title,
+            "N/A" if isinstance(fam.on, NotApplicable) else "yes",
+            "N/A" if isinstance(fam.off, NotApplicable) else "yes",
+            files,
+            ", ".join(statuses),
+        )
+    console.print(table)
+    extra = source.unregistered_folders(base) if base is not None else []
+    if extra:
+        console.print(
+            f"not registered (no cells by default; `cth derive {base}/<folder>` reads their rules, and any command "
+            f"takes the folder as MODEL): {', '.join(extra)}",
+            markup=False,
+        )
+    return 0
+
+
+@command("derive")
+def cmd_derive(args: argparse.Namespace, console: Console) -> int:
+    """Read a model's family rules off its own chat template, with the renders each rule was read from."""
+    from chat_template_harness.models.rules import derive, files
+    from chat_template_harness.models.rules.registry import generation_config, registered_rules
+
+    spec = source.get_model(f"{args.model}@{args.revision}" if args.revision else args.model)
+    loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=True)
+    if not loaded.tokenizer.chat_template:
+        raise HarnessError(f"{spec.name} has no chat template", "give a tokenizer whose tokenizer_config.json (or chat_template.jinja) has one")
+    eos = derive.eos_tokens(loaded.tokenizer, generation_config(spec, loaded.tokenizer))
+    found = derive.derive(loaded.tokenizer, spec.name, eos)
+    table = Table(title=f"rules read off {spec.name}'s template ({loaded.directory})", title_justify="left")
+    for column in ("rule", "value", "read from"):
+        table.add_column(column, overflow="fold")
+    for f in found.findings:
+        table.add_row(f.rule, repr(f.value) if f.decided else "UNDECIDED", f.evidence + (f" [{f.note}]" if f.note else ""))
+    console.print(table)
+    for f in found.undecided:
+        console.print(f"undecided: {f.rule}; fix: {f.note}", markup=False)
+    shipped = registered_rules(spec)
+    family = found.family if shipped is None else derive.reviewed(found.family, shipped)
+    console.print(files.dumps(family), markup=False, soft_wrap=True)
+    unexplained = []
+    if shipped is not None:
+        diffs = derive.differences(found.family, shipped)
+        for d in diffs:
+            why = f"kept by hand: {d.why}" if d.why else "NOT EXPLAINED: fix the rules file or add the reason under [reviewed]"
+            console.print(f"differs from the registered rules: {d.rule}: derived {d.derived!r}, registered {d.shipped!r} ({why})", markup=False, soft_wrap=True)
+        unexplained = [d for d in diffs if not d.why]
+        console.print(
+            f"registered rules for {spec.name}: "
+            + ("equal to the derived ones" if not diffs else f"{len(diffs) - len(unexplained)} explained difference(s), {len(unexplained)} unexplained"),
+            markup=False,
+        )
+    if args.write:
+        _write(args.write, files.dumps(family, header=f"Rules for {spec.name}, derived by `cth derive` from {spec.hub_repo}; review before use."))
+        console.print(f"wrote {args.write}", markup=False)
+    return 1 if unexplained or found.undecided else 0
+
+
+@command("show")
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    """Terminal view of a cell: trained spans coloured, whitespace visible, the turn report."""
+    from chat_template_harness.outputs.view import show
+
+    loaded, result, conv = _cell(args)
+    show(console, f"{loaded.spec.name} · think {args.think} · {conv.name} ({loaded.spec.hub_repo}, {loaded.origin})", result)
+    return 0
+
+
+@command("render")
+def cmd_render(args: argparse.Namespace, console: Console) -> int:
+    """Machine-readable samples: a JSON list of {text, input_ids, loss_mask}."""
+    _, result, _ = _cell(args)
+    samples = [
+        {"text": s.text, "input_ids": list(s.input_ids), "loss_mask": list(s.loss_mask), "turns": list(s.turns)}
+        for s in result.samples
+    ]
+    sys.stdout.write(json.dumps(samples, ensure_ascii=False, indent=None if args.json else 2) + "\n")
+    return 0
+
+
+@command("matrix")
+def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
+    """Every model x think mode x fixture: pass, fail or N/A (with the reason)."""
+    from chat_template_harness.outputs import golden, report
+
+    selected = _selected(args)
+    results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
+    builtin = set(conversation.fixture_names())  # a user's own conversation file has no golden
+    if args.update_goldens:
+        root = _user_goldens(args)
+        for r in results:
+            if r.cell.fixture in builtin and r.status is not matrix.Status.FAIL:
+                path = golden.path_for(root, r.cell)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(golden.render(r), "utf-8")
+        console.print(f"wrote the goldens of {len(results)} cell(s) under {root}", markup=False)
+    else:
+        results = [_compared(args, r) if r.cell.fixture in builtin else r for r in results]
+    console.print(report.matrix_table(results))
+    console.print(report.summary_line(results))
+    if args.markdown:
+        _write(args.markdown, report.matrix_markdown(results))
+    return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
+
+
+@command("smoke")
+def cmd_smoke(args: argparse.Namespace, console: Console) -> int:
+    """Tiny training step: exits 1 when gradient reaches a position that must not be trained."""
+    from chat_template_harness.smoke import report_lines, run_smoke
+
+    result = run_smoke(
+        args.model,
+        Think(args.think),
+        device=args.device,
+        preprocessor=args.preprocessor,
+        steps=args.steps,
+        tokenizers_dir=_tokenizers_dir(args),
+    )
+    for line in report_lines(result):
+        console.print(line, markup=False)
+    return 0 if result.ok else 1
+
+
+@command("check")
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    """Check your preprocessor (MODULE:CALLABLE) on every cell: invariants 1-6 and a comparison with the reference."""
+    from chat_template_harness import external
+    from chat_template_harness.checking import baseline, check
+    from chat_template_harness.outputs import report
+
+    plugin = external.load_callable(args.preprocessor)
+    allow = baseline.parse_allowances(args.allow)
+    listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else frozenset()
+    selected = _selected(args)
+    results = []
+    for cell in selected:
+        result = check.check_cell(
+            plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy),
+            timeout=args.timeout, system_prompt=args.system_prompt, allow=allow,
+        )
+        results.append(result)
+        _print_check(console, result, known=cell.id in listed, verbose=args.verbose)
+    console.print(report.summary_line(results, failures=False))
+    if args.markdown:
+        _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
+    failing = [r.cell.id for r in results if r.status is matrix.Status.FAIL]
+    if args.update_baseline:
+        if not args.baseline:
+            raise HarnessError("--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt")
+        baseline.write(args.baseline, args.preprocessor, failing)
+        console.print(f"baseline: {len(failing)} failing cell(s) written to {args.baseline}", markup=False)
+        return 0
+    if not args.baseline:
+        return 1 if failing else 0
+    verdict = baseline.compare(failing, [r.cell.id for r in results if r.status is matrix.Status.PASS], listed)
+    console.print(
+        f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, {len(verdict.stale)} stale",
+        markup=False,
+    )
+    for cell_id in verdict.stale:
+        console.print(f"  stale: {cell_id} passes now; remove it from the baseline (or --update-baseline)", markup=False)
+    for cell_id in verdict.new:
+        console.print(f"  new failure: {cell_id}", markup=False)
+    return 0 if verdict.ok else 1
+
+
+def _print_check(console: Console, result, *, known: bool, verbose: bool) -> None:  # type: ignore[no-untyped-def]
+    from chat_template_harness.checking import check
+
+    if result.status is matrix.Status.NA:
+        return
+    failed = result.status is matrix.Status.FAIL
+    label = "KNOWN" if failed and known else result.status.value.upper()
+    style = "yellow" if failed and known else "bold red" if failed else "green"
+    console.print(f"[{style}]{label:<4}[/] {result.cell.id}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
+    if failed or (verbose and result.allowed):
+        for line in check.report_lines(result, verbose=verbose):
+            console.print("  " + line.replace("\n", "\n  "), markup=False)
+
+
+@command("audit")
+def cmd_audit(args: argparse.Namespace, console: Console) -> int:
+    """Audit a whole dataset (JSONL, Parquet, hub id): rejected rows by reason, what is trained, what your preprocessor gets wrong."""
+    import json as _json
+
+    from rich.markdown import Markdown
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from chat_template_harness.audit import audit
+    from chat_template_harness.audit.row import Settings
+
+    spec = source.get_model(args.model)
+    mode = family_for(spec).mode(Think(args.think))
+    if isinstance(mode, NotApplicable):
+        raise HarnessError(f"{spec.name} think-{args.think} is N/A: {mode.reason}", "choose the other think mode")
+    if args.preprocessor:
+        from chat_template_harness import external
+
+        external.load_callable(args.preprocessor)  # a broken plug-in is one error before any row is read
+    settings = Settings(
+        spec.name, args.think, args.policy, args.preprocessor,
+        str(_tokenizers_dir(args)) if _tokenizers_dir(args) else None, _allow_drift(args),
+    )
+    stderr = Console(stderr=True)
+    columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, disable=not stderr.is_terminal, transient=True) as bar:
+        task = bar.add_task("audit", total=args.limit, rate="-")
+        started = time.perf_counter()
+
+        def tick(_: object) -> None:
+            done = bar.tasks[0].completed + 1
+            bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
+
+        summary = audit(args.path, settings, engine=args.engine, workers=args.workers, limit=args.limit,
+                        revision=args.revision, progress=tick)
+    console.print(Markdown(summary.markdown()))
+    if args.json:
+        _write(args.json, _json.dumps(summary.to_json(), ensure_ascii=False, indent=2) + "\n")
+    if args.markdown:
+        _write(args.markdown, summary.markdown())
+    if summary.failed or (args.strict and summary.rejected):
+        return 1
+    return 0
+
+
+@command("diff")
+def cmd_diff(args: argparse.Namespace, console: Console) -> int:
+    """Re-render every cell here (or with --tokenizers-dir) against the goldens: what changed, and why."""
+    from chat_template_harness.outputs import drift
+
+    selected = _selected(args)
+    diffs = drift.diff_all(selected, _goldens(args), _tokenizers_dir(args))
+    for d in diffs:
+        if not d.changed:
+            continue
+        console.print(f"[bold red]{d.status.upper()}[/] {d.cell.id}")
+        for line in (*(f"cause: {c}" for c in d.causes), d.first_token, d.mask, *d.text_diff):
+            if line:
+                console.print(f"  {line}", markup=False)
+    for line in drift.summary(diffs):
+        console.print(line, markup=False)
+    if args.markdown:
+        base = _tokenizers_dir(args)
+        context = (
+            f"Goldens in `{args.goldens or 'goldens'}` against this environment's libraries (versions in the header); "
+            f"tokenizer files from {'the pinned hub revisions' if base is None else 'a local pack'}."
+        )
+        _write(args.markdown, drift.markdown(diffs, context))
+    return 1 if any(d.changed for d in diffs) else 0
+
+
+@command("gallery")
+def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
+    """Build the static HTML gallery from the committed goldens (and optionally the Markdown overview)."""
+    from chat_template_harness.outputs import gallery, overview
+
+    out = Path(args.out)
+    columns = []
+    if args.conformance:
+        from chat_template_harness.checking import conformance
+
+        console.print("conformance: running every preprocessor on every cell …", markup=False)
+        columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args))
+    results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns)
+    if args.conformance:
+        _write(args.conformance, conformance.markdown(columns, [r.cell for r in results]))
+        console.print(f"conformance -> {out / 'conformance.html'}, {args.conformance}", markup=False)
+    console.print(f"gallery: {len(results)} cells -> {out / 'index.html'}", markup=False)
+    if args.markdown:
+        _write(args.markdown, overview.templates_markdown(results))
+        console.print(f"overview -> {args.markdown}", markup=False)
+    return 0
+
+
+def _with_golden(result: matrix.CellResult, problem: str | None) -> matrix.CellResult:
+    if problem is None or result.status is matrix.Status.FAIL:
+        return result
+    return dataclasses.replace(result, status=matrix.Status.FAIL, reason=problem)
+
+
+def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="short name (qwen3-8b) or hub id (Qwen/Qwen3-8B)")
+    parser.add_argument("fixture", help="built-in fixture name or path to a JSON conversation")
+    parser.add_argument("--think", choices=[t.value for t in Think], required=True)
+    parser.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a number above zero, else the usual one-line usage error (exit 2)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    from chat_template_harness import __version__
+
+    top = argparse.ArgumentParser(prog="cth", description="chat-template harness: what each template trains")
+    top.add_argument("--version", action="version", version=f"cth (chat-template-harness) {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tokenizers-dir", help="local tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)")
+    common.add_argument("--allow-drift", action="store_true", help="load tokenizers whose files differ from the pins")
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument("--model", action="append", help="only this model (repeatable)")
+    selection.add_argument("--think", action="append", default=[], choices=[t.value for t in Think])
+    selection.add_argument("--fixture", action="append", help="only this fixture (repeatable)")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("models", parents=[common], help=cmd_models.__doc__)
+    derive_p = sub.add_parser("derive", parents=[common], help=cmd_derive.__doc__)
+    derive_p.add_argument("model", metavar="MODEL", help="a tokenizer folder, a hub id (org/name), or a registered model")
+    derive_p.add_argument("--revision", help="the hub revision (commit) of an org/name hub id")
+    derive_p.add_argument("--write", metavar="FILE", help="save the rules as a readable TOML rules file")
+    show_p = sub.add_parser("show", parents=[common], help=cmd_show.__doc__)
+    _add_cell_arguments(show_p)
+    render_p = sub.add_parser("render", parents=[common], help=cmd_render.__doc__)
+    _add_cell_arguments(render_p)
+    render_p.add_argument("--json", action="store_true", help="one compact JSON line")
+    matrix_p = sub.add_parser("matrix", parents=[common, selection], help=cmd_matrix.__doc__)
+    matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
+    matrix_p.add_argument(
+        "--goldens", default=None,
+        help="compare with these goldens (default: ./goldens for built-in models, [tool.cth] goldens for yours)",
+    )
+    matrix_p.add_argument(
+        "--update-goldens", action="store_true",
+        help="write the goldens of the selected cells (your models' goldens, kept in your repo) under --goldens DIR",
+    )
+    check_p = sub.add_parser("check", parents=[common, selection], help=cmd_check.__doc__)
+    check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
+    check_p.add_argument(
+        "--policy", choices=[p.value for p in Policy], default=Policy.LAST.value,
+        help="last: the final turn must be trained (default); all: every assistant turn must be",
+    )
+    check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
+    check_p.add_argument(
+        "--system-prompt", metavar="TEXT",
+        help="the default system prompt your server adds to conversations that have none: served prompts include it",
+    )
+    check_p.add_argument(
+        "--allow", action="append", default=[], metavar="NAME",
+        help="accept a named deviation, reported as allowed (trailer: the template's text after the stop token)",
+    )
+    check_p.add_argument("--baseline", metavar="FILE", help="cells known to fail: only new failures and stale entries fail")
+    check_p.add_argument("--update-baseline", action="store_true", help="write the cells that fail now to --baseline FILE")
+    check_p.add_argument("--verbose", action="store_true", help="show every trained run in full")
+    check_p.add_argument(
+        "--timeout", type=_positive(float), default=60.0, metavar="SECONDS",
+        help="a cell whose preprocessor call takes longer fails, named in the report, and the run goes on (default 60)",
+    )
+    audit_p = sub.add_parser("audit", parents=[common], help=cmd_audit.__doc__)
+    audit_p.add_argument("path", help="a .jsonl or .parquet file, or a hub dataset id (with --revision)")
+    audit_p.add_argument("--model", required=True, help="short name or hub id of the tokenizer to audit for")
+    audit_p.add_argument("--think", choices=[t.value for t in Think], required=True)
+    audit_p.add_argument("--preprocessor", metavar="MODULE:CALLABLE", help="also check your preprocessor on every row")
+    audit_p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
+    audit_p.add_argument("--limit", type=_positive(int), help="only the first N rows")
+    audit_p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, help="processes (default: every core)")
+    audit_p.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: Ray Data on $RAY_ADDRESS (else a local Ray)")
+    audit_p.add_argument("--revision", help="the hub dataset's revision")
+    audit_p.add_argument("--json", metavar="FILE", help="the machine-readable report (schema in harness/chat_template_harness/audit/summary.py)")
+    audit_p.add_argument("--markdown", metavar="FILE", help="the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    audit_p.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected, too")
+    diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
+    diff_p.add_argument("--goldens", default=None, help="the goldens to compare with (default: ./goldens)")
+    diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
+    gallery_p = sub.add_parser("gallery", parents=[common], help=cmd_gallery.__doc__)
+    gallery_p.add_argument("--out", required=True, help="directory for the site (index.html and pages)")
+    gallery_p.add_argument("--goldens", default=None, help="the committed goldens (default: ./goldens)")
+    gallery_p.add_argument("--markdown", metavar="FILE", help="also write the overview, e.g. docs/templates.md")
+    gallery_p.add_argument(
+        "--conformance", metavar="FILE",
+        help="also run every worked preprocessor (reference, naive, TRL, SpecForge) on every cell: conformance.html "
+        "and this Markdown table, e.g. docs/conformance.md",
+    )
+    smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)
+    smoke_p.add_argument("model")
+    smoke_p.add_argument("--think", choices=[t.value for t in Think], required=True)
+    smoke_p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if present, else cpu")
+    smoke_p.add_argument(
+        "--preprocessor", default="reference", help="reference (default), naive (the worked wrong example) or MODULE:CALLABLE"
+    )
+    smoke_p.add_argument("--steps", type=_positive(int), default=3, help="AdamW steps after the checked one (default 3)")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    source.pin_env_tokenizers_dir()
+    # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    console = Console(highlight=False, width=width)
+    try:
+        return COMMANDS[args.command](args, console)
+    except HarnessError as exc:
+        Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,499 @@
+"""The contract's six invariants, as checks that work on any preprocessor's output.
+
+A sample is judged from its `input_ids` and `loss_mask` alone (its `text`, where it has one, is
+compared too), against the reference turn plans of the same cell: served prompts and generated
+spans computed from the real template, independently of how the sample was built.
+
+Each check returns readable Violations (invariant, sample, turn, token positions, the tokens
+themselves); an empty list means the sample set obeys the contract.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Protocol
+
+import time_machine
+
+from chat_template_harness.contract.compare import first_difference
+from chat_template_harness.contract.tokens import decode, encode, normalized, token_strings
+from chat_template_harness.contract.turns import Kind, TurnPlan
+
+MAX_SHOWN = 10
+# A think block with nothing but whitespace inside, in any template's spelling: `<think>\n\n</think>\n\n`,
+# or a bare `</think>` right after a tag (V3.1's `<｜Assistant｜></think>`, QwQ/R1 after a `<think>\n` opener).
+# Only the block itself: what follows it (Qwen's `\n\n`) is placed by the reference's layout, since a
+# reply's own leading whitespace (V3.1 writes none between `</think>` and the reply) is never part of it.
+EMPTY_THINK = re.compile(
+    r"<think>\s*</think>"  # Qwen3, Nemotron, QwQ/R1 after their `<think>\n` opener, whitespace-only reasoning
+    r"|(?<=<｜Assistant｜>)</think>"  # DeepSeek-V3.1 think-off, and every past turn
+    r"|<\|channel\|>analysis<\|message\|>\s*<\|end\|>"  # gpt-oss: an analysis channel with nothing in it
+)
+
+
+class Invariant(Enum):
+    REPLAY = (1, "inference replay")
+    NO_INJECTED_LOSS = (2, "no empty-think / injected-token loss")
+    COMPLETE = (3, "complete supervision")
+    WHOLE_STRING = (4, "whole-string tokenization")
+    NO_STRADDLE = (5, "no straddling token")
+    DETERMINISM = (6, "determinism")
+
+    @property
+    def number(self) -> int:
+        return self.value[0]
+
+    @property
+    def title(self) -> str:
+        return self.value[1]
+
+
+class SampleLike(Protocol):
+    @property
+    def input_ids(self) -> Sequence[int]: ...
+
+    @property
+    def loss_mask(self) -> Sequence[int]: ...
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: Invariant
+    detail: str
+    sample: int | None = None
+    turn: int | None = None
+    positions: tuple[int, ...] = ()
+    tokens: tuple[str, ...] = ()
+
+    def format(self) -> str:
+        where = " ".join(
+            part
+            for part in (
+                f"sample {self.sample}" if self.sample is not None else "",
+                f"turn {self.turn}" if self.turn is not None else "",
+            )
+            if part
+        )
+        head = f"[{self.invariant.number} {self.invariant.title}]" + (f" {where}:" if where else "")
+        line = f"{head} {self.detail}"
+        if self.positions and not self.tokens:
+            line += f"\n    from position {self.positions[0]}"
+        elif self.positions:
+            shown = ", ".join(f"{p}:{t!r}" for p, t in zip(self.positions[:MAX_SHOWN], self.tokens[:MAX_SHOWN], strict=False))
+            more = f" … (+{len(self.positions) - MAX_SHOWN})" if len(self.positions) > MAX_SHOWN else ""
+            line += f"\n    tokens {shown}{more}"
+        return line
+
+
+@dataclass(frozen=True)
+class _Region:
+    turn: int
+    kind: Kind
+    start: int
+    end: int
+    label: str = ""  # what the template wrote there, for injected regions
+
+
+def check_samples(
+    tokenizer: Any,
+    plans: Sequence[TurnPlan],
+    samples: Sequence[SampleLike],
+    *,
+    required_turns: Iterable[int] | None = None,
+) -> list[Violation]:
+    """Invariants 1-5 over one cell's samples. `required_turns`: turns that must be trained (default: all)."""
+    violations: list[Violation] = []
+    trained_turns: set[int] = set()
+    plans = _as_tokenized(tokenizer, plans)
+    for index, sample in enumerate(samples):
+        found, turns = _check_one(tokenizer, plans, sample, index)
+        violations += found
+        trained_turns |= turns
+    required = set(required_turns) if required_turns is not None else {p.turn for p in plans}
+    for turn in sorted(required - trained_turns):
+        violations.append(
+            Violation(
+                Invariant.COMPLETE,
+                f"turn {turn} (message {plans[turn].message_index}) is trained in no sample after its served prompt",
+                turn=turn,
+            )
+        )
+    return violations
+
+
+def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, index: int) -> tuple[list[Violation], set[int]]:
+    ids = [int(i) for i in sample.input_ids]
+    mask = [int(m) for m in sample.loss_mask]
+    out: list[Violation] = []
+    if len(ids) != len(mask):
+        return [Violation(Invariant.WHOLE_STRING, f"{len(ids)} ids but {len(mask)} mask values", sample=index)], set()
+    text = decode(tokenizer, ids)
+    strings = token_strings(tokenizer, ids)
+
+    # 4. whole-string tokenization
+    reencoded, offsets = encode(tokenizer, text)
+    offsets_exact = reencoded == ids
+    if not offsets_exact:
+        at = first_difference(reencoded, ids)
+        out.append(
+            Violation(
+                Invariant.WHOLE_STRING,
+                f"ids are not the tokenization of their own text: from position {at} the text tokenizes as "
+                f"{token_strings(tokenizer, reencoded[at : at + 4])!r}",
+                sample=index,
+                positions=tuple(range(at, min(at + 4, len(ids)))),
+                tokens=tuple(strings[at : at + 4]),
+            )
+        )
+        offsets = _approximate_offsets(strings)
+    given = getattr(sample, "text", None)
+    if isinstance(given, str) and normalized(tokenizer, given) != text:
+        at = first_difference(given, text)
+        out.append(
+            Violation(
+                Invariant.WHOLE_STRING,
+                f"decode(input_ids) differs from the sample's text at character {at}: {text[at:at+20]!r} vs {given[at:at+20]!r}",
+                sample=index,
+            )
+        )
+
+    trained_regions, injected, appearing = _layout(plans, text)
+
+    def region_of(regions: list[_Region], a: int, b: int) -> _Region | None:
+        return next((r for r in regions if a < r.end and b > r.start), None)
+
+    # 1 and 2: every trained token is inside a generated span whose served prompt replays.
+    stray: list[int] = []
+    injected_hits: dict[tuple[int, str], list[int]] = {}
+    trained_by_turn: dict[int, list[int]] = {}
+    # empty think blocks read off the text itself, except inside an answer, where such text is the data's own
+    # (a tool call's arguments may hold `<think></think>`); in reasoning or anywhere else they are never trained
+    from_text = [
+        r for r in injected
+        if r.turn == -1 and not any(c.kind is Kind.CONTENT and c.start <= r.start and r.end <= c.end for c in trained_regions)
+    ]
+    for t, (a, b) in enumerate(offsets):
+        if not mask[t]:
+            continue
+        empty = region_of(from_text, a, b)
+        inside = None if empty is not None and b > a else _containing(trained_regions, a, b)
+        if inside is not None:
+            trained_by_turn.setdefault(inside.turn, []).append(t)
+            continue
+        hit = region_of(injected, a, b)
+        if hit is not None:
+            injected_hits.setdefault((hit.turn, hit.label), []).append(t)
+        else:
+            stray.append(t)
+    for (turn, what), positions in injected_hits.items():
+        out.append(
+            Violation(
+                Invariant.NO_INJECTED_LOSS,
+                f"{len(positions)} trained token(s) are {what}, written by the template, never generated",
+                sample=index,
+                turn=turn if turn >= 0 else None,
+                positions=tuple(positions),
+                tokens=tuple(strings[p] for p in positions),
+            )
+        )
+    for run in _runs(stray):
+        out.append(_stray_violation(tokenizer, plans, ids, text, offsets, run, strings, index))
+    for plan in appearing:
+        if plan.turn not in trained_by_turn:
+            continue
+        prompt_ids = encode(tokenizer, plan.prompt)[0]
+        if ids[: len(prompt_ids)] != prompt_ids:
+            at = first_difference(ids, prompt_ids)
+            out.append(
+                Violation(
+                    Invariant.REPLAY,
+                    f"the ids before the generated span are not the served prompt's tokens: at position {at} the "
+                    f"server has {token_strings(tokenizer, prompt_ids[at:at+1])!r}",
+                    sample=index,
+                    turn=plan.turn,
+                    positions=(at,),
+                    tokens=tuple(strings[at : at + 1]),
+                )
+            )
+
+    # 3. complete supervision: each trained turn's generated span is trained whole.
+    turns_trained = set()
+    for plan in appearing:
+        positions = trained_by_turn.get(plan.turn)
+        if not positions:
+            continue
+        regions = [r for r in trained_regions if r.turn == plan.turn]
+        lo, hi = regions[0].start, regions[-1].end
+        expected = [t for t, (a, b) in enumerate(offsets) if a >= lo and b <= hi and b > a]
+        missing = sorted(set(expected) - set(positions))
+        got = decode(tokenizer, [ids[t] for t in positions])
+        if missing or got != plan.generated:
+            detail = (
+                f"{len(missing)} token(s) of the generated span are not trained"
+                if missing
+                else f"trained tokens decode to {_short(got)!r}, the generated span is {_short(plan.generated)!r}"
+            )
+            out.append(
+                Violation(
+                    Invariant.COMPLETE,
+                    detail,
+                    sample=index,
+                    turn=plan.turn,
+                    positions=tuple(missing),
+                    tokens=tuple(strings[t] for t in missing),
+                )
+            )
+        turns_trained.add(plan.turn)
+
+    # 5. no straddling token (character ranges are exact only for a whole-string tokenization)
+    if offsets_exact:
+        bounds = sorted({r.start for r in trained_regions} | {r.end for r in trained_regions})
+        for t, (a, b) in enumerate(offsets):
+            after = bisect_right(bounds, a)  # the first edge past the token's start: inside it if before its end
+            if after < len(bounds) and bounds[after] < b and not _inside_trained_run(trained_regions, a, b):
+                out.append(
+                    Violation(
+                        Invariant.NO_STRADDLE,
+                        "a token holds characters on both sides of a generated span's edge",
+                        sample=index,
+                        positions=(t,),
+                        tokens=(strings[t],),
+                    )
+                )
+    return out, turns_trained
+
+
+def _as_tokenized(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sequence[TurnPlan]:
+    """The plans' texts as the tokenizer normalizes them (NFC for Qwen), to compare with decoded ids."""
+    if not any(normalized(tokenizer, p.text) != p.text for p in plans):
+        return plans
+    import dataclasses
+
+    def norm(text: str) -> str:
+        return normalized(tokenizer, text)
+
+    return [
+        dataclasses.replace(
+            p, prompt=norm(p.prompt), opener=norm(p.opener), trailer=norm(p.trailer),
+            pieces=tuple(dataclasses.replace(piece, text=norm(piece.text)) for piece in p.pieces),
+            header_start=len(norm(p.prompt[: p.header_start])),
+        )
+        for p in plans
+    ]
+
+
+def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_Region], list[TurnPlan]]:
+    """Where each turn's generated span and injected text lie in this sample text, for turns that appear as served."""
+    trained_regions: list[_Region] = []
+    injected: list[_Region] = []
+    appearing: list[TurnPlan] = []
+    for plan in plans:
+        if not text.startswith(plan.prompt):
+            continue
+        start = len(plan.prompt)
+        opener_start = start - len(plan.opener)
+        if plan.opener:
+            label = "an empty think block" if plan.opener_kind is Kind.EMPTY_THINK else "the generation prompt's opener"
+            injected.append(_Region(plan.turn, plan.opener_kind, opener_start, start, label))
+        if plan.header_start < opener_start:
+            injected.append(_Region(plan.turn, Kind.INJECTED, plan.header_start, opener_start, "the generation prompt's role header"))
+        if not text.startswith(plan.body, start):
+            continue
+        appearing.append(plan)
+        for piece in plan.pieces:
+            region = _Region(plan.turn, piece.kind, start, start + len(piece.text), "an empty think block")
+            (trained_regions if piece.kind.trained else injected).append(region)
+            start = region.end
+        if plan.trailer and text.startswith(plan.trailer, start):
+            injected.append(_Region(plan.turn, Kind.INJECTED, start, start + len(plan.trailer), "the template's text after the stop token"))
+    for m in EMPTY_THINK.finditer(text):
+        injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end(), "an empty think block"))
+    # the family's own spelling of its empty block, newlines included (Qwen3's `<think>\n\n</think>\n\n`),
+    # wherever it stands: also where the sample's prompt is not the served one
+    spellings = {p.opener for p in plans if p.opener_kind is Kind.EMPTY_THINK and p.opener}
+    spellings |= {piece.text for p in plans for piece in p.pieces if piece.kind is Kind.EMPTY_THINK}
+    # whole blocks only: a bare `</think>\n\n` (QwQ/R1 after their opener) also closes every real reasoning
+    for spelling in sorted(s for s in spellings if "<think>" in s and "</think>" in s):
+        at = text.find(spelling)
+        while at != -1:
+            injected.append(_Region(-1, Kind.EMPTY_THINK, at, at + len(spelling), "an empty think block"))
+            at = text.find(spelling, at + len(spelling))
+    return trained_regions, injected, appearing
+
+
+@dataclass(frozen=True)
+class TokenRole:
+    """What the contract says of one token of a sample: may it be trained, and what is it."""
+
+    trainable: bool
+    kind: Kind  # REASONING/CONTENT/STOP where trainable; EMPTY_THINK/INJECTED for template injections; else PROMPT
+    turn: int | None
+
+
+def token_roles(tokenizer: Any, plans: Sequence[TurnPlan], ids: Sequence[int]) -> list[TokenRole]:
+    """Per token: whether it lies in a generated span whose served prompt replays, else what it is."""
+    text = decode(tokenizer, ids)
+    reencoded, offsets = encode(tokenizer, text)
+    if reencoded != list(ids):
+        offsets = _approximate_offsets(token_strings(tokenizer, ids))
+    trained_regions, injected, _ = _layout(_as_tokenized(tokenizer, plans), text)
+    roles = []
+    for a, b in offsets:
+        inside = _containing(trained_regions, a, b)
+        hit = next((r for r in injected if a < r.end and b > r.start), None)
+        if inside is not None:
+            roles.append(TokenRole(True, inside.kind, inside.turn))
+        elif hit is not None:
+            roles.append(TokenRole(False, hit.kind, hit.turn if hit.turn >= 0 else None))
+        else:
+            roles.append(TokenRole(False, Kind.PROMPT, None))
+    return roles
+
+
+def _containing(regions: list[_Region], a: int, b: int) -> _Region | None:
+    """The trained region holding [a, b); a token across two adjacent trained regions of one turn
+    (reasoning|content, content|stop) belongs to the first: no mask edge lies between them."""
+    first = next((r for r in regions if r.start <= a < r.end or (a == b == r.end)), None)
+    if first is None:
+        return None
+    if b <= first.end:
+        return first
+    covered = first.end
+    for r in sorted(regions, key=lambda r: r.start):
+        if r.turn == first.turn and r.start <= covered < r.end:
+            covered = r.end
+    return first if covered >= b else None
+
+
+def _inside_trained_run(regions: list[_Region], a: int, b: int) -> bool:
+    """True when [a, b) lies inside adjacent trained regions (reasoning|content|stop): no mask edge crossed."""
+    covered = a
+    for r in sorted(regions, key=lambda r: r.start):
+        if r.start <= covered < r.end:
+            covered = r.end
+    return covered >= b
+
+
+def _stray_violation(
+    tokenizer: Any,
+    plans: Sequence[TurnPlan],
+    ids: list[int],
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    run: list[int],
+    strings: list[str],
+    index: int,
+) -> Violation:
+    start = offsets[run[0]][0]
+    run_text = decode(tokenizer, [ids[t] for t in run])
+    # whose reply is this? (a reply trained after a history the template rewrote names its own turn)
+    owners = [p for p in plans if len(_reply(p)) >= 4 and _reply(p) in run_text]
+    if owners:
+        plan = max(owners, key=lambda p: len(_reply(p)))
+        if not text.startswith(plan.prompt):
+            served = encode(tokenizer, plan.prompt)[0]
+            at = first_difference(ids, served)
+            detail = (
+                f"turn {plan.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
+                f"sample has {decode(tokenizer, ids[at:at+3])!r}, the served prompt {decode(tokenizer, served[at:at+3])!r}"
+            )
+            return Violation(
+                Invariant.REPLAY, detail, sample=index, turn=plan.turn, positions=tuple(run), tokens=tuple(strings[t] for t in run)
+            )
+    served = [p for p in plans if text.startswith(p.prompt) and len(p.prompt) <= start]
+    if owners and text.startswith(owners[0].prompt):
+        served = [max(owners, key=lambda p: len(_reply(p)))]
+    if served:
+        plan = max(served, key=lambda p: len(p.prompt))
+        expected = encode(tokenizer, plan.text)[0]
+        at = first_difference(ids, expected)
+        got = decode(tokenizer, ids[at : at + 3])
+        want = decode(tokenizer, expected[at : at + 3])
+        detail = (
+            f"trained tokens do not follow the served prompt of turn {plan.turn} as generated: from token {at} the "
+            f"sample has {got!r} where the model generates {want!r}"
+        )
+        turn: int | None = plan.turn
+    else:
+        # the turn whose served prompt parts from the sample last, but not after these tokens begin
+        common = {p.turn: first_difference(text, p.prompt) for p in plans}
+        before = [p for p in plans if common[p.turn] < offsets[run[-1]][1]] or list(plans)
+        plan = max(before, key=lambda p: (common[p.turn], p.turn))
+        served = encode(tokenizer, plan.prompt)[0]
+        at = first_difference(ids, served)
+        detail = (
+            f"the ids before these trained tokens are no turn's served prompt (closest: turn {plan.turn}, which "
+            f"differs at token {at}: the sample has {decode(tokenizer, ids[at:at+3])!r}, "
+            f"the server {decode(tokenizer, served[at:at+3])!r})"
+        )
+        turn = plan.turn
+    return Violation(
+        Invariant.REPLAY,
+        detail,
+        sample=index,
+        turn=turn,
+        positions=tuple(run),
+        tokens=tuple(strings[t] for t in run),
+    )
+
+
+def _reply(plan: TurnPlan) -> str:
+    """The turn's answer text (content piece), to recognise it wherever a sample trains it."""
+    return next((p.text for p in plan.pieces if p.kind is Kind.CONTENT), "")
+
+
+def check_determinism(
+    produce: Callable[[], Sequence[SampleLike]],
+    clocks: tuple[datetime, datetime] = (datetime(2025, 1, 15, 9, 0, tzinfo=UTC), datetime(2031, 6, 30, 23, 0, tzinfo=UTC)),
+) -> list[Violation]:
+    """6. The same samples under two different wall clocks (templates that write today's date must be pinned)."""
+    outputs = []
+    for clock in clocks:
+        with time_machine.travel(clock, tick=False):
+            outputs.append([(list(s.input_ids), list(s.loss_mask)) for s in produce()])
+    first, second = outputs
+    if first == second:
+        return []
+    if len(first) != len(second):
+        return [Violation(Invariant.DETERMINISM, f"{len(first)} samples on {clocks[0]:%Y-%m-%d}, {len(second)} on {clocks[1]:%Y-%m-%d}")]
+    found = []
+    for index, ((ids_a, mask_a), (ids_b, mask_b)) in enumerate(zip(first, second, strict=True)):
+        if (ids_a, mask_a) != (ids_b, mask_b):
+            at = first_difference(ids_a, ids_b) if ids_a != ids_b else first_difference(mask_a, mask_b)
+            found.append(
+                Violation(
+                    Invariant.DETERMINISM,
+                    f"the sample differs between clocks {clocks[0]:%Y-%m-%d} and {clocks[1]:%Y-%m-%d} from token {at} "
+                    "(pin the date: date_string, frozen clock)",
+                    sample=index,
+                    positions=(at,),
+                )
+            )
+    return found
+
+
+def _runs(positions: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and runs[-1][-1] == p - 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
+
+
+def _approximate_offsets(strings: Sequence[str]) -> list[tuple[int, int]]:
+    offsets, at = [], 0
+    for s in strings:
+        offsets.append((at, at + len(s)))
+        at += len(s)
+    return offsets
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width // 2] + "…" + text[-width // 2 :]

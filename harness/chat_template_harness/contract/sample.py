@@ -1,0 +1,192 @@
+"""The reference preprocessor: conversation + tokenizer + think mode + policy -> training samples.
+
+Contract (../shared/CONTRACT.md, "The rule"):
+- a sample is the served prompt of its last supervised turn followed by that turn's pieces;
+  `input_ids` is the tokenization of the whole sample string (`add_special_tokens=False`);
+- `loss_mask` is 1 exactly on generated spans (reasoning, content, stop), 0 elsewhere;
+- policy `all` supervises every assistant turn: a turn shares the sequence of a later turn only
+  where that sequence starts with this turn's own sample, token for token (replay holds);
+  otherwise it gets a sample of its own. Policy `last` supervises the final turn only;
+- samples are ordered by the turn they end with, so the last sample ends with the final turn;
+- every turn gets a line in the alignment report: where it is trained and why it was split.
+A token that would straddle a trained/untrained boundary is an error, never a silent mask.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from chat_template_harness.contract.compare import first_difference
+from chat_template_harness.contract.conversation import Conversation
+from chat_template_harness.contract.tokens import encode
+from chat_template_harness.contract.turns import Kind, TurnPlan, plan_turns
+from chat_template_harness.errors import HarnessError, TemplateDriftError
+from chat_template_harness.models.rules import Family, NotApplicable, Think, ThinkMode
+
+
+class Policy(StrEnum):
+    ALL = "all"
+    LAST = "last"
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: Kind
+    turn: int | None  # the assistant turn the span belongs to (None: shared context)
+    start: int  # characters, [start, end)
+    end: int
+    first_token: int  # tokens, [first_token, end_token)
+    end_token: int
+
+    @property
+    def trained(self) -> bool:
+        return self.kind.trained
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str
+    input_ids: tuple[int, ...]
+    loss_mask: tuple[int, ...]
+    spans: tuple[Span, ...]
+    turns: tuple[int, ...]  # supervised turns, ascending
+
+
+@dataclass(frozen=True)
+class TurnReport:
+    turn: int
+    message_index: int
+    sample: int  # index of the sample that trains it, -1 when the policy does not train it
+    prompt_tokens: int
+    shared: bool  # trained in a sequence that also trains later turns
+    split_reason: str  # why it has a sample of its own ("" when shared, last, or untrained)
+    notes: tuple[str, ...]
+    template_render: str
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    plans: tuple[TurnPlan, ...]
+    samples: tuple[Sample, ...]
+    report: tuple[TurnReport, ...]
+
+
+class CellNotApplicable(HarnessError):
+    """Raised for a cell the family rules declare N/A; carries the reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"N/A: {reason}", "choose another model, think mode or fixture (see `cth matrix`)")
+        self.reason = reason
+
+
+def resolve_mode(family: Family, think: Think, conversation: Conversation) -> ThinkMode:
+    """The family's mode for this cell, or CellNotApplicable with the declared reason."""
+    mode = family.mode(think)
+    if isinstance(mode, NotApplicable):
+        raise CellNotApplicable(f"{family.title} think-{think}: {mode.reason}")
+    for feature in sorted(conversation.features & set(mode.unsupported)):
+        raise CellNotApplicable(f"{family.title} think-{think} with {feature}: {mode.unsupported[feature]}")
+    return mode
+
+
+def preprocess(
+    tokenizer: Any, conversation: Conversation, family: Family, think: Think, policy: Policy = Policy.ALL
+) -> Preprocessed:
+    mode = resolve_mode(family, think, conversation)
+    plans = plan_turns(tokenizer, conversation, family, mode)
+    wanted = [p.turn for p in plans] if policy is Policy.ALL else [plans[-1].turn]
+    groups, reasons = _group(tokenizer, plans, wanted)
+    samples = tuple(_build(tokenizer, [plans[t] for t in g]) for g in groups)
+    where = {t: i for i, g in enumerate(groups) for t in g}
+    report = tuple(
+        TurnReport(
+            turn=p.turn,
+            message_index=p.message_index,
+            sample=where.get(p.turn, -1),
+            prompt_tokens=len(encode(tokenizer, p.prompt)[0]),
+            shared=p.turn in where and groups[where[p.turn]][-1] != p.turn,
+            split_reason=reasons.get(p.turn, ""),
+            notes=p.notes,
+            template_render=p.template_render,
+        )
+        for p in plans
+    )
+    return Preprocessed(plans, samples, report)
+
+
+def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> tuple[list[list[int]], dict[int, str]]:
+    """Turns (ascending) per sample: later turns first, earlier ones join where their sample is a prefix."""
+    ids = {t: encode(tokenizer, plans[t].text)[0] for t in wanted}
+    groups: list[list[int]] = []
+    reasons: dict[int, str] = {}
+    for t in sorted(wanted, reverse=True):
+        own = plans[t].text
+        home = next(
+            (
+                g
+                for g in groups
+                if plans[g[-1]].text.startswith(own) and ids[g[-1]][: len(ids[t])] == ids[t]
+            ),
+            None,
+        )
+        if home is not None:
+            home.insert(0, t)
+            continue
+        if groups:
+            later = plans[groups[-1][-1]]
+            reasons[t] = _why_split(own, later)
+        groups.append([t])
+    groups.sort(key=lambda g: g[-1])
+    return groups, reasons
+
+
+def _why_split(own: str, later: TurnPlan) -> str:
+    at = first_difference(own, later.text)
+    if at == len(own):
+        return "a later turn's prompt keeps this turn's text but tokenizes it differently"
+    return (
+        f"the template rewrites this turn in later prompts: they read {later.text[at : at + 24]!r} "
+        f"where this turn's sample has {own[at : at + 24]!r}"
+    )
+
+
+def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
+    """One sample from the plans of the turns it trains (ascending; the last one's text is the sample)."""
+    text = plans[-1].text
+    ids, offsets = encode(tokenizer, text)
+    regions: list[tuple[Kind, int | None, int, int]] = []
+    cursor = 0
+    for plan in plans:
+        body_start = len(plan.prompt)
+        opener_start = body_start - len(plan.opener)
+        regions.append((Kind.PROMPT, None, cursor, opener_start))
+        regions.append((plan.opener_kind, plan.turn, opener_start, body_start))
+        for piece in plan.pieces:
+            regions.append((piece.kind, plan.turn, body_start, body_start + len(piece.text)))
+            body_start += len(piece.text)
+        cursor = body_start
+    regions = [r for r in regions if r[2] < r[3]]
+
+    trained = bytearray(len(text))
+    for kind, _, start, end in regions:
+        if kind.trained:
+            trained[start:end] = b"\x01" * (end - start)
+    mask = []
+    for i, (a, b) in enumerate(offsets):
+        inside = set(trained[a:b])
+        if len(inside) > 1:
+            raise TemplateDriftError(
+                f"token {i} ({text[a:b]!r}) has trained and untrained characters",
+                "the template joins generated text to untrained text inside one token; report this cell",
+            )
+        mask.append(1 if inside == {1} else 0)
+    starts = [a for a, _ in offsets]
+    spans = tuple(
+        Span(kind, turn, start, end, bisect_left(starts, start), bisect_left(starts, end))
+        for kind, turn, start, end in regions
+    )
+    return Sample(text, tuple(ids), tuple(mask), spans, tuple(p.turn for p in plans))

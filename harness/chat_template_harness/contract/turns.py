@@ -1,0 +1,253 @@
+"""Turn plans: for each assistant turn, its served prompt and what the model generates after it.
+
+This is the contract's definition made concrete, per turn k:
+- `prompt` = the served prompt: the real template over messages[:k] with the generation prompt.
+- `pieces` = what follows it in a training sample, each labelled: an empty think block the
+  mode writes but the model must not learn (`empty_think`, never trained), the generated
+  reasoning (`reasoning`), the answer (`content`: text and tool calls as the template writes
+  them) and the stop token (`stop`).
+
+The answer comes from the template itself: the conversation rendered with turn k last and no
+reasoning, minus the turn header the served prompt already holds, minus what the template writes
+after the stop token. Reasoning is placed by the family rule. Where the template can show the
+final turn's reasoning, the plan is compared with the template's own rendering
+(`template_render`), which the family tests pin.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from chat_template_harness.contract.compare import first_difference
+from chat_template_harness.contract.conversation import Conversation
+from chat_template_harness.contract.render import render, template_message, template_messages
+from chat_template_harness.contract.tokens import crossing, encode
+from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models.rules import Family, ThinkMode
+
+
+class Kind(StrEnum):
+    PROMPT = "prompt"  # system/user text, headers, history: context the server feeds
+    INJECTED = "injected"  # the generation prompt's think opener (QwQ/R1 `<think>\n`, V3.1 `<think>`)
+    EMPTY_THINK = "empty_think"  # a think block with nothing in it: never trained
+    REASONING = "reasoning"
+    CONTENT = "content"
+    STOP = "stop"
+
+    @property
+    def trained(self) -> bool:
+        return self in (Kind.REASONING, Kind.CONTENT, Kind.STOP)
+
+
+@dataclass(frozen=True)
+class Piece:
+    kind: Kind
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    turn: int  # ordinal among assistant turns, from 0
+    message_index: int
+    prompt: str
+    opener: str  # the tail of `prompt` that the mode's generation prompt added ("" if none)
+    opener_kind: Kind
+    pieces: tuple[Piece, ...]
+    notes: tuple[str, ...]
+    template_render: str
+    header_start: int  # where the generation prompt (role header, opener) begins in `prompt`
+    trailer: str  # what the template writes after the stop token (never generated)  # the template's own render of this turn, as the last message: "same", "differs", "hides reasoning"
+
+    @property
+    def body(self) -> str:
+        return "".join(p.text for p in self.pieces)
+
+    @property
+    def text(self) -> str:
+        """The whole single-turn sample: served prompt + everything after it."""
+        return self.prompt + self.body
+
+    @property
+    def generated(self) -> str:
+        """The contract's generated span: what the model emits (trained)."""
+        return "".join(p.text for p in self.pieces if p.kind.trained)
+
+
+def plan_turns(tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode) -> tuple[TurnPlan, ...]:
+    msgs = template_messages(conversation, family, mode)
+    renders = _Renders(tokenizer, conversation, family, mode)
+    return tuple(
+        _plan(tokenizer, conversation, msgs, k, index, family, mode, renders)
+        for k, index in enumerate(conversation.assistant_indices)
+    )
+
+
+class _Renders:
+    """The template's renders for one conversation, each made once (a turn asks for the same one twice
+    wherever its reasoning is not shown)."""
+
+    def __init__(self, tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode) -> None:
+        self.tokenizer, self.conversation, self.family, self.mode = tokenizer, conversation, family, mode
+        self.done: dict[str, str] = {}
+
+    def __call__(self, messages: list[dict[str, Any]], gen: bool) -> str:
+        key = json.dumps([messages, gen], ensure_ascii=False, sort_keys=True, default=str)
+        if key not in self.done:
+            self.done[key] = render(
+                self.tokenizer, messages, family=self.family, mode=self.mode, tools=self.conversation.tools,
+                add_generation_prompt=gen,
+            )
+        return self.done[key]
+
+    def generation_suffix(self) -> str:
+        """What the generation prompt appends after a user message in this mode (e.g. `<|im_start|>assistant\n`)."""
+        return _generation_suffix(self.tokenizer, self.family, self.mode)
+
+    def header_start(self, msgs: list[dict[str, Any]], index: int, prompt: str, head: str) -> int:
+        """Where the generation prompt begins in `prompt`: after the history rendered without one.
+
+        Where the prompt ends with the mode's usual generation prompt, that is where it starts (no render);
+        otherwise (DeepSeek writes none after a tool result) the history is rendered to find it.
+        tests/test_turns_speed.py checks the shortcut against the render on every cell.
+        """
+        suffix = self.generation_suffix()
+        if suffix and prompt.endswith(suffix) and not EXACT_HEADER_START:
+            return len(prompt) - len(suffix)
+        history = self(msgs[:index], False)
+        return len(history) if prompt.startswith(history) else len(head)
+
+
+# tests turn the shortcut in _Renders.header_start off to compare it with the render it saves
+EXACT_HEADER_START = False
+
+
+_SUFFIXES: dict[tuple[int, str, str], tuple[Any, str]] = {}
+
+
+def _generation_suffix(tokenizer: Any, family: Family, mode: ThinkMode) -> str:
+    key = (id(tokenizer), family.name, repr((dict(family.template_kwargs), dict(mode.kwargs), mode.system_flag)))
+    if key not in _SUFFIXES:  # the tokenizer is kept with its entry, so its id is not reused
+        _SUFFIXES[key] = (tokenizer, _probe_suffix(tokenizer, family, mode))
+    return _SUFFIXES[key][1]
+
+
+def _probe_suffix(tokenizer: Any, family: Family, mode: ThinkMode) -> str:
+    probe = [{"role": "user", "content": "Hello."}]
+    try:
+        with_prompt = render(tokenizer, probe, family=family, mode=mode, add_generation_prompt=True)
+        without = render(tokenizer, probe, family=family, mode=mode, add_generation_prompt=False)
+    except TemplateDriftError:
+        return ""
+    return with_prompt[len(without):] if with_prompt.startswith(without) else ""
+
+
+def _plan(
+    tokenizer: Any,
+    conversation: Conversation,
+    msgs: list[dict[str, Any]],
+    turn: int,
+    index: int,
+    family: Family,
+    mode: ThinkMode,
+    rendered: _Renders,
+) -> TurnPlan:
+    where = f"{family.title}, turn {turn} (message {index})"
+    message = conversation.messages[index]
+    prompt = rendered(msgs[:index], True)
+    has_opener = bool(mode.opener) and prompt.endswith(mode.opener)
+    head = prompt[: len(prompt) - len(mode.opener)] if has_opener else prompt
+    bare = rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False)
+    if not bare.startswith(head):
+        raise TemplateDriftError(
+            f"{where}: the template writes the turn header differently with and without a generation prompt "
+            f"(first difference at character {first_difference(bare, head)})",
+            "update the family's rules file to match the template (`cth derive MODEL` shows what the template does)",
+        )
+    rest = bare[len(head) :]
+    # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`
+    for marker in (mode.final_marker, mode.opener if has_opener else ""):
+        if marker and rest.startswith(marker):
+            rest = rest[len(marker) :]
+            break
+    if family.trailer:
+        if not rest.endswith(family.trailer):
+            raise TemplateDriftError(f"{where}: no {family.trailer!r} after the stop token", "update the family rule")
+        rest = rest[: -len(family.trailer)]
+    stop = next((s for s in family.stop_tokens if rest.endswith(s)), None)
+    if stop is None:
+        raise TemplateDriftError(
+            f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)})",
+            "update the family rule, or declare the cell N/A with the reason",
+        )
+    answer = rest[: -len(stop)]
+
+    notes: list[str] = []
+    reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
+    if not reasoning.strip():
+        reasoning = ""  # whitespace-only reasoning is an empty think block: written (maybe), never trained
+    thinks_here = mode.thinks and (has_opener or not mode.opener)
+    pieces: list[Piece] = []
+    if thinks_here:
+        assert mode.think is not None
+        if reasoning:
+            pieces.append(Piece(Kind.REASONING, mode.think.format(reasoning=reasoning)))
+        elif mode.empty_think:
+            pieces.append(Piece(Kind.EMPTY_THINK, mode.empty_think))
+            notes.append("no reasoning in the data: the empty think block is written but not trained")
+    elif message.reasoning:
+        why = "this mode does not think" if not mode.thinks else "the template opens no think block here"
+        notes.append(f"reasoning in the data is dropped: {why}")
+    if answer:
+        pieces.append(Piece(Kind.CONTENT, answer))
+    pieces.append(Piece(Kind.STOP, stop))
+    pieces, dropped = _unmerge_leading_whitespace(tokenizer, prompt, pieces)
+    if dropped:
+        notes.append(
+            f"leading whitespace {dropped!r} of the generated text is dropped: the tokenizer would merge it with "
+            "the untrained text before it into one token, which no served model generates"
+        )
+
+    if thinks_here and reasoning and not family.template_shows_final_reasoning:
+        agreement = "hides reasoning"
+    else:
+        full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here)], False)
+        agreement = "same" if full == prompt + "".join(p.text for p in pieces) + family.trailer else "differs"
+    opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
+    header_start = rendered.header_start(msgs, index, prompt, head)
+    return TurnPlan(
+        turn,
+        index,
+        prompt,
+        mode.opener if has_opener else "",
+        opener_kind,
+        tuple(pieces),
+        tuple(notes),
+        agreement,
+        header_start,
+        family.trailer,
+    )
+
+
+def _unmerge_leading_whitespace(tokenizer: Any, prompt: str, pieces: list[Piece]) -> tuple[list[Piece], str]:
+    """Drop the leading whitespace of the first trained piece where it would share a token with untrained text.
+
+    After `assistant\n` a reply that starts with `\n\n` tokenizes as one `\n\n\n` token across the
+    served prompt's end: no whole-string tokenization can then replay the prompt. A served model
+    never writes that whitespace first, so dropping it is the faithful sample; the report says so.
+    """
+    first = next(i for i, p in enumerate(pieces) if p.kind.trained)
+    piece = pieces[first]
+    stripped = piece.text.lstrip()
+    if stripped == piece.text:
+        return pieces, ""
+    before = prompt + "".join(p.text for p in pieces[:first])
+    _, offsets = encode(tokenizer, before + piece.text)
+    if crossing(offsets, len(before)) is None:
+        return pieces, ""
+    dropped = piece.text[: len(piece.text) - len(stripped)]
+    kept = [Piece(piece.kind, stripped)] if stripped else []
+    return [*pieces[:first], *kept, *pieces[first + 1 :]], dropped
+

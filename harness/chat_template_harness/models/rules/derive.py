@@ -1,0 +1,461 @@
+"""Derive a family's rules from its chat template, by rendering sentinel conversations.
+
+Nothing here is known in advance about a family: the template is asked. Per think mode it is
+rendered with a user message (with and without the generation prompt), with one assistant turn
+(as the last turn, and as history before another user turn), with reasoning in each field a
+template may read, and with a tool call. Each rule is read off those renders:
+
+- the think switch: a kwarg (`enable_thinking`, `thinking`) named in the template whose value
+  changes the generation prompt, else a system-message flag (`/no_think`), else none;
+- header and opener: the generation prompt's tail, split where the history form of an assistant
+  turn stops agreeing with it (token by token);
+- stop tokens and trailer: what follows the answer in the final-turn render (the last special
+  token, and the text after it), checked against the tokenizer's eos and generation_config;
+- reasoning: the field whose text the render shows (`reasoning_content`, `thinking`, inline in
+  content), the way it is written around the reasoning, whether `\\n` is stripped; a template that
+  never shows reasoning leaves the spelling to be inferred from its opener (said so);
+- the final marker: an empty think block written at the head of a final turn; the empty think
+  block a thinking turn without reasoning gets;
+- tool calls: the argument form (object or JSON string), the content a tool-call turn needs, and a
+  template that cannot write a tool conversation;
+- date variables to pin (`date_string`).
+
+Every finding keeps the render it was read from. A rule that cannot be read is reported as
+undecided with the fix (write it by hand in the rules file); it is never silently guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any
+
+import time_machine
+
+from chat_template_harness.contract.render import PINNED_CLOCK, with_system_flag
+from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode
+
+U1, U2, A1, R1 = "Question one?", "Question two?", "Answer one.", "Reasoning one."
+CITY, RESULT = "Parisville", "Sunny result"
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+# Llama 3.1/3.3 default to this date; 3.2 and 4 write today's date unless it is given.
+PINNED_DATE = "26 Jul 2024"
+SWITCH_KWARGS = ("enable_thinking", "thinking")
+SYSTEM_FLAG = "/no_think"
+REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
+NO_OFF_SWITCH = "no off switch: the generation prompt always opens <think>"
+ALWAYS_REASONS = "always reasons: reasoning_effort low/medium/high sets how much, there is no off switch"
+# prose a person writes; derivation fills it with plain observations and comparison ignores it
+PROSE = ("title", "history", "reviewed")
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    value: Any
+    evidence: str = ""  # the render(s) it was read from
+    decided: bool = True
+    note: str = ""  # an inference to review, or the fix for an undecided rule
+
+
+@dataclass(frozen=True)
+class Derivation:
+    family: Family
+    findings: tuple[Finding, ...]
+
+    @property
+    def undecided(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if not f.decided)
+
+
+class _Probe:
+    """Renders with the clock frozen and dates pinned; a template error is a value, not a crash."""
+
+    def __init__(self, tokenizer: Any, pins: Mapping[str, Any]) -> None:
+        self.tokenizer = tokenizer
+        self.pins = dict(pins)
+
+    def __call__(self, messages: Sequence[Mapping[str, Any]], *, gen: bool = False, flag: str = "",
+                 tools: Sequence[Mapping[str, Any]] = (), **kwargs: Any) -> str | Exception:
+        try:
+            with time_machine.travel(PINNED_CLOCK, tick=False):
+                return self.tokenizer.apply_chat_template(
+                    with_system_flag(list(messages), flag), tools=list(tools) or None, tokenize=False,
+                    add_generation_prompt=gen, **self.pins, **kwargs,
+                )
+        except Exception as exc:  # jinja errors and a template's raise_exception alike
+            return exc
+
+
+def _user(text: str = U1) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def _assistant(content: str | None = A1, **extra: Any) -> dict[str, Any]:
+    return {"role": "assistant", "content": content, **extra}
+
+
+def _call(arguments: Any, content: str | None = "") -> dict[str, Any]:
+    return _assistant(content, tool_calls=[{"type": "function", "function": {"name": "get_weather", "arguments": arguments}}])
+
+
+def _show(text: str | Exception, limit: int = 160) -> str:
+    if isinstance(text, Exception):
+        return f"raised {type(text).__name__}: {str(text)[:limit]}"
+    return repr(text if len(text) <= limit else "…" + text[-limit:])
+
+
+def _common_token_prefix(tokenizer: Any, a: str, b: str) -> str:
+    ta, tb = (tokenizer.encode(x, add_special_tokens=False) for x in (a, b))
+    n = 0
+    while n < min(len(ta), len(tb)) and ta[n] == tb[n]:
+        n += 1
+    prefix = tokenizer.decode(ta[:n])
+    return prefix if a.startswith(prefix) and b.startswith(prefix) else ""
+
+
+def _special(tokenizer: Any, token_id: int) -> bool:
+    added = tokenizer.added_tokens_decoder.get(token_id)
+    return bool(added is not None and added.special) or token_id in tokenizer.all_special_ids
+
+
+def _split_stop(tokenizer: Any, tail: str) -> tuple[str, str] | None:
+    """(stop token, trailer): the last special token of a turn's tail and the text after it."""
+    ids = tokenizer.encode(tail, add_special_tokens=False)
+    last = max((i for i, t in enumerate(ids) if _special(tokenizer, t)), default=None)
+    if last is None:
+        return None
+    return tokenizer.convert_ids_to_tokens(ids[last]), tokenizer.decode(ids[last + 1 :])
+
+
+def _empty_think_like(text: str) -> bool:
+    return "</think>" in text and not text.replace("<think>", "").replace("</think>", "").strip()
+
+
+@dataclass
+class _Mode:
+    """What one think mode's renders say (filled step by step)."""
+
+    kwargs: dict[str, Any]
+    flag: str = ""
+    label: str = ""
+    suffix: str = ""  # the generation prompt's tail after the user turn
+    before_hist: str = ""  # a history assistant turn before its answer
+    before_final: str = ""  # a final assistant turn before its answer
+    header: str = ""
+    opener: str = ""
+    marker: str = ""  # the final-turn render's text between header and answer, no reasoning given
+    base: str = ""  # the prompt before the assistant turn (no generation prompt)
+    tail: str = ""  # after the answer in the final-turn render
+    findings: list[Finding] = field(default_factory=list)
+
+
+class _Deriver:
+    def __init__(self, tokenizer: Any, name: str, eos_tokens: Sequence[str]) -> None:
+        self.tok = tokenizer
+        self.name = name
+        self.src = tokenizer.chat_template or ""
+        self.eos = tuple(eos_tokens)
+        self.findings: list[Finding] = []
+        pins = {"date_string": PINNED_DATE} if re.search(r"\bdate_string\b", self.src) else {}
+        self.pins = pins
+        self.render = _Probe(tokenizer, pins)
+
+    def note(self, rule: str, value: Any, evidence: str = "", *, decided: bool = True, note: str = "") -> Any:
+        self.findings.append(Finding(rule, value, evidence, decided, note))
+        return value
+
+    # --- the switch -----------------------------------------------------------------------------------------------
+    def switch(self) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(on kwargs, off kwargs, off system flag)."""
+        base = [_user()]
+        for var in SWITCH_KWARGS:
+            if re.search(rf"(?<![\w.'\"]){var}\b", self.src):
+                on, off = self.render(base, gen=True, **{var: True}), self.render(base, gen=True, **{var: False})
+                if isinstance(on, str) and isinstance(off, str) and on != off:
+                    self.note("think switch", f"kwarg {var}", f"{var}=True: {_show(on)}; {var}=False: {_show(off)}")
+                    return {var: True}, {var: False}, ""
+        if SYSTEM_FLAG in self.src:
+            plain = self.render([{"role": "system", "content": "S"}, *base], gen=True)
+            flagged = self.render(base, gen=True, flag=SYSTEM_FLAG)
+            if isinstance(plain, str) and isinstance(flagged, str) and flagged.split(U1)[-1] != plain.split(U1)[-1]:
+                self.note("think switch", f"system flag {SYSTEM_FLAG}", f"with {SYSTEM_FLAG}: {_show(flagged)}")
+                return {}, {}, SYSTEM_FLAG
+        self.note("think switch", "none", "no kwarg or system flag changes the generation prompt")
+        return {}, {}, ""
+
+    # --- one mode -------------------------------------------------------------------------------------------------
+    def read_mode(self, label: str, kwargs: dict[str, Any], flag: str) -> _Mode | None:
+        m = _Mode(kwargs, flag)
+        r = lambda msgs, **kw: self.render(msgs, flag=flag, **kwargs, **kw)  # noqa: E731
+        nogen, gen = r([_user()]), r([_user()], gen=True)
+        hist, final = r([_user(), _assistant(), _user(U2)]), r([_user(), _assistant()])
+        renders = (nogen, gen, hist, final)
+        if any(isinstance(x, Exception) for x in renders) or not gen.startswith(nogen) or A1 not in final:
+            bad = next((x for x in renders if isinstance(x, Exception)), None)
+            self.note(f"think.{label}", None, _show(bad or gen), decided=False,
+                      note="the template does not render a plain user/assistant exchange in this mode; write the mode by hand")
+            return None
+        m.base = nogen
+        m.suffix = gen[len(nogen):]
+        m.before_hist = hist[len(nogen): hist.index(A1, len(nogen))] if hist.startswith(nogen) else ""
+        m.before_final = final[len(nogen): final.index(A1)] if final.startswith(nogen) else ""
+        m.tail = final[final.index(A1) + len(A1):]
+        m.label = label
+        return m
+
+    def split_header(self, modes: list[_Mode]) -> None:
+        """The role header: where the generation prompts of every mode and a history turn stop agreeing."""
+        header = modes[0].before_hist
+        for text in [m.before_hist for m in modes] + [m.suffix for m in modes]:
+            header = _common_token_prefix(self.tok, header, text)
+        for m in modes:
+            m.header, m.opener = header, m.suffix[len(header):]
+            m.marker = m.before_final[len(header):] if m.before_final.startswith(header) else ""
+            self.note(f"think.{m.label}.opener", m.opener,
+                      f"generation prompt tail {_show(m.suffix)}; history turn {_show(m.before_hist)}")
+            self.note(f"think.{m.label}.final", m.marker, f"final turn {_show(m.before_final)}")
+
+    def reasoning(self, m: _Mode) -> tuple[str, str | None, bool, str]:
+        """(field, strip, shown, think): how this mode writes reasoning it is given."""
+        r = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
+        named = sorted(REASONING_FIELDS, key=lambda f: not re.search(r"\.%s\b|\[['\"]%s['\"]\]" % (f, f), self.src))
+        tries = [(f, _assistant(**{f: R1})) for f in named]
+        tries.append(("inline", _assistant(f"<think>\n{R1}\n</think>\n\n{A1}")))
+        for name, msg in tries:
+            text = r([_user(), msg])
+            if isinstance(text, str) and R1 in text and A1 in text:
+                seg = text[len(m.base) + len(m.header): text.index(A1)]
+                if m.marker and not _empty_think_like(m.marker) and seg.endswith(m.marker):
+                    seg = seg[: -len(m.marker)]
+                think = seg.replace(R1, "{reasoning}").removeprefix(m.opener)
+                strip: str | None = "\n"
+                if name != "inline":
+                    padded = r([_user(), _assistant(**{name: f"\n{R1}\n"})])
+                    strip = "\n" if padded == text else None
+                self.note("reasoning_field", name, _show(text[len(m.base):]))
+                self.note("think", think, _show(text[len(m.base):]))
+                return name, strip, True, think
+        if "reasoning_content" in self.src:
+            where = "reasoning_content"
+        elif re.search(r"\.thinking\b|\[['\"]thinking['\"]\]", self.src):
+            where = "thinking"
+        elif "</think>" in self.src:
+            where = "inline"
+        else:
+            self.note("reasoning_field", None, decided=False,
+                      note="no render shows reasoning and the template names no field; write `reasoning_field` by hand")
+            return "reasoning_content", "\n", False, "<think>\n{reasoning}\n</think>\n\n"
+        self.note("reasoning_field", where, "read from the template text: no render shows reasoning",
+                  note="the template never shows reasoning it is given; review")
+        think = self._inferred_think(m.opener)
+        self.note("think", think, f"opener {_show(m.opener)}",
+                  note="inferred from the opener (the template never shows reasoning); review")
+        return where, "\n", False, think
+
+    @staticmethod
+    def _inferred_think(opener: str) -> str:
+        if opener.endswith("<think>"):
+            return "{reasoning}</think>"
+        if opener.endswith("<think>\n"):
+            return "{reasoning}\n</think>\n\n"
+        return "<think>\n{reasoning}\n</think>\n\n"
+
+    # --- tools and stops ------------------------------------------------------------------------------------------
+    def tools(self, m: _Mode) -> tuple[str, str | None, dict[str, str], str | None]:
+        """(argument form, tool-call content, unsupported, the stop token a tool-call turn ends with)."""
+        r = lambda msgs: self.render(msgs, flag=m.flag, tools=TOOLS, **m.kwargs)  # noqa: E731
+        tool_msg = {"role": "tool", "content": RESULT}
+        for form, args in (("object", {"city": CITY}), ("json", json.dumps({"city": CITY}))):
+            for content in ("", None):
+                text = r([_user(), _call(args, content), tool_msg, _assistant()])
+                if isinstance(text, str) and CITY in text[len(m.base):]:
+                    rendered = text[len(m.base):]
+                    if form == "object" and f"'city': '{CITY}'" in rendered:
+                        continue  # a dict concatenated as Python's repr: the template wants a JSON string
+                    self.note("tool_arguments", form, _show(rendered))
+                    self.note("tool_call_content", content, _show(rendered))
+                    last = r([_user(), _call(args, content)])
+                    return form, content, {}, self._tool_stop(last, m)
+        failed = r([_user(), _call({"city": CITY}), tool_msg, _assistant()])
+        why = (f"the template cannot write a tool conversation ({_show(failed)})" if isinstance(failed, Exception)
+               else "the template does not write tool calls")
+        self.note("unsupported.tools", why, _show(failed))
+        return "object", "", {"tools": why}, None
+
+    def _tool_stop(self, text: str | Exception, m: _Mode) -> str | None:
+        if not isinstance(text, str):
+            return None
+        split = _split_stop(self.tok, text[text.rindex(CITY):])
+        return split[0] if split and split[0] in self.eos else None
+
+    def stops(self, m: _Mode, tool_stop: str | None) -> tuple[tuple[str, ...], str]:
+        split = _split_stop(self.tok, m.tail)
+        if split is None:
+            self.note("stop_tokens", None, _show(m.tail), decided=False,
+                      note="no special token ends an assistant turn; write `stop_tokens` by hand")
+            return (), ""
+        stop, trailer = split
+        checked = "in eos/generation_config" if stop in self.eos else "NOT in the tokenizer's eos or generation_config"
+        self.note("stop_tokens", stop, f"after the answer {_show(m.tail)} ({checked})")
+        self.note("trailer", trailer, _show(m.tail))
+        stops = (stop,) if tool_stop in (None, stop) else (stop, tool_stop)
+        if tool_stop not in (None, stop):
+            self.note("stop_tokens", tool_stop, "a tool-call turn ends with it (in eos/generation_config)")
+        return stops, trailer
+
+    # --- assembly -------------------------------------------------------------------------------------------------
+    def thinks(self, switch: str, label: str, m: _Mode) -> bool:
+        if switch == "kwarg":
+            return label == "on"
+        if switch == "flag":
+            return label == "on" and "<think>" in self.src
+        return m.opener.rstrip("\n").endswith("<think>") or "reasoning_effort" in self.src
+
+    def run(self) -> Family:
+        on_kw, off_kw, flag = self.switch()
+        switch = "kwarg" if on_kw else "flag" if flag else "none"
+        modes = {"on": self.read_mode("on", on_kw, ""), "off": self.read_mode("off", off_kw, flag)}
+        usable = modes["off"] or modes["on"]
+        if usable is None:
+            raise ValueError("the template renders no plain user/assistant exchange")
+        self.split_header([m for m in modes.values() if m is not None])
+        form, call_content, unsupported, tool_stop = self.tools(usable)
+        stops, trailer = self.stops(usable, tool_stop)
+        values: dict[str, Any] = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
+        built: dict[str, ThinkMode | NotApplicable] = {}
+        for label, m in modes.items():
+            if m is None:
+                built[label] = NotApplicable("the template does not render this mode")
+                continue
+            thinks = self.thinks(switch, label, m)
+            if switch == "none" and label == "off" and thinks:
+                built[label] = NotApplicable(ALWAYS_REASONS if "reasoning_effort" in self.src else NO_OFF_SWITCH)
+                continue
+            if switch == "none" and label == "on" and not thinks:
+                built[label] = NotApplicable(NO_THINKING)
+                continue
+            built[label] = self.mode(m, thinks, unsupported, values)
+        if not any(isinstance(x, ThinkMode) and x.thinks for x in built.values()):
+            values = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
+        return Family(
+            name=self.name, title=self.name, stop_tokens=stops, on=built["on"], off=built["off"], trailer=trailer,
+            reasoning_field=values["reasoning_field"], reasoning_strip=values["reasoning_strip"],
+            tool_arguments=form, tool_call_content=call_content,
+            template_shows_final_reasoning=values["shows"],
+            history=self.history(modes["on"] or usable),
+            template_kwargs=MappingProxyType(dict(self.pins)),
+        )
+
+    def mode(self, m: _Mode, thinks: bool, unsupported: dict[str, str], values: dict[str, Any]) -> ThinkMode:
+        final_marker = m.marker if _empty_think_like(m.marker) else ""
+        think, empty = None, ""
+        if thinks:
+            field_, strip, shown, think = self.reasoning(m)
+            values.update(reasoning_field=field_, reasoning_strip=strip, shows=shown)
+            if m.opener.rstrip("\n").endswith("<think>"):
+                empty = think.format(reasoning="")
+                if m.opener.endswith("\n") and empty.startswith("\n"):
+                    empty = empty[1:]
+            elif _empty_think_like(final_marker):
+                empty = final_marker
+        return ThinkMode(
+            kwargs=MappingProxyType(m.kwargs), opener=m.opener, think=think, empty_think=empty,
+            final_marker=final_marker, system_flag=m.flag, unsupported=MappingProxyType(dict(unsupported)),
+        )
+
+    def history(self, m: _Mode) -> str:
+        text = self.render([_user(), _assistant(reasoning_content=R1), _user(U2)], flag=m.flag, **m.kwargs)
+        if isinstance(text, str) and R1 in text:
+            return "earlier turns keep the reasoning they were given (derived)"
+        return "earlier turns are written without their reasoning (derived)"
+
+
+def derive(tokenizer: Any, name: str, eos_tokens: Sequence[str] = ()) -> Derivation:
+    """The rules a template implies, with the findings they were read from."""
+    d = _Deriver(tokenizer, name, eos_tokens)
+    family = d.run()
+    if "strftime_now" in d.src:
+        d.note("date", "strftime_now", "the template writes today's date: the harness freezes the clock while rendering")
+    if d.pins:
+        d.note("template_kwargs", dict(d.pins), "the template reads `date_string`: pinned so goldens do not move")
+    return Derivation(family, tuple(d.findings))
+
+
+def eos_tokens(tokenizer: Any, generation_config: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The tokenizer's eos and generation_config's eos ids, as token strings."""
+    ids: list[int] = []
+    raw = (generation_config or {}).get("eos_token_id")
+    ids += raw if isinstance(raw, list) else [raw] if isinstance(raw, int) else []
+    found = [tokenizer.convert_ids_to_tokens(i) for i in ids]
+    if tokenizer.eos_token:
+        found.append(tokenizer.eos_token)
+    return tuple(dict.fromkeys(t for t in found if t))
+
+
+# --- comparing with shipped rules ---------------------------------------------------------------------------------
+
+
+def _flat(family: Family) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    modes = [m for m in (family.on, family.off) if isinstance(m, ThinkMode)]
+    no_tools = all("tools" in m.unsupported for m in modes)  # then how tool calls are written is moot
+    for f in fields(Family):
+        value = getattr(family, f.name)
+        if f.name in ("on", "off"):
+            if isinstance(value, NotApplicable):
+                out[f"think.{f.name}"] = "n/a"
+                continue
+            for g in fields(ThinkMode):
+                v = getattr(value, g.name)
+                if g.name == "unsupported":
+                    for key in v:
+                        out[f"think.{f.name}.unsupported.{key}"] = "unsupported"
+                else:
+                    out[f"think.{f.name}.{g.name}"] = dict(v) if isinstance(v, Mapping) else v
+        elif f.name in ("tool_arguments", "tool_call_content") and no_tools:
+            continue
+        elif f.name not in PROSE and f.name != "name":
+            out[f.name] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+@dataclass(frozen=True)
+class Difference:
+    rule: str
+    derived: Any
+    shipped: Any
+    why: str = ""  # the rules file's own explanation, where it keeps the rule by hand
+
+
+def differences(derived: Family, shipped: Family) -> list[Difference]:
+    """Every rule where derivation and the rules file disagree (prose aside), with the file's reason if it gives one."""
+    a, b = _flat(derived), _flat(shipped)
+    return [
+        Difference(k, a.get(k), b.get(k), shipped.reviewed.get(k, ""))
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+
+
+def reviewed(derived: Family, shipped: Family) -> Family:
+    """The derived rules as the registered file keeps them: its prose, and the rules it keeps by hand (with reasons).
+
+    Equal to the registered rules exactly when every difference is explained under `[reviewed]`.
+    """
+    if all(d.why for d in differences(derived, shipped)):
+        return shipped
+    return replace(derived, name=shipped.name, title=shipped.title, history=shipped.history, reviewed=shipped.reviewed)

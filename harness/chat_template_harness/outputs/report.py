@@ -1,0 +1,139 @@
+"""The matrix report: model x think mode x fixture, for terminals and for CI summaries (Markdown)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from rich.table import Table
+from rich.text import Text
+
+from chat_template_harness.outputs.matrix import Cell, CellResult, Status
+
+if TYPE_CHECKING:
+    from chat_template_harness.checking.check import CheckResult
+    from chat_template_harness.contract.sample import Policy
+
+
+class _Result(Protocol):
+    cell: Cell
+    status: Status
+    reason: str
+
+MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a"}
+STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50"}
+
+
+def _grid(results: Sequence[_Result]) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], CellResult]]:
+    fixtures = list(dict.fromkeys(r.cell.fixture for r in results))
+    rows = list(dict.fromkeys((r.cell.model, str(r.cell.think)) for r in results))
+    cells = {(r.cell.model, str(r.cell.think), r.cell.fixture): r for r in results}
+    return fixtures, rows, cells
+
+
+def _na_reasons(results: Sequence[_Result]) -> dict[str, list[str]]:
+    """Each distinct N/A reason with the cells it covers (a whole mode, or some fixtures)."""
+    reasons: dict[str, list[str]] = {}
+    for r in results:
+        if r.status is Status.NA:
+            reasons.setdefault(r.reason, []).append(r.cell.id)
+    return reasons
+
+
+def matrix_table(results: Sequence[CellResult]) -> Table:
+    fixtures, rows, cells = _grid(results)
+    table = Table(title="matrix: model × think mode × fixture", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    table.add_column("think", no_wrap=True)
+    for f in fixtures:
+        table.add_column(f.replace("_", " "), justify="center", overflow="fold")
+    for model, think in rows:
+        table.add_row(
+            model,
+            think,
+            *(
+                Text(MARK[c.status], style=STYLE[c.status]) if (c := cells.get((model, think, f))) else Text("")
+                for f in fixtures
+            ),
+        )
+    return table
+
+
+def summary_line(results: Sequence[_Result], *, failures: bool = True) -> Text:
+    counts = Counter(r.status for r in results)
+    text = Text(f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a")
+    for reason, ids in _na_reasons(results).items():
+        text.append(f"\n  n/a ({len(ids)} cells): {reason}", style="grey50")
+    for r in results if failures else ():
+        if r.status is Status.FAIL:
+            text.append(f"\n  FAIL {r.cell.id}: {r.reason}", style="red")
+    return text
+
+
+def _markdown_grid(results: Sequence[_Result]) -> list[str]:
+    """The model x think x fixture table, the counts and the N/A reasons, as Markdown lines."""
+    fixtures, rows, cells = _grid(results)
+    icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—"}
+    lines = [
+        "| model | think | " + " | ".join(f.replace("_", " ") for f in fixtures) + " |",
+        "|---|---|" + "---|" * len(fixtures),
+    ]
+    for model, think in rows:
+        marks = [icon[c.status] if (c := cells.get((model, think, f))) else "" for f in fixtures]
+        lines.append(f"| `{model}` | {think} | " + " | ".join(marks) + " |")
+    counts = Counter(r.status for r in results)
+    lines += ["", f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a", ""]
+    reasons = _na_reasons(results)
+    if reasons:
+        lines += ["### N/A cells", ""]
+        lines += [f"- {reason} ({len(ids)} cells)" for reason, ids in reasons.items()]
+        lines.append("")
+    return lines
+
+
+def matrix_markdown(results: Sequence[CellResult]) -> str:
+    lines = ["## chat-template-harness matrix", "", *_markdown_grid(results)]
+    failures = [r for r in results if r.status is Status.FAIL]
+    if failures:
+        lines += ["### Failures", ""]
+        for r in failures:
+            lines.append(f"- `{r.cell.id}`: {r.reason}")
+            lines += [f"  - {v.format().splitlines()[0]}" for v in r.violations[1:5]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def provenance(preprocessor: str) -> dict[str, str]:
+    """The header of a `cth check` report: the command, and the versions that decide it (the plug-in's package too)."""
+    from chat_template_harness.outputs.reportfile import versions
+
+    module = preprocessor.partition(":")[0]
+    extra = ("trl",) if "trl" in module else ("specforge",) if "specforge" in module else (module.split(".")[0],)
+    return {"generated-by": f"cth check {preprocessor} --markdown FILE", **versions(extra)}
+
+
+def check_markdown(preprocessor: str, results: Sequence[CheckResult], policy: Policy) -> str:
+    """The per-cell report of `cth check` for a pull request or a committed report."""
+    from chat_template_harness.checking.check import report_lines
+    from chat_template_harness.outputs.reportfile import with_header
+
+    lines = [
+        f"## `{preprocessor}` on the chat-template-harness matrix",
+        "",
+        f"Policy `{policy}`: {'every assistant turn' if str(policy) == 'all' else 'the final assistant turn'} must be "
+        "trained; every trained token must be a generated token after its served prompt (invariants 1-6).",
+        "",
+        *_markdown_grid(results),
+    ]
+    failures = [r for r in results if r.status is Status.FAIL]
+    if failures:
+        lines += ["### What fails, cell by cell", ""]
+        for r in failures:
+            lines.append(f"#### `{r.cell.id}`")
+            lines.append("")
+            lines.append("```")
+            lines += report_lines(r)
+            lines.append("```")
+            lines.append("")
+    return with_header("\n".join(lines), provenance(preprocessor))
