@@ -2,7 +2,7 @@
 
 Inert unless used: nothing happens in a test session that requests none of its fixtures and
 passes none of its options. The logic lives in chat_template_harness.outputs.matrix, chat_template_harness.outputs.golden, chat_template_harness.outputs.snapshot
-and chat_template_harness.checking.external.
+and chat_template_harness.external.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cth: a chat-template-harness matrix cell checked against --cth-preprocessor")
     spec = config.getoption("--cth-preprocessor") or config.getini("cth_preprocessor")
     if spec:
-        from chat_template_harness.checking.external import load_callable
         from chat_template_harness.errors import HarnessError
+        from chat_template_harness.external import load_callable
 
         try:
             config.stash[PLUGIN] = (spec, load_callable(spec))
@@ -151,9 +151,11 @@ def golden(snapshot: Any, request: pytest.FixtureRequest) -> Any:
     from chat_template_harness.outputs.snapshot import GoldenExtension
 
     request.config.stash[GOLDENS_ASSERTED].add(request.node.callspec.params["cell"])
-    if request.config.getoption("--snapshot-update", default=False):
-        return snapshot.use_extension(type("GoldenUpdate", (GoldenExtension,), {"refresh_headers": True}))
-    return snapshot.use_extension(GoldenExtension)
+    settings = {
+        "goldens_root": request.config.stash[GOLDENS_ROOT],
+        "refresh_headers": bool(request.config.getoption("--snapshot-update", default=False)),
+    }
+    return snapshot.use_extension(type("Golden", (GoldenExtension,), settings))
 
 
 class CellCheckFailure(Exception):

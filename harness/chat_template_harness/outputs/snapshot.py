@@ -22,7 +22,6 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from chat_template_harness.outputs import golden
 from chat_template_harness.outputs.matrix import Cell
-from chat_template_harness.plugin import GOLDENS_ROOT
 
 if TYPE_CHECKING:
     from syrupy.data import SnapshotCollection, SnapshotCollections
@@ -50,9 +49,15 @@ class GoldenExtension(SingleFileSnapshotExtension):
     def _cell(test_location: PyTestLocation) -> Cell:
         return test_location.item.callspec.params["cell"]  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _root(test_location: PyTestLocation) -> Path:
-        return test_location.item.config.stash[GOLDENS_ROOT]
+    # Where the goldens live; the plugin's `golden` fixture makes a subclass with it set (--cth-goldens),
+    # so this module needs nothing from the plugin.
+    goldens_root: Path | None = None
+
+    @classmethod
+    def _root(cls, test_location: PyTestLocation) -> Path:
+        if cls.goldens_root is None:
+            raise TypeError("use GoldenExtension through the `golden` fixture, which sets goldens_root")
+        return cls.goldens_root
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
