@@ -1,8 +1,21 @@
 """chat-template-harness: regression tests and goldens for chat-template training-data preprocessing.
 
-The flow, one module per stage: source (pinned tokenizers) -> families (template rules) ->
-conversation (fixtures) -> render (served prompts) -> turns (what is generated) -> sample
-(reference preprocessor) -> invariants -> golden / matrix -> smoke (training step).
+The map, in the order a conversation flows through it; `chat_template_harness.X.Y` is the file
+`harness/chat_template_harness/X/Y.py`:
+
+- `models/`: which tokenizer (`source`: pinned hub files, hashes; `userconfig`: a repo's own
+  `[tool.cth]` models) and its family rules (`rules/`: the format, the TOML files, derivation from
+  a template, the registry).
+- `contract/`: what a correct sample is: `conversation` (input) -> `render` (the real template) ->
+  `turns` (served prompt and generated span per turn) -> `sample` (the reference preprocessor) ->
+  `invariants` (the six checks), with `tokens` and `compare` beneath them.
+- `checking/`: someone else's preprocessor against the contract (`check`, `baseline`,
+  `conformance`); `external` (top level, a public name) is the interface it implements, and
+  `examples/` holds worked preprocessors (reference, naive, TRL, SpecForge).
+- `outputs/`: cells and what is written about them: `matrix`, `golden` and its syrupy `snapshot`,
+  `report` and `reportfile`, `drift` (the upgrade check), `view`, `gallery`, `overview`.
+- `audit/`: a whole dataset, row by row, on every core or on Ray.
+- top level: `smoke` (the training step), the entry points `cli` and `plugin`, `bench`, `errors`.
 """
 
 __version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""The house: import paths are file paths, and imports flow one way (no cycle, lazy imports included)."""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "chat_template_harness"
+SOURCE = Path(__file__).resolve().parents[1] / "harness"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted((SOURCE / PACKAGE).rglob("*.py"))}
+
+
+def imported(path: Path, modules: dict[str, Path] = MODULES) -> set[str]:
+    """Every `chat_template_harness…` name this file imports, at the top or inside a function."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == PACKAGE:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
+    return names
+
+
+def graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    # importing the package itself (for __version__) is no edge: its __init__ imports nothing
+    return {name: {d for d in imported(path, modules) if d in modules and d not in (name, PACKAGE)} for name, path in modules.items()}
+
+
+def test_every_import_path_is_a_file_path():
+    files = sorted((SOURCE.parent / "tests").glob("*.py")) + list(MODULES.values())
+    missing = sorted({(str(f.name), name) for f in files for name in imported(f) if name not in MODULES})
+    assert not missing, f"imports that name no file under harness/: {missing}"
+
+
+def test_no_import_cycle():
+    try:
+        tuple(graphlib.TopologicalSorter(graph(MODULES)).static_order())
+    except graphlib.CycleError as error:
+        pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")
+
+
+def test_a_cycle_is_caught(tmp_path: Path):
+    """Negative control: two modules that import each other (one lazily) are reported."""
+    (tmp_path / "a.py").write_text(f"from {PACKAGE}.b import x\n")
+    (tmp_path / "b.py").write_text(f"def f():\n    from {PACKAGE} import a\n")
+    modules = {f"{PACKAGE}.a": tmp_path / "a.py", f"{PACKAGE}.b": tmp_path / "b.py"}
+    with pytest.raises(graphlib.CycleError):
+        tuple(graphlib.TopologicalSorter(graph(modules)).static_order())
+
+
+def test_the_package_docstring_maps_every_subpackage():
+    import chat_template_harness
+
+    doc = chat_template_harness.__doc__ or ""
+    subpackages = sorted(name.split(".")[1] for name, path in MODULES.items() if path.name == "__init__.py" and name.count(".") == 1)
+    assert subpackages, "no subpackage found"
+    assert [s for s in subpackages if f"`{s}/`" not in doc] == []
