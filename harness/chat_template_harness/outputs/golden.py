@@ -41,7 +41,10 @@ EXTENSION = "golden"
 IDS_PER_LINE = 10
 LINE_WIDTH = 120
 # The modules whose code decides what a golden body says: a change here is "harness changed".
-RULE_MODULES = ("conversation.py", "rules/model.py", "render.py", "turns.py", "sample.py", "tokens.py", "golden.py", "view.py")
+RULE_MODULES = (
+    "contract/conversation.py", "models/rules/model.py", "contract/render.py", "contract/turns.py", "contract/sample.py",
+    "contract/tokens.py", "outputs/golden.py", "outputs/view.py",
+)
 
 
 def path_for(root: Path, cell: Cell) -> Path:
@@ -55,7 +58,7 @@ def rules_digest() -> str:
     for name in RULE_MODULES:
         digest.update(package.joinpath(name).read_bytes())
     # the built-in rules files are what the rules say
-    for path in sorted(package.joinpath("rules/builtin").iterdir(), key=lambda p: p.name):
+    for path in sorted(package.joinpath("models/rules/builtin").iterdir(), key=lambda p: p.name):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
