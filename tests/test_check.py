@@ -103,7 +103,8 @@ def test_a_preprocessor_that_raises_fails_its_cell_with_one_line():
 
     result = check.check_cell(broken, Cell("qwen3-8b", Think.OFF, "single_turn"))
     # one line, and where in the user's code it was raised
-    assert result.status is Status.FAIL and result.reason == f"the preprocessor raised KeyError: 'messages' (at {__file__}:100)"
+    line = broken.__code__.co_firstlineno + 1  # the raise
+    assert result.status is Status.FAIL and result.reason == f"the preprocessor raised KeyError: 'messages' (at {__file__}:{line})"
 
 
 def test_policy_all_requires_every_turn_and_last_only_the_final_one():
