@@ -203,9 +203,32 @@ def test_a_wrong_rules_file_fails_the_matrix(tmp_path, capsys):
     wrong = files.to_mapping(builtin("qwen3"))
     wrong["trailer"] = ""  # forgets the newline Qwen writes after <|im_end|>
     (folder / source.RULES_FILE).write_text(files.tomli_w.dumps(wrong), "utf-8")
-    assert main(["matrix", "--model", str(folder), "--think", "off", "--fixture", "single_turn"]) == 2
-    err = capsys.readouterr().err
-    assert "does not end with a stop token (<|im_end|>); fix: update the family rule" in err
+    assert main(["matrix", "--model", str(folder), "--think", "off", "--fixture", "single_turn"]) == 1
+    out = capsys.readouterr().out
+    assert "0 passed, 0 failed, 0 n/a, 1 error" in out
+    assert "ERROR my-wrong-qwen/think-off/single_turn: the template does not render this cell as the rules say: " in out
+    assert "does not end with a stop token (<|im_end|>); fix: update the family rule" in out
+
+
+# a ChatML template that refuses an empty reply: one fixture (and the tool call's empty content) cannot render
+REFUSES_EMPTY = (
+    "{%- for message in messages %}"
+    "{%- if message.role == 'assistant' and not message.content %}{{ raise_exception('no empty replies') }}{% endif %}"
+    "<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_cell_that_cannot_render_is_an_error_cell_and_the_run_goes_on(tmp_path, capsys):
+    """Every cell gets a verdict: the broken ones are named by model, think mode and fixture; the others still run."""
+    folder = _folder(tmp_path, "refuses-empty", REFUSES_EMPTY)
+    assert main(["matrix", "--model", str(folder), "--think", "off"]) == 1
+    out = capsys.readouterr().out
+    errors = [line for line in out.splitlines() if line.lstrip().startswith("ERROR refuses-empty/")]
+    assert [line.split()[1].rstrip(":") for line in errors] == ["refuses-empty/think-off/empty_assistant_content"], out
+    assert all("no empty replies" in line and "fix: " in line for line in errors)
+    assert "11 passed, 0 failed, 1 n/a, 1 error\n" in out  # derivation saw the refusal in its tool probe: N/A
 
 
 def test_cth_matrix_on_a_renamed_pack_folder_derives_its_rules(tmp_path, capsys):

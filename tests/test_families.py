@@ -138,7 +138,8 @@ def test_qwen3_keeps_reasoning_only_after_the_last_user_query(load):
 
 @pytest.mark.parametrize("model", list(source.registry()))
 def test_the_template_renders_what_is_trained_where_it_shows_the_turn(model: str, load):
-    """Where the template can show a final turn as generated, the plan equals its rendering ("same")."""
+    """The template is the oracle: every plan equals its own render of the finished turn ("same"), or differs only
+    where a rule names why (an untrained think head, reasoning the template hides, whitespace dropped at the edge)."""
     loaded = load(model)
     fam = family(loaded.spec.family)
     for think in Think:
@@ -154,19 +155,25 @@ def test_the_template_renders_what_is_trained_where_it_shows_the_turn(model: str
             for plan in plan_turns(loaded.tokenizer, conv, fam, mode):
                 reasoning = conv.messages[plan.message_index].reasoning
                 whitespace_dropped = any(n.startswith("leading whitespace") for n in plan.notes)
-                empty_opened_think = bool(plan.opener) and mode.thinks and not reasoning
                 hidden = mode.thinks and reasoning and not fam.template_shows_final_reasoning
+                inline = mode.thinks and reasoning and fam.reasoning_field == "inline" and not hidden
+                # the generation prompt's opener, which no finished turn shows once its reasoning is not the template's own
+                empty_opened_think = bool(plan.opener) and mode.thinks and (not reasoning or hidden or inline)
                 # a template that writes a think block into a turn of a mode that never thinks (Qwen3 2507 Instruct)
                 never_generated_block = bool(mode.final_marker) and not mode.thinks and not mode.opener
                 # an opener only the generation prompt writes (Nemotron `/no_think`): history shows no block there
                 prompt_only_block = bool(plan.opener) and not mode.final_marker and not mode.thinks
-                if whitespace_dropped or empty_opened_think or never_generated_block or prompt_only_block:
-                    expected = "differs"  # the template shows no think block where the model still closes one
-                elif hidden:
-                    expected = "hides reasoning"
-                else:
-                    expected = "same"
-                assert plan.template_render == expected, (name, think, plan.turn)
+                expected = []  # what the oracle must name, derived here from the fixture and the mode, not from the plan
+                if empty_opened_think or never_generated_block or prompt_only_block:
+                    expected.append("untrained head")  # the template shows no think block where the model still closes one
+                if inline:
+                    expected.insert(0, "inline reasoning")
+                if hidden:
+                    expected.append("hidden reasoning")
+                if whitespace_dropped:
+                    expected.append("whitespace")
+                named = [rule for rule, _ in plan.oracle.explained]
+                assert not plan.disagrees and named == expected, (name, think, plan.turn, plan.template_render)
 
 
 @pytest.mark.parametrize("model", list(source.registry()))
@@ -292,7 +299,7 @@ def test_qwen3_instruct_2507_writes_an_empty_think_block_it_never_generates(load
     result = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), fam, Think.OFF)
     (sample,) = result.samples
     assert "<think>" not in sample.text
-    assert result.plans[0].template_render == "differs"
+    assert result.plans[0].template_render == "same but for: untrained head '', template '<think>\\n\\n</think>\\n\\n'"
 
 
 def test_nemotron_no_think_is_a_system_flag_that_injects_the_empty_block(load):
@@ -310,7 +317,7 @@ def test_nemotron_no_think_is_a_system_flag_that_injects_the_empty_block(load):
 def test_nemotron_never_shows_reasoning_even_in_the_last_turn(load):
     loaded = load("nemotron-super-49b-v1.5")
     (plan,) = plan_turns(loaded.tokenizer, THINKING, family("nemotron-v1.5"), family("nemotron-v1.5").on)
-    assert plan.template_render == "hides reasoning"
+    assert plan.template_render == "same but for: hidden reasoning (format unverified)"
 
 
 def test_qwen3_thinking_2507_with_no_reasoning_closes_the_opened_block_untrained(load):
@@ -323,3 +330,28 @@ def test_qwen3_thinking_2507_with_no_reasoning_closes_the_opened_block_untrained
     assert [(p.kind, p.text) for p in plan.pieces][0] == ("empty_think", "</think>\n\n")
     trained = [t for t, m in zip(sample.input_ids, sample.loss_mask, strict=True) if m]
     assert loaded.tokenizer.decode(trained) == plan.generated == "The capital of France is Paris.<|im_end|>"
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"think": "<think>{reasoning}</think>"}, "'\\n"),  # the template writes `<think>\n{r}\n</think>\n\n`
+        ({"hidden": True}, ""),  # the rules claim the template hides reasoning it shows
+    ],
+    ids=["wrong-think-format", "wrong-hidden-claim"],
+)
+def test_rules_that_disagree_with_the_template_fail_the_cell(change: dict, where: str, load):
+    """Negative control for invariant 7: rules that misplace reasoning never pass silently."""
+    import dataclasses
+
+    from chat_template_harness.contract.invariants import Invariant, check_samples
+
+    loaded = load("qwen3-8b")
+    fam = family("qwen3")
+    on = dataclasses.replace(fam.on, think=change.get("think", fam.on.think))
+    fam = dataclasses.replace(fam, on=on, template_shows_final_reasoning=not change.get("hidden", False))
+    result = preprocess(loaded.tokenizer, THINKING, fam, Think.ON)
+    assert result.plans[-1].disagrees
+    violations = check_samples(loaded.tokenizer, result.plans, result.samples)
+    (oracle,) = [v for v in violations if v.invariant is Invariant.TEMPLATE]
+    assert "the rules and the template disagree here" in oracle.detail and where in oracle.detail

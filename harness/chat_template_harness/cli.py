@@ -86,7 +86,9 @@ def _compared(args: argparse.Namespace, result: matrix.CellResult) -> matrix.Cel
     from chat_template_harness.outputs import golden
 
     root = _golden_root(args, result)
-    return result if root is None else _with_golden(result, golden.check(result, root))
+    if root is None or result.status is matrix.Status.ERROR:  # an error cell has no samples to compare
+        return result
+    return _with_golden(result, golden.check(result, root))
 
 
 def _write(path: str, text: str) -> None:
@@ -231,7 +233,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     if args.update_goldens:
         root = _user_goldens(args)
         for r in results:
-            if r.cell.fixture in builtin and r.status is not matrix.Status.FAIL:
+            if r.cell.fixture in builtin and not r.status.failing:
                 path = golden.path_for(root, r.cell)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(golden.render(r), "utf-8")
@@ -242,7 +244,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     console.print(report.summary_line(results))
     if args.markdown:
         _write(args.markdown, report.matrix_markdown(results))
-    return 1 if any(r.status is matrix.Status.FAIL for r in results) else 0
+    return 1 if any(r.status.failing for r in results) else 0
 
 
 @command("smoke")
@@ -285,7 +287,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     console.print(report.summary_line(results, failures=False))
     if args.markdown:
         _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
-    failing = [r.cell.id for r in results if r.status is matrix.Status.FAIL]
+    failing = [r.cell.id for r in results if r.status.failing]
     if args.update_baseline:
         if not args.baseline:
             raise HarnessError("--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt")
@@ -415,7 +417,7 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
 
 
 def _with_golden(result: matrix.CellResult, problem: str | None) -> matrix.CellResult:
-    if problem is None or result.status is matrix.Status.FAIL:
+    if problem is None or result.status.failing:
         return result
     return dataclasses.replace(result, status=matrix.Status.FAIL, reason=problem)
 
@@ -536,9 +538,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     source.pin_env_tokenizers_dir()
-    # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns.
+    # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns, and a
+    # message is never broken mid-line there (grep finds it whole).
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
-    console = Console(highlight=False, width=width)
+    console = Console(highlight=False, width=width, soft_wrap=not sys.stdout.isatty())
     try:
         return COMMANDS[args.command](args, console)
     except HarnessError as exc:

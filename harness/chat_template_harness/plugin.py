@@ -201,9 +201,9 @@ class CellCheck(pytest.Item):
             pytest.skip(f"N/A: {result.reason}")
         self.config.stash[RESULTS][self.cell] = result
         known = self.cell.id in listed
-        if result.status is Status.FAIL and known:
+        if result.status.failing and known:
             pytest.xfail(f"known failure (baseline): {result.reason}")
-        if result.status is Status.FAIL:
+        if result.status.failing:
             raise CellCheckFailure(result)
         if known:
             pytest.fail(f"stale baseline entry: {self.cell.id} passes now; remove it from {self.config.getoption('--cth-baseline')}")

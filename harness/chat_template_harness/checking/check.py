@@ -23,7 +23,8 @@ from chat_template_harness.contract.sample import Policy, preprocess, resolve_mo
 from chat_template_harness.contract.tokens import decode
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs.matrix import Cell, Status, na_reason
+from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.outputs.matrix import Cell, Status, error_reason, na_reason
 from chat_template_harness.outputs.view import visible
 
 
@@ -73,7 +74,10 @@ def check_cell(
     # what the server really sends (a default system prompt where configured); the plug-in gets the data as it is
     served = conversation.with_system_prompt(conv, system_prompt)
     mode = resolve_mode(fam, cell.think, served)
-    reference = preprocess(loaded.tokenizer, served, fam, cell.think, Policy.ALL)
+    try:
+        reference = preprocess(loaded.tokenizer, served, fam, cell.think, Policy.ALL)
+    except TemplateDriftError as error:
+        return CheckResult(cell, Status.ERROR, error_reason(cell, error))
     request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
     vocab = len(loaded.tokenizer)
 

@@ -29,9 +29,9 @@ PREPROCESSORS: dict[str, str] = {
     "trl 1.16.0": "chat_template_harness.examples.trl_sft:preprocess",
     **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.examples.specforge:{t}" for t in SPECFORGE},
 }
-ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—"}
+ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font
-WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a"}
+WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def markdown(columns: Sequence[Column], cells: Sequence[Cell]) -> str:
         if not col.results:
             lines.append(f"| `{col.label}` | not installed: {col.unavailable} | | |")
             continue
-        counts = [sum(col.results[c].status is s for c in rows) for s in (Status.PASS, Status.FAIL, Status.NA)]
+        counts = [sum(col.results[c].status is s or (s is Status.FAIL and col.results[c].status.failing) for c in rows)
+                  for s in (Status.PASS, Status.FAIL, Status.NA)]
         lines.append(f"| `{col.label}` (`{col.spec}`) | " + " | ".join(map(str, counts)) + " |")
     return "\n".join(lines) + "\n"
 

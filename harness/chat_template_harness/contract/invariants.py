@@ -43,6 +43,9 @@ class Invariant(Enum):
     WHOLE_STRING = (4, "whole-string tokenization")
     NO_STRADDLE = (5, "no straddling token")
     DETERMINISM = (6, "determinism")
+    # the template as the oracle: its own render of each finished turn agrees with the plan the
+    # samples are judged by, but for differences a rule names (contract: "Templates the harness has never seen")
+    TEMPLATE = (7, "template oracle")
 
     @property
     def number(self) -> int:
@@ -106,8 +109,10 @@ def check_samples(
     *,
     required_turns: Iterable[int] | None = None,
 ) -> list[Violation]:
-    """Invariants 1-5 over one cell's samples. `required_turns`: turns that must be trained (default: all)."""
-    violations: list[Violation] = []
+    """Invariants 1-5 and 7 (the template oracle, on the plans) over one cell's samples. `required_turns`: turns that must be trained (default: all)."""
+    violations: list[Violation] = [
+        Violation(Invariant.TEMPLATE, plan.oracle.describe(), turn=plan.turn) for plan in plans if plan.disagrees
+    ]
     trained_turns: set[int] = set()
     plans = _as_tokenized(tokenizer, plans)
     for index, sample in enumerate(samples):

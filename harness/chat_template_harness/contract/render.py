@@ -24,13 +24,21 @@ from chat_template_harness.models.rules import Family, ThinkMode
 PINNED_CLOCK = datetime(2024, 7, 26, 12, 0, tzinfo=UTC)
 
 
+def inline_reasoning(reasoning: str) -> str:
+    """Reasoning as the harness writes it into content for a template that reads no reasoning field (QwQ).
+
+    This is the harness's text, not the template's: the template oracle never counts it as verified.
+    """
+    return f"<think>\n{reasoning}\n</think>\n\n"
+
+
 def template_message(message: Message, family: Family, *, with_reasoning: bool) -> dict[str, Any]:
     """One canonical message as this family's template reads it."""
     out: dict[str, Any] = {"role": message.role, "content": message.content}
     reasoning = message.reasoning if with_reasoning else ""
     if message.role == "assistant" and reasoning:
         if family.reasoning_field == "inline":
-            out["content"] = f"<think>\n{reasoning}\n</think>\n\n{message.content}"
+            out["content"] = inline_reasoning(reasoning) + message.content
         else:
             out[family.reasoning_field] = reasoning
     if message.tool_calls:

@@ -16,6 +16,7 @@ final turn's reasoning, the plan is compared with the template's own rendering
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,7 +24,7 @@ from typing import Any
 
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
-from chat_template_harness.contract.render import render, template_message, template_messages
+from chat_template_harness.contract.render import inline_reasoning, render, template_message, template_messages
 from chat_template_harness.contract.tokens import crossing, encode
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models.rules import Family, ThinkMode
@@ -57,9 +58,15 @@ class TurnPlan:
     opener_kind: Kind
     pieces: tuple[Piece, ...]
     notes: tuple[str, ...]
-    template_render: str
+    template_render: str  # the oracle's verdict: "same", "same but for: …" (each difference named by a rule), "differs"
     header_start: int  # where the generation prompt (role header, opener) begins in `prompt`
-    trailer: str  # what the template writes after the stop token (never generated)  # the template's own render of this turn, as the last message: "same", "differs", "hides reasoning"
+    trailer: str  # what the template writes after the stop token (never generated)
+    oracle: Agreement  # the template's own render of this finished turn, compared with the plan
+
+    @property
+    def disagrees(self) -> bool:
+        """The template writes this finished turn differently, and no rule explains it."""
+        return self.oracle.verdict == DIFFERS
 
     @property
     def body(self) -> str:
@@ -210,11 +217,10 @@ def _plan(
             "the untrained text before it into one token, which no served model generates"
         )
 
-    if thinks_here and reasoning and not family.template_shows_final_reasoning:
-        agreement = "hides reasoning"
-    else:
-        full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here)], False)
-        agreement = "same" if full == prompt + "".join(p.text for p in pieces) + family.trailer else "differs"
+    # whitespace-only reasoning is an empty think block (contract): the oracle renders the turn as the plan reads it
+    full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here and bool(reasoning))], False)
+    opener = mode.opener if has_opener else ""
+    agreement = _agreement(full, head, opener, pieces, family, mode, dropped, reasoning if thinks_here else "")
     opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
     header_start = rendered.header_start(msgs, index, prompt, head)
     return TurnPlan(
@@ -225,10 +231,87 @@ def _plan(
         opener_kind,
         tuple(pieces),
         tuple(notes),
-        agreement,
+        agreement.verdict,
         header_start,
         family.trailer,
+        agreement,
     )
+
+
+DIFFERS = "differs"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The template as the oracle: its own render of the finished turn against the plan's text for it.
+
+    `template` and `sample` are the turn's text from the assistant header on (opener, pieces,
+    trailer), as the template writes it with the turn last and as the plan has it. They may differ
+    only where a rule names why, each listed in `explained`: the untrained head of the turn (the
+    generation prompt's opener, an empty think block), reasoning the template does not show in a
+    finished turn (the rules' format is then unverified, and said so), whitespace dropped at the
+    prompt edge. Anything else is `differs`: the rules and the template disagree.
+    """
+
+    template: str
+    sample: str
+    # (rule, what it names): "untrained head", "inline reasoning", "hidden reasoning", "whitespace"
+    explained: tuple[tuple[str, str], ...] = ()
+    at: int = -1  # where the unexplained difference starts, in the compared remainders (-1: none)
+    compared: tuple[str, str] = ("", "")  # the template's and the sample's remainders that were compared
+
+    @property
+    def verdict(self) -> str:
+        if self.at >= 0:
+            return DIFFERS
+        return "same but for: " + "; ".join(f"{rule} {what}" for rule, what in self.explained) if self.explained else "same"
+
+    def describe(self, width: int = 60) -> str:
+        """One line for a failure: where the two texts part, both shown."""
+        template, sample = self.compared
+        return (
+            f"the rules and the template disagree here: the template writes {template[self.at : self.at + width]!r} where the "
+            f"sample has {sample[self.at : self.at + width]!r} (character {self.at} of the turn; template's turn: "
+            f"{self.template[:4 * width]!r}; sample's turn: {self.sample[:4 * width]!r})"
+        )
+
+
+def _agreement(
+    full: str, head: str, opener: str, pieces: list[Piece], family: Family, mode: ThinkMode, dropped: str, reasoning: str
+) -> Agreement:
+    """Compare the template's finished turn (`full` from `head` on) with the plan (`opener` + `pieces`)."""
+    untrained = opener + "".join(p.text for p in itertools.takewhile(lambda p: not p.kind.trained, pieces))
+    sample = opener + "".join(p.text for p in pieces) + family.trailer
+    if not full.startswith(head):
+        at = first_difference(full, head)
+        return Agreement(full[at:], sample, at=0, compared=(full[at:], head[at:]))
+    template = full[len(head) :]
+    body = sample[len(untrained) :]
+    explained: list[tuple[str, str]] = []
+    typed = inline_reasoning(reasoning) if reasoning and family.reasoning_field == "inline" else ""
+    if typed and family.template_shows_final_reasoning and typed in template:
+        template = template.replace(typed, "", 1)  # the harness's own text echoed back proves nothing
+        explained.append(("inline reasoning", "(typed by the harness into content: format unverified)"))
+    # the turn's untrained head, as the template writes it for a finished turn: one of the rules' markers
+    markers = sorted({mode.final_marker, opener + mode.empty_think, opener, mode.empty_think, ""}, key=len, reverse=True)
+    marker = next(m for m in markers if template.startswith(m))
+    rest = template[len(marker) :]
+    if marker != untrained:
+        explained.append(("untrained head", f"{untrained!r}, template {marker!r}"))
+    if typed and family.template_shows_final_reasoning:
+        body = body.replace(next(p.text for p in pieces if p.kind is Kind.REASONING), "", 1)
+    elif reasoning and not family.template_shows_final_reasoning:
+        shown = next(p.text for p in pieces if p.kind is Kind.REASONING)
+        body = body.replace(shown, "", 1)
+        if rest.count(reasoning) > body.count(reasoning):  # the rules say the template hides it, and it does not
+            return Agreement(template, sample, tuple(explained), at=0, compared=(rest, body))
+        explained.append(("hidden reasoning", "(format unverified)"))
+    if dropped and rest.startswith(dropped) and not body.startswith(dropped):
+        rest = rest[len(dropped) :]
+        explained.append(("whitespace", f"{dropped!r} dropped"))
+    if rest != body:
+        return Agreement(template, sample, tuple(explained), at=first_difference(rest, body), compared=(rest, body))
+    return Agreement(template, sample, tuple(explained))
 
 
 def _unmerge_leading_whitespace(tokenizer: Any, prompt: str, pieces: list[Piece]) -> tuple[list[Piece], str]:

@@ -117,6 +117,8 @@ def cell_page(result: CellResult, stored: golden.Golden) -> str:
     parts = [f'<p class="provenance" data-testid="provenance">{provenance}</p>']
     if result.status is Status.NA:
         parts.append(f'<p data-testid="na">N/A: {html.escape(result.reason)}</p>')
+    elif result.result is None:
+        parts.append(f'<p data-testid="error">{html.escape(result.reason)}</p>')
     else:
         assert result.result is not None and result.loaded is not None
         parts.append(legend())
@@ -141,7 +143,7 @@ def index_page(results: Sequence[CellResult], *, with_conformance: bool = False)
         for f in fixtures:
             r = by[(model, think, f)]
             href = f"cells/{model}/think-{think}/{f}.html"
-            label = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a"}[r.status]
+            label = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}[r.status]
             tip = f' title="{html.escape(r.reason)}"' if r.reason else ""
             cells.append(f'<td class="{r.status.name.lower()}"{tip}><a href="{href}">{label}</a></td>')
         body.append(f"<tr><th>{html.escape(model)}</th><td>{think}</td>{''.join(cells)}</tr>")
@@ -169,8 +171,9 @@ def compare_page(fixture: str, results: Sequence[CellResult]) -> str:
         if r.cell.fixture != fixture:
             continue
         link = f'<a href="../cells/{r.cell.model}/think-{r.cell.think}/{fixture}.html">{html.escape(r.cell.id)}</a>'
-        if r.status is Status.NA:
-            cards.append(f'<div class="card"><h3>{link}</h3><p class="note">N/A: {html.escape(r.reason)}</p></div>')
+        if r.status is Status.NA or r.result is None:
+            why = f"N/A: {r.reason}" if r.status is Status.NA else r.reason
+            cards.append(f'<div class="card"><h3>{link}</h3><p class="note">{html.escape(why)}</p></div>')
             continue
         assert r.result is not None and r.loaded is not None
         last = r.result.samples[-1]

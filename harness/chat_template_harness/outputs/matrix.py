@@ -3,7 +3,8 @@
 A cell is N/A when the family rules say so (no such think mode, or the mode cannot express
 something the fixture needs); that is decided from the rules alone, before any tokenizer loads,
 so the N/A list is the same on every machine. Every other cell is preprocessed by the reference
-and checked against invariants 1-6.
+and checked against the invariants; a cell whose template errs or drifts from the rules is an
+ERROR cell, named, and the run goes on to the next one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
+from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
@@ -37,6 +39,11 @@ class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     NA = "n/a"
+    ERROR = "error"  # the template cannot render this cell as the rules say (drift, a raise): named, the run goes on
+
+    @property
+    def failing(self) -> bool:
+        return self in (Status.FAIL, Status.ERROR)
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,10 @@ def run_cell(
     def produce() -> tuple:
         return preprocess(loaded.tokenizer, conv, fam, cell.think, policy).samples
 
-    result = preprocess(loaded.tokenizer, conv, fam, cell.think, policy)
+    try:
+        result = preprocess(loaded.tokenizer, conv, fam, cell.think, policy)
+    except TemplateDriftError as error:
+        return CellResult(cell, Status.ERROR, error_reason(cell, error), loaded=loaded)
     required = None if policy is Policy.ALL else [result.plans[-1].turn]
     violations = check_samples(loaded.tokenizer, result.plans, result.samples, required_turns=required)
     if determinism:
@@ -97,6 +107,11 @@ def run_cell(
     if violations:
         return CellResult(cell, Status.FAIL, violations[0].format().splitlines()[0], result, tuple(violations), loaded)
     return CellResult(cell, Status.PASS, "", result, (), loaded)
+
+
+def error_reason(cell: Cell, error: TemplateDriftError) -> str:
+    """One line for a cell the template cannot render as the rules say: which cell, what, and the fix."""
+    return f"the template does not render this cell as the rules say: {error}"
 
 
 def run(cells_: Iterable[Cell], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> list[CellResult]:

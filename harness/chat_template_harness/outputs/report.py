@@ -21,8 +21,8 @@ class _Result(Protocol):
     status: Status
     reason: str
 
-MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a"}
-STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50"}
+MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}
+STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50", Status.ERROR: "bold magenta"}
 
 
 def _grid(results: Sequence[_Result]) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], CellResult]]:
@@ -60,21 +60,28 @@ def matrix_table(results: Sequence[CellResult]) -> Table:
     return table
 
 
+def counts_line(counts: Counter[Status]) -> str:
+    """`N passed, N failed, N n/a`, and `, N error(s)` where a cell errs."""
+    line = f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a"
+    errors = counts[Status.ERROR]
+    return line + (f", {errors} error{'s' if errors > 1 else ''}" if errors else "")
+
+
 def summary_line(results: Sequence[_Result], *, failures: bool = True) -> Text:
     counts = Counter(r.status for r in results)
-    text = Text(f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a")
+    text = Text(counts_line(counts))
     for reason, ids in _na_reasons(results).items():
         text.append(f"\n  n/a ({len(ids)} cells): {reason}", style="grey50")
     for r in results if failures else ():
-        if r.status is Status.FAIL:
-            text.append(f"\n  FAIL {r.cell.id}: {r.reason}", style="red")
+        if r.status.failing:
+            text.append(f"\n  {MARK[r.status]} {r.cell.id}: {r.reason}", style="red")
     return text
 
 
 def _markdown_grid(results: Sequence[_Result]) -> list[str]:
     """The model x think x fixture table, the counts and the N/A reasons, as Markdown lines."""
     fixtures, rows, cells = _grid(results)
-    icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—"}
+    icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
     lines = [
         "| model | think | " + " | ".join(f.replace("_", " ") for f in fixtures) + " |",
         "|---|---|" + "---|" * len(fixtures),
@@ -83,7 +90,7 @@ def _markdown_grid(results: Sequence[_Result]) -> list[str]:
         marks = [icon[c.status] if (c := cells.get((model, think, f))) else "" for f in fixtures]
         lines.append(f"| `{model}` | {think} | " + " | ".join(marks) + " |")
     counts = Counter(r.status for r in results)
-    lines += ["", f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a", ""]
+    lines += ["", counts_line(counts), ""]
     reasons = _na_reasons(results)
     if reasons:
         lines += ["### N/A cells", ""]
@@ -94,7 +101,7 @@ def _markdown_grid(results: Sequence[_Result]) -> list[str]:
 
 def matrix_markdown(results: Sequence[CellResult]) -> str:
     lines = ["## chat-template-harness matrix", "", *_markdown_grid(results)]
-    failures = [r for r in results if r.status is Status.FAIL]
+    failures = [r for r in results if r.status.failing]
     if failures:
         lines += ["### Failures", ""]
         for r in failures:
@@ -126,7 +133,7 @@ def check_markdown(preprocessor: str, results: Sequence[CheckResult], policy: Po
         "",
         *_markdown_grid(results),
     ]
-    failures = [r for r in results if r.status is Status.FAIL]
+    failures = [r for r in results if r.status.failing]
     if failures:
         lines += ["### What fails, cell by cell", ""]
         for r in failures:
