@@ -110,3 +110,51 @@ def test_the_generator_is_seeded_and_mixes_formats():
     assert first == second
     shapes = {next(iter(json.loads(line)), None) for line in first if line.startswith("{") and line.endswith("}")}
     assert {"messages", "conversations", "id"} <= shapes
+
+
+@pytest.fixture(scope="module")
+def columnar(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same mixed-shape rows as JSONL, as pandas-written Parquet (one column per key, null where a row has
+    none, nested nulls inside messages) and as `datasets`-written Parquet."""
+    import datasets
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("columnar")
+    rows = []
+    for line in generate.lines(80, seed=3):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a truncated line has no columns
+        for message in row.get("messages") or row.get("conversations") or []:
+            for call in message.get("tool_calls", []):  # Parquet holds one type per column: arguments as JSON text
+                call["function"]["arguments"] = json.dumps(call["function"]["arguments"]) if not isinstance(
+                    call["function"]["arguments"], str) else call["function"]["arguments"]
+        rows.append(row)
+    jsonl = folder / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    pd.DataFrame(rows).to_parquet(folder / "pandas.parquet")
+    datasets.Dataset.from_json(str(jsonl)).to_parquet(folder / "datasets.parquet")
+    assert {"messages", "conversations", "id"} <= set(pd.read_parquet(folder / "pandas.parquet").columns)
+    return {"jsonl": jsonl, "pandas": folder / "pandas.parquet", "datasets": folder / "datasets.parquet"}
+
+
+def test_a_null_column_is_an_absent_column(capsys, columnar):
+    """Datasets merged from several shapes: Parquet of mixed rows reads exactly as its JSONL."""
+    reports = {name: _audit(capsys, path, "--workers", "1")[1] for name, path in columnar.items()}
+    for r in reports.values():
+        r.pop("source")
+    assert reports["jsonl"]["rows"]["usable"] > 70  # negative control: without null handling most rows are rejected
+    assert reports["pandas"] == reports["jsonl"] and reports["datasets"] == reports["jsonl"]
+
+
+def test_nested_nulls_are_absent_fields():
+    from chat_template_harness.audit.rows import decode
+    from chat_template_harness.contract import conversation
+
+    row = {"id": None, "messages": None, "conversations": [
+        {"from": "human", "value": "hi", "role": None, "content": None, "tool_calls": None, "name": None},
+        {"from": None, "value": None, "role": "assistant", "content": "hello", "reasoning_content": None, "tool_calls": None},
+    ]}
+    conv = conversation.parse(decode(row), name="row 1", source="row 1")
+    assert [(m.role, m.content, m.reasoning, m.tool_calls) for m in conv.messages] == [("user", "hi", "", ()), ("assistant", "hello", "", ())]

@@ -356,7 +356,8 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
             bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
 
         summary = audit(args.path, settings, engine=args.engine, workers=args.workers, limit=args.limit,
-                        revision=args.revision, progress=tick)
+                        revision=args.revision, progress=tick,
+                        sample=dataclasses.replace(args.sample, seed=args.seed) if args.sample else None)
     console.print(Markdown(summary.markdown()))
     if args.json:
         _write(args.json, _json.dumps(summary.to_json(), ensure_ascii=False, indent=2) + "\n")
@@ -427,6 +428,16 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fixture", help="built-in fixture name or path to a JSON conversation")
     parser.add_argument("--think", choices=[t.value for t in Think], required=True)
     parser.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
+
+
+def _sample_plan(text: str) -> Any:
+    """An argparse type for --sample: a row count or a fraction (the seed is set from --seed)."""
+    from chat_template_harness.audit.sampling import Plan
+
+    try:
+        return Plan.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -506,6 +517,11 @@ def parser() -> argparse.ArgumentParser:
     audit_p.add_argument("--preprocessor", metavar="MODULE:CALLABLE", help="also check your preprocessor on every row")
     audit_p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
     audit_p.add_argument("--limit", type=_positive(int), help="only the first N rows")
+    audit_p.add_argument(
+        "--sample", metavar="N|FRACTION", type=_sample_plan,
+        help="a statistical audit: N rows (or a fraction, 0.02) drawn at random with --seed; rates with 95%% intervals",
+    )
+    audit_p.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     audit_p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, help="processes (default: every core)")
     audit_p.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: Ray Data on $RAY_ADDRESS (else a local Ray)")
     audit_p.add_argument("--revision", help="the hub dataset's revision")

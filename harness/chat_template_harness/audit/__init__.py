@@ -3,7 +3,8 @@
 The flow, one module per stage: rows (read a JSONL/Parquet file or a hub dataset with Hugging Face
 `datasets`, streaming; every row keeps its 1-based number) -> row (the per-row function both
 engines call: parse, reference preprocessor, invariants, the user's preprocessor) -> engines (local
-processes or Ray Data) -> summary (counts, examples, table, JSON, Markdown). `generate` writes
+processes or Ray Data) -> summary (counts, examples, table, JSON, Markdown); `sampling` makes it a
+statistical audit (a seeded random sample, rates with 95% intervals). `generate` writes
 realistic test and bench data. A bad row is counted with its reason and row number, never a crash.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from itertools import islice
 
 from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.audit.sampling import Plan
 from chat_template_harness.audit.summary import Summary
 from chat_template_harness.errors import HarnessError
 
@@ -26,20 +28,25 @@ def audit(
     limit: int | None = None,
     revision: str | None = None,
     progress: Callable[[RowOutcome], None] | None = None,
+    sample: Plan | None = None,
 ) -> Summary:
-    """Stream `source` through the per-row function on `engine`; the summary of every row."""
-    from chat_template_harness.audit import engines, rows
+    """Stream `source` through the per-row function on `engine`; the summary of every row (or of a seeded
+    random sample of them, whose rates the summary gives with 95% confidence intervals)."""
+    from chat_template_harness.audit import engines, rows, sampling
     from chat_template_harness.audit.row import context
 
     context(settings)  # load the tokenizer and the plug-in once here: their errors are the user's, not a row's
     stream = rows.read(source, revision=revision)
     if limit is not None:
         stream = islice(stream, limit)
-    summary = Summary(settings, source)
-    for outcome in engines.ENGINES[engine](settings, stream, workers):
+    sampled = sampling.sample(stream, sample) if sample is not None else None
+    summary = Summary(settings, source, plan=sample)
+    for outcome in engines.ENGINES[engine](settings, sampled.rows if sampled else stream, workers):
         summary.add(outcome)
         if progress is not None:
             progress(outcome)
+    if sampled is not None:
+        summary.population = sampled.population
     if summary.total == 0:
         raise HarnessError(f"{source} has no rows", "point at a dataset with at least one conversation")
     if summary.usable == 0:

@@ -53,7 +53,23 @@ def read(source: str, *, revision: str | None = None, split: str = "train") -> I
 
 
 def decode(raw: Any) -> Any:
-    """A row as JSON data: a JSONL line is parsed (json.JSONDecodeError for a malformed one)."""
+    """A row as JSON data: a JSONL line is parsed (json.JSONDecodeError for a malformed one); a columnar row
+    (Parquet, a `datasets` Dataset) loses its nulls."""
     if isinstance(raw, str):
         return json.loads(raw)
-    return raw
+    return without_nulls(raw)
+
+
+def without_nulls(value: Any) -> Any:
+    """A columnar row as the JSON it was written from: a null field is an absent field, at every depth.
+
+    Parquet has one schema per file, so a dataset merged from several shapes (OpenAI `messages`,
+    ShareGPT `conversations`, EAGLE `id`) holds every key of every shape in every row, null where
+    the row had none, and likewise inside messages (`reasoning_content`, `tool_calls`, `name`, `from`)
+    and tool-call arguments. A JSONL line keeps its nulls: there a null is what the writer wrote.
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value

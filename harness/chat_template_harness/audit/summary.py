@@ -1,14 +1,16 @@
 """The audit's summary: counts per reason, kind and invariant, with example row numbers; table, JSON, Markdown.
 
 JSON schema (`--json FILE`), version 1:
-{"schema": 1, "source", "model", "think", "policy", "preprocessor" (or null),
+{"schema": 1, "source", "model", "think", "policy", "callable" (MODULE:CALLABLE, or null),
  "rows": {"total", "usable", "rejected", "not_applicable"},
  "rejected": {reason: {"rows": n, "examples": [{"row", "detail"}]}},
  "reference": {"samples", "tokens": {kind: n}, "rows_with_reasoning_dropped", "rows_with_whitespace_dropped",
                "rows_violating": n},
  "preprocessor": {"rows_checked", "rows_wrong", "rows_errored", "rows_unsupported",
                   "violations": {invariant number: rows}, "wrong_tokens": {kind: n},
-                  "wrong_tokens_rows": {kind: rows}, "worst": [{"row", "wrong_tokens", "detail"}]} or null}
+                  "wrong_tokens_rows": {kind: rows}, "worst": [{"row", "wrong_tokens", "detail"}]} or null,
+ "sample": {"plan", "seed", "rows", "population",
+            "estimates": {rate: {"rows", "of", "rate", "low", "high"}}} or null (a full audit)}
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.audit.sampling import Plan, wilson
 from chat_template_harness.contract.invariants import Invariant
 
 EXAMPLES = 5
@@ -52,6 +55,8 @@ class Summary:
     wrong_tokens: Counter[str] = field(default_factory=Counter)
     wrong_token_rows: Counter[str] = field(default_factory=Counter)
     worst: list[tuple[int, int, str]] = field(default_factory=list)  # heap of (wrong tokens, -row, detail)
+    plan: Plan | None = None  # a statistical audit: the rows are a random sample of the dataset's
+    population: int = 0  # rows in the dataset, for a sampled audit
 
     def add(self, out: RowOutcome) -> None:
         self.total += 1
@@ -105,7 +110,7 @@ class Summary:
             }
         return {
             "schema": 1, "source": self.source, "model": s.model, "think": s.think, "policy": s.policy,
-            "preprocessor": s.preprocessor,
+            "callable": s.preprocessor,
             "rows": {"total": self.total, "usable": self.usable, "rejected": sum(self.rejected.values()),
                      "not_applicable": self.not_applicable},
             "rejected": {k: {"rows": n, "examples": [{"row": r, "detail": d} for r, d in sorted(self.examples[k])]}
@@ -115,7 +120,33 @@ class Summary:
                           "rows_with_whitespace_dropped": self.whitespace_dropped,
                           "rows_violating": self.reference_violating},
             "preprocessor": plugin,
+            "sample": self._sample_json(),
         }
+
+    def rates(self) -> dict[str, tuple[int, int]]:
+        """Each rate the report gives, as (rows with it, rows it is out of)."""
+        out = {
+            "rejected": (sum(self.rejected.values()), self.total),
+            "reference_violating": (self.reference_violating, self.usable),
+            "reasoning_dropped": (self.reasoning_dropped, self.usable),
+            "whitespace_dropped": (self.whitespace_dropped, self.usable),
+        }
+        if self.settings.preprocessor:
+            out["preprocessor_wrong"] = (self.wrong_rows, self.checked)
+            out["preprocessor_errored"] = (self.errored, self.checked)
+            out |= {f"invariant_{k}": (n, self.checked) for k, n in sorted(self.violations.items())}
+            out |= {f"trains_{k}": (n, self.checked) for k, n in sorted(self.wrong_token_rows.items())}
+        return out
+
+    def _sample_json(self) -> dict[str, Any] | None:
+        if self.plan is None:
+            return None
+        estimates = {}
+        for name, (hits, n) in self.rates().items():
+            low, high = wilson(hits, n)
+            estimates[name] = {"rows": hits, "of": n, "rate": hits / n if n else 0.0, "low": low, "high": high}
+        return {"plan": self.plan.describe(), "seed": self.plan.seed, "rows": self.total, "population": self.population,
+                "estimates": estimates}
 
     def lines(self) -> list[str]:
         """The report as Markdown lines (the terminal shows the same, through rich)."""
@@ -127,6 +158,8 @@ class Summary:
             f"{rows['total']} rows: {rows['usable']} usable, {rows['rejected']} rejected.",
             "",
         ]
+        if j["sample"]:
+            out += self._sample_lines(j["sample"])
         if self.rejected:
             out += ["| rejected because | rows | example rows |", "|---|---|---|"]
             for reason, info in j["rejected"].items():
@@ -155,6 +188,21 @@ class Summary:
         if s.preprocessor:
             out += self._plugin_lines(j["preprocessor"])
         return out
+
+    @staticmethod
+    def _sample_lines(sample: dict[str, Any]) -> list[str]:
+        out = [
+            f"**These figures are estimates**: a random sample of {sample['rows']:,} of the dataset's "
+            f"{sample['population']:,} rows ({sample['plan']}, seed {sample['seed']}); row numbers are the dataset's. "
+            "Each rate with its 95% confidence interval (Wilson):",
+            "",
+            "| rate | rows | estimate | 95% interval |",
+            "|---|---|---|---|",
+        ]
+        for name, e in sample["estimates"].items():
+            out.append(f"| {name.replace('_', ' ')} | {e['rows']} of {e['of']} | {e['rate']:.2%} | "
+                       f"{e['low']:.2%} – {e['high']:.2%} |")
+        return [*out, ""]
 
     def _plugin_lines(self, p: dict[str, Any]) -> list[str]:
         checked = max(p["rows_checked"], 1)

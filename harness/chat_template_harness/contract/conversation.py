@@ -116,7 +116,7 @@ def _unwrap(data: Any, where: _Where) -> tuple[Any, Any, str]:
     """(messages, tools, description) of an OpenAI list, a `messages` object or a ShareGPT/EAGLE row."""
     if not isinstance(data, Mapping):
         return data, [], ""
-    key = next((k for k in ("messages", "conversations") if k in data), None)
+    key = next((k for k in ("messages", "conversations") if data.get(k) is not None), None)
     if key is None:
         keys = ", ".join(sorted(map(str, data))[:6]) or "none"
         raise FixtureError(f"{where}: object has no `messages` or `conversations` list (keys: {keys})", FIX_FORMAT)
