@@ -13,6 +13,7 @@ from chat_template_harness.checking import check
 from chat_template_harness.contract.invariants import Invariant
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
+from chat_template_harness.external import Unsupported as ExternalUnsupported
 from chat_template_harness.models.rules import Think
 from chat_template_harness.outputs import matrix
 from chat_template_harness.outputs.matrix import Cell, Status
@@ -40,7 +41,10 @@ IDS, MASK = [5, 6, 7, 8], [0, 0, 1, 1]
     ids=["lists", "labels", "padded-batch", "pair", "list-of-dicts", "object"],
 )
 def test_adapters_read_the_common_output_shapes(raw):
-    assert to_samples(raw) == [ExternalSample(tuple(IDS), tuple(MASK))]
+    (sample,) = to_samples(raw)
+    assert (sample.input_ids, sample.loss_mask) == (tuple(IDS), tuple(MASK))
+    # labels are kept (padding dropped) where they say what is trained: the label ids are checked too
+    assert sample.labels == ((-100, -100, 7, 8) if "labels" in str(raw) else None)
 
 
 @pytest.mark.torch
@@ -312,3 +316,39 @@ def test_gpt_oss_determinism_failure_names_the_clock_fix():
     result = check.check_cell(unpinned, Cell("gpt-oss-20b", Think.ON, "single_turn"))
     found = [v for v in result.violations if v.invariant is Invariant.DETERMINISM]
     assert found and "freeze the clock around your apply_chat_template call" in found[0].detail
+
+
+def test_a_date_from_the_preprocessors_own_clock_is_named_as_such():
+    """Qwen3's template reads no clock: a determinism failure there comes from the plug-in's own datetime.now()."""
+    import datetime
+
+    def dated(request):
+        from chat_template_harness.examples.reference import preprocess
+
+        out = preprocess(request)
+        stamp = request.tokenizer(datetime.datetime.now().strftime("%Y-%m-%d"), add_special_tokens=False)["input_ids"]
+        return [{"input_ids": stamp + list(s["input_ids"]), "loss_mask": [0] * len(stamp) + list(s["loss_mask"])} for s in out]
+
+    result = check.check_cell(dated, Cell("qwen3-8b", Think.OFF, "single_turn"))
+    found = [v for v in result.violations if v.invariant is Invariant.DETERMINISM]
+    assert found and "your preprocessor writes the date itself" in found[0].detail
+
+
+def test_a_missing_dependency_of_the_users_module_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "needs_dep.py").write_text("import not_installed_dependency_xyz\n\ndef build(request):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PreprocessorError, match=r"'needs_dep' imports 'not_installed_dependency_xyz', which is not installed"):
+        load_callable("needs_dep:build")
+
+
+def test_inline_reasoning_reaches_the_plugin_as_inline_text():
+    """A plug-in gets the data as a user has it: `<think>…</think>` stays in the content (its own parsing is checked)."""
+    seen = []
+
+    def spy(request):
+        seen.append(request.messages)
+        raise ExternalUnsupported("spy")
+
+    check.check_cell(spy, Cell("qwen3-8b", Think.ON, "inline_think"))
+    reply = seen[0][-1]
+    assert reply["content"].startswith("<think>") and "</think>" in reply["content"] and "reasoning_content" not in reply

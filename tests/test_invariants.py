@@ -208,3 +208,51 @@ def test_determinism_holds_for_the_reference(load, model: str):
     loaded, fam, conv, _ = _cell(load, model, "on" if model.startswith("gpt") else "off", "single_turn")
     think = Think.ON if model.startswith("gpt") else Think.OFF
     assert check_determinism(lambda: preprocess(loaded.tokenizer, conv, fam, think).samples) == []
+
+
+# --- 8. label ids (contract: "Labels") -----------------------------------------------------------------------------
+
+
+def _labelled(load, relabel):
+    """The reference sample of qwen3-8b think-off single_turn returned as `labels`, passed through `relabel`."""
+    from chat_template_harness.external import IGNORE_INDEX, to_samples
+
+    loaded, fam, conv, reference = _cell(load, "qwen3-8b", "off", "single_turn")
+    (sample,) = reference.samples
+    ids = list(sample.input_ids)
+    labels = [i if m else IGNORE_INDEX for i, m in zip(ids, sample.loss_mask, strict=True)]
+    ids, labels = relabel(loaded.tokenizer, ids, labels)
+    return loaded, reference, to_samples({"input_ids": ids, "labels": labels})
+
+
+def test_right_labels_pass(load):
+    loaded, reference, samples = _labelled(load, lambda tok, ids, labels: (ids, labels))
+    assert samples[0].labels is not None and check_samples(loaded.tokenizer, reference.plans, samples) == []
+
+
+def test_a_right_mask_with_wrong_label_ids_fails(load):
+    """Negative control: labels shifted by one (the model shifts them again) train the wrong next token."""
+
+    def shifted(tok, ids, labels):
+        return ids, [labels[i + 1] if labels[i] != -100 and i + 1 < len(labels) and labels[i + 1] != -100 else labels[i]
+                     for i in range(len(labels))]
+
+    loaded, reference, samples = _labelled(load, shifted)
+    assert [int(l != -100) for l in samples[0].labels] == list(samples[0].loss_mask)  # the mask is still right
+    violations = check_samples(loaded.tokenizer, reference.plans, samples)
+    assert violations[0].invariant is Invariant.LABELS, [v.format() for v in violations]
+    assert "carry a label that is not the input id there" in violations[0].detail
+
+
+def test_a_stop_label_over_the_next_header_is_read_as_the_stop(load):
+    """LLaMA-Factory's efficient_eos: the last label is the stop token where the input holds another id; what the
+    model learns is right, so no violation (the harness once reported the input token as trained)."""
+
+    def efficient_eos(tok, ids, labels):
+        last = max(i for i, l in enumerate(labels) if l != -100)
+        newline = tok.convert_tokens_to_ids("Ċ")
+        return [*ids[:last], newline, *ids[last + 1 :]], labels
+
+    loaded, reference, samples = _labelled(load, efficient_eos)
+    assert samples[0].input_ids != samples[0].labels  # the input really differs
+    assert check_samples(loaded.tokenizer, reference.plans, samples) == []

@@ -59,6 +59,8 @@ class Preprocessor(Protocol):
 class ExternalSample:
     input_ids: tuple[int, ...]
     loss_mask: tuple[int, ...]
+    # where the plug-in returned `labels` (no explicit mask): the ids it trains each position to predict
+    labels: tuple[int, ...] | None = None
 
 
 class PreprocessorError(HarnessError):
@@ -76,6 +78,12 @@ def load_callable(spec: str) -> Preprocessor:
     try:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and not module_name.startswith(missing):  # the module is there; something it imports is not
+            raise PreprocessorError(
+                f"{module_name!r} imports {missing!r}, which is not installed ({user_frame(exc)})",
+                f"install {missing.split('.')[0]!r} in this environment (pip install …), or make the import optional",
+            ) from None
         raise PreprocessorError(f"cannot import {module_name!r} ({exc})", "install the package or add it to PYTHONPATH") from exc
     except SyntaxError as exc:
         raise PreprocessorError(
@@ -161,12 +169,13 @@ def deadline(seconds: float | None) -> Iterator[None]:
 def checked(samples: list[ExternalSample], vocab: int) -> list[ExternalSample]:
     """Samples whose ids the tokenizer can decode: every id in [0, vocab), every mask value 0 or 1."""
     for index, sample in enumerate(samples):
-        bad = next(((p, i) for p, i in enumerate(sample.input_ids) if not 0 <= i < vocab), None)
-        if bad is not None:
-            raise PreprocessorError(
-                f"sample {index} has id {bad[1]} at position {bad[0]}, outside the tokenizer's vocabulary [0, {vocab})",
-                "return ids from this cell's tokenizer",
-            )
+        for field, ids in (("id", sample.input_ids), ("label id", sample.labels or ())):
+            bad = next(((p, i) for p, i in enumerate(ids) if not 0 <= i < vocab and (field == "id" or i != IGNORE_INDEX)), None)
+            if bad is not None:
+                raise PreprocessorError(
+                    f"sample {index} has {field} {bad[1]} at position {bad[0]}, outside the tokenizer's vocabulary [0, {vocab})",
+                    "return ids from this cell's tokenizer",
+                )
     return samples
 
 
@@ -176,6 +185,10 @@ def to_samples(raw: Any) -> list[ExternalSample]:
         ids = _get(raw, "input_ids")
         mask = _mask_of(raw)
         ids_rows, mask_rows = _rows(ids, "input_ids"), _rows(mask, "loss_mask")
+        labels = _labels_of(raw)
+        label_rows = _rows(labels, "labels") if labels is not None else [None] * len(ids_rows)
+        if len(label_rows) != len(ids_rows) or any(r is not None and len(r) != len(i) for r, i in zip(label_rows, ids_rows, strict=False)):
+            raise PreprocessorError("labels and input_ids differ in shape", "return one label per token, aligned with input_ids")
         if len(ids_rows) != len(mask_rows):
             raise PreprocessorError(f"{len(ids_rows)} rows of input_ids but {len(mask_rows)} of masks", "return one mask per sample")
         attention = raw.get("attention_mask") if isinstance(raw, Mapping) else getattr(raw, "attention_mask", None)
@@ -191,8 +204,9 @@ def to_samples(raw: Any) -> list[ExternalSample]:
             ExternalSample(
                 tuple(i for i, k in zip(row, keep, strict=True) if k),
                 tuple(int(bool(m)) for m, k in zip(mrow, keep, strict=True) if k),
+                None if lrow is None else tuple(v for v, k in zip(lrow, keep, strict=True) if k),
             )
-            for row, mrow, keep in zip(ids_rows, mask_rows, keep_rows, strict=True)
+            for row, mrow, keep, lrow in zip(ids_rows, mask_rows, keep_rows, label_rows, strict=True)
         ]
     if isinstance(raw, tuple) and len(raw) == 2 and not _is_sample_container(raw[0]):
         return to_samples({"input_ids": raw[0], "loss_mask": raw[1]})
@@ -205,9 +219,13 @@ def to_samples(raw: Any) -> list[ExternalSample]:
 
 
 def _canonical(message: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.reasoning:
-        out["reasoning_content"] = message.reasoning
+    """A message as the data holds it: inline reasoning stays inline in the content, else `reasoning_content`."""
+    if message.given_content is not None:
+        out: dict[str, Any] = {"role": message.role, "content": message.given_content}
+    else:
+        out = {"role": message.role, "content": message.content}
+        if message.reasoning:
+            out["reasoning_content"] = message.reasoning
     if message.tool_calls:
         out["tool_calls"] = [
             {"type": "function", "function": {"name": c.name, "arguments": dict(c.arguments)}} for c in message.tool_calls
@@ -225,6 +243,13 @@ def _is_sample_container(value: Any) -> bool:
 
 def _get(raw: Any, key: str) -> Any:
     return raw[key] if isinstance(raw, Mapping) else getattr(raw, key)
+
+
+def _labels_of(raw: Any) -> Any:
+    """The labels, where they are what says what is trained (no explicit mask key)."""
+    if any((raw.get(k) if isinstance(raw, Mapping) else getattr(raw, k, None)) is not None for k in MASK_KEYS):
+        return None
+    return raw.get("labels") if isinstance(raw, Mapping) else getattr(raw, "labels", None)
 
 
 def _mask_of(raw: Any) -> Any:

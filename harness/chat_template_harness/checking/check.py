@@ -115,10 +115,23 @@ def check_cell(
 
 
 def _with_clock_fix(violation: Violation, template: str) -> Violation:
-    """A date the template takes from the clock with no variable to pin it (gpt-oss): say how to pin it anyway."""
-    if violation.invariant is not Invariant.DETERMINISM or "strftime_now" not in template or "date_string" in template:
-        return violation
+    """A date the template takes from the clock with no variable to pin it (gpt-oss): say how to pin it anyway.
+    A template that reads no clock at all: the date comes from the preprocessor's own code."""
     import dataclasses
+
+    if violation.invariant is not Invariant.DETERMINISM:
+        return violation
+    if "strftime_now" not in template and "date_string" not in template:
+        return dataclasses.replace(
+            violation,
+            detail=violation.detail.replace(
+                "(pin the date: date_string, frozen clock)",
+                "(the chat template reads no clock: your preprocessor writes the date itself, e.g. datetime.now(); "
+                "pass a fixed date instead)",
+            ),
+        )
+    if "strftime_now" not in template or "date_string" in template:
+        return violation
 
     return dataclasses.replace(
         violation,

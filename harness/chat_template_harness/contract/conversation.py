@@ -46,6 +46,9 @@ class Message:
     content: str
     reasoning: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    # the content as the data holds it, where it carried the reasoning inline (`<think>…</think>answer`):
+    # a plug-in gets this, so its own parsing of inline reasoning is what is checked
+    given_content: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,12 +147,14 @@ def _message(raw: Any, where: _Where) -> Message:
     tool_calls = tuple(_tool_call(c, where) for c in _list_of_calls(raw.get("tool_calls"), where))
     if role != "assistant" and (reasoning or tool_calls):
         raise FixtureError(f"{where} ({role}) carries reasoning or tool calls", "only assistant messages may have them")
+    given: str | None = None
     if role == "assistant" and "</think>" in content:
         if reasoning:
             raise FixtureError(
                 f"{where} has both a reasoning field and an inline <think> block in content",
                 "keep the reasoning in one place: `reasoning_content` or inline <think>…</think>, not both",
             )
+        given = content
         reasoning, content = _split_inline_think(content)
     elif role == "assistant" and content.lstrip().startswith("<think>"):
         raise FixtureError(
@@ -163,7 +168,7 @@ def _message(raw: Any, where: _Where) -> Message:
         )
     for label, text in (("content", content), ("reasoning", reasoning)):
         _check_text(text, f"{where} ({role}) {label}")
-    return Message(role, content, reasoning, tool_calls)
+    return Message(role, content, reasoning, tool_calls, given)
 
 
 def _from_sharegpt(raw: Mapping[str, Any], where: _Where) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class Invariant(Enum):
     # the template as the oracle: its own render of each finished turn agrees with the plan the
     # samples are judged by, but for differences a rule names (contract: "Templates the harness has never seen")
     TEMPLATE = (7, "template oracle")
+    # a plug-in's labels: each trained position carries the id the model must predict there (contract: "Labels")
+    LABELS = (8, "label ids")
 
     @property
     def number(self) -> int:
@@ -115,8 +117,11 @@ def check_samples(
     ]
     trained_turns: set[int] = set()
     plans = _as_tokenized(tokenizer, plans)
-    for index, sample in enumerate(samples):
+    for index, given in enumerate(samples):
+        sample, relabelled = _as_targets(given)
         found, turns = _check_one(tokenizer, plans, sample, index)
+        if found and relabelled:
+            found.insert(0, _label_violation(tokenizer, given, relabelled, index))
         violations += found
         trained_turns |= turns
     required = set(required_turns) if required_turns is not None else {p.turn for p in plans}
@@ -129,6 +134,47 @@ def check_samples(
             )
         )
     return violations
+
+
+@dataclass(frozen=True)
+class _Targets:
+    input_ids: tuple[int, ...]
+    loss_mask: tuple[int, ...]
+
+
+def _as_targets(sample: SampleLike) -> tuple[SampleLike, tuple[int, ...]]:
+    """A sample as what it trains: at each trained position, its label (the id the model is taught to predict
+    there), which is the input id in a right sample. Also the trained positions whose label is another id.
+
+    Judging the labels, not the input ids, is what the model learns; it also reads a right sample whose
+    last label is the stop token where its input holds the next header (LLaMA-Factory's efficient_eos).
+    """
+    labels = getattr(sample, "labels", None)
+    if labels is None:
+        return sample, ()
+    ids, mask = tuple(sample.input_ids), tuple(sample.loss_mask)
+    differ = tuple(p for p, (i, m, l) in enumerate(zip(ids, mask, labels, strict=True)) if m and l != i)
+    if not differ:
+        return sample, ()
+    return _Targets(tuple(l if m else i for i, m, l in zip(ids, mask, labels, strict=True)), mask), differ
+
+
+def _label_violation(tokenizer: Any, given: SampleLike, positions: tuple[int, ...], index: int) -> Violation:
+    labels = getattr(given, "labels")
+    shown = positions[:MAX_SHOWN]
+    pairs = ", ".join(
+        f"{p}: label {token_strings(tokenizer, [labels[p]])[0]!r} on input {token_strings(tokenizer, [given.input_ids[p]])[0]!r}"
+        for p in shown[:3]
+    )
+    return Violation(
+        Invariant.LABELS,
+        f"{len(positions)} trained position(s) carry a label that is not the input id there, and what the labels "
+        f"teach breaks the contract ({pairs}): a trained position must carry the id the model must predict there "
+        "(labels aligned with input_ids; the model shifts them)",
+        sample=index,
+        positions=shown,
+        tokens=tuple(token_strings(tokenizer, [labels[p] for p in shown])),
+    )
 
 
 def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, index: int) -> tuple[list[Violation], set[int]]:
@@ -418,10 +464,14 @@ def _stray_violation(
         expected = encode(tokenizer, plan.text)[0]
         at = first_difference(ids, expected)
         got = decode(tokenizer, ids[at : at + 3])
-        want = decode(tokenizer, expected[at : at + 3])
+        # where the sample parts from the served prompt itself, say so: its last characters are not generated
+        prompt_tokens = len(encode(tokenizer, plan.prompt)[0])
+        in_prompt = at < prompt_tokens
+        want = decode(tokenizer, expected[at : min(at + 3, prompt_tokens) if in_prompt else at + 3])
+        where = "the served prompt has" if in_prompt else "the model generates"
         detail = (
             f"trained tokens do not follow the served prompt of turn {plan.turn} as generated: from token {at} the "
-            f"sample has {got!r} where the model generates {want!r}"
+            f"sample has {got!r} where {where} {want!r}"
         )
         turn: int | None = plan.turn
     else:
