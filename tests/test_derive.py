@@ -321,3 +321,77 @@ def test_what_cannot_be_read_off_a_template_is_said_with_the_fix(tmp_path, capsy
     assert [f.rule for f in found.undecided] == ["stop_tokens"]
     assert main(["derive", str(folder)]) == 1
     assert "undecided: stop_tokens; fix: no special token ends an assistant turn; write `stop_tokens` by hand" in capsys.readouterr().out
+
+
+# --- templates of this year's families, by their behaviour (hand-written; the real ones are not copied) -----------
+
+# A budget switch with its own markers (Seed-OSS's behaviour): thinking unless `thinking_budget` is 0, reasoning as
+# `<seed:think>…</seed:think>`, read from `reasoning_content`.
+BUDGET = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' and m.reasoning_content %}<seed:think>{{ m.reasoning_content }}</seed:think>{% endif %}"
+    "{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if thinking_budget is defined and thinking_budget == 0 %}<seed:think></seed:think>{% endif %}{% endif %}"
+)
+# A template that prints content as it is and reads no reasoning field, under a generation prompt that opens
+# `<think>\n` (the Nemotron-Nano-v2 failure: the probe's own inline block used to pass for the format).
+ECHOES_CONTENT = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+# Reasoning shown only in a tool-call turn (Kimi-K2-Thinking's and DeepSeek-V3.2's behaviour), under a `<think>` opener.
+TOOL_TURNS_SHOW = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' and m.tool_calls and m.reasoning_content %}<think>{{ m.reasoning_content }}</think>{% endif %}"
+    "{{ m.content }}{% for c in m.tool_calls or [] %}<tool_call>{{ c.function.name }} {{ c.function.arguments | tojson }}</tool_call>{% endfor %}"
+    "<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n<think>{% endif %}"
+)
+
+
+def test_a_budget_switch_of_any_name_and_its_own_markers_are_read_off_renders(tmp_path):
+    folder = _folder(tmp_path, "budget-think", BUDGET)
+    found = _derived(str(folder))
+    rules = found.family
+    assert not found.undecided
+    assert dict(rules.on.kwargs) == {} and dict(rules.off.kwargs) == {"thinking_budget": 0}
+    assert rules.on.think == "<seed:think>{reasoning}</seed:think>" and rules.reasoning_field == "reasoning_content"
+    assert rules.off.opener == "<seed:think></seed:think>" and not rules.off.thinks
+    _whole_matrix(folder)
+    prompt, trained = _trained("budget-think", Think.ON)
+    assert prompt.endswith("<|im_start|>assistant\n") and trained == f"<seed:think>{R}</seed:think>{C}<|im_end|>"
+    prompt, trained = _trained("budget-think", Think.OFF)
+    assert prompt.endswith("assistant\n<seed:think></seed:think>") and trained == f"{C}<|im_end|>"
+
+
+def test_a_setting_whose_value_is_printed_is_not_a_switch(tmp_path):
+    """`Reasoning: {{ effort }}` changes the prompt with its value: a setting, never mistaken for an on/off switch."""
+    effort = BUDGET.replace("<|im_start|>assistant\n{% if", "<|im_start|>system\nReasoning: {{ effort }}<|im_end|>\n<|im_start|>assistant\n{% if")
+    found = _derived(str(_folder(tmp_path, "effort", effort)))
+    assert next(f.value for f in found.findings if f.rule == "think switch") == "kwarg thinking_budget"
+
+
+def test_content_printed_as_it_is_proves_no_reasoning_format(tmp_path, capsys):
+    folder = _folder(tmp_path, "echoes-content", ECHOES_CONTENT)
+    found = _derived(str(folder))
+    assert [f.rule for f in found.undecided] == ["reasoning_field"]  # never the probe's own inline block
+    assert main(["derive", str(folder)]) == 1
+    assert "undecided: reasoning_field; fix: no render shows reasoning in any field" in capsys.readouterr().out
+
+
+def test_a_field_shown_only_in_tool_call_turns_is_read_there(tmp_path):
+    found = _derived(str(_folder(tmp_path, "tool-turns-show", TOOL_TURNS_SHOW)))
+    field_ = next(f for f in found.findings if f.rule == "reasoning_field")
+    assert field_.value == "reasoning_content" and "a tool-call turn shows it" in field_.evidence
+    assert found.family.on.think == "{reasoning}</think>" and "inferred from the opener" in next(
+        f.note for f in found.findings if f.rule == "think")
+
+
+def test_the_derive_table_shows_brackets_and_lists_a_rule_once(tmp_path, capsys):
+    bracketed = BUDGET.replace("<|im_start|>{{ m.role }}\n", "[gMASK]<|im_start|>{{ m.role }}\n", 1)
+    main(["derive", str(_folder(tmp_path, "bracketed", bracketed))])
+    out = capsys.readouterr().out
+    assert "[gMASK]" in out
+    rows = [line for line in out.splitlines() if line.startswith("│ stop_tokens")]
+    assert len(rows) == len(set(rows))

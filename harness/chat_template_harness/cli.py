@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import Policy, preprocess, resolve_mode
@@ -174,8 +175,13 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"rules read off {spec.name}'s template ({loaded.directory})", title_justify="left")
     for column in ("rule", "value", "read from"):
         table.add_column(column, overflow="fold")
+    shown: set[tuple[str, str, str]] = set()
     for f in found.findings:
-        table.add_row(f.rule, repr(f.value) if f.decided else "UNDECIDED", f.evidence + (f" [{f.note}]" if f.note else ""))
+        # Text, never markup: templates are full of brackets ([gMASK], [TOOL_CALLS], [get_weather(...)])
+        row = (f.rule, repr(f.value) if f.decided else "UNDECIDED", f.evidence + (f" ({f.note})" if f.note else ""))
+        if row not in shown:  # a rule read the same way in both modes is listed once
+            shown.add(row)
+            table.add_row(*(Text(cell) for cell in row))
     console.print(table)
     for f in found.undecided:
         console.print(f"undecided: {f.rule}; fix: {f.note}", markup=False)

@@ -52,7 +52,13 @@ TOOLS = [
 ]
 # Llama 3.1/3.3 default to this date; 3.2 and 4 write today's date unless it is given.
 PINNED_DATE = "26 Jul 2024"
-SWITCH_KWARGS = ("enable_thinking", "thinking")
+SWITCH_KWARGS = ("enable_thinking", "thinking")  # tried first; any other variable the template reads is tried too
+# what a chat request or transformers itself sets: never a think switch
+REQUEST_VARIABLES = frozenset({
+    "messages", "tools", "documents", "add_generation_prompt", "continue_final_message", "bos_token", "eos_token",
+    "pad_token", "unk_token", "raise_exception", "strftime_now", "date_string", "tools_in_user_message",
+    "builtin_tools", "custom_tools", "tool_choice", "response_format",
+})
 SYSTEM_FLAG = "/no_think"
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
@@ -108,8 +114,13 @@ def _assistant(content: str | None = A1, **extra: Any) -> dict[str, Any]:
     return {"role": "assistant", "content": content, **extra}
 
 
+# realistic ids: some templates require one (Mistral: at least 9 characters) or print it
+CALL_ID = "call_0123456789"
+
+
 def _call(arguments: Any, content: str | None = "") -> dict[str, Any]:
-    return _assistant(content, tool_calls=[{"type": "function", "function": {"name": "get_weather", "arguments": arguments}}])
+    call = {"id": CALL_ID, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+    return _assistant(content, tool_calls=[call])
 
 
 def _show(text: str | Exception, limit: int = 160) -> str:
@@ -174,20 +185,66 @@ class _Deriver:
         self.pins = pins
         self.render = _Probe(tokenizer, pins)
 
+    def variables(self) -> list[str]:
+        """The top-level variables the template reads that a chat request does not set, known switch names first."""
+        from jinja2 import meta
+
+        ast = self._parsed()
+        if ast is None:  # a template jinja cannot parse renders nothing either; the probes will say so
+            return list(SWITCH_KWARGS)
+        found = meta.find_undeclared_variables(ast) - REQUEST_VARIABLES
+        return sorted(found, key=lambda v: (v not in SWITCH_KWARGS, v))
+
+    def _parsed(self) -> Any:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        source = re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", self.src)  # transformers' marker tags: no variables
+        try:
+            return ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols"]).parse(source)
+        except Exception:
+            return None
+
+    def fields_read(self) -> list[str]:
+        """The reasoning fields in the order to try: those the parsed template reads (`message.thinking`,
+        `message['reasoning_content']`) first. Where several show in renders (transformers maps one to
+        another for some templates), the one the template itself reads is named."""
+        from jinja2 import nodes
+
+        ast = self._parsed()
+        read: set[str] = set()
+        if ast is not None:
+            read |= {n.attr for n in ast.find_all(nodes.Getattr)}
+            read |= {n.arg.value for n in ast.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str)}
+        return sorted(REASONING_FIELDS, key=lambda f: f not in read)
+
     def note(self, rule: str, value: Any, evidence: str = "", *, decided: bool = True, note: str = "") -> Any:
         self.findings.append(Finding(rule, value, evidence, decided, note))
         return value
 
     # --- the switch -----------------------------------------------------------------------------------------------
     def switch(self) -> tuple[dict[str, Any], dict[str, Any], str]:
-        """(on kwargs, off kwargs, off system flag)."""
+        """(on kwargs, off kwargs, off system flag).
+
+        The candidates are the variables the parsed template reads that no chat request sets (any name:
+        `enable_thinking`, `thinking`, `thinking_budget`, …). A variable is the switch when setting it
+        changes the generation prompt without the value itself being printed there (a printed value, such
+        as `Reasoning: high`, is a setting, not a switch): True/False, or for a budget, unset vs 0.
+        """
         base = [_user()]
-        for var in SWITCH_KWARGS:
-            if re.search(rf"(?<![\w.'\"]){var}\b", self.src):
-                on, off = self.render(base, gen=True, **{var: True}), self.render(base, gen=True, **{var: False})
-                if isinstance(on, str) and isinstance(off, str) and on != off:
-                    self.note("think switch", f"kwarg {var}", f"{var}=True: {_show(on)}; {var}=False: {_show(off)}")
-                    return {var: True}, {var: False}, ""
+        default = self.render(base, gen=True)
+        for var in self.variables():
+            # a known boolean switch as True/False; any other variable first as a budget (unset vs 0), then True/False
+            pairs = ((True, False), (None, 0)) if var in SWITCH_KWARGS else ((None, 0), (True, False))
+            for on_value, off_value in pairs:
+                on = default if on_value is None else self.render(base, gen=True, **{var: on_value})
+                off = self.render(base, gen=True, **{var: off_value})
+                if not (isinstance(on, str) and isinstance(off, str)) or on == off:
+                    continue
+                if any(str(v) in x and str(v) not in default for v, x in ((on_value, on), (off_value, off)) if v is not None):
+                    continue  # the value is printed: a setting such as an effort level
+                on_kwargs = {} if on_value is None else {var: on_value}
+                self.note("think switch", f"kwarg {var}", f"{var}={on_value}: {_show(on)}; {var}={off_value}: {_show(off)}")
+                return on_kwargs, {var: off_value}, ""
         if SYSTEM_FLAG in self.src:
             plain = self.render([{"role": "system", "content": "S"}, *base], gen=True)
             flagged = self.render(base, gen=True, flag=SYSTEM_FLAG)
@@ -230,41 +287,61 @@ class _Deriver:
             self.note(f"think.{m.label}.final", m.marker, f"final turn {_show(m.before_final)}")
 
     def reasoning(self, m: _Mode) -> tuple[str, str | None, bool, str]:
-        """(field, strip, shown, think): how this mode writes reasoning it is given."""
+        """(field, strip, shown, think): how this mode writes reasoning it is given, read off renders only.
+
+        The field is the one whose value shows in a render: the final turn first (then its format is read
+        there), else a history turn or a tool-call turn (Kimi-K2-Thinking, DeepSeek-V3.2 show it only
+        there; the format is then inferred from the opener, said so). Inline `<think>…</think>` in content
+        counts only where the template reacts to it (drops it from history): a template that prints content
+        as it is proves nothing about reasoning. No render shows reasoning: undecided, with the fix.
+        """
         r = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
-        named = sorted(REASONING_FIELDS, key=lambda f: not re.search(r"\.%s\b|\[['\"]%s['\"]\]" % (f, f), self.src))
-        tries = [(f, _assistant(**{f: R1})) for f in named]
-        tries.append(("inline", _assistant(f"<think>\n{R1}\n</think>\n\n{A1}")))
-        for name, msg in tries:
-            text = r([_user(), msg])
+        order = self.fields_read()
+        for name in order:
+            text = r([_user(), _assistant(**{name: R1})])
             if isinstance(text, str) and R1 in text and A1 in text:
-                seg = text[len(m.base) + len(m.header): text.index(A1)]
-                if m.marker and not _empty_think_like(m.marker) and seg.endswith(m.marker):
-                    seg = seg[: -len(m.marker)]
-                think = seg.replace(R1, "{reasoning}").removeprefix(m.opener)
-                strip: str | None = "\n"
-                if name != "inline":
-                    padded = r([_user(), _assistant(**{name: f"\n{R1}\n"})])
-                    strip = "\n" if padded == text else None
-                self.note("reasoning_field", name, _show(text[len(m.base):]))
-                self.note("think", think, _show(text[len(m.base):]))
-                return name, strip, True, think
-        if "reasoning_content" in self.src:
-            where = "reasoning_content"
-        elif re.search(r"\.thinking\b|\[['\"]thinking['\"]\]", self.src):
-            where = "thinking"
-        elif "</think>" in self.src:
-            where = "inline"
-        else:
-            self.note("reasoning_field", None, decided=False,
-                      note="no render shows reasoning and the template names no field; write `reasoning_field` by hand")
-            return "reasoning_content", "\n", False, "<think>\n{reasoning}\n</think>\n\n"
-        self.note("reasoning_field", where, "read from the template text: no render shows reasoning",
-                  note="the template never shows reasoning it is given; review")
+                return name, self._strip(r, name, text), True, self._read_think(m, text, name)
+        inline = _assistant(f"<think>\n{R1}\n</think>\n\n{A1}")
+        hist, final = r([_user(), inline, _user(U2)]), r([_user(), inline])
+        if isinstance(hist, str) and R1 not in hist and A1 in hist and isinstance(final, str):
+            if R1 in final and A1 in final:
+                return "inline", "\n", True, self._read_think(m, final, "inline")
+            return self._hidden("inline", m, f"history drops an inline block: {_show(hist[len(m.base):])}")
+        for name in order:
+            for label, msgs in (
+                ("a history turn", [_user(), _assistant(**{name: R1}), _user(U2)]),
+                ("a tool-call turn", [_user(), {**_call({"city": CITY}), name: R1},
+                                      {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID}]),
+            ):
+                text = r(msgs)
+                if isinstance(text, str) and R1 in text:
+                    return self._hidden(name, m, f"{label} shows it: {_show(text[len(m.base):])}")
+        self.note("reasoning_field", None, decided=False,
+                  note="no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
+                       "and the mode's `think` by hand")
+        return "reasoning_content", "\n", False, "<think>\n{reasoning}\n</think>\n\n"
+
+    def _read_think(self, m: _Mode, text: str, name: str) -> str:
+        seg = text[len(m.base) + len(m.header): text.index(A1)]
+        if m.marker and not _empty_think_like(m.marker) and seg.endswith(m.marker):
+            seg = seg[: -len(m.marker)]
+        think = seg.replace(R1, "{reasoning}").removeprefix(m.opener)
+        self.note("reasoning_field", name, _show(text[len(m.base):]),
+                  note="typed inline by the probe: the format is the probe's, unverified" if name == "inline" else "")
+        self.note("think", think, _show(text[len(m.base):]))
+        return think
+
+    def _strip(self, r: Any, name: str, text: str) -> str | None:
+        padded = r([_user(), _assistant(**{name: f"\n{R1}\n"})])
+        return "\n" if padded == text else None
+
+    def _hidden(self, name: str, m: _Mode, evidence: str) -> tuple[str, str | None, bool, str]:
+        """A field the final turn hides: its format is inferred from the opener, and said so."""
+        self.note("reasoning_field", name, evidence, note="the final turn never shows reasoning; review")
         think = self._inferred_think(m.opener)
         self.note("think", think, f"opener {_show(m.opener)}",
-                  note="inferred from the opener (the template never shows reasoning); review")
-        return where, "\n", False, think
+                  note="inferred from the opener (the template never shows reasoning in a final turn); review")
+        return name, "\n", False, think
 
     @staticmethod
     def _inferred_think(opener: str) -> str:
@@ -278,7 +355,7 @@ class _Deriver:
     def tools(self, m: _Mode) -> tuple[str, str | None, dict[str, str], str | None]:
         """(argument form, tool-call content, unsupported, the stop token a tool-call turn ends with)."""
         r = lambda msgs: self.render(msgs, flag=m.flag, tools=TOOLS, **m.kwargs)  # noqa: E731
-        tool_msg = {"role": "tool", "content": RESULT}
+        tool_msg = {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID, "name": "get_weather"}
         for form, args in (("object", {"city": CITY}), ("json", json.dumps({"city": CITY}))):
             for content in ("", None):
                 text = r([_user(), _call(args, content), tool_msg, _assistant()])
@@ -327,7 +404,7 @@ class _Deriver:
 
     def run(self) -> Family:
         on_kw, off_kw, flag = self.switch()
-        switch = "kwarg" if on_kw else "flag" if flag else "none"
+        switch = "kwarg" if on_kw or off_kw else "flag" if flag else "none"
         modes = {"on": self.read_mode("on", on_kw, ""), "off": self.read_mode("off", off_kw, flag)}
         usable = modes["off"] or modes["on"]
         if usable is None:
