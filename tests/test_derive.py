@@ -320,7 +320,8 @@ def test_what_cannot_be_read_off_a_template_is_said_with_the_fix(tmp_path, capsy
     found = _derived(str(folder))
     assert [f.rule for f in found.undecided] == ["stop_tokens"]
     assert main(["derive", str(folder)]) == 1
-    assert "undecided: stop_tokens; fix: no special token ends an assistant turn; write `stop_tokens` by hand" in capsys.readouterr().out
+    assert ("undecided: stop_tokens; fix: no special token ends an assistant turn, and no eos token opens the next one; "
+            "write `stop_tokens` (and `next_header`) by hand") in capsys.readouterr().out
 
 
 # --- templates of this year's families, by their behaviour (hand-written; the real ones are not copied) -----------
@@ -395,3 +396,62 @@ def test_the_derive_table_shows_brackets_and_lists_a_rule_once(tmp_path, capsys)
     assert "[gMASK]" in out
     rows = [line for line in out.splitlines() if line.startswith("│ stop_tokens")]
     assert len(rows) == len(set(rows))
+
+
+# GLM-4.5/4.6's behaviour (hand-written): nothing ends an assistant turn; the model stops by generating the next
+# header, `<|user|>` after a reply and `<|observation|>` after a tool call, both eos ids in generation_config.
+# Think-off closes an empty block in the generation prompt; the model then writes `\n` and its answer.
+NEXT_HEADER = (
+    "[gMASK]<sop>{% for m in messages %}"
+    "{% if m.role == 'user' %}<|user|>\n{{ m.content }}"
+    "{% elif m.role == 'system' %}<|system|>\n{{ m.content }}"
+    "{% elif m.role == 'tool' %}<|observation|>\n{{ m.content }}"
+    "{% else %}<|assistant|>\n<think>{{ m.reasoning_content or '' }}</think>\n{{ m.content }}"
+    "{% for c in m.tool_calls or [] %}<tool_call>{{ c.function.name }}{{ c.function.arguments | tojson }}</tool_call>{% endfor %}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}{{ '\\n<think></think>' }}{% endif %}{% endif %}"
+)
+HEADERS = ["<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"]
+
+
+def _next_header_folder(tmp_path: Path) -> Path:
+    """The Qwen3 pack tokenizer with GLM's role headers added as special tokens (the pack has no GLM tokenizer),
+    and a generation_config whose eos ids are the headers the model stops on."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "next-header"
+    tok = AutoTokenizer.from_pretrained(_pack() / "Qwen--Qwen3-8B")
+    tok.add_special_tokens({"additional_special_tokens": HEADERS})
+    tok.chat_template = NEXT_HEADER
+    tok.save_pretrained(folder)
+    ids = tok.convert_tokens_to_ids(["<|user|>", "<|observation|>"])
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": ids}), "utf-8")
+    return folder
+
+
+def test_a_turn_that_ends_with_the_next_header_is_derived_and_its_cells_pass(tmp_path):
+    folder = _next_header_folder(tmp_path)
+    found = _derived(str(folder))
+    rules = found.family
+    assert not found.undecided
+    assert dict(rules.next_header) == {"reply": "<|user|>", "tool_call": "<|observation|>"}
+    assert rules.stop_tokens == ("<|user|>", "<|observation|>") and rules.trailer == ""
+    results = _whole_matrix(folder)
+    assert {r.status for r in results} == {matrix.Status.PASS}, [(r.cell.id, r.reason) for r in results if r.reason]
+    prompt, trained = _trained("next-header", Think.ON)
+    assert prompt.endswith("<|assistant|>") and trained == f"\n<think>{R}</think>\n{C}<|user|>"
+    prompt, trained = _trained("next-header", Think.OFF)
+    assert prompt.endswith("<|assistant|>\n<think></think>") and trained == f"\n{C}<|user|>"
+    loaded = source.load(str(folder))
+    tool = preprocess(loaded.tokenizer, conversation.fixture("tool_call"), family_for(loaded.spec, loaded.tokenizer), Think.OFF)
+    first = tool.plans[0]
+    assert first.generated.endswith("</tool_call><|observation|>")
+
+
+def test_next_header_rules_are_checked(tmp_path):
+    bad = files.to_mapping(builtin("qwen3"))
+    bad["next_header"] = {"reply": "<|user|>"}  # not one of stop_tokens
+    path = tmp_path / "bad.toml"
+    path.write_text(files.tomli_w.dumps(bad), "utf-8")
+    with pytest.raises(files.RulesError, match="next_header needs `reply`"):
+        files.read(path)

@@ -183,13 +183,17 @@ def _plan(
         if not rest.endswith(family.trailer):
             raise TemplateDriftError(f"{where}: no {family.trailer!r} after the stop token", "update the family rule")
         rest = rest[: -len(family.trailer)]
-    stop = next((s for s in family.stop_tokens if rest.endswith(s)), None)
-    if stop is None:
-        raise TemplateDriftError(
-            f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)})",
-            "update the family rule, or declare the cell N/A with the reason",
-        )
-    answer = rest[: -len(stop)]
+    if family.next_header:  # the model stops by writing the next turn's header; the template writes it there
+        stop = family.next_header.get("tool_call", family.next_header["reply"]) if message.tool_calls else family.next_header["reply"]
+        answer = rest
+    else:
+        stop = next((s for s in family.stop_tokens if rest.endswith(s)), None)
+        if stop is None:
+            raise TemplateDriftError(
+                f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)})",
+                "update the family rule (a turn that ends with the next header: `next_header`), or declare the cell N/A",
+            )
+        answer = rest[: -len(stop)]
 
     notes: list[str] = []
     reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
@@ -218,7 +222,12 @@ def _plan(
         )
 
     # whitespace-only reasoning is an empty think block (contract): the oracle renders the turn as the plan reads it
-    full = rendered([*msgs[:index], template_message(message, family, with_reasoning=thinks_here and bool(reasoning))], False)
+    finished = template_message(message, family, with_reasoning=thinks_here and bool(reasoning))
+    full = rendered([*msgs[:index], finished], False)
+    if family.next_header:  # the stop is the next message's header: the template writes it with that message
+        follow = {"role": "tool" if message.tool_calls else "user", "content": "…"}
+        continued = rendered([*msgs[:index], finished, follow], False)
+        full = continued[: continued.rfind(stop) + len(stop)] if stop in continued[len(head):] else full
     opener = mode.opener if has_opener else ""
     agreement = _agreement(full, head, opener, pieces, family, mode, dropped, reasoning if thinks_here else "")
     opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED

@@ -181,6 +181,7 @@ class _Deriver:
         self.src = tokenizer.chat_template or ""
         self.eos = tuple(eos_tokens)
         self.findings: list[Finding] = []
+        self.headers: dict[str, str] = {}
         pins = {"date_string": PINNED_DATE} if re.search(r"\bdate_string\b", self.src) else {}
         self.pins = pins
         self.render = _Probe(tokenizer, pins)
@@ -379,11 +380,34 @@ class _Deriver:
         split = _split_stop(self.tok, text[text.rindex(CITY):])
         return split[0] if split and split[0] in self.eos else None
 
+    def next_header(self, m: _Mode, form: str) -> dict[str, str]:
+        """A turn that ends with no token of its own (GLM): the special token that opens the next message, where
+        the tokenizer's eos or generation_config lists it (the model stops by generating it)."""
+        r = lambda msgs, **kw: self.render(msgs, flag=m.flag, **m.kwargs, **kw)  # noqa: E731
+        found: dict[str, str] = {}
+        args = {"city": CITY} if form == "object" else json.dumps({"city": CITY})
+        for key, msgs, after, kw in (
+            ("reply", [_user(), _assistant(), _user(U2)], A1, {}),
+            ("tool_call", [_user(), _call(args), {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID}], CITY, {"tools": TOOLS}),
+        ):
+            text = r(msgs, **kw)
+            if not isinstance(text, str) or after not in text:
+                continue
+            ids = self.tok.encode(text[text.index(after) + len(after):], add_special_tokens=False)
+            first = next((i for i in ids if _special(self.tok, i)), None)
+            token = self.tok.convert_ids_to_tokens(first) if first is not None else None
+            if token in self.eos:
+                found[key] = self.note(f"next_header.{key}", token, f"{_show(text[len(m.base):])} (in eos/generation_config)")
+        return found if "reply" in found else {}
+
     def stops(self, m: _Mode, tool_stop: str | None) -> tuple[tuple[str, ...], str]:
         split = _split_stop(self.tok, m.tail)
+        if split is None and self.headers:
+            return tuple(dict.fromkeys(self.headers.values())), ""
         if split is None:
             self.note("stop_tokens", None, _show(m.tail), decided=False,
-                      note="no special token ends an assistant turn; write `stop_tokens` by hand")
+                      note="no special token ends an assistant turn, and no eos token opens the next one; write "
+                           "`stop_tokens` (and `next_header`) by hand")
             return (), ""
         stop, trailer = split
         checked = "in eos/generation_config" if stop in self.eos else "NOT in the tokenizer's eos or generation_config"
@@ -411,6 +435,7 @@ class _Deriver:
             raise ValueError("the template renders no plain user/assistant exchange")
         self.split_header([m for m in modes.values() if m is not None])
         form, call_content, unsupported, tool_stop = self.tools(usable)
+        self.headers = self.next_header(usable, form) if _split_stop(self.tok, usable.tail) is None else {}
         stops, trailer = self.stops(usable, tool_stop)
         values: dict[str, Any] = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
         built: dict[str, ThinkMode | NotApplicable] = {}
@@ -435,10 +460,15 @@ class _Deriver:
             template_shows_final_reasoning=values["shows"],
             history=self.history(modes["on"] or usable),
             template_kwargs=MappingProxyType(dict(self.pins)),
+            next_header=MappingProxyType(self.headers),
         )
 
     def mode(self, m: _Mode, thinks: bool, unsupported: dict[str, str], values: dict[str, Any]) -> ThinkMode:
         final_marker = m.marker if _empty_think_like(m.marker) else ""
+        if m.opener and _empty_think_like(m.opener) and m.marker.startswith(m.opener) and not m.marker[len(m.opener):].strip():
+            # the prompt already closed an empty block (GLM think-off `<think></think>`); the whitespace the finished
+            # turn writes after it is the model's own first token, generated and trained
+            final_marker = m.opener
         think, empty = None, ""
         if thinks:
             field_, strip, shown, think = self.reasoning(m)

@@ -13,6 +13,7 @@ The format (every key optional unless marked; defaults are the ChatML-like commo
     template_shows_final_reasoning = false
     history = "..."                     # plain words for reports
     template_kwargs = { date_string = "26 Jul 2024" }   # pinned variables (dates)
+    next_header = { reply = "<|user|>", tool_call = "<|observation|>" }   # a turn ends with the next header (GLM)
     reviewed = { reasoning_field = "why" }   # rules kept by hand where `cth derive` reads otherwise
 
     [think.on]                          # and [think.off]; a mode is either a table of rules ...
@@ -87,8 +88,12 @@ def family_from_mapping(raw: Mapping[str, Any], where: str) -> Family:
         values["tool_call_content"] = None
     if values.get("reasoning_strip") == "":
         values["reasoning_strip"] = None
-    for key in ("template_kwargs", "reviewed"):
+    for key in ("template_kwargs", "reviewed", "next_header"):
         values[key] = MappingProxyType(dict(values.get(key, {})))
+    header = values["next_header"]
+    if header and (set(header) - {"reply", "tool_call"} or "reply" not in header
+                   or any(h not in values["stop_tokens"] for h in header.values())):
+        raise RulesError(f"{where}: next_header needs `reply` (and may have `tool_call`), each one of stop_tokens", _fix(where))
     try:
         return Family(on=_mode(think["on"], f"{where} [think.on]"), off=_mode(think["off"], f"{where} [think.off]"), **values)
     except TypeError as exc:

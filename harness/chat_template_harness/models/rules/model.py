@@ -82,6 +82,10 @@ class Family:
     # how the template rewrites earlier turns in later prompts (plain words, for reports)
     history: str = "earlier turns are rendered as they were generated"
     template_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # a family whose turns end with no token of their own: the model stops by generating the next turn's
+    # header (GLM: `<|user|>` after a reply, `<|observation|>` after a tool call), which is then its stop token.
+    # Keys "reply" and "tool_call"; empty: a turn ends with one of `stop_tokens`, as the template writes it.
+    next_header: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # rules kept by hand where derivation (rules/derive.py) reads the template differently: rule -> why
     reviewed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
