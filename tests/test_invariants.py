@@ -13,6 +13,7 @@ import pytest
 
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import Invariant, check_determinism, check_samples
+from chat_template_harness.contract.kinds import by_severity, kind_of, summary
 from chat_template_harness.contract.sample import preprocess, resolve_mode
 from chat_template_harness.contract.tokens import encode
 from chat_template_harness.contract.turns import Kind, Piece, plan_turns
@@ -96,6 +97,7 @@ def test_injected_loss_catches_the_naive_empty_think_block(load, model: str, thi
     (hit,) = [v for v in violations if v.invariant is Invariant.NO_INJECTED_LOSS]
     assert hit.tokens == tokens and "empty think block" in hit.detail
     assert hit.turn == 0 and len(hit.positions) == len(tokens)
+    assert kind_of(hit) == "E" and kind_of(by_severity(violations)[0]) == "E"  # the worst kind leads
 
 
 def test_injected_loss_catches_an_unmasked_empty_think_in_the_reference(load):
@@ -118,7 +120,7 @@ def test_injected_loss_catches_a_trained_generation_prompt_opener(load):
     mask[opener.first_token : opener.end_token] = [1] * (opener.end_token - opener.first_token)
     violations = check_samples(loaded.tokenizer, reference.plans, [*reference.samples[:-1], dataclasses.replace(sample, loss_mask=tuple(mask))])
     (hit,) = [v for v in violations if v.invariant is Invariant.NO_INJECTED_LOSS]
-    assert "opener" in hit.detail and hit.tokens[0] == "<think>"
+    assert "opener" in hit.detail and hit.tokens[0] == "<think>" and kind_of(hit) == "H"
 
 
 # --- 3. complete supervision ---------------------------------------------------------------------------------------
@@ -131,7 +133,7 @@ def test_complete_catches_an_untrained_stop_token(load):
     mask[-1] = 0
     violations = check_samples(loaded.tokenizer, reference.plans, [dataclasses.replace(sample, loss_mask=tuple(mask))])
     (hit,) = violations
-    assert hit.invariant is Invariant.COMPLETE and hit.tokens == ("<|eot_id|>",)
+    assert hit.invariant is Invariant.COMPLETE and hit.tokens == ("<|eot_id|>",) and kind_of(hit) == "S"
 
 
 def test_complete_catches_a_turn_that_no_sample_trains(load):
@@ -256,3 +258,27 @@ def test_a_stop_label_over_the_next_header_is_read_as_the_stop(load):
     loaded, reference, samples = _labelled(load, efficient_eos)
     assert samples[0].input_ids != samples[0].labels  # the input really differs
     assert check_samples(loaded.tokenizer, reference.plans, samples) == []
+
+
+# --- kinds: what a violation means, worst first ---------------------------------------------------------------------
+
+
+def test_a_trained_trailer_is_kind_t_and_ranks_last(load):
+    """Qwen's `\n` after <|im_end|> trained: T, listed after anything worse (it never hides it)."""
+    loaded, _, _, reference = _cell(load, "qwen2.5-7b", "off", "single_turn")
+    (sample,) = reference.samples
+    ids, offsets = encode(loaded.tokenizer, sample.text + "\n")
+    mask = [*sample.loss_mask, 1]
+    mask[0] = 1  # and the first prompt token: P
+    violations = check_samples(loaded.tokenizer, reference.plans, [ExternalSample(tuple(ids), tuple(mask))])
+    letters = summary(by_severity(violations))
+    assert letters.startswith("P") and letters.endswith("T×1"), letters
+
+
+def test_wrong_label_ids_are_kind_l(load):
+    def shifted(tok, ids, labels):
+        return ids, [labels[i + 1] if labels[i] != -100 and i + 1 < len(labels) and labels[i + 1] != -100 else labels[i]
+                     for i in range(len(labels))]
+
+    loaded, reference, samples = _labelled(load, shifted)
+    assert kind_of(check_samples(loaded.tokenizer, reference.plans, samples)[0]) == "L"

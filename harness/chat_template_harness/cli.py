@@ -291,6 +291,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         results.append(result)
         _print_check(console, result, known=cell.id in listed, verbose=args.verbose)
     console.print(report.summary_line(results, failures=False))
+    tally = report.kind_tally(results)
+    if tally:
+        console.print(tally, markup=False, soft_wrap=True)
     if args.markdown:
         _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
     failing = [r.cell.id for r in results if r.status.failing]

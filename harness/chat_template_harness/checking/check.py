@@ -17,7 +17,7 @@ from typing import Any
 
 from chat_template_harness import external
 from chat_template_harness.checking.baseline import split_allowed
-from chat_template_harness.contract import conversation
+from chat_template_harness.contract import conversation, kinds
 from chat_template_harness.contract.invariants import Invariant, Violation, check_determinism, check_samples
 from chat_template_harness.contract.sample import Policy, preprocess, resolve_mode
 from chat_template_harness.contract.tokens import decode
@@ -106,7 +106,7 @@ def check_cell(
     extra = tuple(sorted(theirs - ours))
     # under `last`, a plug-in that trains only the final turn is right not to train the others
     missing = tuple(sorted(ours - theirs)) if policy is Policy.ALL else ()
-    violations, allowed = split_allowed(violations, allow)
+    violations, allowed = split_allowed(kinds.by_severity(violations), allow)
     if violations:
         return CheckResult(
             cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing, allowed=tuple(allowed)
@@ -153,9 +153,12 @@ MAX_RUNS = 8
 
 
 def report_lines(result: CheckResult, *, verbose: bool = False) -> list[str]:
-    """The cell's failure, readable: violations with positions and tokens, allowed findings, then the comparison."""
-    lines = [v.format() for v in result.violations] if result.violations else ([result.reason] if result.reason else [])
-    lines += [f"allowed: {v.format()}" for v in result.allowed]
+    """The cell's failure, readable: its kinds (worst first), violations with positions and tokens, allowed findings,
+    then the comparison."""
+    lines = [f"kinds: {kinds.summary(result.violations)}"] if result.violations else []
+    lines += [f"{kinds.kind_of(v)} {v.format()}" for v in result.violations] if result.violations else (
+        [result.reason] if result.reason else [])
+    lines += [f"allowed: {kinds.kind_of(v)} {v.format()}" for v in result.allowed]
     for label, runs in (("trained here, not by the reference", result.extra), ("trained by the reference, not here", result.missing)):
         shown = runs if verbose else runs[:MAX_RUNS]
         lines += [f"{label}: {_cut(r, verbose)}" for r in shown]

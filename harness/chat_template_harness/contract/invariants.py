@@ -74,6 +74,8 @@ class Violation:
     turn: int | None = None
     positions: tuple[int, ...] = ()
     tokens: tuple[str, ...] = ()
+    # what it means for training, where the check knows more than its invariant (contract/kinds.py): "" = the invariant's
+    kind: str = ""
 
     def format(self) -> str:
         where = " ".join(
@@ -250,6 +252,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                 turn=turn if turn >= 0 else None,
                 positions=tuple(positions),
                 tokens=tuple(strings[p] for p in positions),
+                kind="E" if "empty think" in what else "T" if "after the stop token" in what else "H",
             )
         )
     for run in _runs(stray):
@@ -297,6 +300,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                     turn=plan.turn,
                     positions=tuple(missing),
                     tokens=tuple(strings[t] for t in missing),
+                    kind=_missing_kind(regions, offsets, missing),
                 )
             )
         turns_trained.add(plan.turn)
@@ -530,6 +534,12 @@ def check_determinism(
                 )
             )
     return found
+
+
+def _missing_kind(regions: Sequence[_Region], offsets: Sequence[tuple[int, int]], missing: Sequence[int]) -> str:
+    """S where the stop token is among the untrained generated tokens, R where reasoning is, else C."""
+    kinds = {r.kind for t in missing for r in regions if r.start <= offsets[t][0] < r.end}
+    return "S" if Kind.STOP in kinds else "R" if Kind.REASONING in kinds else "C"
 
 
 def _runs(positions: list[int]) -> list[list[int]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from chat_template_harness.contract import conversation
+from chat_template_harness.contract import conversation, kinds
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
@@ -105,6 +105,7 @@ def run_cell(
     if determinism:
         violations += check_determinism(produce)
     if violations:
+        violations = kinds.by_severity(violations)
         return CellResult(cell, Status.FAIL, violations[0].format().splitlines()[0], result, tuple(violations), loaded)
     return CellResult(cell, Status.PASS, "", result, (), loaded)
 

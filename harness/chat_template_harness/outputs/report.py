@@ -67,6 +67,15 @@ def counts_line(counts: Counter[Status]) -> str:
     return line + (f", {errors} error{'s' if errors > 1 else ''}" if errors else "")
 
 
+def kind_tally(results: Sequence[CheckResult]) -> str:
+    """Failing cells per kind, worst first: `cells by kind: E 10 (an empty think block is trained), …`."""
+    from chat_template_harness.contract import kinds
+
+    per_kind = Counter(k for r in results for k in kinds.of_result(r))
+    shown = [f"{k} {per_kind[k]} ({meaning})" for k, meaning in kinds.KINDS if per_kind[k]]
+    return ("cells by kind, worst first: " + "; ".join(shown)) if shown else ""
+
+
 def summary_line(results: Sequence[_Result], *, failures: bool = True) -> Text:
     counts = Counter(r.status for r in results)
     text = Text(counts_line(counts))
@@ -87,7 +96,7 @@ def _markdown_grid(results: Sequence[_Result]) -> list[str]:
         "|---|---|" + "---|" * len(fixtures),
     ]
     for model, think in rows:
-        marks = [icon[c.status] if (c := cells.get((model, think, f))) else "" for f in fixtures]
+        marks = [_mark(icon, c) if (c := cells.get((model, think, f))) else "" for f in fixtures]
         lines.append(f"| `{model}` | {think} | " + " | ".join(marks) + " |")
     counts = Counter(r.status for r in results)
     lines += ["", counts_line(counts), ""]
@@ -97,6 +106,14 @@ def _markdown_grid(results: Sequence[_Result]) -> list[str]:
         lines += [f"- {reason} ({len(ids)} cells)" for reason, ids in reasons.items()]
         lines.append("")
     return lines
+
+
+def _mark(icon: dict[Status, str], result: _Result) -> str:
+    """A grid entry: the status, and for a failing cell its kinds, worst first (`❌ E P`)."""
+    from chat_template_harness.contract import kinds
+
+    letters = " ".join(kinds.of_result(result)) if result.status.failing else ""
+    return icon[result.status] + (f" {letters}" if letters else "")
 
 
 def matrix_markdown(results: Sequence[CellResult]) -> str:
@@ -133,6 +150,9 @@ def check_markdown(preprocessor: str, results: Sequence[CheckResult], policy: Po
         "",
         *_markdown_grid(results),
     ]
+    tally = kind_tally(results)
+    if tally:
+        lines += [tally + ".", ""]
     failures = [r for r in results if r.status.failing]
     if failures:
         lines += ["### What fails, cell by cell", ""]
