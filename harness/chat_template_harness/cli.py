@@ -500,8 +500,8 @@ def parser() -> argparse.ArgumentParser:
     check_p = sub.add_parser("check", parents=[common, selection], help=cmd_check.__doc__)
     check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
     check_p.add_argument(
-        "--policy", choices=[p.value for p in Policy], default=Policy.LAST.value,
-        help="last: the final turn must be trained (default); all: every assistant turn must be",
+        "--policy", choices=[p.value for p in Policy], default=Policy.ALL.value,
+        help="all: every assistant turn must be trained (default, as for render, matrix and audit); last: only the final turn",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
     check_p.add_argument(

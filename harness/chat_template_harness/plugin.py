@@ -62,9 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cth-think", action="append", default=[], choices=["on", "off"], help="with --cth-preprocessor: only this mode")
     group.addoption(
         "--cth-policy",
-        default="last",
-        choices=["last", "all"],
-        help="with --cth-preprocessor: last = the final assistant turn must be trained (default); all = every turn",
+        default="all",
+        choices=["all", "last"],
+        help="with --cth-preprocessor: all = every assistant turn must be trained (default, as everywhere); last = only the final turn",
     )
 
 
@@ -217,7 +217,7 @@ class CellCheck(pytest.Item):
         spec = self.config.stash[PLUGIN][0]
         c = self.cell
         policy = self.config.getoption("--cth-policy")
-        extra = f" --policy {policy}" if policy != "last" else ""
+        extra = f" --policy {policy}" if policy != "all" else ""
         return "\n".join(
             [*report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
         )

@@ -60,7 +60,7 @@ def check_cell(
     tokenizers_dir: Path | str | None = None,
     *,
     allow_drift: bool = False,
-    policy: Policy = Policy.LAST,
+    policy: Policy = Policy.ALL,
     timeout: float = external.DEFAULT_TIMEOUT,
     system_prompt: str | None = None,
     allow: frozenset[str] = frozenset(),
