@@ -62,8 +62,10 @@ REQUEST_VARIABLES = frozenset({
 SYSTEM_FLAG = "/no_think"
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
-NO_OFF_SWITCH = "no off switch: the generation prompt always opens <think>"
-ALWAYS_REASONS = "always reasons: reasoning_effort low/medium/high sets how much, there is no off switch"
+NO_OFF_SWITCH = "no off switch: the generation prompt always opens {opener}"
+# the OpenAI API's request field for how much a reasoning model reasons; a template that reads it always reasons
+EFFORT = "reasoning_effort"
+ALWAYS_REASONS = "always reasons: reasoning_effort sets how much, there is no off switch"
 # prose a person writes; derivation fills it with plain observations and comparison ignores it
 PROSE = ("title", "history", "reviewed")
 
@@ -424,7 +426,7 @@ class _Deriver:
             return label == "on"
         if switch == "flag":
             return label == "on" and "<think>" in self.src
-        return m.opener.rstrip("\n").endswith("<think>") or "reasoning_effort" in self.src
+        return m.opener.rstrip("\n").endswith("<think>") or EFFORT in self.variables()
 
     def run(self) -> Family:
         on_kw, off_kw, flag = self.switch()
@@ -445,7 +447,9 @@ class _Deriver:
                 continue
             thinks = self.thinks(switch, label, m)
             if switch == "none" and label == "off" and thinks:
-                built[label] = NotApplicable(ALWAYS_REASONS if "reasoning_effort" in self.src else NO_OFF_SWITCH)
+                # in the template's own terms: the opener it writes, or the effort variable it reads
+                reason = ALWAYS_REASONS if EFFORT in self.variables() else NO_OFF_SWITCH.format(opener=m.opener.strip() or repr(m.opener))
+                built[label] = NotApplicable(reason)
                 continue
             if switch == "none" and label == "on" and not thinks:
                 built[label] = NotApplicable(NO_THINKING)
