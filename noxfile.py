@@ -41,6 +41,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def slow(session: nox.Session) -> None:
+    """The long end-to-end runs the default suite leaves out (CI runs them too)."""
+    _install(session, "test,train,examples,specforge")
+    session.install("--no-deps", "specforge==0.2.0")  # its declared dependencies pull sglang and a CUDA torch
+    session.run("pytest", "-m", "slow", *session.posargs, env=_env(session))
+
+
+@nox.session(default=False)
 @nox.parametrize("transformers", list(TRANSFORMERS), ids=list(TRANSFORMERS))
 def upgrade(session: nox.Session, transformers: str) -> None:
     """Under the newest transformers 4.x / 5.x: the suite (no torch) and the report reports/upgrade-<tf>.md."""

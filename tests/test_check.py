@@ -203,6 +203,7 @@ def test_plugin_works_in_a_repo_with_its_own_harness_package(pytester: pytest.Py
     assert out.count("error: ") == 1 and "error: tokenizer directory" in out and "--cth-tokenizers-dir" in out
 
 
+@pytest.mark.slow
 def test_plugin_cells_are_counted_rerun_by_node_id_and_by_last_failed(pytester: pytest.Pytester):
     pytester.makeini(f"[pytest]\ncth_preprocessor = {NAIVE}\n")
     pytester.makepyfile(test_x="def test_x(): pass")

@@ -282,6 +282,7 @@ def test_a_users_goldens_are_written_then_compared(tmp_path, capsys, monkeypatch
     assert main([*args, "--update-goldens"]) == 2
 
 
+@pytest.mark.slow
 def test_every_command_works_on_a_users_registered_model(tmp_path):
     """In a user's repo: matrix writes and compares their goldens, diff and gallery use them, check runs on them."""
     import subprocess

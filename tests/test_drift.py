@@ -32,6 +32,7 @@ def test_a_changed_template_stops_the_run_with_the_hash_mismatch_error(drifted_p
     assert " passed" not in proc.stdout and " failed" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_with_the_drift_opt_in_exactly_that_models_cells_fail_and_say_why(drifted_pack: Path):
     proc = _pytest(drifted_pack, "--cth-allow-drift")
     failed = {line.split("[", 1)[1].split("]", 1)[0] for line in proc.stdout.splitlines() if line.startswith("FAILED")}

@@ -151,6 +151,7 @@ def test_the_conformance_page_links_each_failure_to_its_violations(conformance_s
 
 @pytest.mark.trl
 @pytest.mark.specforge
+@pytest.mark.slow
 def test_docs_conformance_md_is_current():
     from chat_template_harness.checking import conformance
 

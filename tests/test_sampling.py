@@ -60,10 +60,10 @@ def _audit(capsys, path: Path, out: Path, *args: str) -> dict:
 
 
 def test_a_sampled_audit_brackets_the_full_audits_rates(capsys, tmp_path: Path):
-    data = generate.write_jsonl(tmp_path / "rows.jsonl", 500, seed=11)
+    data = generate.write_jsonl(tmp_path / "rows.jsonl", 300, seed=11)
     full = _audit(capsys, data, tmp_path / "full.json")
-    sampled = _audit(capsys, data, tmp_path / "sampled.json", "--sample", "150", "--seed", "3")
-    assert full["sample"] is None and sampled["rows"]["total"] == 150 and sampled["sample"]["population"] == 500
+    sampled = _audit(capsys, data, tmp_path / "sampled.json", "--sample", "100", "--seed", "3")
+    assert full["sample"] is None and sampled["rows"]["total"] == 100 and sampled["sample"]["population"] == 300
     rates = {  # the full run's rates, read off its own report
         "rejected": full["rows"]["rejected"] / full["rows"]["total"],
         "preprocessor_wrong": full["preprocessor"]["rows_wrong"] / full["preprocessor"]["rows_checked"],
@@ -73,8 +73,7 @@ def test_a_sampled_audit_brackets_the_full_audits_rates(capsys, tmp_path: Path):
         e = sampled["sample"]["estimates"][name]
         assert e["low"] <= rate <= e["high"], (name, rate, e)
     rows = {w["row"] for w in sampled["preprocessor"]["worst"]}
-    assert rows and rows <= {w["row"] for w in full["preprocessor"]["worst"]} | set(range(1, 501))
-    assert all(1 <= r <= 500 for r in rows)
+    assert rows and all(1 <= r <= 300 for r in rows)
 
 
 def test_the_report_says_the_figures_are_estimates(capsys, tmp_path: Path):
