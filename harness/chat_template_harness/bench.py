@@ -113,14 +113,15 @@ def _floor_rows_per_s(path: Path, model: str, think: str, limit: int, per_turn: 
     return n / (time.perf_counter() - start), turns / max(usable, 1)
 
 
-def _audit_rows_per_s(path: Path, model: str, think: str, workers: int, limit: int) -> tuple[float, float]:
-    """(rows/s, peak RSS MiB of the audit and its worker processes) in a fresh interpreter."""
+def _audit_rows_per_s(path: Path, model: str, think: str, workers: int, limit: int, engine: str = "local") -> tuple[float, float]:
+    """(rows/s, peak RSS MiB of the audit and its worker processes) in a fresh interpreter; `engine` "ray" runs
+    Ray Data in local mode (its start-up is part of the time: that is its overhead on one machine)."""
     import json
     import subprocess
 
     code = (
         "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Settings;"
-        f"t=time.perf_counter();s=audit({str(path)!r},Settings({model!r},{think!r}),workers={workers},limit={limit});"
+        f"t=time.perf_counter();s=audit({str(path)!r},Settings({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
         "d=time.perf_counter()-t;"
         "m=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
         "print(json.dumps([s.total/d,m/1024]))"
@@ -143,6 +144,7 @@ def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 
         per_turn, _ = _floor_rows_per_s(path, model, think, sample, per_turn=True)
         one, _ = _audit_rows_per_s(path, model, think, 1, sample)
         two, _ = _audit_rows_per_s(path, model, think, 2, sample)
+        on_ray, _ = _audit_rows_per_s(path, model, think, 2, sample, engine="ray")
         _, rss_small = _audit_rows_per_s(path, model, think, 2, rows_small)
         _, rss_large = _audit_rows_per_s(path, model, think, 2, rows_large)
     console.print(f"audit floor (render + tokenize, 1 process): {floor:7.1f} rows/s  ({sample} rows, {model} think-{think}, "
@@ -152,6 +154,8 @@ def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 
                   f"(contract floor: {one / per_turn:.2f})")
     console.print(f"audit, 2 workers:                          {two:7.1f} rows/s  ratio {two / floor:.2f}   (target >= 0.5)  "
                   f"(contract floor: {two / per_turn:.2f})")
+    console.print(f"audit, Ray Data (local mode, 2 workers):   {on_ray:7.1f} rows/s  ratio {on_ray / floor:.2f}  "
+                  f"(overhead against the local engine: {1 - on_ray / two:.0%})")
     console.print(f"audit peak memory, {rows_small:,} rows:            {rss_small:7.0f} MiB")
     console.print(f"audit peak memory, {rows_large:,} rows:           {rss_large:7.0f} MiB   (flat: no growth with rows)")
     return two / floor
