@@ -456,3 +456,18 @@ def test_next_header_rules_are_checked(tmp_path):
     path.write_text(files.tomli_w.dumps(bad), "utf-8")
     with pytest.raises(files.RulesError, match="next_header needs `reply`"):
         files.read(path)
+
+
+def test_a_head_rule_that_swallows_generated_text_fails_the_oracle(tmp_path):
+    """Negative control: had derivation kept GLM think-off's finished-turn head `\\n<think></think>\\n` as the final
+    marker, the `\\n` the model generates after the prompt's `<think></think>` would be in no sample; the template
+    oracle must name it, not explain it away as an untrained head."""
+    import dataclasses
+
+    folder = _next_header_folder(tmp_path)
+    loaded = source.load(str(folder))
+    fam = family_for(loaded.spec, loaded.tokenizer)
+    wrong = dataclasses.replace(fam, off=dataclasses.replace(fam.off, final_marker="\n<think></think>\n"))
+    result = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), wrong, Think.OFF)
+    assert result.plans[0].disagrees and "the rules and the template disagree here" in result.plans[0].oracle.describe()
+    assert not preprocess(loaded.tokenizer, conversation.fixture("single_turn"), fam, Think.OFF).plans[0].disagrees

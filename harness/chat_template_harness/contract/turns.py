@@ -304,6 +304,10 @@ def _agreement(
     # the turn's untrained head, as the template writes it for a finished turn: one of the rules' markers
     markers = sorted({mode.final_marker, opener + mode.empty_think, opener, mode.empty_think, ""}, key=len, reverse=True)
     marker = next(m for m in markers if template.startswith(m))
+    if untrained and marker != untrained and marker.startswith(untrained):
+        # the template writes the sample's untrained head and more after it: that text is in no sample at all
+        # (GLM think-off's `\n` after `<think></think>` read as part of the block): not a difference a rule names
+        marker = untrained
     rest = template[len(marker) :]
     if marker != untrained:
         explained.append(("untrained head", f"{untrained!r}, template {marker!r}"))
