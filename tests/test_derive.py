@@ -48,7 +48,9 @@ def test_derivation_reproduces_the_shipped_rules(family_name):
     assert not found.undecided
     diffs = derive.differences(found.family, shipped)
     # every difference is one the rules file keeps by hand, and says why; nothing else differs
-    assert {d.rule for d in diffs} == set(shipped.reviewed), [(d.rule, d.derived, d.shipped) for d in diffs]
+    # a reason for a table (`think.on`) covers the rules in it; no reason is kept for a rule that does not differ
+    kept = {k for k in shipped.reviewed if any(d.rule == k or d.rule.startswith(k + ".") for d in diffs)}
+    assert kept == set(shipped.reviewed), [(d.rule, d.derived, d.shipped) for d in diffs]
     assert all(d.why for d in diffs)
     assert derive.reviewed(found.family, shipped) == shipped
 
@@ -207,7 +209,7 @@ def test_a_wrong_rules_file_fails_the_matrix(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "0 passed, 0 failed, 0 n/a, 1 error" in out
     assert "ERROR my-wrong-qwen/think-off/single_turn: the template does not render this cell as the rules say: " in out
-    assert "does not end with a stop token (<|im_end|>); fix: update the family rule" in out
+    assert "does not end with a stop token (<|im_end|>) and the trailer '': it ends " in out and "fix: update the family rule" in out
 
 
 # a ChatML template that refuses an empty reply: one fixture (and the tool call's empty content) cannot render
@@ -386,7 +388,7 @@ def test_a_field_shown_only_in_tool_call_turns_is_read_there(tmp_path):
     found = _derived(str(_folder(tmp_path, "tool-turns-show", TOOL_TURNS_SHOW)))
     field_ = next(f for f in found.findings if f.rule == "reasoning_field")
     assert field_.value == "reasoning_content" and "a tool-call turn shows it" in field_.evidence
-    assert found.family.on.think == "{reasoning}</think>" and "inferred from the opener" in next(
+    assert found.family.on.think == "{reasoning}</think>" and "inferred from opener '<think>'" in next(
         f.note for f in found.findings if f.rule == "think")
 
 

@@ -336,7 +336,9 @@ def test_qwen3_thinking_2507_with_no_reasoning_closes_the_opened_block_untrained
     ("change", "where"),
     [
         ({"think": "<think>{reasoning}</think>"}, "'\\n"),  # the template writes `<think>\n{r}\n</think>\n\n`
-        ({"hidden": True}, ""),  # the rules claim the template hides reasoning it shows
+        # the rules claim the template hides reasoning it shows, in another format: a hidden claim covers no
+        # wrong format (where the template shows it just as the rules write it, the sample is right: see below)
+        ({"hidden": True, "think": "<think>{reasoning}</think>"}, ""),
     ],
     ids=["wrong-think-format", "wrong-hidden-claim"],
 )
@@ -355,3 +357,14 @@ def test_rules_that_disagree_with_the_template_fail_the_cell(change: dict, where
     violations = check_samples(loaded.tokenizer, result.plans, result.samples)
     (oracle,) = [v for v in violations if v.invariant is Invariant.TEMPLATE]
     assert "the rules and the template disagree here" in oracle.detail and where in oracle.detail
+
+
+def test_a_hidden_claim_passes_where_the_template_shows_reasoning_as_the_rules_write_it(load):
+    """Kimi-K2-Thinking's template hides a first turn's reasoning and shows a later one's: where it shows it exactly
+    as the rules write it, the sample is the template's own."""
+    import dataclasses
+
+    loaded = load("qwen3-8b")
+    fam = dataclasses.replace(family("qwen3"), template_shows_final_reasoning=False)
+    result = preprocess(loaded.tokenizer, THINKING, fam, Think.ON)
+    assert not result.plans[-1].disagrees and result.plans[-1].template_render == "same"

@@ -190,7 +190,8 @@ def _plan(
         stop = next((s for s in family.stop_tokens if rest.endswith(s)), None)
         if stop is None:
             raise TemplateDriftError(
-                f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)})",
+                f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)}) and the "
+                f"trailer {family.trailer!r}: it ends {bare[-40:]!r}",
                 "update the family rule (a turn that ends with the next header: `next_header`), or declare the cell N/A",
             )
         answer = rest[: -len(stop)]
@@ -222,12 +223,17 @@ def _plan(
         )
 
     # whitespace-only reasoning is an empty think block (contract): the oracle renders the turn as the plan reads it
-    finished = template_message(message, family, with_reasoning=thinks_here and bool(reasoning))
+    # reasoning typed inline into content for a template that hides it would only be printed back as typed (or
+    # doubled after the opener): the template is asked about the turn without it
+    typed_only = family.reasoning_field == "inline" and not family.template_shows_final_reasoning
+    finished = template_message(message, family, with_reasoning=thinks_here and bool(reasoning) and not typed_only)
     full = rendered([*msgs[:index], finished], False)
     if family.next_header:  # the stop is the next message's header: the template writes it with that message
         follow = {"role": "tool" if message.tool_calls else "user", "content": "…"}
         continued = rendered([*msgs[:index], finished, follow], False)
-        full = continued[: continued.rfind(stop) + len(stop)] if stop in continued[len(head):] else full
+        # the turn as the template writes it last (a template may hide a history turn's reasoning), then the header
+        # the template writes after it
+        full = full + stop if stop in continued[len(head) :] else full
     opener = mode.opener if has_opener else ""
     agreement = _agreement(full, head, opener, pieces, family, mode, dropped, reasoning if thinks_here else "")
     opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
@@ -304,7 +310,7 @@ def _agreement(
     # the turn's untrained head, as the template writes it for a finished turn: one of the rules' markers
     markers = sorted({mode.final_marker, opener + mode.empty_think, opener, mode.empty_think, ""}, key=len, reverse=True)
     marker = next(m for m in markers if template.startswith(m))
-    if untrained and marker != untrained and marker.startswith(untrained):
+    if untrained and marker != untrained and marker.startswith(untrained) and not marker[len(untrained) :].strip():
         # the template writes the sample's untrained head and more after it: that text is in no sample at all
         # (GLM think-off's `\n` after `<think></think>` read as part of the block): not a difference a rule names
         marker = untrained
@@ -313,7 +319,7 @@ def _agreement(
         explained.append(("untrained head", f"{untrained!r}, template {marker!r}"))
     if typed and family.template_shows_final_reasoning:
         body = body.replace(next(p.text for p in pieces if p.kind is Kind.REASONING), "", 1)
-    elif reasoning and not family.template_shows_final_reasoning:
+    elif reasoning and not family.template_shows_final_reasoning and rest != body:  # shown as the rules write it: same
         shown = next(p.text for p in pieces if p.kind is Kind.REASONING)
         body = body.replace(shown, "", 1)
         if rest.count(reasoning) > body.count(reasoning):  # the rules say the template hides it, and it does not

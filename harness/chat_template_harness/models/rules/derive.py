@@ -63,6 +63,8 @@ SYSTEM_FLAG = "/no_think"
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
 NO_OFF_SWITCH = "no off switch: the generation prompt always opens {opener}"
+MODEL_CARD = ("the served prompt is the same with and without reasoning: whether the model thinks is its model card's "
+              "fact; keep the mode it has and declare the other N/A in the rules file")
 # the OpenAI API's request field for how much a reasoning model reasons; a template that reads it always reasons
 EFFORT = "reasoning_effort"
 ALWAYS_REASONS = "always reasons: reasoning_effort sets how much, there is no off switch"
@@ -154,6 +156,34 @@ def _split_stop(tokenizer: Any, tail: str) -> tuple[str, str] | None:
     return tokenizer.convert_ids_to_tokens(ids[last]), tokenizer.decode(ids[last + 1 :])
 
 
+def _added(tokenizer: Any, token_id: int) -> bool:
+    """A token the vocabulary adds whole (Qwen3's `</think>` is added but not special)."""
+    return token_id in tokenizer.added_tokens_decoder or _special(tokenizer, token_id)
+
+
+CLOSING_TAG = re.compile(r"</[^<>\s]+>$")
+
+
+def _closer(tokenizer: Any, text: str) -> str:
+    """The token or tag that closes a block (whitespace after it aside): an added token (`<channel|>`, Qwen3's
+    `</think>`) or a closing tag where the vocabulary has no such token (`</think>` on Llama 3); "" for none."""
+    text = text.rstrip()
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if ids and _added(tokenizer, ids[-1]):
+        return tokenizer.convert_ids_to_tokens(ids[-1])
+    tag = CLOSING_TAG.search(text)
+    return tag.group() if tag else ""
+
+
+def _fill_block(block: str, closer: str) -> str:
+    """An empty block with `{reasoning}` put before its closer; whitespace written inside the empty block is split
+    around it (`<think>\n\n</think>` is `<think>\n{reasoning}\n</think>` with nothing in it)."""
+    cut = block.rindex(closer)
+    inside = block[:cut]
+    half = (len(inside) - len(inside.rstrip())) // 2
+    return inside[: cut - half] + "{reasoning}" + inside[cut - half :] + block[cut:]
+
+
 def _empty_think_like(text: str) -> bool:
     return "</think>" in text and not text.replace("<think>", "").replace("</think>", "").strip()
 
@@ -218,6 +248,8 @@ class _Deriver:
         if ast is not None:
             read |= {n.attr for n in ast.find_all(nodes.Getattr)}
             read |= {n.arg.value for n in ast.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str)}
+            read |= {a.value for n in ast.find_all(nodes.Call) for a in n.args[:1]  # message.get('reasoning_content')
+                     if isinstance(n.node, nodes.Getattr) and n.node.attr == "get" and isinstance(a, nodes.Const)}
         return sorted(REASONING_FIELDS, key=lambda f: f not in read)
 
     def note(self, rule: str, value: Any, evidence: str = "", *, decided: bool = True, note: str = "") -> Any:
@@ -243,8 +275,11 @@ class _Deriver:
                 off = self.render(base, gen=True, **{var: off_value})
                 if not (isinstance(on, str) and isinstance(off, str)) or on == off:
                     continue
-                if any(str(v) in x and str(v) not in default for v, x in ((on_value, on), (off_value, off)) if v is not None):
-                    continue  # the value is printed: a setting such as an effort level
+                tails = {v: x.split(U1)[-1] for v, x in ((on_value, on), (off_value, off))}
+                if var not in SWITCH_KWARGS and tails[on_value] == tails[off_value]:
+                    continue  # it changes only what comes before the user turn (a tool-list format): a setting
+                if any(str(v) in tail and str(v) not in default.split(U1)[-1] for v, tail in tails.items() if v is not None):
+                    continue  # the value is printed where the model reads it: a setting such as an effort level
                 on_kwargs = {} if on_value is None else {var: on_value}
                 self.note("think switch", f"kwarg {var}", f"{var}={on_value}: {_show(on)}; {var}={off_value}: {_show(off)}")
                 return on_kwargs, {var: off_value}, ""
@@ -282,6 +317,10 @@ class _Deriver:
         header = modes[0].before_hist
         for text in [m.before_hist for m in modes] + [m.suffix for m in modes]:
             header = _common_token_prefix(self.tok, header, text)
+        for m in modes:  # DeepSeek-V3.1: every form starts `<think>`; the history's `<think></think>` is one block
+            block = re.search(r"<think>\s*</think>", m.before_hist)
+            if block and block.start() < len(header) < block.end():
+                header = header[: block.start()]
         for m in modes:
             m.header, m.opener = header, m.suffix[len(header):]
             m.marker = m.before_final[len(header):] if m.before_final.startswith(header) else ""
@@ -307,12 +346,16 @@ class _Deriver:
         inline = _assistant(f"<think>\n{R1}\n</think>\n\n{A1}")
         hist, final = r([_user(), inline, _user(U2)]), r([_user(), inline])
         if isinstance(hist, str) and R1 not in hist and A1 in hist and isinstance(final, str):
-            if R1 in final and A1 in final:
+            typed = inline["content"].split(A1)[0]
+            if R1 in final and A1 in final and typed not in final:  # the template rewrote it: its own format
                 return "inline", "\n", True, self._read_think(m, final, "inline")
-            return self._hidden("inline", m, f"history drops an inline block: {_show(hist[len(m.base):])}")
+            # printed back as typed proves nothing about the format (Nemotron-Nano-v2): as for a hidden field
+            return self._hidden("inline", m, f"history drops an inline block, the final turn prints it as typed: "
+                                             f"{_show(hist[len(m.base):])}")
         for name in order:
             for label, msgs in (
                 ("a history turn", [_user(), _assistant(**{name: R1}), _user(U2)]),
+                ("a later final turn", [_user(), _assistant(), _user(U2), _assistant(**{name: R1})]),
                 ("a tool-call turn", [_user(), {**_call({"city": CITY}), name: R1},
                                       {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID}]),
             ):
@@ -334,6 +377,11 @@ class _Deriver:
         self.note("think", think, _show(text[len(m.base):]))
         return think
 
+    @property
+    def off_block(self) -> str:
+        off = self.modes.get("off")
+        return off.opener if off is not None and self.switch_kind != "none" else ""
+
     def _strip(self, r: Any, name: str, text: str) -> str | None:
         padded = r([_user(), _assistant(**{name: f"\n{R1}\n"})])
         return "\n" if padded == text else None
@@ -341,18 +389,28 @@ class _Deriver:
     def _hidden(self, name: str, m: _Mode, evidence: str) -> tuple[str, str | None, bool, str]:
         """A field the final turn hides: its format is inferred from the opener, and said so."""
         self.note("reasoning_field", name, evidence, note="the final turn never shows reasoning; review")
-        think = self._inferred_think(m.opener)
-        self.note("think", think, f"opener {_show(m.opener)}",
-                  note="inferred from the opener (the template never shows reasoning in a final turn); review")
+        think, source = self._inferred_think(m)
+        self.note("think", think, source, decided=bool(source),
+                  note=f"inferred from {source} (the template never shows reasoning in a final turn; whitespace around "
+                       "it is unverified); review" if source else
+                       "no render shows how reasoning is written, and nothing it writes where there is none shows it "
+                       "either; write the mode's `think` by hand")
         return name, "\n", False, think
 
-    @staticmethod
-    def _inferred_think(opener: str) -> str:
-        if opener.endswith("<think>"):
-            return "{reasoning}</think>"
-        if opener.endswith("<think>\n"):
-            return "{reasoning}\n</think>\n\n"
-        return "<think>\n{reasoning}\n</think>\n\n"
+    def _inferred_think(self, m: _Mode) -> tuple[str, str]:
+        """(format, what it was read from) for reasoning no final turn shows: from an opener that opens `<think>`,
+        else from the empty block the template writes where there is no reasoning (the think-off prompt, a final
+        turn's marker: Gemma 4's `<|channel>thought\\n<channel|>`), split before its closing token. Whitespace
+        around real reasoning shows nowhere: said so. ("", "") when nothing shows it."""
+        if m.opener.endswith("<think>"):
+            return "{reasoning}</think>", f"opener {_show(m.opener)}"
+        if m.opener.endswith("<think>\n"):
+            return "{reasoning}\n</think>\n\n", f"opener {_show(m.opener)}"
+        for label, block in (("the think-off prompt's empty block", self.off_block), ("the final turn's empty block", m.marker)):
+            closer = _closer(self.tok, block) if block and block.startswith(m.opener) and block != m.opener else ""
+            if closer:
+                return _fill_block(block, closer)[len(m.opener):], f"{label} {_show(block)}"
+        return "<think>\n{reasoning}\n</think>\n\n", ""
 
     # --- tools and stops ------------------------------------------------------------------------------------------
     def tools(self, m: _Mode) -> tuple[str, str | None, dict[str, str], str | None]:
@@ -426,12 +484,31 @@ class _Deriver:
             return label == "on"
         if switch == "flag":
             return label == "on" and "<think>" in self.src
-        return m.opener.rstrip("\n").endswith("<think>") or EFFORT in self.variables()
+        if m.opener.rstrip("\n").endswith("<think>") or EFFORT in self.variables():
+            return True  # the prompt always opens reasoning, or the template always asks for it
+        # no switch, yet the template writes a think block into final turns (Kimi-K2-Thinking; Qwen3 2507 Instruct,
+        # which never thinks) or the reasoning it is given (LFM2.5's `thinking`): the served prompt is the same
+        # either way, so whether the model thinks is its model card's fact: both modes are derived, one to review
+        if label == "on" and (_empty_think_like(m.marker) or self.writes_reasoning(m)):
+            self.note("think modes", "both (no switch)", f"final turn {_show(m.before_final)}",
+                      note=MODEL_CARD)
+            return True
+        return False
+
+    def writes_reasoning(self, m: _Mode) -> bool:
+        """No switch, yet a final turn shows the reasoning it is given from a field (LFM2.5's `thinking`)."""
+        for name in self.fields_read():
+            text = self.render([_user(), _assistant(**{name: R1})], flag=m.flag, **m.kwargs)
+            if isinstance(text, str) and R1 in text[len(m.base):]:
+                return True
+        return False
 
     def run(self) -> Family:
         on_kw, off_kw, flag = self.switch()
         switch = "kwarg" if on_kw or off_kw else "flag" if flag else "none"
         modes = {"on": self.read_mode("on", on_kw, ""), "off": self.read_mode("off", off_kw, flag)}
+        self.modes = {k: v for k, v in modes.items() if v is not None}
+        self.switch_kind = switch
         usable = modes["off"] or modes["on"]
         if usable is None:
             raise ValueError("the template renders no plain user/assistant exchange")
@@ -448,7 +525,7 @@ class _Deriver:
             thinks = self.thinks(switch, label, m)
             if switch == "none" and label == "off" and thinks:
                 # in the template's own terms: the opener it writes, or the effort variable it reads
-                reason = ALWAYS_REASONS if EFFORT in self.variables() else NO_OFF_SWITCH.format(opener=m.opener.strip() or repr(m.opener))
+                reason = ALWAYS_REASONS if EFFORT in self.variables() else NO_OFF_SWITCH.format(opener=m.opener.strip())
                 built[label] = NotApplicable(reason)
                 continue
             if switch == "none" and label == "on" and not thinks:
@@ -468,20 +545,24 @@ class _Deriver:
         )
 
     def mode(self, m: _Mode, thinks: bool, unsupported: dict[str, str], values: dict[str, Any]) -> ThinkMode:
-        final_marker = m.marker if _empty_think_like(m.marker) else ""
+        think = None
+        if thinks:
+            field_, strip, shown, think = self.reasoning(m)
+            values.update(reasoning_field=field_, reasoning_strip=strip, shows=shown)
+        # an empty think block, or the think format itself with nothing in it (Kimi-K3's closed think section)
+        own_empty = bool(think) and m.marker == m.opener + think.format(reasoning="")
+        final_marker = m.marker if _empty_think_like(m.marker) or own_empty else ""
         if m.opener and _empty_think_like(m.opener) and m.marker.startswith(m.opener) and not m.marker[len(m.opener):].strip():
             # the prompt already closed an empty block (GLM think-off `<think></think>`); the whitespace the finished
             # turn writes after it is the model's own first token, generated and trained
             final_marker = m.opener
-        think, empty = None, ""
-        if thinks:
-            field_, strip, shown, think = self.reasoning(m)
-            values.update(reasoning_field=field_, reasoning_strip=strip, shows=shown)
+        empty = ""
+        if think is not None:
             if m.opener.rstrip("\n").endswith("<think>"):
                 empty = think.format(reasoning="")
                 if m.opener.endswith("\n") and empty.startswith("\n"):
                     empty = empty[1:]
-            elif _empty_think_like(final_marker):
+            elif _empty_think_like(final_marker) or own_empty:
                 empty = final_marker
         return ThinkMode(
             kwargs=MappingProxyType(m.kwargs), opener=m.opener, think=think, empty_think=empty,
@@ -556,10 +637,16 @@ def differences(derived: Family, shipped: Family) -> list[Difference]:
     """Every rule where derivation and the rules file disagree (prose aside), with the file's reason if it gives one."""
     a, b = _flat(derived), _flat(shipped)
     return [
-        Difference(k, a.get(k), b.get(k), shipped.reviewed.get(k, ""))
+        Difference(k, a.get(k), b.get(k), _why(shipped.reviewed, k))
         for k in sorted(set(a) | set(b))
         if a.get(k) != b.get(k)
     ]
+
+
+def _why(kept: Mapping[str, str], rule: str) -> str:
+    """The reason the file gives for a rule, or for a table it is in (`think.on` covers `think.on.opener`)."""
+    parts = rule.split(".")
+    return next((kept[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in kept), "")
 
 
 def reviewed(derived: Family, shipped: Family) -> Family:
