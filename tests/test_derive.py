@@ -473,3 +473,35 @@ def test_a_head_rule_that_swallows_generated_text_fails_the_oracle(tmp_path):
     result = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), wrong, Think.OFF)
     assert result.plans[0].disagrees and "the rules and the template disagree here" in result.plans[0].oracle.describe()
     assert not preprocess(loaded.tokenizer, conversation.fixture("single_turn"), fam, Think.OFF).plans[0].disagrees
+
+
+# DeepSeek-V3.1's shape: every form starts `<think>`, history writes `<think></think>`, reasoning is inline
+SHARED_OPENER = (
+    "{% for m in messages %}{% if m.role == 'user' %}<|im_start|>user\n{{ m.content }}<|im_end|>\n"
+    "{% else %}<|im_start|>assistant\n<think></think>{{ m.content.split('</think>')[-1] }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{{ '<think>' if enable_thinking else '<think></think>' }}{% endif %}"
+)
+# Gemma 4's shape: reasoning never shown; think-off's prompt writes the empty block in the model's own markers
+HIDDEN_CHANNEL = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<|channel>thought\n<channel|>{% endif %}{% endif %}"
+)
+
+
+def test_the_header_never_takes_the_opener_the_history_writes_as_an_empty_block(tmp_path):
+    """Negative control for DeepSeek-V3.1: had `<think>` been read as header, think-on would train `<think>` again."""
+    rules = _derived(str(_folder(tmp_path, "shared-opener", SHARED_OPENER))).family
+    assert rules.on.opener == "<think>" and rules.off.opener == "<think></think>" and rules.on.think == "{reasoning}</think>"
+
+
+def test_a_hidden_format_is_read_off_the_empty_block_think_off_writes(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(_pack() / "Qwen--Qwen3-8B")
+    tok.add_special_tokens({"additional_special_tokens": ["<|channel>", "<channel|>"]})
+    tok.chat_template = HIDDEN_CHANNEL
+    tok.save_pretrained(tmp_path / "hidden-channel")
+    found = _derived(str(tmp_path / "hidden-channel"))
+    assert found.family.on.think == "<|channel>thought\n{reasoning}<channel|>"
+    assert "inferred from the think-off prompt's empty block" in next(f.note for f in found.findings if f.rule == "think")

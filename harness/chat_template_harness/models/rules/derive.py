@@ -60,6 +60,9 @@ REQUEST_VARIABLES = frozenset({
     "builtin_tools", "custom_tools", "tool_choice", "response_format",
 })
 SYSTEM_FLAG = "/no_think"
+# switches with several values: the default against the value that turns reasoning off (Solar's reasoning_effort
+# "minimal" writes an empty think segment; Ling's thinking_option "off")
+SETTING_PAIRS = ((None, "minimal"), (None, "none"), ("on", "off"))
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
 NO_OFF_SWITCH = "no off switch: the generation prompt always opens {opener}"
@@ -269,7 +272,7 @@ class _Deriver:
         default = self.render(base, gen=True)
         for var in self.variables():
             # a known boolean switch as True/False; any other variable first as a budget (unset vs 0), then True/False
-            pairs = ((True, False), (None, 0)) if var in SWITCH_KWARGS else ((None, 0), (True, False))
+            pairs = ((True, False), (None, 0)) if var in SWITCH_KWARGS else ((None, 0), (True, False), *SETTING_PAIRS)
             for on_value, off_value in pairs:
                 on = default if on_value is None else self.render(base, gen=True, **{var: on_value})
                 off = self.render(base, gen=True, **{var: off_value})
@@ -365,7 +368,10 @@ class _Deriver:
         self.note("reasoning_field", None, decided=False,
                   note="no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
                        "and the mode's `think` by hand")
-        return "reasoning_content", "\n", False, "<think>\n{reasoning}\n</think>\n\n"
+        think, source = self._inferred_think(m)
+        if source:  # the form at least shows where there is no reasoning
+            self.note("think", think, source, note=f"inferred from {source}; review")
+        return "reasoning_content", "\n", False, think
 
     def _read_think(self, m: _Mode, text: str, name: str) -> str:
         seg = text[len(m.base) + len(m.header): text.index(A1)]
@@ -454,7 +460,9 @@ class _Deriver:
             if not isinstance(text, str) or after not in text:
                 continue
             ids = self.tok.encode(text[text.index(after) + len(after):], add_special_tokens=False)
-            first = next((i for i in ids if _special(self.tok, i)), None)
+            if key == "reply":  # the header follows the answer at once (GLM); `\n<|end|>` is the turn's own end
+                ids = ids[:1]  # (Apriel writes it in history only): not a next header
+            first = next((i for i in ids if _special(self.tok, i) and self.tok.convert_ids_to_tokens(i) in self.eos), None)
             token = self.tok.convert_ids_to_tokens(first) if first is not None else None
             if token in self.eos:
                 found[key] = self.note(f"next_header.{key}", token, f"{_show(text[len(m.base):])} (in eos/generation_config)")
