@@ -15,6 +15,8 @@ The map, in the order a conversation flows through it; `chat_template_harness.X.
 - `outputs/`: cells and what is written about them: `matrix`, `golden` and its syrupy `snapshot`,
   `report` and `reportfile`, `drift` (the upgrade check), `view`, `gallery`, `overview`.
 - `audit/`: a whole dataset, row by row, on every core or on Ray.
+- `serving/`: the prompt a real server serves: `profiles` (vLLM, SGLang: request normalisation and renderer per
+  family), `harmony` (gpt-oss as vLLM renders it), `compare` (where two servers' prompts part: `cth servers`).
 - top level: `smoke` (the training step), the entry points `cli` and `plugin`, `bench`, `errors`.
 """
 

@@ -403,6 +403,31 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     return 1 if any(d.changed for d in diffs) else 0
 
 
+@command("servers")
+def cmd_servers(args: argparse.Namespace, console: Console) -> int:
+    """Where servers disagree: every served prompt as one server and another serve it, first differing token."""
+    from chat_template_harness.serving import compare
+
+    a = args.served_by
+    texts = []
+    for b in args.against or [p for p in ("vllm", "sglang") if p != a]:
+        diffs = compare.compare(_selected(args), a, b)
+        for d in diffs:
+            if d.error:
+                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: cannot be served by one of them:")
+                console.print(f"  {d.error}", markup=False)
+            elif not d.same and not d.na:
+                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: first differing token {d.at}")
+                console.print(f"  {a}: {d.mine!r}", markup=False)
+                console.print(f"  {b}: {d.theirs!r}", markup=False)
+        for line in compare.summary(diffs, a, b):
+            console.print(line, markup=False)
+        texts.append(compare.markdown(diffs, a, b))
+    if args.markdown:
+        _write(args.markdown, compare.report(texts))
+    return 0
+
+
 @command("gallery")
 def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     """Build the static HTML gallery from the committed goldens (and optionally the Markdown overview)."""
@@ -540,6 +565,12 @@ def parser() -> argparse.ArgumentParser:
     diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
     diff_p.add_argument("--goldens", default=None, help="the goldens to compare with (default: ./goldens)")
     diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
+    servers_p = sub.add_parser("servers", parents=[common, selection], help=cmd_servers.__doc__)
+    servers_p.add_argument("--served-by", default="transformers", choices=["transformers", "vllm", "sglang"],
+                           help="the server whose prompts are compared (default: transformers, the contract's)")
+    servers_p.add_argument("--against", action="append", choices=["transformers", "vllm", "sglang"],
+                           help="the other server (repeatable; default: vllm and sglang)")
+    servers_p.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown")
     gallery_p = sub.add_parser("gallery", parents=[common], help=cmd_gallery.__doc__)
     gallery_p.add_argument("--out", required=True, help="directory for the site (index.html and pages)")
     gallery_p.add_argument("--goldens", default=None, help="the committed goldens (default: ./goldens)")

@@ -1,0 +1,157 @@
+"""A server is a profile: how it normalises a chat request before rendering, and how it renders each family.
+
+`transformers` is the contract's served prompt: the template over the harness's messages
+(`contract/render.py`). The servers take an OpenAI chat request (reasoning in `reasoning_content`, tool
+arguments as a JSON string, call ids) and each rule below names where the server does it. Both servers
+tokenize the rendered text with `add_special_tokens=False`, as the contract does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chat_template_harness.errors import HarnessError
+
+Request = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    says: str
+    where: str  # server version, file, function
+
+    def __str__(self) -> str:
+        return f"{self.says} ({self.where})"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    rules: tuple[Rule, ...]
+    normalise: Callable[[Request], Request]
+    harmony_families: frozenset[str] = frozenset()  # families rendered by openai_harmony instead of the template
+
+
+def _parsed_arguments(request: Request, *, invalid: Callable[[str], Any]) -> Request:
+    out = []
+    for msg in request:
+        msg = dict(msg)
+        if msg.get("tool_calls"):
+            calls = []
+            for call in msg["tool_calls"]:
+                fn = dict(call.get("function", {}))
+                if isinstance(fn.get("arguments"), str):
+                    try:
+                        fn["arguments"] = json.loads(fn["arguments"])
+                    except json.JSONDecodeError:
+                        fn["arguments"] = invalid(fn["arguments"])
+                calls.append({**call, "function": fn})
+            msg["tool_calls"] = calls
+        out.append(msg)
+    return out
+
+
+def _vllm(request: Request) -> Request:
+    out = []
+    for msg in _parsed_arguments(request, invalid=lambda _text: {}):
+        if msg.get("content") is None:
+            msg["content"] = ""
+        if "reasoning_content" in msg and "reasoning" not in msg:
+            msg["reasoning"] = msg["reasoning_content"]
+        out.append(msg)
+    return out
+
+
+def _sglang_invalid(text: str) -> Any:
+    raise HarnessError(f"SGLang rejects tool-call arguments that are not JSON: {text[:60]!r}",
+                       "send the arguments as a JSON object string")
+
+
+def _sglang(request: Request) -> Request:
+    out = _parsed_arguments(request, invalid=_sglang_invalid)
+    return [{**m, "content": " ".join(p["text"] for p in m["content"]) if isinstance(m.get("content"), list) else m.get("content")}
+            for m in out]
+
+
+VLLM = "vLLM 0.33.0"
+SGLANG = "SGLang 0.5.23"
+PROFILES: dict[str, Profile] = {
+    "transformers": Profile(
+        "transformers",
+        (Rule("the family's template over the harness's messages, in the mode's kwargs",
+              "transformers apply_chat_template; the contract"),),
+        lambda request: request,
+    ),
+    "vllm": Profile(
+        "vllm",
+        (
+            Rule("gpt-oss is rendered by openai_harmony, never its Jinja template",
+                 f"{VLLM} vllm/entrypoints/harmony_utils.py"),
+            Rule("tool-call arguments sent as a JSON string are parsed into an object (invalid JSON becomes {})",
+                 f"{VLLM} vllm/entrypoints/chat_utils.py, the tool-call arguments parse"),
+            Rule("content None becomes ''", f"{VLLM} vllm/entrypoints/chat_utils.py"),
+            Rule("reasoning_content is copied to reasoning", f"{VLLM} vllm/entrypoints/chat_utils.py"),
+            Rule("text parts are joined with a newline", f"{VLLM} vllm/entrypoints/chat_utils.py"),
+        ),
+        _vllm,
+        frozenset({"gpt-oss"}),
+    ),
+    "sglang": Profile(
+        "sglang",
+        (
+            Rule("tool-call arguments sent as a JSON string are parsed into an object (invalid JSON is an error)",
+                 f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py"),
+            Rule("text parts are joined with a space", f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py"),
+            Rule("gpt-oss goes through its Jinja template here (the harness has not read SGLang's harmony path: "
+                 "unverified)", SGLANG),
+        ),
+        _sglang,
+    ),
+}
+
+
+def get(name: str) -> Profile:
+    if name not in PROFILES:
+        raise HarnessError(f"unknown server {name!r}", f"use one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> Request:
+    """The harness's template messages as an OpenAI client sends them: reasoning in `reasoning_content`, tool
+    arguments as a JSON string, every call with an id and every tool result naming the call it answers."""
+    out: Request = []
+    pending: list[str] = []
+    count = 0
+    for msg in messages:
+        msg = dict(msg)
+        if reasoning_field not in ("inline", "reasoning_content") and reasoning_field in msg:
+            msg["reasoning_content"] = msg.pop(reasoning_field)
+        if msg.get("tool_calls"):
+            calls = []
+            for call in msg["tool_calls"]:
+                fn = dict(call["function"])
+                if not isinstance(fn["arguments"], str):
+                    fn["arguments"] = json.dumps(fn["arguments"], ensure_ascii=False)
+                call_id, count = f"call_{count:010d}", count + 1
+                pending.append(call_id)
+                calls.append({"id": call_id, "type": "function", "function": fn})
+            msg["tool_calls"] = calls
+        if msg.get("role") == "tool" and pending:
+            msg["tool_call_id"] = pending.pop(0)
+        out.append(msg)
+    return out
+
+
+def as_template_messages(request: Sequence[Mapping[str, Any]], reasoning_field: str) -> Request:
+    """A normalised request as the template reads it: reasoning under the family's field."""
+    out = []
+    for msg in request:
+        msg = dict(msg)
+        reasoning = msg.pop("reasoning_content", None) or msg.get("reasoning")
+        if reasoning and reasoning_field not in ("inline", "reasoning"):
+            msg[reasoning_field] = reasoning
+        out.append(msg)
+    return out

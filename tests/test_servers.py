@@ -1,0 +1,94 @@
+"""The served prompt of real servers: vLLM serves gpt-oss through harmony; both servers normalise requests.
+
+Every claim is read off decoded token ids. oss-harmony runs here (it embeds its vocabulary: no network).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from chat_template_harness.cli import main
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs.matrix import Cell
+from chat_template_harness.serving import compare, profiles
+
+TRANSFORMERS, VLLM = profiles.get("transformers"), profiles.get("vllm")
+
+
+def _turn(fixture: str, a=TRANSFORMERS, b=VLLM, turn: int = -1) -> compare.TurnDiff:
+    return compare.compare_cell(Cell("gpt-oss-20b", Think.ON, fixture), a, b)[turn]
+
+
+def test_vllm_serves_gpt_oss_a_single_turn_as_the_template_does():
+    assert _turn("single_turn").same
+
+
+def test_vllm_ends_gpt_oss_system_prompts_without_the_templates_blank_line():
+    d = _turn("with_system")
+    assert not d.same
+    assert d.mine.endswith("Answer in one sentence.\n\n<|end|><|start|>user<|message|>Why")
+    assert d.theirs.endswith("Answer in one sentence.<|end|><|start|>user<|message|>Why")
+
+
+def test_vllm_writes_a_tool_calls_recipient_after_its_channel():
+    d = _turn("tool_call")
+    assert "<|start|>assistant to=functions.get_weather<|channel|>" in d.mine
+    assert "<|start|>assistant<|channel|>commentary to=functions" in d.theirs
+
+
+def test_without_harmony_the_difference_is_gone():
+    """Negative control: the differences come from the harmony renderer, not from the comparison itself."""
+    no_harmony = dataclasses.replace(VLLM, harmony_families=frozenset())
+    assert _turn("with_system", b=no_harmony).same and _turn("with_system", b=TRANSFORMERS).same
+
+
+def test_vllm_parses_string_arguments_and_empties_none_content():
+    request = [{"role": "assistant", "content": None, "reasoning_content": "R",
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
+                               {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": "not json"}}]}]
+    (msg,) = VLLM.normalise(request)
+    assert msg["content"] == "" and msg["reasoning"] == "R"
+    assert [c["function"]["arguments"] for c in msg["tool_calls"]] == [{"a": 1}, {}]
+
+
+def test_sglang_rejects_arguments_that_are_not_json_and_joins_parts_with_a_space():
+    sglang = profiles.get("sglang")
+    parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    assert sglang.normalise(parts)[0]["content"] == "a b"
+    bad = [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]
+    with pytest.raises(HarnessError, match="fix: send the arguments as a JSON object string"):
+        sglang.normalise(bad)
+
+
+def test_every_profile_rule_names_the_server_version_and_file():
+    for profile in profiles.PROFILES.values():
+        assert profile.rules and all(rule.where for rule in profile.rules)
+    assert all("0.33.0" in r.where for r in VLLM.rules)
+
+
+def test_cth_servers_prints_each_first_difference_decoded(capsys):
+    assert main(["servers", "--model", "gpt-oss-20b", "--fixture", "with_system", "--fixture", "single_turn",
+                 "--against", "vllm"]) == 0
+    out = capsys.readouterr().out
+    assert "gpt-oss-20b/think-on/with_system turn 0: first differing token" in out
+    assert "transformers vs vllm: 2 served prompts compared, 1 differ (in 1 cells), 0 cannot be served" in out
+
+
+def test_an_unknown_server_is_one_clear_error():
+    with pytest.raises(HarnessError, match="fix: use one of transformers, vllm, sglang"):
+        profiles.get("tgi")
+
+
+@pytest.mark.slow
+def test_the_committed_servers_report_is_what_the_code_produces(tmp_path):
+    from pathlib import Path
+
+    from chat_template_harness.outputs.reportfile import body
+
+    out = tmp_path / "servers.md"
+    assert main(["servers", "--markdown", str(out)]) == 0
+    committed = Path(__file__).parent.parent / "reports" / "servers.md"
+    assert body(out.read_text("utf-8")) == body(committed.read_text("utf-8")), "regenerate: cth servers --markdown reports/servers.md"
