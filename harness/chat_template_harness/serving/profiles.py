@@ -89,7 +89,8 @@ PROFILES: dict[str, Profile] = {
         "vllm",
         (
             Rule("gpt-oss is rendered by openai_harmony, never its Jinja template",
-                 f"{VLLM} vllm/entrypoints/harmony_utils.py"),
+                 f"{VLLM} vllm/renderers/online_renderer.py _make_request_with_harmony; "
+                 "vllm/entrypoints/openai/parser/harmony_utils.py"),
             Rule("tool-call arguments sent as a JSON string are parsed into an object (invalid JSON becomes {})",
                  f"{VLLM} vllm/entrypoints/chat_utils.py, the tool-call arguments parse"),
             Rule("content None becomes ''", f"{VLLM} vllm/entrypoints/chat_utils.py"),
