@@ -62,10 +62,13 @@ def test_without_harmony_the_difference_is_gone():
 def test_vllm_parses_string_arguments_and_empties_none_content():
     request = [{"role": "assistant", "content": None, "reasoning_content": "R",
                 "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
-                               {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": "not json"}}]}]
+                               {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": "not json"}},
+                               {"id": "call_3", "type": "function", "function": {"name": "h", "arguments": "[1]"}},
+                               {"id": "call_4", "type": "function", "function": {"name": "i", "arguments": None}}]}]
     (msg,) = VLLM.normalise(request)
-    assert msg["content"] == "" and msg["reasoning"] == "R"
-    assert [c["function"]["arguments"] for c in msg["tool_calls"]] == [{"a": 1}, {}]
+    assert msg["content"] == "" and msg["reasoning"] == msg["reasoning_content"] == "R"
+    assert [c["function"]["arguments"] for c in msg["tool_calls"]] == [{"a": 1}, {}, {}, {}]
+    assert "tool_calls" not in VLLM.normalise([{"role": "assistant", "content": "x", "tool_calls": []}])[0]
 
 
 def test_sglang_rejects_arguments_that_are_not_json_and_joins_parts_with_a_space():

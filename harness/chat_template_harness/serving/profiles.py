@@ -54,13 +54,34 @@ def _parsed_arguments(request: Request, *, invalid: Callable[[str], Any]) -> Req
     return out
 
 
+def _vllm_arguments(arguments: Any) -> dict:
+    """vLLM's rule: an object stays; a JSON string becomes the object it holds; anything else (invalid JSON, a JSON
+    array or number, empty, None) becomes {}."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not arguments:
+        return {}
+    try:
+        parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
 def _vllm(request: Request) -> Request:
     out = []
-    for msg in _parsed_arguments(request, invalid=lambda _text: {}):
+    for msg in request:
+        msg = dict(msg)
+        if msg.get("role") == "assistant" and isinstance(msg.get("tool_calls"), list):
+            if not msg["tool_calls"]:
+                msg.pop("tool_calls")  # kept on the plain reply path
+            else:
+                msg["tool_calls"] = [{**c, "function": {**c["function"], "arguments": _vllm_arguments(c["function"].get("arguments"))}}
+                                     for c in msg["tool_calls"]]
         if msg.get("content") is None:
             msg["content"] = ""
-        if "reasoning_content" in msg and "reasoning" not in msg:
-            msg["reasoning"] = msg["reasoning_content"]
+        if msg.get("role") == "assistant" and (msg.get("reasoning") or msg.get("reasoning_content")):
+            msg["reasoning"] = msg["reasoning_content"] = msg.get("reasoning") or msg["reasoning_content"]
         out.append(msg)
     return out
 
@@ -91,11 +112,14 @@ PROFILES: dict[str, Profile] = {
             Rule("gpt-oss is rendered by openai_harmony, never its Jinja template",
                  f"{VLLM} vllm/renderers/online_renderer.py _make_request_with_harmony; "
                  "vllm/entrypoints/openai/parser/harmony_utils.py"),
-            Rule("tool-call arguments sent as a JSON string are parsed into an object (invalid JSON becomes {})",
-                 f"{VLLM} vllm/entrypoints/chat_utils.py, the tool-call arguments parse"),
-            Rule("content None becomes ''", f"{VLLM} vllm/entrypoints/chat_utils.py"),
-            Rule("reasoning_content is copied to reasoning", f"{VLLM} vllm/entrypoints/chat_utils.py"),
-            Rule("text parts are joined with a newline", f"{VLLM} vllm/entrypoints/chat_utils.py"),
+            Rule("tool-call arguments sent as a JSON string are parsed into an object (invalid JSON, a non-object, "
+                 "empty or None become {}); an empty tool_calls list is dropped",
+                 f"{VLLM} vllm/renderers/chat_utils/chat_message.py _postprocess_messages"),
+            Rule("content None becomes ''", f"{VLLM} vllm/renderers/chat_utils/chat_message.py"),
+            Rule("an assistant's reasoning is written to both reasoning and reasoning_content",
+                 f"{VLLM} vllm/renderers/chat_utils/chat_message.py parse_chat_message_content"),
+            Rule("a tool result's text parts are joined with a newline",
+                 f"{VLLM} vllm/renderers/chat_utils/chat_message.py parse_chat_message_content"),
         ),
         _vllm,
         frozenset({"gpt-oss"}),
