@@ -109,3 +109,26 @@ def test_the_committed_servers_report_is_what_the_code_produces(tmp_path):
     assert main(["servers", "--markdown", str(out)]) == 0
     committed = Path(__file__).parent.parent / "reports" / "servers.md"
     assert body(out.read_text("utf-8")) == body(committed.read_text("utf-8")), "regenerate: cth servers --markdown reports/servers.md"
+
+
+def _checked(fixture: str, served_by: str, model: str = "gpt-oss-20b"):
+    from chat_template_harness.checking import check
+    from chat_template_harness.examples import reference
+
+    return check.check_cell(reference.preprocess, Cell(model, Think.ON, fixture), served_by=served_by)
+
+
+def test_the_reference_checked_served_by_vllm_fails_where_vllm_serves_another_prompt():
+    """The template's samples, checked against the prompt vLLM serves: named where the prompts part, passing where
+    they agree (and passing everywhere against the template itself: the negative control)."""
+    result = _checked("with_system", "vllm")
+    assert result.status.name == "FAIL"
+    assert "from token 77 the sample has '.\\n\\n<|end|><|start|>', the served prompt '.<|end|><|start|>'" in result.reason
+    tool = _checked("tool_call", "vllm")
+    assert tool.status.name == "FAIL" and "the sample has ' to=assistant', the served prompt '<|channel|>commentary'" in tool.reason
+    assert _checked("single_turn", "vllm").status.name == "PASS"
+    assert _checked("with_system", "transformers").status.name == "PASS"
+
+
+def test_checked_served_by_sglang_a_family_it_serves_as_the_template_passes():
+    assert _checked("tool_call", "sglang", "qwen3-8b").status.name == "PASS"

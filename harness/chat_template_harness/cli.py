@@ -286,7 +286,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     for cell in selected:
         result = check.check_cell(
             plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy),
-            timeout=args.timeout, system_prompt=args.system_prompt, allow=allow,
+            timeout=args.timeout, system_prompt=args.system_prompt, allow=allow, served_by=args.served_by,
         )
         results.append(result)
         _print_check(console, result, known=cell.id in listed, verbose=args.verbose)
@@ -529,6 +529,11 @@ def parser() -> argparse.ArgumentParser:
         help="all: every assistant turn must be trained (default, as for render, matrix and audit); last: only the final turn",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
+    check_p.add_argument(
+        "--served-by", default="transformers", choices=["transformers", "vllm", "sglang"],
+        help="whose served prompt the samples must replay: transformers' template (the contract's, default), or the "
+             "prompt vLLM / SGLang serve for the same chat request (gpt-oss under vllm: harmony's ids)",
+    )
     check_p.add_argument(
         "--system-prompt", metavar="TEXT",
         help="the default system prompt your server adds to conversations that have none: served prompts include it",

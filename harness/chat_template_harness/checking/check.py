@@ -23,9 +23,10 @@ from chat_template_harness.contract.sample import Policy, preprocess, resolve_mo
 from chat_template_harness.contract.tokens import decode
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.outputs.matrix import Cell, Status, error_reason, na_reason
 from chat_template_harness.outputs.view import visible
+from chat_template_harness.serving import served as serving
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ def check_cell(
     timeout: float = external.DEFAULT_TIMEOUT,
     system_prompt: str | None = None,
     allow: frozenset[str] = frozenset(),
+    served_by: str = "transformers",
 ) -> CheckResult:
     reason = na_reason(cell)
     if reason is not None:
@@ -75,9 +77,12 @@ def check_cell(
     served = conversation.with_system_prompt(conv, system_prompt)
     mode = resolve_mode(fam, cell.think, served)
     try:
-        reference = preprocess(loaded.tokenizer, served, fam, cell.think, Policy.ALL)
+        server = serving.served_by(served_by, loaded.tokenizer, fam, mode, served.tools)
+        reference = preprocess(loaded.tokenizer, served, fam, cell.think, Policy.ALL, server)
     except TemplateDriftError as error:
         return CheckResult(cell, Status.ERROR, error_reason(cell, error))
+    except HarnessError as error:  # the server cannot serve this conversation as sent (its own renderer's error)
+        return CheckResult(cell, Status.ERROR, f"{cell.id}: {served_by} cannot serve it: {error}")
     request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
     vocab = len(loaded.tokenizer)
 

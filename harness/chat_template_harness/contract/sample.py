@@ -23,7 +23,7 @@ from typing import Any
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
 from chat_template_harness.contract.tokens import encode
-from chat_template_harness.contract.turns import Kind, TurnPlan, plan_turns
+from chat_template_harness.contract.turns import Kind, ServedPrompt, TurnPlan, plan_turns
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models.rules import Family, NotApplicable, Think, ThinkMode
 
@@ -94,10 +94,16 @@ def resolve_mode(family: Family, think: Think, conversation: Conversation) -> Th
 
 
 def preprocess(
-    tokenizer: Any, conversation: Conversation, family: Family, think: Think, policy: Policy = Policy.ALL
+    tokenizer: Any,
+    conversation: Conversation,
+    family: Family,
+    think: Think,
+    policy: Policy = Policy.ALL,
+    served: ServedPrompt | None = None,
 ) -> Preprocessed:
+    """The reference samples of a conversation; `served` puts a real server's prompt in place of the template's."""
     mode = resolve_mode(family, think, conversation)
-    plans = plan_turns(tokenizer, conversation, family, mode)
+    plans = plan_turns(tokenizer, conversation, family, mode, served)
     wanted = [p.turn for p in plans] if policy is Policy.ALL else [plans[-1].turn]
     groups, reasons = _group(tokenizer, plans, wanted)
     samples = tuple(_build(tokenizer, [plans[t] for t in g]) for g in groups)

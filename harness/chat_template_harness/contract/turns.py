@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
@@ -83,13 +83,30 @@ class TurnPlan:
         return "".join(p.text for p in self.pieces if p.kind.trained)
 
 
-def plan_turns(tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode) -> tuple[TurnPlan, ...]:
+class ServedPrompt(Protocol):
+    """Where a server other than transformers' template serves the prompt (`serving/`): the served prompt's text
+    for the messages before an assistant turn, given the template's (the generated span stays the template's)."""
+
+    def __call__(self, msgs: list[dict[str, Any]], template_prompt: str) -> str: ...
+
+
+def plan_turns(
+    tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode, served: ServedPrompt | None = None
+) -> tuple[TurnPlan, ...]:
     msgs = template_messages(conversation, family, mode)
     renders = _Renders(tokenizer, conversation, family, mode)
-    return tuple(
+    plans = tuple(
         _plan(tokenizer, conversation, msgs, k, index, family, mode, renders)
         for k, index in enumerate(conversation.assistant_indices)
     )
+    return plans if served is None else tuple(_served(p, served(msgs[: p.message_index], p.prompt)) for p in plans)
+
+
+def _served(plan: TurnPlan, prompt: str) -> TurnPlan:
+    """The plan with the server's prompt; its generation prompt is the template's where the server ends the same."""
+    header = plan.prompt[plan.header_start :]
+    start = len(prompt) - len(header) if prompt.endswith(header) else len(prompt)
+    return replace(plan, prompt=prompt, header_start=start)
 
 
 class _Renders:

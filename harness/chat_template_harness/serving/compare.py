@@ -11,14 +11,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from chat_template_harness.contract import conversation
-from chat_template_harness.contract.render import PINNED_CLOCK, render, template_messages
+from chat_template_harness.contract.render import template_messages
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable
 from chat_template_harness.models.rules.registry import family_for
 from chat_template_harness.outputs.matrix import Cell, na_reason
 from chat_template_harness.outputs.reportfile import versions, with_header
-from chat_template_harness.serving import harmony, profiles
+from chat_template_harness.serving import profiles, served
 
 WINDOW = 6  # tokens shown either side of the first difference
 
@@ -36,17 +36,7 @@ class TurnDiff:
 
 
 def _ids(profile: profiles.Profile, loaded: source.LoadedTokenizer, msgs: list[dict], tools: Sequence, fam, mode) -> list[int]:
-    if profile.name == "transformers":
-        text = render(loaded.tokenizer, msgs, family=fam, mode=mode, tools=tools, add_generation_prompt=True)
-        return loaded.tokenizer.encode(text, add_special_tokens=False)
-    request = profiles.to_request(msgs, fam.reasoning_field)
-    if fam.name in profile.harmony_families:  # the request as sent: the template path's normalisation is not run
-        effort = mode.kwargs.get("reasoning_effort") or fam.template_kwargs.get("reasoning_effort")
-        return harmony.prompt_ids(request, tools, effort=effort, date=PINNED_CLOCK.strftime("%Y-%m-%d"))
-    request = profile.normalise(request)
-    text = render(loaded.tokenizer, profiles.as_template_messages(request, fam.reasoning_field), family=fam, mode=mode,
-                  tools=tools, add_generation_prompt=True)
-    return loaded.tokenizer.encode(text, add_special_tokens=False)
+    return served.prompt_ids(profile, loaded.tokenizer, msgs, tools, fam, mode)
 
 
 def compare_cell(cell: Cell, a: profiles.Profile, b: profiles.Profile) -> list[TurnDiff]:

@@ -1,0 +1,62 @@
+"""The served prompt of a real server in the contract: `--served-by vllm|sglang` on the commands that make samples.
+
+A profile's prompt replaces the template's in every turn plan; the generated span stays the template's (it is
+what the model writes, whoever serves the prompt). Where the server renders to ids (harmony), the prompt is
+those ids decoded, and it must tokenize back to exactly those ids (invariant 4, as the contract reads it for an
+id-native renderer: the sample's ids equal the server's); a tokenizer where that fails is an error, not a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chat_template_harness.contract.render import PINNED_CLOCK, render
+from chat_template_harness.contract.tokens import encode
+from chat_template_harness.errors import HarnessError
+from chat_template_harness.models.rules import Family, ThinkMode
+from chat_template_harness.serving import harmony, profiles
+
+SERVERS = tuple(profiles.PROFILES)
+
+
+class Served:
+    """A ServedPrompt (contract/turns.py) for one profile, cell and mode."""
+
+    def __init__(self, profile: profiles.Profile, tokenizer: Any, family: Family, mode: ThinkMode,
+                 tools: Sequence[Mapping[str, Any]]) -> None:
+        self.profile, self.tokenizer, self.family, self.mode, self.tools = profile, tokenizer, family, mode, tools
+
+    def ids(self, msgs: list[dict[str, Any]]) -> list[int]:
+        return prompt_ids(self.profile, self.tokenizer, msgs, self.tools, self.family, self.mode)
+
+    def __call__(self, msgs: list[dict[str, Any]], template_prompt: str) -> str:
+        ids = self.ids(msgs)
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        if encode(self.tokenizer, text)[0] != ids:
+            raise HarnessError(
+                f"{self.profile.name} serves ids that are not the tokenization of their own text on this tokenizer",
+                "check the tokenizer is the model's (its vocabulary must be the server's)",
+            )
+        return text
+
+
+def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, Any]], tools: Sequence[Mapping[str, Any]],
+               family: Family, mode: ThinkMode) -> list[int]:
+    """The ids `profile` serves for the messages before an assistant turn (the harness's template messages, sent
+    as an OpenAI client sends them)."""
+    if profile.name == "transformers":
+        text = render(tokenizer, msgs, family=family, mode=mode, tools=tools, add_generation_prompt=True)
+        return tokenizer.encode(text, add_special_tokens=False)
+    request = profiles.to_request(msgs, family.reasoning_field)
+    if family.name in profile.harmony_families:  # the request as sent: the template path's normalisation is not run
+        effort = mode.kwargs.get("reasoning_effort") or family.template_kwargs.get("reasoning_effort")
+        return harmony.prompt_ids(request, tools, effort=effort, date=PINNED_CLOCK.strftime("%Y-%m-%d"))
+    text = render(tokenizer, profiles.as_template_messages(profile.normalise(request), family.reasoning_field),
+                  family=family, mode=mode, tools=tools, add_generation_prompt=True)
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def served_by(name: str, tokenizer: Any, family: Family, mode: ThinkMode, tools: Sequence[Mapping[str, Any]]) -> Served | None:
+    """The ServedPrompt for `--served-by NAME`; None for transformers (the contract's own)."""
+    return None if name == "transformers" else Served(profiles.get(name), tokenizer, family, mode, tools)
