@@ -76,13 +76,6 @@ def check_cell(
     # what the server really sends (a default system prompt where configured); the plug-in gets the data as it is
     served = conversation.with_system_prompt(conv, system_prompt)
     mode = resolve_mode(fam, cell.think, served)
-    try:
-        server = serving.served_by(served_by, loaded.tokenizer, fam, mode, served.tools)
-        reference = preprocess(loaded.tokenizer, served, fam, cell.think, Policy.ALL, server)
-    except TemplateDriftError as error:
-        return CheckResult(cell, Status.ERROR, error_reason(cell, error))
-    except HarnessError as error:  # the server cannot serve this conversation as sent (its own renderer's error)
-        return CheckResult(cell, Status.ERROR, f"{cell.id}: {served_by} cannot serve it: {error}")
     request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
     vocab = len(loaded.tokenizer)
 
@@ -102,6 +95,14 @@ def check_cell(
         if not isinstance(exc, external.PreprocessorError):
             line += f" ({external.user_frame(exc)})"
         return CheckResult(cell, Status.FAIL, f"the preprocessor raised {line}", error=line)
+    # the reference after the plug-in: a cell the plug-in does not support costs no reference render
+    try:
+        server = serving.served_by(served_by, loaded.tokenizer, fam, mode, served.tools)
+        reference = preprocess(loaded.tokenizer, served, fam, cell.think, Policy.ALL, server)
+    except TemplateDriftError as error:
+        return CheckResult(cell, Status.ERROR, error_reason(cell, error))
+    except HarnessError as error:  # the server cannot serve this conversation as sent (its own renderer's error)
+        return CheckResult(cell, Status.ERROR, f"{cell.id}: {served_by} cannot serve it: {error}")
     required = [p.turn for p in reference.plans] if policy is Policy.ALL else [reference.plans[-1].turn]
     violations = check_samples(loaded.tokenizer, reference.plans, samples, required_turns=required) + [
         _with_clock_fix(v, loaded.chat_template) for v in violations

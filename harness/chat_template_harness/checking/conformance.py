@@ -32,6 +32,9 @@ PREPROCESSORS: dict[str, str] = {
     "naive": "chat_template_harness.examples.naive:preprocess",
     "trl 1.16.0": "chat_template_harness.examples.trl_sft:preprocess",
     **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.examples.specforge:{t}" for t in SPECFORGE},
+    # LLaMA-Factory with the template named for each family (reports/llamafactory-*.md: every template alone)
+    "llamafactory sharegpt": "chat_template_harness.examples.llamafactory:by_family_sharegpt",
+    "llamafactory openai": "chat_template_harness.examples.llamafactory:by_family_openai",
 }
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font

@@ -1,0 +1,178 @@
+"""LLaMA-Factory 0.9.5's supervised (SFT) preprocessing, behind the plug-in interface: one adapter per template
+and data format.
+
+Each adapter runs LLaMA-Factory's own code unchanged, the way its `get_dataset` does for one row: the row as a
+user's dataset holds it (ShareGPT `conversations` with `from`/`value`, or OpenAI `messages`), its dataset
+converter (`SharegptDatasetConverter` / `OpenAIDatasetConverter`) with the column and tag settings of
+LLaMA-Factory's own `dataset_info.json` entries for those formats, `get_template_and_fix_tokenizer` (on a
+copy of the tokenizer: it rewrites the tokenizer's template and special tokens), and
+`SupervisedDatasetProcessor.preprocess_dataset`, whose `labels` (-100 where untrained) are read as they are.
+`enable_thinking` is the server's think switch. LLaMA-Factory reads reasoning inline in the reply
+(`<think>\\n…\\n</think>\\n\\n` before the answer), so that is where the row puts it; function calls are the
+JSON list its FunctionFormatter parses; a tool result is an `observation` (ShareGPT) or `tool` (OpenAI)
+message.
+
+Install the safe way (never its declared dependencies, which pull a CUDA stack): `pip install --no-deps
+llamafactory==0.9.5 peft omegaconf`. Stubbed, because the SFT path never calls it: `torchaudio` (imported by
+its multimodal plug-in module at import time; an empty module is put in its place), the version check
+(`DISABLE_VERSION_CHECK=1`: it pins other transformers releases than the ones this harness runs), and for the
+multimodal `gemma3` template a text-only stand-in for Gemma 3's processor (the fixtures hold no image; the
+template's plug-in only checks that it exists and reads its image token).
+
+    cth check chat_template_harness.examples.llamafactory:qwen3 --model qwen3-8b
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+from chat_template_harness.external import Unsupported
+
+VERSION = "0.9.5"
+# LLaMA-Factory template -> the harness families (and think mode, None: both) it is written for
+TEMPLATES: dict[str, dict[str, str | None]] = {
+    "qwen": {"qwen2.5": None, "qwen3": None},
+    "qwen3": {"qwen3": None},
+    "qwen3_nothink": {"qwen3": "off", "qwen3-instruct-2507": "off"},
+    "llama3": {"llama3": None, "nemotron-v1.5": None},
+    "deepseek3": {"deepseek-v3": None, "deepseek-v3.1": None},
+    "deepseekr1": {"deepseek-r1": None},
+    "gpt_oss": {"gpt-oss": None},
+    "gemma3": {"gemma3": None},
+}
+FORMATS = ("sharegpt", "openai")
+# `gemma3` is a multimodal template: its plug-in requires a processor even for text, reads two strings off it and
+# uses its image processor only for images. The fixtures hold no image, so a stand-in with Gemma 3's image token
+# is enough (the only stub beside torchaudio; the reports say so).
+MULTIMODAL = frozenset({"gemma3"})
+TEXT_ONLY_PROCESSOR = types.SimpleNamespace(image_processor=types.SimpleNamespace(), boi_token="<start_of_image>",
+                                            full_image_sequence="<start_of_image>")
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
+
+
+def _import() -> Any:
+    os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
+    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))  # the SFT path never calls it
+    try:
+        from llamafactory.data.converter import get_dataset_converter
+        from llamafactory.data.parser import DatasetAttr
+        from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
+        from llamafactory.data.template import get_template_and_fix_tokenizer
+        from llamafactory.hparams import DataArguments
+    except ImportError as exc:
+        raise Unsupported(f"LLaMA-Factory is not installed ({exc}): pip install --no-deps llamafactory=={VERSION} "
+                          "peft omegaconf") from None
+    return types.SimpleNamespace(converter=get_dataset_converter, attr=DatasetAttr, processor=SupervisedDatasetProcessor,
+                                 template=get_template_and_fix_tokenizer, data_args=DataArguments)
+
+
+def _reply(message: dict[str, Any]) -> str:
+    reasoning = message.get("reasoning_content") or ""
+    return f"<think>\n{reasoning}\n</think>\n\n{message['content']}" if reasoning else message["content"]
+
+
+def _calls(message: dict[str, Any]) -> str:
+    return json.dumps([{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                       for c in message["tool_calls"]], ensure_ascii=False)
+
+
+def sharegpt_row(request: Any) -> dict[str, Any]:
+    rows = []
+    for m in request.messages:
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            rows.append({"from": "function_call", "value": _calls(m)})
+        else:
+            rows.append({"from": SHAREGPT_ROLES[m["role"]], "value": _reply(m) if m["role"] == "assistant" else m["content"]})
+    return {"conversations": rows, "tools": json.dumps(request.tools, ensure_ascii=False) if request.tools else ""}
+
+
+def openai_row(request: Any) -> dict[str, Any]:
+    messages = []
+    for m in request.messages:
+        out = {"role": m["role"], "content": _reply(m) if m["role"] == "assistant" else m["content"]}
+        if m.get("tool_calls"):
+            out["tool_calls"] = m["tool_calls"]
+        messages.append(out)
+    return {"messages": messages, "tools": request.tools or ""}
+
+
+_COPIES: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def _copy(tokenizer: Any, template: str) -> Any:
+    """A copy of the tokenizer for one template (get_template_and_fix_tokenizer rewrites the tokenizer it is
+    given), made once: copying a tokenizer costs more than the preprocessing."""
+    key = (id(tokenizer), template)
+    if key not in _COPIES:  # the original is kept with its copy, so its id is not reused
+        _COPIES[key] = (tokenizer, copy.deepcopy(tokenizer))
+    return _COPIES[key][1]
+
+
+def _attr(lf: Any, formatting: str) -> Any:
+    """The dataset attributes LLaMA-Factory's dataset_info.json gives each format's example datasets."""
+    if formatting == "sharegpt":
+        return lf.attr("file", "row", formatting="sharegpt", messages="conversations", tools="tools")
+    return lf.attr("file", "row", formatting="openai", messages="messages", tools="tools", role_tag="role",
+                   content_tag="content", user_tag="user", assistant_tag="assistant", observation_tag="tool",
+                   system_tag="system")
+
+
+def preprocess(template: str, formatting: str, request: Any) -> dict[str, Any]:
+    """LLaMA-Factory's SFT preprocessing of one row in `formatting` with its `template`."""
+    if request.family not in TEMPLATES[template]:
+        raise Unsupported(f"LLaMA-Factory's `{template}` template is for {', '.join(sorted(TEMPLATES[template]))} models")
+    if TEMPLATES[template][request.family] not in (None, request.think):
+        raise Unsupported(f"LLaMA-Factory's `{template}` template is for think-{TEMPLATES[template][request.family]} only")
+    lf = _import()
+    data_args = lf.data_args(template=template, cutoff_len=1 << 20, enable_thinking=request.think == "on")
+    tokenizer = _copy(request.tokenizer, template)
+    tpl = lf.template(tokenizer, data_args)  # sets the template's think switch on every call; the fix is idempotent
+    row = sharegpt_row(request) if formatting == "sharegpt" else openai_row(request)
+    converted = lf.converter(formatting, _attr(lf, formatting), data_args)(row)
+    if not converted["_prompt"]:
+        raise Unsupported(f"LLaMA-Factory's {formatting} converter drops this conversation as abnormal")
+    batch = {key: [value] for key, value in converted.items()}
+    processor = TEXT_ONLY_PROCESSOR if template in MULTIMODAL else None
+    out = lf.processor(template=tpl, tokenizer=tokenizer, processor=processor, data_args=data_args).preprocess_dataset(batch)
+    if not out["input_ids"]:
+        raise Unsupported("LLaMA-Factory's supervised processor drops this conversation (not user/assistant pairs)")
+    return {key: out[key] for key in ("input_ids", "attention_mask", "labels")}
+
+
+def _adapter(template: str, formatting: str) -> Callable[[Any], dict[str, Any]]:
+    def adapter(request: Any) -> dict[str, Any]:
+        return preprocess(template, formatting, request)
+
+    name = template if formatting == "sharegpt" else f"{template}_openai"
+    adapter.__name__ = adapter.__qualname__ = name
+    adapter.__doc__ = f"LLaMA-Factory {VERSION}'s `{template}` template on {formatting} data."
+    return adapter
+
+
+ADAPTERS = {a.__name__: a for t in TEMPLATES for f in FORMATS for a in [_adapter(t, f)]}
+globals().update(ADAPTERS)
+# the template a user picks for each family (the conformance page's LLaMA-Factory columns)
+FOR_FAMILY = {"qwen2.5": "qwen", "qwen3": "qwen3", "qwen3-instruct-2507": "qwen3_nothink", "llama3": "llama3",
+              "nemotron-v1.5": "llama3", "deepseek-v3": "deepseek3", "deepseek-v3.1": "deepseek3",
+              "deepseek-r1": "deepseekr1", "gpt-oss": "gpt_oss", "gemma3": "gemma3"}
+
+
+def _by_family(formatting: str) -> Callable[[Any], dict[str, Any]]:
+    def adapter(request: Any) -> dict[str, Any]:
+        if request.family not in FOR_FAMILY:
+            raise Unsupported(f"LLaMA-Factory {VERSION} has no template named for {request.family} among those checked")
+        return preprocess(FOR_FAMILY[request.family], formatting, request)
+
+    adapter.__name__ = adapter.__qualname__ = f"by_family_{formatting}"
+    adapter.__doc__ = f"LLaMA-Factory {VERSION} with the template named for the cell's family, on {formatting} data."
+    return adapter
+
+
+by_family_sharegpt = _by_family("sharegpt")
+by_family_openai = _by_family("openai")

@@ -1,0 +1,60 @@
+"""LLaMA-Factory 0.9.5's real SFT preprocessing, through the adapters in chat_template_harness.examples.llamafactory.
+
+Installed with --no-deps by scripts/setup (with peft and omegaconf, what its data path imports). Every claim is
+read off the decoded trained tokens of LLaMA-Factory's own output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chat_template_harness.checking import check
+from chat_template_harness.contract.sample import Policy
+from chat_template_harness.examples import llamafactory
+from chat_template_harness.external import load_callable
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs import matrix, reportfile
+from chat_template_harness.outputs.matrix import Cell
+
+pytestmark = pytest.mark.torch
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_installed_llamafactory_is_the_reported_version():
+    from importlib import metadata
+
+    assert metadata.version("llamafactory") == llamafactory.VERSION
+
+
+def test_its_qwen3_template_trains_the_empty_think_block_of_a_reply_without_reasoning():
+    result = check.check_cell(llamafactory.qwen3, Cell("qwen3-8b", Think.ON, "single_turn"))
+    (empty,) = [v for v in result.violations if "an empty think block" in v.detail]
+    assert result.status.name == "FAIL" and "".join(empty.tokens) == "<think>\n\n</think>\n\n"
+
+
+def test_its_openai_converter_writes_detailed_thinking_off_into_a_system_prompt():
+    """Negative control beside it: the same row in ShareGPT format gets no such system prompt."""
+    openai = check.check_cell(llamafactory.qwen_openai, Cell("qwen2.5-7b", Think.OFF, "single_turn"))
+    assert openai.status.name == "FAIL" and any("the sample has 'detailed thinking'" in v.detail for v in openai.violations)
+    sharegpt = check.check_cell(llamafactory.qwen, Cell("qwen2.5-7b", Think.OFF, "single_turn"))
+    assert not any("detailed thinking" in v.detail for v in sharegpt.violations)
+
+
+def test_a_template_is_only_for_its_own_models():
+    result = check.check_cell(llamafactory.gemma3, Cell("qwen3-8b", Think.OFF, "single_turn"))
+    assert result.status.name == "NA" and "`gemma3` template is for gemma3 models" in result.reason
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("adapter", sorted(llamafactory.ADAPTERS))
+def test_the_committed_llamafactory_report_is_current(adapter: str):
+    from chat_template_harness.outputs.report import check_markdown
+
+    spec = f"chat_template_harness.examples.llamafactory:{adapter}"
+    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
+    name = f"llamafactory-{adapter.replace('_', '-')}.md"
+    committed = (REPO / "reports" / name).read_text("utf-8")
+    fresh = check_markdown(spec, results, Policy.ALL)
+    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"
