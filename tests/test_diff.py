@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from chat_template_harness import cli
 from chat_template_harness.models.rules import Think
 from chat_template_harness.outputs import golden, matrix

@@ -49,7 +49,7 @@ HEADER = "# cth baseline: cells known to fail today, one id per line; rewritten 
 def read(path: Path | str) -> frozenset[str]:
     file = Path(path)
     if not file.is_file():
-        raise HarnessError(f"baseline {path} does not exist", f"create it with --update-baseline (it lists the cells that fail now)")
+        raise HarnessError(f"baseline {path} does not exist", "create it with --update-baseline (it lists the cells that fail now)")
     try:
         lines = file.read_text("utf-8").splitlines()
     except UnicodeDecodeError:

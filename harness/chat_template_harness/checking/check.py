@@ -21,9 +21,9 @@ from chat_template_harness.contract import conversation, kinds
 from chat_template_harness.contract.invariants import Invariant, Violation, check_determinism, check_samples
 from chat_template_harness.contract.sample import Policy, preprocess, resolve_mode
 from chat_template_harness.contract.tokens import decode
+from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.outputs.matrix import Cell, Status, error_reason, na_reason
 from chat_template_harness.outputs.view import visible
 from chat_template_harness.serving import served as serving

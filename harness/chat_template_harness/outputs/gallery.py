@@ -26,7 +26,7 @@ from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family
 from chat_template_harness.models.rules.registry import families, family_for
 from chat_template_harness.outputs import golden, matrix, overview
-from chat_template_harness.outputs.matrix import Cell, CellResult, Status
+from chat_template_harness.outputs.matrix import CellResult, Status
 from chat_template_harness.outputs.view import LABELS, visible_chars
 
 CSS = """

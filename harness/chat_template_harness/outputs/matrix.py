@@ -16,8 +16,8 @@ from pathlib import Path
 
 from chat_template_harness.contract import conversation, kinds
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
-from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
+from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for

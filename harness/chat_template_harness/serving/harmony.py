@@ -26,7 +26,6 @@ JSON string, as an OpenAI client sends them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
