@@ -240,3 +240,23 @@ def test_a_real_template_is_derived_and_run_as_it_is_written(name, corpus, pack_
     assert not failed
     errors = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name == "ERROR"}
     assert errors == truth.errors
+
+
+@pytest.mark.corpus
+def test_apriels_undecided_stop_written_by_hand_makes_every_cell_pass(corpus, pack_dir, tmp_path):
+    """The fix derive names for Apriel 1.6 works: its rules with the stop, the trailer and the template's own
+    `training_prompt` (which makes a final turn end `\\n<|end|>\\n`) written by hand."""
+    import dataclasses
+    from types import MappingProxyType
+
+    from chat_template_harness.models import source
+    from chat_template_harness.models.rules import files
+
+    folder = build.folder(pack_dir, corpus, "apriel-1.6", CORPUS["apriel-1.6"], tmp_path)
+    derived = build.run(folder).derivation.family
+    rules = dataclasses.replace(derived, stop_tokens=("<|end|>",), trailer="\n",
+                                template_kwargs=MappingProxyType({"training_prompt": True}))
+    files.write(rules, folder / source.RULES_FILE, header="Apriel 1.6, the stop written by hand")
+    found = build.run(folder)
+    assert {c.status.name for c in found.cells} == {"PASS"}
+    assert found.trained["on"] == f"{build.R}\n[BEGIN FINAL RESPONSE]\n{build.C}\n<|end|>"
