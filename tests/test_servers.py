@@ -132,3 +132,14 @@ def test_the_reference_checked_served_by_vllm_fails_where_vllm_serves_another_pr
 
 def test_checked_served_by_sglang_a_family_it_serves_as_the_template_passes():
     assert _checked("tool_call", "sglang", "qwen3-8b").status.name == "PASS"
+
+
+def test_cth_render_served_by_vllm_makes_samples_on_vllms_prompt(capsys):
+    """The samples themselves, not only the check: the reference rebuilt on the prompt vLLM serves."""
+    import json
+
+    assert main(["render", "gpt-oss-20b", "with_system", "--think", "on", "--served-by", "vllm", "--json"]) == 0
+    (sample,) = json.loads(capsys.readouterr().out)
+    assert "one sentence.<|end|><|start|>user<|message|>" in sample["text"]
+    assert main(["render", "gpt-oss-20b", "with_system", "--think", "on", "--json"]) == 0
+    assert "one sentence.\n\n<|end|><|start|>user<|message|>" in json.loads(capsys.readouterr().out)[0]["text"]

@@ -118,9 +118,12 @@ def _cell(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     conv = conversation.load(args.fixture)
     think = Think(args.think)
     fam = family_for(spec)
-    resolve_mode(fam, think, conv)  # N/A cells stop here with their reason
+    mode = resolve_mode(fam, think, conv)  # N/A cells stop here with their reason
     loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=_allow_drift(args))
-    return loaded, preprocess(loaded.tokenizer, conv, fam, think, Policy(args.policy)), conv
+    from chat_template_harness.serving.served import served_by
+
+    server = served_by(args.served_by, loaded.tokenizer, fam, mode, conv.tools)
+    return loaded, preprocess(loaded.tokenizer, conv, fam, think, Policy(args.policy), server), conv
 
 
 @command("models")
@@ -462,6 +465,15 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fixture", help="built-in fixture name or path to a JSON conversation")
     parser.add_argument("--think", choices=[t.value for t in Think], required=True)
     parser.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
+    _add_served_by(parser)
+
+
+def _add_served_by(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--served-by", default="transformers", choices=["transformers", "vllm", "sglang"],
+        help="whose served prompt the samples replay: transformers' template (the contract's, default), or the "
+             "prompt vLLM / SGLang serve for the same chat request (gpt-oss under vllm: harmony's ids)",
+    )
 
 
 def _sample_plan(text: str) -> Any:
@@ -529,11 +541,7 @@ def parser() -> argparse.ArgumentParser:
         help="all: every assistant turn must be trained (default, as for render, matrix and audit); last: only the final turn",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
-    check_p.add_argument(
-        "--served-by", default="transformers", choices=["transformers", "vllm", "sglang"],
-        help="whose served prompt the samples must replay: transformers' template (the contract's, default), or the "
-             "prompt vLLM / SGLang serve for the same chat request (gpt-oss under vllm: harmony's ids)",
-    )
+    _add_served_by(check_p)
     check_p.add_argument(
         "--system-prompt", metavar="TEXT",
         help="the default system prompt your server adds to conversations that have none: served prompts include it",
