@@ -122,7 +122,7 @@ def _cell(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=_allow_drift(args))
     from chat_template_harness.serving.served import served_by
 
-    server = served_by(args.served_by, loaded.tokenizer, fam, mode, conv.tools)
+    server = served_by(args.served_by, loaded.tokenizer, family_for(spec, loaded.tokenizer), mode, conv.tools)
     return loaded, preprocess(loaded.tokenizer, conv, fam, think, Policy(args.policy), server), conv
 
 
@@ -237,8 +237,14 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.outputs import golden, report
 
     selected = _selected(args)
-    results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args)) for c in selected]
-    builtin = set(conversation.fixture_names())  # a user's own conversation file has no golden
+    served_by = args.served_by
+    if args.update_goldens and served_by != "transformers":
+        raise HarnessError(
+            f"goldens hold transformers' served prompts, not {served_by}'s", "drop --served-by to update them"
+        )
+    results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args), served_by=served_by) for c in selected]
+    # a user's own conversation file has no golden; another server's samples are not transformers' goldens
+    builtin = set(conversation.fixture_names()) if served_by == "transformers" else set()
     if args.update_goldens:
         root = _user_goldens(args)
         for r in results:
@@ -251,6 +257,12 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
         results = [_compared(args, r) if r.cell.fixture in builtin else r for r in results]
     console.print(report.matrix_table(results))
     console.print(report.summary_line(results))
+    if served_by != "transformers":
+        console.print(
+            f"served by {served_by}: invariants checked on its served prompts; goldens not compared (they hold "
+            f"transformers' prompts: `cth diff --served-by {served_by}` lists where they differ)",
+            markup=False,
+        )
     if args.markdown:
         _write(args.markdown, report.matrix_markdown(results))
     return 1 if any(r.status.failing for r in results) else 0
@@ -268,7 +280,10 @@ def cmd_smoke(args: argparse.Namespace, console: Console) -> int:
         preprocessor=args.preprocessor,
         steps=args.steps,
         tokenizers_dir=_tokenizers_dir(args),
+        served_by=args.served_by,
     )
+    if args.served_by != "transformers":
+        console.print(f"served by {args.served_by}: the reference's samples replay its served prompts", markup=False)
     for line in report_lines(result):
         console.print(line, markup=False)
     return 0 if result.ok else 1
@@ -355,7 +370,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
         external.load_callable(args.preprocessor)  # a broken plug-in is one error before any row is read
     settings = Settings(
         spec.name, args.think, args.policy, args.preprocessor,
-        str(_tokenizers_dir(args)) if _tokenizers_dir(args) else None, _allow_drift(args),
+        str(_tokenizers_dir(args)) if _tokenizers_dir(args) else None, _allow_drift(args), args.served_by,
     )
     stderr = Console(stderr=True)
     columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn())
@@ -386,7 +401,7 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.outputs import drift
 
     selected = _selected(args)
-    diffs = drift.diff_all(selected, _goldens(args), _tokenizers_dir(args))
+    diffs = drift.diff_all(selected, _goldens(args), _tokenizers_dir(args), args.served_by)
     for d in diffs:
         if not d.changed:
             continue
@@ -401,6 +416,8 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
         context = (
             f"Goldens in `{args.goldens or 'goldens'}` against this environment's libraries (versions in the header); "
             f"tokenizer files from {'the pinned hub revisions' if base is None else 'a local pack'}."
+            + (f" Samples served by {args.served_by} (the goldens hold transformers' served prompts)."
+               if args.served_by != "transformers" else "")
         )
         _write(args.markdown, drift.markdown(diffs, context))
     return 1 if any(d.changed for d in diffs) else 0
@@ -442,8 +459,8 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
         from chat_template_harness.checking import conformance
 
         console.print("conformance: running every preprocessor on every cell …", markup=False)
-        columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args))
-    results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns)
+        columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args), served_by=args.served_by)
+    results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns, served_by=args.served_by)
     if args.conformance:
         _write(args.conformance, conformance.markdown(columns, [r.cell for r in results]))
         console.print(f"conformance -> {out / 'conformance.html'}, {args.conformance}", markup=False)
@@ -470,9 +487,10 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_served_by(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--served-by", default="transformers", choices=["transformers", "vllm", "sglang"],
-        help="whose served prompt the samples replay: transformers' template (the contract's, default), or the "
-             "prompt vLLM / SGLang serve for the same chat request (gpt-oss under vllm: harmony's ids)",
+        "--served-by", default=None, choices=["transformers", "vllm", "sglang"],
+        help="whose served prompt the samples replay: transformers' template (the contract's; the default unless "
+             "[tool.cth] served_by says otherwise), or the prompt vLLM / SGLang serve for the same chat request "
+             "(gpt-oss under vllm: harmony's ids)",
     )
 
 
@@ -534,6 +552,7 @@ def parser() -> argparse.ArgumentParser:
         "--update-goldens", action="store_true",
         help="write the goldens of the selected cells (your models' goldens, kept in your repo) under --goldens DIR",
     )
+    _add_served_by(matrix_p)
     check_p = sub.add_parser("check", parents=[common, selection], help=cmd_check.__doc__)
     check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
     check_p.add_argument(
@@ -575,9 +594,11 @@ def parser() -> argparse.ArgumentParser:
     audit_p.add_argument("--json", metavar="FILE", help="the machine-readable report (schema in harness/chat_template_harness/audit/summary.py)")
     audit_p.add_argument("--markdown", metavar="FILE", help="the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     audit_p.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected, too")
+    _add_served_by(audit_p)
     diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
     diff_p.add_argument("--goldens", default=None, help="the goldens to compare with (default: ./goldens)")
     diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
+    _add_served_by(diff_p)
     servers_p = sub.add_parser("servers", parents=[common, selection], help=cmd_servers.__doc__)
     servers_p.add_argument("--served-by", default="transformers", choices=["transformers", "vllm", "sglang"],
                            help="the server whose prompts are compared (default: transformers, the contract's)")
@@ -593,6 +614,7 @@ def parser() -> argparse.ArgumentParser:
         help="also run every worked preprocessor (reference, naive, TRL, SpecForge) on every cell: conformance.html "
         "and this Markdown table, e.g. docs/conformance.md",
     )
+    _add_served_by(gallery_p)
     smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)
     smoke_p.add_argument("model")
     smoke_p.add_argument("--think", choices=[t.value for t in Think], required=True)
@@ -601,6 +623,7 @@ def parser() -> argparse.ArgumentParser:
         "--preprocessor", default="reference", help="reference (default), naive (the worked wrong example) or MODULE:CALLABLE"
     )
     smoke_p.add_argument("--steps", type=_positive(int), default=3, help="AdamW steps after the checked one (default 3)")
+    _add_served_by(smoke_p)
     return top
 
 
@@ -612,6 +635,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
     console = Console(highlight=False, width=width, soft_wrap=not sys.stdout.isatty())
     try:
+        if args.command != "servers" and hasattr(args, "served_by"):
+            from chat_template_harness.serving.served import chosen
+
+            args.served_by = chosen(args.served_by)  # the flag, else [tool.cth] served_by, else transformers
         return COMMANDS[args.command](args, console)
     except HarnessError as exc:
         Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)

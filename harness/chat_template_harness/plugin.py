@@ -51,6 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--cth-timeout", type=float, default=60.0, metavar="SECONDS",
         help="with --cth-preprocessor: a cell whose preprocessor call takes longer fails (default 60)",
     )
+    group.addoption(
+        "--cth-served-by", default=None, choices=["transformers", "vllm", "sglang"],
+        help="whose served prompt the cells replay (default: [tool.cth] served_by, else transformers, the contract's)",
+    )
     group.addoption("--cth-system-prompt", default=None, metavar="TEXT", help="the default system prompt your server adds")
     group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), reported as allowed")
     group.addoption("--cth-baseline", default=None, metavar="FILE", help="cells known to fail: xfail; a listed cell that passes fails as stale")
@@ -87,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.stash[BASELINE] = baseline.read(config.rootpath / config.getoption("--cth-baseline"))
         except HarnessError as exc:
             raise pytest.UsageError(f"--cth-preprocessor: {exc}") from None
+        _served_by(config)  # a bad [tool.cth] served_by is one usage error, before any cell runs
     # cells are no files: take their node ids out of the paths pytest collects, and select them ourselves
     requested = [a for a in config.args if a.startswith(f"{MATRIX_NODE}::")]
     config.stash[REQUESTED] = frozenset(a.split("::", 1)[1] for a in requested)
@@ -105,6 +110,16 @@ def _tokenizers_dir(config: pytest.Config) -> Path | None:
     given = config.getoption("--cth-tokenizers-dir")
     # relative to where pytest was started (its invocation dir), like every other path option
     return source.absolute(config.invocation_params.dir / given) if given else source.tokenizers_dir_from_env()
+
+
+def _served_by(config: pytest.Config) -> str:
+    from chat_template_harness.errors import HarnessError
+    from chat_template_harness.serving.served import chosen
+
+    try:
+        return chosen(config.getoption("--cth-served-by"))
+    except HarnessError as exc:
+        raise pytest.UsageError(f"chat-template-harness: {exc}") from None
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +209,7 @@ class CellCheck(pytest.Item):
             timeout=self.config.getoption("--cth-timeout"),
             system_prompt=self.config.getoption("--cth-system-prompt"),
             allow=frozenset(self.config.getoption("--cth-allow")),
+            served_by=_served_by(self.config),
         )
         listed = self.config.stash.get(BASELINE, frozenset())
         if result.status is Status.NA:
@@ -218,6 +234,8 @@ class CellCheck(pytest.Item):
         c = self.cell
         policy = self.config.getoption("--cth-policy")
         extra = f" --policy {policy}" if policy != "all" else ""
+        server = _served_by(self.config)
+        extra += f" --served-by {server}" if server != "transformers" else ""
         return "\n".join(
             [*report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
         )

@@ -33,6 +33,7 @@ from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
+from chat_template_harness.serving import served
 
 # Conversations that exercise empty think blocks, rewritten history, tool calls and an empty reply.
 FIXTURES = ("single_turn", "multi_turn", "reasoning_every_turn", "tool_call", "empty_assistant_content")
@@ -167,7 +168,7 @@ def tiny_model(family_name: str, vocab: int, device: str) -> Any:
 
 
 def _samples(
-    loaded: source.LoadedTokenizer, think: Think, preprocessor: str, errors: list[str]
+    loaded: source.LoadedTokenizer, think: Think, preprocessor: str, errors: list[str], served_by: str = "transformers"
 ) -> list[tuple[str, int, list[Any], list[int], list[int]]]:
     """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture.
 
@@ -187,7 +188,8 @@ def _samples(
             mode = resolve_mode(fam, think, conv)
         except CellNotApplicable:
             continue
-        reference = preprocess(loaded.tokenizer, conv, fam, think)
+        server = served.for_conversation(served_by, loaded.tokenizer, fam, think, conv)
+        reference = preprocess(loaded.tokenizer, conv, fam, think, served=server)
         if plugin is None:
             produced = [(list(s.input_ids), list(s.loss_mask)) for s in reference.samples]
         else:
@@ -210,6 +212,7 @@ def run_smoke(
     preprocessor: str = "reference",
     steps: int = 3,
     tokenizers_dir: Path | str | None = None,
+    served_by: str = "transformers",
 ) -> SmokeResult:
     import torch
 
@@ -220,7 +223,7 @@ def run_smoke(
     fam = family_for(loaded.spec, loaded.tokenizer)
     resolve_mode(fam, think, conversation.fixture("single_turn"))  # N/A modes stop here, with the reason
     errors: list[str] = []
-    data = _samples(loaded, think, preprocessor, errors)
+    data = _samples(loaded, think, preprocessor, errors, served_by)
     if not data:
         raise HarnessError(
             f"the preprocessor gave no usable sample for {model} think-{think} ({errors[0] if errors else 'no fixture applies'})",

@@ -22,6 +22,7 @@ from chat_template_harness.errors import FixtureError, HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, Think
 from chat_template_harness.models.rules.registry import family_for
+from chat_template_harness.serving import served
 
 # FixtureError / render failures -> the reason a row is counted under (the first pattern that matches)
 REASONS = (
@@ -48,6 +49,7 @@ class Settings:
     preprocessor: str | None = None
     tokenizers_dir: str | None = None
     allow_drift: bool = False
+    served_by: str = "transformers"  # whose served prompt the reference replays (serving/profiles.py)
 
 
 @dataclass
@@ -100,7 +102,8 @@ def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:
     except FixtureError as exc:
         return RowOutcome(number, _reason(exc.message), exc.message)
     try:
-        result = preprocess(ctx.tokenizer, conv, ctx.family, ctx.think, Policy(settings.policy))
+        server = served.for_conversation(settings.served_by, ctx.tokenizer, ctx.family, ctx.think, conv)
+        result = preprocess(ctx.tokenizer, conv, ctx.family, ctx.think, Policy(settings.policy), server)
     except CellNotApplicable as na:
         return RowOutcome(number, "not applicable to this model and mode", na.reason)
     except HarnessError as exc:  # the template itself cannot render this conversation

@@ -110,7 +110,7 @@ class Summary:
             }
         return {
             "schema": 1, "source": self.source, "model": s.model, "think": s.think, "policy": s.policy,
-            "callable": s.preprocessor,
+            "callable": s.preprocessor, "served_by": s.served_by,
             "rows": {"total": self.total, "usable": self.usable, "rejected": sum(self.rejected.values()),
                      "not_applicable": self.not_applicable},
             "rejected": {k: {"rows": n, "examples": [{"row": r, "detail": d} for r, d in sorted(self.examples[k])]}
@@ -153,7 +153,8 @@ class Summary:
         j, s = self.to_json(), self.settings
         rows = j["rows"]
         out = [
-            f"## cth audit: `{self.source}` with `{s.model}` think-{s.think}",
+            f"## cth audit: `{self.source}` with `{s.model}` think-{s.think}"
+            + (f", served by {s.served_by}" if s.served_by != "transformers" else ""),
             "",
             f"{rows['total']} rows: {rows['usable']} usable, {rows['rejected']} rejected.",
             "",

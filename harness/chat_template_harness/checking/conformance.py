@@ -53,7 +53,10 @@ class Column:
         return self.label.replace(" ", "-").replace(".", "_")
 
 
-def run(cells: Sequence[Cell], preprocessors: dict[str, str] | None = None, tokenizers_dir: Path | None = None) -> list[Column]:
+def run(
+    cells: Sequence[Cell], preprocessors: dict[str, str] | None = None, tokenizers_dir: Path | None = None,
+    served_by: str = "transformers",
+) -> list[Column]:
     columns = []
     for label, spec in (preprocessors or PREPROCESSORS).items():
         try:
@@ -61,7 +64,7 @@ def run(cells: Sequence[Cell], preprocessors: dict[str, str] | None = None, toke
         except HarnessError as exc:
             columns.append(Column(label, spec, unavailable=exc.message))
             continue
-        columns.append(Column(label, spec, {c: check.check_cell(plugin, c, tokenizers_dir) for c in cells}))
+        columns.append(Column(label, spec, {c: check.check_cell(plugin, c, tokenizers_dir, served_by=served_by) for c in cells}))
     return columns
 
 

@@ -2,6 +2,7 @@
 
     [tool.cth]
     goldens = "tests/goldens"            # optional: where `--goldens` defaults for their models
+    served_by = "vllm"                   # optional: whose served prompt samples replay (transformers, vllm, sglang)
 
     [tool.cth.models.my-qwen]
     folder = "models/my-qwen"            # a local tokenizer folder, or:
@@ -90,3 +91,17 @@ def _models(path: Path) -> dict[str, dict[str, Any]]:
 def goldens_dir() -> Path | None:
     raw, path = table()
     return (path.parent / raw["goldens"]).resolve() if path is not None and "goldens" in raw else None
+
+
+SERVERS = ("transformers", "vllm", "sglang")
+
+
+def served_by() -> str | None:
+    """`served_by = "vllm"` under [tool.cth]: whose served prompt the samples replay when no flag says so."""
+    raw, path = table()
+    if path is None or "served_by" not in raw:
+        return None
+    value = raw["served_by"]
+    if value not in SERVERS:
+        raise ConfigError(f"{path}: served_by = {value!r} is not a server the harness knows", f"use one of {', '.join(SERVERS)}")
+    return str(value)

@@ -23,7 +23,7 @@ MAX_TEXT_DIFF = 30
 @dataclass(frozen=True)
 class CellDiff:
     cell: Cell
-    status: str  # "unchanged", "changed", "new" (no golden yet)
+    status: str  # "unchanged", "changed", "new" (no golden yet), "error" (cannot be rendered here: the reason)
     causes: tuple[str, ...] = ()
     first_token: str = ""
     mask: str = ""
@@ -34,8 +34,10 @@ class CellDiff:
         return self.status != "unchanged"
 
 
-def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None) -> CellDiff:
-    result = matrix.run_cell(cell, tokenizers_dir, allow_drift=True, determinism=False)
+def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, served_by: str = "transformers") -> CellDiff:
+    result = matrix.run_cell(cell, tokenizers_dir, allow_drift=True, determinism=False, served_by=served_by)
+    if result.status is matrix.Status.ERROR:  # no samples to compare: the template (or server) cannot make them
+        return CellDiff(cell, "error", (result.reason,))
     received = golden.parse(golden.render(result))
     path = golden.path_for(root, cell)
     if not path.is_file():
@@ -84,8 +86,10 @@ def _text_diff(old: str, new: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def diff_all(cells: Sequence[Cell], root: Path, tokenizers_dir: Path | str | None = None) -> list[CellDiff]:
-    return [diff_cell(c, root, tokenizers_dir) for c in cells]
+def diff_all(
+    cells: Sequence[Cell], root: Path, tokenizers_dir: Path | str | None = None, served_by: str = "transformers"
+) -> list[CellDiff]:
+    return [diff_cell(c, root, tokenizers_dir, served_by) for c in cells]
 
 
 def summary(diffs: Sequence[CellDiff]) -> list[str]:

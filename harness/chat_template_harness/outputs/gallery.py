@@ -202,20 +202,24 @@ def _code(escaped: str) -> str:
 
 
 def build(
-    out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[object] = ()
+    out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[object] = (),
+    served_by: str = "transformers",
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.
 
-    `conformance`: columns from chat_template_harness.checking.conformance.run, for conformance.html and its detail pages."""
+    `conformance`: columns from chat_template_harness.checking.conformance.run, for conformance.html and its detail pages.
+    `served_by`: another server's served prompts; the goldens hold transformers', so its pages are not compared
+    with them (`cth diff --served-by` lists where they differ) and their provenance says whose prompt it is."""
     results = []
     for cell in matrix.cells():
-        result = matrix.run_cell(cell, tokenizers_dir, determinism=False)
-        problem = golden.check(result, goldens_root)
+        result = matrix.run_cell(cell, tokenizers_dir, determinism=False, served_by=served_by)
+        problem = golden.check(result, goldens_root) if served_by == "transformers" else None
         if problem is not None:
             raise HarnessError(f"{cell.id}: {problem}", "see `cth diff`, then update the goldens (nox -s update_goldens)")
         results.append(result)
     for result in results:
-        stored = golden.parse(golden.read(golden.path_for(goldens_root, result.cell)))
+        shown = golden.read(golden.path_for(goldens_root, result.cell)) if served_by == "transformers" else golden.render(result)
+        stored = golden.parse(shown)
         _write(out / "cells" / result.cell.model / f"think-{result.cell.think}" / f"{result.cell.fixture}.html", cell_page(result, stored))
     for fixture in dict.fromkeys(r.cell.fixture for r in results):
         _write(out / "compare" / f"{fixture}.html", compare_page(fixture, results))

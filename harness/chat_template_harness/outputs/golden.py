@@ -68,9 +68,12 @@ def library_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in ("transformers", "tokenizers", "jinja2")}
 
 
-def header(cell: Cell, loaded: LoadedTokenizer | None) -> dict[str, str]:
-    """Metadata lines (key -> value). N/A cells have no tokenizer provenance."""
+def header(cell: Cell, loaded: LoadedTokenizer | None, served_by: str = "transformers") -> dict[str, str]:
+    """Metadata lines (key -> value). N/A cells have no tokenizer provenance. The goldens are transformers'
+    served prompts; samples replayed on another server's prompt say so (`served by`)."""
     fields = {"cell": cell.id}
+    if served_by != "transformers":
+        fields["served by"] = served_by
     if loaded is not None:
         spec = loaded.spec
         fields["hub"] = f"{spec.hub_repo}@{spec.revision or 'unpinned'}"
@@ -84,7 +87,7 @@ def header(cell: Cell, loaded: LoadedTokenizer | None) -> dict[str, str]:
 
 def render(result: CellResult) -> str:
     """The whole golden file for a cell result."""
-    head = [MAGIC, *(f"# {k}: {v}" for k, v in header(result.cell, result.loaded).items()), SEPARATOR]
+    head = [MAGIC, *(f"# {k}: {v}" for k, v in header(result.cell, result.loaded, result.served_by).items()), SEPARATOR]
     return "\n".join(head) + "\n" + body(result)
 
 
@@ -222,6 +225,9 @@ def same_body(a: str, b: str) -> bool:
 def explain(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     """What changed between two headers, as causes: template, tokenizer file, library, harness."""
     causes = []
+    old_server, new_server = old.get("served by", "transformers"), new.get("served by", "transformers")
+    if old_server != new_server:
+        causes.append(f"served by another server: {old_server} -> {new_server} (its served prompt, serving/profiles.py)")
     if old.get("sha256 chat template") != new.get("sha256 chat template"):
         causes.append(f"chat template changed (sha256 {_short(old.get('sha256 chat template'))} -> {_short(new.get('sha256 chat template'))})")
     files = sorted({k for k in (*old, *new) if k.startswith("sha256 ") and k != "sha256 chat template"})

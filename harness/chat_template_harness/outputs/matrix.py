@@ -17,11 +17,12 @@ from pathlib import Path
 from chat_template_harness.contract import conversation, kinds
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
-from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
 from chat_template_harness.models.source import LoadedTokenizer
+from chat_template_harness.serving import served
 
 
 @dataclass(frozen=True, order=True)
@@ -54,6 +55,7 @@ class CellResult:
     result: Preprocessed | None = None
     violations: tuple[Violation, ...] = ()
     loaded: LoadedTokenizer | None = None  # provenance for reports and golden headers
+    served_by: str = "transformers"  # whose served prompt the samples replay (serving/profiles.py)
 
 
 def cells(
@@ -85,29 +87,35 @@ def run_cell(
     allow_drift: bool = False,
     policy: Policy = Policy.ALL,
     determinism: bool = True,
+    served_by: str = "transformers",
 ) -> CellResult:
+    """One cell: the reference's samples (on `served_by`'s served prompt) checked against the invariants."""
     reason = na_reason(cell)
     if reason is not None:
-        return CellResult(cell, Status.NA, reason)
+        return CellResult(cell, Status.NA, reason, served_by=served_by)
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
     fam = family_for(loaded.spec, loaded.tokenizer)
     conv = conversation.load(cell.fixture)
+    server = served.for_conversation(served_by, loaded.tokenizer, fam, cell.think, conv)
 
     def produce() -> tuple:
-        return preprocess(loaded.tokenizer, conv, fam, cell.think, policy).samples
+        return preprocess(loaded.tokenizer, conv, fam, cell.think, policy, server).samples
 
     try:
-        result = preprocess(loaded.tokenizer, conv, fam, cell.think, policy)
+        result = preprocess(loaded.tokenizer, conv, fam, cell.think, policy, server)
     except TemplateDriftError as error:
-        return CellResult(cell, Status.ERROR, error_reason(cell, error), loaded=loaded)
+        return CellResult(cell, Status.ERROR, error_reason(cell, error), loaded=loaded, served_by=served_by)
+    except HarnessError as error:  # the server's own renderer refuses this conversation as sent
+        return CellResult(cell, Status.ERROR, f"{served_by} cannot serve it: {error}", loaded=loaded, served_by=served_by)
     required = None if policy is Policy.ALL else [result.plans[-1].turn]
     violations = check_samples(loaded.tokenizer, result.plans, result.samples, required_turns=required)
     if determinism:
         violations += check_determinism(produce)
     if violations:
         violations = kinds.by_severity(violations)
-        return CellResult(cell, Status.FAIL, violations[0].format().splitlines()[0], result, tuple(violations), loaded)
-    return CellResult(cell, Status.PASS, "", result, (), loaded)
+        first = violations[0].format().splitlines()[0]
+        return CellResult(cell, Status.FAIL, first, result, tuple(violations), loaded, served_by)
+    return CellResult(cell, Status.PASS, "", result, (), loaded, served_by)
 
 
 def error_reason(cell: Cell, error: TemplateDriftError) -> str:
@@ -115,5 +123,7 @@ def error_reason(cell: Cell, error: TemplateDriftError) -> str:
     return f"the template does not render this cell as the rules say: {error}"
 
 
-def run(cells_: Iterable[Cell], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> list[CellResult]:
-    return [run_cell(c, tokenizers_dir, allow_drift=allow_drift) for c in cells_]
+def run(
+    cells_: Iterable[Cell], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False, served_by: str = "transformers"
+) -> list[CellResult]:
+    return [run_cell(c, tokenizers_dir, allow_drift=allow_drift, served_by=served_by) for c in cells_]

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chat_template_harness.contract.conversation import Conversation
 from chat_template_harness.contract.render import PINNED_CLOCK, render
+from chat_template_harness.contract.sample import resolve_mode
 from chat_template_harness.contract.tokens import encode
 from chat_template_harness.errors import HarnessError
-from chat_template_harness.models.rules import Family, ThinkMode
+from chat_template_harness.models import userconfig
+from chat_template_harness.models.rules import Family, Think, ThinkMode
 from chat_template_harness.serving import harmony, profiles
 
 SERVERS = tuple(profiles.PROFILES)
@@ -60,3 +63,15 @@ def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, A
 def served_by(name: str, tokenizer: Any, family: Family, mode: ThinkMode, tools: Sequence[Mapping[str, Any]]) -> Served | None:
     """The ServedPrompt for `--served-by NAME`; None for transformers (the contract's own)."""
     return None if name == "transformers" else Served(profiles.get(name), tokenizer, family, mode, tools)
+
+
+def for_conversation(name: str, tokenizer: Any, family: Family, think: Think, conversation: Conversation) -> Served | None:
+    """The ServedPrompt for one conversation (its mode resolved as the reference resolves it; N/A raises there)."""
+    if name == "transformers":
+        return None
+    return served_by(name, tokenizer, family, resolve_mode(family, think, conversation), conversation.tools)
+
+
+def chosen(flag: str | None) -> str:
+    """The server a command replays: the flag, else `[tool.cth] served_by`, else transformers (the contract's)."""
+    return flag or userconfig.served_by() or "transformers"
