@@ -127,12 +127,18 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def lock(session: nox.Session) -> None:
-    """Re-resolve requirements.lock (every package of the dev set-up, newest allowed) and print what moved."""
+    """Re-resolve requirements.lock (every package of the dev set-up, newest allowed) and print what moved.
+
+    `nox -s lock -- --keep`: keep every pin the dependencies still allow and move only what they force (a new
+    dependency and what it needs), so a change to pyproject.toml moves as little as it can."""
     session.install("pip-tools>=7.4")
     before = _pins(LOCK.read_text("utf-8")) if LOCK.exists() else {}
     fresh = Path(session.create_tmp()) / "lock.txt"
+    keep = "--keep" in session.posargs
+    if keep:
+        fresh.write_text(LOCK.read_text("utf-8"), "utf-8")  # pip-compile keeps the output file's pins it can
     session.run(
-        "pip-compile", "--quiet", "--no-header", "--upgrade", "--extra", "dev", "--strip-extras", "--no-emit-index-url",
+        "pip-compile", "--quiet", "--no-header", *([] if keep else ["--upgrade"]), "--extra", "dev", "--strip-extras", "--no-emit-index-url",
         "--no-emit-find-links", "--unsafe-package", "chat-template-harness", "--output-file", str(fresh),
         "pyproject.toml",
     )

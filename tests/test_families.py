@@ -54,6 +54,9 @@ TABLE = {
         "<|start_header_id|>assistant<|end_header_id|>\n\n<think>\n\n</think>\n\n",
         f"{C}<|eot_id|>",
     ),
+    ("mistral-nemo-2407", "off"): ("<s>[INST]2+2?[/INST]", f"{C}</s>"),
+    # SentencePiece: the template writes the space before the reply, which the reply's first token holds ("▁4")
+    ("mistral-large-2411", "off"): ("<s>[INST] 2+2?[/INST]", f" {C}</s>"),
     ("gpt-oss-20b", "on"): (
         "<|start|>assistant",
         f"<|channel|>analysis<|message|>{R}<|end|><|start|>assistant<|channel|>final<|message|>{C}<|return|>",

@@ -75,6 +75,10 @@ class Conversation:
             found.add("repeated_tools")
         if self.messages[0].role == "system":
             found.add("system")
+        if any(m.role == "assistant" and not m.content and not m.tool_calls for m in self.messages):
+            found.add("empty_reply")
+        if any(m.content != m.content.strip() for m in self.messages if m.content):
+            found.add("edge_whitespace")
         return frozenset(found)
 
 

@@ -99,7 +99,13 @@ def plan_turns(
         _plan(tokenizer, conversation, msgs, k, index, family, mode, renders)
         for k, index in enumerate(conversation.assistant_indices)
     )
-    return plans if served is None else tuple(_served(p, served(msgs[: p.message_index], p.prompt)) for p in plans)
+    if served is None:
+        return plans
+    out = tuple(_served(p, served(msgs[: p.message_index], p.prompt)) for p in plans)
+    finished = getattr(served, "finished", None)  # an id-native renderer's own finished turn (serving/served.py)
+    for p in out if finished is not None else ():
+        finished(msgs[: p.message_index + 1], p.text)
+    return out
 
 
 def _served(plan: TurnPlan, prompt: str) -> TurnPlan:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
-from chat_template_harness.models import userconfig
+from chat_template_harness.models import bundled, userconfig
 
 ENV_TOKENIZERS_DIR = "CTH_TOKENIZERS_DIR"
 # The processor-side file where the hub keeps a chat template that tokenizer_config.json lacks (Llama 4).
@@ -58,6 +58,7 @@ class ModelSpec:
     folder: Path | None = None  # a user's local tokenizer folder (instead of the pack or the hub)
     rules_file: Path | None = None  # a user's rules file
     builtin: bool = True
+    source: str = "folder"  # "mistral-common": a tokenizer file that library ships (models/bundled.py)
 
     @property
     def pack_dir(self) -> str:
@@ -107,7 +108,8 @@ def builtin_registry() -> Mapping[str, ModelSpec]:
         files = tuple(
             PinnedFile(fname, f["sha256"], f["status"], f.get("hub", True)) for fname, f in entry["files"].items()
         )
-        specs[name] = ModelSpec(name, entry["hub_repo"], entry.get("revision"), entry["family"], files)
+        specs[name] = ModelSpec(name, entry["hub_repo"], entry.get("revision"), entry["family"], files,
+                                source=entry.get("source", "folder"))
     return specs
 
 
@@ -233,7 +235,7 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
             "and see what changed with `cth diff`",
         )
     with _captured_transformers_warnings() as warnings:
-        tokenizer = _from_pretrained(directory)
+        tokenizer = bundled.load(directory / spec.files[0].name) if origin == bundled.MISTRAL_COMMON else _from_pretrained(directory)
     if tokenizer.chat_template is None and (directory / PROCESSOR_TEMPLATE).is_file():
         # The hub keeps Llama 4's template in the processor file only; the tokenizer does not read it.
         tokenizer.chat_template = json.loads((directory / PROCESSOR_TEMPLATE).read_text("utf-8"))["chat_template"]
@@ -241,7 +243,10 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
 
 
 def locate(spec: ModelSpec, base: Path | None, *, download: bool = True) -> tuple[Path, str]:
-    """The folder holding the model's files: the user's folder, the pack's, or the hub snapshot (downloaded if allowed)."""
+    """The folder holding the model's files: the user's folder, the pack's, the hub snapshot (downloaded if allowed),
+    or the library that ships them (mistral-common)."""
+    if spec.source == bundled.MISTRAL_COMMON:
+        return bundled.data_dir(), bundled.MISTRAL_COMMON
     if spec.folder is not None:
         if not spec.folder.is_dir():
             raise MissingTokenizerError(f"{spec.name}: no folder {spec.folder}", "correct the model's `folder` path")
@@ -253,7 +258,7 @@ def locate(spec: ModelSpec, base: Path | None, *, download: bool = True) -> tupl
 
 def verify(spec: ModelSpec, directory: Path, origin: str) -> tuple[dict[str, str | None], tuple[FileDrift, ...]]:
     """Hash every pinned file (a hub snapshot lacks the pack-only additions, so those are not expected there)."""
-    expected = [f for f in spec.files if origin == "pack" or f.on_hub]
+    expected = [f for f in spec.files if origin in ("pack", bundled.MISTRAL_COMMON) or f.on_hub]
     observed = {f.name: sha256_file(directory / f.name) if (directory / f.name).is_file() else None for f in expected}
     drift = tuple(FileDrift(f.name, f.sha256, observed[f.name]) for f in expected if observed[f.name] != f.sha256)
     return observed, drift

@@ -18,7 +18,7 @@ from chat_template_harness.contract.tokens import encode
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import userconfig
 from chat_template_harness.models.rules import Family, Think, ThinkMode
-from chat_template_harness.serving import harmony, profiles
+from chat_template_harness.serving import harmony, mistral, profiles
 
 SERVERS = tuple(profiles.PROFILES)
 
@@ -33,13 +33,34 @@ class Served:
     def ids(self, msgs: list[dict[str, Any]]) -> list[int]:
         return prompt_ids(self.profile, self.tokenizer, msgs, self.tools, self.family, self.mode)
 
+    def finished(self, msgs: list[dict[str, Any]], sample_text: str) -> None:
+        """An id-native renderer that encodes finished turns (mistral-common): the sample (served prompt + the
+        template's generated span) must be the library's own encoding of the conversation through that turn."""
+        if self.family.renderer != "mistral-common":
+            return
+        path = mistral.file_of(self.tokenizer)
+        request = profiles.to_request(msgs, self.family.reasoning_field)
+        text = self.tokenizer.decode(mistral.prompt_ids(path, request, self.tools, finished=True), skip_special_tokens=False)
+        if text != sample_text:
+            at = next((i for i, (a, b) in enumerate(zip(text, sample_text)) if a != b), min(len(text), len(sample_text)))
+            raise HarnessError(
+                f"mistral-common writes this finished turn otherwise than the template: from character {at}, "
+                f"{text[at : at + 30]!r} against {sample_text[at : at + 30]!r}",
+                "the template is not the served model's: regenerate it from the tokenizer file",
+            )
+
     def __call__(self, msgs: list[dict[str, Any]], template_prompt: str) -> str:
         ids = self.ids(msgs)
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
-        if encode(self.tokenizer, text)[0] != ids:
+        again = encode(self.tokenizer, text)[0]
+        if again != ids:
+            at = next((i for i, (a, b) in enumerate(zip(ids, again)) if a != b), min(len(ids), len(again)))
+            served, retokenized = (self.tokenizer.convert_ids_to_tokens(x[at : at + 3]) for x in (ids, again))
             raise HarnessError(
-                f"{self.profile.name} serves ids that are not the tokenization of their own text on this tokenizer",
-                "check the tokenizer is the model's (its vocabulary must be the server's)",
+                f"{self.profile.name} serves ids that are not the tokenization of their own text on this tokenizer "
+                f"(from token {at}: served {served}, the text tokenizes to {retokenized})",
+                "check the tokenizer is the model's (its vocabulary and splitting must be the server's), or declare "
+                "the conversation's feature N/A in the family's rules",
             )
         return text
 
@@ -48,6 +69,15 @@ def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, A
                family: Family, mode: ThinkMode) -> list[int]:
     """The ids `profile` serves for the messages before an assistant turn (the harness's template messages, sent
     as an OpenAI client sends them)."""
+    if family.renderer == "mistral-common":  # every server: mistral-common's ids (serving/mistral.py)
+        request = profiles.to_request(msgs, family.reasoning_field)
+        if profile.name == "vllm":
+            request = mistral.truncated_ids(request)
+        path = mistral.file_of(tokenizer)
+        if path is None:
+            raise HarnessError(f"{family.title} is served by mistral-common, but this tokenizer is not one of its files",
+                               "load the model from mistral-common's bundled file (a built-in Mistral model)")
+        return mistral.prompt_ids(path, request, tools)
     if profile.name == "transformers":
         text = render(tokenizer, msgs, family=family, mode=mode, tools=tools, add_generation_prompt=True)
         return tokenizer.encode(text, add_special_tokens=False)
@@ -61,13 +91,16 @@ def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, A
 
 
 def served_by(name: str, tokenizer: Any, family: Family, mode: ThinkMode, tools: Sequence[Mapping[str, Any]]) -> Served | None:
-    """The ServedPrompt for `--served-by NAME`; None for transformers (the contract's own)."""
-    return None if name == "transformers" else Served(profiles.get(name), tokenizer, family, mode, tools)
+    """The ServedPrompt for `--served-by NAME`; None for transformers (the contract's own) over a Jinja template.
+    A family rendered by mistral-common is served by its ids under every name, transformers included."""
+    if name == "transformers" and family.renderer == "template":
+        return None
+    return Served(profiles.get(name), tokenizer, family, mode, tools)
 
 
 def for_conversation(name: str, tokenizer: Any, family: Family, think: Think, conversation: Conversation) -> Served | None:
     """The ServedPrompt for one conversation (its mode resolved as the reference resolves it; N/A raises there)."""
-    if name == "transformers":
+    if name == "transformers" and family.renderer == "template":
         return None
     return served_by(name, tokenizer, family, resolve_mode(family, think, conversation), conversation.tools)
 

@@ -592,6 +592,10 @@ def derive(tokenizer: Any, name: str, eos_tokens: Sequence[str] = ()) -> Derivat
         d.note("date", "strftime_now", "the template writes today's date: the harness freezes the clock while rendering")
     if d.pins:
         d.note("template_kwargs", dict(d.pins), "the template reads `date_string`: pinned so goldens do not move")
+    if getattr(tokenizer, "mistral_common_file", None):  # models/bundled.py: a file mistral-common ships
+        family = replace(family, renderer="mistral-common")
+        d.note("renderer", "mistral-common", "a tokenizer file mistral-common ships: every server serves its ids "
+               "(encode_chat_completion), the template is the one mistral-common generates for it")
     return Derivation(family, tuple(d.findings))
 
 

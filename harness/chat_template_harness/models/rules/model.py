@@ -86,6 +86,9 @@ class Family:
     # header (GLM: `<|user|>` after a reply, `<|observation|>` after a tool call), which is then its stop token.
     # Keys "reply" and "tool_call"; empty: a turn ends with one of `stop_tokens`, as the template writes it.
     next_header: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # who renders the served prompt in every server: "template" (transformers' apply_chat_template, the contract's),
+    # or "mistral-common" (ids from encode_chat_completion, as vLLM, SGLang and transformers 5 serve Mistral models)
+    renderer: str = "template"
     # rules kept by hand where derivation (rules/derive.py) reads the template differently: rule -> why
     reviewed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
