@@ -50,12 +50,14 @@ def slow(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def servers(session: nox.Session) -> None:
-    """vLLM 0.33.0's own harmony_utils.py (its wheel downloaded --no-deps, never installed) against serving/harmony.py."""
+    """The server profiles against the servers' own code, their wheels downloaded --no-deps (never installed):
+    vLLM 0.33.0's harmony_utils.py and _postprocess_messages, SGLang 0.5.23's serving_chat.py normalisation."""
     _install(session, "test")
+    session.install("orjson")  # what SGLang's functions parse arguments with
     tmp = Path(session.create_tmp())
-    session.run("pip", "download", "--quiet", "--no-deps", "vllm==0.33.0", "-d", str(tmp))
-    wheel = next(tmp.glob("vllm-0.33.0-*.whl"))
-    session.run("python", "scripts/check_vllm_harmony.py", str(wheel), env=_env(session))
+    session.run("pip", "download", "--quiet", "--no-deps", "vllm==0.33.0", "sglang==0.5.23", "-d", str(tmp))
+    session.run("python", "scripts/check_vllm_harmony.py", str(next(tmp.glob("vllm-0.33.0-*.whl"))), env=_env(session))
+    session.run("python", "scripts/check_sglang.py", str(next(tmp.glob("sglang-0.5.23-*.whl"))), env=_env(session))
 
 
 @nox.session(default=False)

@@ -71,13 +71,16 @@ def test_vllm_parses_string_arguments_and_empties_none_content():
     assert "tool_calls" not in VLLM.normalise([{"role": "assistant", "content": "x", "tool_calls": []}])[0]
 
 
-def test_sglang_rejects_arguments_that_are_not_json_and_joins_parts_with_a_space():
+def test_sglang_rejects_arguments_that_are_not_a_json_object_and_joins_tool_parts_with_a_space():
+    """As SGLang 0.5.23's serving_chat.py does (scripts/check_sglang.py runs its functions against this profile)."""
     sglang = profiles.get("sglang")
-    parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
-    assert sglang.normalise(parts)[0]["content"] == "a b"
-    bad = [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]
-    with pytest.raises(HarnessError, match="fix: send the arguments as a JSON object string"):
-        sglang.normalise(bad)
+    parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    assert sglang.normalise([{"role": "tool", "content": parts}])[0]["content"] == "a b"
+    assert sglang.normalise([{"role": "user", "content": parts}])[0]["content"] == parts  # the template's business
+    for arguments in ("{oops", "[1]", "42"):
+        bad = [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": arguments}}]}]
+        with pytest.raises(HarnessError, match="fix: send the arguments as a JSON object string"):
+            sglang.normalise(bad)
 
 
 def test_every_profile_rule_names_the_server_version_and_file():

@@ -77,8 +77,8 @@ class Conversation:
             found.add("system")
         if any(m.role == "assistant" and not m.content and not m.tool_calls for m in self.messages):
             found.add("empty_reply")
-        if any(m.content != m.content.strip() for m in self.messages if m.content):
-            found.add("edge_whitespace")
+        if any("  " in m.content for m in self.messages):
+            found.add("space_runs")
         return frozenset(found)
 
 

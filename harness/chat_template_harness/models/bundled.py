@@ -42,17 +42,42 @@ def load(path: Path) -> Any:
 
     template = convert_tokenizer_to_chat_template(str(path))
     if path.suffix == ".json":
-        from transformers.integrations.mistral.tokenizer import convert_tekken_tokenizer
-
-        tokenizer = convert_tekken_tokenizer(str(path), chat_template=template)
+        tokenizer = _tekken(path)
     else:
-        from transformers import LlamaTokenizer
+        from transformers import LlamaTokenizerFast  # the fast one in 4.57 (the slow one has no offsets); 5.x's only one
 
         # no prefix space at the head of the text and no stripping when decoding: the template writes every space,
         # and a token decoded alone keeps its own (mistral-common's ids are compared with these, cell by cell)
-        tokenizer = LlamaTokenizer.from_pretrained(str(_as_folder(path)), legacy=False, add_prefix_space=False)
-        tokenizer.chat_template = template
+        tokenizer = LlamaTokenizerFast.from_pretrained(
+            str(_as_folder(path)), legacy=False, add_prefix_space=False, from_slow=True
+        )
+    tokenizer.chat_template = template
     tokenizer.mistral_common_file = str(path)  # the served prompt's renderer reads it (serving/mistral.py)
+    return tokenizer
+
+
+def _tekken(path: Path) -> Any:
+    try:
+        from transformers.integrations.mistral.tokenizer import convert_tekken_tokenizer  # transformers 5
+    except ImportError:  # transformers 4.57: integrations/mistral.py is a module, its converter predates mistral-common 1.13
+        return _tekken_transformers4(path)
+    return convert_tekken_tokenizer(str(path))
+
+
+def _tekken_transformers4(path: Path) -> Any:
+    """transformers 4.57.6's `convert_tekken_tokenizer`, step for step, but for one fix: mistral-common 1.13 lists its
+    special tokens as dicts ({"rank", "token_str", "is_control"}), which 4.57 uses as dict keys (TypeError)."""
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+    from transformers import LlamaTokenizerFast
+    from transformers.integrations.mistral import MistralConverter
+
+    tekken = MistralTokenizer.from_file(str(path)).instruct_tokenizer.tokenizer
+    specials = [t["token_str"] if isinstance(t, dict) else t for t in tekken._all_special_tokens]
+    specials = [getattr(t, "value", t) for t in specials]
+    vocab = {token: rank for rank, token in enumerate(specials)}
+    vocab.update(tekken._tekken_token2id_nospecial)
+    tokenizer = LlamaTokenizerFast(tokenizer_object=MistralConverter(vocab=vocab, additional_special_tokens=specials).converted())
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
     return tokenizer
 
 

@@ -91,10 +91,22 @@ def _sglang_invalid(text: str) -> Any:
                        "send the arguments as a JSON object string")
 
 
+def _sglang_tool_content(content: Any) -> Any:
+    """SGLang's `normalize_tool_content`: a tool result's parts, all text, joined with a space; else unchanged."""
+    if not isinstance(content, list) or not all(isinstance(p, str) or (isinstance(p, dict) and p.get("type") == "text")
+                                                for p in content):
+        return content
+    return " ".join(p if isinstance(p, str) else p.get("text", "") for p in content)
+
+
 def _sglang(request: Request) -> Request:
     out = _parsed_arguments(request, invalid=_sglang_invalid)
-    return [{**m, "content": " ".join(p["text"] for p in m["content"]) if isinstance(m.get("content"), list) else m.get("content")}
-            for m in out]
+    for msg in out:
+        for call in msg.get("tool_calls") or ():
+            if not isinstance(call.get("function", {}).get("arguments", {}), dict | type(None)):
+                raise HarnessError("SGLang rejects tool-call arguments that are not a JSON object",
+                                   "send the arguments as a JSON object string")
+    return [{**m, "content": _sglang_tool_content(m.get("content"))} if m.get("role") == "tool" else m for m in out]
 
 
 VLLM = "vLLM 0.33.0"
@@ -103,7 +115,10 @@ PROFILES: dict[str, Profile] = {
     "transformers": Profile(
         "transformers",
         (Rule("the family's template over the harness's messages, in the mode's kwargs",
-              "transformers apply_chat_template; the contract"),),
+              "transformers apply_chat_template; the contract"),
+         Rule("Mistral models (a mistral-common tokenizer file) are served by mistral-common's ids: "
+              "ChatCompletionRequest.from_openai + encode_chat_completion (serving/mistral.py)",
+              "transformers 5.24.0 transformers/tokenization_mistral_common.py MistralCommonBackend.apply_chat_template")),
         lambda request: request,
     ),
     "vllm": Profile(
@@ -120,6 +135,10 @@ PROFILES: dict[str, Profile] = {
                  f"{VLLM} vllm/renderers/chat_utils/chat_message.py parse_chat_message_content"),
             Rule("a tool result's text parts are joined with a newline",
                  f"{VLLM} vllm/renderers/chat_utils/chat_message.py parse_chat_message_content"),
+            Rule("Mistral models (--tokenizer-mode mistral) are served by mistral-common's ids through transformers' "
+                 "MistralCommonBackend; tool-call ids over 9 characters are cut to their last 9",
+                 f"{VLLM} vllm/tokenizers/mistral.py MistralTokenizer.apply_chat_template, truncate_tool_call_ids "
+                 "(called from vllm/renderers/online_renderer.py)"),
         ),
         _vllm,
         frozenset({"gpt-oss"}),
@@ -127,11 +146,18 @@ PROFILES: dict[str, Profile] = {
     "sglang": Profile(
         "sglang",
         (
-            Rule("tool-call arguments sent as a JSON string are parsed into an object (invalid JSON is an error)",
-                 f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py"),
-            Rule("text parts are joined with a space", f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py"),
+            Rule("tool-call arguments sent as a JSON string are parsed into an object (invalid JSON, or JSON that is "
+                 "not an object, is an error; Kimi-K3's encoding alone keeps them)",
+                 f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py normalize_assistant_tool_call_arguments, "
+                 "parse_tool_call_arguments"),
+            Rule("a tool result's text parts are joined with a space",
+                 f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py normalize_tool_content"),
             Rule("gpt-oss goes through its Jinja template here (the harness has not read SGLang's harmony path: "
                  "unverified)", SGLANG),
+            Rule("Mistral models are loaded as transformers' MistralCommonTokenizer and served by mistral-common's ids "
+                 "where the text round trip loses control tokens",
+                 f"{SGLANG} sglang/srt/utils/hf_transformers/tokenizer.py; sglang/srt/entrypoints/openai/serving_chat.py "
+                 "_probe_prompt_text_round_trip"),
         ),
         _sglang,
     ),

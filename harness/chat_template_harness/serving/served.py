@@ -40,13 +40,23 @@ class Served:
             return
         path = mistral.file_of(self.tokenizer)
         request = profiles.to_request(msgs, self.family.reasoning_field)
-        text = self.tokenizer.decode(mistral.prompt_ids(path, request, self.tools, finished=True), skip_special_tokens=False)
+        ids = mistral.prompt_ids(path, request, self.tools, finished=True)
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
         if text != sample_text:
             at = next((i for i, (a, b) in enumerate(zip(text, sample_text)) if a != b), min(len(text), len(sample_text)))
             raise HarnessError(
                 f"mistral-common writes this finished turn otherwise than the template: from character {at}, "
                 f"{text[at : at + 30]!r} against {sample_text[at : at + 30]!r}",
                 "the template is not the served model's: regenerate it from the tokenizer file",
+            )
+        ours = encode(self.tokenizer, sample_text)[0]
+        if ours != ids:
+            at = next((i for i, (a, b) in enumerate(zip(ids, ours)) if a != b), min(len(ids), len(ours)))
+            theirs, mine = (self.tokenizer.convert_ids_to_tokens(x[at : at + 3]) for x in (ids, ours))
+            raise HarnessError(
+                f"mistral-common encodes this finished turn as other ids than its text's tokenization: from token "
+                f"{at}, {theirs} against {mine}",
+                "check the tokenizer splits text as the library does, or declare the conversation's feature N/A",
             )
 
     def __call__(self, msgs: list[dict[str, Any]], template_prompt: str) -> str:
