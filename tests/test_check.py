@@ -21,7 +21,7 @@ from chat_template_harness.outputs.matrix import Cell, Status
 REPO = Path(__file__).resolve().parents[1]
 NAIVE = "chat_template_harness.examples.naive:preprocess"
 REFERENCE = "chat_template_harness.examples.reference:preprocess"
-TRL = "chat_template_harness.examples.trl_sft:preprocess"
+TRL = "chat_template_harness.frameworks.trl_sft:preprocess"
 
 # --- adapters -------------------------------------------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ def test_the_committed_trl_report_is_current():
     # only the body is compared: a new transformers release changes the header, never the verdict
     assert reportfile.body(committed) == reportfile.body(fresh), (
         f"header changes: {reportfile.header_changes(committed, fresh)}; "
-        "regenerate: cth check chat_template_harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md"
+        "regenerate: cth check chat_template_harness.frameworks.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md"
     )
 
 

@@ -115,7 +115,7 @@ def test_compare_and_family_pages_render(site: Path, browser):
 CONFORMANCE_SUBSET = {
     "reference": "chat_template_harness.examples.reference:preprocess",
     "naive": "chat_template_harness.examples.naive:preprocess",
-    "specforge qwen3-thinking": "chat_template_harness.examples.specforge:qwen3_thinking",
+    "specforge qwen3-thinking": "chat_template_harness.frameworks.specforge:qwen3_thinking",
 }
 
 

@@ -1,4 +1,4 @@
-"""LLaMA-Factory 0.9.5's real SFT preprocessing, through the adapters in chat_template_harness.examples.llamafactory.
+"""LLaMA-Factory 0.9.5's real SFT preprocessing, through the adapters in chat_template_harness.frameworks.llamafactory.
 
 Installed with --no-deps by scripts/setup (with peft and omegaconf, what its data path imports). Every claim is
 read off the decoded trained tokens of LLaMA-Factory's own output.
@@ -12,8 +12,8 @@ import pytest
 
 from chat_template_harness.checking import check
 from chat_template_harness.contract.sample import Policy
-from chat_template_harness.examples import llamafactory
 from chat_template_harness.external import load_callable
+from chat_template_harness.frameworks import llamafactory
 from chat_template_harness.models.rules import Think
 from chat_template_harness.outputs import matrix, reportfile
 from chat_template_harness.outputs.matrix import Cell
@@ -52,7 +52,7 @@ def test_a_template_is_only_for_its_own_models():
 def test_the_committed_llamafactory_report_is_current(adapter: str):
     from chat_template_harness.outputs.report import check_markdown
 
-    spec = f"chat_template_harness.examples.llamafactory:{adapter}"
+    spec = f"chat_template_harness.frameworks.llamafactory:{adapter}"
     results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
     name = f"llamafactory-{adapter.replace('_', '-')}.md"
     committed = (REPO / "reports" / name).read_text("utf-8")

@@ -1,4 +1,4 @@
-"""SpecForge 0.2.0's real preprocessing, through the adapters in chat_template_harness.examples.specforge.
+"""SpecForge 0.2.0's real preprocessing, through the adapters in chat_template_harness.frameworks.specforge.
 
 SpecForge is installed with --no-deps by scripts/setup (its declared dependencies pull sglang and a
 CUDA torch); its data preprocessing needs torch, so these run with the train extra.
@@ -14,8 +14,8 @@ from chat_template_harness import cli
 from chat_template_harness.checking import check
 from chat_template_harness.contract.invariants import Invariant
 from chat_template_harness.contract.sample import Policy
-from chat_template_harness.examples import specforge
 from chat_template_harness.external import load_callable
+from chat_template_harness.frameworks import specforge
 from chat_template_harness.models.rules import Think
 from chat_template_harness.outputs import matrix, reportfile
 from chat_template_harness.outputs.matrix import Cell, Status
@@ -86,7 +86,7 @@ def test_gpt_oss_writes_its_own_date_and_ends_replies_with_end_not_return():
 def test_the_committed_specforge_report_is_current(template: str):
     from chat_template_harness.outputs.report import check_markdown
 
-    spec = f"chat_template_harness.examples.specforge:{template.replace('-', '_')}"
+    spec = f"chat_template_harness.frameworks.specforge:{template.replace('-', '_')}"
     results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
     committed = (REPO / "reports" / f"specforge-{template}.md").read_text("utf-8")
     fresh = check_markdown(spec, results, Policy.ALL)
@@ -100,7 +100,7 @@ def test_the_committed_specforge_report_is_current(template: str):
 
 
 def _check(capsys, *args: str) -> tuple[int, str]:
-    code = cli.main(["check", "chat_template_harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "off",
+    code = cli.main(["check", "chat_template_harness.frameworks.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "off",
                      "--fixture", "single_turn", "--fixture", "multi_turn", *args])
     return code, capsys.readouterr().out
 
@@ -131,17 +131,17 @@ def test_an_unknown_allowance_is_one_error(capsys):
 
 
 def test_long_trained_runs_are_cut_with_the_count_left_out(capsys):
-    code = cli.main(["check", "chat_template_harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
+    code = cli.main(["check", "chat_template_harness.frameworks.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
                      "--fixture", "long_conversation"])
     out = capsys.readouterr().out
     assert code == 1 and "characters; --verbose shows all)" in out
-    cli.main(["check", "chat_template_harness.examples.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
+    cli.main(["check", "chat_template_harness.frameworks.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
               "--fixture", "long_conversation", "--verbose"])
     assert "--verbose shows all" not in capsys.readouterr().out
 
 
 def test_the_plugin_takes_the_system_prompt_the_allowance_and_the_baseline(pytester: pytest.Pytester):
-    pytester.makeini("[pytest]\ncth_preprocessor = chat_template_harness.examples.specforge:qwen3_instruct\n")
+    pytester.makeini("[pytest]\ncth_preprocessor = chat_template_harness.frameworks.specforge:qwen3_instruct\n")
     (pytester.path / "baseline.txt").write_text("qwen3-8b/think-off/multi_turn\nqwen3-8b/think-off/with_system\n")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-m", "cth", "--cth-model", "qwen3-8b", "--cth-think", "off",

@@ -30,11 +30,13 @@ SPECFORGE = ("qwen", "qwen3_thinking", "qwen3_instruct", "qwen3_next_thinking", 
 PREPROCESSORS: dict[str, str] = {
     "reference": "chat_template_harness.examples.reference:preprocess",
     "naive": "chat_template_harness.examples.naive:preprocess",
-    "trl 1.16.0": "chat_template_harness.examples.trl_sft:preprocess",
-    **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.examples.specforge:{t}" for t in SPECFORGE},
+    "trl 1.16.0": "chat_template_harness.frameworks.trl_sft:preprocess",
+    **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.frameworks.specforge:{t}" for t in SPECFORGE},
     # LLaMA-Factory with the template named for each family (reports/llamafactory-*.md: every template alone)
-    "llamafactory sharegpt": "chat_template_harness.examples.llamafactory:by_family_sharegpt",
-    "llamafactory openai": "chat_template_harness.examples.llamafactory:by_family_openai",
+    "llamafactory sharegpt": "chat_template_harness.frameworks.llamafactory:by_family_sharegpt",
+    "llamafactory openai": "chat_template_harness.frameworks.llamafactory:by_family_openai",
+    "axolotl 0.21.0 turn": "chat_template_harness.frameworks.axolotl:turn",
+    "axolotl 0.21.0 last": "chat_template_harness.frameworks.axolotl:last",
 }
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font

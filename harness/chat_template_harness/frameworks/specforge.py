@@ -14,7 +14,7 @@ Install SpecForge the safe way: its declared dependencies pull sglang and a CUDA
 `pip install --no-deps specforge==0.2.0` beside the `specforge` extra (pydantic, datasets; torch
 2.13.0 from the `train` extra). `scripts/setup` does this.
 
-    cth check chat_template_harness.examples.specforge:qwen3_thinking --model qwen3-8b --think off
+    cth check chat_template_harness.frameworks.specforge:qwen3_thinking --model qwen3-8b --think off
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ its multimodal plug-in module at import time; an empty module is put in its plac
 multimodal `gemma3` template a text-only stand-in for Gemma 3's processor (the fixtures hold no image; the
 template's plug-in only checks that it exists and reads its image token).
 
-    cth check chat_template_harness.examples.llamafactory:qwen3 --model qwen3-8b
+    cth check chat_template_harness.frameworks.llamafactory:qwen3 --model qwen3-8b
 """
 
 from __future__ import annotations

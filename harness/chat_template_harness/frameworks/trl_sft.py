@@ -10,7 +10,7 @@ tokenizer's template has no `{% generation %}` markers, swap in TRL's shipped tr
 Where TRL ships no training template for a family, TRL raises; that cell is N/A ("TRL does not
 support it"). Needs `pip install trl` (the `examples` extra).
 
-    cth check chat_template_harness.examples.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md
+    cth check chat_template_harness.frameworks.trl_sft:preprocess --markdown reports/trl-assistant-only-loss.md
 """
 
 from __future__ import annotations
