@@ -133,8 +133,9 @@ def provenance(preprocessor: str) -> dict[str, str]:
     from chat_template_harness.outputs.reportfile import versions
 
     module = preprocessor.partition(":")[0]
-    frameworks = ("trl", "specforge", "llamafactory", "axolotl", "speculators")
-    extra = tuple(f for f in frameworks if f in module) or (module.split(".")[0],)
+    frameworks = {"trl": "trl", "specforge": "specforge", "llamafactory": "llamafactory", "axolotl": "axolotl",
+                  "speculators": "speculators", "ms_swift": "ms-swift"}
+    extra = tuple(dist for name, dist in frameworks.items() if name in module) or (module.split(".")[0],)
     return {"generated-by": f"cth check {preprocessor} --markdown FILE", **versions(extra)}
 
 

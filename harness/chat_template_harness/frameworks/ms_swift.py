@@ -1,0 +1,101 @@
+"""ms-swift 4.6.0's SFT encoding (`swift sft`), behind the plug-in interface.
+
+Each cell runs ms-swift's own code unchanged, as `swift sft --model <hub id>` does for one row: its model
+registry matches the hub id to a model type and template (`get_matched_model_meta`), `get_template` builds
+that template on the tokenizer with the server's think switch (`enable_thinking`), and `Template.encode` in
+`train` mode returns `input_ids` and `labels` (-100 where untrained), read as they are. The row is ms-swift's
+documented `messages` format: reasoning inline in the reply (`<think>\\n…\\n</think>\\n\\n`), tool calls as
+OpenAI `tool_calls` with JSON-string arguments (ms-swift converts them to its `tool_call` messages) and
+`tools` beside the messages.
+
+One step cannot run as `swift sft` runs it: reading the model's config.json (dtype, context length, rope
+scaling), which the offline pack does not hold for every model; ms-swift's own `ModelInfo` is built with the
+matched model type, bf16 and an unbounded length instead (none of which the text encoding reads). A hub id
+ms-swift's registry does not match, or a multimodal template (it wants the image processor), is N/A.
+
+Install the safe way (never its declared dependencies): `pip install --no-deps ms-swift==4.6.0` with what
+`swift.template` imports at load beyond the lock (modelscope, modelscope-hub, cryptography, cffi, pycparser,
+json-repair; scripts/setup pins them). Nothing is stubbed.
+
+    cth check chat_template_harness.frameworks.ms_swift:preprocess --model qwen3-8b
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from typing import Any
+
+from chat_template_harness.external import Unsupported
+
+VERSION = "4.6.0"
+_TEMPLATES: dict[tuple[int, str, str], Any] = {}
+
+
+def _import() -> Any:
+    import logging
+
+    logging.getLogger("swift").setLevel(logging.WARNING)  # it logs every template setting at INFO
+    try:
+        with warnings.catch_warnings():  # import-time deprecations of its dependencies are not its preprocessing
+            warnings.simplefilter("ignore")
+            import torch
+            from swift.model.model_meta import ModelInfo, get_matched_model_meta
+            from swift.template import get_template
+    except ImportError as exc:
+        raise Unsupported(f"ms-swift is not installed ({exc}): pip install --no-deps ms-swift=={VERSION} and what "
+                          "scripts/setup installs beside it") from None
+    return torch, ModelInfo, get_matched_model_meta, get_template
+
+
+def _template(request: Any) -> Any:
+    """ms-swift's template for this model and think mode (made once: it copies the tokenizer)."""
+    from chat_template_harness.models import source
+
+    key = (id(request.tokenizer), request.model, request.think)
+    if key in _TEMPLATES:
+        return _TEMPLATES[key][1]
+    torch, model_info, matched_meta, get_template = _import()
+    spec = source.get_model(request.model)
+    meta = matched_meta(spec.hub_repo)
+    if meta is None:
+        raise Unsupported(f"ms-swift {VERSION}'s model registry does not match {spec.hub_repo} (a user names "
+                          "--model_type and --template)")
+    if meta.is_multimodal:
+        raise Unsupported(f"ms-swift's `{meta.template}` template is multimodal: it needs the model's image processor")
+    processor = copy.deepcopy(request.tokenizer)
+    processor.model_info = model_info(meta.model_type, spec.hub_repo, torch.bfloat16, 1 << 20, None, 0,
+                                      task_type="causal_lm")
+    processor.model_meta = meta
+    enable = request.chat_template_kwargs.get("enable_thinking")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        template = get_template(processor, max_length=1 << 20, enable_thinking=enable)
+    template.set_mode("train")
+    _TEMPLATES[key] = (request.tokenizer, template)  # the tokenizer kept with it, so its id is not reused
+    return template
+
+
+def row(request: Any) -> dict[str, Any]:
+    messages = []
+    for m in request.messages:
+        out: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
+        reasoning = m.get("reasoning_content") or ""
+        if m["role"] == "assistant" and reasoning:
+            out["content"] = f"<think>\n{reasoning}\n</think>\n\n{out['content']}"
+        if m.get("tool_calls"):
+            out["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"],
+                                                                                         ensure_ascii=False)}}
+                                 for c in m["tool_calls"]]
+        messages.append(out)
+    return {"messages": messages, **({"tools": request.tools} if request.tools else {})}
+
+
+def preprocess(request: Any) -> dict[str, Any]:
+    """ms-swift's training encoding of one row with the template its registry picks for the model."""
+    template = _template(request)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = template.encode(row(request))
+    return {"input_ids": out["input_ids"], "labels": out["labels"]}

@@ -1,0 +1,63 @@
+"""ms-swift 4.6.0's SFT encoding, through chat_template_harness.frameworks.ms_swift.
+
+Installed with --no-deps by scripts/setup. Every claim is read off the decoded trained tokens of its own output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chat_template_harness.checking import check
+from chat_template_harness.contract import kinds
+from chat_template_harness.contract.sample import Policy
+from chat_template_harness.external import load_callable
+from chat_template_harness.frameworks import ms_swift
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs import matrix, reportfile
+from chat_template_harness.outputs.matrix import Cell
+
+pytestmark = pytest.mark.swift
+REPO = Path(__file__).resolve().parents[1]
+TRAILER = frozenset({"trailer"})
+
+
+def _check(model: str, think: Think, fixture: str, **kw) -> check.CheckResult:
+    return check.check_cell(ms_swift.preprocess, Cell(model, think, fixture), **kw)
+
+
+def test_the_installed_ms_swift_is_the_reported_version():
+    from importlib import metadata
+
+    assert metadata.version("ms-swift") == ms_swift.VERSION
+
+
+def test_it_trains_qwen3s_empty_think_block_in_think_off():
+    """Its non-thinking prefix is written into the reply and trained: the classic bug, in think-off."""
+    result = _check("qwen3-8b", Think.OFF, "single_turn", allow=TRAILER)
+    assert result.status.name == "FAIL" and kinds.kind_of(result.violations[0]) == "E"
+    assert "".join(result.violations[0].tokens) == "<think>\n\n</think>\n\n"
+
+
+def test_qwen25_single_turn_differs_only_by_the_newline_after_the_stop():
+    """The negative control: the same encoder on a family without a think block, only the trailer allowed."""
+    assert _check("qwen2.5-7b", Think.OFF, "single_turn", allow=TRAILER).status.name == "PASS"
+    result = _check("qwen2.5-7b", Think.OFF, "single_turn")
+    assert [kinds.kind_of(v) for v in result.violations] == ["T"]
+
+
+def test_a_hub_id_its_registry_does_not_match_is_na():
+    result = _check("llama-3.1-8b", Think.OFF, "single_turn")
+    assert result.status.name == "NA" and "does not match meta-llama/Llama-3.1-8B-Instruct" in result.reason
+
+
+@pytest.mark.frameworks
+def test_the_committed_ms_swift_report_is_current():
+    from chat_template_harness.outputs.report import check_markdown
+
+    spec = "chat_template_harness.frameworks.ms_swift:preprocess"
+    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
+    committed = (REPO / "reports" / "ms-swift.md").read_text("utf-8")
+    fresh = check_markdown(spec, results, Policy.ALL)
+    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/ms-swift.md"
