@@ -97,6 +97,7 @@ def preprocess(request: Any) -> list[dict[str, list[int]]]:
         logger.removeHandler(errors)
     if not out["input_ids"]:
         # speculators logs the failure and drops the conversation: that is its output, and a finding
-        raise PreprocessorError(f"speculators drops this conversation: {'; '.join(errors.messages) or 'no supervised row'}")
+        raise PreprocessorError(f"speculators drops this conversation: {'; '.join(errors.messages) or 'no supervised row'}",
+                                "it logs the reason and skips the row: the row never reaches training")
     return [{"input_ids": ids.tolist(), "loss_mask": mask.tolist()} for ids, mask in zip(out["input_ids"], out["loss_mask"],
                                                                                             strict=True)]
