@@ -46,6 +46,7 @@ def _import() -> Any:
     except ImportError as exc:
         raise Unsupported(f"ms-swift is not installed ({exc}): pip install --no-deps ms-swift=={VERSION} and what "
                           "scripts/setup installs beside it") from None
+    logging.getLogger("swift").setLevel(logging.WARNING)  # again: its get_logger resets the level while importing
     return torch, ModelInfo, get_matched_model_meta, get_template
 
 
