@@ -121,3 +121,18 @@ def test_plugin_cells_served_by_vllm(pytester: pytest.Pytester):
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*reproduce: cth check * --fixture with_system --served-by vllm"])
+
+
+def test_the_gallery_shows_the_servers_report_as_a_page(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from chat_template_harness.outputs import gallery
+
+    monkeypatch.setattr(gallery.matrix, "cells", lambda *a, **k: [Cell("qwen3-8b", Think.OFF, "single_turn")])
+    report = Path(__file__).resolve().parents[1] / "reports" / "servers.md"
+    gallery.build(tmp_path, gallery.Path("goldens"), servers_report=report)
+    page = (tmp_path / "servers.html").read_text("utf-8")
+    assert "<table>" in page and "gpt-oss-20b/think-on/with_system" in page and "generated-by" not in page
+    assert 'href="servers.html"' in (tmp_path / "index.html").read_text("utf-8")
+    gallery.build(tmp_path / "without", gallery.Path("goldens"))
+    assert not (tmp_path / "without" / "servers.html").exists()

@@ -460,7 +460,11 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
 
         console.print("conformance: running every preprocessor on every cell …", markup=False)
         columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args), served_by=args.served_by)
-    results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns, served_by=args.served_by)
+    servers = Path(args.servers) if args.servers else None
+    if servers is not None and not servers.is_file():
+        raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown reports/servers.md`")
+    results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns, served_by=args.served_by,
+                            servers_report=servers)
     if args.conformance:
         _write(args.conformance, conformance.markdown(columns, [r.cell for r in results]))
         console.print(f"conformance -> {out / 'conformance.html'}, {args.conformance}", markup=False)
@@ -613,6 +617,10 @@ def parser() -> argparse.ArgumentParser:
         "--conformance", metavar="FILE",
         help="also run every worked preprocessor (reference, naive, TRL, SpecForge) on every cell: conformance.html "
         "and this Markdown table, e.g. docs/conformance.md",
+    )
+    gallery_p.add_argument(
+        "--servers", metavar="FILE", default="reports/servers.md" if Path("reports/servers.md").is_file() else None,
+        help="the `cth servers --markdown` report to show as servers.html (default: reports/servers.md, where present)",
     )
     _add_served_by(gallery_p)
     smoke_p = sub.add_parser("smoke", parents=[common], help=cmd_smoke.__doc__)

@@ -132,7 +132,16 @@ def cell_page(result: CellResult, stored: golden.Golden) -> str:
     return _page(cell.id, "".join(parts), 3)
 
 
-def index_page(results: Sequence[CellResult], *, with_conformance: bool = False) -> str:
+def servers_page(report: str) -> str:
+    """The committed `cth servers` report (reports/servers.md, made by the harness) as a gallery page."""
+    from markdown_it import MarkdownIt  # rich's own Markdown parser
+
+    from chat_template_harness.outputs.reportfile import body
+
+    return MarkdownIt("commonmark").enable("table").render(body(report))
+
+
+def index_page(results: Sequence[CellResult], *, with_conformance: bool = False, with_servers: bool = False) -> str:
     fixtures = list(dict.fromkeys(r.cell.fixture for r in results))
     rows = list(dict.fromkeys((r.cell.model, r.cell.think) for r in results))
     by = {(r.cell.model, r.cell.think, r.cell.fixture): r for r in results}
@@ -157,6 +166,8 @@ def index_page(results: Sequence[CellResult], *, with_conformance: bool = False)
         "committed golden; open one to see the trained spans (hover a token for its id).</p>"
         + ('<p><a href="conformance.html">Conformance</a>: which framework (TRL, SpecForge, …) trains what, cell by '
            "cell.</p>" if with_conformance else "")
+        + ('<p><a href="servers.html">Servers</a>: where transformers, vLLM and SGLang serve another prompt for the '
+           "same request, first differing token decoded.</p>" if with_servers else "")
     )
     table = (
         f'<div class="wide"><table class="matrix" data-testid="matrix"><tr><th>model</th><th>think</th>{head}</tr>'
@@ -203,11 +214,12 @@ def _code(escaped: str) -> str:
 
 def build(
     out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[object] = (),
-    served_by: str = "transformers",
+    served_by: str = "transformers", servers_report: Path | None = None,
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.
 
     `conformance`: columns from chat_template_harness.checking.conformance.run, for conformance.html and its detail pages.
+    `servers_report`: the committed `cth servers --markdown` report, shown as servers.html.
     `served_by`: another server's served prompts; the goldens hold transformers', so its pages are not compared
     with them (`cth diff --served-by` lists where they differ) and their provenance says whose prompt it is."""
     results = []
@@ -233,7 +245,9 @@ def build(
         _write(out / "conformance.html", _page("conformance: what each preprocessor trains", conf.page(conformance, cells), 0))
         for column in conformance:
             _write(out / "conformance" / f"{column.slug}.html", _page(column.label, conf.detail_page(column, cells), 1))
-    _write(out / "index.html", index_page(results, with_conformance=bool(conformance)))
+    if servers_report is not None:
+        _write(out / "servers.html", _page("where servers disagree", servers_page(servers_report.read_text("utf-8")), 0))
+    _write(out / "index.html", index_page(results, with_conformance=bool(conformance), with_servers=servers_report is not None))
     return results
 
 
