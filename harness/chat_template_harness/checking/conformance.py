@@ -39,6 +39,8 @@ PREPROCESSORS: dict[str, str] = {
     "axolotl 0.21.0 last": "chat_template_harness.frameworks.axolotl:last",
     "speculators 0.9.0": "chat_template_harness.frameworks.speculators:preprocess",
     "ms-swift 4.6.0": "chat_template_harness.frameworks.ms_swift:preprocess",
+    "openrlhf 0.11.2": "chat_template_harness.frameworks.openrlhf:sft",
+    "openrlhf 0.11.2 multiturn": "chat_template_harness.frameworks.openrlhf:multiturn",
 }
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font

@@ -1,0 +1,65 @@
+"""OpenRLHF 0.11.2's SFTDataset, through chat_template_harness.frameworks.openrlhf.
+
+Installed with --no-deps by scripts/setup. Every claim is read off the decoded trained tokens of its own output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chat_template_harness.checking import check
+from chat_template_harness.contract.sample import Policy
+from chat_template_harness.external import load_callable
+from chat_template_harness.frameworks import openrlhf
+from chat_template_harness.models.rules import Think
+from chat_template_harness.outputs import matrix, reportfile
+from chat_template_harness.outputs.matrix import Cell
+
+pytestmark = pytest.mark.openrlhf
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _check(adapter, model: str, think: Think, fixture: str, **kw) -> check.CheckResult:
+    return check.check_cell(adapter, Cell(model, think, fixture), **kw)
+
+
+def test_the_installed_openrlhf_is_the_reported_version():
+    from importlib import metadata
+
+    assert metadata.version("openrlhf") == openrlhf.VERSION
+
+
+def test_its_shifted_loss_mask_is_read_as_labels_on_the_predicted_tokens():
+    """Negative control for the findings below: a Llama 3.1 conversation it gets right, both modes."""
+    for adapter in (openrlhf.sft, openrlhf.multiturn):
+        assert _check(adapter, "llama-3.1-8b", Think.OFF, "single_turn").status.name == "PASS"
+    assert _check(openrlhf.multiturn, "llama-3.1-8b", Think.OFF, "multi_turn").status.name == "PASS"
+
+
+def test_multiturn_ranges_run_into_the_next_user_turn_on_qwen3():
+    """Each range is measured on a separately rendered prompt; Qwen3's full render differs, so the ranges land
+    on the next turn's header."""
+    result = _check(openrlhf.multiturn, "qwen3-8b", Think.OFF, "multi_turn", policy=Policy.ALL)
+    assert result.status.name == "FAIL"
+    assert "12 times 7 is 84.<|im_end|>↵<|im_start|>user↵And" in result.extra
+
+
+def test_the_default_mode_trains_only_the_last_reply():
+    result = _check(openrlhf.sft, "llama-3.1-8b", Think.OFF, "multi_turn")
+    assert result.status.name == "FAIL" and len(result.missing) == 2
+    assert _check(openrlhf.sft, "llama-3.1-8b", Think.OFF, "multi_turn", policy=Policy.LAST).status.name == "PASS"
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("adapter", ["sft", "multiturn"])
+def test_the_committed_openrlhf_report_is_current(adapter: str):
+    from chat_template_harness.outputs.report import check_markdown
+
+    spec = f"chat_template_harness.frameworks.openrlhf:{adapter}"
+    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
+    name = f"openrlhf-{adapter}.md"
+    committed = (REPO / "reports" / name).read_text("utf-8")
+    fresh = check_markdown(spec, results, Policy.ALL)
+    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"
