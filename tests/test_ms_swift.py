@@ -18,7 +18,7 @@ from chat_template_harness.models.rules import Think
 from chat_template_harness.outputs import matrix, reportfile
 from chat_template_harness.outputs.matrix import Cell
 
-pytestmark = pytest.mark.swift
+pytestmark = [pytest.mark.swift, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
 REPO = Path(__file__).resolve().parents[1]
 TRAILER = frozenset({"trailer"})
 
