@@ -13,18 +13,20 @@ position i trains token i + 1); the adapter returns it as labels on the predicte
 id j where OpenRLHF's mask is 1 at j - 1, else -100), the convention the harness reads.
 
 Install the safe way (never its declared dependencies: deepspeed, vLLM, ray, a CUDA torch): `pip install
---no-deps openrlhf==0.11.2 pylatexenc` (imported by its utils at load). Nothing is stubbed; the `strategy`
-argument is the namespace of command-line settings the dataset reads (`args.data`).
+--no-deps openrlhf==0.11.2 pylatexenc` (imported by its utils at load). Nothing of OpenRLHF is stubbed; the
+`strategy` argument is the namespace of command-line settings the dataset reads (`args.data`), and datasets'
+cache naming of each map draws a random name instead of hashing the tokenizer (see `_unhashed_maps`).
 
     cth check chat_template_harness.frameworks.openrlhf:multiturn --model qwen3-8b
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chat_template_harness.external import PreprocessorError, Unsupported
@@ -45,6 +47,24 @@ def _import() -> Any:
     return Dataset, SFTDataset
 
 
+@contextlib.contextmanager
+def _unhashed_maps() -> Iterator[None]:
+    """datasets names a map's cache by hashing its function with dill: OpenRLHF's bound `process_data` carries the
+    whole tokenizer (~4 s a call). A one-row in-memory dataset writes no cache, so the name is drawn at random,
+    as datasets itself does for a function it cannot hash; what the map computes is unchanged."""
+    from datasets import arrow_dataset, fingerprint
+
+    def random_name(*_: Any) -> str:
+        return fingerprint.generate_random_fingerprint()
+
+    saved = fingerprint.update_fingerprint, arrow_dataset.update_fingerprint
+    fingerprint.update_fingerprint = arrow_dataset.update_fingerprint = random_name
+    try:
+        yield
+    finally:
+        fingerprint.update_fingerprint, arrow_dataset.update_fingerprint = saved
+
+
 def row(request: Any) -> dict[str, Any]:
     messages = []
     for m in request.messages:
@@ -62,7 +82,7 @@ def preprocess(multiturn: bool, request: Any) -> dict[str, Any]:
     data = types.SimpleNamespace(input_key="messages", output_key=None, apply_chat_template=True,
                                  tokenizer_chat_template=None)
     strategy = types.SimpleNamespace(args=types.SimpleNamespace(data=data))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _unhashed_maps():
         warnings.simplefilter("ignore")
         dataset = sft_dataset(dataset_cls.from_list([row(request)]), request.tokenizer, 1 << 20, strategy,
                               num_processors=None, multiturn=multiturn)
