@@ -55,6 +55,8 @@ def test_naive_control_fails_wherever_the_template_injects_or_rewrites(smoke, mo
     if reference.empty_think or fam.name in ("qwen3", "deepseek-v3.1", "gpt-oss", "qwen3-instruct-2507", "nemotron-v1.5"):
         assert not naive.ok and naive.leaks
         assert all(leak.token for leak in naive.leaks)
+    elif fam.renderer == "mistral-common":  # the naive example's header patterns know no `[/INST]`: nothing trained
+        assert not naive.ok and not naive.leaks and set(naive.losses) == {0.0}
     else:  # Qwen2.5, Llama, DeepSeek-V3, Gemma 3: the template renders the last turn as generated
         assert naive.ok, [str(leak) for leak in naive.leaks]
 
