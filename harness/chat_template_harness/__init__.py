@@ -13,7 +13,7 @@ The map, in the order a conversation flows through it; `chat_template_harness.X.
   `conformance`); `external` (top level, a public name) is the interface it implements;
   `examples/` holds the worked preprocessors (reference, naive) and `frameworks/` the adapters around
   the frameworks people train with (TRL, SpecForge, LLaMA-Factory, axolotl, speculators, ms-swift,
-  OpenRLHF), each calling the framework's own code.
+  OpenRLHF, verl), each calling the framework's own code.
 - `outputs/`: cells and what is written about them: `matrix`, `golden` and its syrupy `snapshot`,
   `report` and `reportfile`, `drift` (the upgrade check), `view`, `gallery`, `overview`.
 - `audit/`: a whole dataset, row by row, on every core or on Ray.

@@ -41,6 +41,7 @@ PREPROCESSORS: dict[str, str] = {
     "ms-swift 4.6.0": "chat_template_harness.frameworks.ms_swift:preprocess",
     "openrlhf 0.11.2": "chat_template_harness.frameworks.openrlhf:sft",
     "openrlhf 0.11.2 multiturn": "chat_template_harness.frameworks.openrlhf:multiturn",
+    "verl 0.9.1": "chat_template_harness.frameworks.verl:preprocess",
 }
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font

@@ -134,7 +134,8 @@ def provenance(preprocessor: str) -> dict[str, str]:
 
     module = preprocessor.partition(":")[0]
     frameworks = {"trl": "trl", "specforge": "specforge", "llamafactory": "llamafactory", "axolotl": "axolotl",
-                  "speculators": "speculators", "ms_swift": "ms-swift", "openrlhf": "openrlhf"}
+                  "speculators": "speculators", "ms_swift": "ms-swift", "openrlhf": "openrlhf",
+                  "verl": "verl"}
     extra = tuple(dist for name, dist in frameworks.items() if name in module) or (module.split(".")[0],)
     return {"generated-by": f"cth check {preprocessor} --markdown FILE", **versions(extra)}
 

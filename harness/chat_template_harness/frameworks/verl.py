@@ -1,0 +1,88 @@
+"""verl 0.9.1's multi-turn SFT dataset (`verl.utils.dataset.multiturn_sft_dataset.MultiTurnSFTDataset`), behind the
+plug-in interface.
+
+Each cell runs verl's own dataset class unchanged, as its SFT trainer builds it from a Parquet file: the row
+(OpenAI `messages` with `reasoning_content`, tool-call arguments as JSON strings, `tools`, and the row's
+`enable_thinking`, the column verl reads the think switch from) written to a one-row Parquet file with pandas,
+`MultiTurnSFTDataset(file, tokenizer, config)`, then `[0]`, whose `input_ids` and `loss_mask` (one per token,
+1 on what is trained) are read as they are. verl renders each message on its own and joins the ids, then
+checks the join against the whole conversation's render (`sanity_check`).
+
+Install the safe way (never its declared dependencies: ray, vLLM, a CUDA torch): `pip install --no-deps
+verl==0.9.1 tensordict pyvers cloudpickle` (what its modules import at load; scripts/setup pins them).
+Stubbed, because this path never calls it: `verl.models.transformers.qwen2_vl`, imported for
+`get_rope_index` (Qwen2-VL's vision positions, used only for images), whose module imports a transformers
+class 5.x no longer has. verl prints every assembled sample; the adapter keeps that off the harness's output.
+
+    cth check chat_template_harness.frameworks.verl:preprocess --model qwen3-8b
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import types
+import warnings
+from pathlib import Path
+from typing import Any
+
+from chat_template_harness.external import Unsupported
+
+VERSION = "0.9.1"
+CONFIG = {"messages_key": "messages", "tools_key": "tools", "enable_thinking_key": "enable_thinking",
+          "pad_mode": "no_padding", "truncation": "error", "max_length": 1 << 20}
+
+
+def _import() -> Any:
+    vision = "verl.models.transformers.qwen2_vl"
+    if vision not in sys.modules:
+        try:
+            __import__(vision)
+        except ImportError:  # transformers 5.x dropped a class it imports; only its image path needs it
+            def get_rope_index(*_: Any, **__: Any) -> Any:
+                raise NotImplementedError("Qwen2-VL vision positions: not on the text SFT path")
+
+            stub = types.ModuleType(vision)
+            stub.get_rope_index = get_rope_index
+            sys.modules[vision] = stub
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+    except ImportError as exc:
+        raise Unsupported(f"verl is not installed ({exc}): pip install --no-deps verl=={VERSION} tensordict pyvers "
+                          "cloudpickle") from None
+    return MultiTurnSFTDataset
+
+
+def row(request: Any) -> dict[str, Any]:
+    messages = []
+    for m in request.messages:
+        out = dict(m)
+        if m.get("tool_calls"):
+            out["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"],
+                                                                                         ensure_ascii=False)}}
+                                 for c in m["tool_calls"]]
+        messages.append(out)
+    out_row: dict[str, Any] = {"messages": messages}
+    if request.tools:
+        out_row["tools"] = request.tools
+    if "enable_thinking" in request.chat_template_kwargs:
+        out_row["enable_thinking"] = bool(request.chat_template_kwargs["enable_thinking"])
+    return out_row
+
+
+def preprocess(request: Any) -> dict[str, Any]:
+    import pandas
+
+    dataset_cls = _import()
+    with tempfile.TemporaryDirectory(prefix="cth-verl-") as folder:
+        path = Path(folder) / "row.parquet"
+        pandas.DataFrame([row(request)]).to_parquet(path)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sample = dataset_cls(str(path), request.tokenizer, dict(CONFIG))[0]
+    return {"input_ids": sample["input_ids"].tolist(), "loss_mask": [int(x) for x in sample["loss_mask"].tolist()]}
