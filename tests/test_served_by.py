@@ -112,6 +112,7 @@ def test_cli_reads_tool_cth_served_by(tmp_path, monkeypatch, capsys):
     userconfig._read.cache_clear()
 
 
+@pytest.mark.slow  # a pytest subprocess: ~10 s
 def test_plugin_cells_served_by_vllm(pytester: pytest.Pytester):
     """The plug-in option: the reference's (template) samples fail gpt-oss's system-prompt cell under vLLM."""
     pytester.makeini("[pytest]\ncth_preprocessor = chat_template_harness.examples.reference:preprocess\n")
