@@ -34,7 +34,8 @@ def _library(loaded, messages, *, finished: bool = False) -> list[int]:
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("server", ["transformers", "vllm", "sglang"])
+@pytest.mark.parametrize("server", ["transformers", pytest.param("vllm", marks=pytest.mark.slow),
+                                    pytest.param("sglang", marks=pytest.mark.slow)])
 def test_every_sample_is_mistral_commons_encoding_under_every_server(model, server, load):
     """multi_turn has a system prompt: tekken v3 writes it into the last user turn, so each turn rewrites the
     history and gets a sample of its own; each sample's ids are the library's, token for token."""
@@ -60,6 +61,7 @@ def test_tekken_v3_moves_the_system_prompt_into_the_last_user_turn(load):
     assert text == "<s>[INST]Hi[/INST]Hello!</s>[INST]Be brief.\n\nWhy?[/INST]"
 
 
+@pytest.mark.slow  # the goldens hold every cell; this runs them again, determinism included
 @pytest.mark.parametrize("model", MODELS)
 def test_the_matrix_passes_on_mistral_commons_ids(model):
     results = [matrix.run_cell(c) for c in matrix.cells([model])]

@@ -22,11 +22,18 @@ from chat_template_harness.errors import HarnessError
 @cache
 def _tokenizer(path: str, finished: bool = False) -> Any:
     """`finished`: the finetuning mode, which encodes a conversation ending in an assistant turn (its reply and
-    `</s>`); serving (MistralCommonBackend's test mode) refuses one."""
-    from mistral_common.protocol.instruct.validator import ValidationMode
+    `</s>`); serving (MistralCommonBackend's test mode) refuses one. The finetuning one shares the served one's
+    instruct tokenizer and normaliser (as `MistralTokenizer.from_file` builds them), with the finetuning
+    validator: reading a tekken file costs seconds."""
+    from mistral_common.protocol.instruct.validator import ValidationMode, get_validator
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
-    return MistralTokenizer.from_file(path, mode=ValidationMode.finetuning if finished else ValidationMode.test)
+    if not finished:
+        return MistralTokenizer.from_file(path, mode=ValidationMode.test)
+    served = _tokenizer(path)
+    version = served.instruct_tokenizer.tokenizer.version
+    return MistralTokenizer(served.instruct_tokenizer, validator=get_validator(version, mode=ValidationMode.finetuning),
+                            request_normalizer=served._instruct_request_normalizer)
 
 
 def file_of(tokenizer: Any) -> str | None:
