@@ -75,6 +75,7 @@ def test_parquet_and_jsonl_and_one_or_two_workers_give_the_same_report(capsys, d
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # starts a local Ray (~30 s)
 def test_ray_data_gives_the_same_counts(capsys, dataset):
     local = _audit(capsys, dataset["jsonl"], "--workers", "2", "--limit", "60")[1]
     on_ray = _audit(capsys, dataset["jsonl"], "--engine", "ray", "--workers", "2", "--limit", "60")[1]

@@ -82,6 +82,7 @@ def test_load_callable_errors_name_the_fix(spec: str, message: str):
 # --- cth check ------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # every cell of the pack through the plug-in path (~30 s); the goldens cover the reference's samples
 def test_check_on_the_reference_passes_every_cell(capsys):
     assert cli.main(["check", REFERENCE, "--policy", "all"]) == 0
     out = capsys.readouterr().out

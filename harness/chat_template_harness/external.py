@@ -109,7 +109,16 @@ def user_frame(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if "/harness/" not in f.filename and "site-packages" not in f.filename and "<frozen" not in f.filename]
     frame = (mine or frames or [None])[-1]
-    return f"at {frame.filename}:{frame.lineno}" if frame else "no traceback"
+    return f"at {_shown_path(frame.filename)}:{frame.lineno}" if frame else "no traceback"
+
+
+def _shown_path(filename: str) -> str:
+    """An installed package's file by its import path (`swift/template/base.py`), the harness's own likewise: the
+    same on every machine, so committed reports do not name where a checkout lives. The user's own code stays as is."""
+    for marker, keep in (("site-packages/", ""), ("/harness/chat_template_harness/", "chat_template_harness/")):
+        if marker in filename:
+            return keep + filename.split(marker, 1)[1]
+    return filename
 
 
 def request_for(model: str, conversation: Conversation, tokenizer: Any, family: Family, think: Think, mode: ThinkMode) -> Request:
