@@ -27,3 +27,17 @@ def change_one_template_character(pack: Path) -> None:
     raw = config.read_text("utf-8")
     assert raw.count(QWEN3_ROLE_NEWLINE) == 1
     config.write_text(raw.replace(QWEN3_ROLE_NEWLINE, QWEN3_ROLE_NEWLINE.replace("\\\\n", "\\\\t")), "utf-8")
+
+
+def assert_report_current(spec: str, name: str) -> None:
+    """The committed reports/NAME is what `cth check SPEC --markdown` makes now (bodies only: versions may move)."""
+    from chat_template_harness.checking import check
+    from chat_template_harness.contract.sample import Policy
+    from chat_template_harness.external import load_callable
+    from chat_template_harness.outputs import matrix, reportfile
+    from chat_template_harness.outputs.report import check_markdown
+
+    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
+    committed = (Path(__file__).resolve().parents[1] / "reports" / name).read_text("utf-8")
+    fresh = check_markdown(spec, results, Policy.ALL)
+    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"

@@ -12,12 +12,10 @@ import pytest
 
 from chat_template_harness.checking import check
 from chat_template_harness.contract import kinds
-from chat_template_harness.contract.sample import Policy
-from chat_template_harness.external import load_callable
 from chat_template_harness.frameworks import axolotl
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import matrix, reportfile
 from chat_template_harness.outputs.matrix import Cell
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.axolotl, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
 REPO = Path(__file__).resolve().parents[1]
@@ -65,11 +63,4 @@ def test_train_on_eos_last_leaves_the_history_stop_tokens_untrained():
 @pytest.mark.frameworks
 @pytest.mark.parametrize("adapter", ["turn", "last"])
 def test_the_committed_axolotl_report_is_current(adapter: str):
-    from chat_template_harness.outputs.report import check_markdown
-
-    spec = f"chat_template_harness.frameworks.axolotl:{adapter}"
-    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
-    name = f"axolotl-{adapter}.md"
-    committed = (REPO / "reports" / name).read_text("utf-8")
-    fresh = check_markdown(spec, results, Policy.ALL)
-    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"
+    assert_report_current(f"chat_template_harness.frameworks.axolotl:{adapter}", f"axolotl-{adapter}.md")

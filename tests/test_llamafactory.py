@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 
 from chat_template_harness.checking import check
-from chat_template_harness.contract.sample import Policy
-from chat_template_harness.external import load_callable
 from chat_template_harness.frameworks import llamafactory
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import matrix, reportfile
 from chat_template_harness.outputs.matrix import Cell
+from tests.helpers import assert_report_current
 
 pytestmark = pytest.mark.torch
 REPO = Path(__file__).resolve().parents[1]
@@ -50,11 +48,5 @@ def test_a_template_is_only_for_its_own_models():
 @pytest.mark.frameworks
 @pytest.mark.parametrize("adapter", sorted(llamafactory.ADAPTERS))
 def test_the_committed_llamafactory_report_is_current(adapter: str):
-    from chat_template_harness.outputs.report import check_markdown
-
-    spec = f"chat_template_harness.frameworks.llamafactory:{adapter}"
-    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
-    name = f"llamafactory-{adapter.replace('_', '-')}.md"
-    committed = (REPO / "reports" / name).read_text("utf-8")
-    fresh = check_markdown(spec, results, Policy.ALL)
-    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"
+    assert_report_current(f"chat_template_harness.frameworks.llamafactory:{adapter}",
+                          f"llamafactory-{adapter.replace('_', '-')}.md")

@@ -11,12 +11,10 @@ import pytest
 
 from chat_template_harness.checking import check
 from chat_template_harness.contract import kinds
-from chat_template_harness.contract.sample import Policy
-from chat_template_harness.external import load_callable
 from chat_template_harness.frameworks import ms_swift
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import matrix, reportfile
 from chat_template_harness.outputs.matrix import Cell
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.swift, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
 REPO = Path(__file__).resolve().parents[1]
@@ -54,10 +52,4 @@ def test_a_hub_id_its_registry_does_not_match_is_na():
 
 @pytest.mark.frameworks
 def test_the_committed_ms_swift_report_is_current():
-    from chat_template_harness.outputs.report import check_markdown
-
-    spec = "chat_template_harness.frameworks.ms_swift:preprocess"
-    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
-    committed = (REPO / "reports" / "ms-swift.md").read_text("utf-8")
-    fresh = check_markdown(spec, results, Policy.ALL)
-    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/ms-swift.md"
+    assert_report_current("chat_template_harness.frameworks.ms_swift:preprocess", "ms-swift.md")

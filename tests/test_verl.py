@@ -12,12 +12,10 @@ import pytest
 
 from chat_template_harness.checking import check
 from chat_template_harness.contract import kinds
-from chat_template_harness.contract.sample import Policy
-from chat_template_harness.external import load_callable
 from chat_template_harness.frameworks import verl
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import matrix, reportfile
 from chat_template_harness.outputs.matrix import Cell
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.verl, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the report
 REPO = Path(__file__).resolve().parents[1]
@@ -52,10 +50,4 @@ def test_it_passes_tool_arguments_as_strings_which_llama_double_encodes():
 
 @pytest.mark.frameworks
 def test_the_committed_verl_report_is_current():
-    from chat_template_harness.outputs.report import check_markdown
-
-    spec = "chat_template_harness.frameworks.verl:preprocess"
-    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
-    committed = (REPO / "reports" / "verl.md").read_text("utf-8")
-    fresh = check_markdown(spec, results, Policy.ALL)
-    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/verl.md"
+    assert_report_current("chat_template_harness.frameworks.verl:preprocess", "verl.md")

@@ -18,11 +18,11 @@ colorama`. Nothing is stubbed: the modules this path imports load as they are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from chat_template_harness.external import Unsupported
+from chat_template_harness.frameworks.rows import json_arguments
 
 VERSION = "0.21.0"
 TRAIN_ON_EOS = ("turn", "last")
@@ -46,11 +46,7 @@ def row(request: Any) -> dict[str, Any]:
     """The conversation as an OpenAI-format dataset row: tool-call arguments as JSON strings."""
     messages = []
     for m in request.messages:
-        out = {k: v for k, v in m.items() if v not in (None, "") or k == "content"}
-        if m.get("tool_calls"):
-            out["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"],
-                                                                                         ensure_ascii=False)}}
-                                 for c in m["tool_calls"]]
+        out = {k: v for k, v in json_arguments(m).items() if v not in (None, "") or k == "content"}
         messages.append(out)
     return {"messages": messages, **({"tools": request.tools} if request.tools else {})}
 

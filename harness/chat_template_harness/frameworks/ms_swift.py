@@ -23,11 +23,11 @@ json-repair; scripts/setup pins them). Nothing is stubbed.
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from typing import Any
 
 from chat_template_harness.external import Unsupported
+from chat_template_harness.frameworks.rows import json_arguments
 
 VERSION = "4.6.0"
 _TEMPLATES: dict[tuple[int, str, str], Any] = {}
@@ -86,9 +86,7 @@ def row(request: Any) -> dict[str, Any]:
         if m["role"] == "assistant" and reasoning:
             out["content"] = f"<think>\n{reasoning}\n</think>\n\n{out['content']}"
         if m.get("tool_calls"):
-            out["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"],
-                                                                                         ensure_ascii=False)}}
-                                 for c in m["tool_calls"]]
+            out["tool_calls"] = json_arguments(m)["tool_calls"]
         messages.append(out)
     return {"messages": messages, **({"tools": request.tools} if request.tools else {})}
 

@@ -23,13 +23,13 @@ cache naming of each map draws a random name instead of hashing the tokenizer (s
 from __future__ import annotations
 
 import contextlib
-import json
 import types
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from chat_template_harness.external import PreprocessorError, Unsupported
+from chat_template_harness.frameworks.rows import json_arguments
 
 VERSION = "0.11.2"
 
@@ -66,14 +66,7 @@ def _unhashed_maps() -> Iterator[None]:
 
 
 def row(request: Any) -> dict[str, Any]:
-    messages = []
-    for m in request.messages:
-        out = dict(m)
-        if m.get("tool_calls"):
-            out["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"],
-                                                                                         ensure_ascii=False)}}
-                                 for c in m["tool_calls"]]
-        messages.append(out)
+    messages = [json_arguments(m) for m in request.messages]
     return {"messages": messages}
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import sys
 import tempfile
 import types
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_template_harness.external import Unsupported
+from chat_template_harness.frameworks.rows import json_arguments
 
 VERSION = "0.9.1"
 CONFIG = {"messages_key": "messages", "tools_key": "tools", "enable_thinking_key": "enable_thinking",
@@ -59,14 +59,7 @@ def _import() -> Any:
 
 
 def row(request: Any) -> dict[str, Any]:
-    messages = []
-    for m in request.messages:
-        out = dict(m)
-        if m.get("tool_calls"):
-            out["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"],
-                                                                                         ensure_ascii=False)}}
-                                 for c in m["tool_calls"]]
-        messages.append(out)
+    messages = [json_arguments(m) for m in request.messages]
     out_row: dict[str, Any] = {"messages": messages}
     if request.tools:
         out_row["tools"] = request.tools

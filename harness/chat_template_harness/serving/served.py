@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
 from chat_template_harness.contract.render import PINNED_CLOCK, render
 from chat_template_harness.contract.sample import resolve_mode
@@ -43,7 +44,7 @@ class Served:
         ids = mistral.prompt_ids(path, request, self.tools, finished=True)
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         if text != sample_text:
-            at = next((i for i, (a, b) in enumerate(zip(text, sample_text)) if a != b), min(len(text), len(sample_text)))
+            at = first_difference(text, sample_text)
             raise HarnessError(
                 f"mistral-common writes this finished turn otherwise than the template: from character {at}, "
                 f"{text[at : at + 30]!r} against {sample_text[at : at + 30]!r}",
@@ -51,21 +52,24 @@ class Served:
             )
         ours = encode(self.tokenizer, sample_text)[0]
         if ours != ids:
-            at = next((i for i, (a, b) in enumerate(zip(ids, ours)) if a != b), min(len(ids), len(ours)))
-            theirs, mine = (self.tokenizer.convert_ids_to_tokens(x[at : at + 3]) for x in (ids, ours))
+            at, theirs, mine = self._parting(ids, ours)
             raise HarnessError(
                 f"mistral-common encodes this finished turn as other ids than its text's tokenization: from token "
                 f"{at}, {theirs} against {mine}",
                 "check the tokenizer splits text as the library does, or declare the conversation's feature N/A",
             )
 
+    def _parting(self, ids: list[int], other: list[int]) -> tuple[int, list[str], list[str]]:
+        """Where two id lists part, and three tokens of each from there."""
+        at = first_difference(ids, other)
+        return at, self.tokenizer.convert_ids_to_tokens(ids[at : at + 3]), self.tokenizer.convert_ids_to_tokens(other[at : at + 3])
+
     def __call__(self, msgs: list[dict[str, Any]], template_prompt: str) -> str:
         ids = self.ids(msgs)
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         again = encode(self.tokenizer, text)[0]
         if again != ids:
-            at = next((i for i, (a, b) in enumerate(zip(ids, again)) if a != b), min(len(ids), len(again)))
-            served, retokenized = (self.tokenizer.convert_ids_to_tokens(x[at : at + 3]) for x in (ids, again))
+            at, served, retokenized = self._parting(ids, again)
             raise HarnessError(
                 f"{self.profile.name} serves ids that are not the tokenization of their own text on this tokenizer "
                 f"(from token {at}: served {served}, the text tokenizes to {retokenized})",
