@@ -1,7 +1,14 @@
-"""Tokenization as the contract defines it: the whole string, no added special tokens."""
+"""Tokenization as the contract defines it: the whole string, no added special tokens.
+
+The ids are always those of the whole-string call. Where the tokenizer provably cuts the text at its
+added tokens before anything else (checked per tokenizer at first use, see `Pieces`), the text between
+two such tokens is tokenized once and reused: the served prompts and samples of one conversation share
+all but their last messages, so each message is tokenized once rather than once per turn after it.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -13,12 +20,27 @@ def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]
     return list(ids), list(offsets)
 
 
+# the bench turns the piecewise tokenization and the direct decode off to measure what they save
+SHORTCUTS = True
+
+
+def ids(tokenizer: Any, text: str) -> list[int]:
+    """The token ids of `text` alone, as `encode` gives them (without building the offsets where it can)."""
+    backend = _plain_backend(tokenizer)
+    if SHORTCUTS and backend is not None and _pieces(backend).exact:
+        return list(_pieces(backend).ids(text))
+    return list(_encode(tokenizer, text)[0])
+
+
 # A cell tokenizes the same served prompts and samples several times (grouping, building,
 # reporting, checking, the determinism re-run): remember the recent ones.
 @lru_cache(maxsize=4096)
 def _encode(tokenizer: Any, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
     backend = _plain_backend(tokenizer)
     if backend is not None:
+        pieces = _pieces(backend)
+        if SHORTCUTS and pieces.exact:
+            return pieces.encode(text)
         enc = backend.encode(text, add_special_tokens=False)
         return tuple(enc.ids), tuple(enc.offsets)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -42,9 +64,148 @@ def _plain_backend(tokenizer: Any) -> Any:
     return backend
 
 
+class Pieces:
+    """A tokenizer's text tokenized piece by piece between its added tokens, each piece once.
+
+    A Hugging Face tokenizer first cuts the text at its added tokens, then normalizes, pre-tokenizes and
+    tokenizes each piece between them on its own (tokenizers' `AddedVocabulary.extract_and_normalize`).
+    Where that holds, the whole-string ids are the concatenation of the pieces' ids with the cut tokens'
+    ids between them, and a piece seen before costs a dictionary look-up. It fails where a piece's
+    tokenization depends on where it sits (Metaspace's `prepend_scheme: first` marks only the text's
+    first piece) or where a cut token is matched otherwise (`lstrip`/`rstrip`/`single_word`, a token
+    matched after normalization, one added token inside another). So only the added tokens free of those
+    are cuts, and `exact` is set only when every probe text (`probes`) tokenizes to the same ids and
+    offsets both ways; otherwise every text is tokenized whole (`reason` says why).
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.cuts = _cut_tokens(backend)
+        self.exact, self.reason = False, "no added token to cut at"
+        self._piece = lru_cache(maxsize=1 << 16)(self._tokenize)
+        self.ids = lru_cache(maxsize=4096)(self._ids)  # a sample's and its prompts' ids are asked for several times
+        if self.cuts:
+            self._split = re.compile(_trie_pattern(self.cuts))
+            self.exact, self.reason = True, ""
+            for text in probes(self.cuts):
+                enc = backend.encode(text, add_special_tokens=False)
+                if self.encode(text) != (tuple(enc.ids), tuple(enc.offsets)):
+                    self.exact, self.reason = False, f"pieces tokenize otherwise than the whole text {text!r}"
+                    break
+
+    def _tokenize(self, piece: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        enc = self.backend.encode(piece, add_special_tokens=False)
+        return tuple(enc.ids), tuple(enc.offsets)
+
+    def _ids(self, text: str) -> tuple[int, ...]:
+        out: list[int] = []
+        at = 0
+        for match in self._split.finditer(text):
+            if match.start() > at:
+                out += self._piece(text[at : match.start()])[0]
+            out.append(self.cuts[match.group()])
+            at = match.end()
+        if at < len(text):
+            out += self._piece(text[at:])[0]
+        return tuple(out)
+
+    def encode(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        at = 0
+        for match in (*self._split.finditer(text), None):
+            end = match.start() if match is not None else len(text)
+            if end > at:
+                piece_ids, piece_offsets = self._piece(text[at:end])
+                ids += piece_ids
+                offsets += [(a + at, b + at) for a, b in piece_offsets] if at else piece_offsets
+            if match is not None:
+                ids.append(self.cuts[match.group()])
+                offsets.append(match.span())
+                at = match.end()
+        return tuple(ids), tuple(offsets)
+
+
+def _cut_tokens(backend: Any) -> dict[str, int]:
+    """The added tokens matched exactly as written: no stripping, no word rule, not after normalization,
+    neither inside another added token nor holding one."""
+    added = {i: t for i, t in backend.get_added_tokens_decoder().items() if t.content}
+    normalizes = backend.normalizer is not None
+    plain = {
+        t.content: i
+        for i, t in added.items()
+        if not (t.lstrip or t.rstrip or t.single_word) and not (t.normalized and normalizes)
+    }
+    joined = "\0".join(t.content for t in added.values())
+    inside = [c for c in (t.content for t in added.values()) if joined.count(c) > 1]  # inside another token
+    return {c: i for c, i in plain.items() if c not in inside and not any(o in c for o in inside)}
+
+
+def _trie_pattern(words: Sequence[str]) -> str:
+    """One regex matching any of `words`, longest first, as a trie: a plain alternation of thousands of added
+    tokens (Gemma 3 has 6,300) tries every one at every character."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 and "" not in node else "(?:" + "|".join(branches) + ")"
+        return body + "?" if "" in node else body
+
+    return pattern(trie)
+
+
+def probes(cuts: dict[str, int]) -> list[str]:
+    """Texts on which the piecewise and whole-string tokenizations must agree: each cut token at the start,
+    in the middle and at the end of text, next to another, between whitespace, letters, digits, CJK, emoji."""
+    ordered = sorted(cuts, key=lambda t: (cuts[t], t))
+    tokens = ordered[:16] + ordered[16 :: max(1, len(ordered) // 48)]  # the first ones and a spread of the rest
+    texts = ["plain text only", " leading space", "数学 😀 12345\n\n\t end  "]
+    for i, tok in enumerate(tokens):
+        other = tokens[(i + 1) % len(tokens)]
+        texts += [
+            f"{tok}Hello world", f"Hello{tok} world", f"x {tok} y", f"{tok}\n\n{other}  x\n", f"{tok}{other}",
+            f" {tok}", f"\n{tok}\n", f"数学{tok}😀 123{tok}", f"{tok}  \t\n", f"a\n\n\n{tok}\n\n\nb {other}",
+        ]
+    return texts
+
+
+@lru_cache(maxsize=64)
+def _pieces(backend: Any) -> Pieces:
+    return Pieces(backend)
+
+
+def pieces_of(tokenizer: Any) -> Pieces | None:
+    """The piecewise tokenizer the contract's tokenization uses for `tokenizer` (None: the plain call)."""
+    backend = _plain_backend(tokenizer)
+    return _pieces(backend) if backend is not None else None
+
+
 def decode(tokenizer: Any, ids: Sequence[int]) -> str:
-    """The exact text of `ids` (no special-token skipping, no space clean-up: Llama 3 turns that on)."""
+    """The exact text of `ids` (no special-token skipping, no space clean-up: Llama 3 turns that on).
+
+    A fast tokenizer whose class keeps transformers' own `_decode` decodes with its Rust backend and then
+    only cleans up spaces, which is off here: the backend is called directly (tests/test_tokens.py checks
+    both on every tokenizer of the pack).
+    """
+    if SHORTCUTS and _plain_decode(type(tokenizer)):
+        return tokenizer.backend_tokenizer.decode(list(ids), skip_special_tokens=False)
     return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+@lru_cache(maxsize=64)
+def _plain_decode(cls: type) -> bool:
+    owner = next((c for c in cls.__mro__ if "_decode" in vars(c)), None)
+    return owner is not None and owner.__module__ in (
+        "transformers.tokenization_utils_tokenizers",  # transformers 5.x TokenizersBackend
+        "transformers.tokenization_utils_fast",  # transformers 4.x PreTrainedTokenizerFast
+    ) and getattr(cls, "is_fast", False) is not False
 
 
 def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
