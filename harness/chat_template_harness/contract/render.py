@@ -86,14 +86,12 @@ def render(
     kwargs = {**family.template_kwargs, **mode.kwargs}
     messages = with_system_flag(messages, mode.system_flag)
     try:
-        with time_machine.travel(PINNED_CLOCK, tick=False):
-            text = tokenizer.apply_chat_template(
-                list(messages),
-                tools=list(tools) or None,
-                tokenize=False,
-                add_generation_prompt=add_generation_prompt,
-                **kwargs,
-            )
+        renderer = _renderer(tokenizer) if FAST else None
+        if renderer is not None:
+            text = renderer.render(list(messages), list(tools) or None, add_generation_prompt, kwargs)
+        else:
+            with time_machine.travel(PINNED_CLOCK, tick=False):
+                text = _apply(tokenizer, list(messages), list(tools) or None, add_generation_prompt, kwargs)
     except Exception as exc:  # jinja2 TemplateError/UndefinedError, or a template's raise_exception
         raise TemplateDriftError(
             f"the {family.title} template failed to render ({type(exc).__name__}: {exc})",
@@ -103,6 +101,86 @@ def render(
     if not isinstance(text, str):
         raise TypeError(f"apply_chat_template returned {type(text).__name__}")
     return text
+
+
+def _apply(tokenizer: Any, messages: list[Any], tools: list[Any] | None, gen: bool, kwargs: Mapping[str, Any]) -> Any:
+    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=gen, **kwargs)
+
+
+# tests turn the compiled-template path off to compare it with `apply_chat_template` on every cell
+FAST = True
+
+
+class CompiledTemplate:
+    """A tokenizer's chat template rendered as `apply_chat_template(..., tokenize=False)` renders it, less its
+    per-call work.
+
+    `apply_chat_template` picks the template, rebuilds the special-tokens map, converts every message to
+    plain data and then calls transformers' `render_jinja_template` (the template compiled once, in
+    transformers' sandboxed environment). This calls that same function with the template picked and the
+    special-tokens map built once; the clock is frozen only for a template that reads it (`strftime_now`).
+    Used only where the tokenizer's class does not override `apply_chat_template`, and only after it renders
+    a probe conversation exactly as `apply_chat_template` does (`_renderer`); tests compare both on every cell.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        self._render_jinja = render_jinja_template
+        self.tokenizer = tokenizer
+        self.special = dict(tokenizer.special_tokens_map)
+        self.templates = {False: tokenizer.get_chat_template(None, None), True: tokenizer.get_chat_template(None, [{}])}
+
+    def render(self, messages: list[Any], tools: list[Any] | None, gen: bool, kwargs: Mapping[str, Any]) -> str:
+        template = self.templates[bool(tools)]
+        chat = [{k: v for k, v in m.items() if v is not None} for m in messages]  # as apply_chat_template drops None
+        call = lambda: self._render_jinja(  # noqa: E731
+            conversations=[chat], tools=tools, chat_template=template, add_generation_prompt=gen, **{**self.special, **kwargs}
+        )[0][0]
+        if "strftime_now" not in template:
+            return call()
+        with time_machine.travel(PINNED_CLOCK, tick=False):
+            return call()
+
+
+def _renderer(tokenizer: Any) -> CompiledTemplate | None:
+    if getattr(tokenizer, "chat_template", None) is None:
+        return None
+    key = id(tokenizer)
+    if key not in _RENDERERS or _RENDERERS[key][0] is not tokenizer:  # the tokenizer is kept, so its id is not reused
+        _RENDERERS[key] = (tokenizer, _checked_renderer(tokenizer))
+    return _RENDERERS[key][1]
+
+
+_RENDERERS: dict[int, tuple[Any, CompiledTemplate | None]] = {}
+
+
+def _checked_renderer(tokenizer: Any) -> CompiledTemplate | None:
+    """The compiled path where it is exact on a probe conversation (with and without tools), else None."""
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+    if type(tokenizer).apply_chat_template is not PreTrainedTokenizerBase.apply_chat_template:
+        return None
+    try:
+        fast = CompiledTemplate(tokenizer)
+    except Exception:  # no template, or a transformers without `render_jinja_template`
+        return None
+    probe = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+             {"role": "assistant", "content": "Hello.", "reasoning_content": "Greet."}, {"role": "user", "content": "Bye"}]
+    tool = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}}]
+    for tools in (None, tool):
+        for gen in (True, False):
+            try:
+                with time_machine.travel(PINNED_CLOCK, tick=False):
+                    expected = _apply(tokenizer, probe, tools, gen, {})
+            except Exception:
+                continue  # the template cannot render the probe: nothing to compare here
+            try:
+                if fast.render(probe, tools, gen, {}) != expected:
+                    return None
+            except Exception:
+                return None
+    return fast
 
 
 def served_prompt(
