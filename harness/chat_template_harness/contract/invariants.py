@@ -11,17 +11,19 @@ themselves); an empty list means the sample set obeys the contract.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from itertools import compress
 from typing import Any, Protocol
 
 import time_machine
 
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.tokens import decode, encode, normalized, token_strings
+from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Kind, TurnPlan
 
 MAX_SHOWN = 10
@@ -180,8 +182,8 @@ def _label_violation(tokenizer: Any, given: SampleLike, positions: tuple[int, ..
 
 
 def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, index: int) -> tuple[list[Violation], set[int]]:
-    ids = [int(i) for i in sample.input_ids]
-    mask = [int(m) for m in sample.loss_mask]
+    ids = list(map(int, sample.input_ids))
+    mask = list(map(int, sample.loss_mask))
     out: list[Violation] = []
     if len(ids) != len(mask):
         return [Violation(Invariant.WHOLE_STRING, f"{len(ids)} ids but {len(mask)} mask values", sample=index)], set()
@@ -230,11 +232,16 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
         r for r in injected
         if r.turn == -1 and not any(c.kind is Kind.CONTENT and c.start <= r.start and r.end <= c.end for c in trained_regions)
     ]
-    for t, (a, b) in enumerate(offsets):
-        if not mask[t]:
-            continue
-        empty = region_of(from_text, a, b)
-        inside = None if empty is not None and b > a else _containing(trained_regions, a, b)
+    containing = _Containing(trained_regions)
+    bulk = _inside_runs(offsets, mask, trained_regions, from_text)
+    if bulk is not None:
+        trained_by_turn, rest = bulk
+    else:
+        rest = [t for t, m in enumerate(mask) if m]
+    for t in rest:
+        a, b = offsets[t]
+        empty = region_of(from_text, a, b) if from_text else None
+        inside = None if empty is not None and b > a else containing(a, b)
         if inside is not None:
             trained_by_turn.setdefault(inside.turn, []).append(t)
             continue
@@ -243,6 +250,8 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             injected_hits.setdefault((hit.turn, hit.label), []).append(t)
         else:
             stray.append(t)
+    for positions in trained_by_turn.values():
+        positions.sort()
     for (turn, what), positions in injected_hits.items():
         out.append(
             Violation(
@@ -260,7 +269,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     for plan in appearing:
         if plan.turn not in trained_by_turn:
             continue
-        prompt_ids = encode(tokenizer, plan.prompt)[0]
+        prompt_ids = token_ids(tokenizer, plan.prompt)
         if ids[: len(prompt_ids)] != prompt_ids:
             at = first_difference(ids, prompt_ids)
             out.append(
@@ -277,13 +286,15 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
 
     # 3. complete supervision: each trained turn's generated span is trained whole.
     turns_trained = set()
+    starts = [a for a, _ in offsets]
+    starts = starts if starts == sorted(starts) else None
     for plan in appearing:
         positions = trained_by_turn.get(plan.turn)
         if not positions:
             continue
         regions = [r for r in trained_regions if r.turn == plan.turn]
         lo, hi = regions[0].start, regions[-1].end
-        expected = [t for t, (a, b) in enumerate(offsets) if a >= lo and b <= hi and b > a]
+        expected = _tokens_within(offsets, starts, lo, hi)
         missing = sorted(set(expected) - set(positions))
         got = decode(tokenizer, [ids[t] for t in positions])
         if missing or got != plan.generated:
@@ -410,10 +421,67 @@ def token_roles(tokenizer: Any, plans: Sequence[TurnPlan], ids: Sequence[int]) -
     return roles
 
 
-def _containing(regions: list[_Region], a: int, b: int) -> _Region | None:
+def _tokens_within(offsets: Sequence[tuple[int, int]], starts: list[int] | None, lo: int, hi: int) -> list[int]:
+    """The tokens (not empty) whose characters lie in [lo, hi); `starts`, where the offsets are in order, finds
+    the first one by bisection instead of a scan of the whole sample for every turn."""
+    first = bisect_left(starts, lo) if starts is not None else 0
+    last = bisect_left(starts, hi, lo=first) if starts is not None else len(offsets)
+    return [t for t in range(first, last) if offsets[t][0] >= lo and offsets[t][1] <= hi and offsets[t][1] > offsets[t][0]]
+
+
+def _inside_runs(
+    offsets: Sequence[tuple[int, int]], mask: Sequence[int], regions: list[_Region], from_text: list[_Region]
+) -> tuple[dict[int, list[int]], list[int]] | None:
+    """The trained tokens inside each turn's trained regions, found by bisection over the offsets, and the trained
+    tokens left for the per-token path (none in a right sample). The same answer as `_containing` token by token:
+    a turn's adjacent regions form one run, and a token is inside a run where its characters are, unless it
+    overlaps an empty think block read off the text. None where offsets or regions are out of order."""
+    starts, ends = [a for a, _ in offsets], [b for _, b in offsets]
+    if starts != sorted(starts) or ends != sorted(ends) or any(r.end > n.start for r, n in zip(regions, regions[1:])):
+        return None
+    runs: list[list[int]] = []
+    for r in regions:
+        if runs and runs[-1][0] == r.turn and runs[-1][2] == r.start:
+            runs[-1][2] = r.end
+        else:
+            runs.append([r.turn, r.start, r.end])
+    excluded = {t for f in from_text for t in range(bisect_right(ends, f.start), bisect_left(starts, f.end)) if ends[t] > starts[t]}
+    taken = bytearray(len(offsets))
+    by_turn: dict[int, list[int]] = {}
+    for turn, start, end in runs:
+        lo, hi = bisect_left(starts, start), bisect_right(ends, end)
+        inside = [t for t in compress(range(lo, hi), mask[lo:hi]) if t not in excluded and not taken[t]]
+        for t in inside:
+            taken[t] = 1
+        if inside:
+            by_turn.setdefault(turn, []).extend(inside)
+    rest = [t for t, m in enumerate(mask) if m and not taken[t]]
+    return by_turn, rest
+
+
+class _Containing:
+    """`_containing` over fixed regions, the candidate found by bisection where the regions lie in order without
+    overlapping (as `_layout` gives them); otherwise by the plain scan."""
+
+    def __init__(self, regions: list[_Region]) -> None:
+        self.regions = regions
+        self.starts = [r.start for r in regions]
+        ordered = all(r.end <= n.start for r, n in zip(regions, regions[1:]))
+        self.candidates = self._near if ordered else (lambda a: regions)
+
+    def _near(self, a: int) -> list[_Region]:
+        i = bisect_right(self.starts, a)
+        return self.regions[max(i - 2, 0) : i]  # the region starting at or before `a`, and the one before it
+
+    def __call__(self, a: int, b: int) -> _Region | None:
+        first = next((r for r in self.candidates(a) if r.start <= a < r.end or (a == b == r.end)), None)
+        return _containing(self.regions, a, b, first) if first is not None else None
+
+
+def _containing(regions: list[_Region], a: int, b: int, first: _Region | None = None) -> _Region | None:
     """The trained region holding [a, b); a token across two adjacent trained regions of one turn
     (reasoning|content, content|stop) belongs to the first: no mask edge lies between them."""
-    first = next((r for r in regions if r.start <= a < r.end or (a == b == r.end)), None)
+    first = first or next((r for r in regions if r.start <= a < r.end or (a == b == r.end)), None)
     if first is None:
         return None
     if b <= first.end:
@@ -451,7 +519,7 @@ def _stray_violation(
     if owners:
         plan = max(owners, key=lambda p: len(_reply(p)))
         if not text.startswith(plan.prompt):
-            served = encode(tokenizer, plan.prompt)[0]
+            served = token_ids(tokenizer, plan.prompt)
             at = first_difference(ids, served)
             detail = (
                 f"turn {plan.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
@@ -465,11 +533,11 @@ def _stray_violation(
         served = [max(owners, key=lambda p: len(_reply(p)))]
     if served:
         plan = max(served, key=lambda p: len(p.prompt))
-        expected = encode(tokenizer, plan.text)[0]
+        expected = token_ids(tokenizer, plan.text)
         at = first_difference(ids, expected)
         got = decode(tokenizer, ids[at : at + 3])
         # where the sample parts from the served prompt itself, say so: its last characters are not generated
-        prompt_tokens = len(encode(tokenizer, plan.prompt)[0])
+        prompt_tokens = len(token_ids(tokenizer, plan.prompt))
         in_prompt = at < prompt_tokens
         want = decode(tokenizer, expected[at : min(at + 3, prompt_tokens) if in_prompt else at + 3])
         where = "the served prompt has" if in_prompt else "the model generates"
@@ -483,7 +551,7 @@ def _stray_violation(
         common = {p.turn: first_difference(text, p.prompt) for p in plans}
         before = [p for p in plans if common[p.turn] < offsets[run[-1]][1]] or list(plans)
         plan = max(before, key=lambda p: (common[p.turn], p.turn))
-        served = encode(tokenizer, plan.prompt)[0]
+        served = token_ids(tokenizer, plan.prompt)
         at = first_difference(ids, served)
         detail = (
             f"the ids before these trained tokens are no turn's served prompt (closest: turn {plan.turn}, which "

@@ -22,7 +22,7 @@ from typing import Any
 
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
-from chat_template_harness.contract.tokens import encode
+from chat_template_harness.contract.tokens import encode, ids as token_ids
 from chat_template_harness.contract.turns import Kind, ServedPrompt, TurnPlan, plan_turns
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models.rules import Family, NotApplicable, Think, ThinkMode
@@ -113,7 +113,7 @@ def preprocess(
             turn=p.turn,
             message_index=p.message_index,
             sample=where.get(p.turn, -1),
-            prompt_tokens=len(encode(tokenizer, p.prompt)[0]),
+            prompt_tokens=len(token_ids(tokenizer, p.prompt)),
             shared=p.turn in where and groups[where[p.turn]][-1] != p.turn,
             split_reason=reasons.get(p.turn, ""),
             notes=p.notes,
@@ -126,7 +126,7 @@ def preprocess(
 
 def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> tuple[list[list[int]], dict[int, str]]:
     """Turns (ascending) per sample: later turns first, earlier ones join where their sample is a prefix."""
-    ids = {t: encode(tokenizer, plans[t].text)[0] for t in wanted}
+    ids = {t: token_ids(tokenizer, plans[t].text) for t in wanted}
     groups: list[list[int]] = []
     reasons: dict[int, str] = {}
     for t in sorted(wanted, reverse=True):
@@ -160,6 +160,63 @@ def _why_split(own: str, later: TurnPlan) -> str:
     )
 
 
+def _mask(text: str, offsets: Sequence[tuple[int, int]], trained: list[tuple[int, int]]) -> list[int]:
+    """1 for a token inside the trained character ranges, 0 for one outside (or empty); an error for one across
+    an edge. Found by bisection over the offsets where they are in order, else token by token."""
+    spans: list[list[int]] = []
+    for start, end in sorted(trained):  # adjacent ranges (reasoning, content, stop) as one
+        if spans and spans[-1][1] == start:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    starts, ends = [a for a, _ in offsets], [b for _, b in offsets]
+    if starts != sorted(starts) or ends != sorted(ends):
+        return _mask_by_token(text, offsets, spans)
+    across = [j for x in {x for span in spans for x in span} for j in _across(starts, ends, x)]
+    if across:
+        _mixed(text, offsets, min(across))
+    mask = bytearray(len(offsets))
+    for start, end in spans:
+        lo, hi = bisect_left(starts, start), bisect_left(starts, end)
+        mask[lo:hi] = b"\x01" * (hi - lo)
+    if any(map(int.__eq__, starts, ends)):  # empty tokens are never trained
+        for t in (t for t, (a, b) in enumerate(offsets) if a == b):
+            mask[t] = 0
+    return list(mask)
+
+
+def _across(starts: list[int], ends: list[int], x: int) -> list[int]:
+    """The tokens (in order) whose characters lie on both sides of `x`."""
+    j = bisect_left(starts, x) - 1  # the last token starting before x; ends are in order, so only it and its
+    found = []  # predecessors with the same end can reach past x
+    while j >= 0 and ends[j] > x:
+        found.append(j)
+        j -= 1
+    return found
+
+
+def _mixed(text: str, offsets: Sequence[tuple[int, int]], i: int) -> None:
+    a, b = offsets[i]
+    raise TemplateDriftError(
+        f"token {i} ({text[a:b]!r}) has trained and untrained characters",
+        "the template joins generated text to untrained text inside one token; report this cell",
+    )
+
+
+def _mask_by_token(text: str, offsets: Sequence[tuple[int, int]], spans: list[list[int]]) -> list[int]:
+    mask, j = [], 0
+    for i, (a, b) in enumerate(offsets):
+        while j < len(spans) and spans[j][1] <= a:
+            j += 1
+        if a == b or j == len(spans) or b <= spans[j][0]:
+            mask.append(0)
+        elif spans[j][0] <= a and b <= spans[j][1]:
+            mask.append(1)
+        else:
+            _mixed(text, offsets, i)
+    return mask
+
+
 def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
     """One sample from the plans of the turns it trains (ascending; the last one's text is the sample)."""
     text = plans[-1].text
@@ -177,19 +234,7 @@ def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
         cursor = body_start
     regions = [r for r in regions if r[2] < r[3]]
 
-    trained = bytearray(len(text))
-    for kind, _, start, end in regions:
-        if kind.trained:
-            trained[start:end] = b"\x01" * (end - start)
-    mask = []
-    for i, (a, b) in enumerate(offsets):
-        inside = set(trained[a:b])
-        if len(inside) > 1:
-            raise TemplateDriftError(
-                f"token {i} ({text[a:b]!r}) has trained and untrained characters",
-                "the template joins generated text to untrained text inside one token; report this cell",
-            )
-        mask.append(1 if inside == {1} else 0)
+    mask = _mask(text, offsets, [(start, end) for kind, _, start, end in regions if kind.trained])
     starts = [a for a, _ in offsets]
     spans = tuple(
         Span(kind, turn, start, end, bisect_left(starts, start), bisect_left(starts, end))

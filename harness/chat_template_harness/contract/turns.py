@@ -17,7 +17,6 @@ final turn's reasoning, the plan is compared with the template's own rendering
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -124,7 +123,7 @@ class _Renders:
         self.done: dict[str, str] = {}
 
     def __call__(self, messages: list[dict[str, Any]], gen: bool) -> str:
-        key = json.dumps([messages, gen], ensure_ascii=False, sort_keys=True, default=str)
+        key = repr((messages, gen))  # the messages are built by template_message: same order, same repr
         if key not in self.done:
             self.done[key] = render(
                 self.tokenizer, messages, family=self.family, mode=self.mode, tools=self.conversation.tools,
