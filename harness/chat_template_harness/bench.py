@@ -9,7 +9,9 @@
   the floor measured in the same run on the same rows: one chat-template render plus one
   tokenization per conversation, in one process (target: audit on every core / floor >= 0.5), and the
   contract's floor: one render plus one tokenization of each assistant turn's served prompt;
-  1 against 2 workers; peak memory of the audit process tree at 10k and 100k rows (flat).
+  1 against 2 workers; the same audit without its shortcuts (piecewise tokenization, the compiled template,
+  the direct decode: `_audit_rows_per_s(shortcuts=False)`), the obvious way; peak memory of the audit
+  process tree at 10k and `--audit-rows` rows (flat; 100k by default, 1M with `--audit-rows 1000000`).
 """
 
 from __future__ import annotations
@@ -113,13 +115,20 @@ def _floor_rows_per_s(path: Path, model: str, think: str, limit: int, per_turn: 
     return n / (time.perf_counter() - start), turns / max(usable, 1)
 
 
-def _audit_rows_per_s(path: Path, model: str, think: str, workers: int, limit: int, engine: str = "local") -> tuple[float, float]:
+def _audit_rows_per_s(
+    path: Path, model: str, think: str, workers: int, limit: int, engine: str = "local", shortcuts: bool = True
+) -> tuple[float, float]:
     """(rows/s, peak RSS MiB of the audit and its worker processes) in a fresh interpreter; `engine` "ray" runs
-    Ray Data in local mode (its start-up is part of the time: that is its overhead on one machine)."""
+    Ray Data in local mode (its start-up is part of the time: that is its overhead on one machine). Without
+    `shortcuts`, every text is tokenized whole, decoded through the tokenizer, and every render goes through
+    `apply_chat_template`: the obvious way, and what the audit did before them."""
     import json
     import subprocess
 
-    code = (
+    off = "" if shortcuts else (
+        "import chat_template_harness.contract.render as R,chat_template_harness.contract.tokens as T;R.FAST=False;T.SHORTCUTS=False;"
+    )
+    code = off + (
         "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Settings;"
         f"t=time.perf_counter();s=audit({str(path)!r},Settings({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
         "d=time.perf_counter()-t;"
@@ -144,6 +153,8 @@ def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 
         per_turn, _ = _floor_rows_per_s(path, model, think, sample, per_turn=True)
         one, _ = _audit_rows_per_s(path, model, think, 1, sample)
         two, _ = _audit_rows_per_s(path, model, think, 2, sample)
+        plain_one, _ = _audit_rows_per_s(path, model, think, 1, sample, shortcuts=False)
+        plain_two, _ = _audit_rows_per_s(path, model, think, 2, sample, shortcuts=False)
         on_ray, _ = _audit_rows_per_s(path, model, think, 2, sample, engine="ray")
         _, rss_small = _audit_rows_per_s(path, model, think, 2, rows_small)
         _, rss_large = _audit_rows_per_s(path, model, think, 2, rows_large)
@@ -154,6 +165,9 @@ def audit_figures(console: Console, rows_small: int = 10_000, rows_large: int = 
                   f"(contract floor: {one / per_turn:.2f})")
     console.print(f"audit, 2 workers:                          {two:7.1f} rows/s  ratio {two / floor:.2f}   (target >= 0.5)  "
                   f"(contract floor: {two / per_turn:.2f})")
+    console.print(f"audit without the shortcuts, 1 worker:     {plain_one:7.1f} rows/s  (the shortcuts: x{one / plain_one:.2f})")
+    console.print(f"audit without the shortcuts, 2 workers:    {plain_two:7.1f} rows/s  (the shortcuts: x{two / plain_two:.2f}; "
+                  f"floor ratio without them {plain_two / floor:.2f})")
     console.print(f"audit, Ray Data (local mode, 2 workers):   {on_ray:7.1f} rows/s  ratio {on_ray / floor:.2f}  "
                   f"(overhead against the local engine: {1 - on_ray / two:.0%})")
     console.print(f"audit peak memory, {rows_small:,} rows:            {rss_small:7.0f} MiB")
