@@ -7,6 +7,9 @@ are taken from its source alone, unchanged, and run with what they use (orjson, 
 `normalize_assistant_tool_call_arguments` (with `parse_tool_call_arguments`, strict as for every template but
 Kimi-K3's) and `normalize_tool_content`. Each runs on messages as clients send them, well and badly formed, and
 the profile (serving/profiles.py, "sglang") must do the same: the same messages, or an error where SGLang raises.
+Two methods of its chat server class are taken the same way and run with a stand-in `self` holding a pack
+tokenizer: `_handle_last_assistant_message` (a prefill cut off, a trailing assistant message sent as a user's)
+against `profiles.last_assistant`, and `_append_assistant_prefix_to_prompt_ids` against `served.with_prefix`.
 
 usage: python scripts/check_sglang.py SGLANG_WHEEL
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 SERVING_CHAT = "sglang/srt/entrypoints/openai/serving_chat.py"
 FUNCTIONS = ("parse_tool_call_arguments", "normalize_assistant_tool_call_arguments", "normalize_tool_content")
+METHODS = ("_handle_last_assistant_message", "_append_assistant_prefix_to_prompt_ids")
 # tool-call arguments as clients send them, well and badly formed
 ARGUMENTS = ['{"city": "Paris"}', "not json", "[]", "42", "", None, {"city": "Paris"}]
 # a tool result's content as clients send it
@@ -32,9 +36,14 @@ def sglang_functions(wheel: Path) -> dict[str, Any]:
     import orjson
 
     source = zipfile.ZipFile(wheel).read(SERVING_CHAT).decode("utf-8")
-    nodes = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name in FUNCTIONS]
-    assert {n.name for n in nodes} == set(FUNCTIONS), f"{SERVING_CHAT} no longer defines {FUNCTIONS}"
-    namespace: dict[str, Any] = {"orjson": orjson, "Any": Any}
+    tree = ast.parse(source).body
+    nodes = [n for n in tree if isinstance(n, ast.FunctionDef) and n.name in FUNCTIONS]
+    nodes += [m for c in tree if isinstance(c, ast.ClassDef) for m in c.body
+              if isinstance(m, ast.FunctionDef) and m.name in METHODS]
+    assert {n.name for n in nodes} == {*FUNCTIONS, *METHODS}, f"{SERVING_CHAT} no longer defines {FUNCTIONS + METHODS}"
+    # the names the methods' annotations and isinstance check read: none of them is ours to model
+    namespace: dict[str, Any] = {"orjson": orjson, "Any": Any, "ChatCompletionRequest": Any,
+                                 "ResponseTemplateReasoningDetector": type("NotThisDetector", (), {})}
     exec(compile(ast.Module(nodes, []), SERVING_CHAT, "exec"), namespace)  # noqa: S102 - SGLang's own code, unchanged
     return namespace
 
@@ -62,6 +71,53 @@ def _ours(request: list[dict]) -> list[dict] | str:
         return "raises"
 
 
+# requests whose last message may be the assistant's, as clients send them
+LAST_MESSAGES = [
+    [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello"}],
+    [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}],
+    [{"role": "user", "content": "Say hello."}],
+]
+
+
+def _last_messages(functions: dict[str, Any]) -> int:
+    """SGLang's `_handle_last_assistant_message` against `profiles.last_assistant`; returns how many differ."""
+    from types import SimpleNamespace
+
+    from chat_template_harness.serving import profiles
+
+    differ = 0
+    for request in LAST_MESSAGES:
+        for prefill in (False, True):
+            theirs = functions["_handle_last_assistant_message"](
+                None, copy.deepcopy(request), SimpleNamespace(continue_final_message=prefill))
+            ours = profiles.last_assistant(profiles.get("sglang"), copy.deepcopy(request), prefill)
+            if tuple(theirs) != tuple(ours):
+                differ += 1
+                print(f"DIFFERS last message {request} continue_final_message={prefill}: ours {ours!r} SGLang {theirs!r}")
+    return differ
+
+
+def _prefixes(functions: dict[str, Any]) -> tuple[int, int]:
+    """SGLang's `_append_assistant_prefix_to_prompt_ids` against `served.with_prefix` on pack tokenizers with and
+    without a BOS; returns (compared, differ)."""
+    from types import SimpleNamespace
+
+    from chat_template_harness.models import source
+    from chat_template_harness.serving import served
+
+    compared = differ = 0
+    for model in ("qwen3-8b", "llama-3.1-8b", "gemma-3-4b"):
+        tokenizer = source.load(model).tokenizer
+        server = SimpleNamespace(tokenizer_manager=SimpleNamespace(tokenizer=tokenizer), _reasoning_detector=None)
+        for prefix in ("The colour is", " leading space", "<think>\nLet me"):
+            compared += 1
+            theirs = functions["_append_assistant_prefix_to_prompt_ids"](server, [1, 2], prefix)
+            if theirs != served.with_prefix(tokenizer, [1, 2], prefix):
+                differ += 1
+                print(f"DIFFERS prefix {prefix!r} on {model}: SGLang {theirs}")
+    return compared, differ
+
+
 def main(argv: list[str]) -> int:
     functions = sglang_functions(Path(argv[0]))
     requests = [
@@ -76,7 +132,11 @@ def main(argv: list[str]) -> int:
             print(f"DIFFERS {request}: ours {ours!r} SGLang {theirs!r}")
     print(f"SGLang {Path(argv[0]).name} {SERVING_CHAT} against the sglang profile: {len(requests)} message forms, "
           f"{len(requests) - differ} equal, {differ} differ")
-    return 1 if differ else 0
+    last = _last_messages(functions)
+    print(f"  _handle_last_assistant_message: {2 * len(LAST_MESSAGES)} requests, {last} differ")
+    compared, prefixes = _prefixes(functions)
+    print(f"  _append_assistant_prefix_to_prompt_ids: {compared} prefixes on 3 pack tokenizers, {prefixes} differ")
+    return 1 if differ or last or prefixes else 0
 
 
 if __name__ == "__main__":

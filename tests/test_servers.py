@@ -13,9 +13,9 @@ from chat_template_harness.cli import main
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models.rules import Think
 from chat_template_harness.outputs.matrix import Cell
-from chat_template_harness.serving import compare, profiles
+from chat_template_harness.serving import compare, probes, profiles
 
-TRANSFORMERS, VLLM = profiles.get("transformers"), profiles.get("vllm")
+TRANSFORMERS, VLLM, SGLANG = profiles.get("transformers"), profiles.get("vllm"), profiles.get("sglang")
 
 
 def _turn(fixture: str, a=TRANSFORMERS, b=VLLM, turn: int = -1) -> compare.TurnDiff:
@@ -29,8 +29,8 @@ def test_vllm_serves_gpt_oss_a_single_turn_as_the_template_does():
 def test_vllm_ends_gpt_oss_system_prompts_without_the_templates_blank_line():
     d = _turn("with_system")
     assert not d.same
-    assert d.mine.endswith("Answer in one sentence.\n\n<|end|><|start|>user<|message|>Why")
-    assert d.theirs.endswith("Answer in one sentence.<|end|><|start|>user<|message|>Why")
+    assert "Answer in one sentence.\n\n<|end|><|start|>user<|message|>Why" in d.mine
+    assert "Answer in one sentence.<|end|><|start|>user<|message|>Why" in d.theirs
 
 
 def test_vllm_writes_a_tool_results_recipient_after_its_channel():
@@ -89,11 +89,11 @@ def test_every_profile_rule_names_the_server_version_and_file():
     assert all("0.33.0" in r.where for r in VLLM.rules)
 
 
-def test_cth_servers_prints_each_first_difference_decoded(capsys):
+def test_cth_servers_prints_each_difference_decoded(capsys):
     assert main(["servers", "--model", "gpt-oss-20b", "--fixture", "with_system", "--fixture", "single_turn",
-                 "--against", "vllm"]) == 0
+                 "--against", "vllm", "--no-probes"]) == 0
     out = capsys.readouterr().out
-    assert "gpt-oss-20b/think-on/with_system turn 0: first differing token" in out
+    assert "gpt-oss-20b/think-on/with_system turn 0: the lists part at token 77" in out
     assert "transformers vs vllm: 2 served prompts compared, 1 differ (in 1 cells), 0 cannot be served" in out
 
 
@@ -146,3 +146,75 @@ def test_cth_render_served_by_vllm_makes_samples_on_vllms_prompt(capsys):
     assert "one sentence.<|end|><|start|>user<|message|>" in sample["text"]
     assert main(["render", "gpt-oss-20b", "with_system", "--think", "on", "--json"]) == 0
     assert "one sentence.\n\n<|end|><|start|>user<|message|>" in json.loads(capsys.readouterr().out)[0]["text"]
+
+
+# --- every differing region, and the probes: requests with content parts and request options ----------------------
+
+
+def test_regions_are_every_place_two_id_lists_part_neighbours_merged():
+    decode = lambda ids: " ".join(map(str, ids))  # noqa: E731
+    base = list(range(100))
+    far = base[:10] + [900] + base[11:80] + [901, 902] + base[80:]  # one replaced token, two inserted ones
+    assert [r.at for r in compare.regions(base, far, decode)] == [10, 80]
+    assert "901 902" in compare.regions(base, far, decode)[1].theirs
+    near = base[:10] + [900] + base[11:15] + [901] + base[16:]
+    assert [r.at for r in compare.regions(base, near, decode)] == [10]
+    assert compare.regions(base, list(base), decode) == ()
+
+
+def _probe(name: str, model: str, think: Think, b=VLLM, a=TRANSFORMERS) -> compare.TurnDiff:
+    (probe,) = [p for p in probes.probes() if p.name == name]
+    return compare.compare_probe(model, think, probe, a, b)
+
+
+def test_vllm_puts_gpt_oss_text_before_a_tool_call_on_commentary_and_writes_tool_results_unquoted():
+    d = _probe("tool_call_with_text", "gpt-oss-20b", Think.ON)
+    first, second = d.regions
+    assert "<|channel|>analysis<|message|>Let me check" in first.mine
+    assert "<|channel|>commentary<|message|>Let me check" in first.theirs
+    assert '<|message|>"21C and sunny"<|end|>' in second.mine and "<|message|>21C and sunny<|end|>" in second.theirs
+
+
+def test_vllm_prints_gpt_oss_tool_schemas_otherwise():
+    mine = " ".join(r.mine for r in _probe("tool_schemas", "gpt-oss-20b", Think.ON).regions)
+    theirs = " ".join(r.theirs for r in _probe("tool_schemas", "gpt-oss-20b", Think.ON).regions)
+    assert "type get_time = () => any;" in mine and "type get_time = (_: {\n}) => any;" in theirs
+    assert 'default: "19:00",\n' in mine and 'default: "19:00"\n' in theirs
+
+
+def test_tool_result_parts_are_joined_by_each_server_its_own_way():
+    """The harness joins text parts with a newline (as vLLM's template path); SGLang with a space; vLLM's
+    harmony path with nothing."""
+    assert _probe("tool_result_parts", "qwen3-8b", Think.OFF).same
+    sglang = _probe("tool_result_parts", "qwen3-8b", Think.OFF, b=SGLANG)
+    assert "21C\nsunny" in sglang.mine and "21C sunny" in sglang.theirs
+    assert "<|message|>21Csunny<|end|>" in _probe("tool_result_parts", "gpt-oss-20b", Think.ON).theirs
+
+
+def test_sglang_appends_a_prefill_after_the_generation_prompt_where_the_template_writes_an_empty_think_block():
+    d = _probe("prefill", "qwen3-8b", Think.ON, b=SGLANG)
+    assert d.mine.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\nThe colour is")
+    assert d.theirs.endswith("<|im_start|>assistant\nThe colour is")
+    assert _probe("prefill", "qwen3-8b", Think.ON).same  # vLLM passes continue_final_message to the template
+
+
+def test_sglang_sends_a_trailing_assistant_message_as_a_user_message():
+    d = _probe("trailing_assistant", "qwen2.5-7b", Think.OFF, b=SGLANG)
+    assert "<|im_start|>assistant\nHello." in d.mine and "<|im_start|>user\nHello." in d.theirs
+    assert _probe("trailing_assistant", "qwen2.5-7b", Think.OFF).same
+    renamed_never = dataclasses.replace(SGLANG, trailing_assistant_as_user=False)  # negative control
+    assert _probe("trailing_assistant", "qwen2.5-7b", Think.OFF, b=renamed_never).same
+
+
+def test_vllm_reads_a_clients_add_special_tokens_and_serves_a_double_bos():
+    d = _probe("client_special_tokens", "llama-3.1-8b", Think.OFF)
+    assert d.at == 0 and d.theirs.startswith("<|begin_of_text|><|begin_of_text|><|start_header_id|>")
+    assert _probe("client_special_tokens", "llama-3.1-8b", Think.OFF, b=SGLANG).same
+    assert _probe("client_special_tokens", "qwen3-8b", Think.OFF).same  # no BOS to add
+    unread = dataclasses.replace(VLLM, client_special_tokens=False)  # negative control
+    assert _probe("client_special_tokens", "llama-3.1-8b", Think.OFF, b=unread).same
+
+
+def test_a_probe_the_harness_does_not_model_is_reported_not_guessed():
+    d = _probe("prefill", "gpt-oss-20b", Think.ON)
+    assert not d.same and "harmony path with continue_final_message: true is not modelled" in d.error

@@ -425,21 +425,23 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
 
 @command("servers")
 def cmd_servers(args: argparse.Namespace, console: Console) -> int:
-    """Where servers disagree: every served prompt as one server and another serve it, first differing token."""
+    """Where servers disagree: every served prompt (cells, then server probes) as two servers serve it, every differing region."""
     from chat_template_harness.serving import compare
 
     a = args.served_by
     texts = []
     for b in args.against or [p for p in ("vllm", "sglang") if p != a]:
-        diffs = compare.compare(_selected(args), a, b)
+        probe_models = [] if args.no_probes else args.model or source.default_models()
+        diffs = compare.compare(_selected(args), a, b, probe_models=probe_models,
+                                thinks=[Think(t) for t in args.think] or tuple(Think))
         for d in diffs:
             if d.error:
                 console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: cannot be served by one of them:")
                 console.print(f"  {d.error}", markup=False)
-            elif not d.same and not d.na:
-                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: first differing token {d.at}")
-                console.print(f"  {a}: {d.mine!r}", markup=False)
-                console.print(f"  {b}: {d.theirs!r}", markup=False)
+            for r in d.regions:
+                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: the lists part at token {r.at}")
+                console.print(f"  {a}: {r.mine!r}", markup=False)
+                console.print(f"  {b}: {r.theirs!r}", markup=False)
         for line in compare.summary(diffs, a, b):
             console.print(line, markup=False)
         texts.append(compare.markdown(diffs, a, b))
@@ -609,6 +611,8 @@ def parser() -> argparse.ArgumentParser:
     servers_p.add_argument("--against", action="append", choices=["transformers", "vllm", "sglang"],
                            help="the other server (repeatable; default: vllm and sglang)")
     servers_p.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown")
+    servers_p.add_argument("--no-probes", action="store_true",
+                           help="compare the selected cells only, not the server probes (data/server_probes.json)")
     gallery_p = sub.add_parser("gallery", parents=[common], help=cmd_gallery.__doc__)
     gallery_p.add_argument("--out", required=True, help="directory for the site (index.html and pages)")
     gallery_p.add_argument("--goldens", default=None, help="the committed goldens (default: ./goldens)")

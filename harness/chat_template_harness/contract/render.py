@@ -81,12 +81,16 @@ def render(
     mode: ThinkMode,
     tools: Sequence[Mapping[str, Any]] = (),
     add_generation_prompt: bool,
+    continue_final_message: bool = False,
 ) -> str:
-    """The template's text for these messages, with the clock frozen and dates pinned."""
+    """The template's text for these messages, with the clock frozen and dates pinned. `continue_final_message`
+    leaves the last (assistant) message open, as transformers does (`cth servers`' prefill probe)."""
     kwargs = {**family.template_kwargs, **mode.kwargs}
+    if continue_final_message:
+        kwargs["continue_final_message"] = True
     messages = with_system_flag(messages, mode.system_flag)
     try:
-        renderer = _renderer(tokenizer) if FAST else None
+        renderer = _renderer(tokenizer) if FAST and not continue_final_message else None
         if renderer is not None:
             text = renderer.render(list(messages), list(tools) or None, add_generation_prompt, kwargs)
         else:

@@ -100,7 +100,9 @@ def _message(h: Any, msg: Mapping[str, Any], call_names: Mapping[str, str]) -> l
         if content:
             out.append(_assistant(h, content, "final"))
         return out
-    if role == "tool":
+    if role == "tool":  # text parts joined with nothing between (vLLM's flatten_input_text_content)
+        if isinstance(content, list):
+            content = "".join(p if isinstance(p, str) else p.get("text") or "" for p in content)
         name = call_names.get(msg.get("tool_call_id", ""), "")
         author = h.Author.new(h.Role.TOOL, f"functions.{name}")
         return [h.Message.from_author_and_content(author, content).with_channel("commentary").with_recipient("assistant")]

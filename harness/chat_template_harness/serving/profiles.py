@@ -33,6 +33,13 @@ class Profile:
     rules: tuple[Rule, ...]
     normalise: Callable[[Request], Request]
     harmony_families: frozenset[str] = frozenset()  # families rendered by openai_harmony instead of the template
+    # request options (`cth servers`' probes): how `continue_final_message` is served ("template": passed to the
+    # template; "appended": the last message cut off and its text tokenized onto the generation prompt), whether a
+    # request ending in an assistant message has it sent as a user message, whether a client's
+    # `add_special_tokens: true` is read
+    prefill: str = "template"
+    trailing_assistant_as_user: bool = False
+    client_special_tokens: bool = False
 
 
 def _parsed_arguments(request: Request, *, invalid: Callable[[str], Any]) -> Request:
@@ -80,6 +87,9 @@ def _vllm(request: Request) -> Request:
                                      for c in msg["tool_calls"]]
         if msg.get("content") is None:
             msg["content"] = ""
+        if msg.get("role") == "tool" and isinstance(msg["content"], list) and all(
+                isinstance(p, Mapping) and p.get("type") == "text" for p in msg["content"]):
+            msg["content"] = "\n".join(p.get("text", "") for p in msg["content"])
         if msg.get("role") == "assistant" and (msg.get("reasoning") or msg.get("reasoning_content")):
             msg["reasoning"] = msg["reasoning_content"] = msg.get("reasoning") or msg["reasoning_content"]
         out.append(msg)
@@ -139,9 +149,15 @@ PROFILES: dict[str, Profile] = {
                  "MistralCommonBackend; tool-call ids over 9 characters are cut to their last 9",
                  f"{VLLM} vllm/tokenizers/mistral.py MistralTokenizer.apply_chat_template, truncate_tool_call_ids "
                  "(called from vllm/renderers/online_renderer.py)"),
+            Rule("continue_final_message (with add_generation_prompt false) is passed to the template, as transformers "
+                 "does", f"{VLLM} vllm/entrypoints/openai/chat_completion/protocol.py ChatCompletionRequest.build_chat_params"),
+            Rule("a client's add_special_tokens: true is read: the tokenizer's own special tokens (a BOS) are added on "
+                 "top of the template's", f"{VLLM} vllm/entrypoints/openai/chat_completion/protocol.py "
+                 "ChatCompletionRequest.add_special_tokens, build_tok_params"),
         ),
         _vllm,
         frozenset({"gpt-oss"}),
+        client_special_tokens=True,
     ),
     "sglang": Profile(
         "sglang",
@@ -158,8 +174,20 @@ PROFILES: dict[str, Profile] = {
                  "where the text round trip loses control tokens",
                  f"{SGLANG} sglang/srt/utils/hf_transformers/tokenizer.py; sglang/srt/entrypoints/openai/serving_chat.py "
                  "_probe_prompt_text_round_trip"),
+            Rule("continue_final_message: the final assistant message is cut off, the rest rendered with the generation "
+                 "prompt, and the message's text tokenized on its own (a leading BOS dropped) and appended; a reasoning "
+                 "parser's answer opener (ResponseTemplateReasoningDetector) is not modelled here",
+                 f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py _handle_last_assistant_message, "
+                 "_append_assistant_prefix_to_prompt_ids"),
+            Rule("a request ending in an assistant message, without continue_final_message, has that message sent as a "
+                 "user message", f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py _handle_last_assistant_message"),
+            Rule("a chat request's add_special_tokens is not read (ChatCompletionRequest has no such field; only "
+                 "/tokenize sets it)", f"{SGLANG} sglang/srt/entrypoints/openai/protocol.py "
+                 "ChatCompletionRequest._format_add_special_tokens, TokenizeRequest.to_chat_completion_request"),
         ),
         _sglang,
+        prefill="appended",
+        trailing_assistant_as_user=True,
     ),
 }
 
@@ -168,6 +196,19 @@ def get(name: str) -> Profile:
     if name not in PROFILES:
         raise HarnessError(f"unknown server {name!r}", f"use one of {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+def last_assistant(profile: Profile, request: Request, continue_final_message: bool) -> tuple[Request, str | None]:
+    """(the request to render, the prefix to append after it) for a request whose last message may be the
+    assistant's: a prefill the profile appends is cut off; a trailing assistant message it renames becomes a user's."""
+    last = request[-1] if request else {}
+    if last.get("role") != "assistant" or not isinstance(last.get("content"), str):
+        return request, None
+    if continue_final_message and profile.prefill == "appended":
+        return request[:-1], last["content"]
+    if not continue_final_message and profile.trailing_assistant_as_user:
+        return [*request[:-1], {"role": "user", "content": last["content"]}], None
+    return request, None
 
 
 def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> Request:

@@ -9,6 +9,7 @@ id-native renderer: the sample's ids equal the server's); a tokenizer where that
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from chat_template_harness.contract.compare import first_difference
@@ -95,13 +96,43 @@ def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, A
     if profile.name == "transformers":
         text = render(tokenizer, msgs, family=family, mode=mode, tools=tools, add_generation_prompt=True)
         return tokenizer.encode(text, add_special_tokens=False)
-    request = profiles.to_request(msgs, family.reasoning_field)
+    return request_ids(profile, tokenizer, profiles.to_request(msgs, family.reasoning_field), tools, family, mode)
+
+
+@dataclass(frozen=True)
+class Options:
+    """A chat request's options beyond its messages (`cth servers`' probes)."""
+
+    continue_final_message: bool = False  # sent with add_generation_prompt: false
+    add_special_tokens: bool = False
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}: true" for k, v in vars(self).items() if v) or "no options"
+
+
+def request_ids(profile: profiles.Profile, tokenizer: Any, request: profiles.Request, tools: Sequence[Mapping[str, Any]],
+                family: Family, mode: ThinkMode, options: Options = Options()) -> list[int]:
+    """The ids a server (vllm, sglang) serves for an OpenAI chat request, as its profile says it normalises,
+    renders and tokenizes it."""
     if family.name in profile.harmony_families:  # the request as sent: the template path's normalisation is not run
+        if options != Options():
+            raise HarnessError(f"{profile.name}'s harmony path with {options} is not modelled by the harness",
+                               "compare this request on a family served through its template")
         effort = mode.kwargs.get("reasoning_effort") or family.template_kwargs.get("reasoning_effort")
         return harmony.prompt_ids(request, tools, effort=effort, date=PINNED_CLOCK.strftime("%Y-%m-%d"))
-    text = render(tokenizer, profiles.as_template_messages(profile.normalise(request), family.reasoning_field),
-                  family=family, mode=mode, tools=tools, add_generation_prompt=True)
-    return tokenizer.encode(text, add_special_tokens=False)
+    request, prefix = profiles.last_assistant(profile, profile.normalise(request), options.continue_final_message)
+    in_template = options.continue_final_message and prefix is None
+    text = render(tokenizer, profiles.as_template_messages(request, family.reasoning_field), family=family, mode=mode,
+                  tools=tools, add_generation_prompt=not in_template, continue_final_message=in_template)
+    ids = tokenizer.encode(text, add_special_tokens=options.add_special_tokens and profile.client_special_tokens)
+    return with_prefix(tokenizer, ids, prefix) if prefix else ids
+
+
+def with_prefix(tokenizer: Any, ids: list[int], prefix: str) -> list[int]:
+    """SGLang's prefill: the prefix tokenized on its own (the tokenizer's default call, as the server makes it),
+    a leading BOS dropped, appended to the prompt's ids (serving_chat.py `_append_assistant_prefix_to_prompt_ids`)."""
+    appended = tokenizer.encode(prefix)
+    return ids + (appended[1:] if appended and appended[0] == tokenizer.bos_token_id else appended)
 
 
 def served_by(name: str, tokenizer: Any, family: Family, mode: ThinkMode, tools: Sequence[Mapping[str, Any]]) -> Served | None:
