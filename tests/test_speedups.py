@@ -119,3 +119,107 @@ def test_a_tokenizer_that_renders_otherwise_keeps_apply_chat_template():
     fam = family_for(source.load("qwen3-8b").spec, base)
     mode = fam.mode(Think.OFF)
     assert render.render(tok, [{"role": "user", "content": "x"}], family=fam, mode=mode, add_generation_prompt=True) == "own"
+
+
+HOSTILE = [
+    "{{ messages.append(1) }}{{ messages | length }}",
+    "{{ messages[0].update({'role': 'x'}) }}{{ messages[0].role }}",
+    "{{ messages[0].content.__class__.__mro__ }}",
+    "{{ '{0.__class__}'.format(messages[0].content) }}",
+    "{{ messages[0].content.format_map(messages[0]) }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ messages[0].items() | list }}|{{ messages[0].content.upper() }}|{{ messages[0].missing is defined }}",
+    "{% for k in messages[0].keys() %}{{ k }}{% endfor %}{{ messages[0].get('role') }}{{ messages.pop() }}",
+]
+
+
+def _outcome(template, messages):
+    try:
+        return template.render(messages=messages)
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("source_text", HOSTILE)
+def test_the_memoised_sandbox_refuses_what_the_sandbox_refuses(source_text):
+    """The remembered decisions never let through what transformers' sandbox refuses: each template gives the
+    same text or the same error both ways, also once the decisions are remembered (the second render)."""
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    plain = _compile_jinja_template(source_text)
+    memoised = render.memoised_sandbox(plain, source_text)
+    assert memoised is not plain and memoised.environment is not plain.environment
+    for _ in range(2):
+        messages = [{"role": "user", "content": "Hi {0}"}]
+        assert _outcome(memoised, copy.deepcopy(messages)) == _outcome(plain, copy.deepcopy(messages)), source_text
+
+
+def test_the_sandbox_still_refuses_after_remembering():
+    """Negative control on the refusals themselves: mutating calls and private attributes raise SecurityError,
+    and a format string cannot reach a private attribute."""
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    for source_text in [HOSTILE[0], HOSTILE[1], HOSTILE[2], HOSTILE[5]]:
+        memoised = render.memoised_sandbox(_compile_jinja_template(source_text), source_text)
+        assert [_outcome(memoised, [{"role": "user", "content": "Hi {0}"}]) for _ in range(2)] == ["SecurityError"] * 2
+    escape = render.memoised_sandbox(_compile_jinja_template(HOSTILE[3]), HOSTILE[3])
+    assert [_outcome(escape, [{"role": "user", "content": "x"}]) for _ in range(2)] == ["", ""]
+    assert "class" in "{0.__class__}".format("x"), "outside the sandbox the same format string reaches the class"
+
+
+def test_an_environment_with_its_own_sandbox_rules_is_left_alone():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Stricter(ImmutableSandboxedEnvironment):
+        def is_safe_attribute(self, obj, attr, value):
+            return False
+
+    template = Stricter().from_string("{{ x.upper() }}")
+    assert render.memoised_sandbox(template, "{{ x.upper() }}") is template
+
+
+def test_a_message_changed_in_place_is_read_again():
+    """The plain copy of a message is reused only while the message is unchanged (negative control)."""
+    tok = source.load("qwen3-8b").tokenizer
+    fast = render._renderer(tok)
+    messages = [{"role": "user", "content": "first"}]
+    before = fast.render(messages, None, True, {})
+    again = fast.render(messages, None, True, {})
+    messages[0]["content"] = "second"
+    after = fast.render(messages, None, True, {})
+    assert before == again and "first" in before
+    assert "second" in after and "first" not in after
+    assert fast.render([{"role": "user", "content": "third"}], None, True, {}).count("third") == 1
+
+
+def _straddling_by_token(offsets, regions):
+    from bisect import bisect_right
+
+    from chat_template_harness.contract import invariants
+
+    bounds = sorted({r.start for r in regions} | {r.end for r in regions})
+    return [t for t, (a, b) in enumerate(offsets)
+            if (i := bisect_right(bounds, a)) < len(bounds) and bounds[i] < b and not invariants._inside_trained_run(regions, a, b)]
+
+
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=40), st.lists(st.integers(0, 60), max_size=6),
+       st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_straddling_tokens_by_bisection_equal_the_token_by_token_scan(widths, edges, shuffle):
+    """Invariant 5's edge-by-edge bisection finds exactly the tokens the token-by-token scan finds, on ordered
+    offsets (empty and overlapping tokens included) and, by the scan itself, on offsets out of order."""
+    from chat_template_harness.contract import invariants
+    from chat_template_harness.contract.turns import Kind
+
+    offsets, at = [], 0
+    for i, w in enumerate(widths):
+        start = max(at - (i % 3 == 2), 0)  # every third token overlaps the one before (a byte split)
+        offsets.append((start, start + w))
+        at = start + w
+    if shuffle:
+        offsets = offsets[::-1]
+    cuts = sorted(set(edges))
+    regions = [invariants._Region(0, Kind.CONTENT, a, b) for a, b in zip(cuts[::2], cuts[1::2]) if a < b]
+    starts = [a for a, _ in offsets]
+    starts = starts if starts == sorted(starts) else None
+    assert invariants._straddling(offsets, starts, regions) == _straddling_by_token(offsets, regions)

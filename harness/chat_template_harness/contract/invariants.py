@@ -188,7 +188,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     if len(ids) != len(mask):
         return [Violation(Invariant.WHOLE_STRING, f"{len(ids)} ids but {len(mask)} mask values", sample=index)], set()
     text = decode(tokenizer, ids)
-    strings = token_strings(tokenizer, ids)
+    strings = _Strings(tokenizer, ids)  # each token's text, read only for a violation
 
     # 4. whole-string tokenization
     reencoded, offsets = encode(tokenizer, text)
@@ -318,19 +318,16 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
 
     # 5. no straddling token (character ranges are exact only for a whole-string tokenization)
     if offsets_exact:
-        bounds = sorted({r.start for r in trained_regions} | {r.end for r in trained_regions})
-        for t, (a, b) in enumerate(offsets):
-            after = bisect_right(bounds, a)  # the first edge past the token's start: inside it if before its end
-            if after < len(bounds) and bounds[after] < b and not _inside_trained_run(trained_regions, a, b):
-                out.append(
-                    Violation(
-                        Invariant.NO_STRADDLE,
-                        "a token holds characters on both sides of a generated span's edge",
-                        sample=index,
-                        positions=(t,),
-                        tokens=(strings[t],),
-                    )
+        for t in _straddling(offsets, starts, trained_regions):
+            out.append(
+                Violation(
+                    Invariant.NO_STRADDLE,
+                    "a token holds characters on both sides of a generated span's edge",
+                    sample=index,
+                    positions=(t,),
+                    tokens=(strings[t],),
                 )
+            )
     return out, turns_trained
 
 
@@ -491,6 +488,40 @@ def _containing(regions: list[_Region], a: int, b: int, first: _Region | None = 
         if r.turn == first.turn and r.start <= covered < r.end:
             covered = r.end
     return first if covered >= b else None
+
+
+def _straddling(offsets: Sequence[tuple[int, int]], starts: list[int] | None, regions: list[_Region]) -> list[int]:
+    """The tokens holding characters on both sides of a trained region's edge (a < edge < b), in order, except
+    inside adjacent trained regions. Where the offsets' starts and ends both rise, the tokens across an edge are
+    one run found by bisection per edge (a sample has few edges and many tokens); otherwise each token is asked."""
+    bounds = sorted({r.start for r in regions} | {r.end for r in regions})
+    ends = [b for _, b in offsets] if starts is not None else None
+    if ends is not None and ends == sorted(ends):
+        across = sorted({t for e in bounds for t in range(bisect_right(ends, e), bisect_left(starts, e))})
+    else:
+        across = [t for t, (a, b) in enumerate(offsets) if (i := bisect_right(bounds, a)) < len(bounds) and bounds[i] < b]
+    return [t for t in across if not _inside_trained_run(regions, *offsets[t])]
+
+
+class _Strings(Sequence[str]):
+    """A sample's token strings (`token_strings`), made on first use: only a violation shows them."""
+
+    def __init__(self, tokenizer: Any, ids: Sequence[int]) -> None:
+        self.tokenizer, self.ids, self._made = tokenizer, ids, None
+
+    def _all(self) -> list[str]:
+        if self._made is None:
+            self._made = token_strings(self.tokenizer, self.ids)
+        return self._made
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __iter__(self) -> Any:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def _inside_trained_run(regions: list[_Region], a: int, b: int) -> bool:

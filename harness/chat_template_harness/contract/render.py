@@ -128,23 +128,104 @@ class CompiledTemplate:
     """
 
     def __init__(self, tokenizer: Any) -> None:
-        from transformers.utils.chat_template_utils import render_jinja_template
+        from transformers.utils import chat_template_utils
 
-        self._render_jinja = render_jinja_template
+        # transformers' own steps, bound here so that a transformers without them fails now (the slow path then)
+        self._plain, self._alias = chat_template_utils._plain_template_data, chat_template_utils._alias_reasoning_fields
         self.tokenizer = tokenizer
         self.special = dict(tokenizer.special_tokens_map)
         self.templates = {False: tokenizer.get_chat_template(None, None), True: tokenizer.get_chat_template(None, [{}])}
+        self.compiled = {tools: memoised_sandbox(chat_template_utils._compile_jinja_template(source), source)
+                         for tools, source in self.templates.items()}
 
     def render(self, messages: list[Any], tools: list[Any] | None, gen: bool, kwargs: Mapping[str, Any]) -> str:
-        template = self.templates[bool(tools)]
-        chat = [{k: v for k, v in m.items() if v is not None} for m in messages]  # as apply_chat_template drops None
-        call = lambda: self._render_jinja(  # noqa: E731
-            conversations=[chat], tools=tools, chat_template=template, add_generation_prompt=gen, **{**self.special, **kwargs}
-        )[0][0]
-        if "strftime_now" not in template:
+        """`render_jinja_template`'s work for one conversation without a continued final message: every value the
+        template sees made plain data, reasoning aliased, then the template rendered."""
+        plain = self._plain
+        chat = self._plain_messages(messages)
+        call = lambda: self.compiled[bool(tools)].render(  # noqa: E731
+            messages=chat, tools=self._plain_tools(tools), documents=None, add_generation_prompt=gen,
+            **plain({**self.special, **kwargs}),
+        )
+        if "strftime_now" not in self.templates[bool(tools)]:
             return call()
         with time_machine.travel(PINNED_CLOCK, tick=False):
             return call()
+
+    _last_messages: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+    _last_tools: tuple[Any, Any] = (None, None)
+
+    def _plain_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
+        """Each message as plain data with its reasoning aliased (None values dropped, as apply_chat_template
+        does), made once per message: a conversation's served prompts and samples are prefixes of one list of
+        messages. A message is reused only while it is the same object with the same top-level values; the
+        template cannot change what it is given (the sandbox is immutable)."""
+        seen, out = self._last_messages, []
+        for i, message in enumerate(messages):
+            if i < len(seen) and seen[i][0] is message and seen[i][1] == message:
+                out.append(seen[i][2])
+                continue
+            seen = seen[:i]
+            chat = self._alias(self._plain([{k: v for k, v in message.items() if v is not None}]))
+            seen.append((message, dict(message), chat[0]))
+            out.append(chat[0])
+        self._last_messages = seen
+        return out
+
+    def _plain_tools(self, tools: list[Any] | None) -> Any:
+        if tools is None:
+            return None
+        if self._last_tools[0] is not tools:
+            self._last_tools = (tools, self._plain(tools))
+        return self._last_tools[1]
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+_STR_FORMAT = frozenset({"format", "format_map"})  # the sandbox wraps these on strings
+
+
+def memoised_sandbox(template: Any, source: str) -> Any:
+    """The template compiled again in an overlay of its own sandboxed environment that remembers the sandbox's
+    decisions instead of making each again: the same template, the same sandbox, the same answers.
+
+    `is_safe_attribute` (jinja2's ImmutableSandboxedEnvironment) decides from the object's type and the
+    attribute's name alone (a leading underscore, an internal attribute of functions, methods, frames and
+    generators, a method that mutates a list, dict, set or deque), so its answer is kept per (type, name), and
+    an attribute once found safe on a type is read straight away (except a string's `format`, which the sandbox
+    wraps). `getattr` on a plain dict asks for an attribute first and falls back to the item; a name that is not
+    an attribute of `dict` cannot be one of a plain dict's, so the item is read straight away, as the fallback
+    does. An environment whose `is_safe_attribute` is not jinja2's own is left as it is.
+    """
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    if type(template.environment).is_safe_attribute is not ImmutableSandboxedEnvironment.is_safe_attribute:
+        return template
+    env = template.environment.overlay()
+    decided: dict[tuple[type, str], bool] = {}
+    is_safe, sandboxed_getattr = env.is_safe_attribute, env.getattr
+
+    def is_safe_attribute(obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        if key not in decided:
+            decided[key] = is_safe(obj, attr, value)
+        return decided[key]
+
+    def getattr_(obj: Any, attribute: str) -> Any:
+        kind = type(obj)
+        if kind is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except LookupError:
+                return env.undefined(obj=obj, name=attribute)
+        if decided.get((kind, attribute)) and not (attribute in _STR_FORMAT and isinstance(obj, str)):
+            try:
+                return getattr(obj, attribute)
+            except AttributeError:
+                pass
+        return sandboxed_getattr(obj, attribute)
+
+    env.is_safe_attribute, env.getattr = is_safe_attribute, getattr_
+    return env.from_string(source)
 
 
 def _renderer(tokenizer: Any) -> CompiledTemplate | None:
