@@ -223,3 +223,13 @@ def test_straddling_tokens_by_bisection_equal_the_token_by_token_scan(widths, ed
     starts = [a for a, _ in offsets]
     starts = starts if starts == sorted(starts) else None
     assert invariants._straddling(offsets, starts, regions) == _straddling_by_token(offsets, regions)
+
+
+def test_the_bench_floor_without_shortcuts_restores_them(tmp_path):
+    from chat_template_harness import bench
+    from chat_template_harness.audit import generate
+
+    path = generate.write_jsonl(tmp_path / "rows.jsonl", 6, seed=0)
+    rate, turns = bench._floor_rows_per_s(path, "qwen3-8b", "off", 6, per_turn=True, shortcuts=False)
+    assert rate > 0 and turns > 0
+    assert render.FAST is True and tokens.SHORTCUTS is True
