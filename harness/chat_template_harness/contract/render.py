@@ -135,6 +135,8 @@ class CompiledTemplate:
         self.tokenizer = tokenizer
         self.special = dict(tokenizer.special_tokens_map)
         self.templates = {False: tokenizer.get_chat_template(None, None), True: tokenizer.get_chat_template(None, [{}])}
+        self._last_messages: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []  # (message, its values, plain copy)
+        self._last_tools: tuple[Any, Any] = (None, None)
         self.compiled = {tools: memoised_sandbox(chat_template_utils._compile_jinja_template(source), source)
                          for tools, source in self.templates.items()}
 
@@ -151,9 +153,6 @@ class CompiledTemplate:
             return call()
         with time_machine.travel(PINNED_CLOCK, tick=False):
             return call()
-
-    _last_messages: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
-    _last_tools: tuple[Any, Any] = (None, None)
 
     def _plain_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
         """Each message as plain data with its reasoning aliased (None values dropped, as apply_chat_template
