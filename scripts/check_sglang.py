@@ -10,6 +10,9 @@ the profile (serving/profiles.py, "sglang") must do the same: the same messages,
 Two methods of its chat server class are taken the same way and run with a stand-in `self` holding a pack
 tokenizer: `_handle_last_assistant_message` (a prefill cut off, a trailing assistant message sent as a user's)
 against `profiles.last_assistant`, and `_append_assistant_prefix_to_prompt_ids` against `served.with_prefix`.
+Last, the profile's gpt-oss rule (its Jinja template, not harmony) is read off the class's source: the module
+imports no harmony library, no method of the render path (`_apply_jinja_template` and every method it calls,
+transitively) reads `is_gpt_oss`, and `_process_messages` reads it only to keep special tokens in the output.
 
 usage: python scripts/check_sglang.py SGLANG_WHEEL
 """
@@ -118,6 +121,49 @@ def _prefixes(functions: dict[str, Any]) -> tuple[int, int]:
     return compared, differ
 
 
+def _reads(node: ast.AST, attribute: str) -> int:
+    return sum(isinstance(n, ast.Attribute) and n.attr == attribute for n in ast.walk(node))
+
+
+def _self_calls(method: ast.AST) -> set[str]:
+    return {n.func.attr for n in ast.walk(method) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"}
+
+
+def gpt_oss_path(source: str) -> list[str]:
+    """Where SGLang's chat path could render gpt-oss otherwise than through its Jinja template (none: [])."""
+    tree = ast.parse(source)
+    problems = [f"imports {n.module}" for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.module and "harmony" in n.module]
+    problems += [f"imports {a.name}" for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if "harmony" in a.name]
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "OpenAIServingChat")
+    methods = {f.name: f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    path: set[str] = set()
+    todo = ["_apply_jinja_template"]
+    while todo:
+        name = todo.pop()
+        if name in methods and name not in path:
+            path.add(name)
+            todo += sorted(_self_calls(methods[name]))
+    problems += [f"{name} (render path) reads is_gpt_oss" for name in sorted(path) if _reads(methods[name], "is_gpt_oss")]
+    process = methods["_process_messages"]
+    allowed = sum(_reads(n.test, "is_gpt_oss") for n in ast.walk(process) if isinstance(n, ast.If)
+                  and all(isinstance(s, ast.Assign) and [ast.unparse(t) for t in s.targets] == ["request.skip_special_tokens"]
+                          for s in n.body))
+    if _reads(process, "is_gpt_oss") != allowed:
+        problems.append("_process_messages reads is_gpt_oss for more than keeping special tokens")
+    return problems if path else ["no _apply_jinja_template"]
+
+
+def _reading_is_gpt_oss(source: str, method: str) -> str:
+    """The negative control: `source` with `method` branching on is_gpt_oss first."""
+    tree = ast.parse(source)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "OpenAIServingChat")
+    target = next(f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == method)
+    target.body.insert(0, ast.parse("if self.is_gpt_oss:\n    pass").body[0])
+    return ast.unparse(tree)
+
+
 def main(argv: list[str]) -> int:
     functions = sglang_functions(Path(argv[0]))
     requests = [
@@ -136,7 +182,14 @@ def main(argv: list[str]) -> int:
     print(f"  _handle_last_assistant_message: {2 * len(LAST_MESSAGES)} requests, {last} differ")
     compared, prefixes = _prefixes(functions)
     print(f"  _append_assistant_prefix_to_prompt_ids: {compared} prefixes on 3 pack tokenizers, {prefixes} differ")
-    return 1 if differ or last or prefixes else 0
+    source = zipfile.ZipFile(Path(argv[0])).read(SERVING_CHAT).decode("utf-8")
+    problems = gpt_oss_path(source)
+    control = gpt_oss_path(_reading_is_gpt_oss(source, "_apply_jinja_template"))
+    for problem in problems:
+        print(f"DIFFERS gpt-oss: {problem}")
+    print(f"  gpt-oss through its Jinja template: {len(problems)} problems (render path read off the class's source; "
+          f"negative control, a render path that reads is_gpt_oss: {len(control)} found)")
+    return 1 if differ or last or prefixes or problems or not control else 0
 
 
 if __name__ == "__main__":

@@ -168,8 +168,10 @@ PROFILES: dict[str, Profile] = {
                  "parse_tool_call_arguments"),
             Rule("a tool result's text parts are joined with a space",
                  f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py normalize_tool_content"),
-            Rule("gpt-oss goes through its Jinja template here (the harness has not read SGLang's harmony path: "
-                 "unverified)", SGLANG),
+            Rule("gpt-oss goes through its Jinja template (reasoning_effort a template argument); harmony only parses "
+                 "its output (special tokens kept)",
+                 f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py _apply_jinja_template; is_gpt_oss read only in "
+                 "_process_messages (skip_special_tokens) and _convert_to_internal_request (reasoning_effort 'none' refused)"),
             Rule("Mistral models are loaded as transformers' MistralCommonTokenizer and served by mistral-common's ids "
                  "where the text round trip loses control tokens",
                  f"{SGLANG} sglang/srt/utils/hf_transformers/tokenizer.py; sglang/srt/entrypoints/openai/serving_chat.py "
