@@ -10,9 +10,10 @@ the profile (serving/profiles.py, "sglang") must do the same: the same messages,
 Two methods of its chat server class are taken the same way and run with a stand-in `self` holding a pack
 tokenizer: `_handle_last_assistant_message` (a prefill cut off, a trailing assistant message sent as a user's)
 against `profiles.last_assistant`, and `_append_assistant_prefix_to_prompt_ids` against `served.with_prefix`.
-Last, the profile's gpt-oss rule (its Jinja template, not harmony) is read off the class's source: the module
-imports no harmony library, no method of the render path (`_apply_jinja_template` and every method it calls,
-transitively) reads `is_gpt_oss`, and `_process_messages` reads it only to keep special tokens in the output.
+Last, the profile's gpt-oss rule (its Jinja template, not harmony): SGLang's own `resolve_chat_encoding_spec`
+(chat_encoding.py, run unchanged) gives gpt-oss no native encoder, and the class's source shows that the module
+imports no harmony library, that no method of the render path (`_apply_jinja_template` and every method it
+calls, transitively) reads `is_gpt_oss`, and that `_process_messages` reads it only to keep special tokens.
 
 usage: python scripts/check_sglang.py SGLANG_WHEEL
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 SERVING_CHAT = "sglang/srt/entrypoints/openai/serving_chat.py"
+CHAT_ENCODING = "sglang/srt/entrypoints/openai/chat_encoding.py"
 FUNCTIONS = ("parse_tool_call_arguments", "normalize_assistant_tool_call_arguments", "normalize_tool_content")
 METHODS = ("_handle_last_assistant_message", "_append_assistant_prefix_to_prompt_ids")
 # tool-call arguments as clients send them, well and badly formed
@@ -130,14 +132,18 @@ def _self_calls(method: ast.AST) -> set[str]:
             and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"}
 
 
+def _chat_methods(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "OpenAIServingChat")
+    return {f.name: f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
 def gpt_oss_path(source: str) -> list[str]:
     """Where SGLang's chat path could render gpt-oss otherwise than through its Jinja template (none: [])."""
     tree = ast.parse(source)
     problems = [f"imports {n.module}" for n in ast.walk(tree)
                 if isinstance(n, ast.ImportFrom) and n.module and "harmony" in n.module]
     problems += [f"imports {a.name}" for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if "harmony" in a.name]
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "OpenAIServingChat")
-    methods = {f.name: f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    methods = _chat_methods(tree)
     path: set[str] = set()
     todo = ["_apply_jinja_template"]
     while todo:
@@ -155,12 +161,24 @@ def gpt_oss_path(source: str) -> list[str]:
     return problems if path else ["no _apply_jinja_template"]
 
 
+def encoding_spec(wheel: Path, architecture: str, model_type: str, tool_call_parser: str | None) -> str | None:
+    """SGLang's own choice of a model's prompt encoder (None: the HF chat template; a name: a native encoder that
+    `_apply_jinja_template` hands the messages to): `resolve_chat_encoding_spec` from its module, which imports
+    nothing of SGLang, run unchanged on the model's config."""
+    from types import SimpleNamespace
+
+    namespace: dict[str, Any] = {}
+    exec(compile(zipfile.ZipFile(wheel).read(CHAT_ENCODING).decode("utf-8"), CHAT_ENCODING, "exec"), namespace)  # noqa: S102
+    config = SimpleNamespace(architectures=[architecture], model_type=model_type)
+    return namespace["resolve_chat_encoding_spec"](
+        hf_config=config, tokenizer=SimpleNamespace(chat_template="{{ messages }}"), tool_call_parser=tool_call_parser
+    )
+
+
 def _reading_is_gpt_oss(source: str, method: str) -> str:
     """The negative control: `source` with `method` branching on is_gpt_oss first."""
     tree = ast.parse(source)
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "OpenAIServingChat")
-    target = next(f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == method)
-    target.body.insert(0, ast.parse("if self.is_gpt_oss:\n    pass").body[0])
+    _chat_methods(tree)[method].body.insert(0, ast.parse("if self.is_gpt_oss:\n    pass").body[0])
     return ast.unparse(tree)
 
 
@@ -185,11 +203,16 @@ def main(argv: list[str]) -> int:
     source = zipfile.ZipFile(Path(argv[0])).read(SERVING_CHAT).decode("utf-8")
     problems = gpt_oss_path(source)
     control = gpt_oss_path(_reading_is_gpt_oss(source, "_apply_jinja_template"))
+    spec = encoding_spec(Path(argv[0]), "GptOssForCausalLM", "gpt_oss", "gpt-oss")
+    if spec is not None:
+        problems.append(f"resolve_chat_encoding_spec gives gpt-oss the native encoder {spec!r}, not its template")
+    other = encoding_spec(Path(argv[0]), "DeepseekV4ForCausalLM", "deepseek_v4", None)  # a model it does route away
     for problem in problems:
         print(f"DIFFERS gpt-oss: {problem}")
     print(f"  gpt-oss through its Jinja template: {len(problems)} problems (render path read off the class's source; "
-          f"negative control, a render path that reads is_gpt_oss: {len(control)} found)")
-    return 1 if differ or last or prefixes or problems or not control else 0
+          f"resolve_chat_encoding_spec run: {spec!r}; negative controls: a render path that reads is_gpt_oss, "
+          f"{len(control)} found; DeepSeek-V4 routed to {other!r})")
+    return 1 if differ or last or prefixes or problems or not control or other is None else 0
 
 
 if __name__ == "__main__":

@@ -143,11 +143,10 @@ class CompiledTemplate:
     def render(self, messages: list[Any], tools: list[Any] | None, gen: bool, kwargs: Mapping[str, Any]) -> str:
         """`render_jinja_template`'s work for one conversation without a continued final message: every value the
         template sees made plain data, reasoning aliased, then the template rendered."""
-        plain = self._plain
         chat = self._plain_messages(messages)
         call = lambda: self.compiled[bool(tools)].render(  # noqa: E731
             messages=chat, tools=self._plain_tools(tools), documents=None, add_generation_prompt=gen,
-            **plain({**self.special, **kwargs}),
+            **self._plain({**self.special, **kwargs}),
         )
         if "strftime_now" not in self.templates[bool(tools)]:
             return call()

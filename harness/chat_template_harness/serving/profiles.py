@@ -170,7 +170,8 @@ PROFILES: dict[str, Profile] = {
                  f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py normalize_tool_content"),
             Rule("gpt-oss goes through its Jinja template (reasoning_effort a template argument); harmony only parses "
                  "its output (special tokens kept)",
-                 f"{SGLANG} sglang/srt/entrypoints/openai/serving_chat.py _apply_jinja_template; is_gpt_oss read only in "
+                 f"{SGLANG} sglang/srt/entrypoints/openai/chat_encoding.py resolve_chat_encoding_spec (no native encoder "
+                 "for gpt-oss); serving_chat.py _apply_jinja_template; is_gpt_oss read only in "
                  "_process_messages (skip_special_tokens) and _convert_to_internal_request (reasoning_effort 'none' refused)"),
             Rule("Mistral models are loaded as transformers' MistralCommonTokenizer and served by mistral-common's ids "
                  "where the text round trip loses control tokens",
