@@ -19,12 +19,18 @@ TORCH = "torch==2.13.0"
 # Every package of the README set-up and CI, pinned (scripts/setup installs it; `nox -s lock` refreshes it).
 LOCK = ROOT / "requirements.lock"
 # The newest 4.x and the newest 5.x: the upgrade matrix (tox.ini has the same factors).
-TRANSFORMERS = {"tf4": "transformers==4.57.6", "tf5": "transformers>=5,<6"}
+TRANSFORMERS = {"tf4": "transformers==4.57.6", "tf5": "transformers==5.25.0"}
 
 
 def _env(session: nox.Session) -> dict[str, str]:
     pack = os.environ.get("CTH_TOKENIZERS_DIR", str(ROOT.parent / "shared" / "tokenizers"))
     return {"CTH_TOKENIZERS_DIR": pack}
+
+
+def _locked(*names: str) -> list[str]:
+    """The lock's pins of these packages (`ruff==…`), so a session installs what CI was locked to."""
+    found = {line.split("==")[0].lower(): line.split()[0] for line in LOCK.read_text("utf-8").splitlines() if "==" in line}
+    return [found[n] for n in names]
 
 
 def _install(session: nox.Session, extras: str, *pins: str) -> None:
@@ -83,13 +89,34 @@ def upgrade(session: nox.Session, transformers: str) -> None:
 
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
-    """Regenerate docs/templates.md and docs/conformance.md and build the gallery into site/ (open site/index.html)."""
-    _install(session, "test,train,examples,specforge")
+    """Regenerate docs/templates.md and docs/conformance.md, build the gallery into docs/gallery/, then the site with
+    mkdocs in strict mode (every link checked) into site/."""
+    _install(session, "test,train,examples,specforge,docs")
     session.install("--no-deps", "specforge==0.2.0")  # its declared dependencies pull sglang and a CUDA torch
     session.run(
-        "cth", "gallery", "--out", "site", "--markdown", "docs/templates.md", "--conformance", "docs/conformance.md",
+        "cth", "gallery", "--out", "docs/gallery", "--markdown", "docs/templates.md", "--conformance", "docs/conformance.md",
         env=_env(session),
     )
+    session.run("mkdocs", "build", "--strict")
+
+
+@nox.session(default=False)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and format check (`nox -s lint -- --fix` fixes and formats)."""
+    session.install(*_locked("ruff"))
+    if "--fix" in session.posargs:
+        session.run("ruff", "check", "--fix", ".")
+        session.run("ruff", "format", ".")
+        return
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(default=False)
+def types(session: nox.Session) -> None:
+    """mypy: the whole package, strict on contract/, models/ and cells/ (pyproject.toml)."""
+    _install(session, "test,lint")
+    session.run("mypy")
 
 
 @nox.session(default=False)

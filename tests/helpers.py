@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 # In Qwen3's template, the newline after a user/system role header: `'<|im_start|>' + message.role + '\n' + content`.
 QWEN3_ROLE_NEWLINE = "message.role + '\\\\n' + content + '<|im_end|>'"
@@ -31,13 +32,34 @@ def change_one_template_character(pack: Path) -> None:
 
 def assert_report_current(spec: str, name: str) -> None:
     """The committed reports/NAME is what `cth check SPEC --markdown` makes now (bodies only: versions may move)."""
-    from chat_template_harness.checking import check
+    from chat_template_harness.cells.model import cells
     from chat_template_harness.contract.sample import Policy
     from chat_template_harness.external import load_callable
-    from chat_template_harness.outputs import matrix, reportfile
+    from chat_template_harness.outputs import reportfile
     from chat_template_harness.outputs.report import check_markdown
 
-    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
+    plugin = load_callable(spec)
+    results = [check_cell(plugin, c) for c in cells()]
     committed = (Path(__file__).resolve().parents[1] / "reports" / name).read_text("utf-8")
     fresh = check_markdown(spec, results, Policy.ALL)
     assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"
+
+
+def run_cell(cell: Any, tokenizers_dir: Any = None, **settings: Any) -> Any:
+    """The one runner on one cell with these settings (tests are entry points: they build their Settings here)."""
+    from chat_template_harness.cells.model import Settings
+    from chat_template_harness.cells.run import run_cell as run
+
+    return run(cell, Settings(tokenizers_dir=tokenizers_dir, **settings))
+
+
+def check_cell(preprocessor: Any, cell: Any, tokenizers_dir: Any = None, **settings: Any) -> Any:
+    """A preprocessor on one cell through the one runner (what `cth check` does per cell)."""
+    from chat_template_harness.cells.model import Settings
+    from chat_template_harness.cells.run import run_cell as run
+
+    return run(cell, Settings(tokenizers_dir=tokenizers_dir, **settings), preprocessor)
+
+
+def run_cells(cells: Any, tokenizers_dir: Any = None, **settings: Any) -> list[Any]:
+    return [run_cell(c, tokenizers_dir, **settings) for c in cells]

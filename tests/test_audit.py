@@ -10,7 +10,7 @@ import pytest
 
 from chat_template_harness import cli
 from chat_template_harness.audit import generate
-from chat_template_harness.audit.row import REASONS, Settings, audit_row
+from chat_template_harness.audit.row import REASONS, Job, audit_row
 
 NAIVE = "chat_template_harness.examples.naive:preprocess"
 REFERENCE = "chat_template_harness.examples.reference:preprocess"
@@ -83,13 +83,13 @@ def test_ray_data_gives_the_same_counts(capsys, dataset):
 
 
 def test_every_generated_broken_kind_has_a_named_reason():
-    settings = Settings("qwen3-8b", "off")
+    settings = Job("qwen3-8b", "off")
     import random
 
     for kind in generate.BROKEN:
         line = generate._broken(random.Random(1), kind, generate._messages(random.Random(2)))
         outcome = audit_row(settings, 1, line)
-        assert outcome.rejected in {name for name, _ in REASONS}, (kind, outcome)
+        assert outcome.rejected in set(REASONS.values()), (kind, outcome)
 
 
 @pytest.mark.parametrize(

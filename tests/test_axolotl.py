@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness.checking import check
+from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import axolotl
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs.matrix import Cell
-from tests.helpers import assert_report_current
+from tests.helpers import assert_report_current, check_cell
 
 pytestmark = [pytest.mark.axolotl, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _check(adapter, model: str, think: Think, fixture: str) -> check.CheckResult:
-    return check.check_cell(adapter, Cell(model, think, fixture))
+def _check(adapter, model: str, think: Think, fixture: str) -> CellResult:
+    return check_cell(adapter, Cell(model, think, fixture))
 
 
 def test_the_installed_axolotl_is_the_reported_version():

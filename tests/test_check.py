@@ -9,14 +9,14 @@ from types import SimpleNamespace
 import pytest
 
 from chat_template_harness import cli
-from chat_template_harness.checking import check
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.cells.model import Cell, Status
 from chat_template_harness.contract.invariants import Invariant
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.external import ExternalSample, PreprocessorError, load_callable, to_samples
 from chat_template_harness.external import Unsupported as ExternalUnsupported
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import matrix
-from chat_template_harness.outputs.matrix import Cell, Status
+from tests.helpers import check_cell
 
 REPO = Path(__file__).resolve().parents[1]
 NAIVE = "chat_template_harness.examples.naive:preprocess"
@@ -86,8 +86,8 @@ def test_load_callable_errors_name_the_fix(spec: str, message: str):
 def test_check_on_the_reference_passes_every_cell(capsys):
     assert cli.main(["check", REFERENCE, "--policy", "all"]) == 0
     out = capsys.readouterr().out
-    every = matrix.cells()
-    na = sum(matrix.na_reason(c) is not None for c in every)
+    every = cellmodel.cells()
+    na = sum(cellmodel.na_reason(c) is not None for c in every)
     assert f"{len(every) - na} passed, 0 failed, {na} n/a" in out
 
 
@@ -106,7 +106,7 @@ def test_a_preprocessor_that_raises_fails_its_cell_with_one_line():
     def broken(request):
         raise KeyError("messages")
 
-    result = check.check_cell(broken, Cell("qwen3-8b", Think.OFF, "single_turn"))
+    result = check_cell(broken, Cell("qwen3-8b", Think.OFF, "single_turn"))
     # one line, and where in the user's code it was raised
     line = broken.__code__.co_firstlineno + 1  # the raise
     assert result.status is Status.FAIL and result.reason == f"the preprocessor raised KeyError: 'messages' (at {__file__}:{line})"
@@ -119,8 +119,8 @@ def test_policy_all_requires_every_turn_and_last_only_the_final_one():
         return preprocess(request)[-1:]
 
     cell = Cell("qwen3-8b", Think.OFF, "multi_turn")  # three samples: the history is rewritten
-    assert check.check_cell(last_only, cell, policy=Policy.LAST).status is Status.PASS
-    strict = check.check_cell(last_only, cell, policy=Policy.ALL)
+    assert check_cell(last_only, cell, policy=Policy.LAST).status is Status.PASS
+    strict = check_cell(last_only, cell, policy=Policy.ALL)
     assert strict.status is Status.FAIL and {v.invariant for v in strict.violations} == {Invariant.COMPLETE}
 
 
@@ -136,8 +136,8 @@ def _plugin_run(pytester: pytest.Pytester, spec: str, *args: str):
 
 def test_plugin_passes_every_cell_for_the_reference(pytester: pytest.Pytester):
     result = _plugin_run(pytester, REFERENCE)
-    every = matrix.cells(["qwen3-8b", "qwen2.5-7b"])
-    applicable = [c for c in every if matrix.na_reason(c) is None]
+    every = cellmodel.cells(["qwen3-8b", "qwen2.5-7b"])
+    applicable = [c for c in every if cellmodel.na_reason(c) is None]
     # N/A cells are items too, skipped with their reason (visible in JUnit), never dropped
     result.assert_outcomes(passed=len(applicable), skipped=len(every) - len(applicable))
     result.stdout.fnmatch_lines(["*chat-template-harness: N/A cells*", "13 cell(s): Qwen2.5 think-on: no thinking mode*"])
@@ -263,14 +263,14 @@ def test_trl_trains_qwen3s_empty_think_block_in_think_off():
     from trl import __version__
 
     assert __version__ == "1.16.0"  # the version the committed report was made with
-    result = check.check_cell(load_callable(TRL), Cell("qwen3-8b", Think.OFF, "single_turn"))
+    result = check_cell(load_callable(TRL), Cell("qwen3-8b", Think.OFF, "single_turn"))
     hits = [v for v in result.violations if v.invariant is Invariant.NO_INJECTED_LOSS]
     assert [v.tokens for v in hits if "empty think" in v.detail] == [("<think>", "\n\n", "</think>", "\n\n")]
 
 
 @pytest.mark.trl
 def test_trl_trains_the_header_newline_and_the_newline_after_the_stop_token_for_qwen25():
-    result = check.check_cell(load_callable(TRL), Cell("qwen2.5-7b", Think.OFF, "single_turn"))
+    result = check_cell(load_callable(TRL), Cell("qwen2.5-7b", Think.OFF, "single_turn"))
     details = {v.detail.split(",")[0]: v.tokens for v in result.violations}
     assert details == {
         "1 trained token(s) are the generation prompt's role header": ("\n",),
@@ -281,8 +281,8 @@ def test_trl_trains_the_header_newline_and_the_newline_after_the_stop_token_for_
 @pytest.mark.trl
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "llama-4-scout", "deepseek-v3", "deepseek-v3.1", "qwq-32b"])
 def test_families_without_a_trl_training_template_are_na(model: str):
-    cell = next(c for c in matrix.cells([model]) if matrix.na_reason(c) is None)
-    result = check.check_cell(load_callable(TRL), cell)
+    cell = next(c for c in cellmodel.cells([model]) if cellmodel.na_reason(c) is None)
+    result = check_cell(load_callable(TRL), cell)
     assert result.status is Status.NA and "TRL has no training template" in result.reason
 
 
@@ -291,7 +291,7 @@ def test_the_committed_trl_report_is_current():
     from chat_template_harness.outputs import reportfile
     from chat_template_harness.outputs.report import check_markdown
 
-    results = [check.check_cell(load_callable(TRL), c) for c in matrix.cells()]
+    results = [check_cell(load_callable(TRL), c) for c in cellmodel.cells()]
     fresh = check_markdown(TRL, results, Policy.ALL)
     committed = (REPO / "reports" / "trl-assistant-only-loss.md").read_text("utf-8")
     # only the body is compared: a new transformers release changes the header, never the verdict
@@ -315,9 +315,10 @@ def test_gpt_oss_determinism_failure_names_the_clock_fix():
         ids = request.tokenizer(text, add_special_tokens=False)["input_ids"]
         return {"input_ids": ids, "loss_mask": [0] * len(ids)}
 
-    result = check.check_cell(unpinned, Cell("gpt-oss-20b", Think.ON, "single_turn"))
+    result = check_cell(unpinned, Cell("gpt-oss-20b", Think.ON, "single_turn"))
     found = [v for v in result.violations if v.invariant is Invariant.DETERMINISM]
-    assert found and "freeze the clock around your apply_chat_template call" in found[0].detail
+    assert found and found[0].code == "clock.unpinnable"
+    assert "freeze the clock around your apply_chat_template call" in found[0].format()
 
 
 def test_a_date_from_the_preprocessors_own_clock_is_named_as_such():
@@ -331,9 +332,10 @@ def test_a_date_from_the_preprocessors_own_clock_is_named_as_such():
         stamp = request.tokenizer(datetime.datetime.now().strftime("%Y-%m-%d"), add_special_tokens=False)["input_ids"]
         return [{"input_ids": stamp + list(s["input_ids"]), "loss_mask": [0] * len(stamp) + list(s["loss_mask"])} for s in out]
 
-    result = check.check_cell(dated, Cell("qwen3-8b", Think.OFF, "single_turn"))
+    result = check_cell(dated, Cell("qwen3-8b", Think.OFF, "single_turn"))
     found = [v for v in result.violations if v.invariant is Invariant.DETERMINISM]
-    assert found and "your preprocessor writes the date itself" in found[0].detail
+    assert found and found[0].code == "clock.own-code"
+    assert "your preprocessor writes the date itself" in found[0].format()
 
 
 def test_a_missing_dependency_of_the_users_module_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -351,6 +353,6 @@ def test_inline_reasoning_reaches_the_plugin_as_inline_text():
         seen.append(request.messages)
         raise ExternalUnsupported("spy")
 
-    check.check_cell(spy, Cell("qwen3-8b", Think.ON, "inline_think"))
+    check_cell(spy, Cell("qwen3-8b", Think.ON, "inline_think"))
     reply = seen[0][-1]
     assert reply["content"].startswith("<think>") and "</think>" in reply["content"] and "reasoning_content" not in reply

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.cli import main
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import preprocess
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think, derive, files
 from chat_template_harness.models.rules.registry import builtin, builtin_names, family_for, generation_config
-from chat_template_harness.outputs import matrix
+from tests.helpers import run_cells
 
 R, C = "Two plus two is four.", "4"
 THINKING = conversation.parse(
@@ -125,9 +126,9 @@ DATED = (
 )
 
 
-def _whole_matrix(folder: Path) -> list[matrix.CellResult]:
-    results = matrix.run(matrix.cells([str(folder)]))
-    failed = [(r.cell.id, r.reason) for r in results if r.status is matrix.Status.FAIL]
+def _whole_matrix(folder: Path) -> list[cellmodel.CellResult]:
+    results = run_cells(cellmodel.cells([str(folder)]))
+    failed = [(r.cell.id, r.reason) for r in results if r.status is cellmodel.Status.FAIL]
     assert not failed
     return results
 
@@ -147,7 +148,7 @@ def test_a_thinking_only_template_is_derived_and_trains_after_its_opener(tmp_pat
     assert rules.on.opener == "<think>\n" and rules.on.think == "{reasoning}\n</think>\n\n"
     assert isinstance(rules.off, NotApplicable) and "no off switch" in rules.off.reason
     results = _whole_matrix(folder)
-    assert sum(r.status is matrix.Status.PASS for r in results) == 13  # every fixture, think on
+    assert sum(r.status is cellmodel.Status.PASS for r in results) == 13  # every fixture, think on
     prompt, trained = _trained("qwen3-thinking-only", Think.ON)
     assert prompt.endswith("<|im_start|>assistant\n<think>\n")
     assert trained == f"{R}\n</think>\n\n{C}<|im_end|>"  # starts after the opener: never `<think>`
@@ -161,7 +162,7 @@ def test_a_template_that_writes_todays_date_is_derived_with_the_clock_frozen(tmp
     assert isinstance(rules.on, NotApplicable) and rules.stop_tokens == ("<|im_end|>",) and rules.trailer == "\n"
     assert "tools" in rules.off.unsupported  # it drops tool calls: declared, not trained wrong
     results = _whole_matrix(folder)
-    na = [r for r in results if r.status is matrix.Status.NA and r.cell.think is Think.OFF]
+    na = [r for r in results if r.status is cellmodel.Status.NA and r.cell.think is Think.OFF]
     assert [r.cell.fixture for r in na] == ["tool_call"] and na[0].reason.endswith(rules.off.unsupported["tools"])
     prompt, trained = _trained("chatml-dated", Think.OFF)
     assert "Today is 26 July 2024." in prompt and trained == f"{C}<|im_end|>"
@@ -440,7 +441,7 @@ def test_a_turn_that_ends_with_the_next_header_is_derived_and_its_cells_pass(tmp
     assert dict(rules.next_header) == {"reply": "<|user|>", "tool_call": "<|observation|>"}
     assert rules.stop_tokens == ("<|user|>", "<|observation|>") and rules.trailer == ""
     results = _whole_matrix(folder)
-    assert {r.status for r in results} == {matrix.Status.PASS}, [(r.cell.id, r.reason) for r in results if r.reason]
+    assert {r.status for r in results} == {cellmodel.Status.PASS}, [(r.cell.id, r.reason) for r in results if r.reason]
     prompt, trained = _trained("next-header", Think.ON)
     assert prompt.endswith("<|assistant|>") and trained == f"\n<think>{R}</think>\n{C}<|user|>"
     prompt, trained = _trained("next-header", Think.OFF)

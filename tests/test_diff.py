@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from chat_template_harness import cli
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import golden, matrix
-from chat_template_harness.outputs.matrix import Cell
+from chat_template_harness.outputs import golden
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "goldens"
@@ -15,7 +16,7 @@ GOLDENS = REPO / "goldens"
 
 def test_nothing_differs_here(capsys):
     assert cli.main(["diff"]) == 0
-    assert f"0 of {len(matrix.cells())} cells differ from the goldens" in capsys.readouterr().out
+    assert f"0 of {len(cellmodel.cells())} cells differ from the goldens" in capsys.readouterr().out
 
 
 def test_one_changed_template_character_names_exactly_that_models_cells(drifted_pack: Path, tmp_path: Path, capsys):
@@ -24,8 +25,8 @@ def test_one_changed_template_character_names_exactly_that_models_cells(drifted_
     out = capsys.readouterr().out
     assert code == 1
     changed = {line.split()[1] for line in out.splitlines() if line.startswith("CHANGED ")}
-    assert changed == {c.id for c in matrix.cells(["qwen3-8b"])}
-    assert f"26 of {len(matrix.cells())} cells differ from the goldens" in out
+    assert changed == {c.id for c in cellmodel.cells(["qwen3-8b"])}
+    assert f"26 of {len(cellmodel.cells())} cells differ from the goldens" in out
     assert "  26 cell(s): chat template changed" in out
     text = report.read_text()
     assert text.count("- cause: chat template changed (sha256 a55ee1b16601 -> ") == 26

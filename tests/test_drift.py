@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness.outputs import matrix
+from chat_template_harness.cells import model as cellmodel
 
 REPO = Path(__file__).resolve().parents[1]
-QWEN3_CELLS = {c.id for c in matrix.cells(["qwen3-8b"])}
+QWEN3_CELLS = {c.id for c in cellmodel.cells(["qwen3-8b"])}
 
 
 def _pytest(pack: Path, *args: str) -> subprocess.CompletedProcess[str]:

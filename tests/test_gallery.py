@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import gallery, golden, matrix, overview
-from chat_template_harness.outputs.matrix import Cell
+from chat_template_harness.outputs import gallery, golden, overview
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,7 +28,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_cell_has_a_page_and_the_index_links_them_all(site: Path):
     index = (site / "index.html").read_text("utf-8")
-    for cell in matrix.cells():
+    for cell in cellmodel.cells():
         page = f"cells/{cell.model}/think-{cell.think}/{cell.fixture}.html"
         assert f'href="{page}"' in index and (site / page).is_file()
     assert "<script" not in index and "http" not in index  # works from file://, fetches nothing
@@ -43,7 +44,7 @@ def test_a_stale_golden_stops_the_build(tmp_path: Path):
 
 
 def test_docs_templates_md_is_current(cth_run):
-    results = [cth_run(c) for c in matrix.cells()]
+    results = [cth_run(c) for c in cellmodel.cells()]
     committed = (REPO / "docs" / "templates.md").read_text("utf-8")
     assert committed == overview.templates_markdown(results), "regenerate: nox -s docs"
 
@@ -104,7 +105,7 @@ def test_compare_and_family_pages_render(site: Path, browser):
     page = browser.new_page()
     page.goto((site / "compare" / "single_turn.html").as_uri())
     cards = page.locator(".card")
-    assert cards.count() == len(matrix.cells(fixtures=["single_turn"]))
+    assert cards.count() == len(cellmodel.cells(fixtures=["single_turn"]))
     page.click('nav a[href="../families/deepseek-v3.1.html"]')
     text = page.inner_text("body")
     assert "The generation prompt ends with '</think>'" in text and "never trained" in text
@@ -121,10 +122,10 @@ CONFORMANCE_SUBSET = {
 
 @pytest.fixture(scope="module")
 def conformance_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from chat_template_harness.checking import conformance
+    from chat_template_harness.outputs import conformance
 
     out = tmp_path_factory.mktemp("conformance-site")
-    columns = conformance.run(matrix.cells(["qwen3-8b", "qwen2.5-7b"]), CONFORMANCE_SUBSET)
+    columns = conformance.run(cellmodel.cells(["qwen3-8b", "qwen2.5-7b"]), CONFORMANCE_SUBSET)
     gallery.build(out, REPO / "goldens", conformance=columns)
     return out
 
@@ -153,8 +154,8 @@ def test_the_conformance_page_links_each_failure_to_its_violations(conformance_s
 @pytest.mark.specforge
 @pytest.mark.slow
 def test_docs_conformance_md_is_current():
-    from chat_template_harness.checking import conformance
+    from chat_template_harness.outputs import conformance
 
-    cells = matrix.cells()
+    cells = cellmodel.cells()
     committed = (REPO / "docs" / "conformance.md").read_text("utf-8")
     assert committed == conformance.markdown(conformance.run(cells), cells), "regenerate: nox -s docs"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.outputs import golden as golden_format
-from chat_template_harness.outputs import matrix
-from chat_template_harness.outputs.matrix import Cell
 from chat_template_harness.outputs.snapshot import stale_goldens
 
-CELLS = matrix.cells()
+CELLS = cellmodel.cells()
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.id)

@@ -61,6 +61,43 @@ def test_a_cycle_is_caught(tmp_path: Path):
         tuple(graphlib.TopologicalSorter(graph(modules)).static_order())
 
 
+# The rooms, lowest first: a conversation flows up through them, and a module may import only its own room or a
+# lower one (a top-level module is a room of its own). Keep this list and the package docstring in the same order.
+ROOMS = [
+    "errors", "models", "contract", "serving", "external", "cells", "checking", "examples", "frameworks", "outputs",
+    "audit", "smoke", "bench", "cli", "plugin",
+]
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def upward(modules: dict[str, Path], rooms: list[str] = ROOMS) -> list[tuple[str, str]]:
+    """(importer, imported) for every import of a higher room by a lower one."""
+    rank = {r: i for i, r in enumerate(rooms)}
+    return sorted(
+        (name, dep) for name, deps in graph(modules).items() for dep in deps if rank[room(dep)] > rank[room(name)]
+    )
+
+
+def test_every_module_lives_in_a_declared_room():
+    assert sorted({room(m) for m in MODULES if room(m)} - set(ROOMS)) == []
+
+
+def test_no_room_imports_a_higher_one():
+    assert upward(MODULES) == []
+
+
+def test_an_upward_import_is_caught(tmp_path: Path):
+    """Negative control: a contract module that imports the CLI (a higher room) is reported."""
+    (tmp_path / "low.py").write_text(f"def f():\n    from {PACKAGE}.cli import main\n")
+    (tmp_path / "cli.py").write_text("def main(): ...\n")
+    modules = {f"{PACKAGE}.contract.low": tmp_path / "low.py", f"{PACKAGE}.cli": tmp_path / "cli.py"}
+    assert upward(modules) == [(f"{PACKAGE}.contract.low", f"{PACKAGE}.cli")]
+
+
 def test_the_package_docstring_maps_every_subpackage():
     import chat_template_harness
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness.checking import check
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.frameworks import llamafactory
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs.matrix import Cell
-from tests.helpers import assert_report_current
+from tests.helpers import assert_report_current, check_cell
 
 pytestmark = pytest.mark.torch
 REPO = Path(__file__).resolve().parents[1]
@@ -27,21 +26,21 @@ def test_the_installed_llamafactory_is_the_reported_version():
 
 
 def test_its_qwen3_template_trains_the_empty_think_block_of_a_reply_without_reasoning():
-    result = check.check_cell(llamafactory.qwen3, Cell("qwen3-8b", Think.ON, "single_turn"))
+    result = check_cell(llamafactory.qwen3, Cell("qwen3-8b", Think.ON, "single_turn"))
     (empty,) = [v for v in result.violations if "an empty think block" in v.detail]
     assert result.status.name == "FAIL" and "".join(empty.tokens) == "<think>\n\n</think>\n\n"
 
 
 def test_its_openai_converter_writes_detailed_thinking_off_into_a_system_prompt():
     """Negative control beside it: the same row in ShareGPT format gets no such system prompt."""
-    openai = check.check_cell(llamafactory.qwen_openai, Cell("qwen2.5-7b", Think.OFF, "single_turn"))
+    openai = check_cell(llamafactory.qwen_openai, Cell("qwen2.5-7b", Think.OFF, "single_turn"))
     assert openai.status.name == "FAIL" and any("the sample has 'detailed thinking'" in v.detail for v in openai.violations)
-    sharegpt = check.check_cell(llamafactory.qwen, Cell("qwen2.5-7b", Think.OFF, "single_turn"))
+    sharegpt = check_cell(llamafactory.qwen, Cell("qwen2.5-7b", Think.OFF, "single_turn"))
     assert not any("detailed thinking" in v.detail for v in sharegpt.violations)
 
 
 def test_a_template_is_only_for_its_own_models():
-    result = check.check_cell(llamafactory.gemma3, Cell("qwen3-8b", Think.OFF, "single_turn"))
+    result = check_cell(llamafactory.gemma3, Cell("qwen3-8b", Think.OFF, "single_turn"))
     assert result.status.name == "NA" and "`gemma3` template is for gemma3 models" in result.reason
 
 

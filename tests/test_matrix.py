@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.cells.model import Cell, Status
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import check_samples
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, preprocess
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family
-from chat_template_harness.outputs import matrix
-from chat_template_harness.outputs.matrix import Cell, Status
 
-CELLS = matrix.cells()
-APPLICABLE = [c for c in CELLS if matrix.na_reason(c) is None]
-NOT_APPLICABLE = [c for c in CELLS if matrix.na_reason(c) is not None]
+CELLS = cellmodel.cells()
+APPLICABLE = [c for c in CELLS if cellmodel.na_reason(c) is None]
+NOT_APPLICABLE = [c for c in CELLS if cellmodel.na_reason(c) is not None]
 
 
 def test_the_matrix_is_the_full_product():

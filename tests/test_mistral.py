@@ -11,13 +11,14 @@ import dataclasses
 
 import pytest
 
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import preprocess
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs import matrix
 from chat_template_harness.serving import mistral, profiles, served
+from tests.helpers import run_cell
 
 MODELS = ("mistral-nemo-2407", "mistral-large-2411")
 
@@ -64,9 +65,9 @@ def test_tekken_v3_moves_the_system_prompt_into_the_last_user_turn(load):
 @pytest.mark.slow  # the goldens hold every cell; this runs them again, determinism included
 @pytest.mark.parametrize("model", MODELS)
 def test_the_matrix_passes_on_mistral_commons_ids(model):
-    results = [matrix.run_cell(c) for c in matrix.cells([model])]
+    results = [run_cell(c) for c in cellmodel.cells([model])]
     assert [r.cell.id for r in results if r.status.failing] == []
-    assert sum(r.status is matrix.Status.PASS for r in results) >= 9
+    assert sum(r.status is cellmodel.Status.PASS for r in results) >= 9
 
 
 def test_a_template_that_writes_a_turn_otherwise_than_the_library_is_an_error(load):
@@ -83,12 +84,12 @@ def test_a_template_that_writes_a_turn_otherwise_than_the_library_is_an_error(lo
 
 
 def test_mistral_cells_that_mistral_common_refuses_are_na_with_the_reason():
-    na = {c.fixture: matrix.na_reason(c) for c in matrix.cells(["mistral-large-2411"], [Think.OFF])}
+    na = {c.fixture: cellmodel.na_reason(c) for c in cellmodel.cells(["mistral-large-2411"], [Think.OFF])}
     assert "9-character id" in na["tool_call"]
     assert "InvalidAssistantMessageException" in na["empty_assistant_content"]
     assert "'▁', '▁Please'" in na["whitespace_edges"] and na["markdown_code"] == na["whitespace_edges"]
     assert na["single_turn"] is None
-    on = matrix.na_reason(matrix.Cell("mistral-nemo-2407", Think.ON, "single_turn"))
+    on = cellmodel.na_reason(cellmodel.Cell("mistral-nemo-2407", Think.ON, "single_turn"))
     assert on is not None and "no thinking mode" in on
 
 

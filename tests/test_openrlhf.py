@@ -9,19 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness.checking import check
+from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.frameworks import openrlhf
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs.matrix import Cell
-from tests.helpers import assert_report_current
+from tests.helpers import assert_report_current, check_cell
 
 pytestmark = [pytest.mark.openrlhf, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _check(adapter, model: str, think: Think, fixture: str, **kw) -> check.CheckResult:
-    return check.check_cell(adapter, Cell(model, think, fixture), **kw)
+def _check(adapter, model: str, think: Think, fixture: str, **kw) -> CellResult:
+    return check_cell(adapter, Cell(model, think, fixture), **kw)
 
 
 def test_the_installed_openrlhf_is_the_reported_version():

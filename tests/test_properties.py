@@ -1,10 +1,10 @@
-"""Property tests: random valid conversations through the reference and the six invariants, per model x think.
+"""Property tests: random valid conversations through the reference and the eight invariants, per model x think.
 
 The default profile runs a few examples per pair in the normal suite; `nox -s fuzz` runs the
 `fuzz` profile (10,000 examples per pair, see conftest) and prints the counts per model.
 A conversation the harness rejects as input (FixtureError: e.g. an assistant reply that opens
 `<think>` and never closes it) or a cell the rules declare N/A is not an example of a violation;
-everything else must pass invariants 1-6 on the reference's own samples.
+everything else must pass invariants 1-8 on the reference's own samples.
 """
 
 from __future__ import annotations

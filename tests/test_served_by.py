@@ -10,11 +10,11 @@ import json
 
 import pytest
 
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.cli import main
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import userconfig
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs.matrix import Cell
 from chat_template_harness.serving import served
 
 GPT_OSS_SYSTEM = ["--model", "gpt-oss-20b", "--think", "on", "--fixture", "with_system"]

@@ -9,11 +9,12 @@ import dataclasses
 
 import pytest
 
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.cli import main
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs.matrix import Cell
-from chat_template_harness.serving import compare, probes, profiles
+from chat_template_harness.outputs import servers as compare
+from chat_template_harness.serving import probes, profiles
 
 TRANSFORMERS, VLLM, SGLANG = profiles.get("transformers"), profiles.get("vllm"), profiles.get("sglang")
 
@@ -115,10 +116,10 @@ def test_the_committed_servers_report_is_what_the_code_produces(tmp_path):
 
 
 def _checked(fixture: str, served_by: str, model: str = "gpt-oss-20b"):
-    from chat_template_harness.checking import check
     from chat_template_harness.examples import reference
+    from tests.helpers import check_cell
 
-    return check.check_cell(reference.preprocess, Cell(model, Think.ON, fixture), served_by=served_by)
+    return check_cell(reference.preprocess, Cell(model, Think.ON, fixture), served_by=served_by)
 
 
 def test_the_reference_checked_served_by_vllm_fails_where_vllm_serves_another_prompt():

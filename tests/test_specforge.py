@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from chat_template_harness import cli
-from chat_template_harness.checking import check
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.cells.model import Cell, Status
 from chat_template_harness.contract.invariants import Invariant
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.external import load_callable
 from chat_template_harness.frameworks import specforge
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import matrix, reportfile
-from chat_template_harness.outputs.matrix import Cell, Status
+from chat_template_harness.outputs import reportfile
+from tests.helpers import check_cell
 
 pytestmark = [pytest.mark.specforge, pytest.mark.torch]
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def test_the_installed_specforge_is_the_reported_version():
 
 
 def test_qwen3_thinking_trains_the_empty_think_block_in_think_off():
-    result = check.check_cell(specforge.qwen3_thinking, QWEN3_OFF)
+    result = check_cell(specforge.qwen3_thinking, QWEN3_OFF)
     assert result.status is Status.FAIL
     empty = [v for v in result.violations if v.invariant is Invariant.NO_INJECTED_LOSS and "empty think" in v.detail]
     assert [v.tokens for v in empty] == [("<think>", "\n\n", "</think>", "\n\n")]
@@ -41,42 +42,42 @@ def test_qwen3_thinking_trains_the_empty_think_block_in_think_off():
 
 def test_every_qwen_template_trains_after_a_default_system_prompt_the_server_does_not_send():
     for adapter in (specforge.qwen, specforge.qwen3_thinking, specforge.qwen3_instruct):
-        result = check.check_cell(adapter, QWEN3_OFF)
+        result = check_cell(adapter, QWEN3_OFF)
         replay = [v for v in result.violations if v.invariant is Invariant.REPLAY]
         assert replay and "'system\\nYou'" in replay[0].detail, adapter.__name__
 
 
 def test_qwen3_instruct_passes_with_the_servers_system_prompt_and_the_trailer_allowed():
-    result = check.check_cell(specforge.qwen3_instruct, QWEN3_OFF, system_prompt=DEFAULT_SYSTEM, allow=frozenset({"trailer"}))
+    result = check_cell(specforge.qwen3_instruct, QWEN3_OFF, system_prompt=DEFAULT_SYSTEM, allow=frozenset({"trailer"}))
     assert result.status is Status.PASS
     assert [v.tokens for v in result.allowed] == [("\n",)]  # the `\n` after <|im_end|>: reported as allowed
 
 
 def test_without_the_allowance_the_trailer_fails_the_cell():
-    result = check.check_cell(specforge.qwen3_instruct, QWEN3_OFF, system_prompt=DEFAULT_SYSTEM)
+    result = check_cell(specforge.qwen3_instruct, QWEN3_OFF, system_prompt=DEFAULT_SYSTEM)
     assert result.status is Status.FAIL
     assert ["the template's text after the stop token" in v.detail for v in result.violations] == [True]
 
 
 def test_an_allowance_never_covers_an_empty_think_block():
-    result = check.check_cell(specforge.qwen3_thinking, QWEN3_OFF, system_prompt=DEFAULT_SYSTEM, allow=frozenset({"trailer"}))
+    result = check_cell(specforge.qwen3_thinking, QWEN3_OFF, system_prompt=DEFAULT_SYSTEM, allow=frozenset({"trailer"}))
     assert result.status is Status.FAIL
     assert any("empty think" in v.detail for v in result.violations)
 
 
 def test_a_template_is_na_outside_the_models_it_was_written_for():
-    result = check.check_cell(specforge.llama3, QWEN3_OFF)
+    result = check_cell(specforge.llama3, QWEN3_OFF)
     assert result.status is Status.NA and "`llama3` template is for llama3, nemotron-v1.5 models" in result.reason
 
 
 def test_r1_distill_cannot_preprocess_any_conversation():
     """SpecForge 0.2.0's deepseek-r1-distill template has no end-of-turn token; its parser raises building a regex."""
-    result = check.check_cell(specforge.deepseek_r1_distill, Cell("deepseek-r1", Think.ON, "single_turn"))
+    result = check_cell(specforge.deepseek_r1_distill, Cell("deepseek-r1", Think.ON, "single_turn"))
     assert result.status is Status.FAIL and result.error.startswith("TypeError")
 
 
 def test_gpt_oss_writes_its_own_date_and_ends_replies_with_end_not_return():
-    result = check.check_cell(specforge.gpt_oss, Cell("gpt-oss-20b", Think.ON, "single_turn"))
+    result = check_cell(specforge.gpt_oss, Cell("gpt-oss-20b", Think.ON, "single_turn"))
     assert result.status is Status.FAIL
     assert any("'5-06'" in v.detail and "'4-07'" in v.detail for v in result.violations)  # 2025-06-28 vs 2024-07-26
     assert any(run.endswith("<|end|>") for run in result.extra)
@@ -87,7 +88,7 @@ def test_the_committed_specforge_report_is_current(template: str):
     from chat_template_harness.outputs.report import check_markdown
 
     spec = f"chat_template_harness.frameworks.specforge:{template.replace('-', '_')}"
-    results = [check.check_cell(load_callable(spec), c) for c in matrix.cells()]
+    results = [check_cell(load_callable(spec), c) for c in cellmodel.cells()]
     committed = (REPO / "reports" / f"specforge-{template}.md").read_text("utf-8")
     fresh = check_markdown(spec, results, Policy.ALL)
     assert reportfile.body(committed) == reportfile.body(fresh), (

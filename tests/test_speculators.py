@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness.checking import check
+from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import speculators
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs.matrix import Cell
-from tests.helpers import assert_report_current
+from tests.helpers import assert_report_current, check_cell
 
 pytestmark = [pytest.mark.speculators, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _check(model: str, think: Think, fixture: str, **kw) -> check.CheckResult:
-    return check.check_cell(speculators.preprocess, Cell(model, think, fixture), **kw)
+def _check(model: str, think: Think, fixture: str, **kw) -> CellResult:
+    return check_cell(speculators.preprocess, Cell(model, think, fixture), **kw)
 
 
 def test_the_installed_speculators_is_the_reported_version():

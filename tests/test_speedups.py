@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from tokenizers import pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation, render, tokens
 from chat_template_harness.contract.sample import CellNotApplicable, resolve_mode
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs import matrix
 
 MODELS = list(source.builtin_registry())
 
@@ -79,7 +79,7 @@ def test_the_compiled_template_renders_as_apply_chat_template_on_every_cell(mode
     loaded = source.load(model)
     tok, fam = loaded.tokenizer, family_for(loaded.spec, loaded.tokenizer)
     compared = 0
-    for cell in matrix.cells([model]):
+    for cell in cellmodel.cells([model]):
         conv = conversation.load(cell.fixture)
         try:
             mode = resolve_mode(fam, Think(cell.think), conv)

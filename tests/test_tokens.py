@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation, tokens
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.sample import CellNotApplicable, preprocess
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs import matrix
 
 ODD_TEXTS = [
     "",
@@ -44,7 +44,7 @@ def test_the_backend_encode_equals_the_tokenizer_call(model):
     assert tokens._plain_backend(tok) is not None, "every tokenizer of the pack is fast: the shortcut is taken"
     fam = family_for(loaded.spec, tok)
     texts = list(ODD_TEXTS)
-    for cell in matrix.cells([model]):
+    for cell in cellmodel.cells([model]):
         try:
             result = preprocess(tok, conversation.load(cell.fixture), fam, cell.think)
         except CellNotApplicable:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation, turns
 from chat_template_harness.contract.sample import CellNotApplicable, resolve_mode
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs import matrix
 
 
 @pytest.mark.parametrize("model", list(source.builtin_registry()))
@@ -16,7 +16,7 @@ def test_the_header_start_shortcut_equals_the_rendered_history(model, monkeypatc
     loaded = source.load(model)
     fam = family_for(loaded.spec, loaded.tokenizer)
     compared = 0
-    for cell in matrix.cells([model]):
+    for cell in cellmodel.cells([model]):
         conv = conversation.load(cell.fixture)
         try:
             mode = resolve_mode(fam, cell.think, conv)

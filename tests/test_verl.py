@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness.checking import check
+from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import verl
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs.matrix import Cell
-from tests.helpers import assert_report_current
+from tests.helpers import assert_report_current, check_cell
 
 pytestmark = [pytest.mark.verl, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the report
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _check(model: str, think: Think, fixture: str) -> check.CheckResult:
-    return check.check_cell(verl.preprocess, Cell(model, think, fixture))
+def _check(model: str, think: Think, fixture: str) -> CellResult:
+    return check_cell(verl.preprocess, Cell(model, think, fixture))
 
 
 def test_the_installed_verl_is_the_reported_version():

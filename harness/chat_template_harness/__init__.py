@@ -1,27 +1,30 @@
 """chat-template-harness: regression tests and goldens for chat-template training-data preprocessing.
 
-The map, in the order a conversation flows through it; `chat_template_harness.X.Y` is the file
-`harness/chat_template_harness/X/Y.py`:
+The map, in the order a conversation flows through it (the rooms, lowest first: a module imports only
+its own room or a lower one; tests/test_layout.py holds the order). `chat_template_harness.X.Y` is the
+file `harness/chat_template_harness/X/Y.py`; docs/how-it-works.md walks every room.
 
-- `models/`: which tokenizer (`source`: pinned hub files, hashes; `bundled`: tokenizer files a
-  library ships, mistral-common's; `userconfig`: a repo's own `[tool.cth]` models) and its family rules (`rules/`: the format, the TOML files, derivation from
-  a template, the registry).
-- `contract/`: what a correct sample is: `conversation` (input) -> `render` (the real template) ->
-  `turns` (served prompt and generated span per turn) -> `sample` (the reference preprocessor) ->
-  `invariants` (the six checks), with `tokens` and `compare` beneath them.
-- `checking/`: someone else's preprocessor against the contract (`check`, `baseline`,
-  `conformance`); `external` (top level, a public name) is the interface it implements;
-  `examples/` holds the worked preprocessors (reference, naive) and `frameworks/` the adapters around
-  the frameworks people train with (TRL, SpecForge, LLaMA-Factory, axolotl, speculators, ms-swift,
-  OpenRLHF, verl), each calling the framework's own code.
-- `outputs/`: cells and what is written about them: `matrix`, `golden` and its syrupy `snapshot`,
-  `report` and `reportfile`, `drift` (the upgrade check), `view`, `gallery`, `overview`.
+- `errors`: the one-line errors a user acts on (message and fix).
+- `models/`: which tokenizer (`source`: pinned hub files, hashes; `bundled`: tokenizer files a library ships,
+  mistral-common's; `userconfig`: a repo's own `[tool.cth]`) and its family rules (`rules/`: the format, the TOML
+  files, derivation from a template, the registry, `pinned`: the clock and system flag every render pins).
+- `contract/`: what a correct sample is: `conversation` (input) -> `render` (the real template) -> `turns` (served
+  prompt and generated span per turn) -> `sample` (the reference preprocessor) -> `invariants` (the checks) and
+  `kinds` (what a violation means), with `tokens` and `compare` beneath them.
+- `serving/`: the prompt a real server serves: `profiles` (vLLM, SGLang), `harmony` (gpt-oss as vLLM renders it),
+  `mistral` (mistral-common's ids), `probes`, `served` (a profile's prompt in the contract: `--served-by`).
+- `external`: the plug-in interface a user's preprocessor implements.
+- `cells/`: the words every command shares (`model`: Cell, Status, Settings, CellResult) and the one runner
+  (`run`), with the one guard around a user's preprocessor (`guard`).
+- `checking/`: the escape hatches a real CI needs (`baseline`: allowances and baselines).
+- `examples/`: the worked preprocessors (reference, naive); `frameworks/`: adapters around the frameworks people
+  train with (TRL, SpecForge, LLaMA-Factory, axolotl, speculators, ms-swift, OpenRLHF, verl), each calling the
+  framework's own code.
+- `outputs/`: what is written about cells: `report` and `reportfile`, `golden` and its syrupy `snapshot`, `drift`
+  (the upgrade check), `view`, `gallery`, `overview`, `conformance` (every preprocessor side by side), `servers`
+  (where two servers' prompts part).
 - `audit/`: a whole dataset, row by row, on every core or on Ray.
-- `serving/`: the prompt a real server serves: `profiles` (vLLM, SGLang: request normalisation and renderer per
-  family), `harmony` (gpt-oss as vLLM renders it), `mistral` (Mistral models as every server serves them:
-  mistral-common's ids), `served` (a profile's prompt in the contract: `--served-by`), `compare` (where two
-  servers' prompts part: `cth servers`).
-- top level: `smoke` (the training step), the entry points `cli` and `plugin`, `bench`, `errors`.
+- top level: `smoke` (the training step), `bench`, and the entry points `cli` and `plugin`.
 """
 
 __version__ = "0.1.0"

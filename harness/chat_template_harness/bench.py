@@ -2,7 +2,7 @@
 
 - matrix: the bare cost of loading each tokenizer once (AutoTokenizer.from_pretrained), then,
   in the same process, the full golden + invariant run over every cell (hash checks, loads,
-  reference preprocessing, invariants 1-6, golden comparison). The figure is their ratio
+  reference preprocessing, invariants 1-8, golden comparison). The figure is their ratio
   (target: at most 1.5).
 - smoke: the training step per family, on CPU, and on CUDA where one is present.
 - audit: `cth audit`'s throughput (reference + invariants 1-5 per row, no user preprocessor) against
@@ -46,12 +46,16 @@ def bare_loads(tokenizers_dir: Path | None) -> dict[str, float]:
 
 
 def full_run(tokenizers_dir: Path | None, goldens: Path) -> tuple[float, int, int]:
-    from chat_template_harness.outputs import golden, matrix
+    from chat_template_harness.cells.model import Settings, Status
+    from chat_template_harness.cells.model import cells as all_cells
+    from chat_template_harness.cells.run import run_cell
+    from chat_template_harness.outputs import golden
 
     start = time.perf_counter()
-    cells = matrix.cells()
-    results = [matrix.run_cell(c, tokenizers_dir) for c in cells]
-    problems = sum(r.status is matrix.Status.FAIL or golden.check(r, goldens) is not None for r in results)
+    cells = all_cells()
+    settings = Settings(tokenizers_dir=tokenizers_dir)
+    results = [run_cell(c, settings) for c in cells]
+    problems = sum(r.status is Status.FAIL or golden.check(r, goldens) is not None for r in results)
     return time.perf_counter() - start, len(cells), problems
 
 
@@ -145,9 +149,9 @@ def _audit_rows_per_s(
         "import chat_template_harness.contract.render as R,chat_template_harness.contract.tokens as T;R.FAST=False;T.SHORTCUTS=False;"
     )
     code = off + (
-        "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Settings,context;"
-        f"context(Settings({model!r},{think!r}));"  # the one-off load (imports, tokenizer), outside the time as for the floors
-        f"t=time.perf_counter();s=audit({str(path)!r},Settings({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
+        "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Job,context;"
+        f"context(Job({model!r},{think!r}));"  # the one-off load (imports, tokenizer), outside the time as for the floors
+        f"t=time.perf_counter();s=audit({str(path)!r},Job({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
         "d=time.perf_counter()-t;"
         "m=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
         "print(json.dumps([s.total/d,m/1024]))"

@@ -19,13 +19,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from chat_template_harness.cells import model as cells
+from chat_template_harness.cells.run import run_cell, run_conversation
 from chat_template_harness.contract import conversation
-from chat_template_harness.contract.sample import Policy, preprocess, resolve_mode
+from chat_template_harness.contract.sample import Policy, resolve_mode
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs import matrix
 
 Command = Callable[[argparse.Namespace, Console], int]
 COMMANDS: dict[str, Command] = {}
@@ -63,16 +64,16 @@ def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
 def _user_goldens(args: argparse.Namespace) -> Path:
     """Where `--update-goldens` writes: --goldens DIR, else [tool.cth] goldens (a user's models live in their repo)."""
     from chat_template_harness.models import userconfig
+    from chat_template_harness.outputs import golden
 
-    if os.environ.get("CI"):
-        raise HarnessError("goldens are never written when CI is set", "run `cth matrix --update-goldens` locally and commit them")
+    golden.refuse_writing_under_ci("run `cth matrix --update-goldens` locally and commit them")
     root = Path(args.goldens) if args.goldens else userconfig.goldens_dir()
     if root is None:
         raise HarnessError("--update-goldens needs a place for them", "pass --goldens DIR (or set goldens = \"DIR\" under [tool.cth])")
     return root
 
 
-def _golden_root(args: argparse.Namespace, result: matrix.CellResult) -> Path | None:
+def _golden_root(args: argparse.Namespace, result: cells.CellResult) -> Path | None:
     """The goldens a cell is compared with: --goldens; a user's model: [tool.cth] goldens; a built-in: ./goldens."""
     from chat_template_harness.models import userconfig
 
@@ -83,11 +84,11 @@ def _golden_root(args: argparse.Namespace, result: matrix.CellResult) -> Path | 
     return _goldens(args, required=False)
 
 
-def _compared(args: argparse.Namespace, result: matrix.CellResult) -> matrix.CellResult:
+def _compared(args: argparse.Namespace, result: cells.CellResult) -> cells.CellResult:
     from chat_template_harness.outputs import golden
 
     root = _golden_root(args, result)
-    if root is None or result.status is matrix.Status.ERROR:  # an error cell has no samples to compare
+    if root is None or result.status is cells.Status.ERROR:  # an error cell has no samples to compare
         return result
     return _with_golden(result, golden.check(result, root))
 
@@ -109,21 +110,35 @@ def _allow_drift(args: argparse.Namespace) -> bool:
     return bool(args.allow_drift or os.environ.get("CTH_ALLOW_DRIFT"))
 
 
-def _selected(args: argparse.Namespace) -> list[matrix.Cell]:
-    return matrix.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+def _settings(args: argparse.Namespace, **overrides: Any) -> cells.Settings:
+    """The run's settings, built once from the command line (and `[tool.cth]`, which `main` folded into args)."""
+    given = {
+        "tokenizers_dir": _tokenizers_dir(args),
+        "allow_drift": _allow_drift(args),
+        "served_by": getattr(args, "served_by", "transformers"),
+        "policy": Policy(getattr(args, "policy", Policy.ALL.value)),
+        "timeout": getattr(args, "timeout", cells.DEFAULT_TIMEOUT),
+        "system_prompt": getattr(args, "system_prompt", None),
+    }
+    return cells.Settings(**{**given, **overrides})
 
 
-def _cell(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _selected(args: argparse.Namespace) -> list[cells.Cell]:
+    return cells.cells(args.model or None, [Think(t) for t in args.think] or None, args.fixture or None)
+
+
+def _cell(args: argparse.Namespace) -> tuple[source.LoadedTokenizer, Any, conversation.Conversation]:
+    """One cell's reference samples for `render` and `show`: the runner's, without the checks' second and third clocks."""
     spec = source.get_model(args.model)
     conv = conversation.load(args.fixture)
     think = Think(args.think)
-    fam = family_for(spec)
-    mode = resolve_mode(fam, think, conv)  # N/A cells stop here with their reason
+    resolve_mode(family_for(spec), think, conv)  # N/A cells stop here with their reason, before any tokenizer loads
     loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=_allow_drift(args))
-    from chat_template_harness.serving.served import served_by
-
-    server = served_by(args.served_by, loaded.tokenizer, family_for(spec, loaded.tokenizer), mode, conv.tools)
-    return loaded, preprocess(loaded.tokenizer, conv, fam, think, Policy(args.policy), server), conv
+    result = run_conversation(cells.Cell(spec.name, think, args.fixture), loaded, conv, _settings(args, determinism=False))
+    if result.raised is not None:  # the template (or the server) cannot render this cell: its one line, and the fix
+        raise result.raised
+    assert result.result is not None
+    return loaded, result.result, conv
 
 
 @command("models")
@@ -242,7 +257,8 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
         raise HarnessError(
             f"goldens hold transformers' served prompts, not {served_by}'s", "drop --served-by to update them"
         )
-    results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args), served_by=served_by) for c in selected]
+    settings = _settings(args)
+    results = [run_cell(c, settings) for c in selected]
     # a user's own conversation file has no golden; another server's samples are not transformers' goldens
     builtin = set(conversation.fixture_names()) if served_by == "transformers" else set()
     if args.update_goldens:
@@ -291,21 +307,19 @@ def cmd_smoke(args: argparse.Namespace, console: Console) -> int:
 
 @command("check")
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
-    """Check your preprocessor (MODULE:CALLABLE) on every cell: invariants 1-6 and a comparison with the reference."""
+    """Check your preprocessor (MODULE:CALLABLE) on every cell: invariants 1-8 and a comparison with the reference."""
     from chat_template_harness import external
-    from chat_template_harness.checking import baseline, check
+    from chat_template_harness.checking import baseline
     from chat_template_harness.outputs import report
 
     plugin = external.load_callable(args.preprocessor)
     allow = baseline.parse_allowances(args.allow)
     listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else frozenset()
     selected = _selected(args)
+    settings = _settings(args, allow=allow)
     results = []
     for cell in selected:
-        result = check.check_cell(
-            plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy),
-            timeout=args.timeout, system_prompt=args.system_prompt, allow=allow, served_by=args.served_by,
-        )
+        result = run_cell(cell, settings, plugin)
         results.append(result)
         _print_check(console, result, known=cell.id in listed, verbose=args.verbose)
     console.print(report.summary_line(results, failures=False))
@@ -323,7 +337,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         return 0
     if not args.baseline:
         return 1 if failing else 0
-    verdict = baseline.compare(failing, [r.cell.id for r in results if r.status is matrix.Status.PASS], listed)
+    verdict = baseline.compare(failing, [r.cell.id for r in results if r.status is cells.Status.PASS], listed)
     console.print(
         f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, {len(verdict.stale)} stale",
         markup=False,
@@ -335,17 +349,17 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     return 0 if verdict.ok else 1
 
 
-def _print_check(console: Console, result, *, known: bool, verbose: bool) -> None:  # type: ignore[no-untyped-def]
-    from chat_template_harness.checking import check
+def _print_check(console: Console, result: cells.CellResult, *, known: bool, verbose: bool) -> None:
+    from chat_template_harness.outputs.view import report_lines
 
-    if result.status is matrix.Status.NA:
+    if result.status is cells.Status.NA:
         return
-    failed = result.status is matrix.Status.FAIL
+    failed = result.status is cells.Status.FAIL
     label = "KNOWN" if failed and known else result.status.value.upper()
     style = "yellow" if failed and known else "bold red" if failed else "green"
     console.print(f"[{style}]{label:<4}[/] {result.cell.id}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
     if failed or (verbose and result.allowed):
-        for line in check.report_lines(result, verbose=verbose):
+        for line in report_lines(result, verbose=verbose):
             console.print("  " + line.replace("\n", "\n  "), markup=False)
 
 
@@ -358,7 +372,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from chat_template_harness.audit import audit
-    from chat_template_harness.audit.row import Settings
+    from chat_template_harness.audit.row import Job
 
     spec = source.get_model(args.model)
     mode = family_for(spec).mode(Think(args.think))
@@ -368,10 +382,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
         from chat_template_harness import external
 
         external.load_callable(args.preprocessor)  # a broken plug-in is one error before any row is read
-    settings = Settings(
-        spec.name, args.think, args.policy, args.preprocessor,
-        str(_tokenizers_dir(args)) if _tokenizers_dir(args) else None, _allow_drift(args), args.served_by,
-    )
+    job = Job(spec.name, args.think, args.preprocessor, _settings(args, determinism=False))
     stderr = Console(stderr=True)
     columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn())
     with Progress(*columns, console=stderr, disable=not stderr.is_terminal, transient=True) as bar:
@@ -382,7 +393,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
             done = bar.tasks[0].completed + 1
             bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
 
-        summary = audit(args.path, settings, engine=args.engine, workers=args.workers, limit=args.limit,
+        summary = audit(args.path, job, engine=args.engine, workers=args.workers, limit=args.limit,
                         revision=args.revision, progress=tick,
                         sample=dataclasses.replace(args.sample, seed=args.seed) if args.sample else None)
     console.print(Markdown(summary.markdown()))
@@ -426,7 +437,7 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
 @command("servers")
 def cmd_servers(args: argparse.Namespace, console: Console) -> int:
     """Where servers disagree: every served prompt (cells, then server probes) as two servers serve it, every differing region."""
-    from chat_template_harness.serving import compare
+    from chat_template_harness.outputs import servers as compare
 
     a = args.served_by
     texts = []
@@ -458,10 +469,10 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out)
     columns = []
     if args.conformance:
-        from chat_template_harness.checking import conformance
+        from chat_template_harness.outputs import conformance
 
         console.print("conformance: running every preprocessor on every cell …", markup=False)
-        columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args), served_by=args.served_by)
+        columns = conformance.run(cells.cells(), tokenizers_dir=_tokenizers_dir(args), served_by=args.served_by)
     servers = Path(args.servers) if args.servers else None
     if servers is not None and not servers.is_file():
         raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown reports/servers.md`")
@@ -477,10 +488,10 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _with_golden(result: matrix.CellResult, problem: str | None) -> matrix.CellResult:
+def _with_golden(result: cells.CellResult, problem: str | None) -> cells.CellResult:
     if problem is None or result.status.failing:
         return result
-    return dataclasses.replace(result, status=matrix.Status.FAIL, reason=problem)
+    return dataclasses.replace(result, status=cells.Status.FAIL, reason=problem)
 
 
 def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:

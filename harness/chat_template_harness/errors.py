@@ -11,10 +11,11 @@ from __future__ import annotations
 class HarnessError(Exception):
     """A problem with the input or the environment, with the fix for it."""
 
-    def __init__(self, message: str, fix: str) -> None:
+    def __init__(self, message: str, fix: str, code: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.fix = fix
+        self.code = code  # what kind of problem, for the modules that count them (never read off the message)
 
     def __str__(self) -> str:
         return f"{self.message}; fix: {self.fix}"

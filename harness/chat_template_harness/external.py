@@ -24,12 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import time_machine
-
 from chat_template_harness.contract.conversation import Conversation
-from chat_template_harness.contract.render import PINNED_CLOCK, with_system_flag
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models.rules import Family, Think, ThinkMode
+from chat_template_harness.models.rules.pinned import frozen_clock, with_system_flag
 
 IGNORE_INDEX = -100
 # seconds one call of a plug-in may take on one cell before the cell fails (the run goes on)
@@ -142,7 +140,7 @@ def run(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
 
 def pinned_clock() -> Any:
     """The clock every reference render uses: the plug-in renders under it too, so dates compare like with like."""
-    return time_machine.travel(PINNED_CLOCK, tick=False)
+    return frozen_clock()
 
 
 def call(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:

@@ -23,6 +23,7 @@ NOT_SELECTED = pytest.StashKey[bool]()
 BASELINE = pytest.StashKey[frozenset[str]]()
 # cell node ids given on the command line (`pytest "chat-template-harness::cth[qwen3-8b/think-off/single_turn]"`)
 REQUESTED = pytest.StashKey[frozenset[str]]()
+SETTINGS = pytest.StashKey[Any]()
 MATRIX_NODE = "chat-template-harness"
 
 
@@ -100,8 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESULTS] = {}
     config.stash[GOLDENS_ASSERTED] = set()
     config.stash[GOLDENS_ROOT] = config.rootpath / config.getoption("--cth-goldens")
-    if os.environ.get("CI") and config.getoption("--snapshot-update", default=False):
-        raise pytest.UsageError("goldens are never written when CI is set: run `nox -s update_goldens` locally")
+    if config.getoption("--snapshot-update", default=False):
+        from chat_template_harness.errors import HarnessError
+        from chat_template_harness.outputs import golden
+
+        try:
+            golden.refuse_writing_under_ci("run `nox -s update_goldens` locally")
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def _tokenizers_dir(config: pytest.Config) -> Path | None:
@@ -122,33 +129,47 @@ def _served_by(config: pytest.Config) -> str:
         raise pytest.UsageError(f"chat-template-harness: {exc}") from None
 
 
+def _settings(config: pytest.Config) -> Any:
+    """The run's settings (cells/model.py), built once per session from the options and `[tool.cth]`."""
+    if SETTINGS not in config.stash:
+        from chat_template_harness.cells.model import Settings
+        from chat_template_harness.contract.sample import Policy
+
+        config.stash[SETTINGS] = Settings(
+            tokenizers_dir=_tokenizers_dir(config),
+            allow_drift=bool(config.getoption("--cth-allow-drift")),
+            served_by=_served_by(config),
+            policy=Policy(config.getoption("--cth-policy")),
+            timeout=config.getoption("--cth-timeout"),
+            system_prompt=config.getoption("--cth-system-prompt"),
+            allow=frozenset(config.getoption("--cth-allow")),
+        )
+    return config.stash[SETTINGS]
+
+
 @pytest.fixture(scope="session")
 def cth_run(pytestconfig: pytest.Config) -> Callable[..., Any]:
     """Run a matrix cell once per session (reference preprocessor + invariants); pins are checked first."""
+    from chat_template_harness.cells.model import Cell, CellResult, Settings
+    from chat_template_harness.cells.run import run_cell
     from chat_template_harness.errors import HarnessError
     from chat_template_harness.models import source
-    from chat_template_harness.outputs import matrix
 
     base = _tokenizers_dir(pytestconfig)
     allow_drift = bool(pytestconfig.getoption("--cth-allow-drift"))
     if not allow_drift:
-        for spec in source.registry().values():
-            try:
-                directory, origin = source.locate(spec, base)
-                _, drift = source.verify(spec, directory, origin)
-            except HarnessError as exc:
-                pytest.exit(f"error: {exc}", returncode=2)
-            if drift:
-                pytest.exit(
-                    f"error: {spec.name}: {directory / drift[0].name}: {drift[0].describe()}; fix: restore the pinned "
-                    "file, or re-run with --cth-allow-drift to see which goldens change",
-                    returncode=2,
-                )
+        try:
+            source.check_pinned(list(source.registry()), base)
+        except HarnessError as exc:
+            pytest.exit(f"error: {exc}", returncode=2)
     cache = pytestconfig.stash[RESULTS]
 
-    def run(cell: matrix.Cell) -> matrix.CellResult:
+    # the goldens' own run: the reference on transformers' served prompts, whatever --cth-served-by says for cth cells
+    settings = Settings(tokenizers_dir=base, allow_drift=allow_drift)
+
+    def run(cell: Cell) -> CellResult:
         if cell not in cache:
-            cache[cell] = matrix.run_cell(cell, base, allow_drift=allow_drift)
+            cache[cell] = run_cell(cell, settings)
         return cache[cell]
 
     return run
@@ -193,24 +214,13 @@ class CellCheck(pytest.Item):
         self.na = na
 
     def runtest(self) -> None:
-        from chat_template_harness.checking.check import check_cell
-        from chat_template_harness.contract.sample import Policy
-        from chat_template_harness.outputs.matrix import Status
+        from chat_template_harness.cells.model import Status
+        from chat_template_harness.cells.run import run_cell
 
         if self.na is not None:  # declared, visible in every report (JUnit included), never a silent skip
             pytest.skip(f"N/A: {self.na}")
         spec, plugin = self.config.stash[PLUGIN]
-        result = check_cell(
-            plugin,
-            self.cell,
-            _tokenizers_dir(self.config),
-            allow_drift=bool(self.config.getoption("--cth-allow-drift")),
-            policy=Policy(self.config.getoption("--cth-policy")),
-            timeout=self.config.getoption("--cth-timeout"),
-            system_prompt=self.config.getoption("--cth-system-prompt"),
-            allow=frozenset(self.config.getoption("--cth-allow")),
-            served_by=_served_by(self.config),
-        )
+        result = run_cell(self.cell, _settings(self.config), plugin)
         listed = self.config.stash.get(BASELINE, frozenset())
         if result.status is Status.NA:
             self.config.stash[RESULTS][self.cell] = result
@@ -227,7 +237,7 @@ class CellCheck(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, CellCheckFailure):
             return str(super().repr_failure(excinfo))
-        from chat_template_harness.checking.check import report_lines
+        from chat_template_harness.outputs.view import report_lines
 
         result = excinfo.value.args[0]
         spec = self.config.stash[PLUGIN][0]
@@ -266,15 +276,11 @@ def _verified_pack(config: pytest.Config, models: list[str]) -> None:
 
     base = _tokenizers_dir(config)
     try:
-        for name in models:
-            spec = source.get_model(name)
-            directory, origin = source.locate(spec, base)
-            _, drift = source.verify(spec, directory, origin)
-            if drift and not config.getoption("--cth-allow-drift"):
-                raise HarnessError(
-                    f"{spec.name}: {directory / drift[0].name}: {drift[0].describe()}",
-                    "restore the pinned files, or pass --cth-allow-drift to check against them anyway",
-                )
+        if config.getoption("--cth-allow-drift"):
+            for name in models:  # the files must still be there
+                source.locate(source.get_model(name), base)
+        else:
+            source.check_pinned(models, base)
     except HarnessError as exc:
         pytest.exit(
             f"error: {exc.message}; fix: {exc.fix} (options: --cth-tokenizers-dir DIR or $CTH_TOKENIZERS_DIR, "
@@ -287,9 +293,9 @@ def _verified_pack(config: pytest.Config, models: list[str]) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if PLUGIN not in config.stash:
         return
+    from chat_template_harness.cells.model import CellResult, Status, cells, na_reason
     from chat_template_harness.errors import HarnessError
     from chat_template_harness.models.rules import Think
-    from chat_template_harness.outputs import matrix
 
     if not _cells_selected(config):
         config.stash[NOT_SELECTED] = True
@@ -299,8 +305,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     thinks = [Think(t) for t in config.getoption("--cth-think")] or None
     fixtures = config.getoption("--cth-fixture") or None
     try:
-        selected = matrix.cells(models, thinks, fixtures)
-        reasons = {cell: matrix.na_reason(cell) for cell in selected}
+        selected = cells(models, thinks, fixtures)
+        reasons = {cell: na_reason(cell) for cell in selected}
     except HarnessError as exc:
         raise pytest.UsageError(f"chat-template-harness: {exc}") from None
     _verified_pack(config, sorted({c.model for c in selected}))
@@ -315,7 +321,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for cell in selected:
         reason = reasons[cell]
         if reason is not None:
-            config.stash[RESULTS][cell] = matrix.CellResult(cell, matrix.Status.NA, reason)
+            config.stash[RESULTS][cell] = CellResult(cell, Status.NA, reason, code="na.rules")
         # an explicit node id parses as the one the cache and the command line hold (names ("cth",), params = cell)
         name = f"cth[{cell.id}]"
         item = CellCheck.from_parent(parent, name=name, nodeid=f"{MATRIX_NODE}::{name}", cell=cell, na=reason)
@@ -329,12 +335,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After an update over the whole matrix, remove goldens that no cell maps to."""
     asserted = session.config.stash.get(GOLDENS_ASSERTED, set())
-    if not asserted or not session.config.getoption("--snapshot-update", default=False) or os.environ.get("CI"):
-        return
-    from chat_template_harness.outputs import matrix
+    if not asserted or not session.config.getoption("--snapshot-update", default=False):
+        return  # (under CI an update stopped at the start: pytest_configure)
+    from chat_template_harness.cells.model import cells as all_cells
     from chat_template_harness.outputs.snapshot import stale_goldens
 
-    cells = matrix.cells()
+    cells = all_cells()
     if asserted != set(cells):
         return  # a subset ran: never touch other cells' goldens
     for path in stale_goldens(session.config.stash[GOLDENS_ROOT], cells):
@@ -343,7 +349,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from chat_template_harness.outputs.matrix import Status
+    from chat_template_harness.cells.model import Status
 
     if config.stash.get(NOT_SELECTED, False):
         terminalreporter.write_line(

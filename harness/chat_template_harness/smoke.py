@@ -26,14 +26,13 @@ from typing import Any
 
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import TokenRole, token_roles
-from chat_template_harness.contract.sample import CellNotApplicable, preprocess, resolve_mode
+from chat_template_harness.contract.sample import resolve_mode
 from chat_template_harness.contract.tokens import token_strings
 from chat_template_harness.contract.turns import Kind
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.serving import served
 
 # Conversations that exercise empty think blocks, rewritten history, tool calls and an empty reply.
 FIXTURES = ("single_turn", "multi_turn", "reasoning_every_turn", "tool_call", "empty_assistant_content")
@@ -170,37 +169,30 @@ def tiny_model(family_name: str, vocab: int, device: str) -> Any:
 def _samples(
     loaded: source.LoadedTokenizer, think: Think, preprocessor: str, errors: list[str], served_by: str = "transformers"
 ) -> list[tuple[str, int, list[Any], list[int], list[int]]]:
-    """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture.
+    """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture, each
+    through the one runner (a plug-in behind its guard).
 
     A plug-in that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
     from chat_template_harness import external
+    from chat_template_harness.cells.model import Cell, Settings
+    from chat_template_harness.cells.run import run_conversation
 
-    fam = family_for(loaded.spec, loaded.tokenizer)
     plugin = None
     if preprocessor == "naive":
         plugin = external.load_callable("chat_template_harness.examples.naive:preprocess")
     elif preprocessor != "reference":
         plugin = external.load_callable(preprocessor)
+    settings = Settings(served_by=served_by, determinism=False)
     out = []
     for name in FIXTURES:
-        conv = conversation.fixture(name)
-        try:
-            mode = resolve_mode(fam, think, conv)
-        except CellNotApplicable:
+        result = run_conversation(Cell(loaded.spec.name, think, name), loaded, conversation.fixture(name), settings, plugin)
+        if result.code == "na.rules":
             continue
-        server = served.for_conversation(served_by, loaded.tokenizer, fam, think, conv)
-        reference = preprocess(loaded.tokenizer, conv, fam, think, served=server)
-        if plugin is None:
-            produced = [(list(s.input_ids), list(s.loss_mask)) for s in reference.samples]
-        else:
-            request = external.request_for(loaded.spec.name, conv, loaded.tokenizer, fam, think, mode)
-            try:
-                produced = [(list(s.input_ids), list(s.loss_mask)) for s in external.run(plugin, request)]
-            except (Exception, SystemExit) as exc:  # e.g. the naive example on DeepSeek's tool-call arguments
-                where = "" if isinstance(exc, external.PreprocessorError) else f" ({external.user_frame(exc)})"
-                errors.append(f"{name}: the preprocessor raised {type(exc).__name__}: {exc}{where}")
-                continue
-        out += [(name, i, list(reference.plans), ids, mask) for i, (ids, mask) in enumerate(produced)]
+        if result.result is None:  # the preprocessor raised or declined, or the template cannot render the fixture
+            errors.append(f"{name}: {result.reason}")
+            continue
+        produced = [(list(s.input_ids), list(s.loss_mask)) for s in (result.samples if plugin else result.result.samples)]
+        out += [(name, i, list(result.result.plans), ids, mask) for i, (ids, mask) in enumerate(produced)]
     return out
 
 

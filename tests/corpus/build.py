@@ -8,13 +8,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import preprocess
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think, derive
 from chat_template_harness.models.rules.registry import family_for, generation_config
-from chat_template_harness.outputs import matrix
+from tests.helpers import run_cells
 
 R, C = "Two plus two is four.", "4"
 FIXTURES = conversation.fixture_names()
@@ -66,7 +67,7 @@ class Found:
     prompt: dict[str, str | None]
     trained: dict[str, str]
     na: dict[str, str]
-    cells: list[matrix.CellResult]
+    cells: list[cellmodel.CellResult]
 
 
 def run(path: Path) -> Found:
@@ -91,4 +92,4 @@ def run(path: Path) -> Found:
         prompt[think.value] = result.plans[-1].prompt
         trained[think.value] = loaded.tokenizer.decode(
             [t for t, m in zip(sample.input_ids, sample.loss_mask, strict=True) if m])
-    return Found(found, prompt, trained, na, matrix.run(matrix.cells([str(path)])))
+    return Found(found, prompt, trained, na, run_cells(cellmodel.cells([str(path)])))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import islice
 
-from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.audit.row import Job, RowOutcome
 from chat_template_harness.audit.sampling import Plan
 from chat_template_harness.audit.summary import Summary
 from chat_template_harness.errors import HarnessError
@@ -21,7 +21,7 @@ from chat_template_harness.errors import HarnessError
 
 def audit(
     source: str,
-    settings: Settings,
+    job: Job,
     *,
     engine: str = "local",
     workers: int = 1,
@@ -35,13 +35,13 @@ def audit(
     from chat_template_harness.audit import engines, rows, sampling
     from chat_template_harness.audit.row import context
 
-    context(settings)  # load the tokenizer and the plug-in once here: their errors are the user's, not a row's
+    context(job)  # load the tokenizer and the plug-in once here: their errors are the user's, not a row's
     stream = rows.read(source, revision=revision)
     if limit is not None:
         stream = islice(stream, limit)
     sampled = sampling.sample(stream, sample) if sample is not None else None
-    summary = Summary(settings, source, plan=sample)
-    for outcome in engines.ENGINES[engine](settings, sampled.rows if sampled else stream, workers):
+    summary = Summary(job, source, plan=sample)
+    for outcome in engines.ENGINES[engine](job, sampled.rows if sampled else stream, workers):
         summary.add(outcome)
         if progress is not None:
             progress(outcome)

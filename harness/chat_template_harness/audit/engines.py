@@ -12,20 +12,20 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from itertools import islice
 from typing import Any
 
-from chat_template_harness.audit.row import RowOutcome, Settings, audit_row
+from chat_template_harness.audit.row import Job, RowOutcome, audit_row
 
 CHUNK = 32  # rows per task: large enough to amortise the hand-off, small enough to keep every core busy
 
 
-def _chunk(settings: Settings, rows: list[tuple[int, Any]]) -> list[RowOutcome]:
-    return [audit_row(settings, number, raw) for number, raw in rows]
+def _chunk(job: Job, rows: list[tuple[int, Any]]) -> list[RowOutcome]:
+    return [audit_row(job, number, raw) for number, raw in rows]
 
 
-def local(settings: Settings, rows: Iterable[tuple[int, Any]], workers: int) -> Iterator[RowOutcome]:
+def local(job: Job, rows: Iterable[tuple[int, Any]], workers: int) -> Iterator[RowOutcome]:
     """`workers` processes (1: this process), at most 4 chunks per worker in flight."""
     if workers <= 1:
         for number, raw in rows:
-            yield audit_row(settings, number, raw)
+            yield audit_row(job, number, raw)
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one tokenizer thread per process
     import multiprocessing
@@ -35,7 +35,7 @@ def local(settings: Settings, rows: Iterable[tuple[int, Any]], workers: int) -> 
         pending: set[Future[list[RowOutcome]]] = set()
         while True:
             while len(pending) < workers * 4 and (chunk := list(islice(source, CHUNK))):
-                pending.add(pool.submit(_chunk, settings, chunk))
+                pending.add(pool.submit(_chunk, job, chunk))
             if not pending:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -43,7 +43,7 @@ def local(settings: Settings, rows: Iterable[tuple[int, Any]], workers: int) -> 
                 yield from future.result()
 
 
-def ray(settings: Settings, rows: Iterable[tuple[int, Any]], workers: int) -> Iterator[RowOutcome]:
+def ray(job: Job, rows: Iterable[tuple[int, Any]], workers: int) -> Iterator[RowOutcome]:
     """The same per-row function with Ray Data: on the cluster at $RAY_ADDRESS, else a local Ray instance."""
     import json
 
@@ -52,7 +52,7 @@ def ray(settings: Settings, rows: Iterable[tuple[int, Any]], workers: int) -> It
     if not ray_module.is_initialized():
         ray_module.init(address=os.environ.get("RAY_ADDRESS") or None, num_cpus=None if os.environ.get("RAY_ADDRESS") else workers,
                         include_dashboard=False, log_to_driver=False, configure_logging=False)
-    batch_fn = _batch_function(settings)
+    batch_fn = _batch_function(job)
     source = iter(rows)
     # blocks of rows go to the cluster as they are read; each block's outcomes come back before the next is read
     while block := list(islice(source, CHUNK * 64)):
@@ -62,11 +62,11 @@ def ray(settings: Settings, rows: Iterable[tuple[int, Any]], workers: int) -> It
             yield RowOutcome.from_json(record["outcome"])
 
 
-def _batch_function(settings: Settings) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _batch_function(job: Job) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def audit_batch(batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        outcomes = [audit_row(settings, int(n), str(raw)).to_json() for n, raw in zip(batch["row"], batch["raw"], strict=True)]
+        outcomes = [audit_row(job, int(n), str(raw)).to_json() for n, raw in zip(batch["row"], batch["raw"], strict=True)]
         return {"outcome": np.array(outcomes, dtype=object)}
 
     return audit_batch

@@ -7,7 +7,6 @@ Heavy state (the tokenizer, the family, the plug-in) is built once per process b
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -15,41 +14,46 @@ from typing import Any
 
 from chat_template_harness import external
 from chat_template_harness.audit.rows import decode
+from chat_template_harness.cells import model as cells
+from chat_template_harness.cells.run import run_conversation
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import check_samples, token_roles
-from chat_template_harness.contract.sample import CellNotApplicable, Policy, preprocess
-from chat_template_harness.errors import FixtureError, HarnessError
+from chat_template_harness.contract.sample import Policy
+from chat_template_harness.errors import FixtureError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.serving import served
 
-# FixtureError / render failures -> the reason a row is counted under (the first pattern that matches)
-REASONS = (
-    ("malformed JSON line", r"not valid JSON|nests JSON too deeply"),
-    ("empty conversation", r"non-empty list|no `messages` or `conversations`|an empty list"),
-    ("unknown role", r"unknown role|unknown ShareGPT speaker"),
-    ("no final assistant turn", r"not an assistant turn"),
-    ("no user message", r"has no user message"),
-    ("tool result without a call", r"tool result with no earlier tool call"),
-    ("two assistant turns in a row", r"two assistant messages in a row"),
-    ("unclosed <think> in a reply", r"never closes it"),
-    ("content that is not text", r"content of type|content parts of type"),
-    ("invalid text (NUL, lone surrogate)", r"NUL character|lone surrogate"),
-    ("bad reasoning", r"reasoning"),
-    ("bad tool call", r"tool call|tool_calls"),
-)
+# a FixtureError's code -> the reason a rejected row is counted under
+REASONS = {
+    "malformed-json": "malformed JSON line",
+    "empty-conversation": "empty conversation",
+    "unknown-role": "unknown role",
+    "no-final-assistant": "no final assistant turn",
+    "no-user-message": "no user message",
+    "tool-result-without-call": "tool result without a call",
+    "two-assistant-turns": "two assistant turns in a row",
+    "unclosed-think": "unclosed <think> in a reply",
+    "not-text": "content that is not text",
+    "invalid-text": "invalid text (NUL, lone surrogate)",
+    "bad-reasoning": "bad reasoning",
+    "bad-tool-call": "bad tool call",
+}
 
 
 @dataclass(frozen=True)
-class Settings:
+class Job:
+    """What one audit runs (pickled to every worker): the model and mode, the user's preprocessor, and the run's
+    settings (cells/model.py), built once by the entry point."""
+
     model: str
     think: str
-    policy: str = "all"
     preprocessor: str | None = None
-    tokenizers_dir: str | None = None
-    allow_drift: bool = False
-    served_by: str = "transformers"  # whose served prompt the reference replays (serving/profiles.py)
+    settings: cells.Settings = cells.Settings(determinism=False)
+
+    @property
+    def policy(self) -> str:
+        return str(self.settings.policy)
 
 
 @dataclass
@@ -76,23 +80,25 @@ class RowOutcome:
 
 @dataclass(frozen=True)
 class Context:
-    settings: Settings
-    tokenizer: Any
+    job: Job
+    loaded: source.LoadedTokenizer
     family: Family
     think: Think
     plugin: Any
 
 
 @cache
-def context(settings: Settings) -> Context:
-    loaded = source.load(settings.model, settings.tokenizers_dir, allow_drift=settings.allow_drift)
-    plugin = external.load_callable(settings.preprocessor) if settings.preprocessor else None
-    return Context(settings, loaded.tokenizer, family_for(loaded.spec, loaded.tokenizer), Think(settings.think), plugin)
+def context(job: Job) -> Context:
+    settings = job.settings
+    loaded = source.load(job.model, settings.tokenizers_dir, allow_drift=settings.allow_drift)
+    plugin = external.load_callable(job.preprocessor) if job.preprocessor else None
+    return Context(job, loaded, family_for(loaded.spec, loaded.tokenizer), Think(job.think), plugin)
 
 
-def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:
-    """Never raises for a bad row: the row is counted under its reason."""
-    ctx = context(settings)
+def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
+    """Never raises for a bad row: the row is counted under its reason. The row is a cell whose conversation comes
+    from the data, run by the one runner."""
+    ctx = context(job)
     try:
         conv = conversation.parse(decode(raw), name=f"row {number}", source=f"row {number}")
     except json.JSONDecodeError as exc:
@@ -100,47 +106,46 @@ def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:
     except RecursionError:
         return RowOutcome(number, "malformed JSON line", f"line {number}: nested too deeply")
     except FixtureError as exc:
-        return RowOutcome(number, _reason(exc.message), exc.message)
-    try:
-        server = served.for_conversation(settings.served_by, ctx.tokenizer, ctx.family, ctx.think, conv)
-        result = preprocess(ctx.tokenizer, conv, ctx.family, ctx.think, Policy(settings.policy), server)
-    except CellNotApplicable as na:
-        return RowOutcome(number, "not applicable to this model and mode", na.reason)
-    except HarnessError as exc:  # the template itself cannot render this conversation
-        return RowOutcome(number, "the template cannot render it", exc.message)
-    out = RowOutcome(number, samples=len(result.samples))
-    out.tokens = dict(_token_kinds(result))
-    notes = [n for p in result.plans for n in p.notes]
-    out.reasoning_dropped = any(n.startswith("reasoning in the data is dropped") for n in notes)
-    out.whitespace_dropped = any(n.startswith("leading whitespace") for n in notes)
-    required = None if settings.policy == "all" else [result.plans[-1].turn]
-    out.reference_violations = len(check_samples(ctx.tokenizer, result.plans, result.samples, required_turns=required))
-    if ctx.plugin is not None:
-        _check_plugin(ctx, conv, result, out)
+        return RowOutcome(number, REASONS.get(exc.code, "other input error"), exc.message)
+    cell = cells.Cell(job.model, ctx.think, f"row {number}")
+    checked = run_conversation(cell, ctx.loaded, conv, job.settings, ctx.plugin, ctx.family)
+    if checked.code == "na.rules":
+        return RowOutcome(number, "not applicable to this model and mode", checked.reason)
+    if checked.code.startswith("error."):  # the template itself cannot render this conversation
+        return RowOutcome(number, "the template cannot render it", checked.raised.message if checked.raised else checked.reason)
+    out = RowOutcome(number)
+    result = checked.result
+    if result is not None:
+        out.samples = len(result.samples)
+        out.tokens = dict(_token_kinds(result))
+        notes = [n for p in result.plans for n in p.notes]
+        out.reasoning_dropped = any(n.startswith("reasoning in the data is dropped") for n in notes)
+        out.whitespace_dropped = any(n.startswith("leading whitespace") for n in notes)
+    if ctx.plugin is None:
+        out.reference_violations = len(checked.violations)
+        return out
+    if result is not None:  # the reference's own samples breaking the contract: a harness bug, counted apart
+        required = None if job.settings.policy is Policy.ALL else [result.plans[-1].turn]
+        out.reference_violations = len(check_samples(ctx.loaded.tokenizer, result.plans, result.samples, required_turns=required))
+    _plugin_findings(ctx, checked, out)
     return out
 
 
-def _check_plugin(ctx: Context, conv: conversation.Conversation, result: Any, out: RowOutcome) -> None:
-    mode = ctx.family.mode(ctx.think)
-    request = external.request_for(ctx.settings.model, conv, ctx.tokenizer, ctx.family, ctx.think, mode)
-    try:
-        with external.deadline(external.DEFAULT_TIMEOUT):
-            samples = external.checked(external.run(ctx.plugin, request), len(ctx.tokenizer))
-    except external.Unsupported as exc:
-        out.plugin_error = f"unsupported: {exc}"
+def _plugin_findings(ctx: Context, checked: cells.CellResult, out: RowOutcome) -> None:
+    if checked.code == "na.preprocessor":
+        out.plugin_error = f"unsupported: {checked.error}"
         return
-    except (Exception, SystemExit) as exc:
-        out.plugin_error = f"{type(exc).__name__}: {exc}"
+    if checked.code == "fail.raised":
+        out.plugin_error = checked.error
         out.violations = {"error": 1}
         return
-    required = [p.turn for p in result.plans] if ctx.settings.policy == "all" else [result.plans[-1].turn]
-    found = check_samples(ctx.tokenizer, result.plans, samples, required_turns=required)
-    out.violations = dict(Counter(str(v.invariant.number) for v in found))
-    if found:
-        out.detail = found[0].format().splitlines()[0]
+    out.violations = dict(Counter(str(v.invariant.number) for v in checked.violations))
+    if checked.violations:
+        out.detail = checked.violations[0].format().splitlines()[0]
     wrong: Counter[str] = Counter()
-    for sample in samples:
-        roles = token_roles(ctx.tokenizer, result.plans, sample.input_ids)
+    assert checked.result is not None
+    for sample in checked.samples:
+        roles = token_roles(ctx.loaded.tokenizer, checked.result.plans, sample.input_ids)
         wrong.update(role.kind.value for role, m in zip(roles, sample.loss_mask, strict=True) if m and not role.trainable)
     out.wrong_tokens = dict(wrong)
 
@@ -152,6 +157,3 @@ def _token_kinds(result: Any) -> Counter[str]:
             counts[span.kind.value] += span.end_token - span.first_token
     return counts
 
-
-def _reason(message: str) -> str:
-    return next((name for name, pattern in REASONS if re.search(pattern, message)), "other input error")

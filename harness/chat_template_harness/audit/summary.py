@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat_template_harness.audit.row import RowOutcome, Settings
+from chat_template_harness.audit.row import Job, RowOutcome
 from chat_template_harness.audit.sampling import Plan, wilson
 from chat_template_harness.contract.invariants import Invariant
 
@@ -37,7 +37,7 @@ WRONG = {
 
 @dataclass
 class Summary:
-    settings: Settings
+    job: Job
     source: str
     total: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -71,7 +71,7 @@ class Summary:
         self.reasoning_dropped += out.reasoning_dropped
         self.whitespace_dropped += out.whitespace_dropped
         self.reference_violating += bool(out.reference_violations)
-        if self.settings.preprocessor is None:
+        if self.job.preprocessor is None:
             return
         if out.plugin_error.startswith("unsupported"):
             self.unsupported += 1
@@ -99,7 +99,7 @@ class Summary:
         return self.wrong_rows > 0 or self.reference_violating > 0
 
     def to_json(self) -> dict[str, Any]:
-        s = self.settings
+        s = self.job
         plugin = None
         if s.preprocessor:
             plugin = {
@@ -110,7 +110,7 @@ class Summary:
             }
         return {
             "schema": 1, "source": self.source, "model": s.model, "think": s.think, "policy": s.policy,
-            "callable": s.preprocessor, "served_by": s.served_by,
+            "callable": s.preprocessor, "served_by": s.settings.served_by,
             "rows": {"total": self.total, "usable": self.usable, "rejected": sum(self.rejected.values()),
                      "not_applicable": self.not_applicable},
             "rejected": {k: {"rows": n, "examples": [{"row": r, "detail": d} for r, d in sorted(self.examples[k])]}
@@ -131,7 +131,7 @@ class Summary:
             "reasoning_dropped": (self.reasoning_dropped, self.usable),
             "whitespace_dropped": (self.whitespace_dropped, self.usable),
         }
-        if self.settings.preprocessor:
+        if self.job.preprocessor:
             out["preprocessor_wrong"] = (self.wrong_rows, self.checked)
             out["preprocessor_errored"] = (self.errored, self.checked)
             out |= {f"invariant_{k}": (n, self.checked) for k, n in sorted(self.violations.items())}
@@ -150,11 +150,11 @@ class Summary:
 
     def lines(self) -> list[str]:
         """The report as Markdown lines (the terminal shows the same, through rich)."""
-        j, s = self.to_json(), self.settings
+        j, s = self.to_json(), self.job
         rows = j["rows"]
         out = [
             f"## cth audit: `{self.source}` with `{s.model}` think-{s.think}"
-            + (f", served by {s.served_by}" if s.served_by != "transformers" else ""),
+            + (f", served by {s.settings.served_by}" if s.settings.served_by != "transformers" else ""),
             "",
             f"{rows['total']} rows: {rows['usable']} usable, {rows['rejected']} rejected.",
             "",
@@ -208,7 +208,7 @@ class Summary:
     def _plugin_lines(self, p: dict[str, Any]) -> list[str]:
         checked = max(p["rows_checked"], 1)
         out = [
-            f"### `{self.settings.preprocessor}`",
+            f"### `{self.job.preprocessor}`",
             "",
             f"{p['rows_wrong']} of {p['rows_checked']} rows break the contract ({p['rows_wrong'] / checked:.0%}); "
             f"{p['rows_errored']} raised; {p['rows_unsupported']} unsupported.",

@@ -10,17 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chat_template_harness.contract.invariants import Invariant, Violation
+from chat_template_harness.contract.kinds import ALLOWANCES
 from chat_template_harness.errors import HarnessError
-
-# name -> what the violation says of the tokens it covers (only injected-token findings may be allowed)
-ALLOWANCES: dict[str, str] = {
-    "trailer": "the template's text after the stop token",
-}
 
 
 def parse_allowances(names: Iterable[str]) -> frozenset[str]:
@@ -32,15 +27,6 @@ def parse_allowances(names: Iterable[str]) -> frozenset[str]:
             "allow only a named, harmless deviation (empty think blocks and replay failures are never allowed)",
         )
     return names
-
-
-def split_allowed(violations: Sequence[Violation], allow: frozenset[str]) -> tuple[list[Violation], list[Violation]]:
-    """(violations that still fail, violations an allowance covers)."""
-    failing, allowed = [], []
-    for v in violations:
-        covered = v.invariant is Invariant.NO_INJECTED_LOSS and any(ALLOWANCES[a] in v.detail for a in allow)
-        (allowed if covered else failing).append(v)
-    return failing, allowed
 
 
 HEADER = "# cth baseline: cells known to fail today, one id per line; rewritten by --update-baseline\n"

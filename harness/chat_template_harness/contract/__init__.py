@@ -1,4 +1,4 @@
-"""The contract: what a correct training sample is, and the six invariants that check any sample.
+"""The contract: what a correct training sample is, and the eight invariants that check any sample.
 
 conversation -> render -> turns -> sample -> invariants; tokens and compare are used by all of them.
 """

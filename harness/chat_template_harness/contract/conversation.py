@@ -111,9 +111,9 @@ def parse(data: Any, *, name: str, source: str) -> Conversation:
     where = _Where(source)
     data, tools, description = _unwrap(data, where)
     if not isinstance(data, list) or not data:
-        raise FixtureError(f"{where}: expected a non-empty list of messages, got {_kind(data)}", FIX_FORMAT)
+        raise FixtureError(f"{where}: expected a non-empty list of messages, got {_kind(data)}", FIX_FORMAT, code="empty-conversation")
     if not isinstance(tools, list) or not all(isinstance(t, Mapping) for t in tools):
-        raise FixtureError(f"{where}: `tools` must be a list of function schemas", FIX_FORMAT)
+        raise FixtureError(f"{where}: `tools` must be a list of function schemas", FIX_FORMAT, code="other")
     messages = tuple(_message(raw, _Where(source, i)) for i, raw in enumerate(data))
     _check_order(messages, source)
     return Conversation(name, messages, tuple(tools), description, source)
@@ -126,7 +126,7 @@ def _unwrap(data: Any, where: _Where) -> tuple[Any, Any, str]:
     key = next((k for k in ("messages", "conversations") if data.get(k) is not None), None)
     if key is None:
         keys = ", ".join(sorted(map(str, data))[:6]) or "none"
-        raise FixtureError(f"{where}: object has no `messages` or `conversations` list (keys: {keys})", FIX_FORMAT)
+        raise FixtureError(f"{where}: object has no `messages` or `conversations` list (keys: {keys})", FIX_FORMAT, code="empty-conversation")
     return data[key], data.get("tools") or [], str(data.get("description", ""))
 
 
@@ -136,12 +136,13 @@ def _kind(value: Any) -> str:
 
 def _message(raw: Any, where: _Where) -> Message:
     if not isinstance(raw, Mapping):
-        raise FixtureError(f"{where} is a {type(raw).__name__}, not an object", FIX_FORMAT)
+        raise FixtureError(f"{where} is a {type(raw).__name__}, not an object", FIX_FORMAT, code="other")
     raw = _from_sharegpt(raw, where) if "from" in raw and "role" not in raw else raw
     role = raw.get("role")
     if role not in ROLES:
         raise FixtureError(
-            f"{where} has unknown role {role!r}", f"use one of {', '.join(ROLES)} (map e.g. 'bot' to 'assistant')"
+            f"{where} has unknown role {role!r}", f"use one of {', '.join(ROLES)} (map e.g. 'bot' to 'assistant')",
+            code="unknown-role",
         )
     content = raw.get("content")
     if content is None and raw.get("tool_calls"):
@@ -150,13 +151,14 @@ def _message(raw: Any, where: _Where) -> Message:
     reasoning = _reasoning(raw, where)
     tool_calls = tuple(_tool_call(c, where) for c in _list_of_calls(raw.get("tool_calls"), where))
     if role != "assistant" and (reasoning or tool_calls):
-        raise FixtureError(f"{where} ({role}) carries reasoning or tool calls", "only assistant messages may have them")
+        raise FixtureError(f"{where} ({role}) carries reasoning or tool calls", "only assistant messages may have them", code="bad-reasoning")
     given: str | None = None
     if role == "assistant" and "</think>" in content:
         if reasoning:
             raise FixtureError(
                 f"{where} has both a reasoning field and an inline <think> block in content",
                 "keep the reasoning in one place: `reasoning_content` or inline <think>…</think>, not both",
+                code="bad-reasoning",
             )
         given = content
         reasoning, content = _split_inline_think(content)
@@ -164,11 +166,13 @@ def _message(raw: Any, where: _Where) -> Message:
         raise FixtureError(
             f"{where} opens <think> in its content and never closes it (a truncated reasoning trace?)",
             "close the block with </think>, move the reasoning to `reasoning_content`, or drop the row",
+            code="unclosed-think",
         )
     if re.search(r"</?think>", reasoning):
         raise FixtureError(
             f"{where}: the reasoning itself holds a <think> or </think> tag, so no template can tell where it ends",
             "remove the tags from the reasoning text (a reasoning field holds only the thoughts)",
+            code="bad-reasoning",
         )
     for label, text in (("content", content), ("reasoning", reasoning)):
         _check_text(text, f"{where} ({role}) {label}")
@@ -182,6 +186,7 @@ def _from_sharegpt(raw: Mapping[str, Any], where: _Where) -> dict[str, Any]:
         raise FixtureError(
             f"{where} has unknown ShareGPT speaker {speaker!r}",
             f"use one of {', '.join(SHAREGPT_ROLES)} in `from` (human/gpt are user/assistant)",
+            code="unknown-role",
         )
     out = {k: v for k, v in raw.items() if k not in ("from", "value")}
     return {**out, "role": SHAREGPT_ROLES[speaker], "content": raw.get("value", raw.get("content"))}
@@ -198,23 +203,26 @@ def _text_of(content: Any, role: str, where: _Where) -> str:
         raise FixtureError(
             f"{where} ({role}) has content parts of type {', '.join(sorted(map(str, kinds - {'text'}))) or 'text without a string'}",
             'only text parts are supported: [{"type": "text", "text": "..."}]',
+            code="not-text",
         )
     raise FixtureError(
         f"{where} ({role}) has content of type {type(content).__name__}, not a string",
         "give every message a string `content` (an empty string is allowed) or a list of text parts",
+        code="not-text",
     )
 
 
 def _check_text(text: str, where: str) -> None:
     """Text a tokenizer can take: valid Unicode, no NUL."""
     if "\x00" in text:
-        raise FixtureError(f"{where} holds a NUL character at {text.index(chr(0))}", "remove the NUL bytes (a binary file or a bad export?)")
+        raise FixtureError(f"{where} holds a NUL character at {text.index(chr(0))}", "remove the NUL bytes (a binary file or a bad export?)", code="invalid-text")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise FixtureError(
             f"{where} holds a lone surrogate ({text[exc.start]!r} at {exc.start}), which is not valid Unicode",
             "fix the escape (a surrogate pair split in two?) or drop the character",
+            code="invalid-text",
         ) from None
 
 
@@ -222,7 +230,7 @@ def _list_of_calls(calls: Any, where: _Where) -> list[Any]:
     if calls is None:
         return []
     if not isinstance(calls, list):
-        raise FixtureError(f"{where}: `tool_calls` must be a list, got {type(calls).__name__}", 'write [{"function": {"name", "arguments"}}]')
+        raise FixtureError(f"{where}: `tool_calls` must be a list, got {type(calls).__name__}", 'write [{"function": {"name", "arguments"}}]', code="bad-tool-call")
     return calls
 
 
@@ -232,11 +240,13 @@ def _reasoning(raw: Mapping[str, Any], where: _Where) -> str:
         raise FixtureError(
             f"{where} has different reasoning under {', '.join(k for k, _ in given)}",
             "keep one reasoning field (`reasoning_content`)",
+            code="bad-reasoning",
         )
     value = given[0][1] if given else ""
     if not isinstance(value, str):
         raise FixtureError(
-            f"{where}: reasoning ({given[0][0]}) is a {type(value).__name__}, not a string", "write reasoning_content as a string"
+            f"{where}: reasoning ({given[0][0]}) is a {type(value).__name__}, not a string", "write reasoning_content as a string",
+            code="bad-reasoning",
         )
     return value
 
@@ -251,15 +261,15 @@ def _split_inline_think(content: str) -> tuple[str, str]:
 def _tool_call(raw: Any, where: _Where) -> ToolCall:
     fn = raw.get("function", raw) if isinstance(raw, Mapping) else None
     if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
-        raise FixtureError(f"{where} has a tool call without a function name", 'write {"function": {"name", "arguments"}}')
+        raise FixtureError(f"{where} has a tool call without a function name", 'write {"function": {"name", "arguments"}}', code="bad-tool-call")
     args = fn.get("arguments", {})
     if isinstance(args, str):
         try:
             args = json.loads(args)
         except json.JSONDecodeError as exc:
-            raise FixtureError(f"{where}: tool call arguments are not valid JSON ({exc})", "fix the arguments") from exc
+            raise FixtureError(f"{where}: tool call arguments are not valid JSON ({exc})", "fix the arguments", code="bad-tool-call") from exc
     if not isinstance(args, Mapping):
-        raise FixtureError(f"{where}: tool call arguments must be an object", "give arguments as a JSON object")
+        raise FixtureError(f"{where}: tool call arguments must be an object", "give arguments as a JSON object", code="bad-tool-call")
     return ToolCall(fn["name"], args)
 
 
@@ -269,19 +279,21 @@ def _check_order(messages: Sequence[Message], source: str) -> None:
         raise FixtureError(
             f"{source}: conversation ends with a {last.role!r} message, not an assistant turn",
             "end the conversation with the assistant reply to train on, or drop the trailing messages",
+            code="no-final-assistant",
         )
     for i, m in enumerate(messages):
         if m.role == "assistant" and i and messages[i - 1].role == "assistant":
             raise FixtureError(
                 f"{_Where(source, i)}: two assistant messages in a row (messages {i - 1} and {i})",
                 "merge them into one reply, or put the user or tool message that came between them back",
+                code="two-assistant-turns",
             )
         if m.role == "system" and i != 0:
-            raise FixtureError(f"{_Where(source, i)}: system message after the start", "put the system message first")
+            raise FixtureError(f"{_Where(source, i)}: system message after the start", "put the system message first", code="other")
         if m.role == "tool" and not any(p.tool_calls for p in messages[:i]):
-            raise FixtureError(f"{_Where(source, i)}: tool result with no earlier tool call", "add the assistant tool call")
+            raise FixtureError(f"{_Where(source, i)}: tool result with no earlier tool call", "add the assistant tool call", code="tool-result-without-call")
     if not any(m.role == "user" for m in messages):
-        raise FixtureError(f"{source}: conversation has no user message", "add the user message the assistant answers")
+        raise FixtureError(f"{source}: conversation has no user message", "add the user message the assistant answers", code="no-user-message")
 
 
 # --- loading -------------------------------------------------------------------------------------------------------
@@ -302,6 +314,7 @@ def fixture(name: str) -> Conversation:
         raise FixtureError(
             f"unknown fixture {name!r}; built-in: {', '.join(fixture_names())}",
             "pass a built-in name, or a path to a JSON file (e.g. ./my_conversation.json)",
+            code="other",
         )
     text = resources.files("chat_template_harness").joinpath(f"{FIXTURES}/{name}.json").read_text("utf-8")
     return _decode(text, name=name, source=f"fixture {name}")
@@ -318,20 +331,21 @@ def load(ref: str) -> Conversation:
 def _read(path: Path) -> str:
     """A conversation file's text, or one FixtureError that says what is wrong with the file itself."""
     if path.is_dir():
-        raise FixtureError(f"{path} is a directory, not a conversation file", "pass a .json file inside it")
+        raise FixtureError(f"{path} is a directory, not a conversation file", "pass a .json file inside it", code="other")
     if not path.exists():
-        raise FixtureError(f"conversation file {path} does not exist", "check the path, or pass a built-in fixture name")
+        raise FixtureError(f"conversation file {path} does not exist", "check the path, or pass a built-in fixture name", code="other")
     if not path.is_file():
-        raise FixtureError(f"{path} is not a regular file", "pass a .json file holding one conversation")
+        raise FixtureError(f"{path} is not a regular file", "pass a .json file holding one conversation", code="other")
     data = path.read_bytes()
     if not data.strip():
-        raise FixtureError(f"{path} is empty", "write a JSON list of messages into it; see harness/chat_template_harness/data/fixtures/")
+        raise FixtureError(f"{path} is empty", "write a JSON list of messages into it; see harness/chat_template_harness/data/fixtures/", code="other")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FixtureError(
             f"{path} is not valid UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r})",
             "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+            code="other",
         ) from None
 
 
@@ -339,7 +353,7 @@ def _decode(text: str, *, name: str, source: str) -> Conversation:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FixtureError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", FIX_FORMAT) from exc
+        raise FixtureError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", FIX_FORMAT, code="malformed-json") from exc
     except RecursionError:
-        raise FixtureError(f"{source} nests JSON too deeply to read", FIX_FORMAT) from None
+        raise FixtureError(f"{source} nests JSON too deeply to read", FIX_FORMAT, code="malformed-json") from None
     return parse(data, name=name, source=source)

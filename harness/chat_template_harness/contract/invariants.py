@@ -1,4 +1,4 @@
-"""The contract's six invariants, as checks that work on any preprocessor's output.
+"""The contract's eight invariants, as checks that work on any preprocessor's output.
 
 A sample is judged from its `input_ids` and `loss_mask` alone (its `text`, where it has one, is
 compared too), against the reference turn plans of the same cell: served prompts and generated
@@ -36,6 +36,16 @@ EMPTY_THINK = re.compile(
     r"|(?<=<｜Assistant｜>)</think>"  # DeepSeek-V3.1 think-off, and every past turn
     r"|<\|channel\|>analysis<\|message\|>\s*<\|end\|>"  # gpt-oss: an analysis channel with nothing in it
 )
+
+
+# a finding's fix, by its code, appended where the violation is written
+FIXES = {
+    "clock": "pin the date: date_string, frozen clock",
+    "clock.own-code": "the chat template reads no clock: your preprocessor writes the date itself, e.g. datetime.now(); "
+    "pass a fixed date instead",
+    "clock.unpinnable": "this template writes strftime_now() with no variable to pin it: freeze the clock around your "
+    "apply_chat_template call, e.g. `with time_machine.travel(datetime(2024, 7, 26), tick=False):`",
+}
 
 
 class Invariant(Enum):
@@ -78,6 +88,8 @@ class Violation:
     tokens: tuple[str, ...] = ()
     # what it means for training, where the check knows more than its invariant (contract/kinds.py): "" = the invariant's
     kind: str = ""
+    # which finding this is, for the modules that word its fix (e.g. where a date that moves with the clock comes from)
+    code: str = ""
 
     def format(self) -> str:
         where = " ".join(
@@ -90,6 +102,8 @@ class Violation:
         )
         head = f"[{self.invariant.number} {self.invariant.title}]" + (f" {where}:" if where else "")
         line = f"{head} {self.detail}"
+        if self.code in FIXES:
+            line += f" ({FIXES[self.code]})"
         if self.positions and not self.tokens:
             line += f"\n    from position {self.positions[0]}"
         elif self.positions:
@@ -106,6 +120,7 @@ class _Region:
     start: int
     end: int
     label: str = ""  # what the template wrote there, for injected regions
+    violation_kind: str = "H"  # what training it means (contract/kinds.py): H injected, E empty think, T trailer
 
 
 def check_samples(
@@ -224,7 +239,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
 
     # 1 and 2: every trained token is inside a generated span whose served prompt replays.
     stray: list[int] = []
-    injected_hits: dict[tuple[int, str], list[int]] = {}
+    injected_hits: dict[tuple[int, str, str], list[int]] = {}
     trained_by_turn: dict[int, list[int]] = {}
     # empty think blocks read off the text itself, except inside an answer, where such text is the data's own
     # (a tool call's arguments may hold `<think></think>`); in reasoning or anywhere else they are never trained
@@ -247,12 +262,12 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             continue
         hit = region_of(injected, a, b)
         if hit is not None:
-            injected_hits.setdefault((hit.turn, hit.label), []).append(t)
+            injected_hits.setdefault((hit.turn, hit.label, hit.violation_kind), []).append(t)
         else:
             stray.append(t)
     for positions in trained_by_turn.values():
         positions.sort()
-    for (turn, what), positions in injected_hits.items():
+    for (turn, what, kind), positions in injected_hits.items():
         out.append(
             Violation(
                 Invariant.NO_INJECTED_LOSS,
@@ -261,7 +276,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                 turn=turn if turn >= 0 else None,
                 positions=tuple(positions),
                 tokens=tuple(strings[p] for p in positions),
-                kind="E" if "empty think" in what else "T" if "after the stop token" in what else "H",
+                kind=kind,
             )
         )
     for run in _runs(stray):
@@ -361,21 +376,22 @@ def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_
         start = len(plan.prompt)
         opener_start = start - len(plan.opener)
         if plan.opener:
-            label = "an empty think block" if plan.opener_kind is Kind.EMPTY_THINK else "the generation prompt's opener"
-            injected.append(_Region(plan.turn, plan.opener_kind, opener_start, start, label))
+            empty = plan.opener_kind is Kind.EMPTY_THINK
+            label = "an empty think block" if empty else "the generation prompt's opener"
+            injected.append(_Region(plan.turn, plan.opener_kind, opener_start, start, label, "E" if empty else "H"))
         if plan.header_start < opener_start:
             injected.append(_Region(plan.turn, Kind.INJECTED, plan.header_start, opener_start, "the generation prompt's role header"))
         if not text.startswith(plan.body, start):
             continue
         appearing.append(plan)
         for piece in plan.pieces:
-            region = _Region(plan.turn, piece.kind, start, start + len(piece.text), "an empty think block")
+            region = _Region(plan.turn, piece.kind, start, start + len(piece.text), "an empty think block", "E")
             (trained_regions if piece.kind.trained else injected).append(region)
             start = region.end
         if plan.trailer and text.startswith(plan.trailer, start):
-            injected.append(_Region(plan.turn, Kind.INJECTED, start, start + len(plan.trailer), "the template's text after the stop token"))
+            injected.append(_Region(plan.turn, Kind.INJECTED, start, start + len(plan.trailer), "the template's text after the stop token", "T"))
     for m in EMPTY_THINK.finditer(text):
-        injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end(), "an empty think block"))
+        injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end(), "an empty think block", "E"))
     # the family's own spelling of its empty block, newlines included (Qwen3's `<think>\n\n</think>\n\n`),
     # wherever it stands: also where the sample's prompt is not the served one
     spellings = {p.opener for p in plans if p.opener_kind is Kind.EMPTY_THINK and p.opener}
@@ -384,7 +400,7 @@ def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_
     for spelling in sorted(s for s in spellings if "<think>" in s and "</think>" in s):
         at = text.find(spelling)
         while at != -1:
-            injected.append(_Region(-1, Kind.EMPTY_THINK, at, at + len(spelling), "an empty think block"))
+            injected.append(_Region(-1, Kind.EMPTY_THINK, at, at + len(spelling), "an empty think block", "E"))
             at = text.find(spelling, at + len(spelling))
     return trained_regions, injected, appearing
 
@@ -626,10 +642,10 @@ def check_determinism(
             found.append(
                 Violation(
                     Invariant.DETERMINISM,
-                    f"the sample differs between clocks {clocks[0]:%Y-%m-%d} and {clocks[1]:%Y-%m-%d} from token {at} "
-                    "(pin the date: date_string, frozen clock)",
+                    f"the sample differs between clocks {clocks[0]:%Y-%m-%d} and {clocks[1]:%Y-%m-%d} from token {at}",
                     sample=index,
                     positions=(at,),
+                    code="clock",
                 )
             )
     return found

@@ -43,6 +43,19 @@ BY_INVARIANT = {
 }
 
 
+# a named allowance -> the one kind it may cover (only injected text the model never reaches: never E or P)
+ALLOWANCES: dict[str, str] = {
+    "trailer": "T",  # the template's text after the stop token
+}
+
+
+def split_allowed(violations: Sequence[Violation], allow: frozenset[str]) -> tuple[list[Violation], list[Violation]]:
+    """(violations that still fail, violations a named allowance covers)."""
+    covered = {ALLOWANCES[a] for a in allow}
+    failing = [v for v in violations if kind_of(v) not in covered]
+    return failing, [v for v in violations if kind_of(v) in covered]
+
+
 def kind_of(violation: Violation) -> str:
     """The violation's kind: the one the check set where it knew more (E, T, S, R), else its invariant's."""
     return violation.kind or BY_INVARIANT[violation.invariant]
@@ -60,9 +73,10 @@ def counts(violations: Iterable[Violation]) -> list[tuple[str, int]]:
 
 
 def of_result(result: Any) -> list[str]:
-    """The kinds of a checked cell (anything with `violations`, and `error` where the plug-in raised), worst first."""
+    """The kinds of a checked cell (anything with `violations`, and the code `fail.raised` where the plug-in raised),
+    worst first."""
     letters = [k for k, _ in counts(result.violations)]
-    return ["X", *letters] if getattr(result, "error", "") else letters
+    return ["X", *letters] if getattr(result, "code", "") == "fail.raised" else letters
 
 
 def summary(violations: Sequence[Violation]) -> str:

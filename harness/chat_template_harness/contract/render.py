@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
-
-import time_machine
 
 from chat_template_harness.contract.conversation import Conversation, Message
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models.rules import Family, ThinkMode
+from chat_template_harness.models.rules.pinned import frozen_clock, with_system_flag
 
 # The date Llama 3.1's template writes by default, so every family agrees on "today".
-PINNED_CLOCK = datetime(2024, 7, 26, 12, 0, tzinfo=UTC)
 
 
 def inline_reasoning(reasoning: str) -> str:
@@ -58,14 +55,6 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
     return out
 
 
-def with_system_flag(messages: Sequence[Mapping[str, Any]], flag: str) -> list[Mapping[str, Any]]:
-    """The messages a server sends for a mode switched by a system-message flag (Nemotron's `/no_think`)."""
-    if not flag:
-        return list(messages)
-    if messages and messages[0].get("role") == "system" and messages[0].get("content"):
-        return [{**messages[0], "content": f"{messages[0]['content']}\n{flag}"}, *messages[1:]]
-    rest = messages[1:] if messages and messages[0].get("role") == "system" else messages
-    return [{"role": "system", "content": flag}, *rest]
 
 
 def template_messages(conversation: Conversation, family: Family, mode: ThinkMode) -> list[dict[str, Any]]:
@@ -94,7 +83,7 @@ def render(
         if renderer is not None:
             text = renderer.render(list(messages), list(tools) or None, add_generation_prompt, kwargs)
         else:
-            with time_machine.travel(PINNED_CLOCK, tick=False):
+            with frozen_clock():
                 text = _apply(tokenizer, list(messages), list(tools) or None, add_generation_prompt, kwargs)
     except Exception as exc:  # jinja2 TemplateError/UndefinedError, or a template's raise_exception
         raise TemplateDriftError(
@@ -150,7 +139,7 @@ class CompiledTemplate:
         )
         if "strftime_now" not in self.templates[bool(tools)]:
             return call()
-        with time_machine.travel(PINNED_CLOCK, tick=False):
+        with frozen_clock():
             return call()
 
     def _plain_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
@@ -254,7 +243,7 @@ def _checked_renderer(tokenizer: Any) -> CompiledTemplate | None:
     for tools in (None, tool):
         for gen in (True, False):
             try:
-                with time_machine.travel(PINNED_CLOCK, tick=False):
+                with frozen_clock():
                     expected = _apply(tokenizer, probe, tools, gen, {})
             except Exception:
                 continue  # the template cannot render the probe: nothing to compare here

@@ -44,7 +44,9 @@ def load(path: Path) -> Any:
     if path.suffix == ".json":
         tokenizer = _tekken(path)
     else:
-        from transformers import LlamaTokenizerFast  # the fast one in 4.57 (the slow one has no offsets); 5.x's only one
+        from transformers import (
+            LlamaTokenizerFast,  # the fast one in 4.57 (the slow one has no offsets); 5.x's only one
+        )
 
         # no prefix space at the head of the text and no stripping when decoding: the template writes every space,
         # and a token decoded alone keeps its own (mistral-common's ids are compared with these, cell by cell)

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -262,6 +262,20 @@ def verify(spec: ModelSpec, directory: Path, origin: str) -> tuple[dict[str, str
     observed = {f.name: sha256_file(directory / f.name) if (directory / f.name).is_file() else None for f in expected}
     drift = tuple(FileDrift(f.name, f.sha256, observed[f.name]) for f in expected if observed[f.name] != f.sha256)
     return observed, drift
+
+
+def check_pinned(names: Sequence[str], base: Path | None) -> None:
+    """Locate and hash every named model's files before any cell runs: the first problem (a missing folder, a file
+    that is not the pinned one) is one HarnessError with its fix."""
+    for name in names:
+        spec = get_model(name)
+        directory, origin = locate(spec, base)
+        _, drift = verify(spec, directory, origin)
+        if drift:
+            raise HashMismatchError(
+                f"{spec.name}: {directory / drift[0].name}: {drift[0].describe()}",
+                "restore the pinned file, or re-run with --cth-allow-drift (CTH_ALLOW_DRIFT=1) to see which cells change",
+            )
 
 
 def _pack_folder(spec: ModelSpec, base: Path) -> Path:

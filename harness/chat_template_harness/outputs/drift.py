@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chat_template_harness.outputs import golden, matrix
-from chat_template_harness.outputs.matrix import Cell
+from chat_template_harness.cells.model import Cell, CellResult, Settings, Status
+from chat_template_harness.cells.run import run_cell
+from chat_template_harness.outputs import golden
 
 MAX_TEXT_DIFF = 30
 
@@ -35,8 +36,8 @@ class CellDiff:
 
 
 def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, served_by: str = "transformers") -> CellDiff:
-    result = matrix.run_cell(cell, tokenizers_dir, allow_drift=True, determinism=False, served_by=served_by)
-    if result.status is matrix.Status.ERROR:  # no samples to compare: the template (or server) cannot make them
+    result = run_cell(cell, Settings(tokenizers_dir=tokenizers_dir, allow_drift=True, determinism=False, served_by=served_by))
+    if result.status is Status.ERROR:  # no samples to compare: the template (or server) cannot make them
         return CellDiff(cell, "error", (result.reason,))
     received = golden.parse(golden.render(result))
     path = golden.path_for(root, cell)
@@ -50,7 +51,7 @@ def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, 
     return CellDiff(cell, "changed", causes, _first_token(old, new, result), _mask_change(old, new), _text_diff(stored.body, received.body))
 
 
-def _first_token(old: list[golden.GoldenSample], new: list[golden.GoldenSample], result: matrix.CellResult) -> str:
+def _first_token(old: list[golden.GoldenSample], new: list[golden.GoldenSample], result: CellResult) -> str:
     if len(old) != len(new):
         return f"{len(old)} samples in the golden, {len(new)} now"
     tokenizer = result.loaded.tokenizer if result.loaded is not None else None

@@ -18,6 +18,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from chat_template_harness.cells.model import CellResult, Settings, Status
+from chat_template_harness.cells.model import cells as all_cells
+from chat_template_harness.cells.run import run_cell
 from chat_template_harness.contract.sample import Sample
 from chat_template_harness.contract.tokens import encode, token_strings
 from chat_template_harness.contract.turns import Kind
@@ -25,8 +28,7 @@ from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family
 from chat_template_harness.models.rules.registry import families, family_for
-from chat_template_harness.outputs import golden, matrix, overview
-from chat_template_harness.outputs.matrix import CellResult, Status
+from chat_template_harness.outputs import golden, overview
 from chat_template_harness.outputs.view import LABELS, visible_chars
 
 CSS = """
@@ -218,13 +220,14 @@ def build(
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.
 
-    `conformance`: columns from chat_template_harness.checking.conformance.run, for conformance.html and its detail pages.
+    `conformance`: columns from chat_template_harness.outputs.conformance.run, for conformance.html and its detail pages.
     `servers_report`: the committed `cth servers --markdown` report, shown as servers.html.
     `served_by`: another server's served prompts; the goldens hold transformers', so its pages are not compared
     with them (`cth diff --served-by` lists where they differ) and their provenance says whose prompt it is."""
     results = []
-    for cell in matrix.cells():
-        result = matrix.run_cell(cell, tokenizers_dir, determinism=False, served_by=served_by)
+    settings = Settings(tokenizers_dir=tokenizers_dir, determinism=False, served_by=served_by)
+    for cell in all_cells():
+        result = run_cell(cell, settings)
         problem = golden.check(result, goldens_root) if served_by == "transformers" else None
         if problem is not None:
             raise HarnessError(f"{cell.id}: {problem}", "see `cth diff`, then update the goldens (nox -s update_goldens)")
@@ -238,7 +241,7 @@ def build(
     for family in families().values():
         _write(out / "families" / f"{family.name}.html", family_page(family, results))
     if conformance:
-        from chat_template_harness.checking import conformance as conf
+        from chat_template_harness.outputs import conformance as conf
 
         checked = {c for column in conformance for c in getattr(column, "results", {})}
         cells = [r.cell for r in results if r.cell in checked]

@@ -21,6 +21,7 @@ ranges and text, the ids ten to a line with trained ones in [brackets]; then the
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,12 +29,18 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from chat_template_harness import __version__
+from chat_template_harness.cells.model import Cell, CellResult, Status
 from chat_template_harness.contract.sample import Preprocessed, Sample
 from chat_template_harness.contract.turns import Kind
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models.source import LoadedTokenizer
-from chat_template_harness.outputs.matrix import Cell, CellResult, Status
 from chat_template_harness.outputs.view import visible
+
+
+def refuse_writing_under_ci(fix: str) -> None:
+    """Goldens are never written when CI is set (every writer calls this first): one error naming the local command."""
+    if os.environ.get("CI"):
+        raise HarnessError("goldens are never written when CI is set", fix)
 
 MAGIC = "# chat-template-harness golden"
 SEPARATOR = "---"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chat_template_harness.contract.render import PINNED_CLOCK
+from chat_template_harness.cells.model import CellResult, Status
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, NotApplicable, Think
+from chat_template_harness.models.rules.pinned import PINNED_CLOCK
 from chat_template_harness.models.rules.registry import families, family_for
 from chat_template_harness.outputs.golden import marked_text
-from chat_template_harness.outputs.matrix import CellResult, Status
 
 EXAMPLE = "single_turn"  # the smallest fixture: shows the last-turn empty think block where there is one
 FIXTURES = (EXAMPLE, "inline_think")  # and one whose reply carries reasoning

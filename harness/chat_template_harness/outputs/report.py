@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Protocol
 from rich.table import Table
 from rich.text import Text
 
-from chat_template_harness.outputs.matrix import Cell, CellResult, Status
+from chat_template_harness.cells.model import Cell, CellResult, Status
 
 if TYPE_CHECKING:
-    from chat_template_harness.checking.check import CheckResult
     from chat_template_harness.contract.sample import Policy
 
 
@@ -67,7 +66,7 @@ def counts_line(counts: Counter[Status]) -> str:
     return line + (f", {errors} error{'s' if errors > 1 else ''}" if errors else "")
 
 
-def kind_tally(results: Sequence[CheckResult]) -> str:
+def kind_tally(results: Sequence[CellResult]) -> str:
     """Failing cells per kind, worst first: `cells by kind: E 10 (an empty think block is trained), …`."""
     from chat_template_harness.contract import kinds
 
@@ -140,16 +139,16 @@ def provenance(preprocessor: str) -> dict[str, str]:
     return {"generated-by": f"cth check {preprocessor} --markdown FILE", **versions(extra)}
 
 
-def check_markdown(preprocessor: str, results: Sequence[CheckResult], policy: Policy) -> str:
+def check_markdown(preprocessor: str, results: Sequence[CellResult], policy: Policy) -> str:
     """The per-cell report of `cth check` for a pull request or a committed report."""
-    from chat_template_harness.checking.check import report_lines
     from chat_template_harness.outputs.reportfile import with_header
+    from chat_template_harness.outputs.view import report_lines
 
     lines = [
         f"## `{preprocessor}` on the chat-template-harness matrix",
         "",
         f"Policy `{policy}`: {'every assistant turn' if str(policy) == 'all' else 'the final assistant turn'} must be "
-        "trained; every trained token must be a generated token after its served prompt (invariants 1-6).",
+        "trained; every trained token must be a generated token after its served prompt (invariants 1-8).",
         "",
         *_markdown_grid(results),
     ]

@@ -13,15 +13,14 @@
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.outputs import golden
-from chat_template_harness.outputs.matrix import Cell
 
 if TYPE_CHECKING:
     from syrupy.data import SnapshotCollection, SnapshotCollections
@@ -106,8 +105,7 @@ class GoldenExtension(SingleFileSnapshotExtension):
 
     @classmethod
     def write_snapshot_collection(cls, *, snapshot_collection: SnapshotCollection, name_order: dict[str, int] | None = None) -> None:
-        if os.environ.get("CI"):
-            raise RuntimeError("goldens are never written when CI is set; update them locally with " + UPDATE_ALL)
+        golden.refuse_writing_under_ci(f"update them locally with {UPDATE_ALL}")
         super().write_snapshot_collection(snapshot_collection=snapshot_collection, name_order=name_order)
 
 

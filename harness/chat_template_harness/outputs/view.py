@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from chat_template_harness.cells.model import CellResult
+from chat_template_harness.contract import kinds
 from chat_template_harness.contract.sample import Preprocessed, Sample
 from chat_template_harness.contract.turns import Kind
 
@@ -90,3 +92,33 @@ def show(console: Console, title: str, result: Preprocessed) -> None:
         console.print(sample_text(sample), soft_wrap=True)
     console.print(turn_table(result))
 
+
+def _shown(text: str) -> str:
+    return visible(text).replace("\n", "")
+
+
+# how much of a decoded run a terminal line shows (`--verbose`: all of it)
+MAX_RUN_CHARS = 160
+MAX_RUNS = 8
+
+
+def report_lines(result: CellResult, *, verbose: bool = False) -> list[str]:
+    """The cell's failure, readable: its kinds (worst first), violations with positions and tokens, allowed findings,
+    then the comparison."""
+    lines = [f"kinds: {kinds.summary(result.violations)}"] if result.violations else []
+    lines += [f"{kinds.kind_of(v)} {v.format()}" for v in result.violations] if result.violations else (
+        [result.reason] if result.reason else [])
+    lines += [f"allowed: {kinds.kind_of(v)} {v.format()}" for v in result.allowed]
+    for label, raw in (("trained here, not by the reference", result.extra), ("trained by the reference, not here", result.missing)):
+        runs = sorted({_shown(r) for r in raw})
+        shown = runs if verbose else runs[:MAX_RUNS]
+        lines += [f"{label}: {_cut(r, verbose)}" for r in shown]
+        if len(runs) > len(shown):
+            lines.append(f"{label}: … {len(runs) - len(shown)} more run(s) (--verbose shows all)")
+    return lines
+
+
+def _cut(run: str, verbose: bool) -> str:
+    if verbose or len(run) <= MAX_RUN_CHARS:
+        return repr(run)
+    return f"{run[:MAX_RUN_CHARS]!r} … (+{len(run) - MAX_RUN_CHARS} characters; --verbose shows all)"

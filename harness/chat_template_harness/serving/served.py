@@ -14,12 +14,13 @@ from typing import Any
 
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
-from chat_template_harness.contract.render import PINNED_CLOCK, render
+from chat_template_harness.contract.render import render
 from chat_template_harness.contract.sample import resolve_mode
 from chat_template_harness.contract.tokens import encode
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import userconfig
 from chat_template_harness.models.rules import Family, Think, ThinkMode
+from chat_template_harness.models.rules.pinned import PINNED_CLOCK
 from chat_template_harness.serving import harmony, mistral, profiles
 
 SERVERS = tuple(profiles.PROFILES)

@@ -35,8 +35,8 @@ from typing import Any
 
 import time_machine
 
-from chat_template_harness.contract.render import PINNED_CLOCK, with_system_flag
 from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode
+from chat_template_harness.models.rules.pinned import PINNED_CLOCK, with_system_flag
 
 U1, U2, A1, R1 = "Question one?", "Question two?", "Answer one.", "Reasoning one."
 CITY, RESULT = "Parisville", "Sunny result"

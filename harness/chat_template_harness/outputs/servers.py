@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from chat_template_harness.cells.model import Cell, na_reason
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.render import template_messages
+from chat_template_harness.contract.sample import CellNotApplicable, resolve_mode
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
-from chat_template_harness.contract.sample import CellNotApplicable, resolve_mode
 from chat_template_harness.models.rules import NotApplicable, Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs.matrix import Cell, na_reason
 from chat_template_harness.outputs.reportfile import versions, with_header
 from chat_template_harness.serving import probes, profiles, served
 

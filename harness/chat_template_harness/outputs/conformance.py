@@ -1,6 +1,6 @@
 """Conformance: which framework trains what. Rows are the matrix cells, columns the preprocessors.
 
-Each column is one preprocessor run through `chat_template_harness.checking.check` on every cell (no allowance, no
+Each column is one preprocessor run through the one runner (`chat_template_harness.cells.run`) on every cell (no allowance, no
 system prompt: what the code does out of the box). Where a preprocessor cannot be imported (TRL or
 SpecForge not installed) its column says so instead of guessing. The same table is written as
 Markdown (docs/conformance.md, checked current by the tests) and as a gallery page whose entries
@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chat_template_harness import external
-from chat_template_harness.checking import check
+from chat_template_harness.cells.model import Cell, CellResult, Settings, Status, na_reason
+from chat_template_harness.cells.run import run_cell
 from chat_template_harness.contract import kinds
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs import matrix
-from chat_template_harness.outputs.matrix import Cell, Status
+from chat_template_harness.outputs.view import report_lines
 
 SPECFORGE = ("qwen", "qwen3_thinking", "qwen3_instruct", "qwen3_next_thinking", "llama3", "llama4", "deepseek_v3",
              "deepseek_r1_distill", "gpt_oss", "gemma")
@@ -52,7 +52,7 @@ WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR
 class Column:
     label: str
     spec: str
-    results: dict[Cell, check.CheckResult] = field(default_factory=dict)
+    results: dict[Cell, CellResult] = field(default_factory=dict)
     unavailable: str = ""  # why the preprocessor could not be loaded
 
     @property
@@ -65,19 +65,20 @@ def run(
     served_by: str = "transformers",
 ) -> list[Column]:
     columns = []
+    settings = Settings(tokenizers_dir=tokenizers_dir, served_by=served_by)
     for label, spec in (preprocessors or PREPROCESSORS).items():
         try:
             plugin = external.load_callable(spec)
         except HarnessError as exc:
             columns.append(Column(label, spec, unavailable=exc.message))
             continue
-        columns.append(Column(label, spec, {c: check.check_cell(plugin, c, tokenizers_dir, served_by=served_by) for c in cells}))
+        columns.append(Column(label, spec, {c: run_cell(c, settings, plugin) for c in cells}))
     return columns
 
 
 def markdown(columns: Sequence[Column], cells: Sequence[Cell]) -> str:
     """The table for docs/conformance.md: applicable cells only (a cell N/A for the reference is N/A everywhere)."""
-    rows = [c for c in cells if matrix.na_reason(c) is None]
+    rows = [c for c in cells if na_reason(c) is None]
     lines = [
         "# Conformance: what each preprocessor trains",
         "",
@@ -109,7 +110,7 @@ def markdown(columns: Sequence[Column], cells: Sequence[Cell]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mark(result: check.CheckResult) -> str:
+def _mark(result: CellResult) -> str:
     letters = " ".join(kinds.of_result(result))
     return ICON[result.status] + (f" {letters}" if letters else "")
 
@@ -145,7 +146,7 @@ def summary_grid(columns: Sequence[Column], rows: Sequence[Cell]) -> list[str]:
 
 def page(columns: Sequence[Column], cells: Sequence[Cell]) -> str:
     """conformance.html's body: the grid, each entry linking to that cell's violations."""
-    rows = [c for c in cells if matrix.na_reason(c) is None]
+    rows = [c for c in cells if na_reason(c) is None]
     head = "".join(f"<th>{html.escape(col.label)}</th>" for col in columns)
     body = []
     for cell in rows:
@@ -177,7 +178,7 @@ def detail_page(column: Column, cells: Sequence[Cell]) -> str:
     parts = [f"<p><code>{html.escape(column.spec)}</code></p>"]
     for cell in cells:
         result = column.results[cell]
-        lines = "\n".join(check.report_lines(result)) if result.status.failing else result.reason
+        lines = "\n".join(report_lines(result)) if result.status.failing else result.reason
         parts.append(
             f'<h2 id="{_anchor(cell)}">{WORD[result.status]} {html.escape(cell.id)}</h2>'
             + (f'<pre class="sample">{html.escape(lines)}</pre>' if lines else "")

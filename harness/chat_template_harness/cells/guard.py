@@ -1,0 +1,37 @@
+"""The one guard around a user's preprocessor, wherever it runs (check, audit, smoke, the plugin).
+
+The call is bounded by a deadline, its ids must lie in the tokenizer's vocabulary, and it runs under
+the clock every reference render uses, so dates compare like with like; invariant 6 then calls it
+again under two other clocks (inside the same guard).
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from chat_template_harness import external
+from chat_template_harness.contract.invariants import Violation, check_determinism
+
+
+def call(
+    preprocessor: external.Preprocessor, request: external.Request, *, vocab: int, timeout: float | None, determinism: bool
+) -> tuple[list[external.ExternalSample], list[Violation]]:
+    """The preprocessor's samples for one request, and invariant 6's findings (none when `determinism` is off).
+
+    Raises what the preprocessor raises (external.Unsupported for a cell it declines)."""
+
+    def once() -> list[external.ExternalSample]:
+        with external.deadline(timeout):
+            return external.checked(external.call(preprocessor, request), vocab)
+
+    with external.pinned_clock():
+        samples = once()
+    return samples, (check_determinism(once) if determinism else [])
+
+
+def raised_line(exc: BaseException) -> str:
+    """The preprocessor's exception as one line, with the user's own frame where it is not the harness's error."""
+    line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    if not isinstance(exc, external.PreprocessorError):
+        line += f" ({external.user_frame(exc)})"
+    return line

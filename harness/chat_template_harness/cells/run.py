@@ -1,0 +1,139 @@
+"""The one runner: a cell (or a dataset row, as a cell whose conversation comes from the data) in, a verdict out.
+
+Without a preprocessor the cell's samples are the reference's (contract/sample.py), checked against the
+invariants (`cth matrix`, goldens, `render`/`show`). With one, the preprocessor's samples are checked
+against the reference's turn plans and compared with the reference's trained runs (`cth check`, the
+plugin, the audit, the smoke step). Every verdict carries a code (CellResult.code) for the modules above.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from chat_template_harness import external
+from chat_template_harness.cells import guard
+from chat_template_harness.cells.model import Cell, CellResult, Settings, Status, na_reason
+from chat_template_harness.contract import conversation, kinds
+from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
+from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
+from chat_template_harness.contract.tokens import decode
+from chat_template_harness.errors import HarnessError, TemplateDriftError
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import Family
+from chat_template_harness.models.rules.registry import family_for
+from chat_template_harness.serving import served
+
+
+def run(cells: Iterable[Cell], settings: Settings = Settings()) -> list[CellResult]:
+    return [run_cell(c, settings) for c in cells]
+
+
+def run_cell(cell: Cell, settings: Settings, preprocessor: external.Preprocessor | None = None) -> CellResult:
+    """One cell of the matrix: N/A from the rules alone (no tokenizer loads), else run."""
+    reason = na_reason(cell)
+    if reason is not None:
+        return CellResult(cell, Status.NA, reason, served_by=settings.served_by, code="na.rules")
+    loaded = source.load(cell.model, settings.tokenizers_dir, allow_drift=settings.allow_drift)
+    return run_conversation(cell, loaded, conversation.load(cell.fixture), settings, preprocessor)
+
+
+def run_conversation(
+    cell: Cell,
+    loaded: source.LoadedTokenizer,
+    conv: conversation.Conversation,
+    settings: Settings,
+    preprocessor: external.Preprocessor | None = None,
+    family: Family | None = None,
+) -> CellResult:
+    """One conversation on a loaded tokenizer: the reference's samples, or the preprocessor's, judged."""
+    fam = family or family_for(loaded.spec, loaded.tokenizer)
+    # what the server really sends (a default system prompt where configured); a preprocessor gets the data as it is
+    sent = conversation.with_system_prompt(conv, settings.system_prompt)
+    base = CellResult(cell, Status.NA, loaded=loaded, served_by=settings.served_by)
+    try:
+        mode = resolve_mode(fam, cell.think, sent)
+    except CellNotApplicable as na:
+        return dataclasses.replace(base, reason=na.reason, code="na.rules")
+    theirs: list[external.ExternalSample] | None = None
+    clock: list[Violation] = []
+    if preprocessor is not None:
+        request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
+        try:
+            theirs, clock = guard.call(
+                preprocessor, request, vocab=len(loaded.tokenizer), timeout=settings.timeout, determinism=settings.determinism
+            )
+        except external.Unsupported as exc:
+            return dataclasses.replace(base, reason=f"the preprocessor does not support this cell: {exc}",
+                                       error=str(exc), code="na.preprocessor")
+        except (Exception, SystemExit) as exc:  # the preprocessor's own failure is a finding for this cell, not a crash
+            line = guard.raised_line(exc)
+            return dataclasses.replace(base, status=Status.FAIL, reason=f"the preprocessor raised {line}", error=line,
+                                       code="fail.raised")
+    # the reference after the preprocessor: a cell it declines costs no reference render
+    policy = settings.policy if preprocessor is None else Policy.ALL
+
+    def produce() -> Preprocessed:
+        return preprocess(loaded.tokenizer, sent, fam, cell.think, policy, served.served_by(
+            settings.served_by, loaded.tokenizer, fam, mode, sent.tools))
+
+    try:
+        reference = produce()
+    except TemplateDriftError as error:
+        return dataclasses.replace(base, status=Status.ERROR, code="error.drift", raised=error,
+                                   reason=f"the template does not render this cell as the rules say: {error}")
+    except HarnessError as error:  # the server's own renderer refuses this conversation as sent
+        return dataclasses.replace(base, status=Status.ERROR, code="error.server", raised=error,
+                                   reason=f"{settings.served_by} cannot serve it: {error}")
+    base = dataclasses.replace(base, result=reference)
+    required = None if settings.policy is Policy.ALL and preprocessor is None else (
+        [p.turn for p in reference.plans] if settings.policy is Policy.ALL else [reference.plans[-1].turn])
+    if theirs is None:
+        found = check_samples(loaded.tokenizer, reference.plans, reference.samples, required_turns=required)
+        if settings.determinism:
+            found += check_determinism(lambda: produce().samples)
+        return _verdict(base, found, settings)
+    found = check_samples(loaded.tokenizer, reference.plans, theirs, required_turns=required) + [
+        _with_clock_source(v, loaded.chat_template) for v in clock
+    ]
+    ours = {r for s in reference.samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
+    runs = {r for s in theirs for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
+    # under `last`, a preprocessor that trains only the final turn is right not to train the others
+    base = dataclasses.replace(base, samples=tuple(theirs), extra=tuple(sorted(runs - ours)),
+                               missing=tuple(sorted(ours - runs)) if settings.policy is Policy.ALL else ())
+    return _verdict(base, found, settings)
+
+
+def _verdict(base: CellResult, found: list[Violation], settings: Settings) -> CellResult:
+    failing, allowed = kinds.split_allowed(kinds.by_severity(found), settings.allow)
+    if failing:
+        return dataclasses.replace(base, status=Status.FAIL, reason=failing[0].format().splitlines()[0],
+                                   violations=tuple(failing), allowed=tuple(allowed), code="fail.violations")
+    return dataclasses.replace(base, status=Status.PASS, allowed=tuple(allowed), code="pass")
+
+
+def _with_clock_source(violation: Violation, template: str) -> Violation:
+    """Where a preprocessor's date moves with the clock, name where the date comes from (a code; the text is the
+    reader's): the template's clock with no variable to pin it, or the preprocessor's own code."""
+    if violation.code != "clock":
+        return violation
+    if "strftime_now" not in template and "date_string" not in template:
+        return dataclasses.replace(violation, code="clock.own-code")
+    if "strftime_now" in template and "date_string" not in template:
+        return dataclasses.replace(violation, code="clock.unpinnable")
+    return violation
+
+
+def trained_runs(tokenizer: Any, ids: Any, mask: Any) -> list[str]:
+    """The decoded text of each contiguous run of trained tokens."""
+    runs, current = [], []
+    for i, m in zip(ids, mask, strict=True):
+        if m:
+            current.append(i)
+        elif current:
+            runs.append(decode(tokenizer, current))
+            current = []
+    if current:
+        runs.append(decode(tokenizer, current))
+    return runs
