@@ -1,4 +1,4 @@
-"""Family rules, each checked against the real template in the pack (CONTRACT.md's think-mode table and quirks).
+"""Family rules, each checked against the real template in the pack (docs/contract.md and docs/templates.md).
 
 The expected strings below are copied from the contract, not from the rules files (harness/chat_template_harness/models/rules/builtin/), so a rule
 that drifts from the contract or from the template fails here.
@@ -29,7 +29,7 @@ THINKING = conversation.parse(
     source="test",
 )
 
-# (model, think) -> (served prompt ends with, generated span) for THINKING, from CONTRACT.md's table.
+# (model, think) -> (served prompt ends with, generated span) for THINKING, from the think-mode table (docs/templates.md).
 TABLE = {
     ("qwen3-8b", "on"): ("<|im_start|>assistant\n", f"<think>\n{R}\n</think>\n\n{C}<|im_end|>"),
     ("qwen3-8b", "off"): ("<|im_start|>assistant\n<think>\n\n</think>\n\n", f"{C}<|im_end|>"),

@@ -2,7 +2,7 @@
 
 - An allowance is a named kind of deviation a team accepts on purpose. Its violations are reported
   as "allowed", never hidden, and never cover an empty think block or a reply trained after a
-  prompt the server does not send (CONTRACT.md, "What a deployment adds to the served prompt").
+  prompt the server does not send (docs/contract.md, "What a deployment adds").
 - A baseline is a committed file of the cells known to fail today, one cell id per line. With it, a
   run fails only on a failing cell that is not listed (new) and on a listed cell that now passes
   (stale: remove it); `--update-baseline` rewrites the file from the cells that fail now.

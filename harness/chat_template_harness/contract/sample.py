@@ -1,6 +1,6 @@
 """The reference preprocessor: conversation + tokenizer + think mode + policy -> training samples.
 
-Contract (../shared/CONTRACT.md, "The rule"):
+Contract (docs/contract.md, "The rule"):
 - a sample is the served prompt of its last supervised turn followed by that turn's pieces;
   `input_ids` is the tokenization of the whole sample string (`add_special_tokens=False`);
 - `loss_mask` is 1 exactly on generated spans (reasoning, content, stop), 0 elsewhere;

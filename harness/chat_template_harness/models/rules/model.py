@@ -5,7 +5,7 @@ template by `derive.py`); this module is their shape. tests/test_families.py che
 built-in rule against the pack's real templates, so a changed template fails there (and in the
 goldens) instead of silently changing what gets trained.
 
-Words (see ../shared/CONTRACT.md):
+Words (see docs/contract.md):
 - `opener`: what the generation prompt writes after the assistant header in this mode, which
   the model therefore never generates (QwQ/R1 `<think>\n`, V3.1 `<think>` / `</think>`,
   Qwen3 think-off's empty block). Not every served prompt has it: DeepSeek writes no
