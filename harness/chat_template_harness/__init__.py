@@ -21,7 +21,8 @@ The map, in the order a conversation flows through it; `chat_template_harness.X.
   family), `harmony` (gpt-oss as vLLM renders it), `mistral` (Mistral models as every server serves them:
   mistral-common's ids), `served` (a profile's prompt in the contract: `--served-by`), `compare` (where two
   servers' prompts part: `cth servers`).
-- top level: `smoke` (the training step), the entry points `cli` and `plugin`, `bench`, `errors`.
+- top level: `build` (`build_samples`: the reference's samples as a library) and `batch` (`sample_builder`: the same
+  over a `datasets` dataset), `smoke` (the training step), the entry points `cli` and `plugin`, `bench`, `errors`.
 """
 
 __version__ = "0.1.0"
@@ -31,3 +32,23 @@ if __name__ != "chat_template_harness":  # pragma: no cover - only when the sour
         f"this folder is the source of `chat_template_harness`, imported here as `{__name__}`; "
         "fix: `pip install -e .` and import chat_template_harness"
     )
+
+# The public library, imported on first use so that importing the package (`cth --version`) stays light.
+_PUBLIC = {
+    "build_samples": "chat_template_harness.build",
+    "TrainingSample": "chat_template_harness.build",
+    "TurnReport": "chat_template_harness.build",
+    "Samples": "chat_template_harness.build",
+    "UndecidedRule": "chat_template_harness.build",
+    "sample_builder": "chat_template_harness.batch",
+    "SampleBuilder": "chat_template_harness.batch",
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'chat_template_harness' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
