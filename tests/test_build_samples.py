@@ -146,6 +146,26 @@ def test_an_undecided_rule_raises_with_the_config_line(template, rule, fresh_qwe
     assert f"write `{info.value.config_line}`" in str(info.value)
 
 
+QWEN3_THINK = "'\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n'"
+
+
+def test_a_template_that_disagrees_with_its_rules_raises(load):
+    """Qwen3's tokenizer with its reasoning written `<think>…</think>` (no newlines): the built-in rules' format is
+    no longer the template's. The reference plans it without a word; build_samples asks the oracle and refuses."""
+    import copy
+
+    from chat_template_harness.errors import TemplateDriftError
+
+    tok = copy.copy(load("qwen3-8b").tokenizer)
+    assert tok.chat_template.count(QWEN3_THINK) == 1
+    tok.chat_template = tok.chat_template.replace(QWEN3_THINK, "'\\n<think>' + reasoning_content.strip('\\n') + '</think>'")
+    data = _messages("reasoning_last_turn")
+    with pytest.raises(TemplateDriftError, match="the rules and the template disagree"):
+        cth.build_samples(tok, data, think="on", model="qwen3-8b")
+    tok.chat_template = load("qwen3-8b").tokenizer.chat_template  # negative control: the real template builds
+    assert cth.build_samples(tok, data, think="on", model="qwen3-8b")
+
+
 # --- max_length ----------------------------------------------------------------------------------------------------
 
 

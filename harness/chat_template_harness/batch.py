@@ -29,7 +29,7 @@ from chat_template_harness.errors import FixtureError, HarnessError
 COLUMNS = ("input_ids", "labels", "loss_mask", "length", "cth_turns", "cth_report")
 # error class -> the reason a dropped row is counted under (codes, not messages)
 REASONS = {FixtureError: "a row the harness cannot read", CellNotApplicable: "not applicable to this model and mode"}
-RENDER = "the template cannot render it"
+RENDER = "the template cannot render it as its rules say"
 MALFORMED = "malformed JSON text"
 EXAMPLES = 3  # messages kept per reason, to show what was dropped
 

@@ -31,7 +31,7 @@ from chat_template_harness.contract import conversation as conversations
 from chat_template_harness.contract.sample import Policy, Preprocessed
 from chat_template_harness.contract.sample import preprocess as reference
 from chat_template_harness.contract.tokens import ids as token_ids
-from chat_template_harness.errors import HarnessError
+from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, NotApplicable, Think
 from chat_template_harness.models.rules import registry
@@ -156,15 +156,29 @@ def build_samples(
       with no turn that fits is left out. `Samples.dropped_turns` and `.dropped_samples` count them.
 
     Raises HarnessError (one line with its fix) for a row it cannot use (FixtureError), a cell the rules declare
-    N/A (CellNotApplicable), a template that fails to render, and UndecidedRule for a rule the template does not
-    decide. Samples are ordered by the turn they end with.
+    N/A (CellNotApplicable), a template that fails to render or whose own render of a finished turn disagrees with
+    the rules (TemplateDriftError), and UndecidedRule for a rule the template does not decide. Samples are ordered by the turn they end with.
     """
     target = resolve(tokenizer, model)
     conv = parse(messages, tools)
     mode = think_of(target.family, think)
     server = served.for_conversation(served_by, target.tokenizer, target.family, mode, conv)
     result = reference(target.tokenizer, conv, target.family, mode, policy_of(policy), server)
+    _agrees_with_the_template(target, result)
     return assemble(target.tokenizer, result, max_length)
+
+
+def _agrees_with_the_template(target: Target, result: Preprocessed) -> None:
+    """The template's own render of each finished turn must agree with its plan (invariant 7, the oracle): a
+    tokenizer whose template is not the one its rules were written for raises, instead of training the rules'
+    format where the template writes another."""
+    for plan in result.plans:
+        if plan.disagrees:
+            raise TemplateDriftError(
+                f"{target.name} turn {plan.turn}: {plan.oracle.describe()}",
+                "the tokenizer's template is not the one these rules describe: pass `model=` for its registered "
+                "rules, or give it a name the harness does not know so its rules are derived from this template",
+            )
 
 
 def parse(messages: Sequence[Mapping[str, Any]] | Mapping[str, Any], tools: Sequence[Mapping[str, Any]] | None) -> Any:
@@ -206,14 +220,15 @@ def resolve(tokenizer: Any, model: str | None = None) -> Target:
     if isinstance(tokenizer, str):
         loaded = source.load(tokenizer)
         return Target(loaded.spec.name, loaded.tokenizer, _family(loaded.spec, loaded.tokenizer))
-    key = (id(tokenizer), model)
-    if key not in _TARGETS or _TARGETS[key].tokenizer is not tokenizer:  # kept with its tokenizer: ids stay unique
+    # kept with its tokenizer, so ids stay unique; a template set on the tokenizer since gets its rules anew
+    key = (id(tokenizer), model, str(getattr(tokenizer, "chat_template", "")))
+    if key not in _TARGETS or _TARGETS[key].tokenizer is not tokenizer:
         spec = source.get_model(model) if model else _spec_of(tokenizer)
         _TARGETS[key] = Target(spec.name, tokenizer, _family(spec, tokenizer))
     return _TARGETS[key]
 
 
-_TARGETS: dict[tuple[int, str | None], Target] = {}
+_TARGETS: dict[tuple[int, str | None, str], Target] = {}
 
 
 def _spec_of(tokenizer: Any) -> source.ModelSpec:
@@ -238,7 +253,7 @@ def _family(spec: source.ModelSpec, tokenizer: Any) -> Family:
 def _derived(spec: source.ModelSpec, tokenizer: Any) -> Any:
     """The derivation of a template, or UndecidedRule for the first rule it cannot decide."""
     try:
-        found = _derivation(spec, tokenizer)
+        found = _derivation(spec, tokenizer, str(tokenizer.chat_template))
     except UNDECIDED_ERRORS as exc:
         raise UndecidedRule(spec.name, "think", f"derivation cannot read the template ({exc})",
                             CONFIG_LINES["think.on"]) from None
@@ -249,7 +264,8 @@ def _derived(spec: source.ModelSpec, tokenizer: Any) -> Any:
 
 
 @cache
-def _derivation(spec: source.ModelSpec, tokenizer: Any) -> Any:
+def _derivation(spec: source.ModelSpec, tokenizer: Any, template: str) -> Any:
+    """Cached per template text as well: a template set on the tokenizer since is derived anew."""
     from chat_template_harness.models.rules import derive
 
     eos = derive.eos_tokens(tokenizer, registry.generation_config(spec, tokenizer))
