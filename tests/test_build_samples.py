@@ -247,6 +247,16 @@ def test_columnar_rows_with_nulls_read_as_the_json_they_came_from(load):
         list(s.input_ids) for s in cth.build_samples(tok, data, think="off")]
 
 
+def test_a_pinned_tokenizer_travels_by_name_and_any_other_by_value(load, fresh_qwen3):
+    """What `datasets` hashes for every map (and sends to num_proc workers): a name, not the vocabulary."""
+    import pickle
+
+    pinned = cth.sample_builder(load("qwen3-8b").tokenizer, think="off", max_length=64)
+    again = pickle.loads(pickle.dumps(pinned))
+    assert len(pickle.dumps(pinned)) < 10_000 and again.tokenizer is pinned.tokenizer and again.max_length == 64
+    assert len(pickle.dumps(cth.sample_builder(fresh_qwen3, think="off"))) > 1_000_000  # a user's own object
+
+
 # --- TRL's own data path -------------------------------------------------------------------------------------------
 
 
@@ -298,27 +308,41 @@ def test_packing_keeps_every_sample_whole(trl_rows, tmp_path):
     assert sorted(n for row in prepared["seq_lengths"] for n in row) == sorted(train["length"])
 
 
-@pytest.mark.smoke
-@pytest.mark.trl
-@pytest.mark.torch
-def test_one_training_step_on_the_samples(trl_rows, tmp_path):
-    import math
-
-    tok, train = trl_rows
-    # padding-free without packing: TRL leaves max_length to the data (build_samples' max_length already holds)
-    trainer = _trainer(tok, train, tmp_path, max_length=None, max_steps=1, per_device_train_batch_size=2,
-                       padding_free=True)
-    assert math.isfinite(trainer.train().training_loss)
-
-
-def test_the_docs_snippet_is_the_tested_one():
-    """docs/build-samples.md shows the TRL lines these tests run (at most five)."""
+def _snippet() -> str:
     from pathlib import Path
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "build-samples.md").read_text("utf-8")
-    snippet = page.split("<!-- trl -->")[1].split("```python")[1].split("```")[0].strip().splitlines()
-    assert len(snippet) <= 5
-    assert any("sample_builder(" in line for line in snippet) and any("SFTTrainer(" in line for line in snippet)
+    return page.split("<!-- trl -->")[1].split("```python")[1].split("```")[0].strip()
+
+
+def test_the_docs_snippet_is_five_lines_at_most():
+    lines = _snippet().splitlines()
+    assert len(lines) <= 5
+    assert any("sample_builder(" in line for line in lines) and any("SFTTrainer(" in line for line in lines)
+
+
+@pytest.mark.smoke
+@pytest.mark.trl
+@pytest.mark.torch
+def test_the_docs_snippet_trains(pack_dir, tmp_path, monkeypatch):
+    """The five lines of docs/build-samples.md on a tiny model, on CPU, one step (the only changes: the CPU flags, as
+    SFTConfig defaults to bf16 on an accelerator, and max_steps): TRL trains on the samples as they are."""
+    import datasets
+    import torch
+
+    tok = source.load("qwen3-8b").tokenizer
+    ds = datasets.Dataset.from_list([{"messages": _messages("multi_turn")["messages"]}])
+    monkeypatch.chdir(tmp_path)  # the trainer's default output folder
+    scope = {"tokenizer": tok, "ds": ds, "model": _tiny_model(len(tok))}
+    code = _snippet().replace("SFTConfig(", "SFTConfig(use_cpu=True, bf16=False, report_to=[], max_steps=1, ")
+    assert code != _snippet()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads than cores only contend
+    try:
+        exec(code, scope)  # noqa: S102 - the documented snippet itself
+    finally:
+        torch.set_num_threads(threads)
+    assert scope["train"]["labels"] == [list(s.labels) for s in cth.build_samples(tok, _messages("multi_turn"), think="off")]
 
 
 # --- proof: `cth check` and the invariants -------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class SampleBuilder:
     served_by: str = "transformers"
     max_length: int | None = None
     model: str | None = None
+    name: str | None = field(default=None, init=False)  # the pinned model the tokenizer was loaded as, if it was
     rows: int = 0  # rows this process read
     samples: int = 0  # samples it wrote
     dropped_turns: int = 0  # turns left out by max_length, in rows that kept others or in samples left out whole
@@ -53,7 +54,18 @@ class SampleBuilder:
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.tokenizer = resolve(self.tokenizer, self.model).tokenizer  # a name loads; an undecided rule raises now
+        target = resolve(self.tokenizer, self.model)  # a name loads; an undecided rule raises now
+        given_a_name = isinstance(self.tokenizer, str)
+        self.tokenizer = target.tokenizer
+        self.name = target.name if given_a_name else _pinned_name(target)
+
+    def __reduce__(self) -> Any:
+        """What `datasets` hashes for its cache and sends to `num_proc` workers: a pinned tokenizer by its name (it
+        loads the same files there), not its whole vocabulary (seconds of hashing per `map`); any other by value."""
+        if self.name is None:
+            return object.__reduce__(self)
+        options = (self.think, self.tools, self.policy, self.served_by, self.max_length, self.model)
+        return (_by_name, (self.name, *options))
 
     def __call__(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int] | None = None) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {c: [] for c in (*COLUMNS, *(("cth_row",) if indices is not None else ()))}
@@ -112,6 +124,25 @@ def sample_builder(
     """A function for `ds.map(fn, batched=True, remove_columns=ds.column_names)` (add `with_indices=True` for the
     `cth_row` column): one output row per sample, with build_samples' options. See the module docstring."""
     return SampleBuilder(tokenizer, think, tools, policy, served_by, max_length, model)
+
+
+def _pinned_name(target: Any) -> str | None:
+    """The registered model name where the tokenizer is the very object the harness loads for it from local files
+    (never a download to find out); None otherwise."""
+    from chat_template_harness.models import source
+
+    spec = source.registry().get(target.name)
+    if spec is None:
+        return None
+    try:
+        source.locate(spec, source.tokenizers_dir_from_env(), download=False)  # local files only
+        return target.name if source.load(target.name).tokenizer is target.tokenizer else None
+    except HarnessError:  # not local, or not loadable as pinned
+        return None
+
+
+def _by_name(name: str, *options: Any) -> SampleBuilder:
+    return SampleBuilder(name, *options)
 
 
 def _rows(batch: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
