@@ -237,6 +237,17 @@ def test_the_batch_form_reads_every_row_shape_and_counts_what_it_drops(load):
     assert "3 rows dropped" not in builder.summary() and "2 rows dropped: a row the harness cannot read" in builder.summary()
 
 
+def test_reasoning_a_mode_drops_is_counted_in_the_summary(load):
+    tok = load("qwen3-8b").tokenizer
+    data = _messages("reasoning_every_turn")
+    with_reasoning = sum(bool(m.get("reasoning_content")) for m in data["messages"])
+    off, on = cth.sample_builder(tok, think="off"), cth.sample_builder(tok, think="on")
+    for builder in (off, on):
+        builder({"messages": [data["messages"]]})
+    assert off.reasoning_dropped == with_reasoning > 0 and f"{with_reasoning} turns' reasoning dropped" in off.summary()
+    assert on.reasoning_dropped == 0 and "reasoning" not in on.summary()  # negative control: think-on keeps it
+
+
 def test_columnar_rows_with_nulls_read_as_the_json_they_came_from(load):
     datasets = pytest.importorskip("datasets")
     tok = load("llama-3.1-8b").tokenizer

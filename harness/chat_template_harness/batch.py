@@ -32,6 +32,8 @@ REASONS = {FixtureError: "a row the harness cannot read", CellNotApplicable: "no
 RENDER = "the template cannot render it as its rules say"
 MALFORMED = "malformed JSON text"
 EXAMPLES = 3  # messages kept per reason, to show what was dropped
+# the reference's note on a turn whose reasoning the mode drops (contract/turns.py; audit/row.py counts it alike)
+REASONING_DROPPED = "reasoning in the data is dropped"
 
 
 @dataclass
@@ -50,6 +52,7 @@ class SampleBuilder:
     samples: int = 0  # samples it wrote
     dropped_turns: int = 0  # turns left out by max_length, in rows that kept others or in samples left out whole
     dropped_samples: int = 0
+    reasoning_dropped: int = 0  # turns whose reasoning the think mode drops (the mode does not think)
     dropped: Counter[str] = field(default_factory=Counter)  # reason -> rows dropped whole
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -92,6 +95,7 @@ class SampleBuilder:
         self.samples += len(samples)
         self.dropped_turns += samples.dropped_turns
         self.dropped_samples += samples.dropped_samples
+        self.reasoning_dropped += sum(any(n.startswith(REASONING_DROPPED) for n in t.notes) for t in samples.report)
         return list(samples)
 
     def _drop(self, reason: str, example: str) -> list[Any]:
@@ -105,6 +109,8 @@ class SampleBuilder:
         """One line: rows read, samples written, what was dropped and why (this process's counts)."""
         parts = [f"{self.rows} rows -> {self.samples} samples"]
         parts += [f"{n} rows dropped: {reason}" for reason, n in self.dropped.most_common()]
+        if self.reasoning_dropped:
+            parts.append(f"{self.reasoning_dropped} turns' reasoning dropped: think-{self.think} does not think")
         if self.dropped_turns or self.dropped_samples:
             parts.append(f"max_length {self.max_length}: {self.dropped_turns} turns dropped "
                          f"({self.dropped_samples} samples left out whole)")

@@ -157,7 +157,9 @@ def build_samples(
 
     Raises HarnessError (one line with its fix) for a row it cannot use (FixtureError), a cell the rules declare
     N/A (CellNotApplicable), a template that fails to render or whose own render of a finished turn disagrees with
-    the rules (TemplateDriftError), and UndecidedRule for a rule the template does not decide. Samples are ordered by the turn they end with.
+    the rules (TemplateDriftError), and UndecidedRule for a rule the template does not decide. Samples are ordered
+    by the turn they end with; `Samples.report` says, per turn, where it is trained and what the reference noted
+    (e.g. reasoning in the data that a mode which does not think drops).
     """
     target = resolve(tokenizer, model)
     conv = parse(messages, tools)
