@@ -24,7 +24,9 @@ file `harness/chat_template_harness/X/Y.py`; docs/how-it-works.md walks every ro
   (the upgrade check), `view`, `gallery`, `overview`, `conformance` (every preprocessor side by side), `servers`
   (where two servers' prompts part).
 - `audit/`: a whole dataset, row by row, on every core or on Ray.
-- top level: `smoke` (the training step), `bench`, and the entry points `cli` and `plugin`.
+- `build` (`build_samples`: the reference's samples as a public library) and `batch` (`sample_builder`: the same
+  over a `datasets` dataset, rows it cannot use counted).
+- top level: `smoke` (the training step), `bench` and `bench_build`, and the entry points `cli` and `plugin`.
 """
 
 __version__ = "0.1.0"
@@ -34,3 +36,23 @@ if __name__ != "chat_template_harness":  # pragma: no cover - only when the sour
         f"this folder is the source of `chat_template_harness`, imported here as `{__name__}`; "
         "fix: `pip install -e .` and import chat_template_harness"
     )
+
+# The public library, imported on first use so that importing the package (`cth --version`) stays light.
+_PUBLIC = {
+    "build_samples": "chat_template_harness.build",
+    "TrainingSample": "chat_template_harness.build",
+    "TurnReport": "chat_template_harness.build",
+    "Samples": "chat_template_harness.build",
+    "UndecidedRule": "chat_template_harness.build",
+    "sample_builder": "chat_template_harness.batch",
+    "SampleBuilder": "chat_template_harness.batch",
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'chat_template_harness' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -203,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chat_template_harness.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizers-dir", default=None)
     parser.add_argument("--goldens", default="goldens")
-    parser.add_argument("--only", choices=["matrix", "smoke", "audit"], default=None)
+    parser.add_argument("--only", choices=["matrix", "smoke", "audit", "build"], default=None)
+    parser.add_argument("--build-rows", type=int, default=2_000, help="rows of build_samples against the frameworks")
     parser.add_argument("--audit-rows", type=int, default=100_000, help="rows of the large audit memory figure")
     args = parser.parse_args(argv)
     base = Path(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
@@ -216,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_figures(console, base)
     if args.only in (None, "audit"):
         audit_figures(console, rows_large=args.audit_rows)
+    if args.only in (None, "build"):
+        from chat_template_harness.bench_build import build_figures
+
+        build_figures(console, args.build_rows)
     return 0
 
 

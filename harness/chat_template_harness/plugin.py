@@ -1,7 +1,7 @@
 """pytest plugin (entry point `pytest11`): command-line options, fixtures and report hooks only.
 
 Inert unless used: nothing happens in a test session that requests none of its fixtures and
-passes none of its options. The logic lives in chat_template_harness.outputs.matrix, chat_template_harness.outputs.golden, chat_template_harness.outputs.snapshot
+passes none of its options. The logic lives in chat_template_harness.cells, chat_template_harness.outputs.golden, chat_template_harness.outputs.snapshot
 and chat_template_harness.external.
 """
 
@@ -300,7 +300,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not _cells_selected(config):
         config.stash[NOT_SELECTED] = True
         return
-    # a repo that registers its own models ([tool.cth]) checks those by default (matrix.cells)
+    # a repo that registers its own models ([tool.cth]) checks those by default (cells.model.cells)
     models = config.getoption("--cth-model") or None
     thinks = [Think(t) for t in config.getoption("--cth-think")] or None
     fixtures = config.getoption("--cth-fixture") or None

@@ -218,13 +218,14 @@ def memoised_sandbox(template: Any, source: str) -> Any:
 def _renderer(tokenizer: Any) -> CompiledTemplate | None:
     if getattr(tokenizer, "chat_template", None) is None:
         return None
-    key = id(tokenizer)
-    if key not in _RENDERERS or _RENDERERS[key][0] is not tokenizer:  # the tokenizer is kept, so its id is not reused
-        _RENDERERS[key] = (tokenizer, _checked_renderer(tokenizer))
-    return _RENDERERS[key][1]
+    key, template = id(tokenizer), tokenizer.chat_template
+    # the tokenizer is kept, so its id is not reused; a template set on it since (a library user's) compiles anew
+    if key not in _RENDERERS or _RENDERERS[key][0] is not tokenizer or _RENDERERS[key][1] != template:
+        _RENDERERS[key] = (tokenizer, template, _checked_renderer(tokenizer))
+    return _RENDERERS[key][2]
 
 
-_RENDERERS: dict[int, tuple[Any, CompiledTemplate | None]] = {}
+_RENDERERS: dict[int, tuple[Any, Any, CompiledTemplate | None]] = {}
 
 
 def _checked_renderer(tokenizer: Any) -> CompiledTemplate | None:

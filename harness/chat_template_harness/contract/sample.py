@@ -126,7 +126,13 @@ def preprocess(
 
 def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> tuple[list[list[int]], dict[int, str]]:
     """Turns (ascending) per sample: later turns first, earlier ones join where their sample is a prefix."""
-    ids = {t: token_ids(tokenizer, plans[t].text) for t in wanted}
+    ids: dict[int, list[int]] = {}
+
+    def ids_of(turn: int) -> list[int]:  # only where the texts are prefixes: a rewritten history never needs them
+        if turn not in ids:
+            ids[turn] = token_ids(tokenizer, plans[turn].text)
+        return ids[turn]
+
     groups: list[list[int]] = []
     reasons: dict[int, str] = {}
     for t in sorted(wanted, reverse=True):
@@ -135,7 +141,7 @@ def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> 
             (
                 g
                 for g in groups
-                if plans[g[-1]].text.startswith(own) and ids[g[-1]][: len(ids[t])] == ids[t]
+                if plans[g[-1]].text.startswith(own) and ids_of(g[-1])[: len(ids_of(t))] == ids_of(t)
             ),
             None,
         )

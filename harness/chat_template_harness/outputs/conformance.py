@@ -29,6 +29,7 @@ SPECFORGE = ("qwen", "qwen3_thinking", "qwen3_instruct", "qwen3_next_thinking", 
 # label -> MODULE:CALLABLE, in the page's column order
 PREPROCESSORS: dict[str, str] = {
     "reference": "chat_template_harness.examples.reference:preprocess",
+    "build_samples": "chat_template_harness.build:preprocess",
     "naive": "chat_template_harness.examples.naive:preprocess",
     "trl 1.16.0": "chat_template_harness.frameworks.trl_sft:preprocess",
     **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.frameworks.specforge:{t}" for t in SPECFORGE},

@@ -1,0 +1,136 @@
+"""Benchmark (`python -m chat_template_harness.bench --only build`): build_samples against the frameworks' own
+preprocessing, rows per second on one core, on the same generated rows (audit/generate.py).
+
+Each framework is called the way its adapter in `frameworks/` calls it (TRL's `_tokenize` with its training
+template, LLaMA-Factory's converter and supervised processor, axolotl's chat_template strategy), on the harness's
+request for the row; building that request is not timed, while build_samples is timed from the row as the
+dataset holds it (parsing included). Each path first runs a few rows untimed (imports, template compilation,
+LLaMA-Factory's tokenizer copy). A row a framework declines or fails on still counts in its time (the figure is
+rows read per second) and is reported. The process is pinned to one core and timed in its own CPU seconds (so a
+busy machine does not move the figures). Figures are printed, not asserted;
+"met" means build_samples is at least as fast as the fastest framework.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MODEL, THINK = "qwen3-8b", "on"
+WARMUP = 5
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    rows_per_s: float
+    rows: int
+    failed: int  # rows the path declined or failed on (included in the time)
+    samples: int  # samples written (build_samples: one per turn where the template rewrites history)
+    tokens_per_s: float  # tokens of the samples written, per second
+
+
+def frameworks() -> dict[str, Callable[[Any], Any]]:
+    """label -> the adapter callable, as the conformance page names them."""
+    from chat_template_harness.frameworks import axolotl, llamafactory, trl_sft
+
+    return {"TRL 1.16 (_tokenize, training template)": trl_sft.preprocess,
+            "LLaMA-Factory 0.9.5 (supervised, qwen3, sharegpt)": llamafactory.ADAPTERS["qwen3"],
+            "axolotl 0.21.0 (chat_template, train_on_eos turn)": axolotl.turn}
+
+
+def requests(tokenizer: Any, rows: Sequence[Any]) -> list[Any]:
+    """The harness's request for each usable row (what the adapters are given); unusable rows are left out."""
+    from chat_template_harness import external
+    from chat_template_harness.contract import conversation
+    from chat_template_harness.errors import HarnessError
+    from chat_template_harness.models.rules import Think
+    from chat_template_harness.models.rules.registry import for_model
+
+    fam, think = for_model(MODEL), Think(THINK)
+    out = []
+    for raw in rows:
+        try:
+            conv = conversation.parse(raw, name="bench", source="bench")
+        except HarnessError:
+            continue
+        out.append(external.request_for(MODEL, conv, tokenizer, fam, think, fam.mode(think)))
+    return out
+
+
+def timed(label: str, call: Callable[[Any], Any], items: Sequence[Any]) -> Figure:
+    for item in items[:WARMUP]:
+        _attempt(call, item)
+    start = time.process_time()  # CPU time of this process, pinned to one core: the figure other processes' load
+    outputs = [_attempt(call, item) for item in items]  # on a shared machine does not move
+    seconds = time.process_time() - start
+    samples = [s for out in outputs if out is not None for s in _samples(out)]  # read after the clock stops
+    return Figure(label, len(items) / seconds, len(items), outputs.count(None), len(samples),
+                  sum(len(s) for s in samples) / seconds)
+
+
+def _attempt(call: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return call(item)
+    except Exception:  # a declined or failing row is the framework's finding, not the bench's
+        return None
+
+
+def _samples(out: Any) -> list[Sequence[int]]:
+    from chat_template_harness.external import to_samples
+
+    return [s.input_ids for s in (out if isinstance(out, list) and out and hasattr(out[0], "length") else to_samples(out))]
+
+
+def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
+    """build_samples first, then each framework, on the same n generated rows."""
+    import chat_template_harness as cth
+    from chat_template_harness.audit import generate
+    from chat_template_harness.models import source
+
+    one_core()
+    tokenizer = source.load(MODEL).tokenizer
+    rows = [_json(line) for line in generate.lines(n, seed=seed)]
+    usable = [r for r in rows if r is not None]
+    out = [timed("build_samples", lambda r: cth.build_samples(tokenizer, r, think=THINK), usable)]
+    reqs = requests(tokenizer, usable)
+    out += [timed(label, adapter, reqs) for label, adapter in frameworks().items()]
+    # one sample per row, as the frameworks write (the turns it does not train are still planned and reported)
+    out.append(timed("build_samples, policy last", lambda r: cth.build_samples(tokenizer, r, think=THINK, policy="last"),
+                     usable))
+    return out
+
+
+def _json(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None  # a truncated line: no path gets it
+
+
+def one_core() -> None:
+    """Pin this process (and the tokenizers' threads) to one core."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def build_figures(console: Any, rows: int = 2_000) -> bool:
+    """Print rows/s per path and whether build_samples is at least as fast as the fastest framework."""
+    found = figures(rows)
+    ours, theirs, last = found[0], found[1:-1], found[-1]
+    console.print(f"build_samples against the frameworks: {rows} generated rows, {MODEL} think-{THINK}, one core")
+    for f in found:
+        failed = f", {f.failed} rows declined or failed" if f.failed else ""
+        console.print(f"  {f.label:52s} {f.rows_per_s:7.1f} rows/s {f.tokens_per_s:9.0f} tokens/s  "
+                      f"({f.samples} samples{failed})")
+    fastest = max(theirs, key=lambda f: f.rows_per_s)
+    met = ours.rows_per_s >= fastest.rows_per_s
+    console.print(f"build_samples / fastest framework ({fastest.label.split(' (')[0]}): "
+                  f"{ours.rows_per_s / fastest.rows_per_s:.2f}  ({'met' if met else 'not met'}: target >= 1); "
+                  f"policy last: {last.rows_per_s / fastest.rows_per_s:.2f}")
+    return met
