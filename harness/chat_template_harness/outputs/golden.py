@@ -163,7 +163,7 @@ def _turn_lines(result: Preprocessed) -> list[str]:
             f"turn {r.turn} (message {r.message_index}): {where}; served prompt {r.prompt_tokens} tokens; "
             f"template renders it: {r.template_render}"
         )
-        lines += [f"  note: {n}" for n in r.notes]
+        lines += [f"  note: {n.text}" for n in r.notes]
         if r.split_reason:
             lines.append(f"  split: {r.split_reason}")
     return lines
