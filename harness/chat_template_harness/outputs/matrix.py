@@ -56,6 +56,7 @@ class CellResult:
     violations: tuple[Violation, ...] = ()
     loaded: LoadedTokenizer | None = None  # provenance for reports and golden headers
     served_by: str = "transformers"  # whose served prompt the samples replay (serving/profiles.py)
+    error: HarnessError | None = None  # an ERROR cell's error: its message and fix apart (`cth diff` reads them)
 
 
 def cells(
@@ -104,9 +105,10 @@ def run_cell(
     try:
         result = preprocess(loaded.tokenizer, conv, fam, cell.think, policy, server)
     except TemplateDriftError as error:
-        return CellResult(cell, Status.ERROR, error_reason(cell, error), loaded=loaded, served_by=served_by)
+        return CellResult(cell, Status.ERROR, error_reason(cell, error), loaded=loaded, served_by=served_by, error=error)
     except HarnessError as error:  # the server's own renderer refuses this conversation as sent
-        return CellResult(cell, Status.ERROR, f"{served_by} cannot serve it: {error}", loaded=loaded, served_by=served_by)
+        reason = f"{served_by} cannot serve it: {error}"
+        return CellResult(cell, Status.ERROR, reason, loaded=loaded, served_by=served_by, error=error)
     required = None if policy is Policy.ALL else [result.plans[-1].turn]
     violations = check_samples(loaded.tokenizer, result.plans, result.samples, required_turns=required)
     if determinism:
