@@ -39,6 +39,7 @@ class CheckResult:
     missing: tuple[str, ...] = ()  # trained by the reference, not by the plug-in
     error: str = ""  # the plug-in raised: its exception, one line
     allowed: tuple[Violation, ...] = ()  # covered by a named allowance: reported, not failing
+    reasoning_dropped: bool = False  # the reference drops the data's reasoning in this cell (a turn note says why)
 
 
 def trained_runs(tokenizer: Any, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
@@ -113,11 +114,11 @@ def check_cell(
     # under `last`, a plug-in that trains only the final turn is right not to train the others
     missing = tuple(sorted(ours - theirs)) if policy is Policy.ALL else ()
     violations, allowed = split_allowed(kinds.by_severity(violations), allow)
+    dropped = any(n.drops_reasoning for p in reference.plans for n in p.notes)
     if violations:
-        return CheckResult(
-            cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing, allowed=tuple(allowed)
-        )
-    return CheckResult(cell, Status.PASS, "", (), extra, missing, allowed=tuple(allowed))
+        first = violations[0].format().splitlines()[0]
+        return CheckResult(cell, Status.FAIL, first, tuple(violations), extra, missing, allowed=tuple(allowed), reasoning_dropped=dropped)
+    return CheckResult(cell, Status.PASS, "", (), extra, missing, allowed=tuple(allowed), reasoning_dropped=dropped)
 
 
 def _with_clock_fix(violation: Violation, template: str) -> Violation:
