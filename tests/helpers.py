@@ -29,8 +29,9 @@ def change_one_template_character(pack: Path) -> None:
     config.write_text(raw.replace(QWEN3_ROLE_NEWLINE, QWEN3_ROLE_NEWLINE.replace("\\\\n", "\\\\t")), "utf-8")
 
 
-def pack_with_template(tmp_path: Path, pack_dir: Path, folder: str, old: str, new: str) -> Path:
-    """The pack with `old` replaced by `new` (once, exactly) in one folder's chat template; other folders linked.
+def pack_with_template(tmp_path: Path, pack_dir: Path, folder: str, *edits: tuple[str, str]) -> Path:
+    """The pack with each (old, new) edit made (each `old` found exactly once) in one folder's chat template; the
+    other folders linked.
 
     The template is edited where it lives: chat_template.jinja where the folder has one, else the
     `chat_template` of tokenizer_config.json (rewritten as JSON: its sha256 changes as a real revision's would).
@@ -41,16 +42,20 @@ def pack_with_template(tmp_path: Path, pack_dir: Path, folder: str, old: str, ne
     for other in pack_dir.iterdir():
         if other.is_dir() and not (pack / other.name).exists():
             (pack / other.name).symlink_to(other)
+
+    def edited(text: str) -> str:
+        for old, new in edits:
+            assert text.count(old) == 1, (folder, old)
+            text = text.replace(old, new)
+        return text
+
     jinja = pack / folder / "chat_template.jinja"
     if jinja.is_file():
-        text = jinja.read_text("utf-8")
-        assert text.count(old) == 1, (folder, old)
-        jinja.write_text(text.replace(old, new), "utf-8")
+        jinja.write_text(edited(jinja.read_text("utf-8")), "utf-8")
         return pack
     config_path = pack / folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text("utf-8"))
-    assert config["chat_template"].count(old) == 1, (folder, old)
-    config["chat_template"] = config["chat_template"].replace(old, new)
+    config["chat_template"] = edited(config["chat_template"])
     config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), "utf-8")
     return pack
 

@@ -86,8 +86,8 @@ def test_an_error_cell_names_the_template_change_and_a_fix_at_the_template(tmp_p
     """A new template that cannot render the cell: its cause is the template's hash change, its fix the template."""
     from tests.helpers import pack_with_template
 
-    broken = pack_with_template(tmp_path, pack_dir, "Qwen--Qwen3-8B", "{{- '<|im_start|>assistant\\n' }}\n    {%- if enable",
-                                "{{- '<|im_start|>assistant \\n' }}\n    {%- if enable")
+    header = "{{- '<|im_start|>assistant\\n' }}\n    {%- if enable"
+    broken = pack_with_template(tmp_path, pack_dir, "Qwen--Qwen3-8B", (header, header.replace("assistant", "assistant ")))
     d = drift.diff_cell(Cell("qwen3-8b", Think.OFF, "single_turn"), GOLDENS, broken)
     assert d.status == "error"
     assert [c.code for c in d.causes] == ["template", "error"], d.causes

@@ -24,20 +24,34 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "goldens"
 
 
+# the block the later gpt-oss revision added to its tool-call branch (the pack's text, removed for the earlier one)
+FUTURE_FINAL = """\
+            {#- We need very careful handling here - we want to drop the tool call analysis message if the model #}
+            {#- has output a later <|final|> message, but otherwise we want to retain it. This is the only case #}
+            {#- when we render CoT/analysis messages in inference. #}
+            {%- set future_final_message = namespace(found=false) %}
+            {%- for future_message in loop_messages[loop.index:] %}
+                {%- if future_message.role == 'assistant' and "tool_calls" not in future_message %}
+                    {%- set future_final_message.found = true %}
+                {%- endif %}
+            {%- endfor %}
+"""
+
+
 @dataclass(frozen=True)
 class Revision:
     model: str
     folder: str  # the pack folder whose template is swapped
-    current: str  # text of the current template ...
-    earlier: str  # ... and what the earlier revision has there
+    edits: tuple[tuple[str, str], ...]  # (text of the current template, what the earlier revision has there)
     source: str  # where the earlier text was read
     changes: str  # which cells the edit changes: "served" (every cell with a served prompt), "none"
+    probe: tuple[dict, ...] = ()  # for "none": a conversation the two revisions render otherwise (the edit is live)
 
 
 REVISIONS = [
     Revision(
         "deepseek-r1", "deepseek-ai--DeepSeek-R1",
-        "{{'<｜Assistant｜><think>\\n'}}{% endif %}", "{{'<｜Assistant｜>'}}{% endif %}",
+        (("{{'<｜Assistant｜><think>\\n'}}{% endif %}", "{{'<｜Assistant｜>'}}{% endif %}"),),
         "DeepSeek-R1's tokenizer_config.json before the February 2025 update that made the generation prompt open "
         "`<think>\\n` (deepseek-ai/DeepSeek-R1 issue 402 asks why it changed; vllm-project/vllm issue 13125 quotes the "
         "earlier template, whose generation prompt is `<｜Assistant｜>` alone)",
@@ -45,11 +59,32 @@ REVISIONS = [
     ),
     Revision(
         "qwen3-8b", "Qwen--Qwen3-8B",
-        ' and message.role == "user" and message.content is string and not(', ' and message.role == "user" and not(',
+        ((' and message.role == "user" and message.content is string and not(', ' and message.role == "user" and not('),),
         "Qwen3's first release (April 2025) finds the last user query without the `message.content is string` guard "
         "that the later revision added for content-part messages (the earlier loop, as vendored in many public copies "
         "of the template); with string contents it renders the same",
         "none",
+        ({"role": "user", "content": [{"type": "text", "text": "Hi."}]},),
+    ),
+    Revision(
+        "gpt-oss-20b", "openai--gpt-oss-20b",
+        (
+            (FUTURE_FINAL, ""),
+            ("{%- elif message.content and not future_final_message.found %}", "{%- elif message.content %}"),
+            ("{%- elif message.thinking and not future_final_message.found %}", "{%- elif message.thinking %}"),
+        ),
+        "gpt-oss's template as first published (August 2025): a tool call's analysis message is rendered whether or "
+        "not a final answer follows; the later revision (openai/gpt-oss-120b commit bc75b44, which TRL's PR 4134 "
+        "follows) drops it once a final message follows. The earlier tool-call branch, without that block, is quoted "
+        "in openai/gpt-oss-120b discussion 69. The fixtures' tool call carries no analysis text: no cell changes",
+        "none",
+        (
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": "", "thinking": "Call the tool.", "tool_calls": [
+                {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+            {"role": "tool", "content": "sunny"},
+            {"role": "assistant", "content": "Sunny."},
+        ),
     ),
 ]
 
@@ -72,7 +107,7 @@ def _silent_drops(diffs: list[drift.CellDiff]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("revision", REVISIONS, ids=lambda r: r.model)
 def test_an_earlier_template_revision_through_cth_diff(revision: Revision, tmp_path: Path, pack_dir: Path):
-    pack = pack_with_template(tmp_path, pack_dir, revision.folder, revision.current, revision.earlier)
+    pack = pack_with_template(tmp_path, pack_dir, revision.folder, *revision.edits)
     diffs = drift.diff_all(matrix.cells([revision.model]), GOLDENS, pack)
     assert {d.cell for d in diffs if d.changed} == _expected(revision)
     for d in (d for d in diffs if d.changed):
@@ -82,13 +117,31 @@ def test_an_earlier_template_revision_through_cth_diff(revision: Revision, tmp_p
     assert not _silent_drops(diffs)
 
 
+@pytest.mark.parametrize("revision", [r for r in REVISIONS if r.changes == "none"], ids=lambda r: r.model)
+def test_an_edit_that_changes_no_cell_still_changes_the_template(revision: Revision, load):
+    """Positive control for the revisions no cell sees: the two revisions render the probe otherwise (or one raises)."""
+    tokenizer = load(revision.model).tokenizer
+    earlier = tokenizer.chat_template
+    for old, new in revision.edits:
+        assert earlier.count(old) == 1
+        earlier = earlier.replace(old, new)
+
+    def render(template: str) -> str:
+        try:
+            return tokenizer.apply_chat_template(list(revision.probe), chat_template=template, tokenize=False)
+        except Exception as exc:  # a template that cannot render the probe: a difference too
+            return f"raised {type(exc).__name__}"
+
+    assert render(earlier) != render(tokenizer.chat_template)
+
+
 @pytest.mark.slow
 def test_r1s_earlier_template_names_reasoning_dropped_as_its_own_cause(tmp_path: Path, pack_dir: Path):
     """R1 before `<think>\\n` was in its generation prompt: the rules' opener is not served, so the data's reasoning
     would go untrained (46 -> 14 trained tokens in reasoning_last_turn). The diff says so, in the cell and in the
     summary, or the cell is undecided; never only inside the (capped) text diff."""
     (revision,) = [r for r in REVISIONS if r.model == "deepseek-r1"]
-    pack = pack_with_template(tmp_path, pack_dir, revision.folder, revision.current, revision.earlier)
+    pack = pack_with_template(tmp_path, pack_dir, revision.folder, *revision.edits)
     cells = [Cell("deepseek-r1", c.think, c.fixture) for c in matrix.cells(["deepseek-r1"]) if matrix.na_reason(c) is None]
     diffs = {d.cell.fixture: d for d in drift.diff_all(cells, GOLDENS, pack)}
     for fixture in ("reasoning_last_turn", "reasoning_every_turn"):
