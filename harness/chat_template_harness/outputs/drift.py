@@ -22,8 +22,6 @@ from chat_template_harness.outputs.golden import Cause
 from chat_template_harness.outputs.matrix import Cell
 
 MAX_TEXT_DIFF = 30
-
-
 REASONING_DROPPED = "reasoning_dropped"  # the cause code of data the new samples no longer train
 # why the reasoning is dropped now, per turn-note code, as an upgrade says it
 NO_LONGER = {REASONING_DROPPED_NO_OPENER: "the generation prompt no longer opens a think block"}
