@@ -30,6 +30,37 @@ def change_one_template_character(pack: Path) -> None:
     config.write_text(raw.replace(QWEN3_ROLE_NEWLINE, QWEN3_ROLE_NEWLINE.replace("\\\\n", "\\\\t")), "utf-8")
 
 
+def pack_with_template(tmp_path: Path, pack_dir: Path, folder: str, *edits: tuple[str, str]) -> Path:
+    """The pack with each (old, new) edit made (each `old` found exactly once) in one folder's chat template; the
+    other folders linked.
+
+    The template is edited where it lives: chat_template.jinja where the folder has one, else the
+    `chat_template` of tokenizer_config.json (rewritten as JSON: its sha256 changes as a real revision's would).
+    """
+    import json
+
+    pack = writable_pack(tmp_path, pack_dir, [folder])
+    for other in pack_dir.iterdir():
+        if other.is_dir() and not (pack / other.name).exists():
+            (pack / other.name).symlink_to(other)
+
+    def edited(text: str) -> str:
+        for old, new in edits:
+            assert text.count(old) == 1, (folder, old)
+            text = text.replace(old, new)
+        return text
+
+    jinja = pack / folder / "chat_template.jinja"
+    if jinja.is_file():
+        jinja.write_text(edited(jinja.read_text("utf-8")), "utf-8")
+        return pack
+    config_path = pack / folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text("utf-8"))
+    config["chat_template"] = edited(config["chat_template"])
+    config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), "utf-8")
+    return pack
+
+
 def assert_report_current(spec: str, name: str) -> None:
     """The committed reports/NAME is what `cth check SPEC --markdown` makes now (bodies only: versions may move)."""
     from chat_template_harness.cells.model import cells

@@ -2,7 +2,7 @@
 
 The wrong samples are the ways real preprocessors go wrong: a naive full render with a header
 regex, an unmasked empty think block, segment-wise tokenization, a doubled BOS, a stop token
-left untrained, whitespace merged across the prompt's edge, an unpinned clock.
+left untrained, whitespace merged across the prompt's edge, a reply cut inside itself, an unpinned clock.
 """
 
 from __future__ import annotations
@@ -174,19 +174,39 @@ def test_whole_string_catches_a_text_that_does_not_match_the_ids(load):
 
 
 def test_straddle_catches_generated_whitespace_merged_with_the_prompt(load):
-    """Without the reference's fix, `assistant\\n` + `\\n\\n  Kept` tokenizes `\\n\\n\\n` across the prompt's edge."""
+    """Tokenized as one string, `assistant\n` + `\n\n  Kept` merges `\n\n\n` across the prompt's edge."""
     loaded = load("qwen2.5-7b")
     fam = family("qwen2.5")
     conv = conversation.fixture("whitespace_edges")
     (plan,) = plan_turns(loaded.tokenizer, conv, fam, fam.off)
-    assert any(n.startswith("leading whitespace") for n in plan.notes)
-    content = conv.messages[-1].content
-    unfixed = dataclasses.replace(plan, pieces=(Piece(Kind.CONTENT, content), Piece(Kind.STOP, "<|im_end|>")))
-    ids, offsets = encode(loaded.tokenizer, unfixed.text)
+    ids, offsets = encode(loaded.tokenizer, plan.text)
     mask = tuple(int(a >= len(plan.prompt)) for a, _ in offsets)
-    violations = check_samples(loaded.tokenizer, [unfixed], [ExternalSample(tuple(ids), mask)])
+    violations = check_samples(loaded.tokenizer, [plan], [ExternalSample(tuple(ids), mask)])
     (hit,) = [v for v in violations if v.invariant is Invariant.NO_STRADDLE]
     assert hit.tokens == ("\n\n\n",)
+    assert Invariant.REPLAY in _kinds(violations)  # the ids before the reply are not the served prompt's
+
+
+def test_the_reply_keeps_its_leading_whitespace_as_served(load):
+    """The served ids: the prompt tokenized whole, then the reply on its own; nothing of the reply is dropped."""
+    loaded, _, conv, reference = _cell(load, "qwen2.5-7b", "off", "whitespace_edges")
+    (plan,), (sample,) = reference.plans, reference.samples
+    assert plan.generated == conv.messages[-1].content + "<|im_end|>" and not plan.notes
+    assert plan.template_render == "same"  # the template writes the turn exactly so: no whitespace exemption
+    served = encode(loaded.tokenizer, plan.prompt)[0] + encode(loaded.tokenizer, plan.body)[0]
+    assert list(sample.input_ids) == served != encode(loaded.tokenizer, plan.text)[0]
+    assert check_samples(loaded.tokenizer, reference.plans, reference.samples) == []
+
+
+def test_whole_string_catches_a_split_inside_the_reply_after_a_served_edge(load):
+    """The prompt edge is the only cut: the reply cut once more (`\n` | `\n  Kept…`) is not how it is emitted."""
+    loaded, _, _, reference = _cell(load, "qwen2.5-7b", "off", "whitespace_edges")
+    (plan,) = reference.plans
+    prompt = encode(loaded.tokenizer, plan.prompt)[0]
+    reply = encode(loaded.tokenizer, plan.body[:1])[0] + encode(loaded.tokenizer, plan.body[1:])[0]
+    ids, mask = prompt + reply, (0,) * len(prompt) + (1,) * len(reply)
+    violations = check_samples(loaded.tokenizer, reference.plans, [ExternalSample(tuple(ids), mask)])
+    assert [v.invariant for v in violations] == [Invariant.WHOLE_STRING]
 
 
 # --- 6. determinism -------------------------------------------------------------------------------------------------------
@@ -202,7 +222,7 @@ def test_determinism_catches_an_unpinned_clock(load, model: str):
         return [ExternalSample(tuple(ids), (0,) * len(ids))]
 
     (hit,) = check_determinism(unpinned)
-    assert hit.invariant is Invariant.DETERMINISM and "pin the date" in hit.detail
+    assert hit.invariant is Invariant.DETERMINISM and hit.code == "clock" and "pin the date" in hit.format()
 
 
 @pytest.mark.parametrize("model", ["llama-3.2-3b", "gpt-oss-20b"])

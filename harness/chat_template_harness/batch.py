@@ -33,7 +33,6 @@ RENDER = "the template cannot render it as its rules say"
 MALFORMED = "malformed JSON text"
 EXAMPLES = 3  # messages kept per reason, to show what was dropped
 # the reference's note on a turn whose reasoning the mode drops (contract/turns.py; audit/row.py counts it alike)
-REASONING_DROPPED = "reasoning in the data is dropped"
 
 
 @dataclass
@@ -95,7 +94,7 @@ class SampleBuilder:
         self.samples += len(samples)
         self.dropped_turns += samples.dropped_turns
         self.dropped_samples += samples.dropped_samples
-        self.reasoning_dropped += sum(any(n.startswith(REASONING_DROPPED) for n in t.notes) for t in samples.report)
+        self.reasoning_dropped += sum(any(n.drops_reasoning for n in t.notes) for t in samples.report)
         return list(samples)
 
     def _drop(self, reason: str, example: str) -> list[Any]:

@@ -31,6 +31,7 @@ from chat_template_harness.contract import conversation as conversations
 from chat_template_harness.contract.sample import Policy, Preprocessed
 from chat_template_harness.contract.sample import preprocess as reference
 from chat_template_harness.contract.tokens import ids as token_ids
+from chat_template_harness.contract.turns import Note
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, NotApplicable, Think
@@ -80,7 +81,7 @@ class TurnReport:
     prompt_tokens: int  # tokens of its served prompt
     shared: bool  # trained in a sample that also trains a later turn
     split_reason: str  # why it has a sample of its own ("" when shared, last or untrained)
-    notes: tuple[str, ...]  # what the reference says about it (e.g. reasoning in the data dropped by the mode)
+    notes: tuple[Note, ...]  # what the reference says about it (codes and text: e.g. reasoning dropped by the mode)
 
 
 @dataclass(frozen=True)

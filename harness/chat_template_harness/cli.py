@@ -417,7 +417,8 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
         if not d.changed:
             continue
         console.print(f"[bold red]{d.status.upper()}[/] {d.cell.id}")
-        for line in (*(f"cause: {c}" for c in d.causes), d.first_token, d.mask, *d.text_diff):
+        fix = (f"fix: {d.fix}",) if d.fix else ()
+        for line in (*(f"cause: {c.text}" for c in d.causes), *fix, d.first_token, d.mask, *d.text_diff):
             if line:
                 console.print(f"  {line}", markup=False)
     for line in drift.summary(diffs):

@@ -63,8 +63,7 @@ class RowOutcome:
     detail: str = ""  # the one-line error, or the first violation
     tokens: dict[str, int] = field(default_factory=dict)  # reference samples' tokens per kind
     samples: int = 0
-    reasoning_dropped: bool = False
-    whitespace_dropped: bool = False
+    reasoning_dropped: bool = False  # the mode drops the data's reasoning (a turn note says so, `Note.drops_reasoning`)
     reference_violations: int = 0  # the harness's own samples breaking the contract: a harness bug
     violations: dict[str, int] = field(default_factory=dict)  # the plug-in's, per invariant number
     wrong_tokens: dict[str, int] = field(default_factory=dict)  # trained by the plug-in, not trainable, per kind
@@ -118,9 +117,7 @@ def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
     if result is not None:
         out.samples = len(result.samples)
         out.tokens = dict(_token_kinds(result))
-        notes = [n for p in result.plans for n in p.notes]
-        out.reasoning_dropped = any(n.startswith("reasoning in the data is dropped") for n in notes)
-        out.whitespace_dropped = any(n.startswith("leading whitespace") for n in notes)
+        out.reasoning_dropped = any(n.drops_reasoning for p in result.plans for n in p.notes)
     if ctx.plugin is None:
         out.reference_violations = len(checked.violations)
         return out

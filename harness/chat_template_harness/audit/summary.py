@@ -4,7 +4,7 @@ JSON schema (`--json FILE`), version 1:
 {"schema": 1, "source", "model", "think", "policy", "callable" (MODULE:CALLABLE, or null),
  "rows": {"total", "usable", "rejected", "not_applicable"},
  "rejected": {reason: {"rows": n, "examples": [{"row", "detail"}]}},
- "reference": {"samples", "tokens": {kind: n}, "rows_with_reasoning_dropped", "rows_with_whitespace_dropped",
+ "reference": {"samples", "tokens": {kind: n}, "rows_with_reasoning_dropped",
                "rows_violating": n},
  "preprocessor": {"rows_checked", "rows_wrong", "rows_errored", "rows_unsupported",
                   "violations": {invariant number: rows}, "wrong_tokens": {kind: n},
@@ -45,7 +45,6 @@ class Summary:
     samples: int = 0
     tokens: Counter[str] = field(default_factory=Counter)
     reasoning_dropped: int = 0
-    whitespace_dropped: int = 0
     reference_violating: int = 0
     checked: int = 0
     wrong_rows: int = 0
@@ -69,7 +68,6 @@ class Summary:
         self.samples += out.samples
         self.tokens.update(out.tokens)
         self.reasoning_dropped += out.reasoning_dropped
-        self.whitespace_dropped += out.whitespace_dropped
         self.reference_violating += bool(out.reference_violations)
         if self.job.preprocessor is None:
             return
@@ -117,7 +115,6 @@ class Summary:
                          for k, n in self.rejected.most_common()},
             "reference": {"samples": self.samples, "tokens": dict(self.tokens),
                           "rows_with_reasoning_dropped": self.reasoning_dropped,
-                          "rows_with_whitespace_dropped": self.whitespace_dropped,
                           "rows_violating": self.reference_violating},
             "preprocessor": plugin,
             "sample": self._sample_json(),
@@ -129,7 +126,6 @@ class Summary:
             "rejected": (sum(self.rejected.values()), self.total),
             "reference_violating": (self.reference_violating, self.usable),
             "reasoning_dropped": (self.reasoning_dropped, self.usable),
-            "whitespace_dropped": (self.whitespace_dropped, self.usable),
         }
         if self.job.preprocessor:
             out["preprocessor_wrong"] = (self.wrong_rows, self.checked)
@@ -181,9 +177,9 @@ class Summary:
             out.append(f"| {kind} | {self.tokens.get(kind, 0):,} | {trained} |")
         out += [
             "",
-            f"Rows whose reasoning is dropped (the mode does not think): {self.reasoning_dropped}; rows whose "
-            f"reply's leading whitespace is dropped at the prompt edge: {self.whitespace_dropped}; rows where the "
-            f"reference itself breaks the contract (a harness bug): {self.reference_violating}.",
+            f"Reasoning dropped in {self.reasoning_dropped} rows: the data's reasoning is not trained (the mode does "
+            f"not think, or its generation prompt opens no think block); rows where the reference itself breaks the "
+            f"contract (a harness bug): {self.reference_violating}.",
             "",
         ]
         if s.preprocessor:

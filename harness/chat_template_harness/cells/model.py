@@ -81,6 +81,11 @@ class CellResult:
     code: str = ""
     raised: HarnessError | None = None  # an ERROR cell's own error (message and fix), for commands that stop on it
 
+    @property
+    def reasoning_dropped(self) -> bool:
+        """The reference's samples drop the data's reasoning here (a turn note's code says why): never silent."""
+        return self.result is not None and any(n.drops_reasoning for p in self.result.plans for n in p.notes)
+
 
 def cells(
     models: Sequence[str] | None = None, thinks: Sequence[Think] | None = None, fixtures: Sequence[str] | None = None

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import time_machine
 
 from chat_template_harness.contract.compare import first_difference
-from chat_template_harness.contract.tokens import decode, encode, normalized, token_strings
+from chat_template_harness.contract.tokens import decode, encode_sides, normalized, token_strings
 from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Kind, TurnPlan
 
@@ -204,17 +204,19 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
         return [Violation(Invariant.WHOLE_STRING, f"{len(ids)} ids but {len(mask)} mask values", sample=index)], set()
     text = decode(tokenizer, ids)
     strings = _Strings(tokenizer, ids)  # each token's text, read only for a violation
+    trained_regions, injected, appearing = _layout(plans, text)
 
-    # 4. whole-string tokenization
-    reencoded, offsets = encode(tokenizer, text)
-    offsets_exact = reencoded == ids
-    if not offsets_exact:
-        at = first_difference(reencoded, ids)
+    # 4. tokenization: each side of a prompt edge tokenized whole (offsets are exact only then)
+    edges, offsets = _sides(tokenizer, text, ids, appearing)
+    offsets_exact = offsets is not None
+    if offsets is None:
+        expected = encode_sides(tokenizer, text, appearing[-1].edges if appearing else ())[0]
+        at = first_difference(expected, ids)
         out.append(
             Violation(
                 Invariant.WHOLE_STRING,
-                f"ids are not the tokenization of their own text: from position {at} the text tokenizes as "
-                f"{token_strings(tokenizer, reencoded[at : at + 4])!r}",
+                f"ids are not the tokenization of their own text, each side of the prompt edge whole: from position {at} "
+                f"the text tokenizes as {token_strings(tokenizer, expected[at : at + 4])!r}",
                 sample=index,
                 positions=tuple(range(at, min(at + 4, len(ids)))),
                 tokens=tuple(strings[at : at + 4]),
@@ -231,8 +233,6 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                 sample=index,
             )
         )
-
-    trained_regions, injected, appearing = _layout(plans, text)
 
     def region_of(regions: list[_Region], a: int, b: int) -> _Region | None:
         return next((r for r in regions if a < r.end and b > r.start), None)
@@ -299,6 +299,24 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                 )
             )
 
+    # 4. the sides are the last trained turn's: its served prompt whole, then its reply on its own
+    last = max((p for p in appearing if p.turn in trained_by_turn), key=lambda p: p.turn, default=None)
+    if offsets_exact and last is not None and edges != last.edges:
+        served_ids = encode_sides(tokenizer, text, last.edges)[0]
+        if served_ids != ids:
+            at = first_difference(served_ids, ids)
+            out.append(
+                Violation(
+                    Invariant.WHOLE_STRING,
+                    f"ids are not turn {last.turn}'s served tokenization (its prompt whole, then its reply on its own): "
+                    f"from position {at} it is {token_strings(tokenizer, served_ids[at : at + 4])!r}",
+                    sample=index,
+                    turn=last.turn,
+                    positions=tuple(range(at, min(at + 4, len(ids)))),
+                    tokens=tuple(strings[at : at + 4]),
+                )
+            )
+
     # 3. complete supervision: each trained turn's generated span is trained whole.
     turns_trained = set()
     starts = [a for a, _ in offsets]
@@ -331,9 +349,11 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
             )
         turns_trained.add(plan.turn)
 
-    # 5. no straddling token (character ranges are exact only for a whole-string tokenization)
+    # 5. no straddling token (character ranges are exact only where each side is tokenized whole); the edges are
+    # those of the turns this sample trains: a turn it does not train has no mask edge here (its reply may share a
+    # token with its header inside a later served prompt, tokenized whole as the server does)
     if offsets_exact:
-        for t in _straddling(offsets, starts, trained_regions):
+        for t in _straddling(offsets, starts, [r for r in trained_regions if r.turn in turns_trained]):
             out.append(
                 Violation(
                     Invariant.NO_STRADDLE,
@@ -344,6 +364,19 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                 )
             )
     return out, turns_trained
+
+
+def _sides(
+    tokenizer: Any, text: str, ids: list[int], appearing: Sequence[TurnPlan]
+) -> tuple[tuple[int, ...], list[tuple[int, int]] | None]:
+    """Where the ids cut the text into sides each tokenized whole, and the tokens' character ranges: the edges of
+    a turn served in this text (its served prompt's end; the latest turn first), or none (the whole text). None
+    for the offsets where no such cut gives the ids: a split inside a side, or ids that are no tokenization."""
+    for edges in (*(p.edges for p in reversed(appearing)), ()):
+        found, offsets = encode_sides(tokenizer, text, edges)
+        if found == ids:
+            return edges, offsets
+    return (), None
 
 
 def _as_tokenized(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sequence[TurnPlan]:
@@ -417,10 +450,10 @@ class TokenRole:
 def token_roles(tokenizer: Any, plans: Sequence[TurnPlan], ids: Sequence[int]) -> list[TokenRole]:
     """Per token: whether it lies in a generated span whose served prompt replays, else what it is."""
     text = decode(tokenizer, ids)
-    reencoded, offsets = encode(tokenizer, text)
-    if reencoded != list(ids):
+    trained_regions, injected, appearing = _layout(_as_tokenized(tokenizer, plans), text)
+    offsets = _sides(tokenizer, text, list(ids), appearing)[1]
+    if offsets is None:
         offsets = _approximate_offsets(token_strings(tokenizer, ids))
-    trained_regions, injected, _ = _layout(_as_tokenized(tokenizer, plans), text)
     roles = []
     for a, b in offsets:
         inside = _containing(trained_regions, a, b)

@@ -25,7 +25,7 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("S", "the stop token is not trained"),
     ("R", "reasoning is not trained as generated"),
     ("C", "generated text is not trained whole"),
-    ("K", "ids are not the whole string's tokenization, or a token crosses a mask edge"),
+    ("K", "ids are not the tokenization of each side of the prompt edge whole (served prompt, then reply), or a token crosses a mask edge"),
     ("D", "samples change with the clock"),
     ("T", "the template's text after the stop token is trained"),
 )

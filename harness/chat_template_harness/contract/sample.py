@@ -2,7 +2,9 @@
 
 Contract (docs/contract.md, "The rule"):
 - a sample is the served prompt of its last supervised turn followed by that turn's pieces;
-  `input_ids` is the tokenization of the whole sample string (`add_special_tokens=False`);
+  `input_ids` are the served prompt's ids (its text tokenized whole, `add_special_tokens=False`) followed
+  by the reply's, tokenized on its own as the model emits it (`TurnPlan.edges`): nothing of the reply is
+  dropped to make one string tokenize whole;
 - `loss_mask` is 1 exactly on generated spans (reasoning, content, stop), 0 elsewhere;
 - policy `all` supervises every assistant turn: a turn shares the sequence of a later turn only
   where that sequence starts with this turn's own sample, token for token (replay holds);
@@ -22,8 +24,9 @@ from typing import Any
 
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
-from chat_template_harness.contract.tokens import encode, ids as token_ids
-from chat_template_harness.contract.turns import Kind, ServedPrompt, TurnPlan, plan_turns
+from chat_template_harness.contract.tokens import encode_sides, ids_sides
+from chat_template_harness.contract.tokens import ids as token_ids
+from chat_template_harness.contract.turns import Kind, Note, ServedPrompt, TurnPlan, plan_turns
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models.rules import Family, NotApplicable, Think, ThinkMode
 
@@ -54,6 +57,7 @@ class Sample:
     loss_mask: tuple[int, ...]
     spans: tuple[Span, ...]
     turns: tuple[int, ...]  # supervised turns, ascending
+    edges: tuple[int, ...] = ()  # where `text` is cut into sides, each tokenized whole (`tokens.encode_sides`)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class TurnReport:
     prompt_tokens: int
     shared: bool  # trained in a sequence that also trains later turns
     split_reason: str  # why it has a sample of its own ("" when shared, last, or untrained)
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]
     template_render: str
 
 
@@ -130,7 +134,7 @@ def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> 
 
     def ids_of(turn: int) -> list[int]:  # only where the texts are prefixes: a rewritten history never needs them
         if turn not in ids:
-            ids[turn] = token_ids(tokenizer, plans[turn].text)
+            ids[turn] = ids_sides(tokenizer, plans[turn].text, plans[turn].edges)
         return ids[turn]
 
     groups: list[list[int]] = []
@@ -226,7 +230,7 @@ def _mask_by_token(text: str, offsets: Sequence[tuple[int, int]], spans: list[li
 def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
     """One sample from the plans of the turns it trains (ascending; the last one's text is the sample)."""
     text = plans[-1].text
-    ids, offsets = encode(tokenizer, text)
+    ids, offsets = encode_sides(tokenizer, text, plans[-1].edges)
     regions: list[tuple[Kind, int | None, int, int]] = []
     cursor = 0
     for plan in plans:
@@ -246,4 +250,4 @@ def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
         Span(kind, turn, start, end, bisect_left(starts, start), bisect_left(starts, end))
         for kind, turn, start, end in regions
     )
-    return Sample(text, tuple(ids), tuple(mask), spans, tuple(p.turn for p in plans))
+    return Sample(text, tuple(ids), tuple(mask), spans, tuple(p.turn for p in plans), plans[-1].edges)

@@ -1,6 +1,8 @@
-"""Tokenization as the contract defines it: the whole string, no added special tokens.
+"""Tokenization as the contract defines it: each side of a prompt edge whole, no added special tokens.
 
-The ids are always those of the whole-string call. Where the tokenizer provably cuts the text at its
+A sample's ids are its served prompt's ids (the prompt text tokenized whole) followed by its reply's (the
+reply tokenized on its own, as the model emits it after the prompt): `encode_sides`. Each side's ids are
+always those of the whole-string call. Where the tokenizer provably cuts the text at its
 added tokens before anything else (checked per tokenizer at first use, see `Pieces`), the text between
 two such tokens is tokenized once and reused: the served prompts and samples of one conversation share
 all but their last messages, so each message is tokenized once rather than once per turn after it.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 
@@ -18,6 +21,23 @@ def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]
     """Token ids of `text` (the templates already write BOS) and each token's character range."""
     ids, offsets = _encode(tokenizer, text)
     return list(ids), list(offsets)
+
+
+def encode_sides(tokenizer: Any, text: str, edges: Sequence[int]) -> tuple[list[int], list[tuple[int, int]]]:
+    """`text` cut at `edges` (characters), each side tokenized whole on its own: the ids a server sees.
+
+    A served prompt is tokenized whole, then the model emits its reply's tokens after it: the reply's first
+    whitespace never merges with the prompt's last (`assistant\n` + `\n\nKept`). With no edge inside the text
+    this is `encode`.
+    """
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    cuts = [0, *sorted({e for e in edges if 0 < e < len(text)}), len(text)]
+    for start, end in pairwise(cuts):
+        side_ids, side_offsets = _encode(tokenizer, text[start:end])
+        ids += side_ids
+        offsets += [(a + start, b + start) for a, b in side_offsets] if start else side_offsets
+    return ids, offsets
 
 
 # the bench turns the piecewise tokenization and the direct decode off to measure what they save
@@ -30,6 +50,12 @@ def ids(tokenizer: Any, text: str) -> list[int]:
     if SHORTCUTS and backend is not None and _pieces(backend).exact:
         return list(_pieces(backend).ids(text))
     return list(_encode(tokenizer, text)[0])
+
+
+def ids_sides(tokenizer: Any, text: str, edges: Sequence[int]) -> list[int]:
+    """The ids of `encode_sides`, each side through `ids` (without building the offsets where it can)."""
+    cuts = [0, *sorted({e for e in edges if 0 < e < len(text)}), len(text)]
+    return [i for start, end in pairwise(cuts) for i in ids(tokenizer, text[start:end])]
 
 
 # A cell tokenizes the same served prompts and samples several times (grouping, building,

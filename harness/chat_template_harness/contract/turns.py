@@ -24,7 +24,6 @@ from typing import Any, Protocol
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
 from chat_template_harness.contract.render import inline_reasoning, render, template_message, template_messages
-from chat_template_harness.contract.tokens import crossing, encode
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models.rules import Family, ThinkMode
 
@@ -48,6 +47,31 @@ class Piece:
     text: str
 
 
+# What a turn's notes say, as codes (other modules count and compare these, never the sentences)
+EMPTY_THINK_WRITTEN = "empty_think_written"  # no reasoning in the data: the mode's empty think block, untrained
+REASONING_DROPPED = "reasoning_dropped"  # the data's reasoning is not trained: the mode does not think
+REASONING_DROPPED_NO_OPENER = "reasoning_dropped_no_opener"  # the mode thinks, but the served prompt opens no block
+DROPPED_WHY = {
+    REASONING_DROPPED: "this mode does not think",
+    REASONING_DROPPED_NO_OPENER: "the template opens no think block here",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line of a turn's report: `code` for other modules, `text` for people."""
+
+    code: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def drops_reasoning(self) -> bool:
+        return self.code in DROPPED_WHY
+
+
 @dataclass(frozen=True)
 class TurnPlan:
     turn: int  # ordinal among assistant turns, from 0
@@ -56,7 +80,7 @@ class TurnPlan:
     opener: str  # the tail of `prompt` that the mode's generation prompt added ("" if none)
     opener_kind: Kind
     pieces: tuple[Piece, ...]
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]
     template_render: str  # the oracle's verdict: "same", "same but for: …" (each difference named by a rule), "differs"
     header_start: int  # where the generation prompt (role header, opener) begins in `prompt`
     trailer: str  # what the template writes after the stop token (never generated)
@@ -80,6 +104,15 @@ class TurnPlan:
     def generated(self) -> str:
         """The contract's generated span: what the model emits (trained)."""
         return "".join(p.text for p in self.pieces if p.kind.trained)
+
+    @property
+    def edges(self) -> tuple[int, ...]:
+        """Where this turn's sample is cut into sides, each tokenized whole (contract, "The rule"): the served
+        prompt's end, and the generated span's start where an untrained head (an empty think block the mode
+        writes) lies between them. The reply's ids are its own: its leading whitespace is never merged away."""
+        end = len(self.prompt)
+        head = sum(len(p.text) for p in itertools.takewhile(lambda p: not p.kind.trained, self.pieces))
+        return tuple(dict.fromkeys(e for e in (end, end + head) if 0 < e < len(self.text)))
 
 
 class ServedPrompt(Protocol):
@@ -218,7 +251,7 @@ def _plan(
             )
         answer = rest[: -len(stop)]
 
-    notes: list[str] = []
+    notes: list[Note] = []
     reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
     if not reasoning.strip():
         reasoning = ""  # whitespace-only reasoning is an empty think block: written (maybe), never trained
@@ -230,19 +263,13 @@ def _plan(
             pieces.append(Piece(Kind.REASONING, mode.think.format(reasoning=reasoning)))
         elif mode.empty_think:
             pieces.append(Piece(Kind.EMPTY_THINK, mode.empty_think))
-            notes.append("no reasoning in the data: the empty think block is written but not trained")
+            notes.append(Note(EMPTY_THINK_WRITTEN, "no reasoning in the data: the empty think block is written but not trained"))
     elif message.reasoning:
-        why = "this mode does not think" if not mode.thinks else "the template opens no think block here"
-        notes.append(f"reasoning in the data is dropped: {why}")
+        code = REASONING_DROPPED if not mode.thinks else REASONING_DROPPED_NO_OPENER
+        notes.append(Note(code, f"reasoning in the data is dropped: {DROPPED_WHY[code]}"))
     if answer:
         pieces.append(Piece(Kind.CONTENT, answer))
     pieces.append(Piece(Kind.STOP, stop))
-    pieces, dropped = _unmerge_leading_whitespace(tokenizer, prompt, pieces)
-    if dropped:
-        notes.append(
-            f"leading whitespace {dropped!r} of the generated text is dropped: the tokenizer would merge it with "
-            "the untrained text before it into one token, which no served model generates"
-        )
 
     # whitespace-only reasoning is an empty think block (contract): the oracle renders the turn as the plan reads it
     # reasoning typed inline into content for a template that hides it would only be printed back as typed (or
@@ -257,7 +284,7 @@ def _plan(
         # the template writes after it
         full = full + stop if stop in continued[len(head) :] else full
     opener = mode.opener if has_opener else ""
-    agreement = _agreement(full, head, opener, pieces, family, mode, dropped, reasoning if thinks_here else "")
+    agreement = _agreement(full, head, opener, pieces, family, mode, reasoning if thinks_here else "")
     opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
     header_start = rendered.header_start(msgs, index, prompt, head)
     return TurnPlan(
@@ -286,13 +313,13 @@ class Agreement:
     trailer), as the template writes it with the turn last and as the plan has it. They may differ
     only where a rule names why, each listed in `explained`: the untrained head of the turn (the
     generation prompt's opener, an empty think block), reasoning the template does not show in a
-    finished turn (the rules' format is then unverified, and said so), whitespace dropped at the
-    prompt edge. Anything else is `differs`: the rules and the template disagree.
+    finished turn (the rules' format is then unverified, and said so). Nothing of the reply is dropped
+    (its leading whitespace included): anything else is `differs`, the rules and the template disagree.
     """
 
     template: str
     sample: str
-    # (rule, what it names): "untrained head", "inline reasoning", "hidden reasoning", "whitespace"
+    # (rule, what it names): "untrained head", "inline reasoning", "hidden reasoning"
     explained: tuple[tuple[str, str], ...] = ()
     at: int = -1  # where the unexplained difference starts, in the compared remainders (-1: none)
     compared: tuple[str, str] = ("", "")  # the template's and the sample's remainders that were compared
@@ -314,7 +341,7 @@ class Agreement:
 
 
 def _agreement(
-    full: str, head: str, opener: str, pieces: list[Piece], family: Family, mode: ThinkMode, dropped: str, reasoning: str
+    full: str, head: str, opener: str, pieces: list[Piece], family: Family, mode: ThinkMode, reasoning: str
 ) -> Agreement:
     """Compare the template's finished turn (`full` from `head` on) with the plan (`opener` + `pieces`)."""
     untrained = opener + "".join(p.text for p in itertools.takewhile(lambda p: not p.kind.trained, pieces))
@@ -347,31 +374,6 @@ def _agreement(
         if rest.count(reasoning) > body.count(reasoning):  # the rules say the template hides it, and it does not
             return Agreement(template, sample, tuple(explained), at=0, compared=(rest, body))
         explained.append(("hidden reasoning", "(format unverified)"))
-    if dropped and rest.startswith(dropped) and not body.startswith(dropped):
-        rest = rest[len(dropped) :]
-        explained.append(("whitespace", f"{dropped!r} dropped"))
     if rest != body:
         return Agreement(template, sample, tuple(explained), at=first_difference(rest, body), compared=(rest, body))
     return Agreement(template, sample, tuple(explained))
-
-
-def _unmerge_leading_whitespace(tokenizer: Any, prompt: str, pieces: list[Piece]) -> tuple[list[Piece], str]:
-    """Drop the leading whitespace of the first trained piece where it would share a token with untrained text.
-
-    After `assistant\n` a reply that starts with `\n\n` tokenizes as one `\n\n\n` token across the
-    served prompt's end: no whole-string tokenization can then replay the prompt. A served model
-    never writes that whitespace first, so dropping it is the faithful sample; the report says so.
-    """
-    first = next(i for i, p in enumerate(pieces) if p.kind.trained)
-    piece = pieces[first]
-    stripped = piece.text.lstrip()
-    if stripped == piece.text:
-        return pieces, ""
-    before = prompt + "".join(p.text for p in pieces[:first])
-    _, offsets = encode(tokenizer, before + piece.text)
-    if crossing(offsets, len(before)) is None:
-        return pieces, ""
-    dropped = piece.text[: len(piece.text) - len(stripped)]
-    kept = [Piece(piece.kind, stripped)] if stripped else []
-    return [*pieces[:first], *kept, *pieces[first + 1 :]], dropped
-

@@ -1,9 +1,11 @@
 """The upgrade check (`cth diff`): re-render every cell here and say what changed against the goldens, and why.
 
-Per changed cell: the cause read off the two provenance headers (chat template changed, tokenizer
-file changed, library version changed, harness changed), the first differing token, the change in
-the loss mask, and the diff of the marked text. Tokenizers load with drift allowed: a new template
-revision is exactly what this is for.
+Per changed cell: the causes read off the two provenance headers (chat template changed, tokenizer
+file changed, library version changed, harness changed), each once; what the change does to the data
+where it drops some (the data's reasoning no longer trained: a cause of its own, never only in the
+text diff); the first differing token, the change in the loss mask, and the diff of the marked text.
+A cell the new template cannot render names the template change as its cause, with a fix that points
+at the template. Tokenizers load with drift allowed: a new template revision is exactly what this is for.
 """
 
 from __future__ import annotations
@@ -16,39 +18,92 @@ from pathlib import Path
 
 from chat_template_harness.cells.model import Cell, CellResult, Settings, Status
 from chat_template_harness.cells.run import run_cell
+from chat_template_harness.contract.turns import DROPPED_WHY, REASONING_DROPPED_NO_OPENER, Kind
 from chat_template_harness.outputs import golden
+from chat_template_harness.outputs.golden import Cause
 
 MAX_TEXT_DIFF = 30
+REASONING_DROPPED = "reasoning_dropped"  # the cause code of data the new samples no longer train
+# why the reasoning is dropped now, per turn-note code, as an upgrade says it
+NO_LONGER = {REASONING_DROPPED_NO_OPENER: "the generation prompt no longer opens a think block"}
 
 
 @dataclass(frozen=True)
 class CellDiff:
     cell: Cell
-    status: str  # "unchanged", "changed", "new" (no golden yet), "error" (cannot be rendered here: the reason)
-    causes: tuple[str, ...] = ()
+    status: str  # "unchanged", "changed", "new" (no golden yet), "error"/"undecided" (cannot be rendered here: the reason)
+    causes: tuple[Cause, ...] = ()
     first_token: str = ""
     mask: str = ""
     text_diff: tuple[str, ...] = ()
+    fix: str = ""  # for a cell that cannot be rendered: what to do
+    reasoning: tuple[int, int] = (0, 0)  # reasoning spans trained: in the golden, now
 
     @property
     def changed(self) -> bool:
         return self.status != "unchanged"
 
+    @property
+    def drops_data(self) -> bool:
+        """Updating this golden would make the samples train less of the data (said as a cause of its own)."""
+        return any(c.code == REASONING_DROPPED for c in self.causes)
+
 
 def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, served_by: str = "transformers") -> CellDiff:
     result = run_cell(cell, Settings(tokenizers_dir=tokenizers_dir, allow_drift=True, determinism=False, served_by=served_by))
-    if result.status is Status.ERROR:  # no samples to compare: the template (or server) cannot make them
-        return CellDiff(cell, "error", (result.reason,))
-    received = golden.parse(golden.render(result))
     path = golden.path_for(root, cell)
-    if not path.is_file():
-        return CellDiff(cell, "new", ("no golden yet",))
-    stored = golden.parse(golden.read(path))
+    stored = golden.parse(golden.read(path)) if path.is_file() else None
+    if result.result is None and result.status is not Status.NA:  # no samples: the template cannot make them
+        return _unrendered(result, stored)
+    received = golden.parse(golden.render(result))
+    if stored is None:
+        return CellDiff(cell, "new", (Cause("new", "no golden yet", "no golden yet"),))
     if stored.body == received.body:
         return CellDiff(cell, "unchanged")
-    causes = tuple(golden.explain(stored.header, received.header)) or ("no provenance change: the harness or its inputs changed",)
+    causes = golden.causes(stored.header, received.header) or [
+        Cause("unexplained", "no provenance change", "no provenance change: the harness or its inputs changed")
+    ]
+    reasoning = golden.span_kinds(stored.body)[Kind.REASONING.value], golden.span_kinds(received.body)[Kind.REASONING.value]
+    dropped = _reasoning_dropped(reasoning, result)
     old, new = golden.parse_samples(stored.body), golden.parse_samples(received.body)
-    return CellDiff(cell, "changed", causes, _first_token(old, new, result), _mask_change(old, new), _text_diff(stored.body, received.body))
+    return CellDiff(
+        cell, "changed", (*causes, *dropped), _first_token(old, new, result), _mask_change(old, new),
+        _text_diff(stored.body, received.body), reasoning=reasoning,
+    )
+
+
+def _unrendered(result: CellResult, stored: golden.Golden | None) -> CellDiff:
+    """A cell that renders no samples now: its causes read off the golden's header against this tokenizer's, and
+    where the template changed, a fix that points at the template."""
+    status = str(result.status) if result.status is not Status.FAIL else "error"
+    message = result.raised.message if result.raised is not None else result.reason
+    now = golden.header(result.cell, result.loaded, result.served_by) if result.loaded is not None else {}
+    provenance = golden.causes(stored.header, now) if stored is not None and now else []
+    template = next((c for c in provenance if c.code == "template"), None)
+    headline = f"{'the new template' if template else 'the template'} cannot render the cell"
+    what = Cause(status, headline, f"{headline}: {message}")
+    if template is None:
+        return CellDiff(result.cell, status, (*provenance, what), fix=result.raised.fix if result.raised else "")
+    old, new = stored.header.get("sha256 chat template", "")[:12], now.get("sha256 chat template", "")[:12]
+    fix = (
+        f"the chat template changed ({old} -> {new}) and the new one does not render this cell: restore the template "
+        f"the goldens were made with, or read the new one with `cth derive {result.cell.model}`"
+    )
+    return CellDiff(result.cell, status, (*provenance, what), fix=fix)
+
+
+def _reasoning_dropped(reasoning: tuple[int, int], result: CellResult) -> list[Cause]:
+    """The data's reasoning that the golden trains and the new samples do not, where the mode now drops it."""
+    assert result.result is not None
+    before, after = reasoning
+    notes = [(p.turn, n.code) for p in result.result.plans for n in p.notes if n.drops_reasoning]
+    if after >= before or not notes:
+        return []
+    turns = ", ".join(str(t) for t, _ in notes)
+    why = "; ".join(dict.fromkeys(NO_LONGER.get(code, DROPPED_WHY[code]) for _, code in notes))
+    text = (f"reasoning dropped: {why} (turn {turns}: the data's reasoning is not trained; the proposed golden teaches "
+            "the model to answer without it)")
+    return [Cause(REASONING_DROPPED, why, text)]
 
 
 def _first_token(old: list[golden.GoldenSample], new: list[golden.GoldenSample], result: CellResult) -> str:
@@ -94,10 +149,15 @@ def diff_all(
 
 
 def summary(diffs: Sequence[CellDiff]) -> list[str]:
+    """The counts: cells that differ; data the new samples drop, first; then each cause with its cells."""
     changed = [d for d in diffs if d.changed]
     lines = [f"{len(changed)} of {len(diffs)} cells differ from the goldens"]
-    causes = Counter(c.split(" (")[0].split(":")[0] for d in changed for c in d.causes)
-    lines += [f"  {n} cell(s): {cause}" for cause, n in causes.most_common()]
+    dropping = [d for d in changed if d.drops_data]
+    if dropping:
+        whys = dict.fromkeys(c.headline for d in dropping for c in d.causes if c.code == REASONING_DROPPED)
+        lines.append(f"  reasoning dropped in {len(dropping)} cells: {'; '.join(whys)}")
+    counts = Counter(h for d in changed for h in dict.fromkeys(c.headline for c in d.causes if c.code != REASONING_DROPPED))
+    lines += [f"  {n} cell(s): {headline}" for headline, n in counts.most_common()]
     return lines
 
 
@@ -110,7 +170,9 @@ def markdown(diffs: Sequence[CellDiff], context: str, header: dict[str, str] | N
     if not changed:
         out += ["Nothing differs: every cell renders, tokenizes and masks exactly as its golden says.", ""]
     for d in changed:
-        out += [f"### `{d.cell.id}`: {d.status}", "", *(f"- cause: {c}" for c in d.causes)]
+        out += [f"### `{d.cell.id}`: {d.status}", "", *(f"- cause: {c.text}" for c in d.causes)]
+        if d.fix:
+            out.append(f"- fix: {d.fix}")
         if d.first_token:
             out.append(f"- first differing token: {d.first_token}")
         if d.mask:

@@ -22,7 +22,7 @@ from chat_template_harness.cells.model import CellResult, Settings, Status
 from chat_template_harness.cells.model import cells as all_cells
 from chat_template_harness.cells.run import run_cell
 from chat_template_harness.contract.sample import Sample
-from chat_template_harness.contract.tokens import encode, token_strings
+from chat_template_harness.contract.tokens import encode_sides, token_strings
 from chat_template_harness.contract.turns import Kind
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
@@ -73,7 +73,7 @@ def legend() -> str:
 
 def sample_html(sample: Sample, tokenizer: object, index: int) -> str:
     """The sample text, one span per token, coloured by the kind of the span it starts in."""
-    ids, offsets = encode(tokenizer, sample.text)
+    ids, offsets = encode_sides(tokenizer, sample.text, sample.edges)
     if tuple(ids) != sample.input_ids:
         raise HarnessError("token ids differ from the golden's", "run `cth diff` and update the goldens")
     strings = token_strings(tokenizer, ids)
@@ -103,7 +103,7 @@ def _turns_table(result: CellResult) -> str:
     rows = "".join(
         f"<tr><td>{r.turn}</td><td>{r.message_index}</td><td>{r.sample if r.sample >= 0 else '-'}</td>"
         f"<td>{r.prompt_tokens}</td><td>{'yes' if r.shared else 'no'}</td><td>{html.escape(r.template_render)}</td>"
-        f"<td>{'<br>'.join(html.escape(n) for n in [*r.notes, *([r.split_reason] if r.split_reason else [])])}</td></tr>"
+        f"<td>{'<br>'.join(html.escape(str(n)) for n in [*r.notes, *([r.split_reason] if r.split_reason else [])])}</td></tr>"
         for r in result.result.report
     )
     return (

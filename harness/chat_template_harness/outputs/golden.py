@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -87,9 +88,24 @@ def header(cell: Cell, loaded: LoadedTokenizer | None, served_by: str = "transfo
         for name, sha in sorted(loaded.observed.items()):
             fields[f"sha256 {name}"] = sha or "missing"
         fields["sha256 chat template"] = loaded.template_sha256
-    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
-    fields["versions"] = f"{versions}, harness {__version__} (rules {rules_digest()[:12]})"
+    fields["versions"] = versions_line()
     return fields
+
+
+def versions_line(libraries: Mapping[str, str] | None = None) -> str:
+    """The header's `versions` value: the libraries (these, or the installed ones), the harness and its rules digest."""
+    versions = ", ".join(f"{k} {v}" for k, v in (libraries or library_versions()).items())
+    return f"{versions}, harness {__version__} (rules {rules_digest()[:12]})"
+
+
+def stale_headers(root: Path, expected: str) -> dict[str, list[Path]]:
+    """The goldens under `root` whose header records other versions than `expected`, by what they record."""
+    stale: dict[str, list[Path]] = {}
+    for path in sorted(root.rglob(f"*.{EXTENSION}")):
+        recorded = parse(read(path)).header.get("versions", "(none)")
+        if recorded != expected:
+            stale.setdefault(recorded, []).append(path)
+    return stale
 
 
 def render(result: CellResult) -> str:
@@ -170,7 +186,7 @@ def _turn_lines(result: Preprocessed) -> list[str]:
             f"turn {r.turn} (message {r.message_index}): {where}; served prompt {r.prompt_tokens} tokens; "
             f"template renders it: {r.template_render}"
         )
-        lines += [f"  note: {n}" for n in r.notes]
+        lines += [f"  note: {n.text}" for n in r.notes]
         if r.split_reason:
             lines.append(f"  split: {r.split_reason}")
     return lines
@@ -225,31 +241,65 @@ def parse_samples(body: str) -> list[GoldenSample]:
     return samples
 
 
+def span_kinds(body: str) -> Counter[str]:
+    """How many spans of each kind a body lists (its `--- spans` sections: the kind is a line's first word)."""
+    kinds: Counter[str] = Counter()
+    reading = False
+    for line in body.splitlines():
+        if line.startswith(("---", "===")):
+            reading = line.startswith("--- spans")
+        elif reading and line.strip():
+            kinds[line.split()[0]] += 1
+    return kinds
+
+
 def same_body(a: str, b: str) -> bool:
     return parse(a).body == parse(b).body
 
 
-def explain(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
-    """What changed between two headers, as causes: template, tokenizer file, library, harness."""
-    causes = []
+# The tokenizer files that may hold the chat template: a change in one of them beside a changed template hash is the
+# template change itself, named once (the header cannot tell whether the file changed in anything else too).
+TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a golden's body may differ, read off the two headers: `code` for counting, `text` for people."""
+
+    code: str  # "server", "template", "tokenizer_file", "library", "harness", "hub"
+    headline: str  # what a summary counts it as: the text without its detail
+    text: str
+
+
+def causes(old: Mapping[str, str], new: Mapping[str, str]) -> list[Cause]:
+    """What changed between two headers, each cause once: server, template, tokenizer file, library, harness, hub."""
+    found = []
     old_server, new_server = old.get("served by", "transformers"), new.get("served by", "transformers")
     if old_server != new_server:
-        causes.append(f"served by another server: {old_server} -> {new_server} (its served prompt, serving/profiles.py)")
-    if old.get("sha256 chat template") != new.get("sha256 chat template"):
-        causes.append(f"chat template changed (sha256 {_short(old.get('sha256 chat template'))} -> {_short(new.get('sha256 chat template'))})")
-    files = sorted({k for k in (*old, *new) if k.startswith("sha256 ") and k != "sha256 chat template"})
+        found.append(Cause("server", "served by another server", f"served by another server: {old_server} -> {new_server} (its served prompt, serving/profiles.py)"))
+    template = "sha256 chat template"
+    files = sorted({k for k in (*old, *new) if k.startswith("sha256 ") and k != template and old.get(k) != new.get(k)})
+    if old.get(template) != new.get(template):
+        holders = [k.removeprefix("sha256 ") for k in files if k.removeprefix("sha256 ") in TEMPLATE_FILES]
+        files = [k for k in files if k.removeprefix("sha256 ") not in holders]
+        where = f"; {', '.join(holders)} changed with it" if holders else ""
+        found.append(Cause("template", "chat template changed", f"chat template changed (sha256 {_short(old.get(template))} -> {_short(new.get(template))}{where})"))
     for key in files:
-        if old.get(key) != new.get(key):
-            causes.append(f"tokenizer file changed: {key.removeprefix('sha256 ')} ({_short(old.get(key))} -> {_short(new.get(key))})")
+        found.append(Cause("tokenizer_file", "tokenizer file changed", f"tokenizer file changed: {key.removeprefix('sha256 ')} ({_short(old.get(key))} -> {_short(new.get(key))})"))
     old_versions, new_versions = _versions(old.get("versions", "")), _versions(new.get("versions", ""))
     for name in ("transformers", "tokenizers", "jinja2"):
         if old_versions.get(name) != new_versions.get(name):
-            causes.append(f"library version changed: {name} {old_versions.get(name)} -> {new_versions.get(name)}")
+            found.append(Cause("library", "library version changed", f"library version changed: {name} {old_versions.get(name)} -> {new_versions.get(name)}"))
     if old_versions.get("rules") != new_versions.get("rules") or old_versions.get("harness") != new_versions.get("harness"):
-        causes.append(f"harness changed (rules {old_versions.get('rules')} -> {new_versions.get('rules')})")
+        found.append(Cause("harness", "harness changed", f"harness changed (rules {old_versions.get('rules')} -> {new_versions.get('rules')})"))
     if old.get("hub") != new.get("hub"):
-        causes.append(f"hub revision changed: {old.get('hub')} -> {new.get('hub')}")
-    return causes
+        found.append(Cause("hub", "hub revision changed", f"hub revision changed: {old.get('hub')} -> {new.get('hub')}"))
+    return found
+
+
+def explain(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """What changed between two headers, as sentences (`causes`)."""
+    return [c.text for c in causes(old, new)]
 
 
 def _versions(line: str) -> dict[str, str]:

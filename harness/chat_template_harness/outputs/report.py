@@ -75,9 +75,27 @@ def kind_tally(results: Sequence[CellResult]) -> str:
     return ("cells by kind, worst first: " + "; ".join(shown)) if shown else ""
 
 
+def reasoning_dropped(results: Sequence[_Result]) -> str:
+    """`reasoning dropped in N cells: model/think-off (k), …`: cells whose mode drops the data's reasoning, per
+    model and mode; "" where none does. Never silent: the samples of such a cell train no reasoning."""
+    dropping = [r for r in results if _drops_reasoning(r)]
+    if not dropping:
+        return ""
+    per_mode = Counter(f"{r.cell.model}/think-{r.cell.think}" for r in dropping)
+    return f"reasoning dropped in {len(dropping)} cells: " + ", ".join(f"{m} ({n})" for m, n in per_mode.items())
+
+
+def _drops_reasoning(result: _Result) -> bool:
+    """A cell whose reference samples drop the data's reasoning (CellResult.reasoning_dropped, from turn-note codes)."""
+    return bool(getattr(result, "reasoning_dropped", False))
+
+
 def summary_line(results: Sequence[_Result], *, failures: bool = True) -> Text:
     counts = Counter(r.status for r in results)
     text = Text(counts_line(counts))
+    dropped = reasoning_dropped(results)
+    if dropped:
+        text.append(f"\n  {dropped}", style="yellow")
     for reason, ids in _na_reasons(results).items():
         text.append(f"\n  n/a ({len(ids)} cells): {reason}", style="grey50")
     for r in results if failures else ():
@@ -99,6 +117,9 @@ def _markdown_grid(results: Sequence[_Result]) -> list[str]:
         lines.append(f"| `{model}` | {think} | " + " | ".join(marks) + " |")
     counts = Counter(r.status for r in results)
     lines += ["", counts_line(counts), ""]
+    dropped = reasoning_dropped(results)
+    if dropped:
+        lines += [dropped + ".", ""]
     reasons = _na_reasons(results)
     if reasons:
         lines += ["### N/A cells", ""]

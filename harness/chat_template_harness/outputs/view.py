@@ -77,7 +77,7 @@ def turn_table(result: Preprocessed) -> Table:
             str(r.prompt_tokens),
             "yes" if r.shared else "no",
             r.template_render,
-            "\n".join([*r.notes, *([r.split_reason] if r.split_reason else [])]),
+            "\n".join([*map(str, r.notes), *([r.split_reason] if r.split_reason else [])]),
         )
     return table
 
