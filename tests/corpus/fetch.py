@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -56,6 +57,9 @@ def missing(folder: Path, only: dict[str, str] | None = None) -> list[str]:
 
 def download(source: dict, into: Path) -> Path:
     if source["kind"] == "npm":
+        if shutil.which("npm") is None:
+            raise SystemExit(f"error: {source['package']} is an npm package and npm is not installed; fix: install "
+                             "npm (apt-get install npm), or fetch on a machine that has it")
         subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(into), source["package"]], check=True,
                        stdout=subprocess.DEVNULL)
     else:
