@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from chat_template_harness import external
-from chat_template_harness.audit.rows import decode
+from chat_template_harness.audit.rows import NOT_UTF8, Unreadable, decode
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import check_samples, token_roles
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, preprocess
@@ -93,6 +93,8 @@ def context(settings: Settings) -> Context:
 def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:
     """Never raises for a bad row: the row is counted under its reason."""
     ctx = context(settings)
+    if isinstance(raw, Unreadable):
+        return RowOutcome(number, NOT_UTF8, raw.detail)
     try:
         conv = conversation.parse(decode(raw), name=f"row {number}", source=f"row {number}")
     except json.JSONDecodeError as exc:
