@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -464,7 +465,7 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
         columns = conformance.run(matrix.cells(), tokenizers_dir=_tokenizers_dir(args), served_by=args.served_by)
     servers = Path(args.servers) if args.servers else None
     if servers is not None and not servers.is_file():
-        raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown reports/servers.md`")
+        raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown FILE`, then pass --servers FILE")
     results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns, served_by=args.served_by,
                             servers_report=servers)
     if args.conformance:
@@ -639,7 +640,35 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _extra_for(module: str) -> str | None:
+    """The smallest optional extra (pyproject's `[project.optional-dependencies]`) that installs `module`, read
+    from the installed package's own metadata, so the hint names what this version declares."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("chat-template-harness") or []
+    except metadata.PackageNotFoundError:
+        return None
+    extras: dict[str, list[str]] = {}
+    for line in requirements:
+        spec, _, marker = line.partition(";")
+        if "extra ==" in marker:
+            name = re.split(r"[\[=<>!~ ]", spec.strip(), maxsplit=1)[0].lower().replace("-", "_")
+            extras.setdefault(marker.split("extra ==")[1].strip().strip("'\""), []).append(name)
+    having = [extra for extra, names in extras.items() if module.lower() in names]
+    return min(having, key=lambda e: len(extras[e])) if having else None
+
+
+def _missing_module(command_name: str, exc: ModuleNotFoundError) -> str:
+    module = (exc.name or "").split(".")[0]
+    extra = _extra_for(module)
+    fix = f"pip install 'chat-template-harness[{extra}]'" if extra else f"pip install {module}"
+    return f"cth {command_name} needs {module}, which is not installed; fix: {fix}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # transformers says "PyTorch was not found" on import; the commands that need torch say so themselves
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     args = parser().parse_args(argv)
     source.pin_env_tokenizers_dir()
     # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns, and a
@@ -654,6 +683,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, console)
     except HarnessError as exc:
         Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional extra that is not installed (torch for smoke, ray, datasets)
+        if not exc.name:
+            raise
+        Console(stderr=True, highlight=False).print(f"error: {_missing_module(args.command, exc)}", markup=False, soft_wrap=True)
         return 2
 
 

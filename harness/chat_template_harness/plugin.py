@@ -101,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[GOLDENS_ASSERTED] = set()
     config.stash[GOLDENS_ROOT] = config.rootpath / config.getoption("--cth-goldens")
     if os.environ.get("CI") and config.getoption("--snapshot-update", default=False):
-        raise pytest.UsageError("goldens are never written when CI is set: run `nox -s update_goldens` locally")
+        raise pytest.UsageError("goldens are never written when CI is set: run the update locally (CI unset) and commit the goldens")
 
 
 def _tokenizers_dir(config: pytest.Config) -> Path | None:

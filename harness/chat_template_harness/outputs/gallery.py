@@ -227,7 +227,7 @@ def build(
         result = matrix.run_cell(cell, tokenizers_dir, determinism=False, served_by=served_by)
         problem = golden.check(result, goldens_root) if served_by == "transformers" else None
         if problem is not None:
-            raise HarnessError(f"{cell.id}: {problem}", "see `cth diff`, then update the goldens (nox -s update_goldens)")
+            raise HarnessError(f"{cell.id}: {problem}", "see what changed and why with `cth diff`")
         results.append(result)
     for result in results:
         shown = golden.read(golden.path_for(goldens_root, result.cell)) if served_by == "transformers" else golden.render(result)
