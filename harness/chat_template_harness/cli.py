@@ -45,20 +45,30 @@ def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
-    """The goldens directory: --goldens if given (it must exist), else [tool.cth] goldens, else ./goldens."""
+    """The goldens directory for every cell: --goldens if given (it must exist), else [tool.cth] goldens, else
+    ./goldens, else the built-in goldens shipped with the package."""
     from chat_template_harness.models import userconfig
 
     if args.goldens is None and userconfig.goldens_dir() is not None:
         args.goldens = str(userconfig.goldens_dir())
     if args.goldens is None:
-        default = Path("goldens")
-        if default.is_dir() or not required:
-            return default if default.is_dir() else None
-        raise HarnessError("no goldens directory ./goldens here", "run from the repository root, or pass --goldens DIR")
+        found = _builtin_goldens()
+        if found is None and required:
+            raise HarnessError("no goldens directory ./goldens here", "pass --goldens DIR")
+        return found
     given = Path(args.goldens)
     if not given.is_dir():
         raise HarnessError(f"--goldens {args.goldens}: no such directory", "check the path (it is the folder holding <model>/think-<t>/*.golden)")
     return given
+
+
+def _builtin_goldens() -> Path | None:
+    """The built-in models' goldens: ./goldens (a clone of the harness), else those shipped with the package
+    (`chat_template_harness/goldens` in the wheel; `goldens/` beside `harness/` in a source tree)."""
+    import chat_template_harness
+
+    here = Path(chat_template_harness.__file__).resolve().parent
+    return next((p for p in (Path("goldens"), here / "goldens", here.parents[1] / "goldens") if p.is_dir()), None)
 
 
 def _user_goldens(args: argparse.Namespace) -> Path:
@@ -73,21 +83,22 @@ def _user_goldens(args: argparse.Namespace) -> Path:
     return root
 
 
-def _golden_root(args: argparse.Namespace, result: matrix.CellResult) -> Path | None:
-    """The goldens a cell is compared with: --goldens; a user's model: [tool.cth] goldens; a built-in: ./goldens."""
+def _golden_root(args: argparse.Namespace, cell: matrix.Cell) -> Path | None:
+    """The goldens a cell is compared with: --goldens; a user's model: [tool.cth] goldens; a built-in: ./goldens,
+    else the package's own."""
     from chat_template_harness.models import userconfig
 
     if args.goldens:
         return _goldens(args)
-    if not source.get_model(result.cell.model).builtin:
+    if not source.get_model(cell.model).builtin:
         return userconfig.goldens_dir()
-    return _goldens(args, required=False)
+    return _builtin_goldens()
 
 
 def _compared(args: argparse.Namespace, result: matrix.CellResult) -> matrix.CellResult:
     from chat_template_harness.outputs import golden
 
-    root = _golden_root(args, result)
+    root = _golden_root(args, result.cell)
     if root is None or result.status is matrix.Status.ERROR:  # an error cell has no samples to compare
         return result
     return _with_golden(result, golden.check(result, root))
@@ -402,7 +413,12 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.outputs import drift
 
     selected = _selected(args)
-    diffs = drift.diff_all(selected, _goldens(args), _tokenizers_dir(args), args.served_by)
+    diffs = []
+    for cell in selected:  # each cell against its own goldens: a built-in's ship with the package, yours in your repo
+        root = _golden_root(args, cell)
+        if root is None:
+            raise HarnessError(f"no goldens for {cell.id}", "pass --goldens DIR (or set goldens = \"DIR\" under [tool.cth])")
+        diffs.append(drift.diff_cell(cell, root, _tokenizers_dir(args), args.served_by))
     for d in diffs:
         if not d.changed:
             continue
