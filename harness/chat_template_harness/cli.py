@@ -310,7 +310,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
     plugin = external.load_callable(args.preprocessor)
     allow = baseline.parse_allowances(args.allow)
-    listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else frozenset()
+    listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else {}
     selected = _selected(args)
     results = []
     for cell in selected:
@@ -319,14 +319,15 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
             timeout=args.timeout, system_prompt=args.system_prompt, allow=allow, served_by=args.served_by,
         )
         results.append(result)
-        _print_check(console, result, known=cell.id in listed, verbose=args.verbose)
+        known = cell.id in listed and not baseline.worse_than(baseline.counts_of(result), listed[cell.id])
+        _print_check(console, result, known=known, verbose=args.verbose)
     console.print(report.summary_line(results, failures=False))
     tally = report.kind_tally(results)
     if tally:
         console.print(tally, markup=False, soft_wrap=True)
     if args.markdown:
         _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
-    failing = [r.cell.id for r in results if r.status.failing]
+    failing = {r.cell.id: baseline.counts_of(r) for r in results if r.status.failing}
     if args.update_baseline:
         if not args.baseline:
             raise HarnessError("--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt")
@@ -337,13 +338,18 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         return 1 if failing else 0
     verdict = baseline.compare(failing, [r.cell.id for r in results if r.status is matrix.Status.PASS], listed)
     console.print(
-        f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, {len(verdict.stale)} stale",
+        f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, "
+        f"{len(verdict.stale)} stale, {len(verdict.worse)} worse",
         markup=False,
     )
     for cell_id in verdict.stale:
         console.print(f"  stale: {cell_id} passes now; remove it from the baseline (or --update-baseline)", markup=False)
     for cell_id in verdict.new:
         console.print(f"  new failure: {cell_id}", markup=False)
+    for cell_id, grew in verdict.worse:
+        console.print(f"  worse: {cell_id}: {grew} (recorded in the baseline: fix it, or accept with --update-baseline)", markup=False)
+    for cell_id in verdict.uncounted:
+        console.print(f"  no counts recorded for {cell_id}: rewrite the baseline with --update-baseline", markup=False)
     return 0 if verdict.ok else 1
 
 

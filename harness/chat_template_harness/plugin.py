@@ -20,7 +20,7 @@ GOLDENS_ROOT = pytest.StashKey[Path]()
 PLUGIN = pytest.StashKey[tuple[str, Any]]()
 GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
 NOT_SELECTED = pytest.StashKey[bool]()
-BASELINE = pytest.StashKey[frozenset[str]]()
+BASELINE = pytest.StashKey[dict[str, Any]]()  # cell id -> recorded kinds and counts (checking/baseline.py)
 # cell node ids given on the command line (`pytest "chat-template-harness::cth[qwen3-8b/think-off/single_turn]"`)
 REQUESTED = pytest.StashKey[frozenset[str]]()
 MATRIX_NODE = "chat-template-harness"
@@ -191,6 +191,7 @@ class CellCheck(pytest.Item):
         super().__init__(**kwargs)
         self.cell = cell
         self.na = na
+        self.grew = ""  # what got worse than the baseline records, for the report
 
     def runtest(self) -> None:
         from chat_template_harness.checking.check import check_cell
@@ -211,14 +212,19 @@ class CellCheck(pytest.Item):
             allow=frozenset(self.config.getoption("--cth-allow")),
             served_by=_served_by(self.config),
         )
-        listed = self.config.stash.get(BASELINE, frozenset())
+        listed = self.config.stash.get(BASELINE, {})
         if result.status is Status.NA:
             self.config.stash[RESULTS][self.cell] = result
             pytest.skip(f"N/A: {result.reason}")
         self.config.stash[RESULTS][self.cell] = result
         known = self.cell.id in listed
         if result.status.failing and known:
-            pytest.xfail(f"known failure (baseline): {result.reason}")
+            from chat_template_harness.checking.baseline import counts_of, worse_than
+
+            grew = worse_than(counts_of(result), listed[self.cell.id])
+            if not grew:
+                pytest.xfail(f"known failure (baseline): {result.reason}")
+            self.grew = grew  # shown by repr_failure: a known cell that got worse fails
         if result.status.failing:
             raise CellCheckFailure(result)
         if known:
@@ -236,8 +242,9 @@ class CellCheck(pytest.Item):
         extra = f" --policy {policy}" if policy != "all" else ""
         server = _served_by(self.config)
         extra += f" --served-by {server}" if server != "transformers" else ""
+        worse = [f"worse than the baseline: {self.grew}"] if self.grew else []
         return "\n".join(
-            [*report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
+            [*worse, *report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
         )
 
     def reportinfo(self) -> tuple[str, int | None, str]:
