@@ -327,6 +327,13 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         console.print(tally, markup=False, soft_wrap=True)
     if args.markdown:
         _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
+    if args.json or args.junit:
+        from chat_template_harness.outputs import cifile
+
+        if args.json:
+            _write(args.json, cifile.check_json(args.preprocessor, args.policy, results, known=set(listed)))
+        if args.junit:
+            _write(args.junit, cifile.check_junit(args.preprocessor, results))
     failing = {r.cell.id: baseline.counts_of(r) for r in results if r.status.failing}
     if args.update_baseline:
         if not args.baseline:
@@ -589,6 +596,8 @@ def parser() -> argparse.ArgumentParser:
         help="all: every assistant turn must be trained (default, as for render, matrix and audit); last: only the final turn",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
+    check_p.add_argument("--json", metavar="FILE", help="also write every cell's status and kinds as JSON (schema: outputs/cifile.py)")
+    check_p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one testcase per cell) for CI test reports")
     _add_served_by(check_p)
     check_p.add_argument(
         "--system-prompt", metavar="TEXT",
