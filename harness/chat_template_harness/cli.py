@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -115,6 +116,25 @@ def _write(path: str, text: str) -> None:
         target.write_text(text, "utf-8")
     except OSError as exc:
         raise HarnessError(f"cannot write {path} ({exc.strerror})", "pick a writable path") from exc
+
+
+class _Progress:
+    """Outside a terminal (CI logs), one line to stderr every $CTH_PROGRESS_SECONDS (default 30): `cth check:
+    40/221 cells, 52 s`. On a terminal nothing: the commands that draw a bar draw it there."""
+
+    def __init__(self, what: str, total: int | None, unit: str) -> None:
+        self.what, self.total, self.unit, self.done = what, total, unit, 0
+        self.every = float(os.environ.get("CTH_PROGRESS_SECONDS", "30"))
+        self.started = self.last = time.monotonic()
+        self.on = not sys.stderr.isatty()
+
+    def __call__(self, *_: object) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.on and now - self.last >= self.every:
+            self.last = now
+            of = f"/{self.total}" if self.total else ""
+            print(f"cth {self.what}: {self.done}{of} {self.unit}, {now - self.started:.0f} s", file=sys.stderr, flush=True)
 
 
 def _allow_drift(args: argparse.Namespace) -> bool:
@@ -254,7 +274,11 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
         raise HarnessError(
             f"goldens hold transformers' served prompts, not {served_by}'s", "drop --served-by to update them"
         )
-    results = [matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args), served_by=served_by) for c in selected]
+    tick = _Progress("matrix", len(selected), "cells")
+    results = []
+    for c in selected:
+        results.append(matrix.run_cell(c, _tokenizers_dir(args), allow_drift=_allow_drift(args), served_by=served_by))
+        tick()
     # a user's own conversation file has no golden; another server's samples are not transformers' goldens
     builtin = set(conversation.fixture_names()) if served_by == "transformers" else set()
     if args.update_goldens:
@@ -313,12 +337,14 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else {}
     selected = _selected(args)
     results = []
+    tick = _Progress("check", len(selected), "cells")
     for cell in selected:
         result = check.check_cell(
             plugin, cell, _tokenizers_dir(args), allow_drift=_allow_drift(args), policy=Policy(args.policy),
             timeout=args.timeout, system_prompt=args.system_prompt, allow=allow, served_by=args.served_by,
         )
         results.append(result)
+        tick()
         known = cell.id in listed and not baseline.worse_than(baseline.counts_of(result), listed[cell.id])
         _print_check(console, result, known=known, verbose=args.verbose)
     console.print(report.summary_line(results, failures=False))
@@ -368,7 +394,7 @@ def _print_check(console: Console, result, *, known: bool, verbose: bool) -> Non
     failed = result.status is matrix.Status.FAIL
     label = "KNOWN" if failed and known else result.status.value.upper()
     style = "yellow" if failed and known else "bold red" if failed else "green"
-    console.print(f"[{style}]{label:<4}[/] {result.cell.id}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
+    console.print(f"[{style}]{label:<4}[/] {escape(result.cell.id)}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
     if failed or (verbose and result.allowed):
         for line in check.report_lines(result, verbose=verbose):
             console.print("  " + line.replace("\n", "\n  "), markup=False)
@@ -403,9 +429,12 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
         task = bar.add_task("audit", total=args.limit, rate="-")
         started = time.perf_counter()
 
+        log = _Progress("audit", args.limit, "rows")
+
         def tick(_: object) -> None:
             done = bar.tasks[0].completed + 1
             bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
+            log()
 
         summary = audit(args.path, settings, engine=args.engine, workers=args.workers, limit=args.limit,
                         revision=args.revision, progress=tick,
@@ -435,7 +464,7 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     for d in diffs:
         if not d.changed:
             continue
-        console.print(f"[bold red]{d.status.upper()}[/] {d.cell.id}")
+        console.print(f"[bold red]{d.status.upper()}[/] {escape(d.cell.id)}")
         for line in (*(f"cause: {c}" for c in d.causes), d.first_token, d.mask, *d.text_diff):
             if line:
                 console.print(f"  {line}", markup=False)
@@ -466,10 +495,10 @@ def cmd_servers(args: argparse.Namespace, console: Console) -> int:
                                 thinks=[Think(t) for t in args.think] or tuple(Think))
         for d in diffs:
             if d.error:
-                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: cannot be served by one of them:")
+                console.print(f"[bold]{escape(d.cell.id)}[/] turn {d.turn}: cannot be served by one of them:")
                 console.print(f"  {d.error}", markup=False)
             for r in d.regions:
-                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: the lists part at token {r.at}")
+                console.print(f"[bold]{escape(d.cell.id)}[/] turn {d.turn}: the lists part at token {r.at}")
                 console.print(f"  {a}: {r.mine!r}", markup=False)
                 console.print(f"  {b}: {r.theirs!r}", markup=False)
         for line in compare.summary(diffs, a, b):
@@ -496,7 +525,7 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     if servers is not None and not servers.is_file():
         raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown FILE`, then pass --servers FILE")
     results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns, served_by=args.served_by,
-                            servers_report=servers)
+                            servers_report=servers, progress=_Progress("gallery", len(matrix.cells()), "cells"))
     if args.conformance:
         _write(args.conformance, conformance.markdown(columns, [r.cell for r in results]))
         console.print(f"conformance -> {out / 'conformance.html'}, {args.conformance}", markup=False)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chat_template_harness.contract.sample import Sample
@@ -214,7 +214,7 @@ def _code(escaped: str) -> str:
 
 def build(
     out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[object] = (),
-    served_by: str = "transformers", servers_report: Path | None = None,
+    served_by: str = "transformers", servers_report: Path | None = None, progress: Callable[[], None] | None = None,
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.
 
@@ -229,6 +229,8 @@ def build(
         if problem is not None:
             raise HarnessError(f"{cell.id}: {problem}", "see what changed and why with `cth diff`")
         results.append(result)
+        if progress is not None:
+            progress()
     for result in results:
         shown = golden.read(golden.path_for(goldens_root, result.cell)) if served_by == "transformers" else golden.render(result)
         stored = golden.parse(shown)
