@@ -38,3 +38,14 @@ def test_negative_control_the_reference_has_no_failure(capsys, tmp_path):
     code, report, suite = _check(capsys, tmp_path, REFERENCE)
     assert code == 0 and report["counts"] == {"pass": 1, "n/a": 1}
     assert suite.get("failures") == "0" and not list(suite.iter("failure"))
+
+
+def test_every_kind_has_its_fix_and_the_report_ends_with_it(capsys):
+    from chat_template_harness.contract import kinds
+
+    assert set(kinds._fixes()["fixes"]) == set(kinds.ORDER)  # every kind, no stray letter
+    assert kinds.fix("P") == "render one sample per assistant turn: the served prompt is messages[:k] with add_generation_prompt"
+    assert "build_samples" in kinds.fix_lines(["P"])[-1] and kinds.fix_lines([]) == []
+    code = cli.main(["check", NAIVE, "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn"])
+    out = capsys.readouterr().out
+    assert code == 1 and f"fix E: {kinds.fix('E')}" in out and "fix P:" not in out  # only the kinds the cell shows

@@ -388,6 +388,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 def _print_check(console: Console, result, *, known: bool, verbose: bool) -> None:  # type: ignore[no-untyped-def]
     from chat_template_harness.checking import check
+    from chat_template_harness.contract import kinds
 
     if result.status is matrix.Status.NA:
         return
@@ -396,7 +397,8 @@ def _print_check(console: Console, result, *, known: bool, verbose: bool) -> Non
     style = "yellow" if failed and known else "bold red" if failed else "green"
     console.print(f"[{style}]{label:<4}[/] {escape(result.cell.id)}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
     if failed or (verbose and result.allowed):
-        for line in check.report_lines(result, verbose=verbose):
+        fixes = kinds.fix_lines(kinds.of_result(result)) if failed else []
+        for line in [*check.report_lines(result, verbose=verbose), *fixes]:
             console.print("  " + line.replace("\n", "\n  "), markup=False)
 
 

@@ -234,6 +234,7 @@ class CellCheck(pytest.Item):
         if not isinstance(excinfo.value, CellCheckFailure):
             return str(super().repr_failure(excinfo))
         from chat_template_harness.checking.check import report_lines
+        from chat_template_harness.contract import kinds
 
         result = excinfo.value.args[0]
         spec = self.config.stash[PLUGIN][0]
@@ -244,7 +245,7 @@ class CellCheck(pytest.Item):
         extra += f" --served-by {server}" if server != "transformers" else ""
         worse = [f"worse than the baseline: {self.grew}"] if self.grew else []
         return "\n".join(
-            [*worse, *report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
+            [*worse, *report_lines(result), *kinds.fix_lines(kinds.of_result(result)), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
         )
 
     def reportinfo(self) -> tuple[str, int | None, str]:

@@ -1,7 +1,7 @@
 """`cth check` results as the files CI systems read: JSON (`--json FILE`) and JUnit XML (`--junit FILE`).
 
 JSON: {"preprocessor", "policy", "counts": {status: cells}, "cells": [{"id", "model", "think", "fixture",
-"status", "reason", "kinds": {letter: violations}, "error", "known"}]}. JUnit: one testsuite `cth`, one
+"status", "reason", "kinds": {letter: violations}, "error", "known", "fix": {letter: what to change}}]}. JUnit: one testsuite `cth`, one
 testcase per cell named by its id (classname the model); a failing cell is a <failure> whose message is the
 kinds and whose text is the report, an N/A cell is <skipped> with its reason.
 """
@@ -24,7 +24,7 @@ def check_json(preprocessor: str, policy: str, results: Sequence[Any], known: Co
         {
             "id": r.cell.id, "model": r.cell.model, "think": str(r.cell.think), "fixture": r.cell.fixture,
             "status": r.status.value, "reason": r.reason, "kinds": baseline.counts_of(r), "error": r.error,
-            "known": r.cell.id in known,
+            "known": r.cell.id in known, "fix": {k: kinds.fix(k) for k in kinds.of_result(r)},
         }
         for r in results
     ]
@@ -43,7 +43,8 @@ def check_junit(preprocessor: str, results: Sequence[Any]) -> str:
         case = ET.SubElement(suite, "testcase", classname=r.cell.model, name=r.cell.id)
         if r.status.failing:
             message = kinds.summary(r.violations) or r.reason
-            ET.SubElement(case, "failure", message=message).text = "\n".join(report_lines(r))
+            ET.SubElement(case, "failure", message=message).text = "\n".join(
+                [*report_lines(r), *kinds.fix_lines(kinds.of_result(r))])
         elif r in skipped:
             ET.SubElement(case, "skipped", message=f"N/A: {r.reason}")
     ET.indent(suite)
