@@ -57,6 +57,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--cth-system-prompt", default=None, metavar="TEXT", help="the default system prompt your server adds")
     group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), reported as allowed")
+    group.addoption(
+        "--cth-update-goldens", action="store_true",
+        help="write the goldens of the checked cells under [tool.cth] goldens instead of comparing them (never when CI is set)",
+    )
     group.addoption("--cth-baseline", default=None, metavar="FILE", help="cells known to fail: xfail; a listed cell that passes fails as stale")
     parser.addini("cth_preprocessor", "MODULE:CALLABLE checked on the matrix cells when they are selected (-m cth, -k cth)")
     parser.addini(
@@ -100,6 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESULTS] = {}
     config.stash[GOLDENS_ASSERTED] = set()
     config.stash[GOLDENS_ROOT] = config.rootpath / config.getoption("--cth-goldens")
+    if os.environ.get("CI") and config.getoption("--cth-update-goldens"):
+        raise pytest.UsageError("goldens are never written when CI is set: run the update locally (CI unset) and commit the goldens")
     if os.environ.get("CI") and config.getoption("--snapshot-update", default=False):
         raise pytest.UsageError("goldens are never written when CI is set: run the update locally (CI unset) and commit the goldens")
 
@@ -192,6 +198,7 @@ class CellCheck(pytest.Item):
         self.cell = cell
         self.na = na
         self.grew = ""  # what got worse than the baseline records, for the report
+        self.golden = ""  # why the repo's own golden of this cell differs (outputs/repo_goldens.py)
 
     def runtest(self) -> None:
         from chat_template_harness.checking.check import check_cell
@@ -212,6 +219,12 @@ class CellCheck(pytest.Item):
             allow=frozenset(self.config.getoption("--cth-allow")),
             served_by=_served_by(self.config),
         )
+        from chat_template_harness.outputs import repo_goldens
+
+        self.golden = repo_goldens.compare(
+            self.cell, _tokenizers_dir(self.config), allow_drift=bool(self.config.getoption("--cth-allow-drift")),
+            update=bool(self.config.getoption("--cth-update-goldens")),
+        ) or ""
         listed = self.config.stash.get(BASELINE, {})
         if result.status is Status.NA:
             self.config.stash[RESULTS][self.cell] = result
@@ -222,10 +235,10 @@ class CellCheck(pytest.Item):
             from chat_template_harness.checking.baseline import counts_of, worse_than
 
             grew = worse_than(counts_of(result), listed[self.cell.id])
-            if not grew:
+            if not grew and not self.golden:
                 pytest.xfail(f"known failure (baseline): {result.reason}")
             self.grew = grew  # shown by repr_failure: a known cell that got worse fails
-        if result.status.failing:
+        if result.status.failing or self.golden:
             raise CellCheckFailure(result)
         if known:
             pytest.fail(f"stale baseline entry: {self.cell.id} passes now; remove it from {self.config.getoption('--cth-baseline')}")
@@ -235,6 +248,7 @@ class CellCheck(pytest.Item):
             return str(super().repr_failure(excinfo))
         from chat_template_harness.checking.check import report_lines
         from chat_template_harness.contract import kinds
+        from chat_template_harness.outputs.repo_goldens import UPDATE
 
         result = excinfo.value.args[0]
         spec = self.config.stash[PLUGIN][0]
@@ -244,6 +258,8 @@ class CellCheck(pytest.Item):
         server = _served_by(self.config)
         extra += f" --served-by {server}" if server != "transformers" else ""
         worse = [f"worse than the baseline: {self.grew}"] if self.grew else []
+        if self.golden:  # the template (or the harness) changed what a right sample is: review, then update
+            worse += [f"{self.golden}; fix: review with `cth diff --model {c.model}`, then `{UPDATE}`"]
         return "\n".join(
             [*worse, *report_lines(result), *kinds.fix_lines(kinds.of_result(result)), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
         )
