@@ -731,6 +731,8 @@ def _missing_module(command_name: str, exc: ModuleNotFoundError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     # transformers says "PyTorch was not found" on import; the commands that need torch say so themselves
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if os.getcwd() not in sys.path:  # a repo's MODULE:CALLABLE imports from where cth runs, as with `python -m`
+        sys.path.insert(0, os.getcwd())
     args = parser().parse_args(argv)
     source.pin_env_tokenizers_dir()
     # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns, and a

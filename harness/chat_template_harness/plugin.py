@@ -83,6 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cth: a chat-template-harness matrix cell checked against --cth-preprocessor")
     spec = config.getoption("--cth-preprocessor") or config.getini("cth_preprocessor")
     if spec:
+        # transformers says "PyTorch was not found" on import; checking cells needs no torch
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
         from chat_template_harness.errors import HarnessError
         from chat_template_harness.external import load_callable
 
