@@ -40,6 +40,7 @@ def _action(tmp_path: Path, preprocessor: str, **inputs: str) -> tuple[subproces
     return done, summary.read_text("utf-8")
 
 
+@pytest.mark.slow  # cth in a subprocess: about 25 s on 2 cores
 def test_the_actions_step_fails_a_finding_and_writes_the_summary(tmp_path):
     done, summary = _action(tmp_path, NAIVE, models="qwen3-8b")
     assert done.returncode == 1, done.stderr
@@ -48,6 +49,7 @@ def test_the_actions_step_fails_a_finding_and_writes_the_summary(tmp_path):
     assert (tmp_path / "repo" / "cth-junit.xml").is_file()
 
 
+@pytest.mark.slow  # cth in a subprocess
 def test_negative_control_the_reference_passes_the_action(tmp_path):
     done, summary = _action(tmp_path, REFERENCE, models="qwen3-8b, llama-3.1-8b")
     assert done.returncode == 0, done.stdout + done.stderr
