@@ -35,3 +35,24 @@ def test_commands_silence_transformers_advisories(capsys, monkeypatch):
     import os
 
     assert os.environ.get("TRANSFORMERS_NO_ADVISORY_WARNINGS") == "1"
+
+
+def test_error_fixes_name_no_repository_path():
+    """An installed user has no scripts/, reports/, noxfile or source tree: a fix that names one cannot be followed."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import chat_template_harness
+
+    repository_only = re.compile(r"scripts/|harness/chat_template_harness|nox -s|reports/|tests/|docs/")
+    found = []
+    for path in sorted(Path(chat_template_harness.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            name = getattr(node, "func", None)
+            name = getattr(name, "id", getattr(name, "attr", "")) if name is not None else ""
+            if isinstance(node, ast.Call) and name.endswith("Error") and len(node.args) >= 2:
+                if repository_only.search(ast.unparse(node.args[1])):
+                    found.append(f"{path.name}:{node.lineno}")
+    assert not found
+    assert repository_only.search("'see scripts/setup'")  # negative control: the pattern catches one
