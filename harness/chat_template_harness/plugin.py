@@ -320,7 +320,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not _cells_selected(config):
         config.stash[NOT_SELECTED] = True
         return
-    # a repo that registers its own models ([tool.cth]) checks those by default (matrix.cells)
+    # what is not named comes from [tool.cth.cells], else every model, mode and fixture (matrix.cells)
     models = config.getoption("--cth-model") or None
     thinks = [Think(t) for t in config.getoption("--cth-think")] or None
     fixtures = config.getoption("--cth-fixture") or None
