@@ -254,11 +254,11 @@ def test_a_folder_without_a_tokenizer_is_one_clear_error(tmp_path, capsys):
 def test_an_outside_repo_registers_its_model_in_pyproject_and_pytest_runs_its_cells(pytester: pytest.Pytester):
     shutil.copytree(_pack() / "Qwen--Qwen3-8B", pytester.path / "models" / "my-qwen")
     pytester.makepyprojecttoml(
-        '[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n\n'
+        '[tool.cth.cells]\nmodels = ["my-qwen"]\n\n[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n\n'
         '[tool.pytest.ini_options]\ncth_preprocessor = "chat_template_harness.examples.reference:preprocess"\n'
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "cth and (single_turn or tool_call)")
-    result.assert_outcomes(passed=4)  # its own model only: 2 fixtures x think on/off, rules derived
+    result.assert_outcomes(passed=4)  # its own model only ([tool.cth.cells]): 2 fixtures x think on/off, rules derived
     result.stdout.fnmatch_lines(["collected 26 items / 22 deselected / 4 selected"])  # its 26 cells; none of ours
     naive = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-k", "cth and single_turn", "--cth-preprocessor", "chat_template_harness.examples.naive:preprocess"
@@ -294,7 +294,8 @@ def test_every_command_works_on_a_users_registered_model(tmp_path):
     repo = tmp_path / "their-repo"
     shutil.copytree(_pack() / "Qwen--Qwen3-8B", repo / "models" / "my-qwen")
     (repo / "pyproject.toml").write_text(
-        '[tool.cth]\ngoldens = "chat-goldens"\n\n[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n', "utf-8"
+        '[tool.cth]\ngoldens = "chat-goldens"\n\n[tool.cth.cells]\nmodels = ["my-qwen"]\n\n'
+        '[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n', "utf-8"
     )
 
     def cth(*args: str) -> subprocess.CompletedProcess[str]:

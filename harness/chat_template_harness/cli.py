@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -45,20 +47,30 @@ def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
-    """The goldens directory: --goldens if given (it must exist), else [tool.cth] goldens, else ./goldens."""
+    """The goldens directory for every cell: --goldens if given (it must exist), else [tool.cth] goldens, else
+    ./goldens, else the built-in goldens shipped with the package."""
     from chat_template_harness.models import userconfig
 
     if args.goldens is None and userconfig.goldens_dir() is not None:
         args.goldens = str(userconfig.goldens_dir())
     if args.goldens is None:
-        default = Path("goldens")
-        if default.is_dir() or not required:
-            return default if default.is_dir() else None
-        raise HarnessError("no goldens directory ./goldens here", "run from the repository root, or pass --goldens DIR")
+        found = _builtin_goldens()
+        if found is None and required:
+            raise HarnessError("no goldens directory ./goldens here", "pass --goldens DIR")
+        return found
     given = Path(args.goldens)
     if not given.is_dir():
         raise HarnessError(f"--goldens {args.goldens}: no such directory", "check the path (it is the folder holding <model>/think-<t>/*.golden)")
     return given
+
+
+def _builtin_goldens() -> Path | None:
+    """The built-in models' goldens: ./goldens (a clone of the harness), else those shipped with the package
+    (`chat_template_harness/goldens` in the wheel; `goldens/` beside `harness/` in a source tree)."""
+    import chat_template_harness
+
+    here = Path(chat_template_harness.__file__).resolve().parent
+    return next((p for p in (Path("goldens"), here / "goldens", here.parents[1] / "goldens") if p.is_dir()), None)
 
 
 def _user_goldens(args: argparse.Namespace) -> Path:
@@ -73,21 +85,22 @@ def _user_goldens(args: argparse.Namespace) -> Path:
     return root
 
 
-def _golden_root(args: argparse.Namespace, result: cells.CellResult) -> Path | None:
-    """The goldens a cell is compared with: --goldens; a user's model: [tool.cth] goldens; a built-in: ./goldens."""
+def _golden_root(args: argparse.Namespace, cell: cells.Cell) -> Path | None:
+    """The goldens a cell is compared with: --goldens; a user's model: [tool.cth] goldens; a built-in: ./goldens,
+    else the package's own."""
     from chat_template_harness.models import userconfig
 
     if args.goldens:
         return _goldens(args)
-    if not source.get_model(result.cell.model).builtin:
+    if not source.get_model(cell.model).builtin:
         return userconfig.goldens_dir()
-    return _goldens(args, required=False)
+    return _builtin_goldens()
 
 
 def _compared(args: argparse.Namespace, result: cells.CellResult) -> cells.CellResult:
     from chat_template_harness.outputs import golden
 
-    root = _golden_root(args, result)
+    root = _golden_root(args, result.cell)
     if root is None or result.status is cells.Status.ERROR:  # an error cell has no samples to compare
         return result
     return _with_golden(result, golden.check(result, root))
@@ -104,6 +117,25 @@ def _write(path: str, text: str) -> None:
         target.write_text(text, "utf-8")
     except OSError as exc:
         raise HarnessError(f"cannot write {path} ({exc.strerror})", "pick a writable path") from exc
+
+
+class _Progress:
+    """Outside a terminal (CI logs), one line to stderr every $CTH_PROGRESS_SECONDS (default 30): `cth check:
+    40/221 cells, 52 s`. On a terminal nothing: the commands that draw a bar draw it there."""
+
+    def __init__(self, what: str, total: int | None, unit: str) -> None:
+        self.what, self.total, self.unit, self.done = what, total, unit, 0
+        self.every = float(os.environ.get("CTH_PROGRESS_SECONDS", "30"))
+        self.started = self.last = time.monotonic()
+        self.on = not sys.stderr.isatty()
+
+    def __call__(self, *_: object) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.on and now - self.last >= self.every:
+            self.last = now
+            of = f"/{self.total}" if self.total else ""
+            print(f"cth {self.what}: {self.done}{of} {self.unit}, {now - self.started:.0f} s", file=sys.stderr, flush=True)
 
 
 def _allow_drift(args: argparse.Namespace) -> bool:
@@ -258,7 +290,11 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
             f"goldens hold transformers' served prompts, not {served_by}'s", "drop --served-by to update them"
         )
     settings = _settings(args)
-    results = [run_cell(c, settings) for c in selected]
+    tick = _Progress("matrix", len(selected), "cells")
+    results = []
+    for c in selected:
+        results.append(run_cell(c, settings))
+        tick()
     # a user's own conversation file has no golden; another server's samples are not transformers' goldens
     builtin = set(conversation.fixture_names()) if served_by == "transformers" else set()
     if args.update_goldens:
@@ -314,21 +350,31 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
     plugin = external.load_callable(args.preprocessor)
     allow = baseline.parse_allowances(args.allow)
-    listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else frozenset()
+    listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else {}
     selected = _selected(args)
     settings = _settings(args, allow=allow)
     results = []
+    tick = _Progress("check", len(selected), "cells")
     for cell in selected:
         result = run_cell(cell, settings, plugin)
         results.append(result)
-        _print_check(console, result, known=cell.id in listed, verbose=args.verbose)
+        tick()
+        known = cell.id in listed and not baseline.worse_than(baseline.counts_of(result), listed[cell.id])
+        _print_check(console, result, known=known, verbose=args.verbose)
     console.print(report.summary_line(results, failures=False))
     tally = report.kind_tally(results)
     if tally:
         console.print(tally, markup=False, soft_wrap=True)
     if args.markdown:
         _write(args.markdown, report.check_markdown(args.preprocessor, results, Policy(args.policy)))
-    failing = [r.cell.id for r in results if r.status.failing]
+    if args.json or args.junit:
+        from chat_template_harness.outputs import cifile
+
+        if args.json:
+            _write(args.json, cifile.check_json(args.preprocessor, args.policy, results, known=set(listed)))
+        if args.junit:
+            _write(args.junit, cifile.check_junit(args.preprocessor, results))
+    failing = {r.cell.id: baseline.counts_of(r) for r in results if r.status.failing}
     if args.update_baseline:
         if not args.baseline:
             raise HarnessError("--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt")
@@ -339,17 +385,23 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         return 1 if failing else 0
     verdict = baseline.compare(failing, [r.cell.id for r in results if r.status is cells.Status.PASS], listed)
     console.print(
-        f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, {len(verdict.stale)} stale",
+        f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, "
+        f"{len(verdict.stale)} stale, {len(verdict.worse)} worse",
         markup=False,
     )
     for cell_id in verdict.stale:
         console.print(f"  stale: {cell_id} passes now; remove it from the baseline (or --update-baseline)", markup=False)
     for cell_id in verdict.new:
         console.print(f"  new failure: {cell_id}", markup=False)
+    for cell_id, grew in verdict.worse:
+        console.print(f"  worse: {cell_id}: {grew} (recorded in the baseline: fix it, or accept with --update-baseline)", markup=False)
+    for cell_id in verdict.uncounted:
+        console.print(f"  no counts recorded for {cell_id}: rewrite the baseline with --update-baseline", markup=False)
     return 0 if verdict.ok else 1
 
 
 def _print_check(console: Console, result: cells.CellResult, *, known: bool, verbose: bool) -> None:
+    from chat_template_harness.contract import kinds
     from chat_template_harness.outputs.view import report_lines
 
     if result.status is cells.Status.NA:
@@ -357,9 +409,10 @@ def _print_check(console: Console, result: cells.CellResult, *, known: bool, ver
     failed = result.status is cells.Status.FAIL
     label = "KNOWN" if failed and known else result.status.value.upper()
     style = "yellow" if failed and known else "bold red" if failed else "green"
-    console.print(f"[{style}]{label:<4}[/] {result.cell.id}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
+    console.print(f"[{style}]{label:<4}[/] {escape(result.cell.id)}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
     if failed or (verbose and result.allowed):
-        for line in report_lines(result, verbose=verbose):
+        fixes = kinds.fix_lines(kinds.of_result(result)) if failed else []
+        for line in [*report_lines(result, verbose=verbose), *fixes]:
             console.print("  " + line.replace("\n", "\n  "), markup=False)
 
 
@@ -389,9 +442,12 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
         task = bar.add_task("audit", total=args.limit, rate="-")
         started = time.perf_counter()
 
+        log = _Progress("audit", args.limit, "rows")
+
         def tick(_: object) -> None:
             done = bar.tasks[0].completed + 1
             bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
+            log()
 
         summary = audit(args.path, job, engine=args.engine, workers=args.workers, limit=args.limit,
                         revision=args.revision, progress=tick,
@@ -412,11 +468,16 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.outputs import drift
 
     selected = _selected(args)
-    diffs = drift.diff_all(selected, _goldens(args), _tokenizers_dir(args), args.served_by)
+    diffs = []
+    for cell in selected:  # each cell against its own goldens: a built-in's ship with the package, yours in your repo
+        root = _golden_root(args, cell)
+        if root is None:
+            raise HarnessError(f"no goldens for {cell.id}", "pass --goldens DIR (or set goldens = \"DIR\" under [tool.cth])")
+        diffs.append(drift.diff_cell(cell, root, _tokenizers_dir(args), args.served_by))
     for d in diffs:
         if not d.changed:
             continue
-        console.print(f"[bold red]{d.status.upper()}[/] {d.cell.id}")
+        console.print(f"[bold red]{d.status.upper()}[/] {escape(d.cell.id)}")
         fix = (f"fix: {d.fix}",) if d.fix else ()
         for line in (*(f"cause: {c.text}" for c in d.causes), *fix, d.first_token, d.mask, *d.text_diff):
             if line:
@@ -448,10 +509,10 @@ def cmd_servers(args: argparse.Namespace, console: Console) -> int:
                                 thinks=[Think(t) for t in args.think] or tuple(Think))
         for d in diffs:
             if d.error:
-                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: cannot be served by one of them:")
+                console.print(f"[bold]{escape(d.cell.id)}[/] turn {d.turn}: cannot be served by one of them:")
                 console.print(f"  {d.error}", markup=False)
             for r in d.regions:
-                console.print(f"[bold]{d.cell.id}[/] turn {d.turn}: the lists part at token {r.at}")
+                console.print(f"[bold]{escape(d.cell.id)}[/] turn {d.turn}: the lists part at token {r.at}")
                 console.print(f"  {a}: {r.mine!r}", markup=False)
                 console.print(f"  {b}: {r.theirs!r}", markup=False)
         for line in compare.summary(diffs, a, b):
@@ -476,9 +537,9 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
         columns = conformance.run(cells.cells(), tokenizers_dir=_tokenizers_dir(args), served_by=args.served_by)
     servers = Path(args.servers) if args.servers else None
     if servers is not None and not servers.is_file():
-        raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown reports/servers.md`")
+        raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown FILE`, then pass --servers FILE")
     results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns, served_by=args.served_by,
-                            servers_report=servers)
+                            servers_report=servers, progress=_Progress("gallery", len(cells.cells()), "cells"))
     if args.conformance:
         _write(args.conformance, conformance.markdown(columns, [r.cell for r in results]))
         console.print(f"conformance -> {out / 'conformance.html'}, {args.conformance}", markup=False)
@@ -578,6 +639,8 @@ def parser() -> argparse.ArgumentParser:
         help="all: every assistant turn must be trained (default, as for render, matrix and audit); last: only the final turn",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
+    check_p.add_argument("--json", metavar="FILE", help="also write every cell's status and kinds as JSON (schema: outputs/cifile.py)")
+    check_p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one testcase per cell) for CI test reports")
     _add_served_by(check_p)
     check_p.add_argument(
         "--system-prompt", metavar="TEXT",
@@ -651,7 +714,37 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _extra_for(module: str) -> str | None:
+    """The smallest optional extra (pyproject's `[project.optional-dependencies]`) that installs `module`, read
+    from the installed package's own metadata, so the hint names what this version declares."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("chat-template-harness") or []
+    except metadata.PackageNotFoundError:
+        return None
+    extras: dict[str, list[str]] = {}
+    for line in requirements:
+        spec, _, marker = line.partition(";")
+        if "extra ==" in marker:
+            name = re.split(r"[\[=<>!~ ]", spec.strip(), maxsplit=1)[0].lower().replace("-", "_")
+            extras.setdefault(marker.split("extra ==")[1].strip().strip("'\""), []).append(name)
+    having = [extra for extra, names in extras.items() if module.lower() in names]
+    return min(having, key=lambda e: len(extras[e])) if having else None
+
+
+def _missing_module(command_name: str, exc: ModuleNotFoundError) -> str:
+    module = (exc.name or "").split(".")[0]
+    extra = _extra_for(module)
+    fix = f"pip install 'chat-template-harness[{extra}]'" if extra else f"pip install {module}"
+    return f"cth {command_name} needs {module}, which is not installed; fix: {fix}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # transformers says "PyTorch was not found" on import; the commands that need torch say so themselves
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if os.getcwd() not in sys.path:  # a repo's MODULE:CALLABLE imports from where cth runs, as with `python -m`
+        sys.path.insert(0, os.getcwd())
     args = parser().parse_args(argv)
     source.pin_env_tokenizers_dir()
     # Logs and pipes have no width; tables and reports read better wide than folded to 80 columns, and a
@@ -666,6 +759,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, console)
     except HarnessError as exc:
         Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional extra that is not installed (torch for smoke, ray, datasets)
+        if not exc.name:
+            raise
+        Console(stderr=True, highlight=False).print(f"error: {_missing_module(args.command, exc)}", markup=False, soft_wrap=True)
         return 2
 
 

@@ -20,7 +20,7 @@ GOLDENS_ROOT = pytest.StashKey[Path]()
 PLUGIN = pytest.StashKey[tuple[str, Any]]()
 GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
 NOT_SELECTED = pytest.StashKey[bool]()
-BASELINE = pytest.StashKey[frozenset[str]]()
+BASELINE = pytest.StashKey[dict[str, Any]]()  # cell id -> recorded kinds and counts (checking/baseline.py)
 # cell node ids given on the command line (`pytest "chat-template-harness::cth[qwen3-8b/think-off/single_turn]"`)
 REQUESTED = pytest.StashKey[frozenset[str]]()
 SETTINGS = pytest.StashKey[Any]()
@@ -58,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--cth-system-prompt", default=None, metavar="TEXT", help="the default system prompt your server adds")
     group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), reported as allowed")
+    group.addoption(
+        "--cth-update-goldens", action="store_true",
+        help="write the goldens of the checked cells under [tool.cth] goldens instead of comparing them (never when CI is set)",
+    )
     group.addoption("--cth-baseline", default=None, metavar="FILE", help="cells known to fail: xfail; a listed cell that passes fails as stale")
     parser.addini("cth_preprocessor", "MODULE:CALLABLE checked on the matrix cells when they are selected (-m cth, -k cth)")
     parser.addini(
@@ -80,6 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cth: a chat-template-harness matrix cell checked against --cth-preprocessor")
     spec = config.getoption("--cth-preprocessor") or config.getini("cth_preprocessor")
     if spec:
+        # transformers says "PyTorch was not found" on import; checking cells needs no torch
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
         from chat_template_harness.errors import HarnessError
         from chat_template_harness.external import load_callable
 
@@ -101,12 +107,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESULTS] = {}
     config.stash[GOLDENS_ASSERTED] = set()
     config.stash[GOLDENS_ROOT] = config.rootpath / config.getoption("--cth-goldens")
-    if config.getoption("--snapshot-update", default=False):
+    if config.getoption("--snapshot-update", default=False) or config.getoption("--cth-update-goldens"):
         from chat_template_harness.errors import HarnessError
         from chat_template_harness.outputs import golden
 
         try:
-            golden.refuse_writing_under_ci("run `nox -s update_goldens` locally")
+            golden.refuse_writing_under_ci("run the update locally (CI unset) and commit the goldens")
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
 
@@ -212,6 +218,8 @@ class CellCheck(pytest.Item):
         super().__init__(**kwargs)
         self.cell = cell
         self.na = na
+        self.grew = ""  # what got worse than the baseline records, for the report
+        self.golden = ""  # why the repo's own golden of this cell differs (outputs/repo_goldens.py)
 
     def runtest(self) -> None:
         from chat_template_harness.cells.model import Status
@@ -221,15 +229,26 @@ class CellCheck(pytest.Item):
             pytest.skip(f"N/A: {self.na}")
         spec, plugin = self.config.stash[PLUGIN]
         result = run_cell(self.cell, _settings(self.config), plugin)
-        listed = self.config.stash.get(BASELINE, frozenset())
+        from chat_template_harness.outputs import repo_goldens
+
+        self.golden = repo_goldens.compare(
+            self.cell, _tokenizers_dir(self.config), allow_drift=bool(self.config.getoption("--cth-allow-drift")),
+            update=bool(self.config.getoption("--cth-update-goldens")),
+        ) or ""
+        listed = self.config.stash.get(BASELINE, {})
         if result.status is Status.NA:
             self.config.stash[RESULTS][self.cell] = result
             pytest.skip(f"N/A: {result.reason}")
         self.config.stash[RESULTS][self.cell] = result
         known = self.cell.id in listed
         if result.status.failing and known:
-            pytest.xfail(f"known failure (baseline): {result.reason}")
-        if result.status.failing:
+            from chat_template_harness.checking.baseline import counts_of, worse_than
+
+            grew = worse_than(counts_of(result), listed[self.cell.id])
+            if not grew and not self.golden:
+                pytest.xfail(f"known failure (baseline): {result.reason}")
+            self.grew = grew  # shown by repr_failure: a known cell that got worse fails
+        if result.status.failing or self.golden:
             raise CellCheckFailure(result)
         if known:
             pytest.fail(f"stale baseline entry: {self.cell.id} passes now; remove it from {self.config.getoption('--cth-baseline')}")
@@ -237,6 +256,8 @@ class CellCheck(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, CellCheckFailure):
             return str(super().repr_failure(excinfo))
+        from chat_template_harness.contract import kinds
+        from chat_template_harness.outputs.repo_goldens import UPDATE
         from chat_template_harness.outputs.view import report_lines
 
         result = excinfo.value.args[0]
@@ -246,8 +267,11 @@ class CellCheck(pytest.Item):
         extra = f" --policy {policy}" if policy != "all" else ""
         server = _served_by(self.config)
         extra += f" --served-by {server}" if server != "transformers" else ""
+        worse = [f"worse than the baseline: {self.grew}"] if self.grew else []
+        if self.golden:  # the template (or the harness) changed what a right sample is: review, then update
+            worse += [f"{self.golden}; fix: review with `cth diff --model {c.model}`, then `{UPDATE}`"]
         return "\n".join(
-            [*report_lines(result), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
+            [*worse, *report_lines(result), *kinds.fix_lines(kinds.of_result(result)), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
         )
 
     def reportinfo(self) -> tuple[str, int | None, str]:
@@ -300,7 +324,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not _cells_selected(config):
         config.stash[NOT_SELECTED] = True
         return
-    # a repo that registers its own models ([tool.cth]) checks those by default (cells.model.cells)
+    # what is not named comes from [tool.cth.cells], else every model, mode and fixture (cells.model.cells)
     models = config.getoption("--cth-model") or None
     thinks = [Think(t) for t in config.getoption("--cth-think")] or None
     fixtures = config.getoption("--cth-fixture") or None

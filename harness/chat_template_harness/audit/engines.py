@@ -13,6 +13,7 @@ from itertools import islice
 from typing import Any
 
 from chat_template_harness.audit.row import Job, RowOutcome, audit_row
+from chat_template_harness.audit.rows import Unreadable
 
 CHUNK = 32  # rows per task: large enough to amortise the hand-off, small enough to keep every core busy
 
@@ -56,7 +57,12 @@ def ray(job: Job, rows: Iterable[tuple[int, Any]], workers: int) -> Iterator[Row
     source = iter(rows)
     # blocks of rows go to the cluster as they are read; each block's outcomes come back before the next is read
     while block := list(islice(source, CHUNK * 64)):
-        items = [{"row": n, "raw": raw if isinstance(raw, str) else json.dumps(raw, default=str)} for n, raw in block]
+        # a row that is not text is counted here: it has nothing for the cluster to check
+        yield from (audit_row(job, n, raw) for n, raw in block if isinstance(raw, Unreadable))
+        items = [{"row": n, "raw": raw if isinstance(raw, str) else json.dumps(raw, default=str)}
+                 for n, raw in block if not isinstance(raw, Unreadable)]
+        if not items:
+            continue
         ds = ray_module.data.from_items(items).map_batches(batch_fn, batch_size=CHUNK, batch_format="numpy")
         for record in ds.iter_rows():
             yield RowOutcome.from_json(record["outcome"])

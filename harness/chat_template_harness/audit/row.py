@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from chat_template_harness import external
-from chat_template_harness.audit.rows import decode
+from chat_template_harness.audit.rows import NOT_UTF8, Unreadable, decode
 from chat_template_harness.cells import model as cells
 from chat_template_harness.cells.run import run_conversation
 from chat_template_harness.contract import conversation
@@ -98,6 +98,8 @@ def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
     """Never raises for a bad row: the row is counted under its reason. The row is a cell whose conversation comes
     from the data, run by the one runner."""
     ctx = context(job)
+    if isinstance(raw, Unreadable):
+        return RowOutcome(number, NOT_UTF8, raw.detail)
     try:
         conv = conversation.parse(decode(raw), name=f"row {number}", source=f"row {number}")
     except json.JSONDecodeError as exc:

@@ -16,6 +16,7 @@ JSON schema (`--json FILE`), version 1:
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,20 @@ WRONG = {
     "injected": "template-injected text (role header, opener, text after the stop token)",
     "prompt": "text not after its served prompt (a reply after a history the server never sends, or prompt text)",
 }
+
+
+def code_span(text: str) -> str:
+    """`text` as a Markdown code span, so `</think>` and `<|im_end|>` show as written (outside one, Markdown reads
+    them as HTML, and GitHub and rich drop them); the fence is one backtick longer than any run inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def tags_as_code(text: str) -> str:
+    """Prose with every `<tag>`-like run (`<think>`, `<|im_end|>`) as a code span, so Markdown keeps it."""
+    return re.sub(r"<[^<>\s]+>", lambda m: code_span(m.group()), text)
 
 
 @dataclass
@@ -161,7 +176,7 @@ class Summary:
             out += ["| rejected because | rows | example rows |", "|---|---|---|"]
             for reason, info in j["rejected"].items():
                 rows_ = ", ".join(str(e["row"]) for e in info["examples"])
-                out.append(f"| {reason} | {info['rows']} | {rows_} |")
+                out.append(f"| {tags_as_code(reason)} | {info['rows']} | {rows_} |")
             out.append("")
         ref = j["reference"]
         usable = max(self.usable, 1)
@@ -222,7 +237,7 @@ class Summary:
             out.append("")
         if p["worst"]:
             out += ["Worst rows (most wrongly trained tokens):", ""]
-            out += [f"- row {w['row']}: {w['wrong_tokens']} tokens; {w['detail']}" for w in p["worst"]]
+            out += [f"- row {w['row']}: {w['wrong_tokens']} tokens; {code_span(w['detail'])}" for w in p["worst"]]
             out.append("")
         return out
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, resolve_mode
 from chat_template_harness.errors import HarnessError
-from chat_template_harness.models import source
+from chat_template_harness.models import source, userconfig
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
 
@@ -90,12 +90,14 @@ class CellResult:
 def cells(
     models: Sequence[str] | None = None, thinks: Sequence[Think] | None = None, fixtures: Sequence[str] | None = None
 ) -> list[Cell]:
+    """The cells selected; what is not named comes from [tool.cth.cells], else every model, mode and fixture."""
     names = [source.get_model(m).name for m in models] if models else source.default_models()
+    chosen = userconfig.cells()
     return [
         Cell(m, t, f)
         for m in names
-        for t in (thinks or list(Think))
-        for f in (fixtures or conversation.fixture_names())
+        for t in (thinks or [Think(t) for t in chosen.think or ()] or list(Think))
+        for f in (fixtures or chosen.fixtures or conversation.fixture_names())
     ]
 
 

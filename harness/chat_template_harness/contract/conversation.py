@@ -102,7 +102,7 @@ class _Where:
 
 FIX_FORMAT = (
     "write a JSON list of {role, content} messages (or an object with `messages`); "
-    "see harness/chat_template_harness/data/fixtures/ for examples"
+    "see a built-in fixture with `cth render qwen3-8b single_turn --think off`"
 )
 
 
@@ -338,7 +338,7 @@ def _read(path: Path) -> str:
         raise FixtureError(f"{path} is not a regular file", "pass a .json file holding one conversation", code="other")
     data = path.read_bytes()
     if not data.strip():
-        raise FixtureError(f"{path} is empty", "write a JSON list of messages into it; see harness/chat_template_harness/data/fixtures/", code="other")
+        raise FixtureError(f"{path} is empty", f"write a JSON list of messages into it ({FIX_FORMAT})", code="other")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

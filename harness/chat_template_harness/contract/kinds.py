@@ -8,8 +8,11 @@ order, worst first, and count them per kind.
 
 from __future__ import annotations
 
+import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from chat_template_harness.contract.invariants import Invariant, Violation
@@ -86,3 +89,22 @@ def summary(violations: Sequence[Violation]) -> str:
 
 def legend() -> list[str]:
     return [f"{letter}: {meaning}" for letter, meaning in KINDS]
+
+
+@cache
+def _fixes() -> dict[str, Any]:
+    """data/fixes.toml: what to change in the preprocessor, per kind (facts in data, read once)."""
+    return tomllib.loads(resources.files("chat_template_harness").joinpath("data/fixes.toml").read_text("utf-8"))
+
+
+def fix(letter: str) -> str:
+    """What to change in the preprocessor for this kind."""
+    return str(_fixes()["fixes"][letter])
+
+
+def fix_lines(letters: Iterable[str]) -> list[str]:
+    """`fix E: …` for each kind given (worst first), then where to get right samples; [] for none."""
+    present = sorted(set(letters), key=ORDER.__getitem__)
+    if not present:
+        return []
+    return [*(f"fix {k}: {fix(k)}" for k in present), f"  {_fixes()['library']['text']}"]

@@ -124,8 +124,12 @@ def registry() -> Mapping[str, ModelSpec]:
 
 
 def default_models() -> list[str]:
-    """What runs when no model is named: a repo's own registered models ([tool.cth]), else the built-ins."""
-    return list(userconfig.models()) or list(builtin_registry())
+    """What runs when no model is named: [tool.cth.cells] models, else every built-in and every model a repo
+    registers ([tool.cth.models]): registering adds, it never drops the built-ins."""
+    chosen = userconfig.cells().models
+    if chosen is not None:
+        return [get_model(name).name for name in chosen]
+    return list(registry())
 
 
 # models named by folder or unregistered hub id during this process (see get_model)

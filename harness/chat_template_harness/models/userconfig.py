@@ -4,7 +4,12 @@
     goldens = "tests/goldens"            # optional: where `--goldens` defaults for their models
     served_by = "vllm"                   # optional: whose served prompt samples replay (transformers, vllm, sglang)
 
-    [tool.cth.models.my-qwen]
+    [tool.cth.cells]                     # optional: which cells run by default (plugin and every command)
+    models = ["qwen3-8b", "my-qwen"]     # default: every built-in and every model registered below
+    think = ["off"]                      # default: on and off
+    fixtures = ["single_turn", "data/my-case.json"]   # built-in names or conversation files; default: every built-in
+
+    [tool.cth.models.my-qwen]            # registering a model adds it to the built-ins (cells.models narrows)
     folder = "models/my-qwen"            # a local tokenizer folder, or:
     # hub_repo = "me/my-qwen"  revision = "<commit>"
     family = "qwen3"                     # optional: a built-in family, or:
@@ -21,6 +26,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,13 +60,54 @@ def table() -> tuple[Mapping[str, Any], Path | None]:
     return (_read(path), path) if path is not None else ({}, None)
 
 
+# every key [tool.cth] may hold, with the shape its value must have (checked once, when the file is read)
+KEYS = {
+    "goldens": "a folder path (a string)",
+    "served_by": "a server name (a string)",
+    "models": "tables of registrations ([tool.cth.models.NAME])",
+    "cells": "a table ([tool.cth.cells]) of lists: models, think, fixtures",
+}
+CELL_KEYS = ("models", "think", "fixtures")
+
+
 @cache
 def _read(path: Path) -> Mapping[str, Any]:
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc})", "correct the file") from None
-    return raw.get("tool", {}).get("cth", {}) if path.name == "pyproject.toml" else raw
+    table = raw.get("tool", {}).get("cth", {}) if path.name == "pyproject.toml" else raw
+    _validate(table, path)
+    return table
+
+
+def _validate(table: Any, path: Path) -> None:
+    """One line for the first value of the wrong shape: never an AttributeError three modules later."""
+    where = f"{path}: [tool.cth]" if path.name == "pyproject.toml" else str(path)
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} is not a table", "write it as a [tool.cth] table")
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}", f"keep to {', '.join(KEYS)}")
+    for key in ("goldens", "served_by"):
+        if key in table and not isinstance(table[key], str):
+            raise ConfigError(f"{where}: {key} = {table[key]!r} is not {KEYS[key]}", f'write {key} = "..."')
+    if "models" in table and not (isinstance(table["models"], Mapping) and all(isinstance(v, Mapping) for v in table["models"].values())):
+        raise ConfigError(
+            f"{where}: models = {table['models']!r} is not {KEYS['models']}",
+            "to choose which models run, write [tool.cth.cells] models = [...]; to register one, [tool.cth.models.NAME] folder = \"...\"",
+        )
+    cells = table.get("cells", {})
+    if not isinstance(cells, Mapping):
+        raise ConfigError(f"{where}: cells = {cells!r} is not {KEYS['cells']}", "write a [tool.cth.cells] table")
+    for key, value in cells.items():
+        if key not in CELL_KEYS:
+            raise ConfigError(f"{where}: unknown key cells.{key}", f"keep to {', '.join(CELL_KEYS)}")
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: cells.{key} = {value!r} is not a non-empty list of strings", f'write {key} = ["...", ...]')
+    bad = [t for t in cells.get("think", []) if t not in ("on", "off")]
+    if bad:
+        raise ConfigError(f"{where}: cells.think holds {bad[0]!r}", 'use "on" and/or "off"')
 
 
 def models() -> dict[str, dict[str, Any]]:
@@ -105,3 +152,25 @@ def served_by() -> str | None:
     if value not in SERVERS:
         raise ConfigError(f"{path}: served_by = {value!r} is not a server the harness knows", f"use one of {', '.join(SERVERS)}")
     return str(value)
+
+
+@dataclass(frozen=True)
+class CellSelection:
+    """[tool.cth.cells]: the default selection of every command and of the plugin; None where not set (all)."""
+
+    models: tuple[str, ...] | None = None
+    think: tuple[str, ...] | None = None
+    fixtures: tuple[str, ...] | None = None  # built-in names, or conversation files made absolute
+
+
+def cells() -> CellSelection:
+    raw, path = table()
+    if path is None or "cells" not in raw:
+        return CellSelection()
+    given = raw["cells"]
+    fixtures = given.get("fixtures")
+    return CellSelection(
+        tuple(given["models"]) if "models" in given else None,
+        tuple(given["think"]) if "think" in given else None,
+        tuple(str((path.parent / f).resolve()) if f.endswith(".json") or "/" in f else f for f in fixtures) if fixtures else None,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chat_template_harness.cells.model import CellResult, Settings, Status
@@ -216,7 +216,7 @@ def _code(escaped: str) -> str:
 
 def build(
     out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[object] = (),
-    served_by: str = "transformers", servers_report: Path | None = None,
+    served_by: str = "transformers", servers_report: Path | None = None, progress: Callable[[], None] | None = None,
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.
 
@@ -230,8 +230,10 @@ def build(
         result = run_cell(cell, settings)
         problem = golden.check(result, goldens_root) if served_by == "transformers" else None
         if problem is not None:
-            raise HarnessError(f"{cell.id}: {problem}", "see `cth diff`, then update the goldens (nox -s update_goldens)")
+            raise HarnessError(f"{cell.id}: {problem}", "see what changed and why with `cth diff`")
         results.append(result)
+        if progress is not None:
+            progress()
     for result in results:
         shown = golden.read(golden.path_for(goldens_root, result.cell)) if served_by == "transformers" else golden.render(result)
         stored = golden.parse(shown)

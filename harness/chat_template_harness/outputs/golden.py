@@ -322,7 +322,8 @@ def read(path: Path) -> str:
     except UnicodeDecodeError as exc:
         raise HarnessError(
             f"golden {path} is not valid UTF-8 (byte {exc.start}): it was edited by hand or damaged",
-            "restore it with git checkout, or rewrite it with `nox -s update_goldens`",
+            "restore it with git checkout, or write it again with the update that made it (`pytest --snapshot-update`, "
+            "`pytest -m cth --cth-update-goldens`, `cth matrix --update-goldens`)",
         ) from None
 
 

@@ -41,7 +41,7 @@ def _harmony() -> Any:
     except ImportError as exc:  # pragma: no cover - the lock installs it
         raise HarnessError(
             "gpt-oss as vLLM serves it needs oss-harmony",
-            "pip install oss-harmony==0.0.11 (scripts/setup installs it)",
+            "pip install oss-harmony==0.0.11 (a dependency of chat-template-harness: reinstall it)",
         ) from exc
     return openai_harmony
 
