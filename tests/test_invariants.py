@@ -260,6 +260,22 @@ def test_a_stop_label_over_the_next_header_is_read_as_the_stop(load):
     assert check_samples(loaded.tokenizer, reference.plans, samples) == []
 
 
+def test_a_right_stop_label_is_not_blamed_for_another_fault(load):
+    """The same efficient_eos sample with its first prompt token trained as well (P): the labels teach the stop where
+    the input holds another id, which is right, so the verdict is P alone, never L (LLaMA-Factory's gpt-oss once
+    showed a false L). The shifted-labels test above is the negative control: there the labels add the fault."""
+
+    def efficient_eos_and_prompt(tok, ids, labels):
+        last = max(i for i, l in enumerate(labels) if l != -100)
+        newline = tok.convert_tokens_to_ids("Ċ")
+        return [*ids[:last], newline, *ids[last + 1 :]], [ids[0], *labels[1:]]
+
+    loaded, reference, samples = _labelled(load, efficient_eos_and_prompt)
+    violations = check_samples(loaded.tokenizer, reference.plans, samples)
+    assert violations and Invariant.LABELS not in {v.invariant for v in violations}, [v.format() for v in violations]
+    assert Invariant.REPLAY in {v.invariant for v in violations}
+
+
 # --- kinds: what a violation means, worst first ---------------------------------------------------------------------
 
 

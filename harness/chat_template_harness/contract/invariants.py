@@ -124,7 +124,7 @@ def check_samples(
     for index, given in enumerate(samples):
         sample, relabelled = _as_targets(given)
         found, turns = _check_one(tokenizer, plans, sample, index)
-        if found and relabelled:
+        if found and relabelled and _labels_add(tokenizer, plans, given, found, index):
             found.insert(0, _label_violation(tokenizer, given, relabelled, index))
         violations += found
         trained_turns |= turns
@@ -161,6 +161,18 @@ def _as_targets(sample: SampleLike) -> tuple[SampleLike, tuple[int, ...]]:
     if not differ:
         return sample, ()
     return _Targets(tuple(l if m else i for i, m, l in zip(ids, mask, labels, strict=True)), mask), differ
+
+
+def _labels_add(tokenizer: Any, plans: Sequence[TurnPlan], given: SampleLike, found: list[Violation], index: int) -> bool:
+    """Whether what the labels teach breaks the contract where the input ids alone do not: a right label over
+    another input id (the stop token where efficient_eos writes the next header) is no fault of the labels, even
+    in a sample that fails for another reason."""
+    as_inputs, _ = _check_one(tokenizer, plans, _Targets(tuple(given.input_ids), tuple(given.loss_mask)), index)
+
+    def key(v: Violation) -> tuple[Any, ...]:
+        return v.invariant, v.kind, v.turn
+
+    return bool({key(v) for v in found} - {key(v) for v in as_inputs})
 
 
 def _label_violation(tokenizer: Any, given: SampleLike, positions: tuple[int, ...], index: int) -> Violation:

@@ -7,10 +7,19 @@ converter (`SharegptDatasetConverter` / `OpenAIDatasetConverter`) with the colum
 LLaMA-Factory's own `dataset_info.json` entries for those formats, `get_template_and_fix_tokenizer` (on a
 copy of the tokenizer: it rewrites the tokenizer's template and special tokens), and
 `SupervisedDatasetProcessor.preprocess_dataset`, whose `labels` (-100 where untrained) are read as they are.
-`enable_thinking` is the server's think switch. LLaMA-Factory reads reasoning inline in the reply
-(`<think>\\n…\\n</think>\\n\\n` before the answer), so that is where the row puts it; function calls are the
-JSON list its FunctionFormatter parses; a tool result is an `observation` (ShareGPT) or `tool` (OpenAI)
-message.
+`enable_thinking` is the server's think switch.
+
+The data shape fed, as LLaMA-Factory 0.9.5 documents it: `data/README.md` (the `sharegpt` and `openai` formats,
+`from`/`value` and `role`/`content`; a function call is a `function_call` turn holding the JSON list its
+FunctionFormatter parses, a tool result an `observation` (ShareGPT) or `tool` (OpenAI) turn, the tools a JSON
+string in `tools`). LLaMA-Factory has no reasoning field: its converters read only the content, and
+`src/llamafactory/data/template.py` reads reasoning inline in the reply between the template's own
+`thought_words` (`ReasoningTemplate`, and `Template.thought_words` for every template, `<think>\\n`/`\\n</think>\\n\\n`
+unless the template names its own: gpt-oss's `<|channel|>analysis<|message|>` …
+`<|end|><|start|>assistant<|channel|>final<|message|>`). So the row writes reasoning as
+`thought_words[0] + reasoning + thought_words[1] + answer`, with the words of the template the cell runs. A model
+that never thinks (no think mode: Qwen2.5, Llama, DeepSeek-V3, Qwen3-Instruct-2507) gets its replies without
+reasoning, as its users' data holds them (`frameworks/rows.py`).
 
 Install the safe way (never its declared dependencies, which pull a CUDA stack): `pip install --no-deps
 llamafactory==0.9.5 peft omegaconf`. Stubbed, because the SFT path never calls it: `torchaudio` (imported by
@@ -33,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chat_template_harness.external import Unsupported
+from chat_template_harness.frameworks.rows import as_trained
 
 VERSION = "0.9.5"
 # LLaMA-Factory template -> the harness families (and think mode, None: both) it is written for
@@ -72,9 +82,9 @@ def _import() -> Any:
                                  template=get_template_and_fix_tokenizer, data_args=DataArguments)
 
 
-def _reply(message: dict[str, Any]) -> str:
+def _reply(message: dict[str, Any], thought_words: tuple[str, str]) -> str:
     reasoning = message.get("reasoning_content") or ""
-    return f"<think>\n{reasoning}\n</think>\n\n{message['content']}" if reasoning else message["content"]
+    return f"{thought_words[0]}{reasoning}{thought_words[1]}{message['content']}" if reasoning else message["content"]
 
 
 def _calls(message: dict[str, Any]) -> str:
@@ -82,20 +92,21 @@ def _calls(message: dict[str, Any]) -> str:
                        for c in message["tool_calls"]], ensure_ascii=False)
 
 
-def sharegpt_row(request: Any) -> dict[str, Any]:
+def sharegpt_row(request: Any, thought_words: tuple[str, str]) -> dict[str, Any]:
     rows = []
-    for m in request.messages:
+    for m in as_trained(request):
         if m["role"] == "assistant" and m.get("tool_calls"):
             rows.append({"from": "function_call", "value": _calls(m)})
         else:
-            rows.append({"from": SHAREGPT_ROLES[m["role"]], "value": _reply(m) if m["role"] == "assistant" else m["content"]})
+            value = _reply(m, thought_words) if m["role"] == "assistant" else m["content"]
+            rows.append({"from": SHAREGPT_ROLES[m["role"]], "value": value})
     return {"conversations": rows, "tools": json.dumps(request.tools, ensure_ascii=False) if request.tools else ""}
 
 
-def openai_row(request: Any) -> dict[str, Any]:
+def openai_row(request: Any, thought_words: tuple[str, str]) -> dict[str, Any]:
     messages = []
-    for m in request.messages:
-        out = {"role": m["role"], "content": _reply(m) if m["role"] == "assistant" else m["content"]}
+    for m in as_trained(request):
+        out = {"role": m["role"], "content": _reply(m, thought_words) if m["role"] == "assistant" else m["content"]}
         if m.get("tool_calls"):
             out["tool_calls"] = m["tool_calls"]
         messages.append(out)
@@ -133,7 +144,8 @@ def preprocess(template: str, formatting: str, request: Any) -> dict[str, Any]:
     data_args = lf.data_args(template=template, cutoff_len=1 << 20, enable_thinking=request.think == "on")
     tokenizer = _copy(request.tokenizer, template)
     tpl = lf.template(tokenizer, data_args)  # sets the template's think switch on every call; the fix is idempotent
-    row = sharegpt_row(request) if formatting == "sharegpt" else openai_row(request)
+    thought_words = tuple(tpl.thought_words)
+    row = sharegpt_row(request, thought_words) if formatting == "sharegpt" else openai_row(request, thought_words)
     converted = lf.converter(formatting, _attr(lf, formatting), data_args)(row)
     if not converted["_prompt"]:
         raise Unsupported(f"LLaMA-Factory's {formatting} converter drops this conversation as abnormal")
