@@ -17,7 +17,7 @@ from typing import Any
 
 from chat_template_harness import external
 from chat_template_harness.checking.baseline import split_allowed
-from chat_template_harness.contract import conversation, kinds
+from chat_template_harness.contract import conversation, dates, kinds
 from chat_template_harness.contract.invariants import Invariant, Violation, check_determinism, check_samples
 from chat_template_harness.contract.sample import Policy, preprocess, resolve_mode
 from chat_template_harness.contract.tokens import decode
@@ -84,7 +84,7 @@ def check_cell(
             return external.checked(external.call(plugin, request), vocab)
 
     try:
-        with external.pinned_clock():
+        with external.clock_for(plugin):  # the real clock for a framework, as its users run it
             samples = call()
         # 6. determinism: the plug-in again, under two other clocks; still inside the guard
         violations = check_determinism(call)
@@ -104,7 +104,10 @@ def check_cell(
     except HarnessError as error:  # the server cannot serve this conversation as sent (its own renderer's error)
         return CheckResult(cell, Status.ERROR, f"{cell.id}: {served_by} cannot serve it: {error}")
     required = [p.turn for p in reference.plans] if policy is Policy.ALL else [reference.plans[-1].turn]
-    violations = check_samples(loaded.tokenizer, reference.plans, samples, required_turns=required) + [
+    # a date of the plug-in's own where the served prompt has the pinned one: D, and judged otherwise as re-dated
+    dated = dates.written_dates(loaded.tokenizer, reference.plans, samples)
+    plans = dates.redated(reference.plans, dated)
+    violations = dates.violations(dated) + check_samples(loaded.tokenizer, plans, samples, required_turns=required) + [
         _with_clock_fix(v, loaded.chat_template) for v in violations
     ]
     ours = {_shown(r) for s in reference.samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}

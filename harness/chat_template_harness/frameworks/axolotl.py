@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments, user_kwargs
 
 VERSION = "0.21.0"
@@ -71,7 +71,7 @@ def _adapter(train_on_eos: str) -> Callable[[Any], dict[str, Any]]:
 
     adapter.__name__ = adapter.__qualname__ = train_on_eos
     adapter.__doc__ = f"axolotl {VERSION}'s chat_template strategy, train_on_eos: {train_on_eos}."
-    return adapter
+    return real_clock(adapter)
 
 
 turn = _adapter("turn")

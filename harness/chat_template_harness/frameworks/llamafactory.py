@@ -41,7 +41,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained
 
 VERSION = "0.9.5"
@@ -164,7 +164,7 @@ def _adapter(template: str, formatting: str) -> Callable[[Any], dict[str, Any]]:
     name = template if formatting == "sharegpt" else f"{template}_openai"
     adapter.__name__ = adapter.__qualname__ = name
     adapter.__doc__ = f"LLaMA-Factory {VERSION}'s `{template}` template on {formatting} data."
-    return adapter
+    return real_clock(adapter)
 
 
 ADAPTERS = {a.__name__: a for t in TEMPLATES for f in FORMATS for a in [_adapter(t, f)]}
@@ -183,7 +183,7 @@ def _by_family(formatting: str) -> Callable[[Any], dict[str, Any]]:
 
     adapter.__name__ = adapter.__qualname__ = f"by_family_{formatting}"
     adapter.__doc__ = f"LLaMA-Factory {VERSION} with the template named for the cell's family, on {formatting} data."
-    return adapter
+    return real_clock(adapter)
 
 
 by_family_sharegpt = _by_family("sharegpt")

@@ -34,7 +34,7 @@ import copy
 import warnings
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "4.6.0"
@@ -105,6 +105,7 @@ def row(request: Any, template_type: str = "") -> dict[str, Any]:
     return {"messages": messages, **({"tools": request.tools} if request.tools else {})}
 
 
+@real_clock
 def preprocess(request: Any) -> dict[str, Any]:
     """ms-swift's training encoding of one row with the template its registry picks for the model."""
     template = _template(request)

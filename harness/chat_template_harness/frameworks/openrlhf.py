@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chat_template_harness.external import PreprocessorError, Unsupported
+from chat_template_harness.external import PreprocessorError, Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.11.2"
@@ -96,7 +96,7 @@ def _adapter(multiturn: bool) -> Callable[[Any], dict[str, Any]]:
 
     adapter.__name__ = adapter.__qualname__ = "multiturn" if multiturn else "sft"
     adapter.__doc__ = f"OpenRLHF {VERSION}'s SFTDataset{' with --multiturn' if multiturn else ''}."
-    return adapter
+    return real_clock(adapter)
 
 
 sft = _adapter(False)

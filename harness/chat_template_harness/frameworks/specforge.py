@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, user_kwargs
 
 VERSION = "0.2.0"
@@ -98,7 +98,7 @@ def _adapter(template: str) -> Callable[[Any], dict[str, Any]]:
 
     adapter.__name__ = adapter.__qualname__ = template.replace("-", "_").replace(".", "_")
     adapter.__doc__ = f"SpecForge {VERSION}'s `{template}` template (for {_for(template)})."
-    return adapter
+    return real_clock(adapter)
 
 
 qwen = _adapter("qwen")

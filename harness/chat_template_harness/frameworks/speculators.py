@@ -27,7 +27,7 @@ import logging
 import warnings
 from typing import Any
 
-from chat_template_harness.external import PreprocessorError, Unsupported
+from chat_template_harness.external import PreprocessorError, Unsupported, real_clock
 
 VERSION = "0.9.0"
 ENDPOINT = "http://vllm.invalid:8000"  # never reached: render_conversation is answered by the vLLM profile
@@ -81,6 +81,7 @@ class _Errors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@real_clock
 def preprocess(request: Any) -> list[dict[str, list[int]]]:
     """speculators' rows for one conversation: input_ids and loss_mask per assistant turn."""
     preprocessing = _import()

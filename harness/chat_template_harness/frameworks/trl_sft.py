@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, user_kwargs
 
 
+@real_clock
 def preprocess(request: Any) -> dict[str, Any]:
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
     from trl.data_utils import _tokenize  # the function SFTTrainer's tokenize_fn calls

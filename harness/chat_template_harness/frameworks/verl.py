@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.9.1"
@@ -70,6 +70,7 @@ def row(request: Any) -> dict[str, Any]:
     return out_row
 
 
+@real_clock
 def preprocess(request: Any) -> dict[str, Any]:
     import pandas
 
