@@ -42,6 +42,7 @@ PREPROCESSORS: dict[str, str] = {
     "openrlhf 0.11.2": "chat_template_harness.frameworks.openrlhf:sft",
     "openrlhf 0.11.2 multiturn": "chat_template_harness.frameworks.openrlhf:multiturn",
     "verl 0.9.1": "chat_template_harness.frameworks.verl:preprocess",
+    "nemo-automodel 0.7.0": "chat_template_harness.frameworks.nemo_automodel:preprocess",
 }
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font

@@ -26,6 +26,8 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments, user_kwargs
 
 VERSION = "0.21.0"
+DATA_SHAPE = ("OpenAI `messages` with `tools`, as axolotl 0.21.0's docs/dataset-formats/conversation.qmd documents them; "
+              "reasoning in `reasoning_content` (`field_thinking`), none for a model that never thinks")
 TRAIN_ON_EOS = ("turn", "last")
 
 

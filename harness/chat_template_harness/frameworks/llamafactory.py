@@ -50,6 +50,8 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained
 
 VERSION = "0.9.5"
+DATA_SHAPE = ("ShareGPT `conversations` (`_openai`: OpenAI `messages`) as LLaMA-Factory 0.9.5's data/README.md documents them; "
+              "reasoning inline between the template's own `thought_words`, none for a model that never thinks")
 # the templates with an adapter (and a report) each; which model a template is for is LLaMA-Factory's own table
 TEMPLATES = ("qwen", "qwen3", "qwen3_nothink", "llama3", "deepseek3", "deepseekr1", "gpt_oss", "gemma3")
 FORMATS = ("sharegpt", "openai")

@@ -38,6 +38,8 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "4.6.0"
+DATA_SHAPE = ("`messages` as ms-swift 4.6.0's Custom-dataset.md documents them; reasoning inline (`<think>\\n…\\n</think>\\n\\n`, "
+              "gpt-oss: its analysis channel), none for a model that never thinks")
 _TEMPLATES: dict[tuple[int, str, str], Any] = {}
 
 

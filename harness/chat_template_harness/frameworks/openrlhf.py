@@ -34,6 +34,8 @@ from chat_template_harness.external import PreprocessorError, Unsupported, real_
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.11.2"
+DATA_SHAPE = ("OpenAI `messages` (`--input_key messages --apply_chat_template`); reasoning in `reasoning_content`, "
+              "handed to the template as it is, none for a model that never thinks")
 
 
 def _import() -> Any:

@@ -30,6 +30,7 @@ from typing import Any
 from chat_template_harness.external import PreprocessorError, Unsupported, real_clock
 
 VERSION = "0.9.0"
+DATA_SHAPE = "`conversations` as speculators prepare-data reads them, rendered by the vLLM server's endpoint"
 ENDPOINT = "http://vllm.invalid:8000"  # never reached: render_conversation is answered by the vLLM profile
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, user_kwargs
 
+DATA_SHAPE = "conversational `messages` with `chat_template_kwargs`; reasoning in `reasoning_content`, none for a model that never thinks"
+
 
 @real_clock
 def preprocess(request: Any) -> dict[str, Any]:

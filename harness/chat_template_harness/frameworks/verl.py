@@ -34,6 +34,8 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.9.1"
+DATA_SHAPE = ("a Parquet row of `messages`, `tools` and `enable_thinking` (MultiTurnSFTDataset's keys); reasoning in "
+              "`reasoning_content`, none for a model that never thinks")
 CONFIG = {"messages_key": "messages", "tools_key": "tools", "enable_thinking_key": "enable_thinking",
           "pad_mode": "no_padding", "truncation": "error", "max_length": 1 << 20}
 
