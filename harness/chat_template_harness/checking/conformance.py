@@ -32,7 +32,7 @@ PREPROCESSORS: dict[str, str] = {
     "naive": "chat_template_harness.examples.naive:preprocess",
     "trl 1.16.0": "chat_template_harness.frameworks.trl_sft:preprocess",
     **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.frameworks.specforge:{t}" for t in SPECFORGE},
-    # LLaMA-Factory with the template named for each family (reports/llamafactory-*.md: every template alone)
+    # LLaMA-Factory with the template its own model table names for each model (reports/llamafactory-*.md: every template alone)
     "llamafactory sharegpt": "chat_template_harness.frameworks.llamafactory:by_family_sharegpt",
     "llamafactory openai": "chat_template_harness.frameworks.llamafactory:by_family_openai",
     "axolotl 0.21.0 turn": "chat_template_harness.frameworks.axolotl:turn",
