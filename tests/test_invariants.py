@@ -280,6 +280,52 @@ def test_a_stop_label_over_the_next_header_is_read_as_the_stop(load):
     assert check_samples(loaded.tokenizer, reference.plans, samples) == []
 
 
+def test_a_right_stop_label_is_not_blamed_for_another_fault(load):
+    """The same efficient_eos sample with its first prompt token trained as well (P): the labels teach the stop where
+    the input holds another id, which is right, so the verdict is P alone, never L (LLaMA-Factory's gpt-oss once
+    showed a false L). The shifted-labels test above is the negative control: there the labels add the fault."""
+
+    def efficient_eos_and_prompt(tok, ids, labels):
+        last = max(i for i, l in enumerate(labels) if l != -100)
+        newline = tok.convert_tokens_to_ids("Ċ")
+        return [*ids[:last], newline, *ids[last + 1 :]], [ids[0], *labels[1:]]
+
+    loaded, reference, samples = _labelled(load, efficient_eos_and_prompt)
+    violations = check_samples(loaded.tokenizer, reference.plans, samples)
+    assert violations and Invariant.LABELS not in {v.invariant for v in violations}, [v.format() for v in violations]
+    assert Invariant.REPLAY in {v.invariant for v in violations}
+
+
+# --- a trained span that runs into the next message (kind N) -------------------------------------------------------
+
+
+def _trained_through(load, upto: str):
+    """qwen2.5-7b think-off multi_turn as one sequence, the first reply trained on through `upto` after its stop."""
+    loaded, _, _, reference = _cell(load, "qwen2.5-7b", "off", "multi_turn")
+    sample = max(reference.samples, key=lambda s: len(s.input_ids))
+    ids, offsets = encode(loaded.tokenizer, sample.text)
+    first = reference.plans[0]
+    start = len(first.prompt)
+    end = sample.text.index(upto, start) + len(upto)
+    mask = [int(start <= a and b <= end) for a, b in offsets]
+    return check_samples(loaded.tokenizer, reference.plans[:1], [ExternalSample(tuple(ids), tuple(mask))],
+                         required_turns=[0])
+
+
+def test_a_reply_trained_into_the_next_user_turn_is_kind_n(load):
+    """OpenRLHF's --multiturn trains `…84.<|im_end|>\n<|im_start|>user\nAnd`: past the stop and the trailer, the
+    next user's header and first word are another role's text."""
+    violations = _trained_through(load, "<|im_start|>user\nAnd")
+    found = [v for v in violations if kind_of(v) == "N"]
+    assert len(found) == 1 and "".join(found[0].tokens) == "<|im_start|>user\nAnd", [v.format() for v in violations]
+
+
+def test_a_reply_trained_through_its_trailer_only_is_not_kind_n(load):
+    """Negative control: the same reply trained through the template's `\n` after the stop is T, never N."""
+    violations = _trained_through(load, "84.<|im_end|>\n")
+    assert [kind_of(v) for v in violations] == ["T"], [v.format() for v in violations]
+
+
 # --- kinds: what a violation means, worst first ---------------------------------------------------------------------
 
 

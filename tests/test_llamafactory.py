@@ -39,9 +39,20 @@ def test_its_openai_converter_writes_detailed_thinking_off_into_a_system_prompt(
     assert not any("detailed thinking" in v.detail for v in sharegpt.violations)
 
 
-def test_a_template_is_only_for_its_own_models():
+def test_a_template_is_only_for_the_models_its_own_table_names_it_for():
     result = check_cell(llamafactory.gemma3, Cell("qwen3-8b", Think.OFF, "single_turn"))
-    assert result.status.name == "NA" and "`gemma3` template is for gemma3 models" in result.reason
+    assert result.status.name == "NA" and "model table names `qwen3` for this model, not `gemma3`" in result.reason
+
+
+@pytest.mark.parametrize(("repo", "template"), [
+    ("Qwen/QwQ-32B", "qwen"), ("Qwen/Qwen3-4B-Thinking-2507", "qwen3"), ("Qwen/Qwen3-4B-Instruct-2507", "qwen3_nothink"),
+    ("meta-llama/Llama-3.1-8B-Instruct", "llama3"),  # by its name: the hub path in its table is the old Meta-Llama-3.1
+    ("deepseek-ai/DeepSeek-V3.1", None), ("nvidia/Llama-3_3-Nemotron-Super-49B-v1_5", None),  # not in its table
+])
+def test_which_template_a_model_gets_is_read_off_its_own_model_table(repo: str, template: str | None):
+    """extras/constants.py at 0.9.5, never a list kept by the harness; the repos it does not list are the negative
+    control (their cells are N/A, the only "—" of the LLaMA-Factory columns)."""
+    assert llamafactory.model_template(repo) == template
 
 
 @pytest.mark.frameworks

@@ -49,6 +49,14 @@ def test_a_hub_id_its_registry_does_not_match_is_na():
     assert result.status.name == "NA" and "does not match meta-llama/Llama-3.1-8B-Instruct" in result.reason
 
 
+def test_its_llama32_date_computed_at_import_is_d_under_the_real_clock():
+    """ms-swift computes Llama 3.2's "Today Date" once, at import: under the real clock it is not the served date.
+    The negative control is tests/test_real_clock.py (the same date written on the served day passes)."""
+    result = _check("llama-3.2-3b", Think.OFF, "single_turn")
+    assert result.status.name == "FAIL" and kinds.of_result(result) == ["D"], check.report_lines(result)
+    assert "where the served prompt has '26 Jul 2024'" in result.violations[0].detail
+
+
 @pytest.mark.frameworks
 def test_the_committed_ms_swift_report_is_current():
     assert_report_current("chat_template_harness.frameworks.ms_swift:preprocess", "ms-swift.md")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chat_template_harness.cells.model import Cell, CellResult
+from chat_template_harness.contract import kinds
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.frameworks import openrlhf
 from chat_template_harness.models.rules import Think
@@ -42,6 +43,9 @@ def test_multiturn_ranges_run_into_the_next_user_turn_on_qwen3():
     result = _check(openrlhf.multiturn, "qwen3-8b", Think.OFF, "multi_turn", policy=Policy.ALL)
     assert result.status.name == "FAIL"
     assert "12 times 7 is 84.<|im_end|>↵<|im_start|>user↵And" in result.extra
+    # named as what it is: the next user's header and first word trained (kind N), beside the turn's wrong prompt
+    into_next = [v for v in result.violations if kinds.kind_of(v) == "N"]
+    assert "N" in kinds.of_result(result) and "".join(into_next[0].tokens) == "<|im_start|>user\nAnd"
 
 
 def test_the_default_mode_trains_only_the_last_reply():

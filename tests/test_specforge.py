@@ -13,6 +13,7 @@ import pytest
 from chat_template_harness import cli
 from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.cells.model import Cell, Status
+from chat_template_harness.contract import kinds
 from chat_template_harness.contract.invariants import Invariant
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.external import load_callable
@@ -79,7 +80,9 @@ def test_r1_distill_cannot_preprocess_any_conversation():
 def test_gpt_oss_writes_its_own_date_and_ends_replies_with_end_not_return():
     result = check_cell(specforge.gpt_oss, Cell("gpt-oss-20b", Think.ON, "single_turn"))
     assert result.status is Status.FAIL
-    assert any("'5-06'" in v.detail and "'4-07'" in v.detail for v in result.violations)  # 2025-06-28 vs 2024-07-26
+    # its own fixed date, not the served one: D, the same way as any framework's date (contract/dates.py)
+    assert any(kinds.kind_of(v) == "D" and "'2025-06-28' where the served prompt has '2024-07-26'" in v.detail
+               for v in result.violations)
     assert any(run.endswith("<|end|>") for run in result.extra)
 
 

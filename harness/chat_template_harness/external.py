@@ -10,11 +10,13 @@ Padding is dropped where an `attention_mask` is given. Values may be lists, tupl
 
 `load_callable("package.module:function")` imports one; `run` calls it for a cell under the
 pinned clock, so invariants 1-5 compare like with like, and invariant 6 checks it separately
-under two other clocks.
+under two other clocks. A plug-in marked `real_clock` (the framework adapters) is called under the real clock
+instead, as its users run it: a date it writes that is not the served prompt's is D (`contract/dates.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import numbers
 import signal
@@ -133,14 +135,29 @@ def request_for(model: str, conversation: Conversation, tokenizer: Any, family: 
 
 
 def run(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:
-    """Call the plug-in under the pinned clock and read its output."""
-    with pinned_clock():
+    """Call the plug-in under its clock (`clock_for`) and read its output."""
+    with clock_for(preprocessor):
         return call(preprocessor, request)
 
 
 def pinned_clock() -> Any:
     """The clock every reference render uses: the plug-in renders under it too, so dates compare like with like."""
     return frozen_clock()
+
+
+REAL_CLOCK = "cth_real_clock"
+
+
+def real_clock(preprocessor: Any) -> Any:
+    """Mark a plug-in to be imported and called under the real clock, as its users run it (the framework adapters):
+    a date it writes of its own, at import or per call, then shows as D instead of passing under the frozen clock."""
+    setattr(preprocessor, REAL_CLOCK, True)
+    return preprocessor
+
+
+def clock_for(preprocessor: Any) -> Any:
+    """The clock a plug-in is called under: the real one where it is marked `real_clock`, else the pinned one."""
+    return contextlib.nullcontext() if getattr(preprocessor, REAL_CLOCK, False) else pinned_clock()
 
 
 def call(preprocessor: Preprocessor, request: Request) -> list[ExternalSample]:

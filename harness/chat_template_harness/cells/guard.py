@@ -1,8 +1,9 @@
 """The one guard around a user's preprocessor, wherever it runs (check, audit, smoke, the plugin).
 
 The call is bounded by a deadline, its ids must lie in the tokenizer's vocabulary, and it runs under
-the clock every reference render uses, so dates compare like with like; invariant 6 then calls it
-again under two other clocks (inside the same guard).
+the clock every reference render uses, so dates compare like with like, or, for a framework adapter
+(`external.real_clock`), under the real clock as its users run it (a date of its own is then D,
+contract/dates.py); invariant 6 then calls it again under two other clocks (inside the same guard).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def call(
         with external.deadline(timeout):
             return external.checked(external.call(preprocessor, request), vocab)
 
-    with external.pinned_clock():
+    with external.clock_for(preprocessor):
         samples = once()
     return samples, (check_determinism(once) if determinism else [])
 

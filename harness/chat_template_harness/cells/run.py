@@ -15,7 +15,7 @@ from typing import Any
 from chat_template_harness import external
 from chat_template_harness.cells import guard
 from chat_template_harness.cells.model import Cell, CellResult, Settings, Status, na_reason
-from chat_template_harness.contract import conversation, kinds
+from chat_template_harness.contract import conversation, dates, kinds
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
 from chat_template_harness.contract.tokens import decode
@@ -94,7 +94,10 @@ def run_conversation(
         if settings.determinism:
             found += check_determinism(lambda: produce().samples)
         return _verdict(base, found, settings)
-    found = check_samples(loaded.tokenizer, reference.plans, theirs, required_turns=required) + [
+    # a date of the preprocessor's own where the served prompt has the pinned one: D, and judged otherwise as re-dated
+    dated = dates.written_dates(loaded.tokenizer, reference.plans, theirs)
+    plans = dates.redated(reference.plans, dated)
+    found = dates.violations(dated) + check_samples(loaded.tokenizer, plans, theirs, required_turns=required) + [
         _with_clock_source(v, loaded.chat_template) for v in clock
     ]
     ours = {r for s in reference.samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}

@@ -7,17 +7,31 @@ converter (`SharegptDatasetConverter` / `OpenAIDatasetConverter`) with the colum
 LLaMA-Factory's own `dataset_info.json` entries for those formats, `get_template_and_fix_tokenizer` (on a
 copy of the tokenizer: it rewrites the tokenizer's template and special tokens), and
 `SupervisedDatasetProcessor.preprocess_dataset`, whose `labels` (-100 where untrained) are read as they are.
-`enable_thinking` is the server's think switch. LLaMA-Factory reads reasoning inline in the reply
-(`<think>\\n…\\n</think>\\n\\n` before the answer), so that is where the row puts it; function calls are the
-JSON list its FunctionFormatter parses; a tool result is an `observation` (ShareGPT) or `tool` (OpenAI)
-message.
+`enable_thinking` is the server's think switch.
+
+Which template runs on which model is LLaMA-Factory's own model table at the pinned version (`model_template`: its
+`extras/constants.py`, e.g. QwQ-32B -> `qwen`, Qwen3-4B-Thinking-2507 -> `qwen3`), never a list kept here: a
+template's adapter runs on the models the table names it for, `by_family_*` (the conformance page's columns) runs
+whatever template the table names for the cell's model, and a model the table has no template for is N/A.
+
+The data shape fed, as LLaMA-Factory 0.9.5 documents it: `data/README.md` (the `sharegpt` and `openai` formats,
+`from`/`value` and `role`/`content`; a function call is a `function_call` turn holding the JSON list its
+FunctionFormatter parses, a tool result an `observation` (ShareGPT) or `tool` (OpenAI) turn, the tools a JSON
+string in `tools`). LLaMA-Factory has no reasoning field: its converters read only the content, and
+`src/llamafactory/data/template.py` reads reasoning inline in the reply between the template's own
+`thought_words` (`ReasoningTemplate`, and `Template.thought_words` for every template, `<think>\\n`/`\\n</think>\\n\\n`
+unless the template names its own: gpt-oss's `<|channel|>analysis<|message|>` …
+`<|end|><|start|>assistant<|channel|>final<|message|>`). So the row writes reasoning as
+`thought_words[0] + reasoning + thought_words[1] + answer`, with the words of the template the cell runs. A model
+that never thinks (no think mode: Qwen2.5, Llama, DeepSeek-V3, Qwen3-Instruct-2507) gets its replies without
+reasoning, as its users' data holds them (`frameworks/rows.py`).
 
 Install the safe way (never its declared dependencies, which pull a CUDA stack): `pip install --no-deps
 llamafactory==0.9.5 peft omegaconf`. Stubbed, because the SFT path never calls it: `torchaudio` (imported by
 its multimodal plug-in module at import time; an empty module is put in its place), the version check
 (`DISABLE_VERSION_CHECK=1`: it pins other transformers releases than the ones this harness runs), and for the
-multimodal `gemma3` template a text-only stand-in for Gemma 3's processor (the fixtures hold no image; the
-template's plug-in only checks that it exists and reads its image token).
+multimodal `gemma3` and `llama4` templates a text-only stand-in for the model's processor (the fixtures hold no
+image; the template's plug-in only checks that it exists and reads its image token).
 
     cth check chat_template_harness.frameworks.llamafactory:qwen3 --model qwen3-8b
 """
@@ -32,27 +46,23 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
+from chat_template_harness.frameworks.rows import as_trained
 
 VERSION = "0.9.5"
-# LLaMA-Factory template -> the harness families (and think mode, None: both) it is written for
-TEMPLATES: dict[str, dict[str, str | None]] = {
-    "qwen": {"qwen2.5": None, "qwen3": None},
-    "qwen3": {"qwen3": None},
-    "qwen3_nothink": {"qwen3": "off", "qwen3-instruct-2507": "off"},
-    "llama3": {"llama3": None, "nemotron-v1.5": None},
-    "deepseek3": {"deepseek-v3": None, "deepseek-v3.1": None},
-    "deepseekr1": {"deepseek-r1": None},
-    "gpt_oss": {"gpt-oss": None},
-    "gemma3": {"gemma3": None},
-}
+DATA_SHAPE = ("ShareGPT `conversations` (`_openai`: OpenAI `messages`) as LLaMA-Factory 0.9.5's data/README.md documents them; "
+              "reasoning inline between the template's own `thought_words`, none for a model that never thinks")
+# the templates with an adapter (and a report) each; which model a template is for is LLaMA-Factory's own table
+TEMPLATES = ("qwen", "qwen3", "qwen3_nothink", "llama3", "deepseek3", "deepseekr1", "gpt_oss", "gemma3")
 FORMATS = ("sharegpt", "openai")
-# `gemma3` is a multimodal template: its plug-in requires a processor even for text, reads two strings off it and
-# uses its image processor only for images. The fixtures hold no image, so a stand-in with Gemma 3's image token
-# is enough (the only stub beside torchaudio; the reports say so).
-MULTIMODAL = frozenset({"gemma3"})
-TEXT_ONLY_PROCESSOR = types.SimpleNamespace(image_processor=types.SimpleNamespace(), boi_token="<start_of_image>",
-                                            full_image_sequence="<start_of_image>")
+# `gemma3` and `llama4` are multimodal templates: their plug-ins require a processor even for text (gemma3's reads two
+# strings off it) and use its image processor only for images. The fixtures hold no image, so a stand-in with the
+# model's image token is enough (the only stub beside torchaudio; the reports say so).
+TEXT_ONLY_PROCESSORS = {
+    "gemma3": types.SimpleNamespace(image_processor=types.SimpleNamespace(), boi_token="<start_of_image>",
+                                    full_image_sequence="<start_of_image>"),
+    "llama4": types.SimpleNamespace(image_processor=types.SimpleNamespace()),
+}
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
 
 
@@ -72,9 +82,9 @@ def _import() -> Any:
                                  template=get_template_and_fix_tokenizer, data_args=DataArguments)
 
 
-def _reply(message: dict[str, Any]) -> str:
+def _reply(message: dict[str, Any], thought_words: tuple[str, str]) -> str:
     reasoning = message.get("reasoning_content") or ""
-    return f"<think>\n{reasoning}\n</think>\n\n{message['content']}" if reasoning else message["content"]
+    return f"{thought_words[0]}{reasoning}{thought_words[1]}{message['content']}" if reasoning else message["content"]
 
 
 def _calls(message: dict[str, Any]) -> str:
@@ -82,20 +92,21 @@ def _calls(message: dict[str, Any]) -> str:
                        for c in message["tool_calls"]], ensure_ascii=False)
 
 
-def sharegpt_row(request: Any) -> dict[str, Any]:
+def sharegpt_row(request: Any, thought_words: tuple[str, str]) -> dict[str, Any]:
     rows = []
-    for m in request.messages:
+    for m in as_trained(request):
         if m["role"] == "assistant" and m.get("tool_calls"):
             rows.append({"from": "function_call", "value": _calls(m)})
         else:
-            rows.append({"from": SHAREGPT_ROLES[m["role"]], "value": _reply(m) if m["role"] == "assistant" else m["content"]})
+            value = _reply(m, thought_words) if m["role"] == "assistant" else m["content"]
+            rows.append({"from": SHAREGPT_ROLES[m["role"]], "value": value})
     return {"conversations": rows, "tools": json.dumps(request.tools, ensure_ascii=False) if request.tools else ""}
 
 
-def openai_row(request: Any) -> dict[str, Any]:
+def openai_row(request: Any, thought_words: tuple[str, str]) -> dict[str, Any]:
     messages = []
-    for m in request.messages:
-        out = {"role": m["role"], "content": _reply(m) if m["role"] == "assistant" else m["content"]}
+    for m in as_trained(request):
+        out = {"role": m["role"], "content": _reply(m, thought_words) if m["role"] == "assistant" else m["content"]}
         if m.get("tool_calls"):
             out["tool_calls"] = m["tool_calls"]
         messages.append(out)
@@ -123,22 +134,49 @@ def _attr(lf: Any, formatting: str) -> Any:
                    system_tag="system")
 
 
+def model_template(hub_repo: str) -> str | None:
+    """The template LLaMA-Factory's own model table names for a hub repo (`src/llamafactory/extras/constants.py`:
+    `register_model_group` fills SUPPORTED_MODELS, name -> hub paths, and DEFAULT_TEMPLATE, name -> template): the
+    entry whose hub path is the repo, or whose name is the repo's name (its names follow the hub's, and a hub repo
+    renamed since, as meta-llama/Meta-Llama-3.1-8B-Instruct, keeps its name). None: LLaMA-Factory has no template
+    for the model."""
+    _import()
+    from llamafactory.extras.constants import DEFAULT_TEMPLATE, SUPPORTED_MODELS
+
+    repo = hub_repo.lower()
+    for name, paths in SUPPORTED_MODELS.items():
+        if DEFAULT_TEMPLATE.get(name) and (repo in {p.lower() for p in paths.values()} or name.lower() == repo.split("/")[-1]):
+            return DEFAULT_TEMPLATE[name]
+    return None
+
+
+def _template_of(request: Any) -> str:
+    from chat_template_harness.models import source
+
+    repo = source.get_model(request.model).hub_repo
+    template = model_template(repo)
+    if template is None:
+        raise Unsupported(f"LLaMA-Factory {VERSION}'s model table (extras/constants.py) has no template for {repo}")
+    return template
+
+
 def preprocess(template: str, formatting: str, request: Any) -> dict[str, Any]:
-    """LLaMA-Factory's SFT preprocessing of one row in `formatting` with its `template`."""
-    if request.family not in TEMPLATES[template]:
-        raise Unsupported(f"LLaMA-Factory's `{template}` template is for {', '.join(sorted(TEMPLATES[template]))} models")
-    if TEMPLATES[template][request.family] not in (None, request.think):
-        raise Unsupported(f"LLaMA-Factory's `{template}` template is for think-{TEMPLATES[template][request.family]} only")
+    """LLaMA-Factory's SFT preprocessing of one row in `formatting` with its `template`, on a model its table names
+    that template for."""
+    named = _template_of(request)
+    if named != template:
+        raise Unsupported(f"LLaMA-Factory {VERSION}'s model table names `{named}` for this model, not `{template}`")
     lf = _import()
     data_args = lf.data_args(template=template, cutoff_len=1 << 20, enable_thinking=request.think == "on")
     tokenizer = _copy(request.tokenizer, template)
     tpl = lf.template(tokenizer, data_args)  # sets the template's think switch on every call; the fix is idempotent
-    row = sharegpt_row(request) if formatting == "sharegpt" else openai_row(request)
+    thought_words = tuple(tpl.thought_words)
+    row = sharegpt_row(request, thought_words) if formatting == "sharegpt" else openai_row(request, thought_words)
     converted = lf.converter(formatting, _attr(lf, formatting), data_args)(row)
     if not converted["_prompt"]:
         raise Unsupported(f"LLaMA-Factory's {formatting} converter drops this conversation as abnormal")
     batch = {key: [value] for key, value in converted.items()}
-    processor = TEXT_ONLY_PROCESSOR if template in MULTIMODAL else None
+    processor = TEXT_ONLY_PROCESSORS.get(template)
     out = lf.processor(template=tpl, tokenizer=tokenizer, processor=processor, data_args=data_args).preprocess_dataset(batch)
     if not out["input_ids"]:
         raise Unsupported("LLaMA-Factory's supervised processor drops this conversation (not user/assistant pairs)")
@@ -152,26 +190,18 @@ def _adapter(template: str, formatting: str) -> Callable[[Any], dict[str, Any]]:
     name = template if formatting == "sharegpt" else f"{template}_openai"
     adapter.__name__ = adapter.__qualname__ = name
     adapter.__doc__ = f"LLaMA-Factory {VERSION}'s `{template}` template on {formatting} data."
-    return adapter
+    return real_clock(adapter)
 
 
 ADAPTERS = {a.__name__: a for t in TEMPLATES for f in FORMATS for a in [_adapter(t, f)]}
 globals().update(ADAPTERS)
-# the template a user picks for each family (the conformance page's LLaMA-Factory columns)
-FOR_FAMILY = {"qwen2.5": "qwen", "qwen3": "qwen3", "qwen3-instruct-2507": "qwen3_nothink", "llama3": "llama3",
-              "nemotron-v1.5": "llama3", "deepseek-v3": "deepseek3", "deepseek-v3.1": "deepseek3",
-              "deepseek-r1": "deepseekr1", "gpt-oss": "gpt_oss", "gemma3": "gemma3"}
-
-
 def _by_family(formatting: str) -> Callable[[Any], dict[str, Any]]:
     def adapter(request: Any) -> dict[str, Any]:
-        if request.family not in FOR_FAMILY:
-            raise Unsupported(f"LLaMA-Factory {VERSION} has no template named for {request.family} among those checked")
-        return preprocess(FOR_FAMILY[request.family], formatting, request)
+        return preprocess(_template_of(request), formatting, request)
 
     adapter.__name__ = adapter.__qualname__ = f"by_family_{formatting}"
-    adapter.__doc__ = f"LLaMA-Factory {VERSION} with the template named for the cell's family, on {formatting} data."
-    return adapter
+    adapter.__doc__ = f"LLaMA-Factory {VERSION} with the template its model table names for the cell's model, on {formatting} data."
+    return real_clock(adapter)
 
 
 by_family_sharegpt = _by_family("sharegpt")

@@ -3,10 +3,18 @@
 Each cell runs ms-swift's own code unchanged, as `swift sft --model <hub id>` does for one row: its model
 registry matches the hub id to a model type and template (`get_matched_model_meta`), `get_template` builds
 that template on the tokenizer with the server's think switch (`enable_thinking`), and `Template.encode` in
-`train` mode returns `input_ids` and `labels` (-100 where untrained), read as they are. The row is ms-swift's
-documented `messages` format: reasoning inline in the reply (`<think>\\n…\\n</think>\\n\\n`), tool calls as
-OpenAI `tool_calls` with JSON-string arguments (ms-swift converts them to its `tool_call` messages) and
-`tools` beside the messages.
+`train` mode returns `input_ids` and `labels` (-100 where untrained), read as they are.
+
+The data shape fed is ms-swift 4.6.0's documented `messages` format (`docs/source_en/Customization/Custom-dataset.md`:
+OpenAI-style `messages`, tool calls as OpenAI `tool_calls` with JSON-string arguments, which ms-swift converts to
+its `tool_call` messages, and `tools` beside the messages). ms-swift has no reasoning field: its templates read
+reasoning inline in the reply, in the model's own words (`swift/template/base.py`: `thinking_prefix`,
+`non_thinking_prefix` and the history stripping of `<think>`…`</think>`; `swift/template/templates/llm.py`:
+`GptTemplate` keeps a gpt-oss reply that starts with `<|channel|>` as written and prefixes any other with the
+final channel). So reasoning is written `<think>\\n…\\n</think>\\n\\n` before the answer, and for gpt-oss as its
+analysis channel (`<|channel|>analysis<|message|>…<|end|><|start|>assistant<|channel|>final<|message|>…`). A model
+that never thinks (no think mode: Qwen2.5, Llama, DeepSeek-V3, Qwen3-Instruct-2507) gets its replies without
+reasoning, as its users' data holds them (`frameworks/rows.py`).
 
 One step cannot run as `swift sft` runs it: reading the model's config.json (dtype, context length, rope
 scaling), which the offline pack does not hold for every model; ms-swift's own `ModelInfo` is built with the
@@ -26,10 +34,12 @@ import copy
 import warnings
 from typing import Any
 
-from chat_template_harness.external import Unsupported
-from chat_template_harness.frameworks.rows import json_arguments
+from chat_template_harness.external import Unsupported, real_clock
+from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "4.6.0"
+DATA_SHAPE = ("`messages` as ms-swift 4.6.0's Custom-dataset.md documents them; reasoning inline (`<think>\\n…\\n</think>\\n\\n`, "
+              "gpt-oss: its analysis channel), none for a model that never thinks")
 _TEMPLATES: dict[tuple[int, str, str], Any] = {}
 
 
@@ -78,23 +88,30 @@ def _template(request: Any) -> Any:
     return template
 
 
-def row(request: Any) -> dict[str, Any]:
+# how a reply carries its reasoning, per ms-swift template type (the default: inline think tags)
+REASONING_WORDS = {"gpt_oss": ("<|channel|>analysis<|message|>", "<|end|><|start|>assistant<|channel|>final<|message|>")}
+THINK_WORDS = ("<think>\n", "\n</think>\n\n")
+
+
+def row(request: Any, template_type: str = "") -> dict[str, Any]:
+    opening, closing = REASONING_WORDS.get(template_type, THINK_WORDS)
     messages = []
-    for m in request.messages:
+    for m in as_trained(request):
         out: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
         reasoning = m.get("reasoning_content") or ""
         if m["role"] == "assistant" and reasoning:
-            out["content"] = f"<think>\n{reasoning}\n</think>\n\n{out['content']}"
+            out["content"] = f"{opening}{reasoning}{closing}{out['content']}"
         if m.get("tool_calls"):
             out["tool_calls"] = json_arguments(m)["tool_calls"]
         messages.append(out)
     return {"messages": messages, **({"tools": request.tools} if request.tools else {})}
 
 
+@real_clock
 def preprocess(request: Any) -> dict[str, Any]:
     """ms-swift's training encoding of one row with the template its registry picks for the model."""
     template = _template(request)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = template.encode(row(request))
+        out = template.encode(row(request, template.template_meta.template_type))
     return {"input_ids": out["input_ids"], "labels": out["labels"]}

@@ -2,11 +2,13 @@
 
 Each cell runs OpenRLHF's own dataset class unchanged, as `openrlhf.cli.train_sft` builds it with
 `--apply_chat_template --input_key messages`: a one-row Hugging Face `datasets.Dataset` of OpenAI-format
-`messages` (reasoning in `reasoning_content`, tool-call arguments as JSON strings), mapped by its
+`messages` (reasoning in `reasoning_content`, tool-call arguments as JSON strings: OpenRLHF has no reasoning
+field of its own and hands the messages to `tokenizer.apply_chat_template` as they are, `openrlhf/datasets/
+sft_dataset.py` at 0.11.2, so the template's own field is where a user's data holds it), mapped by its
 `process_data`, then `__getitem__(0)`, whose `input_ids` and `loss_mask` are read as they are. Two adapters:
 `sft` (OpenRLHF's default: the last reply is the response, everything before it the prompt) and `multiturn`
 (`--multiturn`: every assistant turn's range). OpenRLHF calls `tokenizer.apply_chat_template` with no
-keyword: no think switch and no tools reach the template (a deployment's think-off prompt cannot be made).
+keyword: no think switch and no tools reach the template (a deployment's think-off prompt cannot be made). A model that never thinks (no think mode) gets its replies without reasoning (`frameworks/rows.py`).
 
 OpenRLHF's `loss_mask` is aligned with the logit that predicts a token (`loss_mask[0, prompt_len - 1:-1] = 1`:
 position i trains token i + 1); the adapter returns it as labels on the predicted tokens (label j = input
@@ -28,10 +30,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chat_template_harness.external import PreprocessorError, Unsupported
-from chat_template_harness.frameworks.rows import json_arguments
+from chat_template_harness.external import PreprocessorError, Unsupported, real_clock
+from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.11.2"
+DATA_SHAPE = ("OpenAI `messages` (`--input_key messages --apply_chat_template`); reasoning in `reasoning_content`, "
+              "handed to the template as it is, none for a model that never thinks")
 
 
 def _import() -> Any:
@@ -66,7 +70,7 @@ def _unhashed_maps() -> Iterator[None]:
 
 
 def row(request: Any) -> dict[str, Any]:
-    messages = [json_arguments(m) for m in request.messages]
+    messages = [json_arguments(m) for m in as_trained(request)]
     return {"messages": messages}
 
 
@@ -94,7 +98,7 @@ def _adapter(multiturn: bool) -> Callable[[Any], dict[str, Any]]:
 
     adapter.__name__ = adapter.__qualname__ = "multiturn" if multiturn else "sft"
     adapter.__doc__ = f"OpenRLHF {VERSION}'s SFTDataset{' with --multiturn' if multiturn else ''}."
-    return adapter
+    return real_clock(adapter)
 
 
 sft = _adapter(False)

@@ -4,7 +4,8 @@ Each adapter calls SpecForge's own `specforge.data.preprocessing.preprocess_conv
 unchanged, the way its `build_eagle3_dataset` does: the conversation's messages (with
 `reasoning_content` and `tool_calls`), the tools, the registered `ChatTemplate`, and the think
 switch the server would pass (`enable_thinking=False` for Qwen3 think-off, …) as a per-conversation
-keyword. gpt-oss's parser reads its own roles (`assistant_analysis`, `assistant_final`), so that
+keyword (the think switch alone: no date a user would not set). A model that never thinks (no think mode) gets its
+replies without reasoning (`frameworks/rows.py`). gpt-oss's parser reads its own roles (`assistant_analysis`, `assistant_final`), so that
 adapter writes the messages in them. What SpecForge returns (lists of `[1, L]` tensors) is read as it is.
 
 A template is only for the models it was written for (its assistant header and stop token); on
@@ -23,9 +24,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from chat_template_harness.external import Unsupported
+from chat_template_harness.external import Unsupported, real_clock
+from chat_template_harness.frameworks.rows import as_trained, user_kwargs
 
 VERSION = "0.2.0"
+DATA_SHAPE = ("messages with `reasoning_content` and `tool_calls` (gpt-oss: `assistant_analysis`/`assistant_final` roles); "
+              "none for a model that never thinks")
 # SpecForge template -> the (harness family, think mode) cells it is for, by its headers, stop token and
 # think handling; None: both modes. `qwen3-instruct` is the non-thinking template, so think-off only.
 TEMPLATES: dict[str, dict[str, str | None]] = {
@@ -55,9 +59,9 @@ def preprocess(template: str, request: Any) -> dict[str, Any]:
         from specforge.data.template import TEMPLATE_REGISTRY
     except ImportError as exc:
         raise Unsupported(f"SpecForge is not installed ({exc}): pip install --no-deps specforge=={VERSION}") from None
-    messages = _harmony(request) if template == "gpt-oss" else request.messages
+    messages = _harmony(request) if template == "gpt-oss" else as_trained(request)
     # gpt-oss's HarmonyParser takes no template keywords; the others get the server's think switch
-    kwargs = {} if template == "gpt-oss" else {key: [value] for key, value in request.chat_template_kwargs.items()}
+    kwargs = {} if template == "gpt-oss" else {key: [value] for key, value in user_kwargs(request).items()}
     with warnings.catch_warnings():  # SpecForge warns about every system message it keeps; not ours to judge
         warnings.simplefilter("ignore")
         return preprocess_conversations(
@@ -96,7 +100,7 @@ def _adapter(template: str) -> Callable[[Any], dict[str, Any]]:
 
     adapter.__name__ = adapter.__qualname__ = template.replace("-", "_").replace(".", "_")
     adapter.__doc__ = f"SpecForge {VERSION}'s `{template}` template (for {_for(template)})."
-    return adapter
+    return real_clock(adapter)
 
 
 qwen = _adapter("qwen")

@@ -27,9 +27,10 @@ import logging
 import warnings
 from typing import Any
 
-from chat_template_harness.external import PreprocessorError, Unsupported
+from chat_template_harness.external import PreprocessorError, Unsupported, real_clock
 
 VERSION = "0.9.0"
+DATA_SHAPE = "`conversations` as speculators prepare-data reads them, rendered by the vLLM server's endpoint"
 ENDPOINT = "http://vllm.invalid:8000"  # never reached: render_conversation is answered by the vLLM profile
 
 
@@ -81,6 +82,7 @@ class _Errors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@real_clock
 def preprocess(request: Any) -> list[dict[str, list[int]]]:
     """speculators' rows for one conversation: input_ids and loss_mask per assistant turn."""
     preprocessing = _import()

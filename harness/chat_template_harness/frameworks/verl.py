@@ -3,10 +3,12 @@ plug-in interface.
 
 Each cell runs verl's own dataset class unchanged, as its SFT trainer builds it from a Parquet file: the row
 (OpenAI `messages` with `reasoning_content`, tool-call arguments as JSON strings, `tools`, and the row's
-`enable_thinking`, the column verl reads the think switch from) written to a one-row Parquet file with pandas,
+`enable_thinking`, the column verl reads the think switch from: the keys of its `MultiTurnSFTDataset`
+config, `messages_key`, `tools_key`, `enable_thinking_key`, in `verl/utils/dataset/multiturn_sft_dataset.py` and
+`docs/` at 0.9.1; verl has no reasoning field of its own, each message goes to the template as it is) written to a one-row Parquet file with pandas,
 `MultiTurnSFTDataset(file, tokenizer, config)`, then `[0]`, whose `input_ids` and `loss_mask` (one per token,
 1 on what is trained) are read as they are. verl renders each message on its own and joins the ids, then
-checks the join against the whole conversation's render (`sanity_check`).
+checks the join against the whole conversation's render (`sanity_check`). A model that never thinks (no think mode) gets its replies without reasoning (`frameworks/rows.py`).
 
 Install the safe way (never its declared dependencies: ray, vLLM, a CUDA torch): `pip install --no-deps
 verl==0.9.1 tensordict pyvers cloudpickle` (what its modules import at load; scripts/setup pins them).
@@ -28,10 +30,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from chat_template_harness.external import Unsupported
-from chat_template_harness.frameworks.rows import json_arguments
+from chat_template_harness.external import Unsupported, real_clock
+from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.9.1"
+DATA_SHAPE = ("a Parquet row of `messages`, `tools` and `enable_thinking` (MultiTurnSFTDataset's keys); reasoning in "
+              "`reasoning_content`, none for a model that never thinks")
 CONFIG = {"messages_key": "messages", "tools_key": "tools", "enable_thinking_key": "enable_thinking",
           "pad_mode": "no_padding", "truncation": "error", "max_length": 1 << 20}
 
@@ -59,7 +63,7 @@ def _import() -> Any:
 
 
 def row(request: Any) -> dict[str, Any]:
-    messages = [json_arguments(m) for m in request.messages]
+    messages = [json_arguments(m) for m in as_trained(request)]
     out_row: dict[str, Any] = {"messages": messages}
     if request.tools:
         out_row["tools"] = request.tools
@@ -68,6 +72,7 @@ def row(request: Any) -> dict[str, Any]:
     return out_row
 
 
+@real_clock
 def preprocess(request: Any) -> dict[str, Any]:
     import pandas
 

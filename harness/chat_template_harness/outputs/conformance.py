@@ -33,7 +33,7 @@ PREPROCESSORS: dict[str, str] = {
     "naive": "chat_template_harness.examples.naive:preprocess",
     "trl 1.16.0": "chat_template_harness.frameworks.trl_sft:preprocess",
     **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.frameworks.specforge:{t}" for t in SPECFORGE},
-    # LLaMA-Factory with the template named for each family (reports/llamafactory-*.md: every template alone)
+    # LLaMA-Factory with the template its own model table names for each model (reports/llamafactory-*.md: every template alone)
     "llamafactory sharegpt": "chat_template_harness.frameworks.llamafactory:by_family_sharegpt",
     "llamafactory openai": "chat_template_harness.frameworks.llamafactory:by_family_openai",
     "axolotl 0.21.0 turn": "chat_template_harness.frameworks.axolotl:turn",
@@ -43,7 +43,16 @@ PREPROCESSORS: dict[str, str] = {
     "openrlhf 0.11.2": "chat_template_harness.frameworks.openrlhf:sft",
     "openrlhf 0.11.2 multiturn": "chat_template_harness.frameworks.openrlhf:multiturn",
     "verl 0.9.1": "chat_template_harness.frameworks.verl:preprocess",
+    "nemo-automodel 0.7.0": "chat_template_harness.frameworks.nemo_automodel:preprocess",
 }
+# frameworks with no column, and why (docs/frameworks.md has the errors in full)
+NOT_COVERED = (
+    ("Megatron-Bridge", "every release with its SFT path (0.4.0 to 0.6.2) requires Python >=3.12,<3.13; the harness "
+                        "runs 3.11: `No matching distribution found for megatron-bridge==0.6.2`"),
+    ("unsloth train_on_responses_only", "installs --no-deps and imports on CPU, but `import unsloth` replaces "
+                                        "trl.SFTTrainer in the running process (it would change the TRL column); it "
+                                        "needs an adapter in a process of its own"),
+)
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font
 WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}
@@ -108,6 +117,7 @@ def markdown(columns: Sequence[Column], cells: Sequence[Cell]) -> str:
         counts = [sum(col.results[c].status is s or (s is Status.FAIL and col.results[c].status.failing) for c in rows)
                   for s in (Status.PASS, Status.FAIL, Status.NA)]
         lines.append(f"| `{col.label}` (`{col.spec}`) | " + " | ".join(map(str, counts)) + " |")
+    lines += ["", "Not covered: " + "; ".join(f"**{name}**: {why}" for name, why in NOT_COVERED) + "."]
     return "\n".join(lines) + "\n"
 
 

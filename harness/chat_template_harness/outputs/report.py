@@ -155,9 +155,19 @@ def provenance(preprocessor: str) -> dict[str, str]:
     module = preprocessor.partition(":")[0]
     frameworks = {"trl": "trl", "specforge": "specforge", "llamafactory": "llamafactory", "axolotl": "axolotl",
                   "speculators": "speculators", "ms_swift": "ms-swift", "openrlhf": "openrlhf",
-                  "verl": "verl"}
+                  "verl": "verl", "nemo_automodel": "nemo-automodel"}
     extra = tuple(dist for name, dist in frameworks.items() if name in module) or (module.split(".")[0],)
     return {"generated-by": f"cth check {preprocessor} --markdown FILE", **versions(extra)}
+
+
+def _data_shape(preprocessor: str) -> str:
+    """What shape of data a framework adapter feeds (its module's DATA_SHAPE), for the report's reader; "" elsewhere."""
+    import importlib
+
+    try:
+        return str(getattr(importlib.import_module(preprocessor.partition(":")[0]), "DATA_SHAPE", ""))
+    except Exception:  # a module that cannot be imported has no report to write either
+        return ""
 
 
 def check_markdown(preprocessor: str, results: Sequence[CellResult], policy: Policy) -> str:
@@ -171,6 +181,7 @@ def check_markdown(preprocessor: str, results: Sequence[CellResult], policy: Pol
         f"Policy `{policy}`: {'every assistant turn' if str(policy) == 'all' else 'the final assistant turn'} must be "
         "trained; every trained token must be a generated token after its served prompt (invariants 1-8).",
         "",
+        *([f"Data fed: {shape}.", ""] if (shape := _data_shape(preprocessor)) else []),
         *_markdown_grid(results),
     ]
     tally = kind_tally(results)
