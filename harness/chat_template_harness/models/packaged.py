@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import metadata, resources
 from importlib.util import find_spec
 from pathlib import Path
@@ -130,8 +131,9 @@ def _rebuild(ranks: Path, pattern: str, specials: Sequence[tuple[int, str]]) -> 
     return tokenizer
 
 
+@cache
 def encoder(pkg: Package) -> Any:
-    """The package's own encoder for this vocabulary."""
+    """The package's own encoder for this vocabulary (built once per process: it loads every rank)."""
     return importlib.import_module(pkg.module).get_tokenizer(pkg.encoder)
 
 
