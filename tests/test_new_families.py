@@ -133,6 +133,22 @@ def test_a_rebuild_with_the_older_pattern_disagrees(load):
         packaged.check(other, loaded.spec.package, "नमस्ते दुनिया")
 
 
+def test_the_package_pattern_is_transformers_own_qwen35_pattern(load):
+    """An independent source: transformers 5 ships a Qwen3.5 tokenizer class (no vocabulary) whose split pattern and
+    NFC normaliser are the ones the rebuild takes from the package (transformers 4.57 has no such class)."""
+    import transformers
+
+    pattern = packaged._named(load("qwen3.5").spec.package.pattern)
+    if int(transformers.__version__.split(".")[0]) < 5:
+        with pytest.raises(ImportError):
+            __import__("transformers.models.qwen3_5.tokenization_qwen3_5")
+        return
+    from transformers.models.qwen3_5 import tokenization_qwen3_5 as theirs
+
+    assert pattern == theirs.PRETOKENIZE_REGEX
+    assert type(load("qwen3.5").tokenizer.backend_tokenizer.normalizer).__name__ == "NFC"
+
+
 _QWEN_SPECIALS = st.sampled_from(["<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>", "<|endoftext|>"])
 _PIECES = st.one_of(st.text(min_size=1, max_size=30), _QWEN_SPECIALS,
                     st.sampled_from(["\n\n", "  ", "\t", "'s", "123456", "é", "e\u0301", "ब्रा", "😀", "日本語", " \n"]))
