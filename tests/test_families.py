@@ -57,6 +57,11 @@ TABLE = {
     ("mistral-nemo-2407", "off"): ("<s>[INST]2+2?[/INST]", f"{C}</s>"),
     # SentencePiece: the template writes the space before the reply, which the reply's first token holds ("▁4")
     ("mistral-large-2411", "off"): ("<s>[INST] 2+2?[/INST]", f" {C}</s>"),
+    # built from the files PyPI packages ship (models/packaged.py), templates from llama.cpp's models/templates
+    ("deepseek-v4", "on"): ("<｜Assistant｜><think>", f"{R}</think>{C}{EOS_DS}"),
+    ("deepseek-v4", "off"): ("<｜Assistant｜></think>", f"{C}{EOS_DS}"),
+    ("qwen3.5", "on"): ("<|im_start|>assistant\n<think>\n", f"{R}\n</think>\n\n{C}<|im_end|>"),
+    ("qwen3.5", "off"): ("<|im_start|>assistant\n<think>\n\n</think>\n\n", f"{C}<|im_end|>"),
     ("gpt-oss-20b", "on"): (
         "<|start|>assistant",
         f"<|channel|>analysis<|message|>{R}<|end|><|start|>assistant<|channel|>final<|message|>{C}<|return|>",
@@ -160,7 +165,10 @@ def test_the_template_renders_what_is_trained_where_it_shows_the_turn(model: str
                 hidden = mode.thinks and reasoning and not fam.template_shows_final_reasoning
                 inline = mode.thinks and reasoning and fam.reasoning_field == "inline" and not hidden
                 # the generation prompt's opener, which no finished turn shows once its reasoning is not the template's own
-                empty_opened_think = bool(plan.opener) and mode.thinks and (not reasoning or hidden or inline)
+                # (not where the finished turn writes exactly the opener and the empty block: DeepSeek V4's `<think></think>`)
+                shows_opened_empty = not reasoning and mode.final_marker == plan.opener + mode.empty_think
+                empty_opened_think = bool(plan.opener) and mode.thinks and (not reasoning or hidden or inline) \
+                    and not shows_opened_empty
                 # a template that writes a think block into a turn of a mode that never thinks (Qwen3 2507 Instruct)
                 never_generated_block = bool(mode.final_marker) and not mode.thinks and not mode.opener
                 # an opener only the generation prompt writes (Nemotron `/no_think`): history shows no block there

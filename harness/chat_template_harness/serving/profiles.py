@@ -8,6 +8,7 @@ tokenize the rendered text with `add_special_tokens=False`, as the contract does
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ class Profile:
     rules: tuple[Rule, ...]
     normalise: Callable[[Request], Request]
     harmony_families: frozenset[str] = frozenset()  # families rendered by openai_harmony instead of the template
+    # families the server renders with its own Python encoder, which the harness does not model: family -> what runs
+    native_encoders: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # request options (`cth servers`' probes): how `continue_final_message` is served ("template": passed to the
     # template; "appended": the last message cut off and its text tokenized onto the generation prompt), whether a
     # request ending in an assistant message has it sent as a user message, whether a client's
@@ -154,9 +157,17 @@ PROFILES: dict[str, Profile] = {
             Rule("a client's add_special_tokens: true is read: the tokenizer's own special tokens (a BOS) are added on "
                  "top of the template's", f"{VLLM} vllm/entrypoints/openai/chat_completion/protocol.py "
                  "ChatCompletionRequest.add_special_tokens, build_tok_params"),
+            Rule("DeepSeek V4 is served by vLLM's own Python encoder (--tokenizer-mode deepseek_v4; the checkpoint's "
+                 "tokenizer_config.json has no chat template), not the Jinja port: not modelled, its cells are reported "
+                 "as errors with this reason", f"{VLLM} vllm/tokenizers/deepseek_v4.py, deepseek_v4_encoding.py "
+                 "(read in third-party copies, not in the wheel)"),
+            Rule("Qwen3.5/3.6 go through their Jinja template with the normalisation above; nothing family-specific",
+                 f"{VLLM} vllm/renderers/online_renderer.py"),
         ),
         _vllm,
         frozenset({"gpt-oss"}),
+        {"deepseek-v4": "vLLM serves DeepSeek V4 with its own Python encoder (--tokenizer-mode deepseek_v4, "
+                        "vllm/tokenizers/deepseek_v4_encoding.py), not a Jinja template"},
         client_special_tokens=True,
     ),
     "sglang": Profile(
@@ -187,10 +198,19 @@ PROFILES: dict[str, Profile] = {
             Rule("a chat request's add_special_tokens is not read (ChatCompletionRequest has no such field; only "
                  "/tokenize sets it)", f"{SGLANG} sglang/srt/entrypoints/openai/protocol.py "
                  "ChatCompletionRequest._format_add_special_tokens, TokenizeRequest.to_chat_completion_request"),
+            Rule("DeepSeek V4 (a DeepseekV4 architecture, or --tool-call-parser deepseekv4) is rendered by the "
+                 "deepseek-recipe package (DeepSeekRecipe.encode), never the Jinja template: not modelled, its cells are "
+                 "reported as errors with this reason",
+                 f"{SGLANG} sglang/srt/entrypoints/openai/chat_encoding.py resolve_chat_encoding_spec ('dsv4'), "
+                 "encode_simple_chat; sglang/srt/parser/deepseek_recipe_renderer.py"),
+            Rule("Qwen3.5/3.6 have no native encoder (resolve_chat_encoding_spec returns None): their Jinja template "
+                 "with the normalisation above", f"{SGLANG} sglang/srt/entrypoints/openai/chat_encoding.py"),
         ),
         _sglang,
         prefill="appended",
         trailing_assistant_as_user=True,
+        native_encoders={"deepseek-v4": "SGLang serves DeepSeek V4 through the deepseek-recipe package "
+                                        "(chat_encoding.py resolve_chat_encoding_spec -> 'dsv4'), not a Jinja template"},
     ),
 }
 

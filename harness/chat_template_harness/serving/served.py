@@ -115,6 +115,10 @@ def request_ids(profile: profiles.Profile, tokenizer: Any, request: profiles.Req
                 family: Family, mode: ThinkMode, options: Options = Options()) -> list[int]:
     """The ids a server (vllm, sglang) serves for an OpenAI chat request, as its profile says it normalises,
     renders and tokenizes it."""
+    if family.name in profile.native_encoders:
+        raise HarnessError(f"{profile.native_encoders[family.name]}: the harness does not model that encoder",
+                           "compare this family under transformers (its Jinja template), or add the encoder as an "
+                           "id-native renderer (as serving/mistral.py does for mistral-common)")
     if family.name in profile.harmony_families:  # the request as sent: the template path's normalisation is not run
         if options != Options():
             raise HarnessError(f"{profile.name}'s harmony path with {options} is not modelled by the harness",
