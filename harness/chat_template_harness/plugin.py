@@ -56,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="whose served prompt the cells replay (default: [tool.cth] served_by, else transformers, the contract's)",
     )
     group.addoption("--cth-system-prompt", default=None, metavar="TEXT", help="the default system prompt your server adds")
-    group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), reported as allowed")
+    group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), or UNDECIDED cells (undecided), reported as allowed")
     group.addoption("--cth-baseline", default=None, metavar="FILE", help="cells known to fail: xfail; a listed cell that passes fails as stale")
     parser.addini("cth_preprocessor", "MODULE:CALLABLE checked on the matrix cells when they are selected (-m cth, -k cth)")
     parser.addini(
@@ -216,6 +216,8 @@ class CellCheck(pytest.Item):
             self.config.stash[RESULTS][self.cell] = result
             pytest.skip(f"N/A: {result.reason}")
         self.config.stash[RESULTS][self.cell] = result
+        if result.status is Status.UNDECIDED and "undecided" in self.config.getoption("--cth-allow"):
+            pytest.skip(f"UNDECIDED (allowed: --cth-allow undecided): {result.reason}")
         known = self.cell.id in listed
         if result.status.failing and known:
             pytest.xfail(f"known failure (baseline): {result.reason}")
@@ -351,6 +353,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
     results = config.stash.get(RESULTS, {})
+    undecided = [r for r in results.values() if r.status is Status.UNDECIDED]
+    if undecided:
+        allowed = "undecided" in config.getoption("--cth-allow")
+        terminalreporter.section("chat-template-harness: UNDECIDED cells" + (" (allowed)" if allowed else ""))
+        for r in undecided:
+            terminalreporter.write_line(f"{r.cell.id}: {r.reason}")
     na = [r for r in results.values() if r.status is Status.NA]
     if not na:
         return

@@ -17,7 +17,7 @@ from chat_template_harness import external
 from chat_template_harness.audit.rows import decode
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import check_samples, token_roles
-from chat_template_harness.contract.sample import CellNotApplicable, Policy, preprocess
+from chat_template_harness.contract.sample import CellNotApplicable, CellUndecided, Policy, preprocess
 from chat_template_harness.errors import FixtureError, HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, Think
@@ -90,6 +90,9 @@ def context(settings: Settings) -> Context:
     return Context(settings, loaded.tokenizer, family_for(loaded.spec, loaded.tokenizer), Think(settings.think), plugin)
 
 
+UNDECIDED_ROWS = "a rule the template does not prove is undecided"
+
+
 def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:
     """Never raises for a bad row: the row is counted under its reason."""
     ctx = context(settings)
@@ -106,6 +109,8 @@ def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:
         result = preprocess(ctx.tokenizer, conv, ctx.family, ctx.think, Policy(settings.policy), server)
     except CellNotApplicable as na:
         return RowOutcome(number, "not applicable to this model and mode", na.reason)
+    except CellUndecided as undecided:  # never trained on a guessed rule; counted, with the question and the fix
+        return RowOutcome(number, UNDECIDED_ROWS, str(undecided))
     except HarnessError as exc:  # the template itself cannot render this conversation
         return RowOutcome(number, "the template cannot render it", exc.message)
     out = RowOutcome(number, samples=len(result.samples))

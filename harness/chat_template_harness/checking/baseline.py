@@ -21,14 +21,16 @@ from chat_template_harness.errors import HarnessError
 ALLOWANCES: dict[str, str] = {
     "trailer": "the template's text after the stop token",
 }
+# not a violation: UNDECIDED cells (a rule no render proves) pass a run, reported as allowed (outputs/matrix.py)
+VERDICT_ALLOWANCES = ("undecided",)
 
 
 def parse_allowances(names: Iterable[str]) -> frozenset[str]:
     names = frozenset(names)
-    unknown = sorted(names - set(ALLOWANCES))
+    unknown = sorted(names - set(ALLOWANCES) - set(VERDICT_ALLOWANCES))
     if unknown:
         raise HarnessError(
-            f"unknown allowance {', '.join(map(repr, unknown))}; known: {', '.join(ALLOWANCES)}",
+            f"unknown allowance {', '.join(map(repr, unknown))}; known: {', '.join([*ALLOWANCES, *VERDICT_ALLOWANCES])}",
             "allow only a named, harmless deviation (empty think blocks and replay failures are never allowed)",
         )
     return names
@@ -38,7 +40,7 @@ def split_allowed(violations: Sequence[Violation], allow: frozenset[str]) -> tup
     """(violations that still fail, violations an allowance covers)."""
     failing, allowed = [], []
     for v in violations:
-        covered = v.invariant is Invariant.NO_INJECTED_LOSS and any(ALLOWANCES[a] in v.detail for a in allow)
+        covered = v.invariant is Invariant.NO_INJECTED_LOSS and any(ALLOWANCES[a] in v.detail for a in allow if a in ALLOWANCES)
         (allowed if covered else failing).append(v)
     return failing, allowed
 

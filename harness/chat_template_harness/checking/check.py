@@ -24,7 +24,7 @@ from chat_template_harness.contract.tokens import decode
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs.matrix import Cell, Status, error_reason, na_reason
+from chat_template_harness.outputs.matrix import Cell, Status, declared, error_reason
 from chat_template_harness.outputs.view import visible
 from chat_template_harness.serving import served as serving
 
@@ -67,9 +67,9 @@ def check_cell(
     allow: frozenset[str] = frozenset(),
     served_by: str = "transformers",
 ) -> CheckResult:
-    reason = na_reason(cell)
-    if reason is not None:
-        return CheckResult(cell, Status.NA, reason)
+    verdict = declared(cell)
+    if verdict is not None:
+        return CheckResult(cell, *verdict)
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
     fam = family_for(loaded.spec, loaded.tokenizer)
     conv = conversation.load(cell.fixture)

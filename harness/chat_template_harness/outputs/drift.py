@@ -23,7 +23,8 @@ MAX_TEXT_DIFF = 30
 @dataclass(frozen=True)
 class CellDiff:
     cell: Cell
-    status: str  # "unchanged", "changed", "new" (no golden yet), "error" (cannot be rendered here: the reason)
+    status: str  # "unchanged", "changed", "new" (no golden yet), "error" (cannot be rendered here: the reason),
+    # "undecided" (the cell needs a rule no render proves: the question and its fix; no golden is proposed)
     causes: tuple[str, ...] = ()
     first_token: str = ""
     mask: str = ""
@@ -38,6 +39,8 @@ def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, 
     result = matrix.run_cell(cell, tokenizers_dir, allow_drift=True, determinism=False, served_by=served_by)
     if result.status is matrix.Status.ERROR:  # no samples to compare: the template (or server) cannot make them
         return CellDiff(cell, "error", (result.reason,))
+    if result.status is matrix.Status.UNDECIDED:  # no sample is made from a guessed rule, so no golden is proposed
+        return CellDiff(cell, "undecided", (result.reason,))
     received = golden.parse(golden.render(result))
     path = golden.path_for(root, cell)
     if not path.is_file():

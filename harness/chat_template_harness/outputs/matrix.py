@@ -2,7 +2,9 @@
 
 A cell is N/A when the family rules say so (no such think mode, or the mode cannot express
 something the fixture needs); that is decided from the rules alone, before any tokenizer loads,
-so the N/A list is the same on every machine. Every other cell is preprocessed by the reference
+so the N/A list is the same on every machine. A cell is UNDECIDED when its samples need a rule the
+family leaves undecided (no render proves it): it names the question and the line that answers
+it, and fails a run unless `undecided` is allowed (then it is reported as allowed). Every other cell is preprocessed by the reference
 and checked against the invariants; a cell whose template errs or drifts from the rules is an
 ERROR cell, named, and the run goes on to the next one.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from chat_template_harness.contract import conversation, kinds
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
-from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
+from chat_template_harness.contract.sample import CellNotApplicable, CellUndecided, Policy, Preprocessed, preprocess, resolve_mode
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
@@ -41,10 +43,20 @@ class Status(StrEnum):
     FAIL = "fail"
     NA = "n/a"
     ERROR = "error"  # the template cannot render this cell as the rules say (drift, a raise): named, the run goes on
+    UNDECIDED = "undecided"  # the cell needs a rule no render proves: the question and its fix, never a guess
 
     @property
     def failing(self) -> bool:
-        return self in (Status.FAIL, Status.ERROR)
+        return self in (Status.FAIL, Status.ERROR, Status.UNDECIDED)
+
+
+# the allowance that lets UNDECIDED cells through a run (reported as allowed, still counted)
+ALLOW_UNDECIDED = "undecided"
+
+
+def fails_run(status: Status, allow: frozenset[str] | set[str] = frozenset()) -> bool:
+    """Whether this verdict fails a CI run: FAIL and ERROR always, UNDECIDED unless allowed."""
+    return status.failing and not (status is Status.UNDECIDED and ALLOW_UNDECIDED in allow)
 
 
 @dataclass(frozen=True)
@@ -72,12 +84,38 @@ def cells(
 
 def na_reason(cell: Cell) -> str | None:
     """The declared reason this cell cannot exist, or None (needs no tokenizer)."""
-    fam = family_for(source.get_model(cell.model))
     try:
+        fam = family_for(source.get_model(cell.model))
         resolve_mode(fam, cell.think, conversation.load(cell.fixture))
     except CellNotApplicable as na:
         return na.reason
+    except (CellUndecided, TemplateDriftError):  # not N/A: `declared` says what it is
+        return None
     return None
+
+
+def undecided_reason(cell: Cell) -> str | None:
+    """The question (and the line that answers it) of a rule this cell needs and no render proves, or None."""
+    fam = family_for(source.get_model(cell.model))
+    try:
+        resolve_mode(fam, cell.think, conversation.load(cell.fixture))
+    except CellUndecided as undecided:
+        return str(undecided)
+    except CellNotApplicable:
+        return None
+    return None
+
+
+def declared(cell: Cell) -> tuple[Status, str] | None:
+    """A verdict the rules give before any sample is made: N/A, UNDECIDED, or ERROR where the rules cannot be read."""
+    try:
+        reason = na_reason(cell)
+        if reason is not None:
+            return Status.NA, reason
+        reason = undecided_reason(cell)
+    except TemplateDriftError as error:  # derivation found no exchange the template renders
+        return Status.ERROR, f"the template's rules cannot be read: {error}"
+    return (Status.UNDECIDED, reason) if reason is not None else None
 
 
 def run_cell(
@@ -90,9 +128,9 @@ def run_cell(
     served_by: str = "transformers",
 ) -> CellResult:
     """One cell: the reference's samples (on `served_by`'s served prompt) checked against the invariants."""
-    reason = na_reason(cell)
-    if reason is not None:
-        return CellResult(cell, Status.NA, reason, served_by=served_by)
+    verdict = declared(cell)
+    if verdict is not None:
+        return CellResult(cell, *verdict, served_by=served_by)
     loaded = source.load(cell.model, tokenizers_dir, allow_drift=allow_drift)
     fam = family_for(loaded.spec, loaded.tokenizer)
     conv = conversation.load(cell.fixture)
