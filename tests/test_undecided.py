@@ -299,7 +299,8 @@ def test_undecided_rules_round_trip_through_a_rules_file_and_written_rules_decid
 def test_the_plugin_reports_undecided_cells_as_failures_unless_allowed(pytester: pytest.Pytester, folders):
     folder, control = folders["own-tokens"]
     pytester.makeini(f"[pytest]\ncth_preprocessor = {REFERENCE}\n")
-    args = ["-p", "no:cacheprovider", "-m", "cth", "--cth-model", str(folder), "--cth-model", str(control),
+    # `--cth-model=PATH` in one word: a separate path would be read as pytest's own path argument (its rootdir)
+    args = ["-p", "no:cacheprovider", "-m", "cth", f"--cth-model={folder}", f"--cth-model={control}",
             "--cth-think", "on", "--cth-fixture", "reasoning_last_turn"]
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(passed=1, failed=1)

@@ -43,9 +43,9 @@ PREPROCESSORS: dict[str, str] = {
     "openrlhf 0.11.2 multiturn": "chat_template_harness.frameworks.openrlhf:multiturn",
     "verl 0.9.1": "chat_template_harness.frameworks.verl:preprocess",
 }
-ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
+ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥", Status.UNDECIDED: "❓"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font
-WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}
+WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}
 
 
 @dataclass(frozen=True)

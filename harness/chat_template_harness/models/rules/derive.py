@@ -208,6 +208,14 @@ def _fill_block(block: str, closer: str) -> str:
     return inside[: cut - half] + "{reasoning}" + inside[cut - half :] + block[cut:]
 
 
+def _asks(u: Undecided, built: Mapping[str, ThinkMode | NotApplicable]) -> bool:
+    """Whether an undecided rule asks anything of a cell: not a rule of a mode that is N/A or does not think."""
+    thinking = {label for label, mode in built.items() if isinstance(mode, ThinkMode) and mode.thinks}
+    if u.rule.startswith("think."):
+        return u.rule.split(".")[1] in thinking
+    return bool(thinking) if u.rule == "reasoning_field" else True
+
+
 def _empty_think_like(text: str) -> bool:
     return "</think>" in text and not text.replace("<think>", "").replace("</think>", "").strip()
 
@@ -638,18 +646,8 @@ class _Deriver:
             history=self.history(modes["on"] or usable),
             template_kwargs=MappingProxyType(dict(self.pins)),
             next_header=MappingProxyType(self.headers),
-            undecided=tuple(self._used(u, built) for u in self.undecided if self._used(u, built)),
+            undecided=tuple(u for u in self.undecided if _asks(u, built)),
         )
-
-    @staticmethod
-    def _used(u: Undecided, built: Mapping[str, ThinkMode | NotApplicable]) -> Undecided | None:
-        """An undecided rule of a mode that is N/A (or does not think) asks nothing of any cell: left out."""
-        if u.rule.startswith("think."):
-            mode = built.get(u.rule.split(".")[1])
-            return u if isinstance(mode, ThinkMode) and mode.thinks else None
-        if u.rule == "reasoning_field":
-            return u if any(isinstance(x, ThinkMode) and x.thinks for x in built.values()) else None
-        return u
 
     def mode(self, m: _Mode, thinks: bool, unsupported: dict[str, str], values: dict[str, Any]) -> ThinkMode:
         think = None
