@@ -18,6 +18,7 @@ from chat_template_harness.audit.rows import decode
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import check_samples, token_roles
 from chat_template_harness.contract.sample import CellNotApplicable, CellUndecided, Policy, preprocess
+from chat_template_harness.contract.turns import REASONING_DROPPED
 from chat_template_harness.errors import FixtureError, HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, Think
@@ -116,7 +117,7 @@ def audit_row(settings: Settings, number: int, raw: Any) -> RowOutcome:
     out = RowOutcome(number, samples=len(result.samples))
     out.tokens = dict(_token_kinds(result))
     notes = [n for p in result.plans for n in p.notes]
-    out.reasoning_dropped = any(n.startswith("reasoning in the data is dropped") for n in notes)
+    out.reasoning_dropped = any(n.startswith(REASONING_DROPPED) for n in notes)
     out.whitespace_dropped = any(n.startswith("leading whitespace") for n in notes)
     required = None if settings.policy == "all" else [result.plans[-1].turn]
     out.reference_violations = len(check_samples(ctx.tokenizer, result.plans, result.samples, required_turns=required))

@@ -24,7 +24,7 @@ from chat_template_harness.contract.tokens import decode
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs.matrix import Cell, Status, declared, error_reason
+from chat_template_harness.outputs.matrix import Cell, Status, declared, error_reason, reasoning_dropped
 from chat_template_harness.outputs.view import visible
 from chat_template_harness.serving import served as serving
 
@@ -39,6 +39,7 @@ class CheckResult:
     missing: tuple[str, ...] = ()  # trained by the reference, not by the plug-in
     error: str = ""  # the plug-in raised: its exception, one line
     allowed: tuple[Violation, ...] = ()  # covered by a named allowance: reported, not failing
+    reasoning_dropped: bool = False  # the reference leaves out reasoning the data has (the mode does not think)
 
 
 def trained_runs(tokenizer: Any, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
@@ -113,11 +114,13 @@ def check_cell(
     # under `last`, a plug-in that trains only the final turn is right not to train the others
     missing = tuple(sorted(ours - theirs)) if policy is Policy.ALL else ()
     violations, allowed = split_allowed(kinds.by_severity(violations), allow)
+    dropped = reasoning_dropped(reference)
     if violations:
         return CheckResult(
-            cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing, allowed=tuple(allowed)
+            cell, Status.FAIL, violations[0].format().splitlines()[0], tuple(violations), extra, missing, allowed=tuple(allowed),
+            reasoning_dropped=dropped,
         )
-    return CheckResult(cell, Status.PASS, "", (), extra, missing, allowed=tuple(allowed))
+    return CheckResult(cell, Status.PASS, "", (), extra, missing, allowed=tuple(allowed), reasoning_dropped=dropped)
 
 
 def _with_clock_fix(violation: Violation, template: str) -> Violation:

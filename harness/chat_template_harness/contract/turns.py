@@ -28,6 +28,9 @@ from chat_template_harness.contract.tokens import crossing, encode
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models.rules import Family, ThinkMode
 
+# the turn-report note of a turn whose reasoning a mode drops (counted by matrix, check and audit summaries)
+REASONING_DROPPED = "reasoning in the data is dropped"
+
 
 class Kind(StrEnum):
     PROMPT = "prompt"  # system/user text, headers, history: context the server feeds
@@ -233,7 +236,7 @@ def _plan(
             notes.append("no reasoning in the data: the empty think block is written but not trained")
     elif message.reasoning:
         why = "this mode does not think" if not mode.thinks else "the template opens no think block here"
-        notes.append(f"reasoning in the data is dropped: {why}")
+        notes.append(f"{REASONING_DROPPED}: {why}")
     if answer:
         pieces.append(Piece(Kind.CONTENT, answer))
     pieces.append(Piece(Kind.STOP, stop))

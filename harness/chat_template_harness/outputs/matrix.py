@@ -156,6 +156,13 @@ def run_cell(
     return CellResult(cell, Status.PASS, "", result, (), loaded, served_by)
 
 
+def reasoning_dropped(result: Preprocessed | None) -> bool:
+    """Whether a cell's samples leave out reasoning the data has (a mode that does not think): counted in summaries."""
+    from chat_template_harness.contract.turns import REASONING_DROPPED
+
+    return result is not None and any(n.startswith(REASONING_DROPPED) for p in result.plans for n in p.notes)
+
+
 def error_reason(cell: Cell, error: TemplateDriftError) -> str:
     """One line for a cell the template cannot render as the rules say: which cell, what, and the fix."""
     return f"the template does not render this cell as the rules say: {error}"

@@ -91,9 +91,19 @@ def kind_tally(results: Sequence[CheckResult]) -> str:
     return ("cells by kind, worst first: " + "; ".join(shown)) if shown else ""
 
 
+def dropped_line(results: Sequence[_Result]) -> str:
+    """How many cells leave out reasoning their conversation has (never silently): "" when none."""
+    from chat_template_harness.outputs.matrix import reasoning_dropped
+
+    n = sum(bool(getattr(r, "reasoning_dropped", False)) or reasoning_dropped(getattr(r, "result", None)) for r in results)
+    return f"reasoning in the data dropped in {n} cell(s): their mode does not think (each turn report says so)" if n else ""
+
+
 def summary_line(results: Sequence[_Result], *, failures: bool = True) -> Text:
     counts = Counter(r.status for r in results)
     text = Text(counts_line(counts))
+    if dropped := dropped_line(results):
+        text.append(f"\n  {dropped}")
     for reason, ids in _na_reasons(results).items():
         text.append(f"\n  n/a ({len(ids)} cells): {reason}", style="grey50")
     for r in results if failures else ():
@@ -133,6 +143,8 @@ def _mark(icon: dict[Status, str], result: _Result) -> str:
 
 def matrix_markdown(results: Sequence[CellResult]) -> str:
     lines = ["## chat-template-harness matrix", "", *_markdown_grid(results)]
+    if dropped := dropped_line(results):  # (not in `cth check` reports: their committed copies stay comparable)
+        lines += [dropped, ""]
     failures = [r for r in results if r.status.failing]
     if failures:
         lines += ["### Failures", ""]
