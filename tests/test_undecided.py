@@ -309,3 +309,25 @@ def test_the_plugin_reports_undecided_cells_as_failures_unless_allowed(pytester:
     allowed = pytester.runpytest_subprocess(*args, "--cth-allow", "undecided")
     allowed.assert_outcomes(passed=1, skipped=1)
     allowed.stdout.fnmatch_lines(["*chat-template-harness: UNDECIDED cells (allowed)*"])
+
+
+@pytest.mark.slow  # an audit and an upgrade check on a derived model
+def test_audit_and_diff_say_undecided_too(folders, tmp_path, capsys):
+    folder, _ = folders["own-tokens"]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "2+2?"},
+                                 {"role": "assistant", "content": "4", "reasoning_content": "Two plus two."}]}) + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}) + "\n",
+        "utf-8")
+    audit = ["audit", str(rows), "--model", str(folder), "--think", "on", "--workers", "1"]
+    assert main(audit) == 1  # the row with reasoning needs the undecided format; the other is trained
+    out = capsys.readouterr().out
+    assert "2 rows: 1 usable, 1 rejected." in out and "undecided reasoning_field: " in out and "the run fails" in out
+    assert main([*audit, "--allow", "undecided"]) == 0
+    assert "allowed (--allow undecided)" in capsys.readouterr().out
+    goldens = tmp_path / "goldens"
+    goldens.mkdir()
+    assert main(["diff", "--model", str(folder), "--think", "on", "--fixture", "reasoning_last_turn", "--goldens", str(goldens)]) == 1
+    out = capsys.readouterr().out
+    assert f"UNDECIDED {folder.name}/think-on/reasoning_last_turn" in out and "cause: undecided reasoning_field: " in out

@@ -409,6 +409,11 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     if args.markdown:
         _write(args.markdown, summary.markdown())
     if summary.undecided:
+        from chat_template_harness.audit.row import UNDECIDED_ROWS
+
+        questions = sorted({detail for _, detail in summary.examples.get(UNDECIDED_ROWS, [])})
+        for question in questions:  # the question and its fix, as every command says it
+            console.print(question, markup=False, soft_wrap=True)
         console.print(report_undecided_audit(summary.undecided, allow), markup=False)
     if summary.failed or (args.strict and summary.rejected):
         return 1
