@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from chat_template_harness.cli import main
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think, derive, files
@@ -133,7 +133,7 @@ def _derived(folder: Path) -> derive.Derivation:
     return derive.derive(loaded.tokenizer, folder.name, derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer)))
 
 
-def _value(family, path: str):  # noqa: ANN001, ANN202
+def _value(family: Any, path: str) -> Any:
     head, _, rest = path.partition(".")
     value = getattr(family, head)
     return getattr(value, rest) if rest else value

@@ -4,8 +4,8 @@ A cell is N/A when the family rules say so (no such think mode, or the mode cann
 something the fixture needs); that is decided from the rules alone, before any tokenizer loads,
 so the N/A list is the same on every machine. A cell is UNDECIDED when its samples need a rule the
 family leaves undecided (no render proves it): it names the question and the line that answers
-it, and fails a run unless `undecided` is allowed (then it is reported as allowed). Every other cell is preprocessed by the reference
-and checked against the invariants; a cell whose template errs or drifts from the rules is an
+it, and fails a run unless `undecided` is allowed (then it is reported as allowed). Every other
+cell is preprocessed by the reference and checked against the invariants; a cell whose template errs or drifts from the rules is an
 ERROR cell, named, and the run goes on to the next one.
 """
 

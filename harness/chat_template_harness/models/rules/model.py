@@ -45,7 +45,7 @@ class Undecided:
     """A rule the template's renders do not prove: never guessed; the question, and the line that answers it."""
 
     rule: str  # the rules-file key: `stop_tokens`, `think.on.think`, `tool_arguments`
-    code: str  # what kind of question, for code (UNDECIDED_CODES)
+    code: str  # what kind of question, for code: one of ANSWERS' keys
     question: str
 
     @property
