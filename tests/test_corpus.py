@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import pytest
 
+from chat_template_harness.contract import conversation
+from tests.helpers import run_cells
 from tests.corpus import build
 from tests.corpus.build import Truth
 from tests.corpus.fetch import corpus_dir, missing, provenance, wanted
@@ -132,8 +134,7 @@ CORPUS: dict[str, Truth] = {
         tokens=("<|begin_system|>", "<|begin_user|>", "<|begin_assistant|>", "<|begin_tool_result|>",
                 "<|begin_content|>", "<|end|>"),
         eos=("<|end|>",),
-        undecided=frozenset({"stop_tokens"}),
-        errors=frozenset(f"{m}/{f}" for m in ("on", "off") for f in build.FIXTURES)),
+        undecided=frozenset({"stop_tokens"})),  # every cell needs a stop: every cell is UNDECIDED
     "stepfun-3.5-flash": Truth(
         "StepFun3.5-Flash.jinja", "none",
         prompt={"on": "<|im_start|>assistant\n<think>\n", "off": None},
@@ -260,21 +261,36 @@ def test_a_real_template_is_derived_and_run_as_it_is_written(name, corpus, pack_
     assert switch == truth.switch
     assert {f.rule for f in found.derivation.undecided} == truth.undecided
     assert all(f.note for f in found.derivation.undecided)  # each with its fix
-    if "stop_tokens" in truth.undecided:  # no sample can be made: every cell is an error that names the fix
-        assert all(t.startswith("error: ") and "fix:" in t for t in found.trained.values())
+    if "stop_tokens" in truth.undecided:  # no sample is made from a guessed stop: every cell is UNDECIDED, with the fix
+        assert all(t.startswith("undecided: ") and "fix:" in t for t in found.trained.values())
     else:
         for think, end in truth.prompt.items():
             if end is None:
                 assert found.prompt[think] is None and truth.na[think] in found.na[think]
+            elif found.trained[think].startswith("undecided: "):
+                assert {"think", "reasoning_field"} & truth.undecided and think == "on"  # no sample: checked below
             else:
                 assert found.prompt[think] is not None and found.prompt[think].endswith(end), (think, found.prompt[think][-80:])
-        # the final turn's trained span, decoded; for an undecided format it is the guess the fix replaces
+        # the final turn's trained span, decoded; a mode whose format is undecided makes no sample from a guess
         decided = {k: v for k, v in found.trained.items() if not ({"think", "reasoning_field"} & truth.undecided and k == "on")}
         assert decided == {k: v for k, v in truth.trained.items() if k in decided}
+        if {"think", "reasoning_field"} & truth.undecided:
+            assert found.trained["on"].startswith("undecided: ") and "fix:" in found.trained["on"]
     failed = {f"{c.cell.think.value}/{c.cell.fixture}": c.reason for c in found.cells if c.status.name == "FAIL"}
     assert not failed
     errors = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name == "ERROR"}
     assert errors == truth.errors
+    # UNDECIDED exactly where a cell needs an undecided rule: every cell for the stop; think-on cells with reasoning
+    # for the reasoning format (the truth's modes open no block); never elsewhere
+    undecided = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name == "UNDECIDED"}
+    ran = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name != "NA"}
+    if "stop_tokens" in truth.undecided:
+        expected = ran
+    elif {"think", "reasoning_field"} & truth.undecided:
+        expected = {c for c in ran if c.startswith("on/") and "reasoning" in conversation.load(c[3:]).features}
+    else:
+        expected = set()
+    assert undecided == expected
 
 
 @pytest.mark.corpus
@@ -289,7 +305,7 @@ def test_apriels_undecided_stop_written_by_hand_makes_every_cell_pass(corpus, pa
 
     folder = build.folder(pack_dir, corpus, "apriel-1.6", CORPUS["apriel-1.6"], tmp_path)
     derived = build.run(folder).derivation.family
-    rules = dataclasses.replace(derived, stop_tokens=("<|end|>",), trailer="\n",
+    rules = dataclasses.replace(derived, stop_tokens=("<|end|>",), trailer="\n", undecided=(),  # its entry deleted
                                 template_kwargs=MappingProxyType({"training_prompt": True}))
     files.write(rules, folder / source.RULES_FILE, header="Apriel 1.6, the stop written by hand")
     found = build.run(folder)

@@ -324,9 +324,14 @@ def test_what_cannot_be_read_off_a_template_is_said_with_the_fix(tmp_path, capsy
     folder = _folder(tmp_path, "no-stop-token", plain)
     found = _derived(str(folder))
     assert [f.rule for f in found.undecided] == ["stop_tokens"]
+    assert [u.rule for u in found.family.undecided] == ["stop_tokens"]  # kept in the rules: its cells say UNDECIDED
     assert main(["derive", str(folder)]) == 1
-    assert ("undecided: stop_tokens; fix: no special token ends an assistant turn, and no eos token opens the next one; "
-            "write `stop_tokens` (and `next_header`) by hand") in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert ("undecided: stop_tokens; fix: no special token ends an assistant turn, and no eos token opens the next one "
+            "(eos and generation_config: <|im_end|>") in out and "; write `stop_tokens` (and `next_header`) by hand" in out
+    assert 'fix: write `stop_tokens = ["<the token the model ends a turn with>"]` in the model\'s rules file' in out
+    results = run_cells(cellmodel.cells([str(folder)], [Think.OFF], ["single_turn"]))
+    assert [r.status for r in results] == [cellmodel.Status.UNDECIDED]
 
 
 # --- templates of this year's families, by their behaviour (hand-written; the real ones are not copied) -----------

@@ -23,7 +23,8 @@ from chat_template_harness.errors import HashMismatchError, MissingTokenizerErro
 from chat_template_harness.models import fetched, packaged, source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.outputs import matrix
+from chat_template_harness.cells import model as cellmodel
+from tests.helpers import run_cell
 
 MODELS = ("deepseek-v4", "qwen3.5")
 ROOT = Path(__file__).parent.parent
@@ -229,13 +230,13 @@ def test_derive_agrees_with_the_rules_but_for_the_reviewed_lines(model, load):
 @pytest.mark.parametrize("think", [Think.ON, Think.OFF])
 def test_the_tool_call_and_reasoning_cells_pass(model, think):
     for fixture in ("tool_call", "reasoning_every_turn"):
-        result = matrix.run_cell(matrix.Cell(model, think, fixture))
-        assert result.status is matrix.Status.PASS, (result.cell.id, result.reason)
+        result = run_cell(cellmodel.Cell(model, think, fixture))
+        assert result.status is cellmodel.Status.PASS, (result.cell.id, result.reason)
 
 
 @pytest.mark.slow  # the goldens hold every cell; this runs them again
 @pytest.mark.parametrize("model", MODELS)
 def test_the_whole_matrix_passes(model):
-    results = [matrix.run_cell(c) for c in matrix.cells([model])]
+    results = [run_cell(c) for c in cellmodel.cells([model])]
     assert [r.cell.id for r in results if r.status.failing] == []
-    assert all(r.status is matrix.Status.PASS for r in results)  # both modes exist: no N/A cell
+    assert all(r.status is cellmodel.Status.PASS for r in results)  # both modes exist: no N/A cell

@@ -17,7 +17,7 @@ import time_machine
 
 from tests.helpers import check_cell
 from chat_template_harness.contract import kinds
-from chat_template_harness.contract.render import PINNED_CLOCK
+from chat_template_harness.models.rules.pinned import PINNED_CLOCK
 from chat_template_harness.models.rules import Think
 from chat_template_harness.cells.model import Cell
 

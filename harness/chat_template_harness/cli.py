@@ -101,7 +101,7 @@ def _compared(args: argparse.Namespace, result: cells.CellResult) -> cells.CellR
     from chat_template_harness.outputs import golden
 
     root = _golden_root(args, result.cell)
-    if root is None or result.status is cells.Status.ERROR:  # an error cell has no samples to compare
+    if root is None or result.status in (cells.Status.ERROR, cells.Status.UNDECIDED):  # no samples to compare
         return result
     return _with_golden(result, golden.check(result, root))
 
@@ -236,6 +236,8 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     for f in found.undecided:
         console.print(f"undecided: {f.rule}; fix: {f.note}", markup=False)
+    for u in found.family.undecided:  # the same line render, show, matrix, check, audit, diff and pytest print
+        console.print(u.line(), markup=False, soft_wrap=True)
     shipped = registered_rules(spec)
     family = found.family if shipped is None else derive.reviewed(found.family, shipped)
     console.print(files.dumps(family), markup=False, soft_wrap=True)
@@ -254,7 +256,7 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     if args.write:
         _write(args.write, files.dumps(family, header=f"Rules for {spec.name}, derived by `cth derive` from {spec.hub_repo}; review before use."))
         console.print(f"wrote {args.write}", markup=False)
-    return 1 if unexplained or found.undecided else 0
+    return 1 if unexplained or found.undecided or found.family.undecided else 0
 
 
 @command("show")
@@ -285,6 +287,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.outputs import golden, report
 
     selected = _selected(args)
+    allow = baseline_allowances(args.allow)
     served_by = args.served_by
     if args.update_goldens and served_by != "transformers":
         raise HarnessError(
@@ -310,6 +313,8 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
         results = [_compared(args, r) if r.cell.fixture in builtin else r for r in results]
     console.print(report.matrix_table(results))
     console.print(report.summary_line(results))
+    if line := report.undecided_line(results, allow):
+        console.print(line, markup=False)
     if served_by != "transformers":
         console.print(
             f"served by {served_by}: invariants checked on its served prompts; goldens not compared (they hold "
@@ -318,7 +323,13 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
         )
     if args.markdown:
         _write(args.markdown, report.matrix_markdown(results))
-    return 1 if any(r.status.failing for r in results) else 0
+    return 1 if any(cells.fails_run(r.status, allow) for r in results) else 0
+
+
+def baseline_allowances(names: Sequence[str]) -> frozenset[str]:
+    from chat_template_harness.checking import baseline
+
+    return baseline.parse_allowances(names)
 
 
 @command("smoke")
@@ -363,6 +374,8 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         known = cell.id in listed and not baseline.worse_than(baseline.counts_of(result), listed[cell.id])
         _print_check(console, result, known=known, verbose=args.verbose)
     console.print(report.summary_line(results, failures=False))
+    if line := report.undecided_line(results, allow):
+        console.print(line, markup=False)
     tally = report.kind_tally(results)
     if tally:
         console.print(tally, markup=False, soft_wrap=True)
@@ -375,7 +388,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
             _write(args.json, cifile.check_json(args.preprocessor, args.policy, results, known=set(listed)))
         if args.junit:
             _write(args.junit, cifile.check_junit(args.preprocessor, results))
-    failing = {r.cell.id: baseline.counts_of(r) for r in results if r.status.failing}
+    failing = {r.cell.id: baseline.counts_of(r) for r in results if cells.fails_run(r.status, allow)}
     if args.update_baseline:
         if not args.baseline:
             raise HarnessError("--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt")
@@ -407,6 +420,10 @@ def _print_check(console: Console, result: cells.CellResult, *, known: bool, ver
 
     if result.status is cells.Status.NA:
         return
+    if result.status in (cells.Status.UNDECIDED, cells.Status.ERROR):  # one line: the question (or error) and its fix
+        console.print(f"[bold yellow]{result.status.value.upper()}[/] {escape(result.cell.id)}")
+        console.print(f"  {result.reason}", markup=False, soft_wrap=True)
+        return
     failed = result.status is cells.Status.FAIL
     label = "KNOWN" if failed and known else result.status.value.upper()
     style = "yellow" if failed and known else "bold red" if failed else "green"
@@ -429,6 +446,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.audit.row import Job
 
     spec = source.get_model(args.model)
+    allow = baseline_allowances(args.allow)
     mode = family_for(spec).mode(Think(args.think))
     if isinstance(mode, NotApplicable):
         raise HarnessError(f"{spec.name} think-{args.think} is N/A: {mode.reason}", "choose the other think mode")
@@ -458,9 +476,25 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
         _write(args.json, _json.dumps(summary.to_json(), ensure_ascii=False, indent=2) + "\n")
     if args.markdown:
         _write(args.markdown, summary.markdown())
+    if summary.undecided:
+        from chat_template_harness.audit.row import UNDECIDED_ROWS
+
+        questions = sorted({detail for _, detail in summary.examples.get(UNDECIDED_ROWS, [])})
+        for question in questions:  # the question and its fix, as every command says it
+            console.print(question, markup=False, soft_wrap=True)
+        console.print(report_undecided_audit(summary.undecided, allow), markup=False)
     if summary.failed or (args.strict and summary.rejected):
         return 1
+    if summary.undecided and "undecided" not in allow:
+        return 1
     return 0
+
+
+def report_undecided_audit(rows: int, allow: frozenset[str]) -> str:
+    if "undecided" in allow:
+        return f"{rows} row(s) need a rule the template does not prove: allowed (--allow undecided), not trained"
+    return (f"{rows} row(s) need a rule the template does not prove (listed above): the run fails; write the rule, "
+            "or accept it with --allow undecided")
 
 
 @command("diff")
@@ -625,6 +659,10 @@ def parser() -> argparse.ArgumentParser:
     matrix_p = sub.add_parser("matrix", parents=[common, selection], help=cmd_matrix.__doc__)
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
     matrix_p.add_argument(
+        "--allow", action="append", default=[], metavar="NAME",
+        help="undecided: UNDECIDED cells (a rule no render proves) do not fail the run; still listed and counted",
+    )
+    matrix_p.add_argument(
         "--goldens", default=None,
         help="compare with these goldens (default: ./goldens for built-in models, [tool.cth] goldens for yours)",
     )
@@ -649,7 +687,8 @@ def parser() -> argparse.ArgumentParser:
     )
     check_p.add_argument(
         "--allow", action="append", default=[], metavar="NAME",
-        help="accept a named deviation, reported as allowed (trailer: the template's text after the stop token)",
+        help="accept a named deviation, reported as allowed (trailer: the template's text after the stop token; "
+             "undecided: cells that need a rule no render proves)",
     )
     check_p.add_argument("--baseline", metavar="FILE", help="cells known to fail: only new failures and stale entries fail")
     check_p.add_argument("--update-baseline", action="store_true", help="write the cells that fail now to --baseline FILE")
@@ -676,6 +715,8 @@ def parser() -> argparse.ArgumentParser:
     audit_p.add_argument("--json", metavar="FILE", help="the machine-readable report (schema in harness/chat_template_harness/audit/summary.py)")
     audit_p.add_argument("--markdown", metavar="FILE", help="the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     audit_p.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected, too")
+    audit_p.add_argument("--allow", action="append", default=[], metavar="NAME",
+                         help="undecided: rows that need a rule no render proves do not fail the run (still counted)")
     _add_served_by(audit_p)
     diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
     diff_p.add_argument("--goldens", default=None, help="the goldens to compare with (default: ./goldens)")

@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="whose served prompt the cells replay (default: [tool.cth] served_by, else transformers, the contract's)",
     )
     group.addoption("--cth-system-prompt", default=None, metavar="TEXT", help="the default system prompt your server adds")
-    group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), reported as allowed")
+    group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), or UNDECIDED cells (undecided), reported as allowed")
     group.addoption(
         "--cth-update-goldens", action="store_true",
         help="write the goldens of the checked cells under [tool.cth] goldens instead of comparing them (never when CI is set)",
@@ -240,6 +240,8 @@ class CellCheck(pytest.Item):
             self.config.stash[RESULTS][self.cell] = result
             pytest.skip(f"N/A: {result.reason}")
         self.config.stash[RESULTS][self.cell] = result
+        if result.status is Status.UNDECIDED and "undecided" in self.config.getoption("--cth-allow"):
+            pytest.skip(f"UNDECIDED (allowed: --cth-allow undecided): {result.reason}")
         known = self.cell.id in listed
         if result.status.failing and known:
             from chat_template_harness.checking.baseline import counts_of, worse_than
@@ -381,6 +383,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
     results = config.stash.get(RESULTS, {})
+    undecided = [r for r in results.values() if r.status is Status.UNDECIDED]
+    if undecided:
+        allowed = "undecided" in config.getoption("--cth-allow")
+        terminalreporter.section("chat-template-harness: UNDECIDED cells" + (" (allowed)" if allowed else ""))
+        for r in undecided:
+            terminalreporter.write_line(f"{r.cell.id}: {r.reason}")
     na = [r for r in results.values() if r.status is Status.NA]
     if not na:
         return

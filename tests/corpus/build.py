@@ -13,7 +13,7 @@ from typing import Any
 
 from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation
-from chat_template_harness.contract.sample import preprocess
+from chat_template_harness.contract.sample import CellUndecided, preprocess
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think, ThinkMode, derive
@@ -113,7 +113,10 @@ def run(path: Path) -> Found:
             continue
         try:
             result = preprocess(loaded.tokenizer, THINKING, fam, think)
-        except TemplateDriftError as err:  # an undecided rule: the cells say so as error cells
+        except CellUndecided as err:  # a rule no render proves: no sample is made from a guess
+            prompt[think.value], trained[think.value] = "", f"undecided: {err}"
+            continue
+        except TemplateDriftError as err:  # the template cannot render it as the rules say: an error cell
             prompt[think.value], trained[think.value] = "", f"error: {err}"
             continue
         sample = result.samples[-1]

@@ -94,6 +94,9 @@ def context(job: Job) -> Context:
     return Context(job, loaded, family_for(loaded.spec, loaded.tokenizer), Think(job.think), plugin)
 
 
+UNDECIDED_ROWS = "a rule the template does not prove is undecided"
+
+
 def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
     """Never raises for a bad row: the row is counted under its reason. The row is a cell whose conversation comes
     from the data, run by the one runner."""
@@ -112,6 +115,8 @@ def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
     checked = run_conversation(cell, ctx.loaded, conv, job.settings, ctx.plugin, ctx.family)
     if checked.code == "na.rules":
         return RowOutcome(number, "not applicable to this model and mode", checked.reason)
+    if checked.code == "undecided":  # never trained on a guessed rule; counted, with the question and the fix
+        return RowOutcome(number, UNDECIDED_ROWS, checked.reason)
     if checked.code.startswith("error."):  # the template itself cannot render this conversation
         return RowOutcome(number, "the template cannot render it", checked.raised.message if checked.raised else checked.reason)
     out = RowOutcome(number)

@@ -104,6 +104,13 @@ class Summary:
         return self.rejected.get("not applicable to this model and mode", 0)
 
     @property
+    def undecided(self) -> int:
+        """Rows that need a rule no render proves (never trained on a guess): they fail the run unless allowed."""
+        from chat_template_harness.audit.row import UNDECIDED_ROWS
+
+        return self.rejected.get(UNDECIDED_ROWS, 0)
+
+    @property
     def usable(self) -> int:
         return self.total - sum(self.rejected.values())
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chat_template_harness.contract import conversation
-from chat_template_harness.contract.sample import CellNotApplicable, Policy, resolve_mode
-from chat_template_harness.errors import HarnessError
+from chat_template_harness.contract.sample import CellNotApplicable, CellUndecided, Policy, resolve_mode
+from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source, userconfig
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
@@ -41,10 +41,20 @@ class Status(StrEnum):
     FAIL = "fail"
     NA = "n/a"
     ERROR = "error"  # the template cannot render this cell as the rules say (drift, a raise): named, the run goes on
+    UNDECIDED = "undecided"  # the cell needs a rule no render proves: the question and its fix, never a guess
 
     @property
     def failing(self) -> bool:
-        return self in (Status.FAIL, Status.ERROR)
+        return self in (Status.FAIL, Status.ERROR, Status.UNDECIDED)
+
+
+# the allowance that lets UNDECIDED cells through a run (reported as allowed, still counted)
+ALLOW_UNDECIDED = "undecided"
+
+
+def fails_run(status: Status, allow: frozenset[str] | set[str] = frozenset()) -> bool:
+    """Whether this verdict fails a CI run: FAIL and ERROR always, UNDECIDED unless allowed."""
+    return status.failing and not (status is Status.UNDECIDED and ALLOW_UNDECIDED in allow)
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ class CellResult:
     allowed: tuple[Violation, ...] = ()  # covered by a named allowance: reported, not failing
     samples: tuple[ExternalSample, ...] = ()  # the preprocessor's samples, where one ran
     # what the verdict is, for the modules above (never read off `reason`): pass, na.rules, na.preprocessor,
-    # fail.violations, fail.raised, error.drift, error.server
+    # undecided, fail.violations, fail.raised, error.rules, error.drift, error.server
     code: str = ""
     raised: HarnessError | None = None  # an ERROR cell's own error (message and fix), for commands that stop on it
 
@@ -103,9 +113,36 @@ def cells(
 
 def na_reason(cell: Cell) -> str | None:
     """The declared reason this cell cannot exist, or None (needs no tokenizer)."""
-    fam = family_for(source.get_model(cell.model))
     try:
+        fam = family_for(source.get_model(cell.model))
         resolve_mode(fam, cell.think, conversation.load(cell.fixture))
     except CellNotApplicable as na:
         return na.reason
+    except (CellUndecided, TemplateDriftError):  # not N/A: `declared` says what it is
+        return None
     return None
+
+
+def undecided_reason(cell: Cell) -> str | None:
+    """The question (and the line that answers it) of a rule this cell needs and no render proves, or None."""
+    fam = family_for(source.get_model(cell.model))
+    try:
+        resolve_mode(fam, cell.think, conversation.load(cell.fixture))
+    except CellUndecided as undecided:
+        return str(undecided)
+    except CellNotApplicable:
+        return None
+    return None
+
+
+def declared(cell: Cell) -> tuple[Status, str, str] | None:
+    """A verdict the rules give before any sample is made (status, reason, code): N/A, UNDECIDED, or ERROR where the
+    rules cannot be read."""
+    try:
+        reason = na_reason(cell)
+        if reason is not None:
+            return Status.NA, reason, "na.rules"
+        reason = undecided_reason(cell)
+    except TemplateDriftError as error:  # derivation found no exchange the template renders
+        return Status.ERROR, f"the template's rules cannot be read: {error}", "error.rules"
+    return (Status.UNDECIDED, reason, "undecided") if reason is not None else None

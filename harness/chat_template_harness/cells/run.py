@@ -14,10 +14,10 @@ from typing import Any
 
 from chat_template_harness import external
 from chat_template_harness.cells import guard
-from chat_template_harness.cells.model import Cell, CellResult, Settings, Status, na_reason
+from chat_template_harness.cells.model import Cell, CellResult, Settings, Status, declared
 from chat_template_harness.contract import conversation, dates, kinds
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
-from chat_template_harness.contract.sample import CellNotApplicable, Policy, Preprocessed, preprocess, resolve_mode
+from chat_template_harness.contract.sample import CellNotApplicable, CellUndecided, Policy, Preprocessed, preprocess, resolve_mode
 from chat_template_harness.contract.tokens import decode
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
@@ -31,10 +31,11 @@ def run(cells: Iterable[Cell], settings: Settings = Settings()) -> list[CellResu
 
 
 def run_cell(cell: Cell, settings: Settings, preprocessor: external.Preprocessor | None = None) -> CellResult:
-    """One cell of the matrix: N/A from the rules alone (no tokenizer loads), else run."""
-    reason = na_reason(cell)
-    if reason is not None:
-        return CellResult(cell, Status.NA, reason, served_by=settings.served_by, code="na.rules")
+    """One cell of the matrix: N/A or UNDECIDED from the rules alone (no tokenizer loads), else run."""
+    verdict = declared(cell)
+    if verdict is not None:
+        status, reason, code = verdict
+        return CellResult(cell, status, reason, served_by=settings.served_by, code=code)
     loaded = source.load(cell.model, settings.tokenizers_dir, allow_drift=settings.allow_drift)
     return run_conversation(cell, loaded, conversation.load(cell.fixture), settings, preprocessor)
 
@@ -56,6 +57,8 @@ def run_conversation(
         mode = resolve_mode(fam, cell.think, sent)
     except CellNotApplicable as na:
         return dataclasses.replace(base, reason=na.reason, code="na.rules")
+    except CellUndecided as undecided:  # the samples need a rule no render proves: the question, never a guess
+        return dataclasses.replace(base, status=Status.UNDECIDED, reason=str(undecided), code="undecided")
     theirs: list[external.ExternalSample] | None = None
     clock: list[Violation] = []
     if preprocessor is not None:

@@ -22,13 +22,16 @@ from chat_template_harness.contract import kinds
 from chat_template_harness.contract.kinds import ALLOWANCES
 from chat_template_harness.errors import HarnessError
 
+# not a violation: UNDECIDED cells (a rule no render proves) pass a run, reported as allowed (cells/model.py)
+VERDICT_ALLOWANCES = ("undecided",)
+
 
 def parse_allowances(names: Iterable[str]) -> frozenset[str]:
     names = frozenset(names)
-    unknown = sorted(names - set(ALLOWANCES))
+    unknown = sorted(names - set(ALLOWANCES) - set(VERDICT_ALLOWANCES))
     if unknown:
         raise HarnessError(
-            f"unknown allowance {', '.join(map(repr, unknown))}; known: {', '.join(ALLOWANCES)}",
+            f"unknown allowance {', '.join(map(repr, unknown))}; known: {', '.join([*ALLOWANCES, *VERDICT_ALLOWANCES])}",
             "allow only a named, harmless deviation (empty think blocks and replay failures are never allowed)",
         )
     return names

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from chat_template_harness.contract.invariants import Invariant, SampleLike, Violation
-from chat_template_harness.contract.render import PINNED_CLOCK
+from chat_template_harness.models.rules.pinned import PINNED_CLOCK
 from chat_template_harness.contract.tokens import decode
 from chat_template_harness.contract.turns import TurnPlan
 

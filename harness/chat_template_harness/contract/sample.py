@@ -28,7 +28,8 @@ from chat_template_harness.contract.tokens import encode_sides, ids_sides
 from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Kind, Note, ServedPrompt, TurnPlan, plan_turns
 from chat_template_harness.errors import HarnessError, TemplateDriftError
-from chat_template_harness.models.rules import Family, NotApplicable, Think, ThinkMode
+from chat_template_harness.models.rules import Family, NotApplicable, Think, ThinkMode, Undecided
+from chat_template_harness.models.rules.model import needs
 
 
 class Policy(StrEnum):
@@ -87,13 +88,26 @@ class CellNotApplicable(HarnessError):
         self.reason = reason
 
 
+class CellUndecided(HarnessError):
+    """Raised for a cell whose samples need a rule no render proves: the question, and the line that answers it."""
+
+    def __init__(self, rules: tuple[Undecided, ...]) -> None:
+        more = f" (and {len(rules) - 1} more: {', '.join(u.rule for u in rules[1:])})" if len(rules) > 1 else ""
+        super().__init__(rules[0].message + more, rules[0].fix)
+        self.rules = rules
+
+
 def resolve_mode(family: Family, think: Think, conversation: Conversation) -> ThinkMode:
-    """The family's mode for this cell, or CellNotApplicable with the declared reason."""
+    """The family's mode for this cell, or CellNotApplicable with the declared reason, or CellUndecided where the
+    cell needs a rule the family leaves undecided (never a default in its place)."""
     mode = family.mode(think)
     if isinstance(mode, NotApplicable):
         raise CellNotApplicable(f"{family.title} think-{think}: {mode.reason}")
     for feature in sorted(conversation.features & set(mode.unsupported)):
         raise CellNotApplicable(f"{family.title} think-{think} with {feature}: {mode.unsupported[feature]}")
+    undecided = needs(family, think, conversation.features, mode)
+    if undecided:
+        raise CellUndecided(undecided)
     return mode
 
 

@@ -27,7 +27,6 @@ from chat_template_harness.contract.render import inline_reasoning, render, temp
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models.rules import Family, ThinkMode
 
-
 class Kind(StrEnum):
     PROMPT = "prompt"  # system/user text, headers, history: context the server feeds
     INJECTED = "injected"  # the generation prompt's think opener (QwQ/R1 `<think>\n`, V3.1 `<think>`)

@@ -53,9 +53,9 @@ NOT_COVERED = (
                                         "trl.SFTTrainer in the running process (it would change the TRL column); it "
                                         "needs an adapter in a process of its own"),
 )
-ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
+ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥", Status.UNDECIDED: "❓"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font
-WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}
+WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ NO_LONGER = {REASONING_DROPPED_NO_OPENER: "the generation prompt no longer opens
 @dataclass(frozen=True)
 class CellDiff:
     cell: Cell
-    status: str  # "unchanged", "changed", "new" (no golden yet), "error"/"undecided" (cannot be rendered here: the reason)
+    status: str  # "unchanged", "changed", "new" (no golden yet), "error" (cannot be rendered here: the reason),
+    # "undecided" (the cell needs a rule no render proves: the question and its fix; no golden is proposed)
     causes: tuple[Cause, ...] = ()
     first_token: str = ""
     mask: str = ""

@@ -154,7 +154,7 @@ def index_page(results: Sequence[CellResult], *, with_conformance: bool = False,
         for f in fixtures:
             r = by[(model, think, f)]
             href = f"cells/{model}/think-{think}/{f}.html"
-            label = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}[r.status]
+            label = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}[r.status]
             tip = f' title="{html.escape(r.reason)}"' if r.reason else ""
             cells.append(f'<td class="{r.status.name.lower()}"{tip}><a href="{href}">{label}</a></td>')
         body.append(f"<tr><th>{html.escape(model)}</th><td>{think}</td>{''.join(cells)}</tr>")

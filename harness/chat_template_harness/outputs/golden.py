@@ -118,6 +118,8 @@ def render(result: CellResult) -> str:
 def body(result: CellResult) -> str:
     if result.status is Status.NA:
         return f"N/A: {result.reason}\n"
+    if result.status is Status.UNDECIDED:  # no sample is made from a guessed rule: the golden says which rule
+        return f"UNDECIDED: {result.reason}\n"
     assert result.result is not None
     out: list[str] = []
     for index, sample in enumerate(result.result.samples):

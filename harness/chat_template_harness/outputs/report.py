@@ -20,8 +20,9 @@ class _Result(Protocol):
     status: Status
     reason: str
 
-MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR"}
-STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50", Status.ERROR: "bold magenta"}
+MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}
+STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50", Status.ERROR: "bold magenta",
+         Status.UNDECIDED: "bold yellow"}
 
 
 def _grid(results: Sequence[_Result]) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], CellResult]]:
@@ -60,10 +61,24 @@ def matrix_table(results: Sequence[CellResult]) -> Table:
 
 
 def counts_line(counts: Counter[Status]) -> str:
-    """`N passed, N failed, N n/a`, and `, N error(s)` where a cell errs."""
+    """`N passed, N failed, N n/a`, `, N error(s)` where a cell errs, `, N undecided` where a rule is not proven."""
     line = f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NA]} n/a"
     errors = counts[Status.ERROR]
-    return line + (f", {errors} error{'s' if errors > 1 else ''}" if errors else "")
+    line += f", {errors} error{'s' if errors > 1 else ''}" if errors else ""
+    return line + (f", {counts[Status.UNDECIDED]} undecided" if counts[Status.UNDECIDED] else "")
+
+
+def undecided_line(results: Sequence[_Result], allow: frozenset[str] | set[str]) -> str:
+    """Whether the UNDECIDED cells fail the run: "" when there are none."""
+    from chat_template_harness.cells.model import ALLOW_UNDECIDED
+
+    n = sum(r.status is Status.UNDECIDED for r in results)
+    if not n:
+        return ""
+    if ALLOW_UNDECIDED in allow:
+        return f"{n} undecided cell(s) allowed (--allow undecided): reported, not failing"
+    return (f"{n} undecided cell(s) fail the run: write the rules they name (each line above says which), "
+            "or accept them with --allow undecided")
 
 
 def kind_tally(results: Sequence[CellResult]) -> str:
@@ -107,7 +122,7 @@ def summary_line(results: Sequence[_Result], *, failures: bool = True) -> Text:
 def _markdown_grid(results: Sequence[_Result]) -> list[str]:
     """The model x think x fixture table, the counts and the N/A reasons, as Markdown lines."""
     fixtures, rows, cells = _grid(results)
-    icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥"}
+    icon = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥", Status.UNDECIDED: "❓"}
     lines = [
         "| model | think | " + " | ".join(f.replace("_", " ") for f in fixtures) + " |",
         "|---|---|" + "---|" * len(fixtures),
@@ -138,6 +153,8 @@ def _mark(icon: dict[Status, str], result: _Result) -> str:
 
 def matrix_markdown(results: Sequence[CellResult]) -> str:
     lines = ["## chat-template-harness matrix", "", *_markdown_grid(results)]
+    if dropped := reasoning_dropped(results):
+        lines += [dropped + ".", ""]
     failures = [r for r in results if r.status.failing]
     if failures:
         lines += ["### Failures", ""]

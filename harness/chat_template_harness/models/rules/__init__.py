@@ -3,6 +3,6 @@ derivation from a template (`derive`). Built-in and user rules take the same pat
 read by `files.read`.
 """
 
-from chat_template_harness.models.rules.model import Family, NotApplicable, Think, ThinkMode
+from chat_template_harness.models.rules.model import Family, NotApplicable, Think, ThinkMode, Undecided
 
-__all__ = ["Family", "NotApplicable", "Think", "ThinkMode"]
+__all__ = ["Family", "NotApplicable", "Think", "ThinkMode", "Undecided"]

@@ -9,8 +9,10 @@ template may read, and with a tool call. Each rule is read off those renders:
   changes the generation prompt, else a system-message flag (`/no_think`), else none;
 - header and opener: the generation prompt's tail, split where the history form of an assistant
   turn stops agreeing with it (token by token);
-- stop tokens and trailer: what follows the answer in the final-turn render (the last special
-  token, and the text after it), checked against the tokenizer's eos and generation_config;
+- stop tokens and trailer: what follows the answer in the final-turn render: the template's own end
+  of turn where it is one of the tokenizer's eos or generation_config's eos ids, and the text after
+  it. Never "the last special token": a template that writes the next turn's header after every
+  message (GLM's `<|user|>`) would train that header; a stop no eos confirms is undecided;
 - reasoning: the field whose text the render shows (`reasoning_content`, `thinking`, inline in
   content), the way it is written around the reasoning, whether `\\n` is stripped; a template that
   never shows reasoning leaves the spelling to be inferred from its opener (said so);
@@ -20,8 +22,13 @@ template may read, and with a tool call. Each rule is read off those renders:
   template that cannot write a tool conversation;
 - date variables to pin (`date_string`).
 
+- whether a mode thinks: a switch, an opener that opens a block, a think block in final turns, or a
+  model that opens its block itself (its prompt opens nothing, yet the template strips reasoning from
+  history at a closing marker or writes reasoning back): said so, with the render.
+
 Every finding keeps the render it was read from. A rule that cannot be read is reported as
-undecided with the fix (write it by hand in the rules file); it is never silently guessed.
+undecided with the fix (write it by hand in the rules file); it is never silently guessed, and it is
+kept in the rules (`Family.undecided`) so that every command says UNDECIDED for the cells that need it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from typing import Any
 
 import time_machine
 
-from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode
+from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode, Undecided
 from chat_template_harness.models.rules.pinned import PINNED_CLOCK, with_system_flag
 
 U1, U2, A1, R1 = "Question one?", "Question two?", "Answer one.", "Reasoning one."
@@ -65,6 +73,11 @@ SYSTEM_FLAG = "/no_think"
 SETTING_PAIRS = ((None, "minimal"), (None, "none"), ("on", "off"))
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
+# the same, in the template's own terms where it writes think tokens (never "no think tokens" then)
+CLOSED_BLOCK = "no thinking mode: the generation prompt always closes an empty think block ({opener}): the model answers without reasoning"
+NO_SHOWN_THINKING = ("no thinking mode: the template has no think switch, its prompt opens no block, and no render shows "
+                     "reasoning or strips it from history")
+SELF_OPENS = "no off switch: the model opens its think block itself ({evidence})"
 NO_OFF_SWITCH = "no off switch: the generation prompt always opens {opener}"
 MODEL_CARD = ("the served prompt is the same with and without reasoning: whether the model thinks is its model card's "
               "fact; keep the mode it has and declare the other N/A in the rules file")
@@ -150,13 +163,21 @@ def _special(tokenizer: Any, token_id: int) -> bool:
     return bool(added is not None and added.special) or token_id in tokenizer.all_special_ids
 
 
-def _split_stop(tokenizer: Any, tail: str) -> tuple[str, str] | None:
-    """(stop token, trailer): the last special token of a turn's tail and the text after it."""
+def _split_stop(tokenizer: Any, tail: str, eos: Sequence[str]) -> tuple[str, str] | None:
+    """(stop token, trailer): the template's own end of turn in a turn's tail, where it is one of the eos tokens
+    (the tokenizer's, generation_config's), and the text after it. None where no eos token ends the turn: a special
+    token that is not an eos (the next turn's header some templates write after every message) is never a stop."""
     ids = tokenizer.encode(tail, add_special_tokens=False)
-    last = max((i for i, t in enumerate(ids) if _special(tokenizer, t)), default=None)
+    last = max((i for i, t in enumerate(ids) if _special(tokenizer, t) and tokenizer.convert_ids_to_tokens(t) in eos),
+               default=None)
     if last is None:
         return None
     return tokenizer.convert_ids_to_tokens(ids[last]), tokenizer.decode(ids[last + 1 :])
+
+
+def _specials(tokenizer: Any, text: str) -> list[str]:
+    return [tokenizer.convert_ids_to_tokens(t) for t in tokenizer.encode(text, add_special_tokens=False)
+            if _special(tokenizer, t)]
 
 
 def _added(tokenizer: Any, token_id: int) -> bool:
@@ -185,6 +206,14 @@ def _fill_block(block: str, closer: str) -> str:
     inside = block[:cut]
     half = (len(inside) - len(inside.rstrip())) // 2
     return inside[: cut - half] + "{reasoning}" + inside[cut - half :] + block[cut:]
+
+
+def _asks(u: Undecided, built: Mapping[str, ThinkMode | NotApplicable]) -> bool:
+    """Whether an undecided rule asks anything of a cell: not a rule of a mode that is N/A or does not think."""
+    thinking = {label for label, mode in built.items() if isinstance(mode, ThinkMode) and mode.thinks}
+    if u.rule.startswith("think."):
+        return u.rule.split(".")[1] in thinking
+    return bool(thinking) if u.rule == "reasoning_field" else True
 
 
 def _empty_think_like(text: str) -> bool:
@@ -216,6 +245,8 @@ class _Deriver:
         self.src = tokenizer.chat_template or ""
         self.eos = tuple(eos_tokens)
         self.findings: list[Finding] = []
+        self.undecided: list[Undecided] = []
+        self.self_opening = ""  # the evidence that the model opens its think block itself ("" for none)
         self.headers: dict[str, str] = {}
         pins = {"date_string": PINNED_DATE} if re.search(r"\bdate_string\b", self.src) else {}
         self.pins = pins
@@ -258,6 +289,13 @@ class _Deriver:
     def note(self, rule: str, value: Any, evidence: str = "", *, decided: bool = True, note: str = "") -> Any:
         self.findings.append(Finding(rule, value, evidence, decided, note))
         return value
+
+    def undecide(self, rule: str, key: str, code: str, question: str, evidence: str = "") -> None:
+        """A rule no render proves: a finding (for `cth derive`) and an entry of the rules' `undecided`, so every
+        command says UNDECIDED for the cells that need it; `key` is the rules-file key that answers it."""
+        self.note(rule, None, evidence, decided=False, note=question)
+        if all(u.rule != key for u in self.undecided):
+            self.undecided.append(Undecided(key, code, question))
 
     # --- the switch -----------------------------------------------------------------------------------------------
     def switch(self) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -302,6 +340,8 @@ class _Deriver:
         nogen, gen = r([_user()]), r([_user()], gen=True)
         hist, final = r([_user(), _assistant(), _user(U2)]), r([_user(), _assistant()])
         renders = (nogen, gen, hist, final)
+        if isinstance(nogen, str) and isinstance(gen, str) and not gen.startswith(nogen) and U1 in nogen:
+            gen = self._aligned(label, nogen, gen)
         if any(isinstance(x, Exception) for x in renders) or not gen.startswith(nogen) or A1 not in final:
             bad = next((x for x in renders if isinstance(x, Exception)), None)
             self.note(f"think.{label}", None, _show(bad or gen), decided=False,
@@ -314,6 +354,19 @@ class _Deriver:
         m.tail = final[final.index(A1) + len(A1):]
         m.label = label
         return m
+
+    def _aligned(self, label: str, nogen: str, gen: str) -> str:
+        """A template that writes more before the user turn when a generation prompt is asked for (a default system
+        turn written only with a generation prompt or tools): the generation prompt is what follows the user turn, so
+        the served prompt is read as `nogen` + that tail, and the difference is said (the cells' replay check sees it)."""
+        user_turn = nogen[nogen.index(U1):]
+        if user_turn not in gen:
+            return gen
+        at = gen.index(user_turn) + len(user_turn)
+        self.note(f"think.{label}.prompt", gen[: at - len(user_turn)],
+                  f"with a generation prompt {_show(gen)}; without {_show(nogen)}",
+                  note="the template writes this before the user turn only when a generation prompt is asked for")
+        return nogen + gen[at:]
 
     def split_header(self, modes: list[_Mode]) -> None:
         """The role header: where the generation prompts of every mode and a history turn stop agreeing."""
@@ -365,9 +418,9 @@ class _Deriver:
                 text = r(msgs)
                 if isinstance(text, str) and R1 in text:
                     return self._hidden(name, m, f"{label} shows it: {_show(text[len(m.base):])}")
-        self.note("reasoning_field", None, decided=False,
-                  note="no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
-                       "and the mode's `think` by hand")
+        self.undecide("reasoning_field", "reasoning_field", "reasoning-field",
+                      "no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
+                      "and the mode's `think` by hand")
         think, source = self._inferred_think(m)
         if source:  # the form at least shows where there is no reasoning
             self.note("think", think, source, note=f"inferred from {source}; review")
@@ -396,27 +449,31 @@ class _Deriver:
         """A field the final turn hides: its format is inferred from the opener, and said so."""
         self.note("reasoning_field", name, evidence, note="the final turn never shows reasoning; review")
         think, source = self._inferred_think(m)
-        self.note("think", think, source, decided=bool(source),
-                  note=f"inferred from {source} (the template never shows reasoning in a final turn; whitespace around "
-                       "it is unverified); review" if source else
-                       "no render shows how reasoning is written, and nothing it writes where there is none shows it "
-                       "either; write the mode's `think` by hand")
+        if source:
+            self.note("think", think, source, note=f"inferred from {source} (the template never shows reasoning in a final "
+                                                   "turn; whitespace around it is unverified); review")
+        else:
+            self.undecide("think", f"think.{m.label}.think", "self-opening" if self.self_opening else "reasoning-format",
+                          "no render shows how reasoning is written, and nothing it writes where there is none shows it "
+                          "either; write the mode's `think` by hand", evidence)
         return name, "\n", False, think
 
     def _inferred_think(self, m: _Mode) -> tuple[str, str]:
         """(format, what it was read from) for reasoning no final turn shows: from an opener that opens `<think>`,
         else from the empty block the template writes where there is no reasoning (the think-off prompt, a final
         turn's marker: Gemma 4's `<|channel>thought\\n<channel|>`), split before its closing token. Whitespace
-        around real reasoning shows nowhere: said so. ("", "") when nothing shows it."""
+        around real reasoning shows nowhere: said so. ("", "") when nothing shows it: never a default format."""
         if m.opener.endswith("<think>"):
             return "{reasoning}</think>", f"opener {_show(m.opener)}"
         if m.opener.endswith("<think>\n"):
             return "{reasoning}\n</think>\n\n", f"opener {_show(m.opener)}"
         for label, block in (("the think-off prompt's empty block", self.off_block), ("the final turn's empty block", m.marker)):
             closer = _closer(self.tok, block) if block and block.startswith(m.opener) and block != m.opener else ""
+            if closer and not block[len(m.opener): block.rindex(closer)].strip():
+                continue  # a lone token (a "no thinking" marker) opens no block: nothing shows where reasoning goes
             if closer:
                 return _fill_block(block, closer)[len(m.opener):], f"{label} {_show(block)}"
-        return "<think>\n{reasoning}\n</think>\n\n", ""
+        return "", ""
 
     # --- tools and stops ------------------------------------------------------------------------------------------
     def tools(self, m: _Mode) -> tuple[str, str | None, dict[str, str], str | None]:
@@ -443,8 +500,8 @@ class _Deriver:
     def _tool_stop(self, text: str | Exception, m: _Mode) -> str | None:
         if not isinstance(text, str):
             return None
-        split = _split_stop(self.tok, text[text.rindex(CITY):])
-        return split[0] if split and split[0] in self.eos else None
+        split = _split_stop(self.tok, text[text.rindex(CITY):], self.eos)
+        return split[0] if split else None
 
     def next_header(self, m: _Mode, form: str) -> dict[str, str]:
         """A turn that ends with no token of its own (GLM): the special token that opens the next message, where
@@ -469,17 +526,20 @@ class _Deriver:
         return found if "reply" in found else {}
 
     def stops(self, m: _Mode, tool_stop: str | None) -> tuple[tuple[str, ...], str]:
-        split = _split_stop(self.tok, m.tail)
+        split = _split_stop(self.tok, m.tail, self.eos)
         if split is None and self.headers:
             return tuple(dict.fromkeys(self.headers.values())), ""
         if split is None:
-            self.note("stop_tokens", None, _show(m.tail), decided=False,
-                      note="no special token ends an assistant turn, and no eos token opens the next one; write "
-                           "`stop_tokens` (and `next_header`) by hand")
+            others = _specials(self.tok, m.tail)
+            seen = (f"; {', '.join(others)} follows the answer but is not one of them (never taken as the stop: it may "
+                    "be the next turn's header)") if others else ""
+            eos = ", ".join(self.eos) or "none"
+            self.undecide("stop_tokens", "stop_tokens", "stop",
+                          f"no special token ends an assistant turn, and no eos token opens the next one (eos and "
+                          f"generation_config: {eos}{seen}); write `stop_tokens` (and `next_header`) by hand", _show(m.tail))
             return (), ""
         stop, trailer = split
-        checked = "in eos/generation_config" if stop in self.eos else "NOT in the tokenizer's eos or generation_config"
-        self.note("stop_tokens", stop, f"after the answer {_show(m.tail)} ({checked})")
+        self.note("stop_tokens", stop, f"after the answer {_show(m.tail)} (in eos/generation_config)")
         self.note("trailer", trailer, _show(m.tail))
         stops = (stop,) if tool_stop in (None, stop) else (stop, tool_stop)
         if tool_stop not in (None, stop):
@@ -501,7 +561,35 @@ class _Deriver:
             self.note("think modes", "both (no switch)", f"final turn {_show(m.before_final)}",
                       note=MODEL_CARD)
             return True
+        if label == "on" and (evidence := self.opens_itself(m)):
+            self.self_opening = evidence
+            self.note(f"think.{label}.opener", "", evidence,
+                      note="the generation prompt opens nothing, yet the template handles reasoning in history: the "
+                           "model opens its think block itself, so every reply it generates carries one")
+            return True
         return False
+
+    def opens_itself(self, m: _Mode) -> str:
+        """Evidence that a model whose prompt opens nothing thinks anyway (DeepSeek-R1 before `<think>\\n` was added to
+        its generation prompt): the template cuts an inline block out of history at its closer, or writes a reasoning
+        field back into history. "" where no render shows either."""
+        r = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
+        inline = r([_user(), _assistant(f"<think>\n{R1}\n</think>\n\n{A1}"), _user(U2)])
+        if isinstance(inline, str) and A1 in inline and R1 not in inline:
+            return f"the template strips reasoning from history at `</think>`: {_show(inline[len(m.base):])}"
+        for name in self.fields_read():
+            text = r([_user(), _assistant(**{name: R1}), _user(U2)])
+            if isinstance(text, str) and R1 in text[len(m.base):]:
+                return f"the template writes `{name}` back into history: {_show(text[len(m.base):])}"
+        return ""
+
+    def no_thinking(self, m: _Mode) -> str:
+        """Why a mode without a switch does not think, in the template's own terms."""
+        if _empty_think_like(m.opener):
+            return CLOSED_BLOCK.format(opener=m.opener.strip())
+        if re.search(r"think|thought|reason", self.src, re.IGNORECASE):
+            return NO_SHOWN_THINKING
+        return NO_THINKING
 
     def writes_reasoning(self, m: _Mode) -> bool:
         """No switch, yet a final turn shows the reasoning it is given from a field (LFM2.5's `thinking`)."""
@@ -519,10 +607,15 @@ class _Deriver:
         self.switch_kind = switch
         usable = modes["off"] or modes["on"]
         if usable is None:
-            raise ValueError("the template renders no plain user/assistant exchange")
+            bad = next((f for f in self.findings if f.rule.startswith("think.") and not f.decided), None)
+            raise TemplateDriftError(
+                f"the template renders no plain user/assistant exchange in either think mode"
+                + (f" ({bad.evidence})" if bad else ""),
+                "write the model's rules by hand (the format is in `cth derive --help`) and register them with `rules = FILE`",
+            )
         self.split_header([m for m in modes.values() if m is not None])
         form, call_content, unsupported, tool_stop = self.tools(usable)
-        self.headers = self.next_header(usable, form) if _split_stop(self.tok, usable.tail) is None else {}
+        self.headers = self.next_header(usable, form) if _split_stop(self.tok, usable.tail, self.eos) is None else {}
         stops, trailer = self.stops(usable, tool_stop)
         values: dict[str, Any] = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
         built: dict[str, ThinkMode | NotApplicable] = {}
@@ -531,13 +624,16 @@ class _Deriver:
                 built[label] = NotApplicable("the template does not render this mode")
                 continue
             thinks = self.thinks(switch, label, m)
+            if switch == "none" and label == "off" and self.self_opening:
+                built[label] = NotApplicable(SELF_OPENS.format(evidence=self.self_opening.split(":")[0]))
+                continue
             if switch == "none" and label == "off" and thinks:
                 # in the template's own terms: the opener it writes, or the effort variable it reads
                 reason = ALWAYS_REASONS if EFFORT in self.variables() else NO_OFF_SWITCH.format(opener=m.opener.strip())
                 built[label] = NotApplicable(reason)
                 continue
             if switch == "none" and label == "on" and not thinks:
-                built[label] = NotApplicable(NO_THINKING)
+                built[label] = NotApplicable(self.no_thinking(m))
                 continue
             built[label] = self.mode(m, thinks, unsupported, values)
         if not any(isinstance(x, ThinkMode) and x.thinks for x in built.values()):
@@ -550,6 +646,7 @@ class _Deriver:
             history=self.history(modes["on"] or usable),
             template_kwargs=MappingProxyType(dict(self.pins)),
             next_header=MappingProxyType(self.headers),
+            undecided=tuple(u for u in self.undecided if _asks(u, built)),
         )
 
     def mode(self, m: _Mode, thinks: bool, unsupported: dict[str, str], values: dict[str, Any]) -> ThinkMode:

@@ -15,6 +15,8 @@ The format (every key optional unless marked; defaults are the ChatML-like commo
     template_kwargs = { date_string = "26 Jul 2024" }   # pinned variables (dates)
     next_header = { reply = "<|user|>", tool_call = "<|observation|>" }   # a turn ends with the next header (GLM)
     reviewed = { reasoning_field = "why" }   # rules kept by hand where `cth derive` reads otherwise
+    undecided = { stop_tokens = { code = "stop", question = "..." } }   # what no render proved: cells
+                                        # needing it are UNDECIDED until the rule is written and its entry deleted
 
     [think.on]                          # and [think.off]; a mode is either a table of rules ...
     kwargs = { enable_thinking = true } # what a server passes in this mode
@@ -40,7 +42,7 @@ from typing import Any
 import tomli_w
 
 from chat_template_harness.errors import HarnessError
-from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode
+from chat_template_harness.models.rules.model import ANSWERS, Family, NotApplicable, ThinkMode, Undecided
 
 _MODE_KEYS = {f.name for f in fields(ThinkMode)}
 _FAMILY_KEYS = {f.name for f in fields(Family)} - {"on", "off"}
@@ -90,6 +92,7 @@ def family_from_mapping(raw: Mapping[str, Any], where: str) -> Family:
         values["reasoning_strip"] = None
     for key in ("template_kwargs", "reviewed", "next_header"):
         values[key] = MappingProxyType(dict(values.get(key, {})))
+    values["undecided"] = _undecided(values.get("undecided", {}), where)
     header = values["next_header"]
     if header and (set(header) - {"reply", "tool_call"} or "reply" not in header
                    or any(h not in values["stop_tokens"] for h in header.values())):
@@ -98,6 +101,16 @@ def family_from_mapping(raw: Mapping[str, Any], where: str) -> Family:
         return Family(on=_mode(think["on"], f"{where} [think.on]"), off=_mode(think["off"], f"{where} [think.off]"), **values)
     except TypeError as exc:
         raise RulesError(f"{where}: {exc}", _fix(where)) from None
+
+
+def _undecided(raw: Any, where: str) -> tuple[Undecided, ...]:
+    """`undecided = { RULE = { code = ..., question = ... } }`: what derivation could not prove."""
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(v, Mapping) and set(v) == {"code", "question"} and v["code"] in ANSWERS for v in raw.values()
+    ):
+        raise RulesError(f"{where}: `undecided` maps a rule to {{ code = one of {sorted(ANSWERS)}, question = \"...\" }}",
+                         _fix(where))
+    return tuple(Undecided(rule, v["code"], v["question"]) for rule, v in raw.items())
 
 
 def read(path: Path | str) -> Family:
@@ -137,6 +150,8 @@ def to_mapping(family: Family) -> dict[str, Any]:
             value = False
         elif f.name == "reasoning_strip" and value is None:
             value = ""
+        elif f.name == "undecided":
+            value = {u.rule: {"code": u.code, "question": u.question} for u in value}
         out[f.name] = dict(value) if isinstance(value, Mapping) else value
     out["think"] = {"on": _mode_table(family.on), "off": _mode_table(family.off)}
     return out

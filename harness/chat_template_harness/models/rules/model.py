@@ -15,6 +15,8 @@ Words (see docs/contract.md):
 - `empty_think`: what is written, never trained, when the mode thinks but the turn has none.
 - `final_marker`: what the template writes at the head of a final assistant turn rendered
   without reasoning that the model does not generate as part of its answer.
+- `undecided`: the rules no render proves (derive.py), each with its question and the rules-file line
+  that answers it. Such a rule is never defaulted: a cell that needs it is UNDECIDED (`needs`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,45 @@ class NotApplicable:
     """A cell that cannot exist for this family, and why; reported, never skipped silently."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class Undecided:
+    """A rule the template's renders do not prove: never guessed; the question, and the line that answers it."""
+
+    rule: str  # the rules-file key: `stop_tokens`, `think.on.think`, `tool_arguments`
+    code: str  # what kind of question, for code: one of ANSWERS' keys
+    question: str
+
+    @property
+    def answer(self) -> str:
+        """The rules-file line a person writes to decide it (under the table its key names)."""
+        table, _, key = self.rule.rpartition(".")
+        example = ANSWERS[self.code]
+        return f"[{table}] {key} = {example}" if table else f"{key} = {example}"
+
+    @property
+    def message(self) -> str:
+        return f"undecided {self.rule}: {self.question}"
+
+    @property
+    def fix(self) -> str:
+        return (f"write `{self.answer}` in the model's rules file (`cth derive MODEL --write FILE`, then "
+                f"`rules = \"FILE\"` under [tool.cth.models.NAME]) and delete `{self.rule}` from its [undecided] table")
+
+    def line(self) -> str:
+        """One line, the same in every command: the question and the fix."""
+        return f"{self.message}; fix: {self.fix}"
+
+
+# code -> an example value of the line that answers it (the person writes the model's real one)
+ANSWERS: Mapping[str, str] = MappingProxyType({
+    "stop": '["<the token the model ends a turn with>"]',
+    "reasoning-format": '"<open>{reasoning}<close>"',
+    "reasoning-field": '"reasoning_content"   # the field the template reads; and each mode\'s think = "<open>{reasoning}<close>"',
+    "self-opening": '"<open>{reasoning}<close>"   # the model opens its think block itself: its format',
+    "tool-form": '"object"   # or "json"',
+})
 
 
 @dataclass(frozen=True)
@@ -91,6 +132,29 @@ class Family:
     renderer: str = "template"
     # rules kept by hand where derivation (rules/derive.py) reads the template differently: rule -> why
     reviewed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # rules no render proves: never defaulted; a cell that needs one is UNDECIDED (see `needs`)
+    undecided: tuple[Undecided, ...] = ()
 
     def mode(self, think: Think) -> ThinkMode | NotApplicable:
         return self.on if think is Think.ON else self.off
+
+
+def needs(family: Family, think: Think, features: frozenset[str], mode: ThinkMode) -> tuple[Undecided, ...]:
+    """The undecided rules a cell's samples would use: by what the conversation needs, not all of them.
+
+    Every sample trains a stop token; reasoning needs the mode's format, and so does a prompt that leaves a
+    block open for the model to close (or a model that opens its block itself: every turn writes one);
+    tool calls need the tool forms.
+    """
+    prefix = f"think.{think}."
+    opens = bool(mode.opener.strip()) and not mode.opener_is_empty_think
+    wanted: list[Undecided] = []
+    for u in family.undecided:
+        if u.rule == "stop_tokens":
+            wanted.append(u)
+        elif (u.rule.startswith(prefix) or u.rule == "reasoning_field") and mode.thinks and (
+                "reasoning" in features or opens or u.code == "self-opening"):
+            wanted.append(u)
+        elif u.rule in ("tool_arguments", "tool_call_content") and "tools" in features:
+            wanted.append(u)
+    return tuple(wanted)
