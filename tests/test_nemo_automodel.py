@@ -43,3 +43,13 @@ def test_its_mask_generation_prompt_option_trains_the_reply_alone():
     """Negative control: the same cell with its documented option passes, so the H above is the default's."""
     result = check_cell(nemo_automodel.mask_generation_prompt, Cell("llama-3.1-8b", Think.OFF, "single_turn"))
     assert result.status.name == "PASS", check.report_lines(result)
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize(("adapter", "name"), [
+    ("preprocess", "nemo-automodel.md"), ("mask_generation_prompt", "nemo-automodel-mask-generation-prompt.md"),
+])
+def test_the_committed_nemo_automodel_reports_are_current(adapter: str, name: str):
+    from tests.helpers import assert_report_current
+
+    assert_report_current(f"chat_template_harness.frameworks.nemo_automodel:{adapter}", name)
