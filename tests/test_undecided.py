@@ -117,16 +117,24 @@ def _folder(root: Path, name: str, template: str, case: Case, eos: tuple[str, ..
     return folder
 
 
+class _Folders(dict):
+    """case name -> (the undecided folder, its control), each made the first time a test asks for it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name: str) -> tuple[Path, Path]:
+        case = next(c for c in CASES if c.name == name)
+        self[name] = (_folder(self.root, case.name, case.template, case, case.eos),
+                      _folder(self.root, case.name + "-control", case.control or case.template, case,
+                              case.control_eos or case.eos))
+        return self[name]
+
+
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
-    """case name -> (the undecided folder, its control)."""
-    root = tmp_path_factory.mktemp("undecided")
-    out = {}
-    for case in CASES:
-        out[case.name] = (_folder(root, case.name, case.template, case, case.eos),
-                          _folder(root, case.name + "-control", case.control or case.template, case,
-                                  case.control_eos or case.eos))
-    return out
+def folders(tmp_path_factory: pytest.TempPathFactory) -> _Folders:
+    return _Folders(tmp_path_factory.mktemp("undecided"))
 
 
 def _derived(folder: Path) -> derive.Derivation:
@@ -140,7 +148,12 @@ def _value(family: Any, path: str) -> Any:
     return getattr(value, rest) if rest else value
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+# one class in the default suite (tests/test_derive.py has the stop); the others with the slow tests
+FAST = ("own-tokens",)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c.name in FAST else pytest.mark.slow) for c in CASES],
+                         ids=[c.name for c in CASES])
 def test_derive_leaves_the_rule_undecided_and_the_control_decides_it(case, folders, capsys):
     folder, control = folders[case.name]
     found = _derived(folder)
@@ -233,6 +246,7 @@ SYSTEM_WITH_PROMPT = (
 )
 
 
+@pytest.mark.slow
 def test_a_system_turn_written_only_with_a_generation_prompt_is_no_traceback(tmp_path, capsys):
     """Every cell gets a verdict or a one-line error; derivation reads the same rules as for the control, which writes
     its system turn always."""
@@ -262,6 +276,7 @@ def test_a_template_that_renders_no_exchange_is_one_error_line_and_error_cells(t
     assert [r.status for r in results] == [cellmodel.Status.ERROR] and "renders no plain" in results[0].reason
 
 
+@pytest.mark.slow
 def test_a_prompt_that_closes_an_empty_block_is_not_called_a_template_without_think_tokens(tmp_path):
     closed = _chatml("{{ m.content }}", "<|im_start|>assistant\n<think>\n\n</think>\n\n")
     plain = _chatml("{{ m.content }}")
@@ -273,6 +288,7 @@ def test_a_prompt_that_closes_an_empty_block_is_not_called_a_template_without_th
     assert _derived(control).family.on == NotApplicable(derive.NO_THINKING)
 
 
+@pytest.mark.slow
 def test_undecided_rules_round_trip_through_a_rules_file_and_written_rules_decide(folders, tmp_path, capsys):
     """`cth derive --write` keeps the [undecided] table; the cells stay UNDECIDED until the rule is written and its
     entry deleted, then they run (the fix the line names works)."""
