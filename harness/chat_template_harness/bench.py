@@ -32,15 +32,16 @@ def _peak_rss_mib() -> float:
 
 
 def bare_loads(tokenizers_dir: Path | None) -> dict[str, float]:
-    from transformers import AutoTokenizer
-
+    """Seconds to make each matrix model's tokenizer object, as the harness's source makes it (a folder through
+    AutoTokenizer, a mistral-common file through models/bundled.py), without its hash check or cache."""
     from chat_template_harness.models import source
 
     times = {}
-    for spec in source.registry().values():
-        directory, _ = source.locate(spec, tokenizers_dir)
+    for name in source.default_models():
+        spec = source.get_model(name)
+        directory, origin = source.locate(spec, tokenizers_dir)
         start = time.perf_counter()
-        AutoTokenizer.from_pretrained(str(directory))
+        source.instantiate(spec, directory, origin)
         times[spec.name] = time.perf_counter() - start
     return times
 
@@ -61,7 +62,7 @@ def matrix_figures(console: Console, tokenizers_dir: Path | None, goldens: Path)
     loads = bare_loads(tokenizers_dir)
     bare = sum(loads.values())
     full, n_cells, problems = full_run(tokenizers_dir, goldens)
-    table = Table(title="bare tokenizer loads (AutoTokenizer.from_pretrained, once each)", title_justify="left")
+    table = Table(title="bare tokenizer loads (once each, as the harness makes them: AutoTokenizer, or mistral-common's file)", title_justify="left")
     table.add_column("model")
     table.add_column("seconds", justify="right")
     for name, seconds in loads.items():

@@ -235,11 +235,18 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
             "and see what changed with `cth diff`",
         )
     with _captured_transformers_warnings() as warnings:
-        tokenizer = bundled.load(directory / spec.files[0].name) if origin == bundled.MISTRAL_COMMON else _from_pretrained(directory)
+        tokenizer = instantiate(spec, directory, origin)
+    return LoadedTokenizer(spec, tokenizer, directory, origin, observed, drift, tuple(warnings))
+
+
+def instantiate(spec: ModelSpec, directory: Path, origin: str) -> Any:
+    """The tokenizer object from its files, as every load makes it (no hash check, no cache): a folder through
+    AutoTokenizer, a mistral-common file through models/bundled.py. The benchmark's bare loads call this too."""
+    tokenizer = bundled.load(directory / spec.files[0].name) if origin == bundled.MISTRAL_COMMON else _from_pretrained(directory)
     if tokenizer.chat_template is None and (directory / PROCESSOR_TEMPLATE).is_file():
         # The hub keeps Llama 4's template in the processor file only; the tokenizer does not read it.
         tokenizer.chat_template = json.loads((directory / PROCESSOR_TEMPLATE).read_text("utf-8"))["chat_template"]
-    return LoadedTokenizer(spec, tokenizer, directory, origin, observed, drift, tuple(warnings))
+    return tokenizer
 
 
 def locate(spec: ModelSpec, base: Path | None, *, download: bool = True) -> tuple[Path, str]:
