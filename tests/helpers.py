@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -41,3 +42,8 @@ def assert_report_current(spec: str, name: str) -> None:
     committed = (Path(__file__).resolve().parents[1] / "reports" / name).read_text("utf-8")
     fresh = check_markdown(spec, results, Policy.ALL)
     assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"
+
+
+def without_xdist_env() -> dict[str, str]:
+    """The environment for a nested `pytest` subprocess: this one's, less what marks an xdist worker of the outer run."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
