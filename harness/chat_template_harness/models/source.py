@@ -9,7 +9,8 @@ Contract:
 - Every file is hashed at load. A missing file or a mismatch raises HashMismatchError naming
   the file and the fix, unless `allow_drift=True` (the upgrade check and golden review): then
   the tokenizer loads anyway and the result records the hashes it saw.
-- `trust_remote_code` is never enabled. Each (model, directory, allow_drift) loads once per process.
+- `trust_remote_code` is never enabled. Each (model, directory, allow_drift) loads once per process;
+  `prefetch` makes the next ones in background processes while the caller works.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ import hashlib
 import json
 import logging
 import os
+import pickle
+import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
 from chat_template_harness.models import bundled, userconfig
@@ -215,14 +221,89 @@ def sha256_file(path: Path) -> str:
 
 
 def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> LoadedTokenizer:
-    """Load a pinned tokenizer once per process; see the module docstring for the contract."""
-    spec = get_model(name)
+    """Load a pinned tokenizer once per process; see the module docstring for the contract. A tokenizer that
+    `prefetch` is making in the background is taken from there (waited for if under way, made here if not yet)."""
+    key = _key(name, tokenizers_dir, allow_drift)
+    with _LOCK:
+        if key in _LOADED:
+            return _LOADED[key]
+        pending = _PREFETCHED.pop(key, None)
+    loaded = _collect(pending) if pending is not None else None
+    if loaded is None:
+        loaded = _load(*key)
+    with _LOCK:
+        return _LOADED.setdefault(key, loaded)
+
+
+_Key = tuple[ModelSpec, Path | None, bool]
+_LOADED: dict[_Key, LoadedTokenizer] = {}
+_PREFETCHED: dict[_Key, Future[bytes | None]] = {}  # tokenizers a background process makes (prefetch)
+_LOCK = threading.Lock()
+
+
+def _key(name: str, tokenizers_dir: Path | str | None, allow_drift: bool) -> _Key:
     base = absolute(tokenizers_dir) if tokenizers_dir is not None else tokenizers_dir_from_env()
-    return _load(spec, base, allow_drift)
+    return get_model(name), base, allow_drift
 
 
-@cache
+@contextmanager
+def prefetch(names: Iterable[str], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> Iterator[None]:
+    """Make these models' tokenizers in background processes, in order, while the caller works on those it has.
+
+    The caller loads the first itself (a process starts in seconds) and each later one through `load`: taken
+    from the background once made or under way there, made in the caller if no process has started it. Making
+    a tokenizer holds the GIL (transformers' Python and the `tokenizers` Rust loaders alike), so the work goes
+    to other processes, on every core but the caller's, and comes back pickled: unpickling costs the caller
+    about half a load (the Rust deserialisation), against the whole of AutoTokenizer's or mistral-common's
+    conversion. A model that fails there is made again in the caller, which raises its one clear error."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo = list(dict.fromkeys(_key(n, tokenizers_dir, allow_drift) for n in names))[1:]
+    with _LOCK:
+        todo = [k for k in todo if k not in _LOADED and k not in _PREFETCHED]
+    workers = min(len(todo), max(1, (os.cpu_count() or 1) - 1))
+    if not todo or "fork" not in multiprocessing.get_all_start_methods():
+        yield
+        return
+    # forked, not spawned: a spawned process re-runs the caller's main module (a user's unguarded script) and
+    # imports transformers again; a forked one has both already
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        futures = {key: pool.submit(_pickled, *key) for key in todo}
+        with _LOCK:
+            _PREFETCHED.update(futures)
+        yield
+    finally:
+        with _LOCK:
+            for key in todo:
+                _PREFETCHED.pop(key, None)
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _pickled(spec: ModelSpec, base: Path | None, allow_drift: bool) -> bytes | None:
+    """In a prefetch process: the loaded tokenizer, pickled; None where it fails (the caller makes it again, and
+    raises the error there)."""
+    try:
+        return pickle.dumps(_load(spec, base, allow_drift), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+
+
+def _collect(pending: Future[bytes | None]) -> LoadedTokenizer | None:
+    """A prefetched tokenizer, waited for where a process has it in hand; None where none has started it
+    (cancelled: the caller makes it now) or it failed there."""
+    if pending.cancel():
+        return None
+    try:
+        data = pending.result()
+    except Exception:  # the pool broke (a process killed): made in the caller instead
+        return None
+    return pickle.loads(data) if data is not None else None
+
+
 def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokenizer:
+    """Locate, hash-check and make one tokenizer (uncached: `load` keeps it)."""
     directory, origin = locate(spec, base)
     observed, drift = verify(spec, directory, origin)
     if drift and not allow_drift:

@@ -1,0 +1,36 @@
+"""The matrix's prefetch: tokenizers made in a background process are the ones the caller would make, and a model
+that fails there fails in the caller with its own error (models/source.py `prefetch`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chat_template_harness.errors import HashMismatchError
+from chat_template_harness.models import source
+
+TEXT = "<|im_start|>user\nça va? 123 <think>\n</think>\n\n<|im_end|>\n"
+
+
+def test_a_prefetched_tokenizer_comes_from_the_background_and_equals_one_made_here():
+    # allow_drift=True: a key no other test loads, so this process has not made it yet
+    first, later = source._key("qwen3-8b", None, True), source._key("llama-3.2-3b", None, True)
+    assert later not in source._LOADED
+    with source.prefetch(["qwen3-8b", "llama-3.2-3b"], allow_drift=True):
+        assert first not in source._PREFETCHED  # the caller makes the first itself
+        assert later in source._PREFETCHED
+        loaded = source.load("llama-3.2-3b", allow_drift=True)
+        assert later not in source._PREFETCHED and source._LOADED[later] is loaded
+    here = source._load(*later)
+    assert loaded.tokenizer(TEXT, return_offsets_mapping=True).data == here.tokenizer(TEXT, return_offsets_mapping=True).data
+    assert (loaded.chat_template, loaded.observed, loaded.drift) == (here.chat_template, here.observed, here.drift)
+    assert source.load("llama-3.2-3b", allow_drift=True) is loaded  # once per process
+
+
+def test_a_model_that_fails_in_the_background_raises_its_own_error_in_the_caller(drifted_pack: Path):
+    with source.prefetch(["llama-3.2-3b", "qwen3-8b"], drifted_pack):
+        assert source._key("qwen3-8b", drifted_pack, False) in source._PREFETCHED
+        with pytest.raises(HashMismatchError, match="qwen3-8b: .*tokenizer_config.json sha256"):
+            source.load("qwen3-8b", drifted_pack)
+    assert source._key("qwen3-8b", drifted_pack, False) not in source._LOADED
