@@ -28,6 +28,17 @@ def test_a_prefetched_tokenizer_comes_from_the_background_and_equals_one_made_he
     assert source.load("llama-3.2-3b", allow_drift=True) is loaded  # once per process
 
 
+def test_the_caller_makes_a_model_no_process_has_started(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # one background process: the third model waits its turn
+    second, third = source._key("deepseek-r1", None, True), source._key("mistral-large-2411", None, True)
+    with source.prefetch(["qwen3-8b", "deepseek-r1", "mistral-large-2411"], allow_drift=True):
+        assert second in source._PREFETCHED and third in source._QUEUE
+        loaded = source.load("mistral-large-2411", allow_drift=True)  # taken from the queue, made here
+        assert third not in source._QUEUE and third not in source._PREFETCHED and source._LOADED[third] is loaded
+        assert source.load("deepseek-r1", allow_drift=True).spec.name == "deepseek-r1"  # waited for
+    assert not source._QUEUE and not source._PREFETCHED
+
+
 def test_a_model_that_fails_in_the_background_raises_its_own_error_in_the_caller(drifted_pack: Path):
     with source.prefetch(["llama-3.2-3b", "qwen3-8b"], drifted_pack):
         assert source._key("qwen3-8b", drifted_pack, False) in source._PREFETCHED

@@ -221,13 +221,15 @@ def sha256_file(path: Path) -> str:
 
 
 def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> LoadedTokenizer:
-    """Load a pinned tokenizer once per process; see the module docstring for the contract. A tokenizer that
-    `prefetch` is making in the background is taken from there (waited for if under way, made here if not yet)."""
+    """Load a pinned tokenizer once per process; see the module docstring for the contract. A tokenizer that a
+    `prefetch` process is making is taken from there (waited for); one no process has started is made here."""
     key = _key(name, tokenizers_dir, allow_drift)
     with _LOCK:
         if key in _LOADED:
             return _LOADED[key]
         pending = _PREFETCHED.pop(key, None)
+        if key in _QUEUE:
+            _QUEUE.remove(key)  # made here: no background process starts it now
     loaded = _collect(pending) if pending is not None else None
     if loaded is None:
         loaded = _load(*key)
@@ -237,7 +239,8 @@ def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bo
 
 _Key = tuple[ModelSpec, Path | None, bool]
 _LOADED: dict[_Key, LoadedTokenizer] = {}
-_PREFETCHED: dict[_Key, Future[bytes | None]] = {}  # tokenizers a background process makes (prefetch)
+_PREFETCHED: dict[_Key, Future[bytes | None]] = {}  # tokenizers a background process is making or has made
+_QUEUE: list[_Key] = []  # tokenizers to prefetch that no process has started: the first to want one takes it
 _LOCK = threading.Lock()
 
 
@@ -250,35 +253,68 @@ def _key(name: str, tokenizers_dir: Path | str | None, allow_drift: bool) -> _Ke
 def prefetch(names: Iterable[str], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> Iterator[None]:
     """Make these models' tokenizers in background processes, in order, while the caller works on those it has.
 
-    The caller loads the first itself (a process starts in seconds) and each later one through `load`: taken
-    from the background once made or under way there, made in the caller if no process has started it. Making
-    a tokenizer holds the GIL (transformers' Python and the `tokenizers` Rust loaders alike), so the work goes
-    to other processes, on every core but the caller's, and comes back pickled: unpickling costs the caller
-    about half a load (the Rust deserialisation), against the whole of AutoTokenizer's or mistral-common's
-    conversion. A model that fails there is made again in the caller, which raises its one clear error."""
+    Work is shared, not handed off: each background process takes the next model nobody has started, and the
+    caller, asking `load` for a model, waits for it where a process has it in hand and makes it itself where
+    none has started it (the first, always: a process starts in seconds). Making a tokenizer holds the GIL
+    (transformers' Python and the `tokenizers` Rust loader alike), so the work goes to other processes, on
+    every core but the caller's, and comes back pickled: unpickling costs the caller about 0.6 of a load (the
+    Rust deserialisation), against the whole of AutoTokenizer's or mistral-common's conversion. A model that
+    fails there is made again in the caller, which raises its one clear error."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     todo = list(dict.fromkeys(_key(n, tokenizers_dir, allow_drift) for n in names))[1:]
     with _LOCK:
-        todo = [k for k in todo if k not in _LOADED and k not in _PREFETCHED]
+        todo = [k for k in todo if k not in _LOADED and k not in _PREFETCHED and k not in _QUEUE]
+        _QUEUE.extend(todo)
     workers = min(len(todo), max(1, (os.cpu_count() or 1) - 1))
     if not todo or "fork" not in multiprocessing.get_all_start_methods():
         yield
         return
     # forked, not spawned: a spawned process re-runs the caller's main module (a user's unguarded script) and
-    # imports transformers again; a forked one has both already
+    # imports transformers again; a forked one has both. The pool forks all its processes at the first submit,
+    # here, in the caller's thread, holding no lock of ours.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    mine = set(todo)
     try:
-        futures = {key: pool.submit(_pickled, *key) for key in todo}
-        with _LOCK:
-            _PREFETCHED.update(futures)
+        for _ in range(workers):
+            first = _start_next(pool, mine)
+            if first is None:
+                break
+            threading.Thread(target=_feed, args=(pool, mine, first), daemon=True).start()
         yield
     finally:
         with _LOCK:
             for key in todo:
                 _PREFETCHED.pop(key, None)
+                if key in _QUEUE:
+                    _QUEUE.remove(key)
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_next(pool: Any, mine: set[_Key]) -> Future[bytes | None] | None:
+    """Have a background process make the next of these models that nobody has started; None when none is left."""
+    with _LOCK:
+        key = next((k for k in _QUEUE if k in mine), None)
+        if key is None:
+            return None
+        _QUEUE.remove(key)
+    try:
+        future = pool.submit(_pickled, *key)
+    except RuntimeError:  # the pool is shut down: the caller is done with these models
+        return None
+    with _LOCK:
+        _PREFETCHED[key] = future
+    return future
+
+
+def _feed(pool: Any, mine: set[_Key], future: Future[bytes | None]) -> None:
+    """One background process's turn, in a thread of the caller: wait for its model, then hand it the next one."""
+    from concurrent.futures import wait
+
+    while future is not None:
+        wait([future])
+        future = _start_next(pool, mine)
 
 
 def _pickled(spec: ModelSpec, base: Path | None, allow_drift: bool) -> bytes | None:
