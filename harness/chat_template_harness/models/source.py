@@ -266,11 +266,12 @@ def prefetch(names: Iterable[str], tokenizers_dir: Path | str | None = None, *, 
     todo = list(dict.fromkeys(_key(n, tokenizers_dir, allow_drift) for n in names))[1:]
     with _LOCK:
         todo = [k for k in todo if k not in _LOADED and k not in _PREFETCHED and k not in _QUEUE]
-        _QUEUE.extend(todo)
-    workers = min(len(todo), max(1, (os.cpu_count() or 1) - 1))
-    if not todo or "fork" not in multiprocessing.get_all_start_methods():
+    workers = min(len(todo), _cores() - 1)
+    if workers < 1 or "fork" not in multiprocessing.get_all_start_methods():  # one core: a process would only compete
         yield
         return
+    with _LOCK:
+        _QUEUE.extend(todo)
     # forked, not spawned: a spawned process re-runs the caller's main module (a user's unguarded script) and
     # imports transformers again; a forked one has both. The pool forks all its processes at the first submit,
     # here, in the caller's thread, holding no lock of ours.
@@ -290,6 +291,12 @@ def prefetch(names: Iterable[str], tokenizers_dir: Path | str | None = None, *, 
                 if key in _QUEUE:
                     _QUEUE.remove(key)
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity where the platform says, as taskset and containers set it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _start_next(pool: Any, mine: set[_Key]) -> Future[bytes | None] | None:
