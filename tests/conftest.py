@@ -60,6 +60,15 @@ def load():
     return _load
 
 
+@pytest.fixture(autouse=True)
+def terminal_as_in_a_serial_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An xdist worker runs with COLUMNS=80 and LINES=24 in its environment, which a serial run has not; `cth`
+    takes COLUMNS for the user's chosen width (cli.main), so its tables would fold at 80 columns there only."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        monkeypatch.delenv("COLUMNS", raising=False)
+        monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """An inner pytest run is a session of its own, never an xdist worker: syrupy (and xdist) read these variables,
