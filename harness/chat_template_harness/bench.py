@@ -137,7 +137,7 @@ def matrix_figures(
                 ratio, 1.0, f"{full:.2f} s / {bare:.2f} s = {ratio:.2f}"),
         Figure("matrix: cells failing or differing from their goldens", str(problems), "0", problems == 0),
         # on a shared machine the wall clock is the scheduler's: the caller's own CPU time says what it did
-        Figure("matrix: CPU time of the calling process, full run / bare loads (prefetch processes not counted)",
+        Figure("matrix: CPU time of the process, full run / bare loads",
                f"{full_cpu:.2f} s / {bare_cpu:.2f} s = {full_cpu / bare_cpu:.2f}"),
         Figure("matrix: peak resident memory of the bench process", f"{_peak_rss_mib():.0f} MiB"),
     ]

@@ -242,7 +242,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
         raise HarnessError(
             f"goldens hold transformers' served prompts, not {served_by}'s", "drop --served-by to update them"
         )
-    results = matrix.run(selected, _tokenizers_dir(args), allow_drift=_allow_drift(args), served_by=served_by)  # prefetches
+    results = matrix.run(selected, _tokenizers_dir(args), allow_drift=_allow_drift(args), served_by=served_by)
     # a user's own conversation file has no golden; another server's samples are not transformers' goldens
     builtin = set(conversation.fixture_names()) if served_by == "transformers" else set()
     if args.update_goldens:

@@ -9,8 +9,7 @@ Contract:
 - Every file is hashed at load. A missing file or a mismatch raises HashMismatchError naming
   the file and the fix, unless `allow_drift=True` (the upgrade check and golden review): then
   the tokenizer loads anyway and the result records the hashes it saw.
-- `trust_remote_code` is never enabled. Each (model, directory, allow_drift) loads once per process;
-  `prefetch` makes the next ones in background processes while the caller works.
+- `trust_remote_code` is never enabled. Each (model, directory, allow_drift) loads once per process.
 """
 
 from __future__ import annotations
@@ -19,19 +18,14 @@ import hashlib
 import json
 import logging
 import os
-import pickle
-import threading
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from typing import Any
 
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
 from chat_template_harness.models import bundled, userconfig
@@ -221,128 +215,15 @@ def sha256_file(path: Path) -> str:
 
 
 def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> LoadedTokenizer:
-    """Load a pinned tokenizer once per process; see the module docstring for the contract. A tokenizer that a
-    `prefetch` process is making is taken from there (waited for); one no process has started is made here."""
-    key = _key(name, tokenizers_dir, allow_drift)
-    with _LOCK:
-        if key in _LOADED:
-            return _LOADED[key]
-        pending = _PREFETCHED.pop(key, None)
-        if key in _QUEUE:
-            _QUEUE.remove(key)  # made here: no background process starts it now
-    loaded = _collect(pending) if pending is not None else None
-    if loaded is None:
-        loaded = _load(*key)
-    with _LOCK:
-        return _LOADED.setdefault(key, loaded)
-
-
-_Key = tuple[ModelSpec, Path | None, bool]
-_LOADED: dict[_Key, LoadedTokenizer] = {}
-_PREFETCHED: dict[_Key, Future[bytes | None]] = {}  # tokenizers a background process is making or has made
-_QUEUE: list[_Key] = []  # tokenizers to prefetch that no process has started: the first to want one takes it
-_LOCK = threading.Lock()
-
-
-def _key(name: str, tokenizers_dir: Path | str | None, allow_drift: bool) -> _Key:
+    """Load a pinned tokenizer once per process; see the module docstring for the contract."""
     base = absolute(tokenizers_dir) if tokenizers_dir is not None else tokenizers_dir_from_env()
-    return get_model(name), base, allow_drift
+    key = (get_model(name), base, allow_drift)
+    if key not in _LOADED:
+        _LOADED[key] = _load(*key)
+    return _LOADED[key]
 
 
-@contextmanager
-def prefetch(names: Iterable[str], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> Iterator[None]:
-    """Make these models' tokenizers in background processes, in order, while the caller works on those it has.
-
-    Work is shared, not handed off: each background process takes the next model nobody has started, and the
-    caller, asking `load` for a model, waits for it where a process has it in hand and makes it itself where
-    none has started it (the first, always: a process starts in seconds). Making a tokenizer holds the GIL
-    (transformers' Python and the `tokenizers` Rust loader alike), so the work goes to other processes, on
-    every core but the caller's, and comes back pickled: unpickling costs the caller about 0.6 of a load (the
-    Rust deserialisation), against the whole of AutoTokenizer's or mistral-common's conversion. A model that
-    fails there is made again in the caller, which raises its one clear error."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    todo = list(dict.fromkeys(_key(n, tokenizers_dir, allow_drift) for n in names))[1:]
-    with _LOCK:
-        todo = [k for k in todo if k not in _LOADED and k not in _PREFETCHED and k not in _QUEUE]
-    workers = min(len(todo), _cores() - 1)
-    if workers < 1 or "fork" not in multiprocessing.get_all_start_methods():  # one core: a process would only compete
-        yield
-        return
-    with _LOCK:
-        _QUEUE.extend(todo)
-    # forked, not spawned: a spawned process re-runs the caller's main module (a user's unguarded script) and
-    # imports transformers again; a forked one has both. The pool forks all its processes at the first submit,
-    # here, in the caller's thread, holding no lock of ours.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    mine = set(todo)
-    try:
-        for _ in range(workers):
-            first = _start_next(pool, mine)
-            if first is None:
-                break
-            threading.Thread(target=_feed, args=(pool, mine, first), daemon=True).start()
-        yield
-    finally:
-        with _LOCK:
-            for key in todo:
-                _PREFETCHED.pop(key, None)
-                if key in _QUEUE:
-                    _QUEUE.remove(key)
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _cores() -> int:
-    """The cores this process may run on (its affinity where the platform says, as taskset and containers set it)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
-
-
-def _start_next(pool: Any, mine: set[_Key]) -> Future[bytes | None] | None:
-    """Have a background process make the next of these models that nobody has started; None when none is left."""
-    with _LOCK:
-        key = next((k for k in _QUEUE if k in mine), None)
-        if key is None:
-            return None
-        _QUEUE.remove(key)
-    try:
-        future = pool.submit(_pickled, *key)
-    except RuntimeError:  # the pool is shut down: the caller is done with these models
-        return None
-    with _LOCK:
-        _PREFETCHED[key] = future
-    return future
-
-
-def _feed(pool: Any, mine: set[_Key], future: Future[bytes | None]) -> None:
-    """One background process's turn, in a thread of the caller: wait for its model, then hand it the next one."""
-    from concurrent.futures import wait
-
-    while future is not None:
-        wait([future])
-        future = _start_next(pool, mine)
-
-
-def _pickled(spec: ModelSpec, base: Path | None, allow_drift: bool) -> bytes | None:
-    """In a prefetch process: the loaded tokenizer, pickled; None where it fails (the caller makes it again, and
-    raises the error there)."""
-    try:
-        return pickle.dumps(_load(spec, base, allow_drift), protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return None
-
-
-def _collect(pending: Future[bytes | None]) -> LoadedTokenizer | None:
-    """A prefetched tokenizer, waited for where a process has it in hand; None where none has started it
-    (cancelled: the caller makes it now) or it failed there."""
-    if pending.cancel():
-        return None
-    try:
-        data = pending.result()
-    except Exception:  # the pool broke (a process killed): made in the caller instead
-        return None
-    return pickle.loads(data) if data is not None else None
+_LOADED: dict[tuple[ModelSpec, Path | None, bool], LoadedTokenizer] = {}
 
 
 def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokenizer:

@@ -126,7 +126,4 @@ def error_reason(cell: Cell, error: TemplateDriftError) -> str:
 def run(
     cells_: Iterable[Cell], tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False, served_by: str = "transformers"
 ) -> list[CellResult]:
-    cells_ = list(cells_)
-    # the next models' tokenizers load in the background while the cells of loaded ones run
-    with source.prefetch([c.model for c in cells_ if na_reason(c) is None], tokenizers_dir, allow_drift=allow_drift):
-        return [run_cell(c, tokenizers_dir, allow_drift=allow_drift, served_by=served_by) for c in cells_]
+    return [run_cell(c, tokenizers_dir, allow_drift=allow_drift, served_by=served_by) for c in cells_]
