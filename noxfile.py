@@ -132,7 +132,7 @@ def update_goldens(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Print the benchmark figures: matrix vs bare tokenizer loads, smoke step per family, audit throughput and memory."""
+    """Print the benchmark figures beside their targets (met / not met): matrix vs bare loads, CLI start, smoke step, audit (`-- --quick`: CI's short run)."""
     _install(session, "test,train,audit")
     session.run("python", "-m", "chat_template_harness.bench", *session.posargs, env=_env(session))
 

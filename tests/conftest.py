@@ -23,6 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PACK = REPO.parent / "shared" / "tokenizers"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the worker count into workers
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Goldens are written in one process (`-n auto` is in addopts): an update removes unused goldens only where
+    one process saw every cell (plugin.py's pytest_sessionfinish), which no xdist worker does. xdist does the
+    same for --pdb."""
+    if config.getoption("update_snapshots", False) and config.pluginmanager.hasplugin("xdist"):
+        config.option.numprocesses = 0
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get(ENV_TOKENIZERS_DIR) and DEFAULT_PACK.is_dir():
         os.environ[ENV_TOKENIZERS_DIR] = str(DEFAULT_PACK)
@@ -42,12 +51,31 @@ def pack_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def load():
-    """Load a pinned tokenizer from the pack (cached for the whole session by chat_template_harness.models.source)."""
+    """Load a pinned tokenizer from the pack: once per process (chat_template_harness.models.source caches it), so once
+    per xdist worker, whichever tests the worker runs."""
 
     def _load(name: str) -> source.LoadedTokenizer:
         return source.load(name)
 
     return _load
+
+
+@pytest.fixture(autouse=True)
+def terminal_as_in_a_serial_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An xdist worker runs with COLUMNS=80 and LINES=24 in its environment, which a serial run has not; `cth`
+    takes COLUMNS for the user's chosen width (cli.main), so its tables would fold at 80 columns there only."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        monkeypatch.delenv("COLUMNS", raising=False)
+        monkeypatch.delenv("LINES", raising=False)
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """An inner pytest run is a session of its own, never an xdist worker: syrupy (and xdist) read these variables,
+    which a worker of the outer run has set, and would leave out the inner run's snapshot summary."""
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
+    return pytester
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,8 @@ def check_cell(preprocessor: Any, cell: Any, tokenizers_dir: Any = None, **setti
 
 def run_cells(cells: Any, tokenizers_dir: Any = None, **settings: Any) -> list[Any]:
     return [run_cell(c, tokenizers_dir, **settings) for c in cells]
+
+
+def without_xdist_env() -> dict[str, str]:
+    """The environment for a nested `pytest` subprocess: this one's, less what marks an xdist worker of the outer run."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}

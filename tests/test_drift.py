@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from chat_template_harness.cells import model as cellmodel
+from tests.helpers import without_xdist_env
 
 REPO = Path(__file__).resolve().parents[1]
 QWEN3_CELLS = {c.id for c in cellmodel.cells(["qwen3-8b"])}
 
 
 def _pytest(pack: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CTH_TOKENIZERS_DIR": str(pack)}
+    env = {**without_xdist_env(), "CTH_TOKENIZERS_DIR": str(pack)}
     env.pop("CTH_ALLOW_DRIFT", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_goldens.py", "-q", "-p", "no:cacheprovider", "-rf", *args],
+    return subprocess.run(  # one process (-n 0): the hash check stops the run at collection, which no xdist worker reports as such
+        [sys.executable, "-m", "pytest", "tests/test_goldens.py", "-q", "-p", "no:cacheprovider", "-n", "0", "-rf", *args],
         cwd=REPO, env=env, capture_output=True, text=True, check=False,
     )
 

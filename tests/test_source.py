@@ -125,7 +125,7 @@ def test_without_a_pack_the_hub_is_asked_at_the_pinned_revision(monkeypatch: pyt
         return str(target)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    loaded = source._load.__wrapped__(source.get_model("llama-4-scout"), None, False)
+    loaded = source._load(source.get_model("llama-4-scout"), None, False)
     spec = source.get_model("llama-4-scout")
     assert calls == [(spec.hub_repo, spec.revision, sorted(f.name for f in spec.files if f.on_hub), False)]
     assert "chat_template.jinja" not in calls[0][2]  # a pack addition, not a hub file
@@ -152,7 +152,7 @@ def test_an_unregistered_hub_id_is_downloaded_at_its_revision(monkeypatch: pytes
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     spec = source.get_model("acme/my-finetune@0123abc")
     assert (spec.name, spec.hub_repo, spec.revision, spec.builtin) == ("my-finetune", "acme/my-finetune", "0123abc", False)
-    loaded = source._load.__wrapped__(spec, None, False)
+    loaded = source._load(spec, None, False)
     assert calls == [("acme/my-finetune", "0123abc")] and loaded.origin == "hub" and "<think>" in loaded.chat_template
 
 
@@ -164,7 +164,7 @@ def test_hub_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(MissingTokenizerError, match=r"could not download Qwen/Qwen3-8B@b968826.*fix: set CTH_TOKENIZERS_DIR"):
-        source._load.__wrapped__(source.get_model("qwen3-8b"), None, False)
+        source._load(source.get_model("qwen3-8b"), None, False)
 
 
 def test_trust_remote_code_is_never_enabled():

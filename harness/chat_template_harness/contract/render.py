@@ -126,8 +126,11 @@ class CompiledTemplate:
         self.templates = {False: tokenizer.get_chat_template(None, None), True: tokenizer.get_chat_template(None, [{}])}
         self._last_messages: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []  # (message, its values, plain copy)
         self._last_tools: tuple[Any, Any] = (None, None)
-        self.compiled = {tools: memoised_sandbox(chat_template_utils._compile_jinja_template(source), source)
-                         for tools, source in self.templates.items()}
+        by_source: dict[str, Any] = {}  # one compile per distinct template (with and without tools: mostly one)
+        for source in self.templates.values():
+            if source not in by_source:
+                by_source[source] = memoised_sandbox(chat_template_utils._compile_jinja_template(source), source)
+        self.compiled = {tools: by_source[source] for tools, source in self.templates.items()}
 
     def render(self, messages: list[Any], tools: list[Any] | None, gen: bool, kwargs: Mapping[str, Any]) -> str:
         """`render_jinja_template`'s work for one conversation without a continued final message: every value the

@@ -235,13 +235,18 @@ def sha256_file(path: Path) -> str:
 
 def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> LoadedTokenizer:
     """Load a pinned tokenizer once per process; see the module docstring for the contract."""
-    spec = get_model(name)
     base = absolute(tokenizers_dir) if tokenizers_dir is not None else tokenizers_dir_from_env()
-    return _load(spec, base, allow_drift)
+    key = (get_model(name), base, allow_drift)
+    if key not in _LOADED:
+        _LOADED[key] = _load(*key)
+    return _LOADED[key]
 
 
-@cache
+_LOADED: dict[tuple[ModelSpec, Path | None, bool], LoadedTokenizer] = {}
+
+
 def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokenizer:
+    """Locate, hash-check and make one tokenizer (uncached: `load` keeps it)."""
     directory, origin = locate(spec, base)
     observed, drift = verify(spec, directory, origin)
     if drift and not allow_drift:
@@ -256,11 +261,18 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
     if spec.package is not None:
         return _load_packaged(spec, spec.package, directory, origin, observed, drift)
     with _captured_transformers_warnings() as warnings:
-        tokenizer = bundled.load(directory / spec.files[0].name) if origin == bundled.MISTRAL_COMMON else _from_pretrained(directory)
+        tokenizer = instantiate(spec, directory, origin)
+    return LoadedTokenizer(spec, tokenizer, directory, origin, observed, drift, tuple(warnings))
+
+
+def instantiate(spec: ModelSpec, directory: Path, origin: str) -> Any:
+    """The tokenizer object from its files, as every load makes it (no hash check, no cache): a folder through
+    AutoTokenizer, a mistral-common file through models/bundled.py. The benchmark's bare loads call this too."""
+    tokenizer = bundled.load(directory / spec.files[0].name) if origin == bundled.MISTRAL_COMMON else _from_pretrained(directory)
     if tokenizer.chat_template is None and (directory / PROCESSOR_TEMPLATE).is_file():
         # The hub keeps Llama 4's template in the processor file only; the tokenizer does not read it.
         tokenizer.chat_template = json.loads((directory / PROCESSOR_TEMPLATE).read_text("utf-8"))["chat_template"]
-    return LoadedTokenizer(spec, tokenizer, directory, origin, observed, drift, tuple(warnings))
+    return tokenizer
 
 
 def _load_packaged(spec: ModelSpec, pkg: packaged.Package, directory: Path, origin: str,
