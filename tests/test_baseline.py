@@ -42,7 +42,7 @@ def test_a_known_cell_that_gets_worse_fails(capsys, tmp_path, worse):
     assert code == 0 and "KNOWN" in out and "1 known failure(s), 0 new, 0 stale, 0 worse" in out  # negative control
     code, out = _check(capsys, worse, "--baseline", str(file))
     assert code == 1 and "0 known failure(s), 0 new, 0 stale, 1 worse" in out
-    assert "worse: qwen3-8b/think-off/single_turn: P×0→1, H×0→1" in out and "KNOWN" not in out
+    assert "worse: qwen3-8b/think-off/single_turn: P×0→1, N×0→1, H×0→1, T×0→1" in out and "KNOWN" not in out
 
 
 def test_an_id_only_line_is_known_and_says_it_records_no_counts(capsys, tmp_path, worse):

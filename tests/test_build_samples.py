@@ -133,8 +133,7 @@ def test_an_unregistered_tokenizer_gets_rules_derived_from_its_template(fresh_qw
 @pytest.mark.parametrize(("template", "rule"), [
     ("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
      "stop_tokens"),
-    ("{{ raise_exception('this template renders nothing') }}", "think"),
-], ids=["no-stop-token", "renders-nothing"])
+], ids=["no-stop-token"])
 def test_an_undecided_rule_raises_with_the_config_line(template, rule, fresh_qwen3):
     import copy
 
@@ -144,6 +143,20 @@ def test_an_undecided_rule_raises_with_the_config_line(template, rule, fresh_qwe
         cth.build_samples(tok, _messages("single_turn"), think="off")
     assert info.value.rule == rule and info.value.config_line.split(" ")[0].lstrip("[").startswith(rule.split(".")[0])
     assert f"write `{info.value.config_line}`" in str(info.value)
+
+
+def test_a_template_that_renders_nothing_is_one_clear_error_not_an_undecided_rule(fresh_qwen3):
+    """Nothing to read a rule from is an error of the template (its one line and fix), not a question a config line
+    answers."""
+    import copy
+
+    from chat_template_harness.errors import TemplateDriftError
+
+    tok = copy.copy(fresh_qwen3)
+    tok.chat_template, tok.name_or_path = "{{ raise_exception('this template renders nothing') }}", "renders-nothing"
+    with pytest.raises(TemplateDriftError, match="renders no plain user/assistant exchange") as info:
+        cth.build_samples(tok, _messages("single_turn"), think="off")
+    assert not isinstance(info.value, cth.UndecidedRule) and info.value.fix
 
 
 QWEN3_THINK = "'\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n'"
