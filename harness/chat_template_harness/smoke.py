@@ -148,28 +148,28 @@ def _samples(
     loaded: source.LoadedTokenizer, think: Think, preprocessor: str, errors: list[str], served_by: str = "transformers"
 ) -> list[tuple[str, int, list[Any], list[int], list[int]]]:
     """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture, each
-    through the one runner (a plug-in behind its guard).
+    through the one runner (a user's preprocessor behind its guard).
 
-    A plug-in that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
+    A preprocessor that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
     from chat_template_harness import external
     from chat_template_harness.cells.model import Cell, Settings
     from chat_template_harness.cells.run import run_conversation
 
-    plugin = None
+    preprocess = None  # the callable; `preprocessor` names it
     if preprocessor == "naive":
-        plugin = external.load_callable("chat_template_harness.examples.naive:preprocess")
+        preprocess = external.load_callable("chat_template_harness.examples.naive:preprocess")
     elif preprocessor != "reference":
-        plugin = external.load_callable(preprocessor)
+        preprocess = external.load_callable(preprocessor)
     settings = Settings(served_by=served_by, determinism=False)
     out = []
     for name in FIXTURES:
-        result = run_conversation(Cell(loaded.spec.name, think, name), loaded, conversation.fixture(name), settings, plugin)
+        result = run_conversation(Cell(loaded.spec.name, think, name), loaded, conversation.fixture(name), settings, preprocess)
         if result.code == "na.rules":
             continue
         if result.result is None:  # the preprocessor raised or declined, or the template cannot render the fixture
             errors.append(f"{name}: {result.reason}")
             continue
-        produced = [(list(s.input_ids), list(s.loss_mask)) for s in (result.samples if plugin else result.result.samples)]
+        produced = [(list(s.input_ids), list(s.loss_mask)) for s in (result.samples if preprocess else result.result.samples)]
         out += [(name, i, list(result.result.plans), ids, mask) for i, (ids, mask) in enumerate(produced)]
     return out
 

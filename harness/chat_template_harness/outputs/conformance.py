@@ -63,11 +63,11 @@ def run(
     settings = Settings(tokenizers_dir=tokenizers_dir, served_by=served_by)
     for label, spec in (preprocessors or PREPROCESSORS).items():
         try:
-            plugin = external.load_callable(spec)
+            preprocessor = external.load_callable(spec)
         except HarnessError as exc:
             columns.append(Column(label, spec, unavailable=exc.message))
             continue
-        columns.append(Column(label, spec, {c: run_cell(c, settings, plugin) for c in cells}))
+        columns.append(Column(label, spec, {c: run_cell(c, settings, preprocessor) for c in cells}))
     return columns
 
 
