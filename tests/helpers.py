@@ -70,11 +70,12 @@ def assert_report_current(spec: str, name: str) -> None:
     from chat_template_harness.outputs import reportfile
     from chat_template_harness.outputs.report import check_markdown
 
-    plugin = load_callable(spec)
-    results = [check_cell(plugin, c) for c in cells()]
+    preprocessor = load_callable(spec)
+    results = [check_cell(preprocessor, c) for c in cells()]
     committed = (Path(__file__).resolve().parents[1] / "reports" / name).read_text("utf-8")
     fresh = check_markdown(spec, results, Policy.ALL)
-    assert reportfile.body(committed) == reportfile.body(fresh), f"regenerate: cth check {spec} --markdown reports/{name}"
+    assert reportfile.body(committed) == reportfile.body(fresh), (
+        f"header changes: {reportfile.header_changes(committed, fresh)}; regenerate: cth check {spec} --markdown reports/{name}")
 
 
 def run_cell(cell: Any, tokenizers_dir: Any = None, **settings: Any) -> Any:

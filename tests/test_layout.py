@@ -40,8 +40,8 @@ def graph(modules: dict[str, Path]) -> dict[str, set[str]]:
 
 
 def test_every_import_path_is_a_file_path():
-    files = sorted((SOURCE.parent / "tests").glob("*.py")) + list(MODULES.values())
-    missing = sorted({(str(f.name), name) for f in files for name in imported(f) if name not in MODULES})
+    files = sorted((SOURCE.parent / "tests").rglob("*.py")) + list(MODULES.values())  # tests/frameworks/ too
+    missing = sorted({(str(f.relative_to(SOURCE.parent)), name) for f in files for name in imported(f) if name not in MODULES})
     assert not missing, f"imports that name no file under harness/: {missing}"
 
 

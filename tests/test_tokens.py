@@ -38,7 +38,7 @@ def _plain(tokenizer, text):
 def test_the_backend_encode_equals_the_tokenizer_call(model):
     loaded = source.load(model)
     tok = loaded.tokenizer
-    # a call with truncation (SpecForge's preprocessing, in tests/test_specforge.py) leaves the backend so until
+    # a call with truncation (SpecForge's preprocessing, in tests/frameworks/test_specforge.py) leaves the backend so until
     # the next plain call, and the shortcut is not taken meanwhile; after a plain call it is, on every tokenizer of the pack
     tok("", add_special_tokens=False)
     assert tokens._plain_backend(tok) is not None, "every tokenizer of the pack is fast: the shortcut is taken"

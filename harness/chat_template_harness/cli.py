@@ -360,7 +360,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.checking import baseline
     from chat_template_harness.outputs import report
 
-    plugin = external.load_callable(args.preprocessor)
+    preprocessor = external.load_callable(args.preprocessor)
     allow = baseline.parse_allowances(args.allow)
     listed = baseline.read(args.baseline) if args.baseline and not args.update_baseline else {}
     selected = _selected(args)
@@ -368,7 +368,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     results = []
     tick = _Progress("check", len(selected), "cells")
     for cell in selected:
-        result = run_cell(cell, settings, plugin)
+        result = run_cell(cell, settings, preprocessor)
         results.append(result)
         tick()
         known = cell.id in listed and not baseline.worse_than(baseline.counts_of(result), listed[cell.id])
@@ -453,7 +453,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     if args.preprocessor:
         from chat_template_harness import external
 
-        external.load_callable(args.preprocessor)  # a broken plug-in is one error before any row is read
+        external.load_callable(args.preprocessor)  # a broken preprocessor is one error before any row is read
     job = Job(spec.name, args.think, args.preprocessor, _settings(args, determinism=False))
     stderr = Console(stderr=True)
     columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn())

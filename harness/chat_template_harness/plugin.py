@@ -17,7 +17,7 @@ import pytest
 RESULTS = pytest.StashKey[dict[Any, Any]]()
 # from --cth-goldens; the golden snapshot extension reads it through the test item's config
 GOLDENS_ROOT = pytest.StashKey[Path]()
-PLUGIN = pytest.StashKey[tuple[str, Any]]()
+PREPROCESSOR = pytest.StashKey[tuple[str, Any]]()
 GOLDENS_ASSERTED = pytest.StashKey[set[Any]]()
 NOT_SELECTED = pytest.StashKey[bool]()
 BASELINE = pytest.StashKey[dict[str, Any]]()  # cell id -> recorded kinds and counts (checking/baseline.py)
@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from chat_template_harness.external import load_callable
 
         try:
-            config.stash[PLUGIN] = (spec, load_callable(spec))
+            config.stash[PREPROCESSOR] = (spec, load_callable(spec))
             from chat_template_harness.checking import baseline
 
             baseline.parse_allowances(config.getoption("--cth-allow"))
@@ -212,7 +212,7 @@ class MatrixNode(pytest.Collector):
 
 
 class CellCheck(pytest.Item):
-    """One matrix cell checked against the plug-in preprocessor: `cth[<model>/think-<t>/<fixture>]`."""
+    """One matrix cell checked against the user's preprocessor: `cth[<model>/think-<t>/<fixture>]`."""
 
     def __init__(self, *, cell: Any, na: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -227,8 +227,8 @@ class CellCheck(pytest.Item):
 
         if self.na is not None:  # declared, visible in every report (JUnit included), never a silent skip
             pytest.skip(f"N/A: {self.na}")
-        spec, plugin = self.config.stash[PLUGIN]
-        result = run_cell(self.cell, _settings(self.config), plugin)
+        spec, preprocessor = self.config.stash[PREPROCESSOR]
+        result = run_cell(self.cell, _settings(self.config), preprocessor)
         from chat_template_harness.outputs import repo_goldens
 
         self.golden = repo_goldens.compare(
@@ -263,7 +263,7 @@ class CellCheck(pytest.Item):
         from chat_template_harness.outputs.view import report_lines
 
         result = excinfo.value.args[0]
-        spec = self.config.stash[PLUGIN][0]
+        spec = self.config.stash[PREPROCESSOR][0]
         c = self.cell
         policy = self.config.getoption("--cth-policy")
         extra = f" --policy {policy}" if policy != "all" else ""
@@ -277,7 +277,7 @@ class CellCheck(pytest.Item):
         )
 
     def reportinfo(self) -> tuple[str, int | None, str]:
-        return (self.config.stash[PLUGIN][0], None, self.name)
+        return (self.config.stash[PREPROCESSOR][0], None, self.name)
 
 
 def _cells_selected(config: pytest.Config) -> bool:
@@ -317,7 +317,7 @@ def _verified_pack(config: pytest.Config, models: list[str]) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, which then applies to these items too
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    if PLUGIN not in config.stash:
+    if PREPROCESSOR not in config.stash:
         return
     from chat_template_harness.cells.model import CellResult, Status, cells, na_reason
     from chat_template_harness.errors import HarnessError

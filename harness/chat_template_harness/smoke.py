@@ -19,8 +19,11 @@ from __future__ import annotations
 import json
 import math
 import time
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,62 +42,26 @@ FIXTURES = ("single_turn", "multi_turn", "reasoning_every_turn", "tool_call", "e
 IGNORE = -100
 SEED = 0
 
-_COMMON = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 4096,
-}
-# family -> (config class, model class, config overrides); the architecture each family's models use
-ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "qwen2.5": ("Qwen2Config", "Qwen2ForCausalLM", {}),
-    "qwq": ("Qwen2Config", "Qwen2ForCausalLM", {}),
-    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 8}),
-    "llama3": ("LlamaConfig", "LlamaForCausalLM", {}),
-    "llama4": (
-        "Llama4TextConfig",
-        "Llama4ForCausalLM",
-        {"head_dim": 8, "intermediate_size_mlp": 64, "num_local_experts": 4, "num_experts_per_tok": 1, "interleave_moe_layer_step": 1},
-    ),
-    "deepseek-v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {}),
-    "deepseek-r1": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {}),
-    "deepseek-v3.1": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {}),
-    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", {"head_dim": 8, "sliding_window": 128}),
-    "qwen3-thinking-2507": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 8}),
-    "qwen3-instruct-2507": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 8}),
-    # Nemotron Super is a pruned Llama 3.3 (DeciLM, remote code); its Llama vocabulary on a plain Llama does the job
-    "nemotron-v1.5": ("LlamaConfig", "LlamaForCausalLM", {}),
-    "gpt-oss": ("GptOssConfig", "GptOssForCausalLM", {"head_dim": 8, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 128}),
-    # DeepSeek V4's own architecture (transformers 5.x), every size cut down (its defaults are the full model's)
-    "deepseek-v4": ("DeepseekV4Config", "DeepseekV4ForCausalLM", {
-        "head_dim": 8, "q_lora_rank": 16, "o_lora_rank": 16, "o_groups": 2, "n_routed_experts": 4, "num_experts_per_tok": 2,
-        "index_n_heads": 4, "index_head_dim": 8, "index_topk": 16, "qk_rope_head_dim": 8, "moe_intermediate_size": 16,
-        "num_nextn_predict_layers": 0}),
-    # Qwen3.5's hybrid text model (transformers 5.x): one linear-attention layer and one full-attention layer
-    "qwen3.5": ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM", {
-        "head_dim": 8, "layer_types": ["linear_attention", "full_attention"], "linear_num_key_heads": 2,
-        "linear_num_value_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8}),
-}
-_DEEPSEEK_MLA = {
-    "num_key_value_heads": 4,
-    "head_dim": 8,
-    "q_lora_rank": 16,
-    "kv_lora_rank": 16,
-    "qk_rope_head_dim": 8,
-    "qk_nope_head_dim": 8,
-    "v_head_dim": 8,
-    "moe_intermediate_size": 16,
-    "n_routed_experts": 4,
-    "n_shared_experts": 1,
-    "num_experts_per_tok": 2,
-    "n_group": 1,
-    "topk_group": 1,
-    "first_k_dense_replace": 1,
-}
-for _name in ("deepseek-v3", "deepseek-r1", "deepseek-v3.1"):
-    ARCHITECTURES[_name][2].update(_DEEPSEEK_MLA)
+
+@dataclass(frozen=True)
+class Architecture:
+    """The tiny model a family trains on: transformers' config and model class names, and the config's values."""
+
+    config: str
+    model: str
+    values: dict[str, Any]  # the common sizes, then the shared overrides it names, then its own
+
+
+@cache
+def architectures() -> dict[str, Architecture]:
+    """data/architectures.toml, read once: family -> the architecture its models use."""
+    raw = tomllib.loads(resources.files("chat_template_harness").joinpath("data/architectures.toml").read_text("utf-8"))
+    shared = raw.get("shared", {})
+    return {
+        name: Architecture(entry["config"], entry["model"],
+                           {**raw["common"], **shared.get(entry.get("shared", ""), {}), **entry.get("overrides", {})})
+        for name, entry in raw["families"].items()
+    }
 
 
 @dataclass(frozen=True)
@@ -167,12 +134,12 @@ def tiny_model(family_name: str, vocab: int, device: str) -> Any:
     import transformers
 
     # a user's family (derived or from a rules file) trains a plain Llama: the step checks the mask, not the architecture
-    config_name, model_name, overrides = ARCHITECTURES.get(family_name, ARCHITECTURES["llama3"])
-    if not hasattr(transformers, config_name):  # a family newer than the installed transformers (4.57: no DeepSeek V4)
-        config_name, model_name, overrides = ARCHITECTURES["llama3"]
-    config = getattr(transformers, config_name)(vocab_size=vocab, **{**_COMMON, **overrides})
+    arch = architectures().get(family_name, architectures()["llama3"])
+    if not hasattr(transformers, arch.config):  # a family newer than the installed transformers (4.57: no DeepSeek V4)
+        arch = architectures()["llama3"]
+    config = getattr(transformers, arch.config)(vocab_size=vocab, **arch.values)
     torch.manual_seed(SEED)
-    model = getattr(transformers, model_name)(config)
+    model = getattr(transformers, arch.model)(config)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     return model.to(device=device, dtype=dtype).train()
 
@@ -181,28 +148,28 @@ def _samples(
     loaded: source.LoadedTokenizer, think: Think, preprocessor: str, errors: list[str], served_by: str = "transformers"
 ) -> list[tuple[str, int, list[Any], list[int], list[int]]]:
     """(fixture, sample index, reference plans, input_ids, loss_mask) for every applicable smoke fixture, each
-    through the one runner (a plug-in behind its guard).
+    through the one runner (a user's preprocessor behind its guard).
 
-    A plug-in that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
+    A preprocessor that raises on a fixture is recorded in `errors` (and fails the step), never skipped silently."""
     from chat_template_harness import external
     from chat_template_harness.cells.model import Cell, Settings
     from chat_template_harness.cells.run import run_conversation
 
-    plugin = None
+    preprocess = None  # the callable; `preprocessor` names it
     if preprocessor == "naive":
-        plugin = external.load_callable("chat_template_harness.examples.naive:preprocess")
+        preprocess = external.load_callable("chat_template_harness.examples.naive:preprocess")
     elif preprocessor != "reference":
-        plugin = external.load_callable(preprocessor)
+        preprocess = external.load_callable(preprocessor)
     settings = Settings(served_by=served_by, determinism=False)
     out = []
     for name in FIXTURES:
-        result = run_conversation(Cell(loaded.spec.name, think, name), loaded, conversation.fixture(name), settings, plugin)
+        result = run_conversation(Cell(loaded.spec.name, think, name), loaded, conversation.fixture(name), settings, preprocess)
         if result.code == "na.rules":
             continue
         if result.result is None:  # the preprocessor raised or declined, or the template cannot render the fixture
             errors.append(f"{name}: {result.reason}")
             continue
-        produced = [(list(s.input_ids), list(s.loss_mask)) for s in (result.samples if plugin else result.result.samples)]
+        produced = [(list(s.input_ids), list(s.loss_mask)) for s in (result.samples if preprocess else result.result.samples)]
         out += [(name, i, list(result.result.plans), ids, mask) for i, (ids, mask) in enumerate(produced)]
     return out
 

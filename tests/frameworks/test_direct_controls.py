@@ -14,12 +14,13 @@ from datetime import datetime
 
 import pytest
 
-from tests.helpers import check_cell
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import axolotl, llamafactory, ms_swift, nemo_automodel, openrlhf, verl
 from chat_template_harness.models.rules import Think
-from chat_template_harness.cells.model import Cell
 from tests.frameworks import direct
+from tests.frameworks.common import shown
+from tests.helpers import check_cell
 
 pytestmark = pytest.mark.frameworks
 ANSWER = "The capital of France is Paris."
@@ -104,9 +105,9 @@ def test_the_framework_itself_trains_what_its_report_says(call, adapter, cell: C
                                                           kind: str):
     assert call() == trained  # the framework alone, byte for byte
     result = check_cell(adapter, cell)
-    assert result.status.name == status, check.report_lines(result)
-    assert set(result.extra) <= {check._shown(run) for run in trained}, (result.extra, trained)
-    assert not kind or kind in kinds.of_result(result), check.report_lines(result)
+    assert result.status.name == status, shown(result)
+    assert set(result.extra) <= set(trained), (result.extra, trained)
+    assert not kind or kind in kinds.of_result(result), shown(result)
 
 
 def test_ms_swift_itself_dates_llama_3_2_with_the_day_it_was_imported():

@@ -35,7 +35,7 @@ def audit(
     from chat_template_harness.audit import engines, rows, sampling
     from chat_template_harness.audit.row import context
 
-    context(job)  # load the tokenizer and the plug-in once here: their errors are the user's, not a row's
+    context(job)  # load the tokenizer and the preprocessor once here: their errors are the user's, not a row's
     stream = rows.read(source, revision=revision)
     if limit is not None:
         stream = islice(stream, limit)

@@ -1,7 +1,7 @@
 """The per-row function: one dataset row -> what it is, what a correct preprocessor trains, and what the
 user's preprocessor gets wrong. Both engines (local processes, Ray) call `audit_row`.
 
-Heavy state (the tokenizer, the family, the plug-in) is built once per process by `context()`.
+Heavy state (the tokenizer, the family, the preprocessor) is built once per process by `context()`.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ class RowOutcome:
     samples: int = 0
     reasoning_dropped: bool = False  # the mode drops the data's reasoning (a turn note says so, `Note.drops_reasoning`)
     reference_violations: int = 0  # the harness's own samples breaking the contract: a harness bug
-    violations: dict[str, int] = field(default_factory=dict)  # the plug-in's, per invariant number
-    wrong_tokens: dict[str, int] = field(default_factory=dict)  # trained by the plug-in, not trainable, per kind
-    plugin_error: str = ""
+    violations: dict[str, int] = field(default_factory=dict)  # the preprocessor's, per invariant number
+    wrong_tokens: dict[str, int] = field(default_factory=dict)  # trained by the preprocessor, not trainable, per kind
+    preprocessor_error: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -83,15 +83,15 @@ class Context:
     loaded: source.LoadedTokenizer
     family: Family
     think: Think
-    plugin: Any
+    preprocessor: Any
 
 
 @cache
 def context(job: Job) -> Context:
     settings = job.settings
     loaded = source.load(job.model, settings.tokenizers_dir, allow_drift=settings.allow_drift)
-    plugin = external.load_callable(job.preprocessor) if job.preprocessor else None
-    return Context(job, loaded, family_for(loaded.spec, loaded.tokenizer), Think(job.think), plugin)
+    preprocessor = external.load_callable(job.preprocessor) if job.preprocessor else None
+    return Context(job, loaded, family_for(loaded.spec, loaded.tokenizer), Think(job.think), preprocessor)
 
 
 UNDECIDED_ROWS = "a rule the template does not prove is undecided"
@@ -112,7 +112,7 @@ def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
     except FixtureError as exc:
         return RowOutcome(number, REASONS.get(exc.code, "other input error"), exc.message)
     cell = cells.Cell(job.model, ctx.think, f"row {number}")
-    checked = run_conversation(cell, ctx.loaded, conv, job.settings, ctx.plugin, ctx.family)
+    checked = run_conversation(cell, ctx.loaded, conv, job.settings, ctx.preprocessor, ctx.family)
     if checked.code == "na.rules":
         return RowOutcome(number, "not applicable to this model and mode", checked.reason)
     if checked.code == "undecided":  # never trained on a guessed rule; counted, with the question and the fix
@@ -125,22 +125,22 @@ def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
         out.samples = len(result.samples)
         out.tokens = dict(_token_kinds(result))
         out.reasoning_dropped = any(n.drops_reasoning for p in result.plans for n in p.notes)
-    if ctx.plugin is None:
+    if ctx.preprocessor is None:
         out.reference_violations = len(checked.violations)
         return out
     if result is not None:  # the reference's own samples breaking the contract: a harness bug, counted apart
         required = None if job.settings.policy is Policy.ALL else [result.plans[-1].turn]
         out.reference_violations = len(check_samples(ctx.loaded.tokenizer, result.plans, result.samples, required_turns=required))
-    _plugin_findings(ctx, checked, out)
+    _preprocessor_findings(ctx, checked, out)
     return out
 
 
-def _plugin_findings(ctx: Context, checked: cells.CellResult, out: RowOutcome) -> None:
+def _preprocessor_findings(ctx: Context, checked: cells.CellResult, out: RowOutcome) -> None:
     if checked.code == "na.preprocessor":
-        out.plugin_error = f"unsupported: {checked.error}"
+        out.preprocessor_error = f"unsupported: {checked.error}"
         return
     if checked.code == "fail.raised":
-        out.plugin_error = checked.error
+        out.preprocessor_error = checked.error
         out.violations = {"error": 1}
         return
     out.violations = dict(Counter(str(v.invariant.number) for v in checked.violations))

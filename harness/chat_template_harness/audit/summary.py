@@ -86,17 +86,17 @@ class Summary:
         self.reference_violating += bool(out.reference_violations)
         if self.job.preprocessor is None:
             return
-        if out.plugin_error.startswith("unsupported"):
+        if out.preprocessor_error.startswith("unsupported"):
             self.unsupported += 1
             return
         self.checked += 1
-        self.errored += bool(out.plugin_error)
+        self.errored += bool(out.preprocessor_error)
         if out.violations:
             self.wrong_rows += 1
             self.violations.update({k: 1 for k in out.violations})
             self.wrong_tokens.update(out.wrong_tokens)
             self.wrong_token_rows.update({k: 1 for k in out.wrong_tokens})
-            entry = (sum(out.wrong_tokens.values()), -out.row, out.plugin_error or out.detail)
+            entry = (sum(out.wrong_tokens.values()), -out.row, out.preprocessor_error or out.detail)
             (heapq.heappush if len(self.worst) < WORST else heapq.heappushpop)(self.worst, entry)
 
     @property
@@ -120,9 +120,9 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         s = self.job
-        plugin = None
+        preprocessor = None
         if s.preprocessor:
-            plugin = {
+            preprocessor = {
                 "rows_checked": self.checked, "rows_wrong": self.wrong_rows, "rows_errored": self.errored,
                 "rows_unsupported": self.unsupported, "violations": dict(sorted(self.violations.items())),
                 "wrong_tokens": dict(self.wrong_tokens), "wrong_tokens_rows": dict(self.wrong_token_rows),
@@ -138,7 +138,7 @@ class Summary:
             "reference": {"samples": self.samples, "tokens": dict(self.tokens),
                           "rows_with_reasoning_dropped": self.reasoning_dropped,
                           "rows_violating": self.reference_violating},
-            "preprocessor": plugin,
+            "preprocessor": preprocessor,
             "sample": self._sample_json(),
         }
 
@@ -205,7 +205,7 @@ class Summary:
             "",
         ]
         if s.preprocessor:
-            out += self._plugin_lines(j["preprocessor"])
+            out += self._preprocessor_lines(j["preprocessor"])
         return out
 
     @staticmethod
@@ -223,7 +223,7 @@ class Summary:
                        f"{e['low']:.2%} – {e['high']:.2%} |")
         return [*out, ""]
 
-    def _plugin_lines(self, p: dict[str, Any]) -> list[str]:
+    def _preprocessor_lines(self, p: dict[str, Any]) -> list[str]:
         checked = max(p["rows_checked"], 1)
         out = [
             f"### `{self.job.preprocessor}`",

@@ -11,11 +11,13 @@ themselves); an empty list means the sample set obeys the contract.
 from __future__ import annotations
 
 import re
+import tomllib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from importlib import resources
 from itertools import compress
 from typing import Any, Protocol
 
@@ -25,15 +27,16 @@ from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Kind, TurnPlan
 
 MAX_SHOWN = 10
-# A think block with nothing but whitespace inside, in any template's spelling: `<think>\n\n</think>\n\n`,
-# or a bare `</think>` right after a tag (V3.1's `<｜Assistant｜></think>`, QwQ/R1 after a `<think>\n` opener).
-# Only the block itself: what follows it (Qwen's `\n\n`) is placed by the reference's layout, since a
-# reply's own leading whitespace (V3.1 writes none between `</think>` and the reply) is never part of it.
-EMPTY_THINK = re.compile(
-    r"<think>\s*</think>"  # Qwen3, Nemotron, QwQ/R1 after their `<think>\n` opener, whitespace-only reasoning
-    r"|(?<=<｜Assistant｜>)</think>"  # DeepSeek-V3.1 think-off, and every past turn
-    r"|<\|channel\|>analysis<\|message\|>\s*<\|end\|>"  # gpt-oss: an analysis channel with nothing in it
-)
+
+
+def _empty_think() -> re.Pattern[str]:
+    """data/empty_think.toml, read once: every template's spelling of an empty think block, as one regex."""
+    raw = tomllib.loads(resources.files("chat_template_harness").joinpath("data/empty_think.toml").read_text("utf-8"))
+    return re.compile("|".join(entry["pattern"] for entry in raw["spelling"]))
+
+
+# A think block with nothing but whitespace inside, in any template's spelling (the data file says whose and why)
+EMPTY_THINK = _empty_think()
 
 
 # a finding's fix, by its code, appended where the violation is written

@@ -22,37 +22,22 @@ from chat_template_harness.contract import kinds
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
+from chat_template_harness.outputs.report import frameworks
 from chat_template_harness.outputs.view import report_lines
 
-SPECFORGE = ("qwen", "qwen3_thinking", "qwen3_instruct", "qwen3_next_thinking", "llama3", "llama4", "deepseek_v3",
-             "deepseek_r1_distill", "gpt_oss", "gemma")
-# label -> MODULE:CALLABLE, in the page's column order
-PREPROCESSORS: dict[str, str] = {
-    "reference": "chat_template_harness.examples.reference:preprocess",
-    "build_samples": "chat_template_harness.build:preprocess",
-    "naive": "chat_template_harness.examples.naive:preprocess",
-    "trl 1.16.0": "chat_template_harness.frameworks.trl_sft:preprocess",
-    **{f"specforge {t.replace('_', '-')}": f"chat_template_harness.frameworks.specforge:{t}" for t in SPECFORGE},
-    # LLaMA-Factory with the template its own model table names for each model (reports/llamafactory-*.md: every template alone)
-    "llamafactory sharegpt": "chat_template_harness.frameworks.llamafactory:by_family_sharegpt",
-    "llamafactory openai": "chat_template_harness.frameworks.llamafactory:by_family_openai",
-    "axolotl 0.21.0 turn": "chat_template_harness.frameworks.axolotl:turn",
-    "axolotl 0.21.0 last": "chat_template_harness.frameworks.axolotl:last",
-    "speculators 0.9.0": "chat_template_harness.frameworks.speculators:preprocess",
-    "ms-swift 4.6.0": "chat_template_harness.frameworks.ms_swift:preprocess",
-    "openrlhf 0.11.2": "chat_template_harness.frameworks.openrlhf:sft",
-    "openrlhf 0.11.2 multiturn": "chat_template_harness.frameworks.openrlhf:multiturn",
-    "verl 0.9.1": "chat_template_harness.frameworks.verl:preprocess",
-    "nemo-automodel 0.7.0": "chat_template_harness.frameworks.nemo_automodel:preprocess",
-}
+
+def _columns() -> dict[str, str]:
+    """label -> MODULE:CALLABLE, in the page's column order (data/frameworks.toml); a column per template where it names them."""
+    columns: dict[str, str] = {}
+    for entry in frameworks()["column"]:
+        for template in entry.get("templates", [""]):
+            columns[entry["label"].format(template=template.replace("_", "-"))] = entry["spec"].format(template=template)
+    return columns
+
+
+PREPROCESSORS = _columns()
 # frameworks with no column, and why (docs/frameworks.md has the errors in full)
-NOT_COVERED = (
-    ("Megatron-Bridge", "every release with its SFT path (0.4.0 to 0.6.2) requires Python >=3.12,<3.13; the harness "
-                        "runs 3.11: `No matching distribution found for megatron-bridge==0.6.2`"),
-    ("unsloth train_on_responses_only", "installs --no-deps and imports on CPU, but `import unsloth` replaces "
-                                        "trl.SFTTrainer in the running process (it would change the TRL column); it "
-                                        "needs an adapter in a process of its own"),
-)
+NOT_COVERED = tuple((entry["name"], entry["why"]) for entry in frameworks()["not_covered"])
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥", Status.UNDECIDED: "❓"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font
 WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}
@@ -78,11 +63,11 @@ def run(
     settings = Settings(tokenizers_dir=tokenizers_dir, served_by=served_by)
     for label, spec in (preprocessors or PREPROCESSORS).items():
         try:
-            plugin = external.load_callable(spec)
+            preprocessor = external.load_callable(spec)
         except HarnessError as exc:
             columns.append(Column(label, spec, unavailable=exc.message))
             continue
-        columns.append(Column(label, spec, {c: run_cell(c, settings, plugin) for c in cells}))
+        columns.append(Column(label, spec, {c: run_cell(c, settings, preprocessor) for c in cells}))
     return columns
 
 

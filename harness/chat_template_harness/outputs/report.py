@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.table import Table
 from rich.text import Text
@@ -165,15 +168,18 @@ def matrix_markdown(results: Sequence[CellResult]) -> str:
     return "\n".join(lines)
 
 
+@cache
+def frameworks() -> dict[str, Any]:
+    """data/frameworks.toml, read once: the frameworks' packages, the conformance page's columns and what it leaves out."""
+    return tomllib.loads(resources.files("chat_template_harness").joinpath("data/frameworks.toml").read_text("utf-8"))
+
+
 def provenance(preprocessor: str) -> dict[str, str]:
     """The header of a `cth check` report: the command, and the versions that decide it (the plug-in's package too)."""
     from chat_template_harness.outputs.reportfile import versions
 
     module = preprocessor.partition(":")[0]
-    frameworks = {"trl": "trl", "specforge": "specforge", "llamafactory": "llamafactory", "axolotl": "axolotl",
-                  "speculators": "speculators", "ms_swift": "ms-swift", "openrlhf": "openrlhf",
-                  "verl": "verl", "nemo_automodel": "nemo-automodel"}
-    extra = tuple(dist for name, dist in frameworks.items() if name in module) or (module.split(".")[0],)
+    extra = tuple(dist for name, dist in frameworks()["packages"].items() if name in module) or (module.split(".")[0],)
     return {"generated-by": f"cth check {preprocessor} --markdown FILE", **versions(extra)}
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import check_cell
+from chat_template_harness.cells.model import Cell
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import nemo_automodel
 from chat_template_harness.models.rules import Think
-from chat_template_harness.cells.model import Cell
+from tests.frameworks.common import assert_installed, shown
+from tests.helpers import check_cell
 
 HEADER = "<|start_header_id|>assistant<|end_header_id|>↵↵"
 
@@ -25,9 +26,7 @@ def test_its_shifted_labels_are_read_aligned_with_the_ids():
 @pytest.mark.nemo
 @pytest.mark.frameworks
 def test_the_installed_nemo_automodel_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("nemo-automodel") == nemo_automodel.VERSION
+    assert_installed("nemo-automodel", nemo_automodel.VERSION)
 
 
 @pytest.mark.nemo
@@ -42,7 +41,7 @@ def test_its_defaults_train_the_assistant_header():
 def test_its_mask_generation_prompt_option_trains_the_reply_alone():
     """Negative control: the same cell with its documented option passes, so the H above is the default's."""
     result = check_cell(nemo_automodel.mask_generation_prompt, Cell("llama-3.1-8b", Think.OFF, "single_turn"))
-    assert result.status.name == "PASS", check.report_lines(result)
+    assert result.status.name == "PASS", shown(result)
 
 
 @pytest.mark.frameworks

@@ -11,27 +11,21 @@ from pathlib import Path
 import pytest
 
 from chat_template_harness import cli
-from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.cells.model import Cell, Status
 from chat_template_harness.contract import kinds
 from chat_template_harness.contract.invariants import Invariant
-from chat_template_harness.contract.sample import Policy
-from chat_template_harness.external import load_callable
 from chat_template_harness.frameworks import specforge
 from chat_template_harness.models.rules import Think
-from chat_template_harness.outputs import reportfile
-from tests.helpers import check_cell
+from tests.frameworks.common import assert_installed
+from tests.helpers import assert_report_current, check_cell
 
 pytestmark = [pytest.mark.specforge, pytest.mark.torch]
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SYSTEM = "You are a helpful assistant."
 QWEN3_OFF = Cell("qwen3-8b", Think.OFF, "single_turn")
 
 
 def test_the_installed_specforge_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("specforge") == specforge.VERSION
+    assert_installed("specforge", specforge.VERSION)
 
 
 def test_qwen3_thinking_trains_the_empty_think_block_in_think_off():
@@ -88,16 +82,8 @@ def test_gpt_oss_writes_its_own_date_and_ends_replies_with_end_not_return():
 
 @pytest.mark.parametrize("template", list(specforge.TEMPLATES))
 def test_the_committed_specforge_report_is_current(template: str):
-    from chat_template_harness.outputs.report import check_markdown
-
-    spec = f"chat_template_harness.frameworks.specforge:{template.replace('-', '_')}"
-    results = [check_cell(load_callable(spec), c) for c in cellmodel.cells()]
-    committed = (REPO / "reports" / f"specforge-{template}.md").read_text("utf-8")
-    fresh = check_markdown(spec, results, Policy.ALL)
-    assert reportfile.body(committed) == reportfile.body(fresh), (
-        f"header changes: {reportfile.header_changes(committed, fresh)}; "
-        f"regenerate: cth check {spec} --markdown reports/specforge-{template}.md"
-    )
+    assert_report_current(f"chat_template_harness.frameworks.specforge:{template.replace('-', '_')}",
+                          f"specforge-{template}.md")
 
 
 # --- baselines through the CLI -------------------------------------------------------------------------------------

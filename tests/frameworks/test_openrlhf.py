@@ -5,29 +5,21 @@ Installed with --no-deps by scripts/setup. Every claim is read off the decoded t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.frameworks import openrlhf
 from chat_template_harness.models.rules import Think
-from tests.helpers import assert_report_current, check_cell
+from tests.frameworks.common import assert_installed, check
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.openrlhf, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _check(adapter, model: str, think: Think, fixture: str, **kw) -> CellResult:
-    return check_cell(adapter, Cell(model, think, fixture), **kw)
+_check = check
 
 
 def test_the_installed_openrlhf_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("openrlhf") == openrlhf.VERSION
+    assert_installed("openrlhf", openrlhf.VERSION)
 
 
 def test_its_shifted_loss_mask_is_read_as_labels_on_the_predicted_tokens():

@@ -6,23 +6,19 @@ read off the decoded trained tokens of LLaMA-Factory's own output.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from chat_template_harness.cells.model import Cell
 from chat_template_harness.frameworks import llamafactory
 from chat_template_harness.models.rules import Think
+from tests.frameworks.common import assert_installed
 from tests.helpers import assert_report_current, check_cell
 
 pytestmark = pytest.mark.torch
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_the_installed_llamafactory_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("llamafactory") == llamafactory.VERSION
+    assert_installed("llamafactory", llamafactory.VERSION)
 
 
 def test_its_qwen3_template_trains_the_empty_think_block_of_a_reply_without_reasoning():

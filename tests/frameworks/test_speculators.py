@@ -6,28 +6,20 @@ harness's vLLM profile; everything else is speculators' own code. Claims are rea
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import speculators
 from chat_template_harness.models.rules import Think
-from tests.helpers import assert_report_current, check_cell
+from tests.frameworks.common import assert_installed, checker
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.speculators, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _check(model: str, think: Think, fixture: str, **kw) -> CellResult:
-    return check_cell(speculators.preprocess, Cell(model, think, fixture), **kw)
+_check = checker(speculators.preprocess)
 
 
 def test_the_installed_speculators_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("speculators") == speculators.VERSION
+    assert_installed("speculators", speculators.VERSION)
 
 
 def test_it_trains_the_newline_the_template_writes_after_the_stop_token():

@@ -6,28 +6,20 @@ own error.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import verl
 from chat_template_harness.models.rules import Think
-from tests.helpers import assert_report_current, check_cell
+from tests.frameworks.common import assert_installed, checker
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.verl, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the report
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _check(model: str, think: Think, fixture: str) -> CellResult:
-    return check_cell(verl.preprocess, Cell(model, think, fixture))
+_check = checker(verl.preprocess)
 
 
 def test_the_installed_verl_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("verl") == verl.VERSION
+    assert_installed("verl", verl.VERSION)
 
 
 def test_it_passes_llama_conversations_it_renders_turn_by_turn():

@@ -6,28 +6,20 @@ read off the decoded trained tokens of axolotl's own output.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import axolotl
 from chat_template_harness.models.rules import Think
-from tests.helpers import assert_report_current, check_cell
+from tests.frameworks.common import assert_installed, check
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.axolotl, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _check(adapter, model: str, think: Think, fixture: str) -> CellResult:
-    return check_cell(adapter, Cell(model, think, fixture))
+_check = check
 
 
 def test_the_installed_axolotl_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("axolotl") == axolotl.VERSION
+    assert_installed("axolotl", axolotl.VERSION)
 
 
 def test_it_passes_a_single_qwen3_turn():

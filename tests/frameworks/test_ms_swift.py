@@ -5,29 +5,23 @@ Installed with --no-deps by scripts/setup. Every claim is read off the decoded t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from chat_template_harness.cells.model import Cell, CellResult
 from chat_template_harness.contract import kinds
 from chat_template_harness.frameworks import ms_swift
 from chat_template_harness.models.rules import Think
-from tests.helpers import assert_report_current, check_cell
+from tests.frameworks.common import assert_installed, checker, shown
+from tests.helpers import assert_report_current
 
 pytestmark = [pytest.mark.swift, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
-REPO = Path(__file__).resolve().parents[1]
 TRAILER = frozenset({"trailer"})
 
 
-def _check(model: str, think: Think, fixture: str, **kw) -> CellResult:
-    return check_cell(ms_swift.preprocess, Cell(model, think, fixture), **kw)
+_check = checker(ms_swift.preprocess)
 
 
 def test_the_installed_ms_swift_is_the_reported_version():
-    from importlib import metadata
-
-    assert metadata.version("ms-swift") == ms_swift.VERSION
+    assert_installed("ms-swift", ms_swift.VERSION)
 
 
 def test_it_trains_qwen3s_empty_think_block_in_think_off():
@@ -51,9 +45,9 @@ def test_a_hub_id_its_registry_does_not_match_is_na():
 
 def test_its_llama32_date_computed_at_import_is_d_under_the_real_clock():
     """ms-swift computes Llama 3.2's "Today Date" once, at import: under the real clock it is not the served date.
-    The negative control is tests/test_real_clock.py (the same date written on the served day passes)."""
+    The negative control is tests/frameworks/test_real_clock.py (the same date written on the served day passes)."""
     result = _check("llama-3.2-3b", Think.OFF, "single_turn")
-    assert result.status.name == "FAIL" and kinds.of_result(result) == ["D"], check.report_lines(result)
+    assert result.status.name == "FAIL" and kinds.of_result(result) == ["D"], shown(result)
     assert "where the served prompt has '26 Jul 2024'" in result.violations[0].detail
 
 

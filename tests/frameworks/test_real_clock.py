@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.helpers import check_cell
-from chat_template_harness.contract import kinds
-from chat_template_harness.models.rules.pinned import PINNED_CLOCK
-from chat_template_harness.models.rules import Think
 from chat_template_harness.cells.model import Cell
+from chat_template_harness.contract import kinds
+from chat_template_harness.models.rules import Think
+from chat_template_harness.models.rules.pinned import PINNED_CLOCK
+from tests.frameworks.common import shown
+from tests.helpers import check_cell
 
 FRAMEWORK = '''
 import datetime
@@ -55,11 +56,11 @@ def _imported_at(clock: datetime, folder: Path, name: str):
                          ids=["2030-01-02", "2031-06-30"])
 def test_a_date_computed_at_import_is_d(tmp_path: Path, clock: datetime):
     result = check_cell(_imported_at(clock, tmp_path, f"dated_{clock:%Y%m%d}"), CELL)
-    assert result.status.name == "FAIL" and kinds.of_result(result) == ["D"], check.report_lines(result)
+    assert result.status.name == "FAIL" and kinds.of_result(result) == ["D"], shown(result)
     assert f"writes the date '{clock:%d %b %Y}' where the served prompt has '26 Jul 2024'" in result.violations[0].detail
 
 
 def test_the_served_date_passes(tmp_path: Path):
     """Negative control: the same framework imported on the served prompt's day writes its date, and passes."""
     result = check_cell(_imported_at(PINNED_CLOCK, tmp_path, "dated_pinned"), CELL)
-    assert result.status.name == "PASS", check.report_lines(result)
+    assert result.status.name == "PASS", shown(result)
