@@ -14,7 +14,7 @@ from chat_template_harness.models.rules import Think
 from tests.frameworks.common import assert_installed, shown
 from tests.helpers import check_cell
 
-HEADER = "<|start_header_id|>assistant<|end_header_id|>↵↵"
+HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"  # CellResult.extra holds raw text
 
 
 def test_its_shifted_labels_are_read_aligned_with_the_ids():

@@ -34,7 +34,7 @@ def test_multiturn_ranges_run_into_the_next_user_turn_on_qwen3():
     on the next turn's header."""
     result = _check(openrlhf.multiturn, "qwen3-8b", Think.OFF, "multi_turn", policy=Policy.ALL)
     assert result.status.name == "FAIL"
-    assert "12 times 7 is 84.<|im_end|>↵<|im_start|>user↵And" in result.extra
+    assert any("12 times 7 is 84.<|im_end|>\n<|im_start|>user\nAnd" in run for run in result.extra)
     # named as what it is: the next user's header and first word trained (kind N), beside the turn's wrong prompt
     into_next = [v for v in result.violations if kinds.kind_of(v) == "N"]
     assert "N" in kinds.of_result(result) and "".join(into_next[0].tokens) == "<|im_start|>user\nAnd"
