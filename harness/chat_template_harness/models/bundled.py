@@ -72,9 +72,7 @@ def _tekken_transformers4(path: Path) -> Any:
     special tokens as dicts ({"rank", "token_str", "is_control"}), which 4.57 uses as dict keys (TypeError)."""
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
     from transformers import LlamaTokenizerFast
-    # transformers 4.x's converter (this path runs only there); the installed 5.x neither re-exports it nor takes
-    # these arguments
-    from transformers.integrations.mistral import MistralConverter  # type: ignore[attr-defined]
+    from transformers.integrations.mistral import MistralConverter  # type: ignore[attr-defined]  # 4.x only (below)
 
     # Any: the fields read below are private to mistral-common's Tekkenizer
     tekken: Any = MistralTokenizer.from_file(str(path)).instruct_tokenizer.tokenizer
@@ -82,6 +80,8 @@ def _tekken_transformers4(path: Path) -> Any:
     specials = [getattr(t, "value", t) for t in specials]
     vocab = {token: rank for rank, token in enumerate(specials)}
     vocab.update(tekken._tekken_token2id_nospecial)
+    # transformers 4.x's converter (this path runs only there): the installed 5.x neither exports it from this
+    # module nor takes these arguments
     converter = MistralConverter(vocab=vocab, additional_special_tokens=specials)  # type: ignore[call-arg]
     tokenizer = LlamaTokenizerFast(tokenizer_object=converter.converted())
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
