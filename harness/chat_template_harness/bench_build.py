@@ -48,17 +48,19 @@ def requests(tokenizer: Any, rows: Sequence[Any]) -> list[Any]:
     from chat_template_harness import external
     from chat_template_harness.contract import conversation
     from chat_template_harness.errors import HarnessError
-    from chat_template_harness.models.rules import Think
+    from chat_template_harness.models.rules import Think, ThinkMode
     from chat_template_harness.models.rules.registry import for_model
 
     fam, think = for_model(MODEL), Think(THINK)
+    mode = fam.mode(think)
+    assert isinstance(mode, ThinkMode), f"{MODEL} think-{THINK}: the benchmark's model and mode must apply ({mode})"
     out = []
     for raw in rows:
         try:
             conv = conversation.parse(raw, name="bench", source="bench")
         except HarnessError:
             continue
-        out.append(external.request_for(MODEL, conv, tokenizer, fam, think, fam.mode(think)))
+        out.append(external.request_for(MODEL, conv, tokenizer, fam, think, mode))
     return out
 
 
