@@ -30,8 +30,6 @@ file `harness/chat_template_harness/X/Y.py`; docs/how-it-works.md walks every ro
 - top level: `smoke` (the training step), `bench` and `bench_build`, and the entry points `cli` and `plugin`.
 """
 
-from typing import TYPE_CHECKING
-
 __version__ = "0.1.0"
 
 if __name__ != "chat_template_harness":  # pragma: no cover - only when the source folder is imported by path
@@ -51,15 +49,6 @@ _PUBLIC = {
     "SampleBuilder": "chat_template_harness.batch",
 }
 __all__ = ["__version__", *_PUBLIC]
-
-if TYPE_CHECKING:  # the names `__getattr__` serves, for type checkers
-    from chat_template_harness.batch import SampleBuilder as SampleBuilder
-    from chat_template_harness.batch import sample_builder as sample_builder
-    from chat_template_harness.build import Samples as Samples
-    from chat_template_harness.build import TrainingSample as TrainingSample
-    from chat_template_harness.build import TurnReport as TurnReport
-    from chat_template_harness.build import UndecidedRule as UndecidedRule
-    from chat_template_harness.build import build_samples as build_samples
 
 
 def __getattr__(name: str) -> object:
