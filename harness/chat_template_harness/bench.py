@@ -186,12 +186,13 @@ def _floor_pass(path: Path, model: str, think: str, limit: int, per_turn: bool) 
     from chat_template_harness.contract.render import render, template_messages
     from chat_template_harness.contract.tokens import encode
     from chat_template_harness.models import source
-    from chat_template_harness.models.rules import Think
+    from chat_template_harness.models.rules import Think, ThinkMode
     from chat_template_harness.models.rules.registry import family_for
 
     loaded = source.load(model)
     fam = family_for(loaded.spec, loaded.tokenizer)
     mode = fam.mode(Think(think))
+    assert isinstance(mode, ThinkMode), f"{model} think-{think}: the benchmark's model and mode must apply ({mode})"
     start, n, usable, turns = time.perf_counter(), 0, 0, 0
     for _, raw in rows.read(str(path)):
         if n >= limit:

@@ -48,17 +48,19 @@ def requests(tokenizer: Any, rows: Sequence[Any]) -> list[Any]:
     from chat_template_harness import external
     from chat_template_harness.contract import conversation
     from chat_template_harness.errors import HarnessError
-    from chat_template_harness.models.rules import Think
+    from chat_template_harness.models.rules import Think, ThinkMode
     from chat_template_harness.models.rules.registry import for_model
 
     fam, think = for_model(MODEL), Think(THINK)
+    mode = fam.mode(think)
+    assert isinstance(mode, ThinkMode), f"{MODEL} think-{THINK}: the benchmark's model and mode must apply ({mode})"
     out = []
     for raw in rows:
         try:
             conv = conversation.parse(raw, name="bench", source="bench")
         except HarnessError:
             continue
-        out.append(external.request_for(MODEL, conv, tokenizer, fam, think, fam.mode(think)))
+        out.append(external.request_for(MODEL, conv, tokenizer, fam, think, mode))
     return out
 
 
@@ -88,19 +90,19 @@ def _samples(out: Any) -> list[Sequence[int]]:
 
 def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
     """build_samples first, then each framework, on the same n generated rows."""
-    import chat_template_harness as cth
     from chat_template_harness.audit import generate
+    from chat_template_harness.build import build_samples  # the public `chat_template_harness.build_samples`
     from chat_template_harness.models import source
 
     one_core()
     tokenizer = source.load(MODEL).tokenizer
     rows = [_json(line) for line in generate.lines(n, seed=seed)]
     usable = [r for r in rows if r is not None]
-    out = [timed("build_samples", lambda r: cth.build_samples(tokenizer, r, think=THINK), usable)]
+    out = [timed("build_samples", lambda r: build_samples(tokenizer, r, think=THINK), usable)]
     reqs = requests(tokenizer, usable)
     out += [timed(label, adapter, reqs) for label, adapter in frameworks().items()]
     # one sample per row, as the frameworks write (the turns it does not train are still planned and reported)
-    out.append(timed("build_samples, policy last", lambda r: cth.build_samples(tokenizer, r, think=THINK, policy="last"),
+    out.append(timed("build_samples, policy last", lambda r: build_samples(tokenizer, r, think=THINK, policy="last"),
                      usable))
     return out
 

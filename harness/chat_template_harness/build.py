@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chat_template_harness.audit.rows import without_nulls
 from chat_template_harness.contract import conversation as conversations
@@ -37,6 +37,9 @@ from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, NotApplicable, Think
 from chat_template_harness.models.rules import registry
 from chat_template_harness.serving import served
+
+if TYPE_CHECKING:
+    from chat_template_harness.models.rules.derive import Derivation
 
 IGNORE_INDEX = -100
 DROPPED = "dropped: longer than max_length"
@@ -253,7 +256,7 @@ def _family(spec: source.ModelSpec, tokenizer: Any) -> Family:
     return _derived(spec, tokenizer).family
 
 
-def _derived(spec: source.ModelSpec, tokenizer: Any) -> Any:
+def _derived(spec: source.ModelSpec, tokenizer: Any) -> Derivation:
     """The derivation of a template, or UndecidedRule for the first rule it cannot decide."""
     try:
         found = _derivation(spec, tokenizer, str(tokenizer.chat_template))
@@ -267,7 +270,7 @@ def _derived(spec: source.ModelSpec, tokenizer: Any) -> Any:
 
 
 @cache
-def _derivation(spec: source.ModelSpec, tokenizer: Any, template: str) -> Any:
+def _derivation(spec: source.ModelSpec, tokenizer: Any, template: str) -> Derivation:
     """Cached per template text as well: a template set on the tokenizer since is derived anew."""
     from chat_template_harness.models.rules import derive
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from rich.console import Console
 from rich.markup import escape
@@ -46,6 +46,10 @@ def _tokenizers_dir(args: argparse.Namespace) -> Path | None:
     return source.absolute(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
 
 
+@overload
+def _goldens(args: argparse.Namespace, *, required: Literal[True] = ...) -> Path: ...
+@overload
+def _goldens(args: argparse.Namespace, *, required: bool) -> Path | None: ...
 def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
     """The goldens directory for every cell: --goldens if given (it must exist), else [tool.cth] goldens, else
     ./goldens, else the built-in goldens shipped with the package."""

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from chat_template_harness.contract.conversation import Conversation
 from chat_template_harness.errors import HarnessError
@@ -99,7 +99,8 @@ def load_callable(spec: str) -> Preprocessor:
         target = getattr(target, part)
     if not callable(target):
         raise PreprocessorError(f"{spec} is not callable", "point at a function or a callable object")
-    return target
+    preprocessor: Preprocessor = target
+    return preprocessor
 
 
 def user_frame(exc: BaseException) -> str:
@@ -108,7 +109,8 @@ def user_frame(exc: BaseException) -> str:
 
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if "/harness/" not in f.filename and "site-packages" not in f.filename and "<frozen" not in f.filename]
-    frame = (mine or frames or [None])[-1]
+    shown = mine or list(frames)
+    frame = shown[-1] if shown else None
     return f"at {_shown_path(frame.filename)}:{frame.lineno}" if frame else "no traceback"
 
 
@@ -148,7 +150,10 @@ def pinned_clock() -> Any:
 REAL_CLOCK = "cth_real_clock"
 
 
-def real_clock(preprocessor: Any) -> Any:
+_Marked = TypeVar("_Marked")
+
+
+def real_clock(preprocessor: _Marked) -> _Marked:
     """Mark a plug-in to be imported and called under the real clock, as its users run it (the framework adapters):
     a date it writes of its own, at import or per call, then shows as D instead of passing under the frozen clock."""
     setattr(preprocessor, REAL_CLOCK, True)

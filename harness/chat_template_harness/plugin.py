@@ -176,7 +176,8 @@ def cth_run(pytestconfig: pytest.Config) -> Callable[..., Any]:
     def run(cell: Cell) -> CellResult:
         if cell not in cache:
             cache[cell] = run_cell(cell, settings)
-        return cache[cell]
+        result: CellResult = cache[cell]
+        return result
 
     return run
 
@@ -355,7 +356,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         added.append(item)
     items.extend(added)
     # report them as collected, so "collected N items", --lf and the deselected count include the cells
-    config.hook.pytest_collectreport(report=pytest.CollectReport(parent.nodeid, "passed", None, result=added))
+    config.hook.pytest_collectreport(report=pytest.CollectReport(parent.nodeid, "passed", None, result=list(added)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -220,6 +220,7 @@ def run_smoke(
                 logits[0, :-1].float(), labels[0, 1:], ignore_index=IGNORE, reduction="sum"
             )
             total = part if total is None else total + part
+        assert total is not None  # `data` holds a sample (checked above), so the batch does
         return total / max(n_trained, 1), logits_all
 
     def trained_loss() -> Any:
@@ -231,6 +232,7 @@ def run_smoke(
             logits = net.get_output_embeddings()(hidden[keep])
             part = torch.nn.functional.cross_entropy(logits.float(), labels[0, 1:][keep], reduction="sum")
             total = part if total is None else total + part
+        assert total is not None  # `data` holds a sample (checked above), so the batch does
         return total / max(n_trained, 1)
 
     loss, logits_all = full_loss()

@@ -90,7 +90,8 @@ def _columnar(source: str, local: bool, revision: str | None, split: str) -> Ite
 
 def _batch_rows(batch: Any, before: int) -> list[Any]:
     try:
-        return batch.to_pylist()
+        rows: list[Any] = batch.to_pylist()
+        return rows
     except UnicodeDecodeError:
         return [_row(batch.slice(i, 1), before + i + 1) for i in range(batch.num_rows)]
 

@@ -62,11 +62,12 @@ def read(path: Path | str) -> dict[str, Counts | None]:
             continue
         cell, *fields = line.split()
         try:
-            out[cell] = {k: int(n) for k, _, n in (f.partition("×") for f in fields)} if fields else None
+            counts = {k: int(n) for k, _, n in (f.partition("×") for f in fields)} if fields else None
         except ValueError:
             raise HarnessError(f"baseline {path}, line {number}: {line.strip()!r} is not `<cell id>  <kind>×<count> …`",
                                "rewrite it with --update-baseline") from None
-        if out[cell] and not set(out[cell]) <= set(kinds.ORDER):
+        out[cell] = counts
+        if counts and not set(counts) <= set(kinds.ORDER):
             raise HarnessError(f"baseline {path}, line {number}: unknown kind in {line.strip()!r}", "rewrite it with --update-baseline")
     return out
 

@@ -332,10 +332,10 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
 
     # 3. complete supervision: each trained turn's generated span is trained whole.
     turns_trained = set()
-    starts = [a for a, _ in offsets]
-    starts = starts if starts == sorted(starts) else None
+    first_chars = [a for a, _ in offsets]
+    starts = first_chars if first_chars == sorted(first_chars) else None
     for plan in appearing:
-        positions = trained_by_turn.get(plan.turn)
+        positions = trained_by_turn.get(plan.turn, [])
         if not positions:
             continue
         regions = [r for r in trained_regions if r.turn == plan.turn]
@@ -592,7 +592,7 @@ def _straddling(offsets: Sequence[tuple[int, int]], starts: list[int] | None, re
     one run found by bisection per edge (a sample has few edges and many tokens); otherwise each token is asked."""
     bounds = sorted({r.start for r in regions} | {r.end for r in regions})
     ends = [b for _, b in offsets] if starts is not None else None
-    if ends is not None and ends == sorted(ends):
+    if starts is not None and ends is not None and ends == sorted(ends):
         across = sorted({t for e in bounds for t in range(bisect_right(ends, e), bisect_left(starts, e))})
     else:
         across = [t for t, (a, b) in enumerate(offsets) if (i := bisect_right(bounds, a)) < len(bounds) and bounds[i] < b]
@@ -603,7 +603,8 @@ class _Strings(Sequence[str]):
     """A sample's token strings (`token_strings`), made on first use: only a violation shows them."""
 
     def __init__(self, tokenizer: Any, ids: Sequence[int]) -> None:
-        self.tokenizer, self.ids, self._made = tokenizer, ids, None
+        self.tokenizer, self.ids = tokenizer, ids
+        self._made: list[str] | None = None
 
     def _all(self) -> list[str]:
         if self._made is None:
@@ -636,7 +637,7 @@ def _stray_violation(
     text: str,
     offsets: Sequence[tuple[int, int]],
     run: list[int],
-    strings: list[str],
+    strings: Sequence[str],
     index: int,
 ) -> Violation:
     start = offsets[run[0]][0]
@@ -646,11 +647,11 @@ def _stray_violation(
     if owners:
         plan = max(owners, key=lambda p: len(_reply(p)))
         if not text.startswith(plan.prompt):
-            served = token_ids(tokenizer, plan.prompt)
-            at = first_difference(ids, served)
+            served_ids = token_ids(tokenizer, plan.prompt)
+            at = first_difference(ids, served_ids)
             detail = (
                 f"turn {plan.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
-                f"sample has {decode(tokenizer, ids[at:at+3])!r}, the served prompt {decode(tokenizer, served[at:at+3])!r}"
+                f"sample has {decode(tokenizer, ids[at:at+3])!r}, the served prompt {decode(tokenizer, served_ids[at:at+3])!r}"
             )
             return Violation(
                 Invariant.REPLAY, detail, sample=index, turn=plan.turn, positions=tuple(run), tokens=tuple(strings[t] for t in run)
@@ -678,12 +679,12 @@ def _stray_violation(
         common = {p.turn: first_difference(text, p.prompt) for p in plans}
         before = [p for p in plans if common[p.turn] < offsets[run[-1]][1]] or list(plans)
         plan = max(before, key=lambda p: (common[p.turn], p.turn))
-        served = token_ids(tokenizer, plan.prompt)
-        at = first_difference(ids, served)
+        served_ids = token_ids(tokenizer, plan.prompt)
+        at = first_difference(ids, served_ids)
         detail = (
             f"the ids before these trained tokens are no turn's served prompt (closest: turn {plan.turn}, which "
             f"differs at token {at}: the sample has {decode(tokenizer, ids[at:at+3])!r}, "
-            f"the server {decode(tokenizer, served[at:at+3])!r})"
+            f"the server {decode(tokenizer, served_ids[at:at+3])!r})"
         )
         turn = plan.turn
     return Violation(

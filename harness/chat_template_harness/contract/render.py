@@ -10,7 +10,7 @@ gpt-oss write today's date with `strftime_now`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chat_template_harness.contract.conversation import Conversation, Message
@@ -136,7 +136,7 @@ class CompiledTemplate:
         """`render_jinja_template`'s work for one conversation without a continued final message: every value the
         template sees made plain data, reasoning aliased, then the template rendered."""
         chat = self._plain_messages(messages)
-        call = lambda: self.compiled[bool(tools)].render(  # noqa: E731
+        call: Callable[[], str] = lambda: self.compiled[bool(tools)].render(  # noqa: E731
             messages=chat, tools=self._plain_tools(tools), documents=None, add_generation_prompt=gen,
             **self._plain({**self.special, **kwargs}),
         )

@@ -11,7 +11,7 @@ all but their last messages, so each message is tokenized once rather than once 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any
@@ -167,7 +167,7 @@ def _cut_tokens(backend: Any) -> dict[str, int]:
     return {c: i for c, i in plain.items() if c not in inside and not any(o in c for o in inside)}
 
 
-def _trie_pattern(words: Sequence[str]) -> str:
+def _trie_pattern(words: Iterable[str]) -> str:
     """One regex matching any of `words`, longest first, as a trie: a plain alternation of thousands of added
     tokens (Gemma 3 has 6,300) tries every one at every character."""
     trie: dict[str, Any] = {}
@@ -220,9 +220,13 @@ def decode(tokenizer: Any, ids: Sequence[int]) -> str:
     only cleans up spaces, which is off here: the backend is called directly (tests/test_tokens.py checks
     both on every tokenizer of the pack).
     """
-    if SHORTCUTS and _plain_decode(type(tokenizer)):
-        return tokenizer.backend_tokenizer.decode(list(ids), skip_special_tokens=False)
-    return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    cls: type = type(tokenizer)
+    text: str
+    if SHORTCUTS and _plain_decode(cls):
+        text = tokenizer.backend_tokenizer.decode(list(ids), skip_special_tokens=False)
+    else:
+        text = tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return text
 
 
 @lru_cache(maxsize=64)

@@ -134,8 +134,9 @@ def plan_turns(
         return plans
     out = tuple(_served(p, served(msgs[: p.message_index], p.prompt)) for p in plans)
     finished = getattr(served, "finished", None)  # an id-native renderer's own finished turn (serving/served.py)
-    for p in out if finished is not None else ():
-        finished(msgs[: p.message_index + 1], p.text)
+    if finished is not None:
+        for p in out:
+            finished(msgs[: p.message_index + 1], p.text)
     return out
 
 
@@ -237,6 +238,7 @@ def _plan(
         if not rest.endswith(family.trailer):
             raise TemplateDriftError(f"{where}: no {family.trailer!r} after the stop token", "update the family rule")
         rest = rest[: -len(family.trailer)]
+    stop: str | None
     if family.next_header:  # the model stops by writing the next turn's header; the template writes it there
         stop = family.next_header.get("tool_call", family.next_header["reply"]) if message.tool_calls else family.next_header["reply"]
         answer = rest

@@ -146,7 +146,8 @@ def model_template(hub_repo: str) -> str | None:
     repo = hub_repo.lower()
     for name, paths in SUPPORTED_MODELS.items():
         if DEFAULT_TEMPLATE.get(name) and (repo in {p.lower() for p in paths.values()} or name.lower() == repo.split("/")[-1]):
-            return DEFAULT_TEMPLATE[name]
+            template: str = DEFAULT_TEMPLATE[name]
+            return template
     return None
 
 

@@ -59,7 +59,8 @@ def _unhashed_maps() -> Iterator[None]:
     from datasets import arrow_dataset, fingerprint
 
     def random_name(*_: Any) -> str:
-        return fingerprint.generate_random_fingerprint()
+        name: str = fingerprint.generate_random_fingerprint()
+        return name
 
     saved = fingerprint.update_fingerprint, arrow_dataset.update_fingerprint
     fingerprint.update_fingerprint = arrow_dataset.update_fingerprint = random_name

@@ -64,7 +64,7 @@ def preprocess(template: str, request: Any) -> dict[str, Any]:
     kwargs = {} if template == "gpt-oss" else {key: [value] for key, value in user_kwargs(request).items()}
     with warnings.catch_warnings():  # SpecForge warns about every system message it keeps; not ours to judge
         warnings.simplefilter("ignore")
-        return preprocess_conversations(
+        processed: dict[str, Any] = preprocess_conversations(
             request.tokenizer,
             [messages],
             TEMPLATE_REGISTRY.get(template),
@@ -72,6 +72,7 @@ def preprocess(template: str, request: Any) -> dict[str, Any]:
             tools=[request.tools or []],
             **kwargs,
         )
+        return processed
 
 
 def _for(template: str) -> str:

@@ -49,7 +49,7 @@ def _renderer(request: Any) -> Any:
     """`render_conversation` as a vLLM 0.33.0 server for this model answers it (the harness's vLLM profile)."""
     from chat_template_harness.contract.render import render
     from chat_template_harness.models import source
-    from chat_template_harness.models.rules import Think
+    from chat_template_harness.models.rules import Think, ThinkMode
     from chat_template_harness.models.rules.registry import family_for
     from chat_template_harness.serving import mistral, profiles
 
@@ -59,16 +59,21 @@ def _renderer(request: Any) -> Any:
         raise Unsupported("vLLM renders gpt-oss through harmony; the harness renders harmony only as a prompt, never a "
                           "finished turn, so it cannot answer speculators' full render")
     mode = family.mode(Think(request.think))
+    assert isinstance(mode, ThinkMode), "a request is made only for a think mode the family has (external.request_for)"
 
-    def render_conversation(endpoint: str, messages: list[dict], *, add_generation_prompt: bool,
-                            tools: list[dict] | None = None, **_: Any) -> list[int]:
+    def render_conversation(endpoint: str, messages: list[dict[str, Any]], *, add_generation_prompt: bool,
+                            tools: list[dict[str, Any]] | None = None, **_: Any) -> list[int]:
         normalised = vllm.normalise(copy.deepcopy(messages))
         if family.renderer == "mistral-common":
-            return mistral.prompt_ids(mistral.file_of(request.tokenizer), mistral.truncated_ids(normalised), tools or (),
+            path = mistral.file_of(request.tokenizer)
+            if path is None:  # as serving/served.py's prompt_ids: the ids come from mistral-common's own file
+                raise Unsupported(f"{family.title} is served by mistral-common, but this tokenizer is not one of its files")
+            return mistral.prompt_ids(path, mistral.truncated_ids(normalised), tools or (),
                                       finished=not add_generation_prompt)
         text = render(request.tokenizer, profiles.as_template_messages(normalised, family.reasoning_field), family=family,
                       mode=mode, tools=tools or (), add_generation_prompt=add_generation_prompt)
-        return request.tokenizer.encode(text, add_special_tokens=False)
+        ids: list[int] = request.tokenizer.encode(text, add_special_tokens=False)
+        return ids
 
     return render_conversation
 

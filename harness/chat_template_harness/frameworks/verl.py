@@ -50,7 +50,7 @@ def _import() -> Any:
                 raise NotImplementedError("Qwen2-VL vision positions: not on the text SFT path")
 
             stub = types.ModuleType(vision)
-            stub.get_rope_index = get_rope_index
+            stub.get_rope_index = get_rope_index  # type: ignore[attr-defined]  # a module made here: no declared attributes
             sys.modules[vision] = stub
     try:
         with warnings.catch_warnings():

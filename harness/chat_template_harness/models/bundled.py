@@ -33,7 +33,8 @@ def data_dir() -> Path:
 
 def tokenizer_file(spec: Any) -> Path:
     """The bundled file a built-in Mistral model is (its one pinned file)."""
-    return data_dir() / spec.files[0].name
+    name: str = spec.files[0].name
+    return data_dir() / name
 
 
 def load(path: Path) -> Any:
@@ -71,14 +72,18 @@ def _tekken_transformers4(path: Path) -> Any:
     special tokens as dicts ({"rank", "token_str", "is_control"}), which 4.57 uses as dict keys (TypeError)."""
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
     from transformers import LlamaTokenizerFast
-    from transformers.integrations.mistral import MistralConverter
+    from transformers.integrations.mistral import MistralConverter  # type: ignore[attr-defined]  # 4.x only (below)
 
-    tekken = MistralTokenizer.from_file(str(path)).instruct_tokenizer.tokenizer
+    # Any: the fields read below are private to mistral-common's Tekkenizer
+    tekken: Any = MistralTokenizer.from_file(str(path)).instruct_tokenizer.tokenizer
     specials = [t["token_str"] if isinstance(t, dict) else t for t in tekken._all_special_tokens]
     specials = [getattr(t, "value", t) for t in specials]
     vocab = {token: rank for rank, token in enumerate(specials)}
     vocab.update(tekken._tekken_token2id_nospecial)
-    tokenizer = LlamaTokenizerFast(tokenizer_object=MistralConverter(vocab=vocab, additional_special_tokens=specials).converted())
+    # transformers 4.x's converter (this path runs only there): the installed 5.x neither exports it from this
+    # module nor takes these arguments
+    converter = MistralConverter(vocab=vocab, additional_special_tokens=specials)  # type: ignore[call-arg]
+    tokenizer = LlamaTokenizerFast(tokenizer_object=converter.converted())
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
     return tokenizer
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any, cast
 
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError
 
@@ -129,8 +130,8 @@ def _download(requirement: str, into: Path) -> None:
 
 def all_pins() -> list[TemplatePin]:
     """Every template a built-in model pins."""
-    models = _data()["models"]
-    return [pin(entry["template"]) for entry in models.values() if "template" in entry]  # type: ignore[union-attr]
+    models = cast(Mapping[str, Mapping[str, Any]], _data()["models"])  # data/models.toml: a table of model tables
+    return [pin(entry["template"]) for entry in models.values() if "template" in entry]
 
 
 def pin(entry: Mapping[str, str]) -> TemplatePin:

@@ -81,7 +81,8 @@ def load(pkg: Package, directory: Path, first_file: str) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     path = rebuilt_file(pkg, directory / first_file)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=pkg.eos or None)
+    # transformers' tokenizer constructors carry no annotations
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=pkg.eos or None)  # type: ignore[no-untyped-call]
     tokenizer.rebuilt_file = str(path)
     return tokenizer
 
@@ -120,7 +121,9 @@ def _rebuild(ranks: Path, pattern: str, specials: Sequence[tuple[int, str]]) -> 
     from tokenizers import AddedToken, normalizers
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    tokenizer = TikTokenConverter(vocab_file=str(ranks), pattern=pattern).converted()
+    # transformers' converter constructors carry no annotations
+    converter = TikTokenConverter(vocab_file=str(ranks), pattern=pattern)  # type: ignore[no-untyped-call]
+    tokenizer = converter.converted()
     tokenizer.normalizer = normalizers.NFC()  # the package's encode() normalises to NFC first
     # every one of them is special to the package (its decode(skip_special_tokens=True) drops them all)
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for _, t in sorted(specials)])

@@ -96,7 +96,8 @@ class LoadedTokenizer:
 
     @property
     def chat_template(self) -> str:
-        return self.tokenizer.chat_template
+        template: str = self.tokenizer.chat_template
+        return template
 
     @property
     def template_sha256(self) -> str:
@@ -160,9 +161,9 @@ def get_model(name: str) -> ModelSpec:
     if name in specs:
         return specs[name]
     wanted = name.lower()
-    for spec in specs.values():
-        if wanted in (spec.name.lower(), spec.hub_repo.lower(), spec.pack_dir.lower()):
-            return spec
+    for known in specs.values():
+        if wanted in (known.name.lower(), known.hub_repo.lower(), known.pack_dir.lower()):
+            return known
     spec = _unregistered(name)
     if spec is None:
         raise UnknownModelError(

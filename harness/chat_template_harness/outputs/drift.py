@@ -85,6 +85,7 @@ def _unrendered(result: CellResult, stored: golden.Golden | None) -> CellDiff:
     what = Cause(status, headline, f"{headline}: {message}")
     if template is None:
         return CellDiff(result.cell, status, (*provenance, what), fix=result.raised.fix if result.raised else "")
+    assert stored is not None  # a template cause is read off the stored golden's header (provenance is [] without one)
     old, new = stored.header.get("sha256 chat template", "")[:12], now.get("sha256 chat template", "")[:12]
     fix = (
         f"the chat template changed ({old} -> {new}) and the new one does not render this cell: restore the template "

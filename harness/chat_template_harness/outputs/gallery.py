@@ -17,6 +17,7 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chat_template_harness.cells.model import CellResult, Settings, Status
 from chat_template_harness.cells.model import cells as all_cells
@@ -30,6 +31,9 @@ from chat_template_harness.models.rules import Family
 from chat_template_harness.models.rules.registry import families, family_for
 from chat_template_harness.outputs import golden, overview
 from chat_template_harness.outputs.view import LABELS, visible_chars
+
+if TYPE_CHECKING:
+    from chat_template_harness.outputs.conformance import Column
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem auto; padding: 0 1.5rem; max-width: 1400px; color: #1d1d1f; }
@@ -91,9 +95,9 @@ def sample_html(sample: Sample, tokenizer: object, index: int) -> str:
             f'<span class="tok k-{kind.value}{trained}" data-kind="{kind.value}"{injected} title="{html.escape(tip)}">'
             f"{html.escape(text)}</span>"
         )
-    trained = sum(sample.loss_mask)
+    n_trained = sum(sample.loss_mask)
     return (
-        f'<h2>sample {index}: trains turn {", ".join(map(str, sample.turns))} · {len(ids)} tokens, {trained} trained</h2>'
+        f'<h2>sample {index}: trains turn {", ".join(map(str, sample.turns))} · {len(ids)} tokens, {n_trained} trained</h2>'
         f'<pre class="sample" data-testid="sample-{index}">{"".join(out)}</pre>'
     )
 
@@ -140,7 +144,8 @@ def servers_page(report: str) -> str:
 
     from chat_template_harness.outputs.reportfile import body
 
-    return MarkdownIt("commonmark").enable("table").render(body(report))
+    page: str = MarkdownIt("commonmark").enable("table").render(body(report))
+    return page
 
 
 def index_page(results: Sequence[CellResult], *, with_conformance: bool = False, with_servers: bool = False) -> str:
@@ -215,7 +220,7 @@ def _code(escaped: str) -> str:
 
 
 def build(
-    out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[object] = (),
+    out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[Column] = (),
     served_by: str = "transformers", servers_report: Path | None = None, progress: Callable[[], None] | None = None,
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.

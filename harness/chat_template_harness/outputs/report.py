@@ -19,16 +19,21 @@ if TYPE_CHECKING:
 
 
 class _Result(Protocol):
-    cell: Cell
-    status: Status
-    reason: str
+    """What a report reads of a cell's result (CellResult, frozen: read-only)."""
+
+    @property
+    def cell(self) -> Cell: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def reason(self) -> str: ...
 
 MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}
 STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50", Status.ERROR: "bold magenta",
          Status.UNDECIDED: "bold yellow"}
 
 
-def _grid(results: Sequence[_Result]) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], CellResult]]:
+def _grid(results: Sequence[_Result]) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], _Result]]:
     fixtures = list(dict.fromkeys(r.cell.fixture for r in results))
     rows = list(dict.fromkeys((r.cell.model, str(r.cell.think)) for r in results))
     cells = {(r.cell.model, str(r.cell.think), r.cell.fixture): r for r in results}

@@ -8,9 +8,10 @@ reported with the tokens around it, decoded from both id lists (never from the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Any
 
 from chat_template_harness.cells.model import Cell, na_reason
 from chat_template_harness.contract import conversation
@@ -18,7 +19,7 @@ from chat_template_harness.contract.render import template_messages
 from chat_template_harness.contract.sample import CellNotApplicable, resolve_mode
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
-from chat_template_harness.models.rules import NotApplicable, Think
+from chat_template_harness.models.rules import Family, NotApplicable, Think, ThinkMode
 from chat_template_harness.models.rules.registry import family_for
 from chat_template_harness.outputs.reportfile import versions, with_header
 from chat_template_harness.serving import probes, profiles, served
@@ -73,7 +74,8 @@ def _diff(cell: Cell, turn: int, mine: list[int], theirs: list[int], decode: Cal
     return TurnDiff(cell, turn, True) if mine == theirs else TurnDiff(cell, turn, False, regions(mine, theirs, decode))
 
 
-def _ids(profile: profiles.Profile, loaded: source.LoadedTokenizer, msgs: list[dict], tools: Sequence, fam, mode) -> list[int]:
+def _ids(profile: profiles.Profile, loaded: source.LoadedTokenizer, msgs: list[dict[str, Any]],
+         tools: Sequence[Mapping[str, Any]], fam: Family, mode: ThinkMode) -> list[int]:
     return served.prompt_ids(profile, loaded.tokenizer, msgs, tools, fam, mode)
 
 
@@ -97,7 +99,7 @@ def compare_cell(cell: Cell, a: profiles.Profile, b: profiles.Profile) -> list[T
                 out.append(TurnDiff(cell, k, False, error=f"{p.name}: {err.message}"))
                 break
         if len(ids) == 2:
-            out.append(_diff(cell, k, *ids, loaded.tokenizer.decode))
+            out.append(_diff(cell, k, ids[0], ids[1], loaded.tokenizer.decode))
     return out
 
 
@@ -115,7 +117,7 @@ def compare_probe(model: str, think: Think, probe: probes.Probe, a: profiles.Pro
             ids.append(probes.prompt_ids(probe, p, loaded.tokenizer, fam, mode))
         except HarnessError as err:
             return TurnDiff(cell, -1, False, error=f"{p.name}: {err.message}")
-    return _diff(cell, -1, *ids, loaded.tokenizer.decode)
+    return _diff(cell, -1, ids[0], ids[1], loaded.tokenizer.decode)
 
 
 def compare(cells: Iterable[Cell], a: str, b: str, *, probe_models: Sequence[str] = (),

@@ -46,7 +46,9 @@ class GoldenExtension(SingleFileSnapshotExtension):
 
     @staticmethod
     def _cell(test_location: PyTestLocation) -> Cell:
-        return test_location.item.callspec.params["cell"]  # type: ignore[attr-defined]
+        # pytest sets `callspec` on a parametrised Function only; the Item type does not declare it
+        cell: Cell = test_location.item.callspec.params["cell"]  # type: ignore[attr-defined]
+        return cell
 
     # Where the goldens live; the plugin's `golden` fixture makes a subclass with it set (--cth-goldens),
     # so this module needs nothing from the plugin.

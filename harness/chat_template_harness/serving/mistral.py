@@ -64,7 +64,7 @@ def prompt_ids(
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
     try:
-        chat = ChatCompletionRequest.from_openai(messages=[dict(m) for m in request], tools=list(tools) or None)
+        chat = ChatCompletionRequest.from_openai(messages=[dict(m) for m in request], tools=[dict(t) for t in tools] or None)
         return list(_tokenizer(path, finished).encode_chat_completion(chat).tokens)
     except (AssertionError, ValueError, MistralCommonException) as exc:  # pydantic's ValidationError is a ValueError
         raise HarnessError(

@@ -62,6 +62,7 @@ def prompt_ids(probe: Probe, profile: profiles.Profile, tokenizer: Any, family: 
         prefill = probe.options.continue_final_message
         text = render(tokenizer, msgs[:cut], family=family, mode=mode, tools=probe.tools, add_generation_prompt=not prefill,
                       continue_final_message=prefill)
-        return tokenizer.encode(text, add_special_tokens=False)
+        ids: list[int] = tokenizer.encode(text, add_special_tokens=False)
+        return ids
     request = profiles.to_request(list(probe.messages[:cut]), family.reasoning_field)
     return served.request_ids(profile, tokenizer, request, probe.tools, family, mode, probe.options)

@@ -64,7 +64,7 @@ def _parsed_arguments(request: Request, *, invalid: Callable[[str], Any]) -> Req
     return out
 
 
-def _vllm_arguments(arguments: Any) -> dict:
+def _vllm_arguments(arguments: Any) -> dict[str, Any]:
     """vLLM's rule: an object stays; a JSON string becomes the object it holds; anything else (invalid JSON, a JSON
     array or number, empty, None) becomes {}."""
     if isinstance(arguments, dict):

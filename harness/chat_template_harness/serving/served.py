@@ -42,6 +42,7 @@ class Served:
         if self.family.renderer != "mistral-common":
             return
         path = mistral.file_of(self.tokenizer)
+        assert path is not None, "prompt_ids served this conversation's prompt from the same file (it raises on none)"
         request = profiles.to_request(msgs, self.family.reasoning_field)
         ids = mistral.prompt_ids(path, request, self.tools, finished=True)
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
@@ -68,7 +69,7 @@ class Served:
 
     def __call__(self, msgs: list[dict[str, Any]], template_prompt: str) -> str:
         ids = self.ids(msgs)
-        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        text: str = self.tokenizer.decode(ids, skip_special_tokens=False)
         again = encode(self.tokenizer, text)[0]
         if again != ids:
             at, served, retokenized = self._parting(ids, again)
@@ -96,7 +97,8 @@ def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, A
         return mistral.prompt_ids(path, request, tools)
     if profile.name == "transformers":
         text = render(tokenizer, msgs, family=family, mode=mode, tools=tools, add_generation_prompt=True)
-        return tokenizer.encode(text, add_special_tokens=False)
+        ids: list[int] = tokenizer.encode(text, add_special_tokens=False)
+        return ids
     return request_ids(profile, tokenizer, profiles.to_request(msgs, family.reasoning_field), tools, family, mode)
 
 
@@ -136,7 +138,7 @@ def request_ids(profile: profiles.Profile, tokenizer: Any, request: profiles.Req
 def with_prefix(tokenizer: Any, ids: list[int], prefix: str) -> list[int]:
     """SGLang's prefill: the prefix tokenized on its own (the tokenizer's default call, as the server makes it),
     a leading BOS dropped, appended to the prompt's ids (serving_chat.py `_append_assistant_prefix_to_prompt_ids`)."""
-    appended = tokenizer.encode(prefix)
+    appended: list[int] = tokenizer.encode(prefix)
     return ids + (appended[1:] if appended and appended[0] == tokenizer.bos_token_id else appended)
 
 

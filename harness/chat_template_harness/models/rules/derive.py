@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
@@ -72,6 +72,8 @@ SYSTEM_FLAG = "/no_think"
 # "minimal" writes an empty think segment; Ling's thinking_option "off")
 SETTING_PAIRS = ((None, "minimal"), (None, "none"), ("on", "off"))
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+# a render with the mode's kwargs and flag bound: the text, or the template's error
+Render = Callable[..., "str | Exception"]
 NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
 # the same, in the template's own terms where it writes think tokens (never "no think tokens" then)
 CLOSED_BLOCK = "no thinking mode: the generation prompt always closes an empty think block ({opener}): the model answers without reasoning"
@@ -118,10 +120,11 @@ class _Probe:
                  tools: Sequence[Mapping[str, Any]] = (), **kwargs: Any) -> str | Exception:
         try:
             with time_machine.travel(PINNED_CLOCK, tick=False):
-                return self.tokenizer.apply_chat_template(
+                text: str = self.tokenizer.apply_chat_template(
                     with_system_flag(list(messages), flag), tools=list(tools) or None, tokenize=False,
                     add_generation_prompt=gen, **self.pins, **kwargs,
                 )
+                return text
         except Exception as exc:  # jinja errors and a template's raise_exception alike
             return exc
 
@@ -194,7 +197,8 @@ def _closer(tokenizer: Any, text: str) -> str:
     text = text.rstrip()
     ids = tokenizer.encode(text, add_special_tokens=False)
     if ids and _added(tokenizer, ids[-1]):
-        return tokenizer.convert_ids_to_tokens(ids[-1])
+        token: str = tokenizer.convert_ids_to_tokens(ids[-1])
+        return token
     tag = CLOSING_TAG.search(text)
     return tag.group() if tag else ""
 
@@ -310,16 +314,17 @@ class _Deriver:
         default = self.render(base, gen=True)
         for var in self.variables():
             # a known boolean switch as True/False; any other variable first as a budget (unset vs 0), then True/False
-            pairs = ((True, False), (None, 0)) if var in SWITCH_KWARGS else ((None, 0), (True, False), *SETTING_PAIRS)
+            pairs: tuple[tuple[Any, Any], ...] = ((True, False), (None, 0)) if var in SWITCH_KWARGS else ((None, 0), (True, False), *SETTING_PAIRS)
             for on_value, off_value in pairs:
                 on = default if on_value is None else self.render(base, gen=True, **{var: on_value})
                 off = self.render(base, gen=True, **{var: off_value})
-                if not (isinstance(on, str) and isinstance(off, str)) or on == off:
+                if not isinstance(on, str) or not isinstance(off, str) or on == off:
                     continue
                 tails = {v: x.split(U1)[-1] for v, x in ((on_value, on), (off_value, off))}
                 if var not in SWITCH_KWARGS and tails[on_value] == tails[off_value]:
                     continue  # it changes only what comes before the user turn (a tool-list format): a setting
-                if any(str(v) in tail and str(v) not in default.split(U1)[-1] for v, tail in tails.items() if v is not None):
+                default_tail = default.split(U1)[-1] if isinstance(default, str) else ""  # a default that fails shows no value
+                if any(str(v) in tail and str(v) not in default_tail for v, tail in tails.items() if v is not None):
                     continue  # the value is printed where the model reads it: a setting such as an effort level
                 on_kwargs = {} if on_value is None else {var: on_value}
                 self.note("think switch", f"kwarg {var}", f"{var}={on_value}: {_show(on)}; {var}={off_value}: {_show(off)}")
@@ -336,13 +341,14 @@ class _Deriver:
     # --- one mode -------------------------------------------------------------------------------------------------
     def read_mode(self, label: str, kwargs: dict[str, Any], flag: str) -> _Mode | None:
         m = _Mode(kwargs, flag)
-        r = lambda msgs, **kw: self.render(msgs, flag=flag, **kwargs, **kw)  # noqa: E731
+        r: Render = lambda msgs, **kw: self.render(msgs, flag=flag, **kwargs, **kw)  # noqa: E731
         nogen, gen = r([_user()]), r([_user()], gen=True)
         hist, final = r([_user(), _assistant(), _user(U2)]), r([_user(), _assistant()])
         renders = (nogen, gen, hist, final)
         if isinstance(nogen, str) and isinstance(gen, str) and not gen.startswith(nogen) and U1 in nogen:
             gen = self._aligned(label, nogen, gen)
-        if any(isinstance(x, Exception) for x in renders) or not gen.startswith(nogen) or A1 not in final:
+        if (not isinstance(nogen, str) or not isinstance(gen, str) or not isinstance(hist, str)
+                or not isinstance(final, str) or not gen.startswith(nogen) or A1 not in final):
             bad = next((x for x in renders if isinstance(x, Exception)), None)
             self.note(f"think.{label}", None, _show(bad or gen), decided=False,
                       note="the template does not render a plain user/assistant exchange in this mode; write the mode by hand")
@@ -393,7 +399,7 @@ class _Deriver:
         counts only where the template reacts to it (drops it from history): a template that prints content
         as it is proves nothing about reasoning. No render shows reasoning: undecided, with the fix.
         """
-        r = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
+        r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
         order = self.fields_read()
         for name in order:
             text = r([_user(), _assistant(**{name: R1})])
@@ -441,7 +447,7 @@ class _Deriver:
         off = self.modes.get("off")
         return off.opener if off is not None and self.switch_kind != "none" else ""
 
-    def _strip(self, r: Any, name: str, text: str) -> str | None:
+    def _strip(self, r: Render, name: str, text: str) -> str | None:
         padded = r([_user(), _assistant(**{name: f"\n{R1}\n"})])
         return "\n" if padded == text else None
 
@@ -478,7 +484,7 @@ class _Deriver:
     # --- tools and stops ------------------------------------------------------------------------------------------
     def tools(self, m: _Mode) -> tuple[str, str | None, dict[str, str], str | None]:
         """(argument form, tool-call content, unsupported, the stop token a tool-call turn ends with)."""
-        r = lambda msgs: self.render(msgs, flag=m.flag, tools=TOOLS, **m.kwargs)  # noqa: E731
+        r: Render = lambda msgs: self.render(msgs, flag=m.flag, tools=TOOLS, **m.kwargs)  # noqa: E731
         tool_msg = {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID, "name": "get_weather"}
         for form, args in (("object", {"city": CITY}), ("json", json.dumps({"city": CITY}))):
             for content in ("", None):
@@ -506,7 +512,7 @@ class _Deriver:
     def next_header(self, m: _Mode, form: str) -> dict[str, str]:
         """A turn that ends with no token of its own (GLM): the special token that opens the next message, where
         the tokenizer's eos or generation_config lists it (the model stops by generating it)."""
-        r = lambda msgs, **kw: self.render(msgs, flag=m.flag, **m.kwargs, **kw)  # noqa: E731
+        r: Render = lambda msgs, **kw: self.render(msgs, flag=m.flag, **m.kwargs, **kw)  # noqa: E731
         found: dict[str, str] = {}
         args = {"city": CITY} if form == "object" else json.dumps({"city": CITY})
         for key, msgs, after, kw in (
@@ -573,7 +579,7 @@ class _Deriver:
         """Evidence that a model whose prompt opens nothing thinks anyway (DeepSeek-R1 before `<think>\\n` was added to
         its generation prompt): the template cuts an inline block out of history at its closer, or writes a reasoning
         field back into history. "" where no render shows either."""
-        r = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
+        r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
         inline = r([_user(), _assistant(f"<think>\n{R1}\n</think>\n\n{A1}"), _user(U2)])
         if isinstance(inline, str) and A1 in inline and R1 not in inline:
             return f"the template strips reasoning from history at `</think>`: {_show(inline[len(m.base):])}"
@@ -655,7 +661,7 @@ class _Deriver:
             field_, strip, shown, think = self.reasoning(m)
             values.update(reasoning_field=field_, reasoning_strip=strip, shows=shown)
         # an empty think block, or the think format itself with nothing in it (Kimi-K3's closed think section)
-        own_empty = bool(think) and m.marker == m.opener + think.format(reasoning="")
+        own_empty = bool(think and m.marker == m.opener + think.format(reasoning=""))
         final_marker = m.marker if _empty_think_like(m.marker) or own_empty else ""
         if m.opener and _empty_think_like(m.opener) and m.marker.startswith(m.opener) and not m.marker[len(m.opener):].strip():
             # the prompt already closed an empty block (GLM think-off `<think></think>`); the whitespace the finished

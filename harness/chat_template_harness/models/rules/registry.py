@@ -102,7 +102,8 @@ def generation_config(spec: source.ModelSpec, tokenizer: Any) -> Mapping[str, An
     folder = getattr(tokenizer, "name_or_path", "")
     path = source.absolute(folder) / "generation_config.json" if folder else None
     if path is not None and path.is_file():
-        return json.loads(path.read_text("utf-8"))
+        config: Mapping[str, Any] = json.loads(path.read_text("utf-8"))
+        return config
     return None
 
 
