@@ -348,3 +348,22 @@ def test_wrong_label_ids_are_kind_l(load):
 
     loaded, reference, samples = _labelled(load, shifted)
     assert kind_of(check_samples(loaded.tokenizer, reference.plans, samples)[0]) == "L"
+
+
+def test_a_stop_token_inside_the_data_is_not_a_run_into_the_next_message(load):
+    """Negative control for kind N: a tool call's arguments that hold the stop's own text (`<|im_end|>`) are still
+    the turn's generated span; the reference's sample trains them and nothing runs into another message."""
+    from chat_template_harness.contract import conversation as conversations
+    from chat_template_harness.contract.sample import preprocess
+    from chat_template_harness.models.rules.registry import family_for
+
+    loaded = load("qwen2.5-7b")
+    conv = conversations.parse(
+        [{"role": "user", "content": "q"},
+         {"role": "assistant", "content": "", "tool_calls": [
+             {"type": "function", "function": {"name": "lookup", "arguments": {"q": "<|im_end|>"}}}]},
+         {"role": "tool", "content": "r"}, {"role": "assistant", "content": "a"}],
+        name="stop-in-arguments", source="stop-in-arguments")
+    fam = family_for(loaded.spec, loaded.tokenizer)
+    result = preprocess(loaded.tokenizer, conv, fam, Think.OFF)
+    assert check_samples(loaded.tokenizer, result.plans, result.samples) == []

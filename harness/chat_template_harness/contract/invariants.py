@@ -376,7 +376,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                     tokens=(strings[t],),
                 )
             )
-    out += _into_next_message(plans, text, offsets, mask, strings, index)
+    out += _into_next_message(plans, text, offsets, mask, strings, index, trained_regions)
     return out, turns_trained
 
 
@@ -395,11 +395,12 @@ def _sides(
 
 def _into_next_message(
     plans: Sequence[TurnPlan], text: str, offsets: Sequence[tuple[int, int]], mask: Sequence[int], strings: Sequence[str],
-    index: int,
+    index: int, generated: Sequence[_Region] = (),
 ) -> list[Violation]:
     """2. A trained run that goes on past a stop token (and the template's trailer) into what follows it: the next
     message, another role's text (the next user turn, a tool result). A generated span ends with its stop token and
-    the next one starts after a header, so no right sample trains across that gap (kind N)."""
+    the next one starts after a header, so no right sample trains across that gap (kind N). A token inside a generated
+    span is never "past" a stop: the data may hold the stop's text itself (a tool call's arguments, a quoted reply)."""
     stops = {piece.text for p in plans for piece in p.pieces if piece.kind is Kind.STOP and piece.text}
     trailers = sorted({p.trailer for p in plans if p.trailer}, key=len, reverse=True)
     found = []
@@ -410,7 +411,11 @@ def _into_next_message(
             continue
         after = min(ends)
         after += next((len(t) for t in trailers if text.startswith(t, after)), 0)
-        beyond = [t for t in run if offsets[t][0] >= after and offsets[t][1] > offsets[t][0]]
+        beyond = [
+            t for t in run
+            if offsets[t][0] >= after and offsets[t][1] > offsets[t][0]
+            and not any(r.start <= offsets[t][0] and offsets[t][1] <= r.end for r in generated)
+        ]
         if beyond:
             found.append(
                 Violation(
