@@ -29,7 +29,9 @@ def _env(session: nox.Session) -> dict[str, str]:
 
 def _locked(*names: str) -> list[str]:
     """The lock's pins of these packages (`ruff==…`), so a session installs what CI was locked to."""
-    found = {line.split("==")[0].lower(): line.split()[0] for line in LOCK.read_text("utf-8").splitlines() if "==" in line}
+    found = {
+        line.split("==")[0].lower(): line.split()[0] for line in LOCK.read_text("utf-8").splitlines() if "==" in line
+    }
     return [found[n] for n in names]
 
 
@@ -94,7 +96,14 @@ def docs(session: nox.Session) -> None:
     _install(session, "test,train,examples,specforge,docs")
     session.install("--no-deps", "specforge==0.2.0")  # its declared dependencies pull sglang and a CUDA torch
     session.run(
-        "cth", "gallery", "--out", "docs/gallery", "--markdown", "docs/templates.md", "--conformance", "docs/conformance.md",
+        "cth",
+        "gallery",
+        "--out",
+        "docs/gallery",
+        "--markdown",
+        "docs/templates.md",
+        "--conformance",
+        "docs/conformance.md",
         env=_env(session),
     )
     session.run("mkdocs", "build", "--strict")
@@ -150,8 +159,16 @@ def fuzz(session: nox.Session) -> None:
     _install(session, "test")
     env = {**_env(session), "HYPOTHESIS_PROFILE": "fuzz"}
     session.run(
-        "pytest", "tests/test_properties.py", "-m", "property", "-p", "no:randomly", "--hypothesis-show-statistics",
-        "-q", *session.posargs, env=env,
+        "pytest",
+        "tests/test_properties.py",
+        "-m",
+        "property",
+        "-p",
+        "no:randomly",
+        "--hypothesis-show-statistics",
+        "-q",
+        *session.posargs,
+        env=env,
     )
 
 
@@ -168,14 +185,28 @@ def lock(session: nox.Session) -> None:
     if keep:
         fresh.write_text(LOCK.read_text("utf-8"), "utf-8")  # pip-compile keeps the output file's pins it can
     session.run(
-        "pip-compile", "--quiet", "--no-header", *([] if keep else ["--upgrade"]), "--extra", "dev", "--strip-extras", "--no-emit-index-url",
-        "--no-emit-find-links", "--unsafe-package", "chat-template-harness", "--output-file", str(fresh),
+        "pip-compile",
+        "--quiet",
+        "--no-header",
+        *([] if keep else ["--upgrade"]),
+        "--extra",
+        "dev",
+        "--strip-extras",
+        "--no-emit-index-url",
+        "--no-emit-find-links",
+        "--unsafe-package",
+        "chat-template-harness",
+        "--output-file",
+        str(fresh),
         "pyproject.toml",
     )
     LOCK.write_text(_lock_text(fresh.read_text("utf-8")), "utf-8")
     after = _pins(LOCK.read_text("utf-8"))
-    moved = [f"{name}: {before.get(name, '(new)')} -> {after.get(name, '(gone)')}" for name in sorted({*before, *after})
-             if before.get(name) != after.get(name)]
+    moved = [
+        f"{name}: {before.get(name, '(new)')} -> {after.get(name, '(gone)')}"
+        for name in sorted({*before, *after})
+        if before.get(name) != after.get(name)
+    ]
     session.log("\n".join(["what moved:", *moved]) if moved else "nothing moved")
     session.log("run the suite on the new lock (bash scripts/setup && .venv/bin/python -m pytest), then commit it")
 
@@ -189,7 +220,9 @@ def _lock_text(compiled: str) -> str:
     ]
     keep = []
     for line in compiled.splitlines():
-        if line.startswith(("chat-template-harness", "# chat-template-harness", "# The following packages are considered")):
+        if line.startswith(
+            ("chat-template-harness", "# chat-template-harness", "# The following packages are considered")
+        ):
             continue
         if line.startswith("torch=="):
             line = "torch==" + line.split("==", 1)[1].split("+", 1)[0]

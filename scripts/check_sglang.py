@@ -34,7 +34,11 @@ METHODS = ("_handle_last_assistant_message", "_append_assistant_prefix_to_prompt
 # tool-call arguments as clients send them, well and badly formed
 ARGUMENTS = ['{"city": "Paris"}', "not json", "[]", "42", "", None, {"city": "Paris"}]
 # a tool result's content as clients send it
-TOOL_CONTENT = ["21C", [{"type": "text", "text": "21C"}, {"type": "text", "text": "sunny"}], ["21C", {"type": "text", "text": "x"}]]
+TOOL_CONTENT = [
+    "21C",
+    [{"type": "text", "text": "21C"}, {"type": "text", "text": "sunny"}],
+    ["21C", {"type": "text", "text": "x"}],
+]
 
 
 def sglang_functions(wheel: Path) -> dict[str, Any]:
@@ -43,12 +47,21 @@ def sglang_functions(wheel: Path) -> dict[str, Any]:
     source = zipfile.ZipFile(wheel).read(SERVING_CHAT).decode("utf-8")
     tree = ast.parse(source).body
     nodes = [n for n in tree if isinstance(n, ast.FunctionDef) and n.name in FUNCTIONS]
-    nodes += [m for c in tree if isinstance(c, ast.ClassDef) for m in c.body
-              if isinstance(m, ast.FunctionDef) and m.name in METHODS]
+    nodes += [
+        m
+        for c in tree
+        if isinstance(c, ast.ClassDef)
+        for m in c.body
+        if isinstance(m, ast.FunctionDef) and m.name in METHODS
+    ]
     assert {n.name for n in nodes} == {*FUNCTIONS, *METHODS}, f"{SERVING_CHAT} no longer defines {FUNCTIONS + METHODS}"
     # the names the methods' annotations and isinstance check read: none of them is ours to model
-    namespace: dict[str, Any] = {"orjson": orjson, "Any": Any, "ChatCompletionRequest": Any,
-                                 "ResponseTemplateReasoningDetector": type("NotThisDetector", (), {})}
+    namespace: dict[str, Any] = {
+        "orjson": orjson,
+        "Any": Any,
+        "ChatCompletionRequest": Any,
+        "ResponseTemplateReasoningDetector": type("NotThisDetector", (), {}),
+    }
     exec(compile(ast.Module(nodes, []), SERVING_CHAT, "exec"), namespace)  # noqa: S102 - SGLang's own code, unchanged
     return namespace
 
@@ -94,11 +107,14 @@ def _last_messages(functions: dict[str, Any]) -> int:
     for request in LAST_MESSAGES:
         for prefill in (False, True):
             theirs = functions["_handle_last_assistant_message"](
-                None, copy.deepcopy(request), SimpleNamespace(continue_final_message=prefill))
+                None, copy.deepcopy(request), SimpleNamespace(continue_final_message=prefill)
+            )
             ours = profiles.last_assistant(profiles.get("sglang"), copy.deepcopy(request), prefill)
             if tuple(theirs) != tuple(ours):
                 differ += 1
-                print(f"DIFFERS last message {request} continue_final_message={prefill}: ours {ours!r} SGLang {theirs!r}")
+                print(
+                    f"DIFFERS last message {request} continue_final_message={prefill}: ours {ours!r} SGLang {theirs!r}"
+                )
     return differ
 
 
@@ -128,8 +144,14 @@ def _reads(node: ast.AST, attribute: str) -> int:
 
 
 def _self_calls(method: ast.AST) -> set[str]:
-    return {n.func.attr for n in ast.walk(method) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-            and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"}
+    return {
+        n.func.attr
+        for n in ast.walk(method)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "self"
+    }
 
 
 def _chat_methods(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
@@ -140,9 +162,14 @@ def _chat_methods(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunc
 def gpt_oss_path(source: str) -> list[str]:
     """Where SGLang's chat path could render gpt-oss otherwise than through its Jinja template (none: [])."""
     tree = ast.parse(source)
-    problems = [f"imports {n.module}" for n in ast.walk(tree)
-                if isinstance(n, ast.ImportFrom) and n.module and "harmony" in n.module]
-    problems += [f"imports {a.name}" for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if "harmony" in a.name]
+    problems = [
+        f"imports {n.module}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module and "harmony" in n.module
+    ]
+    problems += [
+        f"imports {a.name}" for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if "harmony" in a.name
+    ]
     methods = _chat_methods(tree)
     path: set[str] = set()
     todo = ["_apply_jinja_template"]
@@ -151,11 +178,19 @@ def gpt_oss_path(source: str) -> list[str]:
         if name in methods and name not in path:
             path.add(name)
             todo += sorted(_self_calls(methods[name]))
-    problems += [f"{name} (render path) reads is_gpt_oss" for name in sorted(path) if _reads(methods[name], "is_gpt_oss")]
+    problems += [
+        f"{name} (render path) reads is_gpt_oss" for name in sorted(path) if _reads(methods[name], "is_gpt_oss")
+    ]
     process = methods["_process_messages"]
-    allowed = sum(_reads(n.test, "is_gpt_oss") for n in ast.walk(process) if isinstance(n, ast.If)
-                  and all(isinstance(s, ast.Assign) and [ast.unparse(t) for t in s.targets] == ["request.skip_special_tokens"]
-                          for s in n.body))
+    allowed = sum(
+        _reads(n.test, "is_gpt_oss")
+        for n in ast.walk(process)
+        if isinstance(n, ast.If)
+        and all(
+            isinstance(s, ast.Assign) and [ast.unparse(t) for t in s.targets] == ["request.skip_special_tokens"]
+            for s in n.body
+        )
+    )
     if _reads(process, "is_gpt_oss") != allowed:
         problems.append("_process_messages reads is_gpt_oss for more than keeping special tokens")
     return problems if path else ["no _apply_jinja_template"]
@@ -185,8 +220,14 @@ def _reading_is_gpt_oss(source: str, method: str) -> str:
 def main(argv: list[str]) -> int:
     functions = sglang_functions(Path(argv[0]))
     requests = [
-        [{"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": args}}]}] for args in ARGUMENTS
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": args}}],
+            }
+        ]
+        for args in ARGUMENTS
     ] + [[{"role": "tool", "tool_call_id": "call_1", "content": content}] for content in TOOL_CONTENT]
     differ = 0
     for request in requests:
@@ -194,8 +235,10 @@ def main(argv: list[str]) -> int:
         if theirs != ours:
             differ += 1
             print(f"DIFFERS {request}: ours {ours!r} SGLang {theirs!r}")
-    print(f"SGLang {Path(argv[0]).name} {SERVING_CHAT} against the sglang profile: {len(requests)} message forms, "
-          f"{len(requests) - differ} equal, {differ} differ")
+    print(
+        f"SGLang {Path(argv[0]).name} {SERVING_CHAT} against the sglang profile: {len(requests)} message forms, "
+        f"{len(requests) - differ} equal, {differ} differ"
+    )
     last = _last_messages(functions)
     print(f"  _handle_last_assistant_message: {2 * len(LAST_MESSAGES)} requests, {last} differ")
     compared, prefixes = _prefixes(functions)
@@ -209,9 +252,11 @@ def main(argv: list[str]) -> int:
     other = encoding_spec(Path(argv[0]), "DeepseekV4ForCausalLM", "deepseek_v4", None)  # a model it does route away
     for problem in problems:
         print(f"DIFFERS gpt-oss: {problem}")
-    print(f"  gpt-oss through its Jinja template: {len(problems)} problems (render path read off the class's source; "
-          f"resolve_chat_encoding_spec run: {spec!r}; negative controls: a render path that reads is_gpt_oss, "
-          f"{len(control)} found; DeepSeek-V4 routed to {other!r})")
+    print(
+        f"  gpt-oss through its Jinja template: {len(problems)} problems (render path read off the class's source; "
+        f"resolve_chat_encoding_spec run: {spec!r}; negative controls: a render path that reads is_gpt_oss, "
+        f"{len(control)} found; DeepSeek-V4 routed to {other!r})"
+    )
     return 1 if differ or last or prefixes or problems or not control or other is None else 0
 
 

@@ -43,8 +43,16 @@ class ToolsParam:
 def load_vllm_harmony_utils(wheel: Path, date: str) -> types.ModuleType:
     import logging
 
-    for name in ("vllm", "vllm.entrypoints", "vllm.entrypoints.openai", "vllm.entrypoints.openai.parser",
-                 "vllm.entrypoints.openai.chat_completion", "openai", "openai.types", "openai.types.responses"):
+    for name in (
+        "vllm",
+        "vllm.entrypoints",
+        "vllm.entrypoints.openai",
+        "vllm.entrypoints.openai.parser",
+        "vllm.entrypoints.openai.chat_completion",
+        "openai",
+        "openai.types",
+        "openai.types.responses",
+    ):
         _stub(name, __path__=[])
     _stub("vllm.envs", VLLM_GPT_OSS_HARMONY_SYSTEM_INSTRUCTIONS=False, VLLM_SYSTEM_START_DATE=date)
     _stub("vllm.logger", init_logger=logging.getLogger)
@@ -62,8 +70,12 @@ def load_vllm_harmony_utils(wheel: Path, date: str) -> types.ModuleType:
 def vllm_prompt_ids(vllm: types.ModuleType, request: list[dict], tools: list[dict]) -> list[int]:
     """What _make_request_with_harmony does with a chat request (reasoning_content already copied to reasoning)."""
     instructions, rest = vllm.extract_instructions_from_messages(request)
-    messages = vllm.build_harmony_preamble(instructions=instructions, tools=[ToolsParam(t) for t in tools] or None,
-                                           reasoning_effort=None, with_custom_tools=True)
+    messages = vllm.build_harmony_preamble(
+        instructions=instructions,
+        tools=[ToolsParam(t) for t in tools] or None,
+        reasoning_effort=None,
+        with_custom_tools=True,
+    )
     messages.extend(vllm.parse_chat_inputs_to_harmony_messages(rest))
     return vllm.render_for_completion(messages)
 
@@ -76,9 +88,15 @@ def vllm_postprocess(wheel: Path):
     import logging
 
     source = zipfile.ZipFile(wheel).read(CHAT_MESSAGE).decode("utf-8")
-    node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "_postprocess_messages")
-    namespace = {"json": json, "logger": logging.getLogger("vllm"), "ConversationMessage": dict,
-                 "VLLMValidationError": sys.modules["vllm.exceptions"].VLLMValidationError}
+    node = next(
+        n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "_postprocess_messages"
+    )
+    namespace = {
+        "json": json,
+        "logger": logging.getLogger("vllm"),
+        "ConversationMessage": dict,
+        "VLLMValidationError": sys.modules["vllm.exceptions"].VLLMValidationError,
+    }
     exec(compile(ast.Module([node], []), CHAT_MESSAGE, "exec"), namespace)  # noqa: S102 - vLLM's own code, unchanged
     return namespace["_postprocess_messages"]
 
@@ -91,23 +109,32 @@ def check_arguments(wheel: Path) -> int:
     postprocess = vllm_postprocess(wheel)
     differ = 0
     for args in ARGUMENTS:
-        request = [{"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": args}}]}]
+        request = [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": args}}],
+            }
+        ]
         theirs = copy.deepcopy(request)
         postprocess(theirs)
         ours = profiles.get("vllm").normalise(request)
         if ours[0]["tool_calls"][0]["function"]["arguments"] != theirs[0]["tool_calls"][0]["function"]["arguments"]:
             differ += 1
-            print(f"DIFFERS arguments {args!r}: ours {ours[0]['tool_calls'][0]['function']['arguments']!r} "
-                  f"vLLM {theirs[0]['tool_calls'][0]['function']['arguments']!r}")
+            print(
+                f"DIFFERS arguments {args!r}: ours {ours[0]['tool_calls'][0]['function']['arguments']!r} "
+                f"vLLM {theirs[0]['tool_calls'][0]['function']['arguments']!r}"
+            )
     empty = [{"role": "assistant", "content": "x", "tool_calls": []}]
     theirs = copy.deepcopy(empty)
     postprocess(theirs)
     if ("tool_calls" in theirs[0]) != ("tool_calls" in profiles.get("vllm").normalise(empty)[0]):
         differ += 1
         print("DIFFERS an empty tool_calls list")
-    print(f"vLLM {CHAT_MESSAGE} _postprocess_messages against the vllm profile: {len(ARGUMENTS) + 1} argument "
-          f"forms, {len(ARGUMENTS) + 1 - differ} equal, {differ} differ")
+    print(
+        f"vLLM {CHAT_MESSAGE} _postprocess_messages against the vllm profile: {len(ARGUMENTS) + 1} argument "
+        f"forms, {len(ARGUMENTS) + 1 - differ} equal, {differ} differ"
+    )
     return differ
 
 
@@ -128,18 +155,27 @@ def main(argv: list[str]) -> int:
         msgs = template_messages(conv, fam, fam.on)
         for k, index in enumerate(conv.assistant_indices):
             # the request as sent (arguments stay a JSON string on this path), reasoning_content copied to reasoning
-            request = [{**m, **({"reasoning": m["reasoning_content"]} if "reasoning_content" in m else {})}
-                       for m in profiles.to_request(msgs[:index], fam.reasoning_field)]
+            request = [
+                {**m, **({"reasoning": m["reasoning_content"]} if "reasoning_content" in m else {})}
+                for m in profiles.to_request(msgs[:index], fam.reasoning_field)
+            ]
             theirs = vllm_prompt_ids(vllm, request, list(conv.tools))
             ours = harmony.prompt_ids(profiles.to_request(msgs[:index], fam.reasoning_field), conv.tools, date=date)
             checked += 1
             if ours != theirs:
                 differ += 1
-                at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
-                print(f"DIFFERS {name} turn {k} at token {at}: ours {loaded.tokenizer.decode(ours[at - 5:at + 5])!r} "
-                      f"vLLM {loaded.tokenizer.decode(theirs[at - 5:at + 5])!r}")
-    print(f"vLLM {Path(argv[0]).name} harmony_utils.py against serving/harmony.py: {checked} gpt-oss served prompts, "
-          f"{checked - differ} equal, {differ} differ")
+                at = next(
+                    (i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
+                    min(len(ours), len(theirs)),
+                )
+                print(
+                    f"DIFFERS {name} turn {k} at token {at}: ours {loaded.tokenizer.decode(ours[at - 5 : at + 5])!r} "
+                    f"vLLM {loaded.tokenizer.decode(theirs[at - 5 : at + 5])!r}"
+                )
+    print(
+        f"vLLM {Path(argv[0]).name} harmony_utils.py against serving/harmony.py: {checked} gpt-oss served prompts, "
+        f"{checked - differ} equal, {differ} differ"
+    )
     differ += check_arguments(Path(argv[0]))
     return 1 if differ else 0
 

@@ -75,7 +75,8 @@ def assert_report_current(spec: str, name: str) -> None:
     committed = (Path(__file__).resolve().parents[1] / "reports" / name).read_text("utf-8")
     fresh = check_markdown(spec, results, Policy.ALL)
     assert reportfile.body(committed) == reportfile.body(fresh), (
-        f"header changes: {reportfile.header_changes(committed, fresh)}; regenerate: cth check {spec} --markdown reports/{name}")
+        f"header changes: {reportfile.header_changes(committed, fresh)}; regenerate: cth check {spec} --markdown reports/{name}"
+    )
 
 
 def run_cell(cell: Any, tokenizers_dir: Any = None, **settings: Any) -> Any:

@@ -11,7 +11,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-LOOKALIKES = ["<think>", "</think>", "<|im_end|>", "<|eot_id|>", "<｜end▁of▁sentence｜>", "<|return|>", "<tool_call>", "```"]
+LOOKALIKES = [
+    "<think>",
+    "</think>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<｜end▁of▁sentence｜>",
+    "<|return|>",
+    "<tool_call>",
+    "```",
+]
 PIECES = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
     st.sampled_from(["你好，世界", "😀🎉", "e\u0301", "\uf900", " ", "\n", "\n\n", "  x  ", "2+2=4.", "**bold**"]),

@@ -32,11 +32,16 @@ def _action(tmp_path: Path, preprocessor: str, **inputs: str) -> tuple[subproces
     (repo / "pyproject.toml").write_text(ONE_CELL, "utf-8")
     summary = tmp_path / "summary.md"
     summary.write_text("## earlier step\n", "utf-8")
-    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "INPUT_PREPROCESSOR": preprocessor,
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           **{f"INPUT_{k.upper()}": v for k, v in inputs.items()}}
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "action_check")], cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "INPUT_PREPROCESSOR": preprocessor,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "action_check")], cwd=repo, env=env, capture_output=True, text=True, timeout=300
+    )
     return done, summary.read_text("utf-8")
 
 
@@ -77,8 +82,11 @@ def test_the_hook_runs_with_pre_commit_try_repo(tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "tests" / "sample_repo", repo)
     (repo / "pyproject.toml").write_text(
-        (repo / "pyproject.toml").read_text("utf-8").replace('models = ["qwen3-8b", "llama-3.1-8b"]', 'models = ["qwen3-8b"]'),
-        "utf-8")
+        (repo / "pyproject.toml")
+        .read_text("utf-8")
+        .replace('models = ["qwen3-8b", "llama-3.1-8b"]', 'models = ["qwen3-8b"]'),
+        "utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PRE_COMMIT_HOME"] = str(tmp_path / "pre-commit-home")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

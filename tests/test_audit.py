@@ -129,8 +129,11 @@ def columnar(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             continue  # a truncated line has no columns
         for message in row.get("messages") or row.get("conversations") or []:
             for call in message.get("tool_calls", []):  # Parquet holds one type per column: arguments as JSON text
-                call["function"]["arguments"] = json.dumps(call["function"]["arguments"]) if not isinstance(
-                    call["function"]["arguments"], str) else call["function"]["arguments"]
+                call["function"]["arguments"] = (
+                    json.dumps(call["function"]["arguments"])
+                    if not isinstance(call["function"]["arguments"], str)
+                    else call["function"]["arguments"]
+                )
         rows.append(row)
     jsonl = folder / "rows.jsonl"
     jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
@@ -153,9 +156,23 @@ def test_nested_nulls_are_absent_fields():
     from chat_template_harness.audit.rows import decode
     from chat_template_harness.contract import conversation
 
-    row = {"id": None, "messages": None, "conversations": [
-        {"from": "human", "value": "hi", "role": None, "content": None, "tool_calls": None, "name": None},
-        {"from": None, "value": None, "role": "assistant", "content": "hello", "reasoning_content": None, "tool_calls": None},
-    ]}
+    row = {
+        "id": None,
+        "messages": None,
+        "conversations": [
+            {"from": "human", "value": "hi", "role": None, "content": None, "tool_calls": None, "name": None},
+            {
+                "from": None,
+                "value": None,
+                "role": "assistant",
+                "content": "hello",
+                "reasoning_content": None,
+                "tool_calls": None,
+            },
+        ],
+    }
     conv = conversation.parse(decode(row), name="row 1", source="row 1")
-    assert [(m.role, m.content, m.reasoning, m.tool_calls) for m in conv.messages] == [("user", "hi", "", ()), ("assistant", "hello", "", ())]
+    assert [(m.role, m.content, m.reasoning, m.tool_calls) for m in conv.messages] == [
+        ("user", "hi", "", ()),
+        ("assistant", "hello", "", ()),
+    ]

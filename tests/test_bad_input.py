@@ -31,8 +31,17 @@ FILES: dict[str, bytes] = {
     "content-int": json.dumps([{"role": "user", "content": 3}, GOOD[1]]).encode(),
     "image-part": json.dumps([{"role": "user", "content": [{"type": "image", "url": "x"}]}, GOOD[1]]).encode(),
     "tool-calls-not-list": json.dumps([GOOD[0], {"role": "assistant", "content": "", "tool_calls": "f()"}]).encode(),
-    "arguments-not-json": json.dumps([GOOD[0], {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}, {"role": "tool", "content": "1"}, GOOD[1]]).encode(),
-    "two-reasonings": json.dumps([GOOD[0], {"role": "assistant", "content": "<think>a</think>b", "reasoning_content": "c"}]).encode(),
+    "arguments-not-json": json.dumps(
+        [
+            GOOD[0],
+            {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]},
+            {"role": "tool", "content": "1"},
+            GOOD[1],
+        ]
+    ).encode(),
+    "two-reasonings": json.dumps(
+        [GOOD[0], {"role": "assistant", "content": "<think>a</think>b", "reasoning_content": "c"}]
+    ).encode(),
     "truncated-think": json.dumps([GOOD[0], {"role": "assistant", "content": "<think>\nhmm"}]).encode(),
     "no-messages-key": json.dumps({"rows": []}).encode(),
     "empty-list": b"[]",
@@ -43,7 +52,10 @@ FILES: dict[str, bytes] = {
 # name -> argv after `cth`, with {file} for the bad conversation file and {tmp} for a scratch folder
 COMMANDS: dict[str, list[str]] = {
     **{f"render/{name}": ["render", "qwen3-8b", "{file}", "--think", "on"] for name in FILES},
-    **{f"show/{name}": ["show", "llama-3.1-8b", "{file}", "--think", "off"] for name in ("invalid-utf8", "two-assistants", "truncated-think")},
+    **{
+        f"show/{name}": ["show", "llama-3.1-8b", "{file}", "--think", "off"]
+        for name in ("invalid-utf8", "two-assistants", "truncated-think")
+    },
     "render/directory": ["render", "qwen3-8b", "{tmp}", "--think", "on"],
     "render/unknown-fixture": ["render", "qwen3-8b", "no_such_fixture", "--think", "on"],
     "render/unknown-model": ["render", "qwen9", "single_turn", "--think", "on"],
@@ -52,22 +64,56 @@ COMMANDS: dict[str, list[str]] = {
     "render/empty-pack": ["render", "qwen3-8b", "single_turn", "--think", "on", "--tokenizers-dir", "{tmp}"],
     "matrix/unknown-model": ["matrix", "--model", "qwen9"],
     "matrix/bad-fixture-file": ["matrix", "--model", "qwen3-8b", "--fixture", "{file}"],
-    "matrix/markdown-into-missing-dir": ["matrix", "--model", "qwen3-8b", "--fixture", "single_turn", "--markdown", "{tmp}/no/such/dir/m.md"],
+    "matrix/markdown-into-missing-dir": [
+        "matrix",
+        "--model",
+        "qwen3-8b",
+        "--fixture",
+        "single_turn",
+        "--markdown",
+        "{tmp}/no/such/dir/m.md",
+    ],
     "matrix/goldens-typo": ["matrix", "--model", "qwen3-8b", "--fixture", "single_turn", "--goldens", "{tmp}/goldenz"],
     "check/no-colon": ["check", "chat_template_harness.examples.reference"],
     "check/missing-module": ["check", "no_such_pkg.mod:f"],
     "check/missing-attribute": ["check", "chat_template_harness.examples.reference:nope"],
     "check/syntax-error": ["check", "synerr:f", "--model", "qwen3-8b"],
     "check/raises-at-import": ["check", "boomimp:f", "--model", "qwen3-8b"],
-    "check/bad-fixture-file": ["check", "chat_template_harness.examples.reference:preprocess", "--model", "qwen3-8b", "--fixture", "{file}"],
+    "check/bad-fixture-file": [
+        "check",
+        "chat_template_harness.examples.reference:preprocess",
+        "--model",
+        "qwen3-8b",
+        "--fixture",
+        "{file}",
+    ],
     "check/zero-timeout": ["check", "chat_template_harness.examples.reference:preprocess", "--timeout", "0"],
     "diff/goldens-typo": ["diff", "--model", "qwen3-8b", "--goldens", "{tmp}/goldenz"],
-    "diff/invalid-utf8-golden": ["diff", "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--goldens", "{goldens}"],
+    "diff/invalid-utf8-golden": [
+        "diff",
+        "--model",
+        "qwen3-8b",
+        "--think",
+        "off",
+        "--fixture",
+        "single_turn",
+        "--goldens",
+        "{goldens}",
+    ],
     "audit/missing-file": ["audit", "{tmp}/nope.jsonl", "--model", "qwen3-8b", "--think", "off"],
     "audit/directory": ["audit", "{tmp}", "--model", "qwen3-8b", "--think", "off"],
     "audit/only-broken-rows": ["audit", "{file}", "--model", "qwen3-8b", "--think", "off", "--workers", "1"],
     "audit/na-mode": ["audit", "{file}", "--model", "qwq-32b", "--think", "off"],
-    "audit/bad-preprocessor": ["audit", "{file}", "--model", "qwen3-8b", "--think", "off", "--preprocessor", "boomimp:f"],
+    "audit/bad-preprocessor": [
+        "audit",
+        "{file}",
+        "--model",
+        "qwen3-8b",
+        "--think",
+        "off",
+        "--preprocessor",
+        "boomimp:f",
+    ],
     "audit/unknown-format": ["audit", "{tmp}/plugin_conf.txt", "--model", "qwen3-8b", "--think", "off"],
     "smoke/zero-steps": ["smoke", "qwen3-8b", "--think", "on", "--steps", "0"],
     "smoke/unknown-model": ["smoke", "qwen9", "--think", "on"],
@@ -75,8 +121,11 @@ COMMANDS: dict[str, list[str]] = {
     "smoke/plugin-raises": ["smoke", "qwen3-8b", "--think", "off", "--preprocessor", "plug:bad"],
     "smoke/plugin-bad-lengths": ["smoke", "qwen3-8b", "--think", "off", "--preprocessor", "plug:lens"],
 }
-FILE_FOR = {"matrix/bad-fixture-file": "unknown-role", "check/bad-fixture-file": "malformed-json",
-            "audit/only-broken-rows": "malformed-json"}
+FILE_FOR = {
+    "matrix/bad-fixture-file": "unknown-role",
+    "check/bad-fixture-file": "malformed-json",
+    "audit/only-broken-rows": "malformed-json",
+}
 PLUGINS = {
     "synerr.py": "def f(:\n",
     "boomimp.py": "raise RuntimeError('boom at import')\n",
@@ -104,7 +153,9 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path):
     import os
 
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "chat_template_harness.cli", *argv], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "chat_template_harness.cli", *argv], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 2, (done.returncode, done.stdout[-800:], done.stderr[-800:])
     assert "Traceback" not in done.stderr + done.stdout
     lines = [line for line in done.stderr.splitlines() if line.strip()]

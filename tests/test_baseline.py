@@ -12,13 +12,13 @@ from chat_template_harness import cli
 from chat_template_harness.checking import baseline
 
 NAIVE = "chat_template_harness.examples.naive:preprocess"
-TRAIN_ALL = '''
+TRAIN_ALL = """
 from chat_template_harness.examples import naive
 
 def preprocess(request):
     sample = naive.preprocess(request)
     return {**sample, "loss_mask": [1] * len(sample["input_ids"])}  # trains every token
-'''
+"""
 
 
 @pytest.fixture

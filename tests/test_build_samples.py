@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 
 import chat_template_harness as cth
 from chat_template_harness.build import DROPPED, IGNORE_INDEX, TrainingSample
-from tests.helpers import check_cell
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import check_samples
 from chat_template_harness.contract.sample import CellNotApplicable, Policy, preprocess
@@ -25,8 +25,8 @@ from chat_template_harness.external import load_callable
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think
 from chat_template_harness.models.rules.registry import family
-from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.serving import served
+from tests.helpers import check_cell
 from tests.strategies import conversations
 
 BUILD = "chat_template_harness.build:preprocess"
@@ -37,7 +37,9 @@ def _messages(name: str) -> dict:
     """A built-in fixture as the JSON a user's dataset holds."""
     from importlib import resources
 
-    return json.loads(resources.files("chat_template_harness").joinpath(f"data/fixtures/{name}.json").read_text("utf-8"))
+    return json.loads(
+        resources.files("chat_template_harness").joinpath(f"data/fixtures/{name}.json").read_text("utf-8")
+    )
 
 
 def _reference(loaded, data, think: Think, policy: Policy = Policy.ALL):
@@ -50,10 +52,15 @@ def _reference(loaded, data, think: Think, policy: Policy = Policy.ALL):
 # --- the function -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "think", "fixture"), [
-    ("qwen3-8b", "on", "reasoning_every_turn"), ("llama-3.1-8b", "off", "tool_call"),
-    ("gpt-oss-20b", "on", "multi_turn"),
-], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("model", "think", "fixture"),
+    [
+        ("qwen3-8b", "on", "reasoning_every_turn"),
+        ("llama-3.1-8b", "off", "tool_call"),
+        ("gpt-oss-20b", "on", "multi_turn"),
+    ],
+    ids=lambda v: str(v),
+)
 def test_the_samples_are_the_references_with_labels(model, think, fixture, load):
     loaded = load(model)
     data = _messages(fixture)
@@ -73,7 +80,9 @@ def test_a_wrong_label_id_fails_the_same_check(load):
     data = _messages("single_turn")
     (good,) = cth.build_samples(loaded.tokenizer, data, think="off")
     at = good.loss_mask.index(1)
-    bad = TrainingSample(good.input_ids, (*good.labels[:at], good.labels[at] + 1, *good.labels[at + 1:]), good.loss_mask, good.turns)
+    bad = TrainingSample(
+        good.input_ids, (*good.labels[:at], good.labels[at] + 1, *good.labels[at + 1 :]), good.loss_mask, good.turns
+    )
     assert check_samples(loaded.tokenizer, _reference(loaded, data, Think.OFF).plans, [bad])
 
 
@@ -88,10 +97,16 @@ def test_policy_last_trains_only_the_final_turn(load):
     assert len(samples) == 1 and [t.status for t in samples.report] == ["not trained: policy last"] * 2 + ["trained"]
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"think": None}, "two think modes"), ({"think": "maybe"}, "think='maybe'"), ({"policy": "some"}, "policy='some'"),
-    ({"served_by": "nginx"}, "unknown server"),
-], ids=["think-needed", "bad-think", "bad-policy", "bad-server"])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"think": None}, "two think modes"),
+        ({"think": "maybe"}, "think='maybe'"),
+        ({"policy": "some"}, "policy='some'"),
+        ({"served_by": "nginx"}, "unknown server"),
+    ],
+    ids=["think-needed", "bad-think", "bad-policy", "bad-server"],
+)
 def test_bad_options_are_one_line_with_the_fix(kwargs, error, load):
     with pytest.raises(HarnessError, match=error) as info:
         cth.build_samples(load("qwen3-8b").tokenizer, _messages("single_turn"), **{"think": "on", **kwargs})
@@ -130,10 +145,16 @@ def test_an_unregistered_tokenizer_gets_rules_derived_from_its_template(fresh_qw
     assert [s.loss_mask for s in derived] == [s.loss_mask for s in builtin]
 
 
-@pytest.mark.parametrize(("template", "rule"), [
-    ("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
-     "stop_tokens"),
-], ids=["no-stop-token"])
+@pytest.mark.parametrize(
+    ("template", "rule"),
+    [
+        (
+            "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
+            "stop_tokens",
+        ),
+    ],
+    ids=["no-stop-token"],
+)
 def test_an_undecided_rule_raises_with_the_config_line(template, rule, fresh_qwen3):
     import copy
 
@@ -171,7 +192,9 @@ def test_a_template_that_disagrees_with_its_rules_raises(load):
 
     tok = copy.copy(load("qwen3-8b").tokenizer)
     assert tok.chat_template.count(QWEN3_THINK) == 1
-    tok.chat_template = tok.chat_template.replace(QWEN3_THINK, "'\\n<think>' + reasoning_content.strip('\\n') + '</think>'")
+    tok.chat_template = tok.chat_template.replace(
+        QWEN3_THINK, "'\\n<think>' + reasoning_content.strip('\\n') + '</think>'"
+    )
     data = _messages("reasoning_last_turn")
     with pytest.raises(TemplateDriftError, match="the rules and the template disagree"):
         cth.build_samples(tok, data, think="on", model="qwen3-8b")
@@ -219,13 +242,27 @@ def _rows(shape: str, data: dict) -> dict:
     msgs = data["messages"]
     if shape == "sharegpt":
         speaker = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
-        return {"conversations": [{"from": speaker[m["role"]], "value": m["content"],
-                                   **{k: v for k, v in m.items() if k not in ("role", "content")}} for m in msgs]}
+        return {
+            "conversations": [
+                {
+                    "from": speaker[m["role"]],
+                    "value": m["content"],
+                    **{k: v for k, v in m.items() if k not in ("role", "content")},
+                }
+                for m in msgs
+            ]
+        }
     if shape == "parts":
         return {"messages": [{**m, "content": [{"type": "text", "text": m["content"]}]} for m in msgs]}
     if shape == "inline":
-        return {"messages": [{"role": m["role"], "content": f"<think>\n{m['reasoning_content']}\n</think>\n\n{m['content']}"}
-                             if m.get("reasoning_content") else m for m in msgs]}
+        return {
+            "messages": [
+                {"role": m["role"], "content": f"<think>\n{m['reasoning_content']}\n</think>\n\n{m['content']}"}
+                if m.get("reasoning_content")
+                else m
+                for m in msgs
+            ]
+        }
     return {"messages": msgs}
 
 
@@ -235,8 +272,11 @@ def test_the_batch_form_reads_every_row_shape_and_counts_what_it_drops(load):
     data = _messages("reasoning_every_turn")
     shapes = ["messages", "sharegpt", "parts", "inline"]
     lines = [json.dumps(_rows(s, data)) for s in shapes]
-    lines += ['{"messages": [', json.dumps({"messages": [{"role": "user", "content": "hi"}]}),
-              json.dumps({"messages": [{"role": "bot", "content": "hi"}]})]
+    lines += [
+        '{"messages": [',
+        json.dumps({"messages": [{"role": "user", "content": "hi"}]}),
+        json.dumps({"messages": [{"role": "bot", "content": "hi"}]}),
+    ]
     ds = datasets.Dataset.from_dict({"json": lines})
     builder = cth.sample_builder(tok, think="on")
     out = ds.map(builder, batched=True, batch_size=3, with_indices=True, remove_columns=ds.column_names)
@@ -244,10 +284,13 @@ def test_the_batch_form_reads_every_row_shape_and_counts_what_it_drops(load):
     per_row = len(expected)
     assert out.num_rows == per_row * len(shapes)
     for i in range(len(shapes)):
-        assert out[i * per_row:(i + 1) * per_row]["input_ids"] == [e["input_ids"] for e in expected], shapes[i]
+        assert out[i * per_row : (i + 1) * per_row]["input_ids"] == [e["input_ids"] for e in expected], shapes[i]
     assert sorted(set(range(len(lines))) - set(out["cth_row"])) == [4, 5, 6]  # exactly the broken rows
     assert builder.dropped == {"malformed JSON text": 1, "a row the harness cannot read": 2}
-    assert "3 rows dropped" not in builder.summary() and "2 rows dropped: a row the harness cannot read" in builder.summary()
+    assert (
+        "3 rows dropped" not in builder.summary()
+        and "2 rows dropped: a row the harness cannot read" in builder.summary()
+    )
 
 
 def test_reasoning_a_mode_drops_is_counted_in_the_summary(load):
@@ -265,10 +308,13 @@ def test_columnar_rows_with_nulls_read_as_the_json_they_came_from(load):
     datasets = pytest.importorskip("datasets")
     tok = load("llama-3.1-8b").tokenizer
     data = _messages("tool_call")
-    ds = datasets.Dataset.from_list([data, _messages("multi_turn") | {"tools": None}])  # one schema: nulls fill the gaps
+    ds = datasets.Dataset.from_list(
+        [data, _messages("multi_turn") | {"tools": None}]
+    )  # one schema: nulls fill the gaps
     out = ds.map(cth.sample_builder(tok, think="off"), batched=True, remove_columns=ds.column_names)
     assert out["input_ids"][: len(cth.build_samples(tok, data, think="off"))] == [
-        list(s.input_ids) for s in cth.build_samples(tok, data, think="off")]
+        list(s.input_ids) for s in cth.build_samples(tok, data, think="off")
+    ]
 
 
 def test_a_pinned_tokenizer_travels_by_name_and_any_other_by_value(load, fresh_qwen3):
@@ -287,8 +333,14 @@ def test_a_pinned_tokenizer_travels_by_name_and_any_other_by_value(load, fresh_q
 def _tiny_model(vocab: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -303,7 +355,9 @@ def _trainer(tok, train, tmp_path, **config):
 def trl_rows(pack_dir):
     datasets = pytest.importorskip("datasets")
     tok = source.load("qwen3-8b").tokenizer
-    ds = datasets.Dataset.from_dict({"json": [json.dumps(_messages(f)) for f in ("multi_turn", "long_conversation", "tool_call")]})
+    ds = datasets.Dataset.from_dict(
+        {"json": [json.dumps(_messages(f)) for f in ("multi_turn", "long_conversation", "tool_call")]}
+    )
     return tok, ds.map(cth.sample_builder(tok, think="off", max_length=256), batched=True, remove_columns=["json"])
 
 
@@ -366,16 +420,25 @@ def test_the_docs_snippet_trains(pack_dir, tmp_path, monkeypatch):
         exec(code, scope)  # noqa: S102 - the documented snippet itself
     finally:
         torch.set_num_threads(threads)
-    assert scope["train"]["labels"] == [list(s.labels) for s in cth.build_samples(tok, _messages("multi_turn"), think="off")]
+    assert scope["train"]["labels"] == [
+        list(s.labels) for s in cth.build_samples(tok, _messages("multi_turn"), think="off")
+    ]
 
 
 # --- proof: `cth check` and the invariants -------------------------------------------------------------------------
 
-CELLS = ["qwen3-8b/think-on/reasoning_every_turn", "qwen3-8b/think-off/whitespace_edges", "qwq-32b/think-on/multi_turn",
-         "llama-3.2-3b/think-off/tool_call", "deepseek-r1/think-on/reasoning_last_turn",
-         "deepseek-v3.1/think-off/reasoning_every_turn", "gpt-oss-20b/think-on/tool_call",
-         "gemma-3-4b/think-off/special_token_lookalikes", "nemotron-super-49b-v1.5/think-off/with_system",
-         "mistral-large-2411/think-off/cjk_emoji"]
+CELLS = [
+    "qwen3-8b/think-on/reasoning_every_turn",
+    "qwen3-8b/think-off/whitespace_edges",
+    "qwq-32b/think-on/multi_turn",
+    "llama-3.2-3b/think-off/tool_call",
+    "deepseek-r1/think-on/reasoning_last_turn",
+    "deepseek-v3.1/think-off/reasoning_every_turn",
+    "gpt-oss-20b/think-on/tool_call",
+    "gemma-3-4b/think-off/special_token_lookalikes",
+    "nemotron-super-49b-v1.5/think-off/with_system",
+    "mistral-large-2411/think-off/cjk_emoji",
+]
 
 
 def _cells(ids=None):
@@ -395,8 +458,12 @@ def test_cth_check_on_the_whole_matrix(cell):
     assert ours.status == ref.status, ours.reason
 
 
-PAIRS = [(m, t) for m, spec in source.builtin_registry().items() for t in Think
-         if not isinstance(family(spec.family).mode(t), NotApplicable)]
+PAIRS = [
+    (m, t)
+    for m, spec in source.builtin_registry().items()
+    for t in Think
+    if not isinstance(family(spec.family).mode(t), NotApplicable)
+]
 # a few examples per pair here; `HYPOTHESIS_PROFILE=fuzz` runs the profile's count
 EXAMPLES = {} if os.environ.get("HYPOTHESIS_PROFILE", "default") != "default" else {"max_examples": 2}
 
@@ -435,9 +502,11 @@ def _round_trips(tokenizer, text: str) -> bool:
 
 
 def test_the_public_names_load_lazily():
-    code = ("import sys, chat_template_harness as c; assert 'transformers' not in sys.modules;"
-            "assert 'chat_template_harness.build' not in sys.modules; c.build_samples; c.sample_builder; c.UndecidedRule;"
-            "print('ok')")
+    code = (
+        "import sys, chat_template_harness as c; assert 'transformers' not in sys.modules;"
+        "assert 'chat_template_harness.build' not in sys.modules; c.build_samples; c.sample_builder; c.UndecidedRule;"
+        "print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
     assert out.stdout.strip() == "ok", out.stderr
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

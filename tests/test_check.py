@@ -33,7 +33,11 @@ IDS, MASK = [5, 6, 7, 8], [0, 0, 1, 1]
     [
         {"input_ids": IDS, "loss_mask": MASK},
         {"input_ids": IDS, "labels": [-100, -100, 7, 8]},
-        {"input_ids": [IDS + [0, 0]], "labels": [[-100, -100, 7, 8, -100, -100]], "attention_mask": [[1, 1, 1, 1, 0, 0]]},
+        {
+            "input_ids": [IDS + [0, 0]],
+            "labels": [[-100, -100, 7, 8, -100, -100]],
+            "attention_mask": [[1, 1, 1, 1, 0, 0]],
+        },
         (IDS, MASK),
         [{"input_ids": IDS, "loss_mask": MASK}],
         SimpleNamespace(input_ids=IDS, loss_mask=MASK),
@@ -63,7 +67,11 @@ def test_a_batch_gives_one_sample_per_row():
 
 @pytest.mark.parametrize(
     ("raw", "message"),
-    [({"input_ids": IDS}, "no loss_mask"), (42, "cannot read a sample from int"), ({"input_ids": [IDS, IDS], "loss_mask": [MASK]}, "2 rows")],
+    [
+        ({"input_ids": IDS}, "no loss_mask"),
+        (42, "cannot read a sample from int"),
+        ({"input_ids": [IDS, IDS], "loss_mask": [MASK]}, "2 rows"),
+    ],
 )
 def test_unreadable_output_is_one_clear_error(raw, message):
     with pytest.raises(PreprocessorError, match=message):
@@ -72,7 +80,11 @@ def test_unreadable_output_is_one_clear_error(raw, message):
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("nocolon", "is not of the form"), ("no_such_pkg.mod:fn", "cannot import"), ("chat_template_harness.examples.naive:nope", "has no attribute")],
+    [
+        ("nocolon", "is not of the form"),
+        ("no_such_pkg.mod:fn", "cannot import"),
+        ("chat_template_harness.examples.naive:nope", "has no attribute"),
+    ],
 )
 def test_load_callable_errors_name_the_fix(spec: str, message: str):
     with pytest.raises(PreprocessorError, match=message):
@@ -93,7 +105,9 @@ def test_check_on_the_reference_passes_every_cell(capsys):
 
 def test_check_on_the_naive_example_fails_with_the_empty_think_positions_named(capsys, tmp_path: Path):
     report = tmp_path / "naive.md"
-    code = cli.main(["check", NAIVE, "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--markdown", str(report)])
+    code = cli.main(
+        ["check", NAIVE, "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--markdown", str(report)]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL qwen3-8b/think-off/single_turn" in out
@@ -109,7 +123,10 @@ def test_a_preprocessor_that_raises_fails_its_cell_with_one_line():
     result = check_cell(broken, Cell("qwen3-8b", Think.OFF, "single_turn"))
     # one line, and where in the user's code it was raised
     line = broken.__code__.co_firstlineno + 1  # the raise
-    assert result.status is Status.FAIL and result.reason == f"the preprocessor raised KeyError: 'messages' (at {__file__}:{line})"
+    assert (
+        result.status is Status.FAIL
+        and result.reason == f"the preprocessor raised KeyError: 'messages' (at {__file__}:{line})"
+    )
 
 
 def test_policy_all_requires_every_turn_and_last_only_the_final_one():
@@ -140,7 +157,9 @@ def test_plugin_passes_every_cell_for_the_reference(pytester: pytest.Pytester):
     applicable = [c for c in every if cellmodel.na_reason(c) is None]
     # N/A cells are items too, skipped with their reason (visible in JUnit), never dropped
     result.assert_outcomes(passed=len(applicable), skipped=len(every) - len(applicable))
-    result.stdout.fnmatch_lines(["*chat-template-harness: N/A cells*", "13 cell(s): Qwen2.5 think-on: no thinking mode*"])
+    result.stdout.fnmatch_lines(
+        ["*chat-template-harness: N/A cells*", "13 cell(s): Qwen2.5 think-on: no thinking mode*"]
+    )
 
 
 def test_plugin_fails_the_naive_example_with_readable_cell_ids(pytester: pytest.Pytester):
@@ -161,7 +180,9 @@ def test_plugin_rejects_a_bad_preprocessor_spec(pytester: pytest.Pytester):
     pytester.makepyfile(test_x="def test_x(): pass")
     result = pytester.runpytest_subprocess("--cth-preprocessor=nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--cth-preprocessor: preprocessor 'nope' is not of the form package.module:callable*"])
+    result.stderr.fnmatch_lines(
+        ["*--cth-preprocessor: preprocessor 'nope' is not of the form package.module:callable*"]
+    )
 
 
 def test_plugin_needs_neither_syrupy_nor_torch(pytester: pytest.Pytester):
@@ -183,7 +204,9 @@ def test_plugin_adds_no_cells_to_an_unrelated_run(pytester: pytest.Pytester):
 
 def test_plugin_stops_once_with_one_line_when_the_tokenizers_are_missing(pytester: pytest.Pytester, tmp_path):
     pytester.makeini(f"[pytest]\ncth_preprocessor = {REFERENCE}\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "cth", "--cth-tokenizers-dir", str(tmp_path / "nowhere"))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-m", "cth", "--cth-tokenizers-dir", str(tmp_path / "nowhere")
+    )
     assert result.ret == 2
     out = result.stdout.str() + result.stderr.str()
     assert out.count("error: tokenizer directory") == 1 and "--cth-tokenizers-dir" in out and "Traceback" not in out
@@ -198,7 +221,9 @@ def test_plugin_works_in_a_repo_with_its_own_harness_package(pytester: pytest.Py
     mine = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_own.py")
     mine.assert_outcomes(passed=1)
     # the plugin enabled, no tokenizer pack: one error line naming the fix, exit 2
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "cth", "--cth-tokenizers-dir", str(tmp_path / "nowhere"))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-m", "cth", "--cth-tokenizers-dir", str(tmp_path / "nowhere")
+    )
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == 2 and "Traceback" not in out and "INTERNALERROR" not in out
     assert out.count("error: ") == 1 and "error: tokenizer directory" in out and "--cth-tokenizers-dir" in out
@@ -208,7 +233,9 @@ def test_plugin_works_in_a_repo_with_its_own_harness_package(pytester: pytest.Py
 def test_plugin_cells_are_counted_rerun_by_node_id_and_by_last_failed(pytester: pytest.Pytester):
     pytester.makeini(f"[pytest]\ncth_preprocessor = {NAIVE}\n")
     pytester.makepyfile(test_x="def test_x(): pass")
-    first = pytester.runpytest_subprocess("-ra", "-m", "cth", "--cth-model", "qwen3-8b", "-k", "single_turn or multi_turn")
+    first = pytester.runpytest_subprocess(
+        "-ra", "-m", "cth", "--cth-model", "qwen3-8b", "-k", "single_turn or multi_turn"
+    )
     first.stdout.fnmatch_lines(["collected 27 items / 23 deselected / 4 selected"])  # the cells are counted
     first.assert_outcomes(failed=4)
     # a failed cell's node id, as the report prints it, runs that cell alone
@@ -242,7 +269,9 @@ def test_plugin_checks_a_users_own_conversation_file(pytester: pytest.Pytester):
     import json as _json
 
     conv = pytester.path / "mine.json"
-    conv.write_text(_json.dumps({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}))
+    conv.write_text(
+        _json.dumps({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]})
+    )
     result = _plugin_run(pytester, REFERENCE, "--cth-fixture", str(conv), "--cth-think", "off")
     result.assert_outcomes(passed=2)
 
@@ -255,7 +284,6 @@ def test_plugin_is_inert_without_its_options(pytester: pytest.Pytester):
 
 
 # --- TRL, code nobody here wrote ---------------------------------------------------------------------------------------
-
 
 
 @pytest.mark.trl
@@ -330,7 +358,10 @@ def test_a_date_from_the_preprocessors_own_clock_is_named_as_such():
 
         out = preprocess(request)
         stamp = request.tokenizer(datetime.datetime.now().strftime("%Y-%m-%d"), add_special_tokens=False)["input_ids"]
-        return [{"input_ids": stamp + list(s["input_ids"]), "loss_mask": [0] * len(stamp) + list(s["loss_mask"])} for s in out]
+        return [
+            {"input_ids": stamp + list(s["input_ids"]), "loss_mask": [0] * len(stamp) + list(s["loss_mask"])}
+            for s in out
+        ]
 
     result = check_cell(dated, Cell("qwen3-8b", Think.OFF, "single_turn"))
     found = [v for v in result.violations if v.invariant is Invariant.DETERMINISM]
@@ -339,9 +370,13 @@ def test_a_date_from_the_preprocessors_own_clock_is_named_as_such():
 
 
 def test_a_missing_dependency_of_the_users_module_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    (tmp_path / "needs_dep.py").write_text("import not_installed_dependency_xyz\n\ndef build(request):\n    return None\n")
+    (tmp_path / "needs_dep.py").write_text(
+        "import not_installed_dependency_xyz\n\ndef build(request):\n    return None\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PreprocessorError, match=r"'needs_dep' imports 'not_installed_dependency_xyz', which is not installed"):
+    with pytest.raises(
+        PreprocessorError, match=r"'needs_dep' imports 'not_installed_dependency_xyz', which is not installed"
+    ):
         load_callable("needs_dep:build")
 
 
@@ -355,4 +390,6 @@ def test_inline_reasoning_reaches_the_plugin_as_inline_text():
 
     check_cell(spy, Cell("qwen3-8b", Think.ON, "inline_think"))
     reply = seen[0][-1]
-    assert reply["content"].startswith("<think>") and "</think>" in reply["content"] and "reasoning_content" not in reply
+    assert (
+        reply["content"].startswith("<think>") and "</think>" in reply["content"] and "reasoning_content" not in reply
+    )

@@ -57,7 +57,10 @@ def test_the_guides_config_is_the_sample_repos():
 def test_the_verdict_needs_red_then_green():
     script = _script()
     lines = script.recipe(GUIDE)
-    red = {"exit codes": {line: (1 if line.startswith(("pytest", "cth check")) else 0) for line in lines}, "kinds": ["E", "P"]}
+    red = {
+        "exit codes": {line: (1 if line.startswith(("pytest", "cth check")) else 0) for line in lines},
+        "kinds": ["E", "P"],
+    }
     green = {"exit codes": dict.fromkeys(lines, 0), "kinds": []}
     assert script.judged({"buggy": red, "fixed": green}, lines)
     assert not script.judged({"buggy": green, "fixed": green}, lines)  # negative control: a buggy run that passes

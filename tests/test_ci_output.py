@@ -17,10 +17,25 @@ NAIVE = "chat_template_harness.examples.naive:preprocess"
 @pytest.mark.parametrize(
     ("argv", "line"),
     [
-        (["check", NAIVE, "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--fixture", "multi_turn"],
-         "cth check: 1/2 cells, "),
-        (["matrix", "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--fixture", "multi_turn"],
-         "cth matrix: 1/2 cells, "),
+        (
+            [
+                "check",
+                NAIVE,
+                "--model",
+                "qwen3-8b",
+                "--think",
+                "off",
+                "--fixture",
+                "single_turn",
+                "--fixture",
+                "multi_turn",
+            ],
+            "cth check: 1/2 cells, ",
+        ),
+        (
+            ["matrix", "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--fixture", "multi_turn"],
+            "cth matrix: 1/2 cells, ",
+        ),
     ],
     ids=["check", "matrix"],
 )
@@ -44,8 +59,22 @@ def test_audit_keeps_think_tags_visible(capsys, monkeypatch, tmp_path: Path):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps(good) + "\n" + json.dumps(unclosed) + "\n", "utf-8")
     md = tmp_path / "a.md"
-    code = cli.main(["audit", str(data), "--model", "qwen3-8b", "--think", "off", "--workers", "1",
-                     "--preprocessor", NAIVE, "--markdown", str(md)])
+    code = cli.main(
+        [
+            "audit",
+            str(data),
+            "--model",
+            "qwen3-8b",
+            "--think",
+            "off",
+            "--workers",
+            "1",
+            "--preprocessor",
+            NAIVE,
+            "--markdown",
+            str(md),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1 and "cth audit: 2 rows" in err
     assert "| unclosed `<think>` in a reply | 1 | 2 |" in md.read_text("utf-8")  # a code span: Markdown keeps it

@@ -12,8 +12,22 @@ REFERENCE = "chat_template_harness.examples.reference:preprocess"
 
 
 def _check(capsys, tmp_path, spec):
-    args = ["check", spec, "--model", "qwen3-8b", "--model", "qwq-32b", "--think", "off", "--fixture", "single_turn",
-            "--json", str(tmp_path / "c.json"), "--junit", str(tmp_path / "c.xml")]
+    args = [
+        "check",
+        spec,
+        "--model",
+        "qwen3-8b",
+        "--model",
+        "qwq-32b",
+        "--think",
+        "off",
+        "--fixture",
+        "single_turn",
+        "--json",
+        str(tmp_path / "c.json"),
+        "--junit",
+        str(tmp_path / "c.xml"),
+    ]
     code = cli.main(args)
     capsys.readouterr()
     return code, json.loads((tmp_path / "c.json").read_text("utf-8")), ET.parse(tmp_path / "c.xml").getroot()
@@ -44,7 +58,10 @@ def test_every_kind_has_its_fix_and_the_report_ends_with_it(capsys):
     from chat_template_harness.contract import kinds
 
     assert set(kinds._fixes()["fixes"]) == set(kinds.ORDER)  # every kind, no stray letter
-    assert kinds.fix("P") == "render one sample per assistant turn: the served prompt is messages[:k] with add_generation_prompt"
+    assert (
+        kinds.fix("P")
+        == "render one sample per assistant turn: the served prompt is messages[:k] with add_generation_prompt"
+    )
     assert "build_samples" in kinds.fix_lines(["P"])[-1] and kinds.fix_lines([]) == []
     code = cli.main(["check", NAIVE, "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn"])
     out = capsys.readouterr().out

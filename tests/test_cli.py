@@ -54,7 +54,9 @@ def test_show_qwen3_think_off_shows_the_empty_think_block_as_untrained_prompt(ca
     styled = sample_text(sample)
     empty = [styled.plain[s.start : s.end] for s in styled.spans if s.style == STYLES[Kind.EMPTY_THINK]]
     assert empty == [visible("<think>\n\n</think>\n\n")]
-    trained = [styled.plain[s.start : s.end] for s in styled.spans if s.style in (STYLES[Kind.CONTENT], STYLES[Kind.STOP])]
+    trained = [
+        styled.plain[s.start : s.end] for s in styled.spans if s.style in (STYLES[Kind.CONTENT], STYLES[Kind.STOP])
+    ]
     assert "".join(trained) == "The capital of France is Paris.<|im_end|>"
 
 
@@ -103,9 +105,21 @@ def test_unknown_model_is_one_line(capsys):
 
 def test_missing_tokenizer_directory_is_one_line_from_the_installed_script(tmp_path: Path):
     proc = subprocess.run(
-        [sys.executable, "-m", "chat_template_harness.cli", "show", "qwen3-8b", "single_turn", "--think", "off",
-         "--tokenizers-dir", str(tmp_path / "missing")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "chat_template_harness.cli",
+            "show",
+            "qwen3-8b",
+            "single_turn",
+            "--think",
+            "off",
+            "--tokenizers-dir",
+            str(tmp_path / "missing"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: tokenizer directory") and "fix:" in proc.stderr
@@ -131,8 +145,18 @@ def test_matrix_is_all_pass_or_declared_na_here(capsys, tmp_path: Path):
 def test_matrix_fails_cells_whose_golden_differs_and_says_why(capsys, drifted_pack: Path, tmp_path: Path):
     summary = tmp_path / "matrix.md"
     code = cli.main(
-        ["matrix", "--model", "qwen3-8b", "--fixture", "single_turn", "--tokenizers-dir", str(drifted_pack),
-         "--allow-drift", "--markdown", str(summary)]
+        [
+            "matrix",
+            "--model",
+            "qwen3-8b",
+            "--fixture",
+            "single_turn",
+            "--tokenizers-dir",
+            str(drifted_pack),
+            "--allow-drift",
+            "--markdown",
+            str(summary),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 1

@@ -20,9 +20,13 @@ def test_at_least_twelve_fixtures_cover_the_required_cases():
     assert fixtures["with_system"].messages[0].role == "system"
     assert assistant_turns["multi_turn"] >= 3
     every = fixtures["reasoning_every_turn"]
-    assert assistant_turns["reasoning_every_turn"] >= 3 and all(every.messages[i].reasoning for i in every.assistant_indices)
+    assert assistant_turns["reasoning_every_turn"] >= 3 and all(
+        every.messages[i].reasoning for i in every.assistant_indices
+    )
     last = fixtures["reasoning_last_turn"]
-    assert [bool(last.messages[i].reasoning) for i in last.assistant_indices] == [False] * (len(last.assistant_indices) - 1) + [True]
+    assert [bool(last.messages[i].reasoning) for i in last.assistant_indices] == [False] * (
+        len(last.assistant_indices) - 1
+    ) + [True]
     assert "tools" in fixtures["tool_call"].features
     assert any(ord(ch) > 0x3000 for m in fixtures["cjk_emoji"].messages for ch in m.content)
     assert any(ord(ch) > 0x1F000 for m in fixtures["cjk_emoji"].messages for ch in m.content)
@@ -61,7 +65,13 @@ BAD = {
         r"message 1 has unknown role 'bot'; fix: use one of system, user, assistant, tool",
     ),
     "ends with user": (
-        json.dumps([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}, {"role": "user", "content": "?"}]),
+        json.dumps(
+            [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "?"},
+            ]
+        ),
         r"ends with a 'user' message, not an assistant turn; fix: end the conversation with the assistant reply",
     ),
     "content not a string": (
@@ -70,11 +80,18 @@ BAD = {
     ),
     "empty list": ("[]", r"expected a non-empty list of messages"),
     "two reasonings": (
-        json.dumps([{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>a</think>b", "reasoning_content": "c"}]),
+        json.dumps(
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "<think>a</think>b", "reasoning_content": "c"},
+            ]
+        ),
         r"both a reasoning field and an inline <think> block",
     ),
     "tool result without call": (
-        json.dumps([{"role": "user", "content": "q"}, {"role": "tool", "content": "{}"}, {"role": "assistant", "content": "a"}]),
+        json.dumps(
+            [{"role": "user", "content": "q"}, {"role": "tool", "content": "{}"}, {"role": "assistant", "content": "a"}]
+        ),
         r"tool result with no earlier tool call",
     ),
 }
@@ -96,7 +113,9 @@ def test_missing_file_and_unknown_fixture_name(tmp_path: Path):
 
 
 def test_a_file_may_be_a_bare_list_of_messages(tmp_path: Path):
-    conv = conversation.load(_write(tmp_path, json.dumps([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])))
+    conv = conversation.load(
+        _write(tmp_path, json.dumps([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]))
+    )
     assert conv.name == "conv" and len(conv.messages) == 2
 
 
@@ -121,11 +140,15 @@ def test_every_common_shape_reads_as_the_same_conversation(data):
 
 
 def test_sharegpt_roles_map_to_the_canonical_ones():
-    data = {"conversations": [
-        {"from": "system", "value": "s"}, {"from": "human", "value": "q"},
-        {"from": "gpt", "value": "", "tool_calls": [{"function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
-        {"from": "tool", "value": "1"}, {"from": "gpt", "value": "done"},
-    ]}
+    data = {
+        "conversations": [
+            {"from": "system", "value": "s"},
+            {"from": "human", "value": "q"},
+            {"from": "gpt", "value": "", "tool_calls": [{"function": {"name": "f", "arguments": '{"a": 1}'}}]},
+            {"from": "tool", "value": "1"},
+            {"from": "gpt", "value": "done"},
+        ]
+    }
     conv = conversation.parse(data, name="x", source="x")
     assert [m.role for m in conv.messages] == ["system", "user", "assistant", "tool", "assistant"]
     assert conv.messages[2].tool_calls[0].arguments == {"a": 1}
@@ -138,23 +161,49 @@ def test_text_parts_are_joined_with_a_newline():
 
 def test_tool_call_arguments_as_object_or_json_string_are_the_same():
     def call(args):
-        return conversation.parse(
-            [PLAIN[0], {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": args}}]},
-             {"role": "tool", "content": "1"}, {"role": "assistant", "content": "ok"}], name="x", source="x",
-        ).messages[1].tool_calls
+        return (
+            conversation.parse(
+                [
+                    PLAIN[0],
+                    {
+                        "role": "assistant",
+                        "content": "",
+                        "tool_calls": [{"function": {"name": "f", "arguments": args}}],
+                    },
+                    {"role": "tool", "content": "1"},
+                    {"role": "assistant", "content": "ok"},
+                ],
+                name="x",
+                source="x",
+            )
+            .messages[1]
+            .tool_calls
+        )
 
     assert call({"city": "Paris"}) == call('{"city": "Paris"}')
 
 
 BAD_SHAPES = {
-    "image part": ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, PLAIN[1]], "content parts of type image_url"),
+    "image part": (
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, PLAIN[1]],
+        "content parts of type image_url",
+    ),
     "unknown sharegpt speaker": ({"conversations": [{"from": "bot", "value": "x"}]}, "unknown ShareGPT speaker 'bot'"),
     "no messages key": ({"rows": []}, r"no `messages` or `conversations` list \(keys: rows\)"),
-    "reasoning as a list": ([PLAIN[0], {"role": "assistant", "content": "a", "reasoning_content": ["x"]}], r"reasoning \(reasoning_content\) is a list"),
+    "reasoning as a list": (
+        [PLAIN[0], {"role": "assistant", "content": "a", "reasoning_content": ["x"]}],
+        r"reasoning \(reasoning_content\) is a list",
+    ),
     "NUL": ([{"role": "user", "content": "a\x00b"}, PLAIN[1]], "NUL character"),
     "lone surrogate": ([{"role": "user", "content": "a\ud800"}, PLAIN[1]], "lone surrogate"),
-    "truncated think": ([PLAIN[0], {"role": "assistant", "content": "<think>\nlet me see"}], "opens <think> in its content and never closes it"),
-    "tool_calls not a list": ([PLAIN[0], {"role": "assistant", "content": "a", "tool_calls": {"name": "f"}}], "`tool_calls` must be a list"),
+    "truncated think": (
+        [PLAIN[0], {"role": "assistant", "content": "<think>\nlet me see"}],
+        "opens <think> in its content and never closes it",
+    ),
+    "tool_calls not a list": (
+        [PLAIN[0], {"role": "assistant", "content": "a", "tool_calls": {"name": "f"}}],
+        "`tool_calls` must be a list",
+    ),
 }
 
 
@@ -168,8 +217,12 @@ def test_bad_shapes_are_one_line_with_the_fix(case: str):
 
 @pytest.mark.parametrize(
     ("content", "pattern"),
-    [(b"", "is empty"), (b"  \n", "is empty"), (b'[{"role": "user", "content": "caf\xe9"}]', r"not valid UTF-8 \(byte 33: b.\\xe9."),
-     (b"[" * 100_000 + b"]" * 100_000, "nests JSON too deeply")],
+    [
+        (b"", "is empty"),
+        (b"  \n", "is empty"),
+        (b'[{"role": "user", "content": "caf\xe9"}]', r"not valid UTF-8 \(byte 33: b.\\xe9."),
+        (b"[" * 100_000 + b"]" * 100_000, "nests JSON too deeply"),
+    ],
     ids=["zero-bytes", "whitespace-only", "latin1", "deep-nesting"],
 )
 def test_unreadable_files_are_one_line_with_the_fix(tmp_path: Path, content: bytes, pattern: str):

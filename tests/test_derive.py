@@ -83,7 +83,10 @@ def test_a_difference_without_a_reason_is_reported_as_such():
         ('title = "x"\nstop_tokens = []\n[think.on]\n[think.off]\n', "missing name"),
         ('name = "x"\ntitle = "x"\nstop_tokens = []\nopner = "x"\n[think.on]\n[think.off]\n', "unknown keys ['opner']"),
         ('name = "x"\ntitle = "x"\nstop_tokens = []\n[think.on]\n', "needs both [think.on] and [think.off]"),
-        ('name = "x"\ntitle = "x"\nstop_tokens = []\n[think.on]\nopener = "<think>"\nnot_applicable = "no"\n[think.off]\n', "stands alone"),
+        (
+            'name = "x"\ntitle = "x"\nstop_tokens = []\n[think.on]\nopener = "<think>"\nnot_applicable = "no"\n[think.off]\n',
+            "stands alone",
+        ),
     ],
 )
 def test_a_bad_rules_file_is_one_clear_error(tmp_path, text, message):
@@ -210,7 +213,10 @@ def test_a_wrong_rules_file_fails_the_matrix(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "0 passed, 0 failed, 0 n/a, 1 error" in out
     assert "ERROR my-wrong-qwen/think-off/single_turn: the template does not render this cell as the rules say: " in out
-    assert "does not end with a stop token (<|im_end|>) and the trailer '': it ends " in out and "fix: update the family rule" in out
+    assert (
+        "does not end with a stop token (<|im_end|>) and the trailer '': it ends " in out
+        and "fix: update the family rule" in out
+    )
 
 
 # a ChatML template that refuses an empty reply: one fixture (and the tool call's empty content) cannot render
@@ -261,7 +267,12 @@ def test_an_outside_repo_registers_its_model_in_pyproject_and_pytest_runs_its_ce
     result.assert_outcomes(passed=4)  # its own model only ([tool.cth.cells]): 2 fixtures x think on/off, rules derived
     result.stdout.fnmatch_lines(["collected 26 items / 22 deselected / 4 selected"])  # its 26 cells; none of ours
     naive = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-k", "cth and single_turn", "--cth-preprocessor", "chat_template_harness.examples.naive:preprocess"
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "cth and single_turn",
+        "--cth-preprocessor",
+        "chat_template_harness.examples.naive:preprocess",
     )
     naive.assert_outcomes(failed=2)  # negative control: the empty think block Qwen3 writes, in both modes
 
@@ -295,13 +306,20 @@ def test_every_command_works_on_a_users_registered_model(tmp_path):
     shutil.copytree(_pack() / "Qwen--Qwen3-8B", repo / "models" / "my-qwen")
     (repo / "pyproject.toml").write_text(
         '[tool.cth]\ngoldens = "chat-goldens"\n\n[tool.cth.cells]\nmodels = ["my-qwen"]\n\n'
-        '[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n', "utf-8"
+        '[tool.cth.models.my-qwen]\nfolder = "models/my-qwen"\n',
+        "utf-8",
     )
 
     def cth(*args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in __import__("os").environ.items() if k != "CI"}
-        return subprocess.run([sys.executable, "-m", "chat_template_harness.cli", *args], cwd=repo, env=env,
-                              capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "chat_template_harness.cli", *args],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     assert "my-qwen" in cth("models").stdout
     assert cth("matrix", "--update-goldens").returncode == 0
@@ -327,8 +345,10 @@ def test_what_cannot_be_read_off_a_template_is_said_with_the_fix(tmp_path, capsy
     assert [u.rule for u in found.family.undecided] == ["stop_tokens"]  # kept in the rules: its cells say UNDECIDED
     assert main(["derive", str(folder)]) == 1
     out = capsys.readouterr().out
-    assert ("undecided: stop_tokens; fix: no special token ends an assistant turn, and no eos token opens the next one "
-            "(eos and generation_config: <|im_end|>") in out and "; write `stop_tokens` (and `next_header`) by hand" in out
+    assert (
+        "undecided: stop_tokens; fix: no special token ends an assistant turn, and no eos token opens the next one "
+        "(eos and generation_config: <|im_end|>"
+    ) in out and "; write `stop_tokens` (and `next_header`) by hand" in out
     assert 'fix: write `stop_tokens = ["<the token the model ends a turn with>"]` in the model\'s rules file' in out
     results = run_cells(cellmodel.cells([str(folder)], [Think.OFF], ["single_turn"]))
     assert [r.status for r in results] == [cellmodel.Status.UNDECIDED]
@@ -378,7 +398,10 @@ def test_a_budget_switch_of_any_name_and_its_own_markers_are_read_off_renders(tm
 
 def test_a_setting_whose_value_is_printed_is_not_a_switch(tmp_path):
     """`Reasoning: {{ effort }}` changes the prompt with its value: a setting, never mistaken for an on/off switch."""
-    effort = BUDGET.replace("<|im_start|>assistant\n{% if", "<|im_start|>system\nReasoning: {{ effort }}<|im_end|>\n<|im_start|>assistant\n{% if")
+    effort = BUDGET.replace(
+        "<|im_start|>assistant\n{% if",
+        "<|im_start|>system\nReasoning: {{ effort }}<|im_end|>\n<|im_start|>assistant\n{% if",
+    )
     found = _derived(str(_folder(tmp_path, "effort", effort)))
     assert next(f.value for f in found.findings if f.rule == "think switch") == "kwarg thinking_budget"
 
@@ -396,7 +419,8 @@ def test_a_field_shown_only_in_tool_call_turns_is_read_there(tmp_path):
     field_ = next(f for f in found.findings if f.rule == "reasoning_field")
     assert field_.value == "reasoning_content" and "a tool-call turn shows it" in field_.evidence
     assert found.family.on.think == "{reasoning}</think>" and "inferred from opener '<think>'" in next(
-        f.note for f in found.findings if f.rule == "think")
+        f.note for f in found.findings if f.rule == "think"
+    )
 
 
 def test_the_derive_table_shows_brackets_and_lists_a_rule_once(tmp_path, capsys):
@@ -453,7 +477,9 @@ def test_a_turn_that_ends_with_the_next_header_is_derived_and_its_cells_pass(tmp
     prompt, trained = _trained("next-header", Think.OFF)
     assert prompt.endswith("<|assistant|>\n<think></think>") and trained == f"\n{C}<|user|>"
     loaded = source.load(str(folder))
-    tool = preprocess(loaded.tokenizer, conversation.fixture("tool_call"), family_for(loaded.spec, loaded.tokenizer), Think.OFF)
+    tool = preprocess(
+        loaded.tokenizer, conversation.fixture("tool_call"), family_for(loaded.spec, loaded.tokenizer), Think.OFF
+    )
     first = tool.plans[0]
     assert first.generated.endswith("</tool_call><|observation|>")
 
@@ -499,7 +525,11 @@ HIDDEN_CHANNEL = (
 def test_the_header_never_takes_the_opener_the_history_writes_as_an_empty_block(tmp_path):
     """Negative control for DeepSeek-V3.1: had `<think>` been read as header, think-on would train `<think>` again."""
     rules = _derived(str(_folder(tmp_path, "shared-opener", SHARED_OPENER))).family
-    assert rules.on.opener == "<think>" and rules.off.opener == "<think></think>" and rules.on.think == "{reasoning}</think>"
+    assert (
+        rules.on.opener == "<think>"
+        and rules.off.opener == "<think></think>"
+        and rules.on.think == "{reasoning}</think>"
+    )
 
 
 def test_a_hidden_format_is_read_off_the_empty_block_think_off_writes(tmp_path):
@@ -511,4 +541,6 @@ def test_a_hidden_format_is_read_off_the_empty_block_think_off_writes(tmp_path):
     tok.save_pretrained(tmp_path / "hidden-channel")
     found = _derived(str(tmp_path / "hidden-channel"))
     assert found.family.on.think == "<|channel>thought\n{reasoning}<channel|>"
-    assert "inferred from the think-off prompt's empty block" in next(f.note for f in found.findings if f.rule == "think")
+    assert "inferred from the think-off prompt's empty block" in next(
+        f.note for f in found.findings if f.rule == "think"
+    )

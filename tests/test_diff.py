@@ -43,8 +43,16 @@ def test_golden_ids_and_mask_read_back_exactly(cth_run):
 
 
 def test_header_causes_are_named():
-    old = {"sha256 chat template": "a" * 64, "sha256 tokenizer.json": "b" * 64, "versions": "transformers 4.57.6, tokenizers 0.22.2, jinja2 3.1.6, harness 0.1.0 (rules 111)"}
-    new = {"sha256 chat template": "c" * 64, "sha256 tokenizer.json": "d" * 64, "versions": "transformers 5.23.0, tokenizers 0.23.3, jinja2 3.1.6, harness 0.1.0 (rules 222)"}
+    old = {
+        "sha256 chat template": "a" * 64,
+        "sha256 tokenizer.json": "b" * 64,
+        "versions": "transformers 4.57.6, tokenizers 0.22.2, jinja2 3.1.6, harness 0.1.0 (rules 111)",
+    }
+    new = {
+        "sha256 chat template": "c" * 64,
+        "sha256 tokenizer.json": "d" * 64,
+        "versions": "transformers 5.23.0, tokenizers 0.23.3, jinja2 3.1.6, harness 0.1.0 (rules 222)",
+    }
     assert golden.explain(old, new) == [
         "chat template changed (sha256 aaaaaaaaaaaa -> cccccccccccc)",
         "tokenizer file changed: tokenizer.json (bbbbbbbbbbbb -> dddddddddddd)",
@@ -56,9 +64,19 @@ def test_header_causes_are_named():
 
 
 def test_a_template_change_is_one_cause_though_its_file_changed_with_it():
-    old = {"sha256 chat template": "a" * 64, "sha256 tokenizer_config.json": "b" * 64, "sha256 tokenizer.json": "e" * 64}
-    new = {"sha256 chat template": "c" * 64, "sha256 tokenizer_config.json": "d" * 64, "sha256 tokenizer.json": "e" * 64}
-    assert golden.explain(old, new) == ["chat template changed (sha256 aaaaaaaaaaaa -> cccccccccccc; tokenizer_config.json changed with it)"]
+    old = {
+        "sha256 chat template": "a" * 64,
+        "sha256 tokenizer_config.json": "b" * 64,
+        "sha256 tokenizer.json": "e" * 64,
+    }
+    new = {
+        "sha256 chat template": "c" * 64,
+        "sha256 tokenizer_config.json": "d" * 64,
+        "sha256 tokenizer.json": "e" * 64,
+    }
+    assert golden.explain(old, new) == [
+        "chat template changed (sha256 aaaaaaaaaaaa -> cccccccccccc; tokenizer_config.json changed with it)"
+    ]
     # the same file changed while the template did not: that is a tokenizer file change, named as such
     assert golden.explain({**old, "sha256 chat template": "c" * 64}, new) == [
         "tokenizer file changed: tokenizer_config.json (bbbbbbbbbbbb -> dddddddddddd)"
@@ -68,7 +86,9 @@ def test_a_template_change_is_one_cause_though_its_file_changed_with_it():
 def test_the_harness_is_named_only_where_its_digest_differs():
     line = "transformers 5.24.0, tokenizers 0.23.3, jinja2 3.1.6, harness 0.1.0 (rules {})"
     assert golden.explain({"versions": line.format("111")}, {"versions": line.format("111")}) == []
-    assert golden.explain({"versions": line.format("111")}, {"versions": line.format("222")}) == ["harness changed (rules 111 -> 222)"]
+    assert golden.explain({"versions": line.format("111")}, {"versions": line.format("222")}) == [
+        "harness changed (rules 111 -> 222)"
+    ]
 
 
 def test_the_summary_counts_each_cause_once_per_cell():
@@ -79,7 +99,8 @@ def test_the_summary_counts_each_cause_once_per_cell():
     )
     assert [c.code for c in causes] == ["library", "library"]
     assert drift.summary([drift.CellDiff(cell, "changed", tuple(causes))]) == [
-        "1 of 1 cells differ from the goldens", "  1 cell(s): library version changed"
+        "1 of 1 cells differ from the goldens",
+        "  1 cell(s): library version changed",
     ]
 
 
@@ -88,7 +109,9 @@ def test_an_error_cell_names_the_template_change_and_a_fix_at_the_template(tmp_p
     from tests.helpers import pack_with_template
 
     header = "{{- '<|im_start|>assistant\\n' }}\n    {%- if enable"
-    broken = pack_with_template(tmp_path, pack_dir, "Qwen--Qwen3-8B", (header, header.replace("assistant", "assistant ")))
+    broken = pack_with_template(
+        tmp_path, pack_dir, "Qwen--Qwen3-8B", (header, header.replace("assistant", "assistant "))
+    )
     d = drift.diff_cell(Cell("qwen3-8b", Think.OFF, "single_turn"), GOLDENS, broken)
     assert d.status == "error"
     assert [c.code for c in d.causes] == ["template", "error"], d.causes

@@ -19,8 +19,24 @@ def _pytest(pack: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**without_xdist_env(), "CTH_TOKENIZERS_DIR": str(pack)}
     env.pop("CTH_ALLOW_DRIFT", None)
     return subprocess.run(  # one process (-n 0): the hash check stops the run at collection, which no xdist worker reports as such
-        [sys.executable, "-m", "pytest", "tests/test_goldens.py", "-q", "-p", "no:cacheprovider", "-n", "0", "-rf", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/test_goldens.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "-rf",
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

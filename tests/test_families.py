@@ -139,7 +139,9 @@ def test_qwen3_keeps_reasoning_only_after_the_last_user_query(load):
     loaded = load("qwen3-8b")
     conv = conversation.fixture("reasoning_every_turn")
     fam = family("qwen3")
-    text = render(loaded.tokenizer, template_messages(conv, fam, fam.on), family=fam, mode=fam.on, add_generation_prompt=False)
+    text = render(
+        loaded.tokenizer, template_messages(conv, fam, fam.on), family=fam, mode=fam.on, add_generation_prompt=False
+    )
     reasoning = [m.reasoning for m in conv.messages if m.reasoning]
     assert [r in text for r in reasoning] == [False, False, True]
 
@@ -167,15 +169,18 @@ def test_the_template_renders_what_is_trained_where_it_shows_the_turn(model: str
                 # the generation prompt's opener, which no finished turn shows once its reasoning is not the template's own
                 # (not where the finished turn writes exactly the opener and the empty block: DeepSeek V4's `<think></think>`)
                 shows_opened_empty = not reasoning and mode.final_marker == plan.opener + mode.empty_think
-                empty_opened_think = bool(plan.opener) and mode.thinks and (not reasoning or hidden or inline) \
-                    and not shows_opened_empty
+                empty_opened_think = (
+                    bool(plan.opener) and mode.thinks and (not reasoning or hidden or inline) and not shows_opened_empty
+                )
                 # a template that writes a think block into a turn of a mode that never thinks (Qwen3 2507 Instruct)
                 never_generated_block = bool(mode.final_marker) and not mode.thinks and not mode.opener
                 # an opener only the generation prompt writes (Nemotron `/no_think`): history shows no block there
                 prompt_only_block = bool(plan.opener) and not mode.final_marker and not mode.thinks
                 expected = []  # what the oracle must name, derived here from the fixture and the mode, not from the plan
                 if empty_opened_think or never_generated_block or prompt_only_block:
-                    expected.append("untrained head")  # the template shows no think block where the model still closes one
+                    expected.append(
+                        "untrained head"
+                    )  # the template shows no think block where the model still closes one
                 if inline:
                     expected.insert(0, "inline reasoning")
                 if hidden:
@@ -197,9 +202,13 @@ def test_deepseek_v3_tool_calls_are_na_because_the_template_cannot_close_them(lo
     loaded = load("deepseek-v3")
     msgs = [
         {"role": "user", "content": "Weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}}
-        ]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}}
+            ],
+        },
     ]
     try:
         text = loaded.tokenizer.apply_chat_template(msgs, tokenize=False)
@@ -226,7 +235,13 @@ def test_llama_dates_are_pinned_while_the_raw_templates_follow_the_clock(load):
     with time_machine.travel(datetime(2030, 1, 2, tzinfo=UTC), tick=False):
         raw_31 = load("llama-3.1-8b").tokenizer.apply_chat_template(msgs, tokenize=False)
         raw_32 = load("llama-3.2-3b").tokenizer.apply_chat_template(msgs, tokenize=False)
-        pinned_32 = served_prompt(load("llama-3.2-3b").tokenizer, conversation.fixture("single_turn"), 1, family("llama3"), family("llama3").off)
+        pinned_32 = served_prompt(
+            load("llama-3.2-3b").tokenizer,
+            conversation.fixture("single_turn"),
+            1,
+            family("llama3"),
+            family("llama3").off,
+        )
     assert "Today Date: 26 Jul 2024" in raw_31
     assert "Today Date: 02 Jan 2030" in raw_32
     assert "Today Date: 26 Jul 2024" in pinned_32
@@ -245,7 +260,10 @@ def test_gpt_oss_preamble_identity_date_developer_block_and_return(load):
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
 
-@pytest.mark.parametrize("model", ["llama-3.1-8b", "llama-3.2-3b", "llama-3.3-70b", "llama-4-scout", "deepseek-v3", "deepseek-r1", "deepseek-v3.1"])
+@pytest.mark.parametrize(
+    "model",
+    ["llama-3.1-8b", "llama-3.2-3b", "llama-3.3-70b", "llama-4-scout", "deepseek-v3", "deepseek-r1", "deepseek-v3.1"],
+)
 def test_templates_write_bos_so_add_special_tokens_may_double_it(model: str, load):
     """Whole-string tokenization uses add_special_tokens=False: the template already wrote BOS.
 
@@ -303,7 +321,9 @@ def test_qwen3_instruct_2507_writes_an_empty_think_block_it_never_generates(load
     loaded = load("qwen3-4b-instruct-2507")
     fam = family("qwen3-instruct-2507")
     msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
-    assert "<|im_start|>assistant\n<think>\n\n</think>\n\nHello!" in loaded.tokenizer.apply_chat_template(msgs, tokenize=False)
+    assert "<|im_start|>assistant\n<think>\n\n</think>\n\nHello!" in loaded.tokenizer.apply_chat_template(
+        msgs, tokenize=False
+    )
     result = preprocess(loaded.tokenizer, conversation.fixture("single_turn"), fam, Think.OFF)
     (sample,) = result.samples
     assert "<think>" not in sample.text

@@ -66,15 +66,23 @@ def browser():
         # Never `playwright install`: it downloads a browser. Debian's, with the flags a closed network needs.
         chromium = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield chromium
         chromium.close()
 
 
 @pytest.mark.browser
-def test_index_to_a_qwen3_think_off_cell_shows_the_golden_trained_text_and_the_injected_empty_think(site: Path, browser):
+def test_index_to_a_qwen3_think_off_cell_shows_the_golden_trained_text_and_the_injected_empty_think(
+    site: Path, browser
+):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto((site / "index.html").as_uri())
     assert page.title() == "chat-template-harness gallery"
@@ -82,7 +90,8 @@ def test_index_to_a_qwen3_think_off_cell_shows_the_golden_trained_text_and_the_i
     assert page.title() == QWEN3_OFF.id
 
     trained = page.eval_on_selector_all(
-        "pre.sample", "samples => samples.map(s => Array.from(s.querySelectorAll('.trained')).map(t => t.textContent).join(''))"
+        "pre.sample",
+        "samples => samples.map(s => Array.from(s.querySelectorAll('.trained')).map(t => t.textContent).join(''))",
     )
     assert trained == _golden_trained_text(QWEN3_OFF) == ["The capital of France is Paris.<|im_end|>"]
 

@@ -25,10 +25,14 @@ def _locked() -> dict[str, str]:
 def test_every_golden_header_records_what_the_harness_computes(goldens_root: Path):
     expected = golden.versions_line(_locked())
     stale = golden.stale_headers(goldens_root, expected)
-    lines = [f"{len(paths)} golden(s) record {recorded!r} (e.g. {paths[0].relative_to(goldens_root)})" for recorded, paths in stale.items()]
+    lines = [
+        f"{len(paths)} golden(s) record {recorded!r} (e.g. {paths[0].relative_to(goldens_root)})"
+        for recorded, paths in stale.items()
+    ]
     if stale:
         pytest.fail(
-            f"golden headers are stale; the harness computes {expected!r}: " + "; ".join(lines)
+            f"golden headers are stale; the harness computes {expected!r}: "
+            + "; ".join(lines)
             + f"; fix: {UPDATE_ALL} (rewrites stale headers; check with git diff that no body changed)",
             pytrace=False,
         )

@@ -39,7 +39,12 @@ def test_a_missing_golden_fails_and_ends_with_the_update_command(project: pytest
     (project.path / "goldens/qwen3-8b/think-off/single_turn.golden").unlink()
     result = run("-k", CELL)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*no golden for {CELL}*", f"*update: nox -s update_goldens -- 'tests/test_goldens.py::test_golden[[]{CELL}[]]'*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"*no golden for {CELL}*",
+            f"*update: nox -s update_goldens -- 'tests/test_goldens.py::test_golden[[]{CELL}[]]'*",
+        ]
+    )
 
 
 def test_nothing_is_written_under_ci(project: pytest.Pytester, run):

@@ -25,4 +25,6 @@ def test_golden(cell: Cell, golden, cth_run):
 
 def test_no_unused_goldens(goldens_root: Path):
     stale = stale_goldens(goldens_root, CELLS)
-    assert not stale, f"goldens that no cell maps to: {[str(p) for p in stale]}; fix: nox -s update_goldens (removes them)"
+    assert not stale, (
+        f"goldens that no cell maps to: {[str(p) for p in stale]}; fix: nox -s update_goldens (removes them)"
+    )

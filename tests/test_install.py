@@ -15,10 +15,14 @@ def test_smoke_without_torch_names_the_train_extra(capsys, monkeypatch):
     code = cli.main(["smoke", "qwen3-8b", "--think", "off", "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err == "error: cth smoke needs torch, which is not installed; fix: pip install 'chat-template-harness[train]'"
+    assert (
+        err == "error: cth smoke needs torch, which is not installed; fix: pip install 'chat-template-harness[train]'"
+    )
 
 
-@pytest.mark.parametrize(("module", "extra"), [("torch", "train"), ("datasets", "audit"), ("ray", "ray"), ("trl", "examples")])
+@pytest.mark.parametrize(
+    ("module", "extra"), [("torch", "train"), ("datasets", "audit"), ("ray", "ray"), ("trl", "examples")]
+)
 def test_the_extra_is_read_from_the_package_metadata(module, extra):
     assert cli._extra_for(module) == extra
 

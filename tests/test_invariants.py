@@ -16,7 +16,7 @@ from chat_template_harness.contract.invariants import Invariant, check_determini
 from chat_template_harness.contract.kinds import by_severity, kind_of, summary
 from chat_template_harness.contract.sample import preprocess, resolve_mode
 from chat_template_harness.contract.tokens import encode
-from chat_template_harness.contract.turns import Kind, Piece, plan_turns
+from chat_template_harness.contract.turns import Kind, plan_turns
 from chat_template_harness.examples import naive
 from chat_template_harness.external import ExternalSample, request_for, run
 from chat_template_harness.models.rules import Think
@@ -70,7 +70,9 @@ def test_replay_catches_a_doubled_bos(load):
     ids = [loaded.tokenizer.bos_token_id, *sample.input_ids]  # what add_special_tokens=True does
     violations = check_samples(loaded.tokenizer, reference.plans, [ExternalSample(tuple(ids), (0, *sample.loss_mask))])
     assert Invariant.REPLAY in _kinds(violations)
-    assert any("from token 1 the sample has '<|begin_of_text|><|start_header_id|>system'" in v.detail for v in violations)
+    assert any(
+        "from token 1 the sample has '<|begin_of_text|><|start_header_id|>system'" in v.detail for v in violations
+    )
 
 
 def test_replay_catches_naive_training_of_rewritten_history(load):
@@ -118,7 +120,9 @@ def test_injected_loss_catches_a_trained_generation_prompt_opener(load):
     opener = next(s for s in sample.spans if s.kind is Kind.INJECTED)
     mask = list(sample.loss_mask)
     mask[opener.first_token : opener.end_token] = [1] * (opener.end_token - opener.first_token)
-    violations = check_samples(loaded.tokenizer, reference.plans, [*reference.samples[:-1], dataclasses.replace(sample, loss_mask=tuple(mask))])
+    violations = check_samples(
+        loaded.tokenizer, reference.plans, [*reference.samples[:-1], dataclasses.replace(sample, loss_mask=tuple(mask))]
+    )
     (hit,) = [v for v in violations if v.invariant is Invariant.NO_INJECTED_LOSS]
     assert "opener" in hit.detail and hit.tokens[0] == "<think>" and kind_of(hit) == "H"
 
@@ -157,7 +161,9 @@ def test_whole_string_catches_segment_wise_tokenization(load):
         seg_ids = encode(loaded.tokenizer, segment)[0]
         ids += seg_ids
         mask += [int(i > 0)] * len(seg_ids)
-    violations = check_samples(loaded.tokenizer, reference.plans, [*reference.samples[:-1], ExternalSample(tuple(ids), tuple(mask))])
+    violations = check_samples(
+        loaded.tokenizer, reference.plans, [*reference.samples[:-1], ExternalSample(tuple(ids), tuple(mask))]
+    )
     (hit,) = [v for v in violations if v.invariant is Invariant.WHOLE_STRING]
     assert "not the tokenization of their own text" in hit.detail
 
@@ -256,11 +262,13 @@ def test_a_right_mask_with_wrong_label_ids_fails(load):
     """Negative control: labels shifted by one (the model shifts them again) train the wrong next token."""
 
     def shifted(tok, ids, labels):
-        return ids, [labels[i + 1] if labels[i] != -100 and i + 1 < len(labels) and labels[i + 1] != -100 else labels[i]
-                     for i in range(len(labels))]
+        return ids, [
+            labels[i + 1] if labels[i] != -100 and i + 1 < len(labels) and labels[i + 1] != -100 else labels[i]
+            for i in range(len(labels))
+        ]
 
     loaded, reference, samples = _labelled(load, shifted)
-    assert [int(l != -100) for l in samples[0].labels] == list(samples[0].loss_mask)  # the mask is still right
+    assert [int(lab != -100) for lab in samples[0].labels] == list(samples[0].loss_mask)  # the mask is still right
     violations = check_samples(loaded.tokenizer, reference.plans, samples)
     assert violations[0].invariant is Invariant.LABELS, [v.format() for v in violations]
     assert "carry a label that is not the input id there" in violations[0].detail
@@ -271,7 +279,7 @@ def test_a_stop_label_over_the_next_header_is_read_as_the_stop(load):
     model learns is right, so no violation (the harness once reported the input token as trained)."""
 
     def efficient_eos(tok, ids, labels):
-        last = max(i for i, l in enumerate(labels) if l != -100)
+        last = max(i for i, lab in enumerate(labels) if lab != -100)
         newline = tok.convert_tokens_to_ids("Ċ")
         return [*ids[:last], newline, *ids[last + 1 :]], labels
 
@@ -286,7 +294,7 @@ def test_a_right_stop_label_is_not_blamed_for_another_fault(load):
     showed a false L). The shifted-labels test above is the negative control: there the labels add the fault."""
 
     def efficient_eos_and_prompt(tok, ids, labels):
-        last = max(i for i, l in enumerate(labels) if l != -100)
+        last = max(i for i, lab in enumerate(labels) if lab != -100)
         newline = tok.convert_tokens_to_ids("Ċ")
         return [*ids[:last], newline, *ids[last + 1 :]], [ids[0], *labels[1:]]
 
@@ -308,8 +316,9 @@ def _trained_through(load, upto: str):
     start = len(first.prompt)
     end = sample.text.index(upto, start) + len(upto)
     mask = [int(start <= a and b <= end) for a, b in offsets]
-    return check_samples(loaded.tokenizer, reference.plans[:1], [ExternalSample(tuple(ids), tuple(mask))],
-                         required_turns=[0])
+    return check_samples(
+        loaded.tokenizer, reference.plans[:1], [ExternalSample(tuple(ids), tuple(mask))], required_turns=[0]
+    )
 
 
 def test_a_reply_trained_into_the_next_user_turn_is_kind_n(load):
@@ -343,8 +352,10 @@ def test_a_trained_trailer_is_kind_t_and_ranks_last(load):
 
 def test_wrong_label_ids_are_kind_l(load):
     def shifted(tok, ids, labels):
-        return ids, [labels[i + 1] if labels[i] != -100 and i + 1 < len(labels) and labels[i + 1] != -100 else labels[i]
-                     for i in range(len(labels))]
+        return ids, [
+            labels[i + 1] if labels[i] != -100 and i + 1 < len(labels) and labels[i + 1] != -100 else labels[i]
+            for i in range(len(labels))
+        ]
 
     loaded, reference, samples = _labelled(load, shifted)
     assert kind_of(check_samples(loaded.tokenizer, reference.plans, samples)[0]) == "L"
@@ -359,11 +370,19 @@ def test_a_stop_token_inside_the_data_is_not_a_run_into_the_next_message(load):
 
     loaded = load("qwen2.5-7b")
     conv = conversations.parse(
-        [{"role": "user", "content": "q"},
-         {"role": "assistant", "content": "", "tool_calls": [
-             {"type": "function", "function": {"name": "lookup", "arguments": {"q": "<|im_end|>"}}}]},
-         {"role": "tool", "content": "r"}, {"role": "assistant", "content": "a"}],
-        name="stop-in-arguments", source="stop-in-arguments")
+        [
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": {"q": "<|im_end|>"}}}],
+            },
+            {"role": "tool", "content": "r"},
+            {"role": "assistant", "content": "a"},
+        ],
+        name="stop-in-arguments",
+        source="stop-in-arguments",
+    )
     fam = family_for(loaded.spec, loaded.tokenizer)
     result = preprocess(loaded.tokenizer, conv, fam, Think.OFF)
     assert check_samples(loaded.tokenizer, result.plans, result.samples) == []

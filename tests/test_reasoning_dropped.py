@@ -4,10 +4,10 @@ check and audit summaries (the audit's count: tests/test_audit.py), and `cth dif
 
 from __future__ import annotations
 
+from chat_template_harness.cells.model import Cell, Status
 from chat_template_harness.contract.turns import REASONING_DROPPED
 from chat_template_harness.models.rules import Think
 from chat_template_harness.outputs import report
-from chat_template_harness.cells.model import Cell, Status
 from tests.helpers import check_cell, run_cell
 
 
@@ -29,4 +29,6 @@ def test_the_check_summary_counts_the_cells_its_reference_drops_reasoning_in():
 
     results = [check_cell(reference.preprocess, c, determinism=False) for c in cells]
     assert [r.reasoning_dropped for r in results] == [True, True, False]
-    assert "reasoning dropped in 2 cells: qwen2.5-7b/think-off (2)" in report.summary_line(results, failures=False).plain
+    assert (
+        "reasoning dropped in 2 cells: qwen2.5-7b/think-off (2)" in report.summary_line(results, failures=False).plain
+    )

@@ -31,8 +31,10 @@ def _violations(load, model, think, messages):
 @pytest.mark.parametrize("model", ["deepseek-r1", "qwq-32b"])
 def test_a_token_across_the_reasoning_answer_edge_belongs_to_the_turn(load, model):
     """Item 1: `\\n\\n` of `</think>\\n\\n` and the reply's leading `\\n\\n` merge into one trained token."""
-    messages = [{"role": "user", "content": "What is 2+2?"},
-                {"role": "assistant", "content": "\n\nThe answer is 4.", "reasoning_content": "2+2=4."}]
+    messages = [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "\n\nThe answer is 4.", "reasoning_content": "2+2=4."},
+    ]
     assert _violations(load, model, "on", messages)[2] == []
 
 
@@ -75,8 +77,12 @@ def test_an_unclosed_think_in_a_reply_is_rejected_not_trained_as_the_answer():
 
 def test_the_empty_think_pattern_leaves_the_replys_leading_spaces_alone(load):
     """Item 5: `</think>\\n\\n` followed by ` Ke…` no longer reports the reply's spaces as an empty block."""
-    loaded, result, found = _violations(load, "qwen3-8b", "off", [{"role": "user", "content": "q"},
-                                                                  {"role": "assistant", "content": "  Keep the spaces."}])
+    loaded, result, found = _violations(
+        load,
+        "qwen3-8b",
+        "off",
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  Keep the spaces."}],
+    )
     assert found == []
     from chat_template_harness.contract.invariants import EMPTY_THINK
 
@@ -86,7 +92,12 @@ def test_the_empty_think_pattern_leaves_the_replys_leading_spaces_alone(load):
 
 def test_v31_reply_starting_with_a_newline_is_trained_whole(load):
     """Property-test finding: the empty-think pattern swallowed the `\\n` V3.1 writes right after `</think>`."""
-    assert _violations(load, "deepseek-v3.1", "on", [{"role": "user", "content": ""}, {"role": "assistant", "content": "\n"}])[2] == []
+    assert (
+        _violations(
+            load, "deepseek-v3.1", "on", [{"role": "user", "content": ""}, {"role": "assistant", "content": "\n"}]
+        )[2]
+        == []
+    )
 
 
 def test_reasoning_holding_think_tags_is_rejected():
@@ -98,10 +109,18 @@ def test_reasoning_holding_think_tags_is_rejected():
 def test_r1_with_two_tool_call_rounds_is_na_with_the_template_bug_named(load):
     """Property-test finding: R1's template writes a second tool call differently as history and as a reply."""
     call = [{"type": "function", "function": {"name": "f", "arguments": {"q": 1}}}]
-    conv = _conv([{"role": "user", "content": "a"}, {"role": "assistant", "content": "", "tool_calls": call},
-                  {"role": "tool", "content": "1"}, {"role": "assistant", "content": "x"},
-                  {"role": "user", "content": "b"}, {"role": "assistant", "content": "", "tool_calls": call},
-                  {"role": "tool", "content": "2"}, {"role": "assistant", "content": "y"}])
+    conv = _conv(
+        [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "", "tool_calls": call},
+            {"role": "tool", "content": "1"},
+            {"role": "assistant", "content": "x"},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": "", "tool_calls": call},
+            {"role": "tool", "content": "2"},
+            {"role": "assistant", "content": "y"},
+        ]
+    )
     with pytest.raises(CellNotApplicable, match="is_first"):
         resolve_mode(family("deepseek-r1"), Think.ON, conv)
 
@@ -109,6 +128,10 @@ def test_r1_with_two_tool_call_rounds_is_na_with_the_template_bug_named(load):
 def test_think_tags_inside_a_tool_calls_arguments_are_the_models_own_text(load):
     """Property-test finding: `<think></think>` inside generated tool-call arguments is data, not a template block."""
     call = [{"type": "function", "function": {"name": "f", "arguments": {"q": "<think></think>"}}}]
-    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": call},
-                {"role": "tool", "content": "1"}, {"role": "assistant", "content": "done"}]
+    messages = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": call},
+        {"role": "tool", "content": "1"},
+        {"role": "assistant", "content": "done"},
+    ]
     assert _violations(load, "qwen2.5-7b", "off", messages)[2] == []

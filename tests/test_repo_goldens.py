@@ -29,7 +29,9 @@ def test_the_repo_goldens_are_written_then_compared(pytester: pytest.Pytester, m
     golden.write_text(golden.read_text("utf-8").replace("Paris", "Lyon"), "utf-8")
     changed = pytester.runpytest_subprocess(*run)
     changed.assert_outcomes(passed=1, failed=1)
-    changed.stdout.fnmatch_lines(["*golden differs*fix: review with `cth diff --model my-qwen`, then `pytest -m cth --cth-update-goldens`*"])
+    changed.stdout.fnmatch_lines(
+        ["*golden differs*fix: review with `cth diff --model my-qwen`, then `pytest -m cth --cth-update-goldens`*"]
+    )
     monkeypatch.setenv("CI", "true")
     refused = pytester.runpytest_subprocess(*run, "--cth-update-goldens")
     refused.stderr.fnmatch_lines(["*goldens are never written when CI is set*"])

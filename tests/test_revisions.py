@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from chat_template_harness.outputs import drift
 from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.cells.model import Cell
+from chat_template_harness.outputs import drift
 from tests.helpers import pack_with_template
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,8 @@ class Revision:
 
 REVISIONS = [
     Revision(
-        "deepseek-r1", "deepseek-ai--DeepSeek-R1",
+        "deepseek-r1",
+        "deepseek-ai--DeepSeek-R1",
         (("{{'<｜Assistant｜><think>\\n'}}{% endif %}", "{{'<｜Assistant｜>'}}{% endif %}"),),
         "DeepSeek-R1's tokenizer_config.json before the February 2025 update that made the generation prompt open "
         "`<think>\\n` (deepseek-ai/DeepSeek-R1 issue 402 asks why it changed; vllm-project/vllm issue 13125 quotes the "
@@ -59,8 +60,14 @@ REVISIONS = [
         "served",
     ),
     Revision(
-        "qwen3-8b", "Qwen--Qwen3-8B",
-        ((' and message.role == "user" and message.content is string and not(', ' and message.role == "user" and not('),),
+        "qwen3-8b",
+        "Qwen--Qwen3-8B",
+        (
+            (
+                ' and message.role == "user" and message.content is string and not(',
+                ' and message.role == "user" and not(',
+            ),
+        ),
         "Qwen3's first release (April 2025) finds the last user query without the `message.content is string` guard "
         "that the later revision added for content-part messages (the earlier loop, as vendored in many public copies "
         "of the template); with string contents it renders the same",
@@ -68,7 +75,8 @@ REVISIONS = [
         ({"role": "user", "content": [{"type": "text", "text": "Hi."}]},),
     ),
     Revision(
-        "gpt-oss-20b", "openai--gpt-oss-20b",
+        "gpt-oss-20b",
+        "openai--gpt-oss-20b",
         (
             (FUTURE_FINAL, ""),
             ("{%- elif message.content and not future_final_message.found %}", "{%- elif message.content %}"),
@@ -81,8 +89,14 @@ REVISIONS = [
         "none",
         (
             {"role": "user", "content": "Weather?"},
-            {"role": "assistant", "content": "", "thinking": "Call the tool.", "tool_calls": [
-                {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+            {
+                "role": "assistant",
+                "content": "",
+                "thinking": "Call the tool.",
+                "tool_calls": [
+                    {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+                ],
+            },
             {"role": "tool", "content": "sunny"},
             {"role": "assistant", "content": "Sunny."},
         ),
@@ -99,10 +113,7 @@ def _expected(revision: Revision) -> set[Cell]:
 
 def _silent_drops(diffs: list[drift.CellDiff]) -> list[str]:
     """Changed cells whose new samples train less of the data's reasoning and say nothing about it."""
-    return [
-        d.cell.id for d in diffs
-        if d.status == "changed" and d.reasoning[1] < d.reasoning[0] and not d.drops_data
-    ]
+    return [d.cell.id for d in diffs if d.status == "changed" and d.reasoning[1] < d.reasoning[0] and not d.drops_data]
 
 
 @pytest.mark.slow
@@ -143,7 +154,11 @@ def test_r1s_earlier_template_names_reasoning_dropped_as_its_own_cause(tmp_path:
     summary, or the cell is undecided; never only inside the (capped) text diff."""
     (revision,) = [r for r in REVISIONS if r.model == "deepseek-r1"]
     pack = pack_with_template(tmp_path, pack_dir, revision.folder, *revision.edits)
-    cells = [Cell("deepseek-r1", c.think, c.fixture) for c in cellmodel.cells(["deepseek-r1"]) if cellmodel.na_reason(c) is None]
+    cells = [
+        Cell("deepseek-r1", c.think, c.fixture)
+        for c in cellmodel.cells(["deepseek-r1"])
+        if cellmodel.na_reason(c) is None
+    ]
     diffs = {d.cell.fixture: d for d in drift.diff_all(cells, GOLDENS, pack)}
     for fixture in ("reasoning_last_turn", "reasoning_every_turn"):
         d = diffs[fixture]
@@ -153,4 +168,6 @@ def test_r1s_earlier_template_names_reasoning_dropped_as_its_own_cause(tmp_path:
             assert cause.text.startswith("reasoning dropped: the generation prompt no longer opens a think block")
     summary = drift.summary(list(diffs.values()))
     if any(d.drops_data for d in diffs.values()):
-        assert any(line.startswith("  reasoning dropped in ") and "no longer opens a think block" in line for line in summary)
+        assert any(
+            line.startswith("  reasoning dropped in ") and "no longer opens a think block" in line for line in summary
+        )

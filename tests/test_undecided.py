@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.cli import main
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think, derive, files
 from chat_template_harness.models.rules.registry import generation_config
-from chat_template_harness.cells import model as cellmodel
 from tests.helpers import run_cells
 
 REFERENCE = "chat_template_harness.examples.reference:preprocess"
@@ -69,35 +70,63 @@ def _old_r1(pack: Path) -> tuple[str, str]:
 
 
 CASES = [
-    Case("own-tokens",
-         _chatml("{{ m.content }}", SWITCHED),
-         _chatml(REASONING + "<|thought|>{{ m.reasoning_content }}<|/thought|>{% endif %}{{ m.content }}", SWITCHED),
-         "reasoning_field", ("on.think", "<|thought|>{reasoning}<|/thought|>"), "reasoning_last_turn",
-         added=("<|thought|>", "<|/thought|>", "<|nothought|>")),
-    Case("text-pair",
-         _chatml("{{ m.content }}", SWITCHED),
-         _chatml(REASONING + "◁think▷{{ m.reasoning_content }}◁/think▷{% endif %}{{ m.content }}", SWITCHED),
-         "reasoning_field", ("on.think", "◁think▷{reasoning}◁/think▷"), "reasoning_last_turn",
-         added=("<|nothought|>",)),
-    Case("answer-wrapper",
-         _chatml("<answer>{{ m.content }}</answer>", SWITCHED),
-         _chatml(REASONING + "<reasoning>{{ m.reasoning_content }}</reasoning>{% endif %}<answer>{{ m.content }}</answer>",
-                 SWITCHED),
-         "reasoning_field", ("on.think", "<reasoning>{reasoning}</reasoning>"), "reasoning_last_turn",
-         added=("<|nothought|>",)),
-    Case("channels",
-         _chatml("<|channel|>final<|message|>{{ m.content }}", SWITCHED),
-         _chatml(REASONING + "<|channel|>analysis<|message|>{{ m.reasoning_content }}<|end|>{% endif %}"
-                 "<|channel|>final<|message|>{{ m.content }}", SWITCHED),
-         "reasoning_field", ("on.think", "<|channel|>analysis<|message|>{reasoning}<|end|>"),
-         "reasoning_last_turn", added=("<|channel|>", "<|message|>", "<|end|>", "<|nothought|>")),
-    Case("next-header",
-         "{%- for m in messages %}{% if m.role == 'user' %}<|user|>\n{{ m.content }}"
-         "{% else %}<|assistant|>\n{{ m.content }}<|user|>{% endif %}{% endfor %}"
-         "{%- if add_generation_prompt %}<|assistant|>\n{% endif %}",
-         "",  # the same template: the control is its generation_config listing the header as an eos id
-         "stop_tokens", ("stop_tokens", ("<|user|>",)), "single_turn", think=Think.OFF,
-         added=("<|user|>", "<|assistant|>"), eos=("<|endoftext|>",), control_eos=("<|endoftext|>", "<|user|>")),
+    Case(
+        "own-tokens",
+        _chatml("{{ m.content }}", SWITCHED),
+        _chatml(REASONING + "<|thought|>{{ m.reasoning_content }}<|/thought|>{% endif %}{{ m.content }}", SWITCHED),
+        "reasoning_field",
+        ("on.think", "<|thought|>{reasoning}<|/thought|>"),
+        "reasoning_last_turn",
+        added=("<|thought|>", "<|/thought|>", "<|nothought|>"),
+    ),
+    Case(
+        "text-pair",
+        _chatml("{{ m.content }}", SWITCHED),
+        _chatml(REASONING + "◁think▷{{ m.reasoning_content }}◁/think▷{% endif %}{{ m.content }}", SWITCHED),
+        "reasoning_field",
+        ("on.think", "◁think▷{reasoning}◁/think▷"),
+        "reasoning_last_turn",
+        added=("<|nothought|>",),
+    ),
+    Case(
+        "answer-wrapper",
+        _chatml("<answer>{{ m.content }}</answer>", SWITCHED),
+        _chatml(
+            REASONING + "<reasoning>{{ m.reasoning_content }}</reasoning>{% endif %}<answer>{{ m.content }}</answer>",
+            SWITCHED,
+        ),
+        "reasoning_field",
+        ("on.think", "<reasoning>{reasoning}</reasoning>"),
+        "reasoning_last_turn",
+        added=("<|nothought|>",),
+    ),
+    Case(
+        "channels",
+        _chatml("<|channel|>final<|message|>{{ m.content }}", SWITCHED),
+        _chatml(
+            REASONING + "<|channel|>analysis<|message|>{{ m.reasoning_content }}<|end|>{% endif %}"
+            "<|channel|>final<|message|>{{ m.content }}",
+            SWITCHED,
+        ),
+        "reasoning_field",
+        ("on.think", "<|channel|>analysis<|message|>{reasoning}<|end|>"),
+        "reasoning_last_turn",
+        added=("<|channel|>", "<|message|>", "<|end|>", "<|nothought|>"),
+    ),
+    Case(
+        "next-header",
+        "{%- for m in messages %}{% if m.role == 'user' %}<|user|>\n{{ m.content }}"
+        "{% else %}<|assistant|>\n{{ m.content }}<|user|>{% endif %}{% endfor %}"
+        "{%- if add_generation_prompt %}<|assistant|>\n{% endif %}",
+        "",  # the same template: the control is its generation_config listing the header as an eos id
+        "stop_tokens",
+        ("stop_tokens", ("<|user|>",)),
+        "single_turn",
+        think=Think.OFF,
+        added=("<|user|>", "<|assistant|>"),
+        eos=("<|endoftext|>",),
+        control_eos=("<|endoftext|>", "<|user|>"),
+    ),
 ]
 
 
@@ -113,7 +142,9 @@ def _folder(root: Path, name: str, template: str, case: Case, eos: tuple[str, ..
     tok.chat_template = template
     tok.save_pretrained(folder)
     if eos:
-        (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": tok.convert_tokens_to_ids(list(eos))}))
+        (folder / "generation_config.json").write_text(
+            json.dumps({"eos_token_id": tok.convert_tokens_to_ids(list(eos))})
+        )
     return folder
 
 
@@ -126,9 +157,12 @@ class _Folders(dict):
 
     def __missing__(self, name: str) -> tuple[Path, Path]:
         case = next(c for c in CASES if c.name == name)
-        self[name] = (_folder(self.root, case.name, case.template, case, case.eos),
-                      _folder(self.root, case.name + "-control", case.control or case.template, case,
-                              case.control_eos or case.eos))
+        self[name] = (
+            _folder(self.root, case.name, case.template, case, case.eos),
+            _folder(
+                self.root, case.name + "-control", case.control or case.template, case, case.control_eos or case.eos
+            ),
+        )
         return self[name]
 
 
@@ -139,7 +173,11 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> _Folders:
 
 def _derived(folder: Path) -> derive.Derivation:
     loaded = source.load(str(folder))
-    return derive.derive(loaded.tokenizer, folder.name, derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer)))
+    return derive.derive(
+        loaded.tokenizer,
+        folder.name,
+        derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer)),
+    )
 
 
 def _value(family: Any, path: str) -> Any:
@@ -152,8 +190,11 @@ def _value(family: Any, path: str) -> Any:
 FAST = ("own-tokens",)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c.name in FAST else pytest.mark.slow) for c in CASES],
-                         ids=[c.name for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=() if c.name in FAST else pytest.mark.slow) for c in CASES],
+    ids=[c.name for c in CASES],
+)
 def test_derive_leaves_the_rule_undecided_and_the_control_decides_it(case, folders, capsys):
     folder, control = folders[case.name]
     found = _derived(folder)
@@ -192,8 +233,9 @@ def test_every_command_says_undecided_and_the_control_passes(case, folders, caps
     assert main(["matrix", *selection]) == 1
     out = capsys.readouterr().out
     assert f"UNDECIDED {folder.name}/think-{case.think}/{case.needs}: undecided {case.rule}: " in out
-    assert ("0 passed, 0 failed, 0 n/a, 2 undecided" if other == "multi_turn" else
-            "1 passed, 0 failed, 0 n/a, 1 undecided") in out
+    assert (
+        "0 passed, 0 failed, 0 n/a, 2 undecided" if other == "multi_turn" else "1 passed, 0 failed, 0 n/a, 1 undecided"
+    ) in out
     assert "fail the run" in out
     assert main(["matrix", *selection, "--allow", "undecided"]) == 0
     assert "allowed (--allow undecided)" in capsys.readouterr().out
@@ -218,14 +260,25 @@ def test_a_model_that_opens_its_think_block_itself_is_said_so_never_dropped(tmp_
     cell is UNDECIDED (never "no thinking" with the data's reasoning dropped), and think-off is N/A for that reason.
     Control: today's template (the prompt opens `<think>\\n`) decides the format."""
     old, current = _old_r1(pack_dir)
-    case = Case("old-r1", old, current, "think.on.think", ("on.think", "{reasoning}\n</think>\n\n"), "single_turn",
-                base="deepseek-ai--DeepSeek-R1", always=True)
+    case = Case(
+        "old-r1",
+        old,
+        current,
+        "think.on.think",
+        ("on.think", "{reasoning}\n</think>\n\n"),
+        "single_turn",
+        base="deepseek-ai--DeepSeek-R1",
+        always=True,
+    )
     folder, control = (_folder(tmp_path, n, t, case, ()) for n, t in (("old-r1", old), ("r1-control", current)))
     found = _derived(folder).family
     assert [(u.rule, u.code) for u in found.undecided] == [("think.on.think", "self-opening")]
     assert found.on.thinks and found.on.opener == ""
     assert isinstance(found.off, NotApplicable)
-    assert found.off.reason == "no off switch: the model opens its think block itself (the template strips reasoning from history at `</think>`)"
+    assert (
+        found.off.reason
+        == "no off switch: the model opens its think block itself (the template strips reasoning from history at `</think>`)"
+    )
     assert main(["derive", str(folder)]) == 1
     assert "the model opens its think block itself" in capsys.readouterr().out
     # every think-on cell needs the format (every reply opens a block), with reasoning or without
@@ -317,12 +370,23 @@ def test_the_plugin_reports_undecided_cells_as_failures_unless_allowed(pytester:
     folder, control = folders["own-tokens"]
     pytester.makeini(f"[pytest]\ncth_preprocessor = {REFERENCE}\n")
     # `--cth-model=PATH` in one word: a separate path would be read as pytest's own path argument (its rootdir)
-    args = ["-p", "no:cacheprovider", "-m", "cth", f"--cth-model={folder}", f"--cth-model={control}",
-            "--cth-think", "on", "--cth-fixture", "reasoning_last_turn"]
+    args = [
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "cth",
+        f"--cth-model={folder}",
+        f"--cth-model={control}",
+        "--cth-think",
+        "on",
+        "--cth-fixture",
+        "reasoning_last_turn",
+    ]
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*undecided reasoning_field: no render shows reasoning*",
-                                 "*chat-template-harness: UNDECIDED cells*"])
+    result.stdout.fnmatch_lines(
+        ["*undecided reasoning_field: no render shows reasoning*", "*chat-template-harness: UNDECIDED cells*"]
+    )
     allowed = pytester.runpytest_subprocess(*args, "--cth-allow", "undecided")
     allowed.assert_outcomes(passed=1, skipped=1)
     allowed.stdout.fnmatch_lines(["*chat-template-harness: UNDECIDED cells (allowed)*"])
@@ -333,10 +397,19 @@ def test_audit_and_diff_say_undecided_too(folders, tmp_path, capsys):
     folder, _ = folders["own-tokens"]
     rows = tmp_path / "rows.jsonl"
     rows.write_text(
-        json.dumps({"messages": [{"role": "user", "content": "2+2?"},
-                                 {"role": "assistant", "content": "4", "reasoning_content": "Two plus two."}]}) + "\n"
-        + json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}) + "\n",
-        "utf-8")
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "2+2?"},
+                    {"role": "assistant", "content": "4", "reasoning_content": "Two plus two."},
+                ]
+            }
+        )
+        + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]})
+        + "\n",
+        "utf-8",
+    )
     audit = ["audit", str(rows), "--model", str(folder), "--think", "on", "--workers", "1"]
     assert main(audit) == 1  # the row with reasoning needs the undecided format; the other is trained
     out = capsys.readouterr().out
@@ -345,6 +418,23 @@ def test_audit_and_diff_say_undecided_too(folders, tmp_path, capsys):
     assert "allowed (--allow undecided)" in capsys.readouterr().out
     goldens = tmp_path / "goldens"
     goldens.mkdir()
-    assert main(["diff", "--model", str(folder), "--think", "on", "--fixture", "reasoning_last_turn", "--goldens", str(goldens)]) == 1
+    assert (
+        main(
+            [
+                "diff",
+                "--model",
+                str(folder),
+                "--think",
+                "on",
+                "--fixture",
+                "reasoning_last_turn",
+                "--goldens",
+                str(goldens),
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
-    assert f"UNDECIDED {folder.name}/think-on/reasoning_last_turn" in out and "cause: undecided reasoning_field: " in out
+    assert (
+        f"UNDECIDED {folder.name}/think-on/reasoning_last_turn" in out and "cause: undecided reasoning_field: " in out
+    )

@@ -69,7 +69,9 @@ class SampleBuilder:
         options = (self.think, self.tools, self.policy, self.served_by, self.max_length, self.model)
         return (_by_name, (self.name, *options))
 
-    def __call__(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int] | None = None) -> dict[str, list[Any]]:
+    def __call__(
+        self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int] | None = None
+    ) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {c: [] for c in (*COLUMNS, *(("cth_row",) if indices is not None else ()))}
         for i, row in enumerate(_rows(batch)):
             self.rows += 1
@@ -83,8 +85,14 @@ class SampleBuilder:
     def _samples(self, row: Any, number: int) -> list[Any]:
         try:
             samples = build_samples(
-                self.tokenizer, _decoded(row), think=self.think, tools=self.tools, policy=self.policy,
-                served_by=self.served_by, max_length=self.max_length, model=self.model,
+                self.tokenizer,
+                _decoded(row),
+                think=self.think,
+                tools=self.tools,
+                policy=self.policy,
+                served_by=self.served_by,
+                max_length=self.max_length,
+                model=self.model,
             )
         except json.JSONDecodeError as exc:
             return self._drop(MALFORMED, f"row {number}: {exc.msg}")
@@ -111,8 +119,10 @@ class SampleBuilder:
         if self.reasoning_dropped:
             parts.append(f"{self.reasoning_dropped} turns' reasoning dropped: think-{self.think} does not think")
         if self.dropped_turns or self.dropped_samples:
-            parts.append(f"max_length {self.max_length}: {self.dropped_turns} turns dropped "
-                         f"({self.dropped_samples} samples left out whole)")
+            parts.append(
+                f"max_length {self.max_length}: {self.dropped_turns} turns dropped "
+                f"({self.dropped_samples} samples left out whole)"
+            )
         return "; ".join(parts)
 
 

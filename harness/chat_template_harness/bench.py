@@ -36,7 +36,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-
 # --quick: three families' small tokenizers, every think mode and fixture of each; a few hundred audit rows
 QUICK_MODELS = ("qwen3-8b", "llama-3.2-3b", "deepseek-r1")
 QUICK_ROWS = 300
@@ -137,12 +136,18 @@ def matrix_figures(
     console.print(f"bare loads, {len(names)} tokenizers:          {bare:6.2f} s")
     console.print(f"full golden + invariant run:       {full:6.2f} s  ({n_cells} cells, {problems} failing)")
     return [
-        at_most(f"matrix: full golden + invariant run ({n_cells} cells) / bare loads of its {len(names)} tokenizers",
-                ratio, 1.0, f"{full:.2f} s / {bare:.2f} s = {ratio:.2f}"),
+        at_most(
+            f"matrix: full golden + invariant run ({n_cells} cells) / bare loads of its {len(names)} tokenizers",
+            ratio,
+            1.0,
+            f"{full:.2f} s / {bare:.2f} s = {ratio:.2f}",
+        ),
         Figure("matrix: cells failing or differing from their goldens", str(problems), "0", problems == 0),
         # on a shared machine the wall clock is the scheduler's: the caller's own CPU time says what it did
-        Figure("matrix: CPU time of the process, full run / bare loads",
-               f"{full_cpu:.2f} s / {bare_cpu:.2f} s = {full_cpu / bare_cpu:.2f}"),
+        Figure(
+            "matrix: CPU time of the process, full run / bare loads",
+            f"{full_cpu:.2f} s / {bare_cpu:.2f} s = {full_cpu / bare_cpu:.2f}",
+        ),
         Figure("matrix: peak resident memory of the bench process", f"{_peak_rss_mib():.0f} MiB"),
     ]
 
@@ -154,8 +159,11 @@ def cli_figures() -> list[Figure]:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "chat_template_harness.cli", *argv], capture_output=True, check=True)
         seconds = time.perf_counter() - start
-        figures.append(at_most(f"cli: `cth {' '.join(argv)}`, wall time in a fresh interpreter", seconds, 1.0,
-                               f"{seconds:.2f} s", " s"))
+        figures.append(
+            at_most(
+                f"cli: `cth {' '.join(argv)}`, wall time in a fresh interpreter", seconds, 1.0, f"{seconds:.2f} s", " s"
+            )
+        )
     return figures
 
 
@@ -203,7 +211,14 @@ def _floor_pass(path: Path, model: str, think: str, limit: int, per_turn: bool) 
             msgs = template_messages(conv, fam, mode)
             ends = conv.assistant_indices if per_turn else [len(msgs)]
             texts = [
-                render(loaded.tokenizer, msgs[:end], family=fam, mode=mode, tools=conv.tools, add_generation_prompt=per_turn)
+                render(
+                    loaded.tokenizer,
+                    msgs[:end],
+                    family=fam,
+                    mode=mode,
+                    tools=conv.tools,
+                    add_generation_prompt=per_turn,
+                )
                 for end in ends
             ]
         except Exception:  # broken rows cost a parse here too
@@ -226,16 +241,23 @@ def _audit_rows_per_s(
     import json
     import subprocess
 
-    off = "" if shortcuts else (
-        "import chat_template_harness.contract.render as R,chat_template_harness.contract.tokens as T;R.FAST=False;T.SHORTCUTS=False;"
+    off = (
+        ""
+        if shortcuts
+        else (
+            "import chat_template_harness.contract.render as R,chat_template_harness.contract.tokens as T;R.FAST=False;T.SHORTCUTS=False;"
+        )
     )
-    code = off + (
-        "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Job,context;"
-        f"context(Job({model!r},{think!r}));"  # the one-off load (imports, tokenizer), outside the time as for the floors
-        f"t=time.perf_counter();s=audit({str(path)!r},Job({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
-        "d=time.perf_counter()-t;"
-        "m=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
-        "print(json.dumps([s.total/d,m/1024]))"
+    code = (
+        off
+        + (
+            "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Job,context;"
+            f"context(Job({model!r},{think!r}));"  # the one-off load (imports, tokenizer), outside the time as for the floors
+            f"t=time.perf_counter();s=audit({str(path)!r},Job({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
+            "d=time.perf_counter()-t;"
+            "m=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+            "print(json.dumps([s.total/d,m/1024]))"
+        )
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     rate, rss = json.loads(out.strip().splitlines()[-1])
@@ -256,16 +278,26 @@ def audit_figures(
         floor, turns = _floor_rows_per_s(path, model, think, sample)
         one, _ = _audit_rows_per_s(path, model, think, 1, sample)
         two, _ = _audit_rows_per_s(path, model, think, 2, sample)
-        console.print(f"audit floor (render + tokenize, 1 process): {floor:7.1f} rows/s  ({sample} rows, {model} "
-                      f"think-{think}, {turns:.1f} assistant turns per row)")
+        console.print(
+            f"audit floor (render + tokenize, 1 process): {floor:7.1f} rows/s  ({sample} rows, {model} "
+            f"think-{think}, {turns:.1f} assistant turns per row)"
+        )
         console.print(f"audit, 1 worker:                           {one:7.1f} rows/s  ratio {one / floor:.2f}")
         console.print(f"audit, 2 workers:                          {two:7.1f} rows/s  ratio {two / floor:.2f}")
         what = f"same {sample} rows, {model} think-{think}"
         figures = [
-            at_least(f"audit, 2 workers / floor (one render + one tokenization per conversation, 1 process; {what})",
-                     two / floor, 0.75, f"{two:.1f} / {floor:.1f} rows/s = {two / floor:.2f}"),
-            at_least(f"audit, 1 worker / floor ({what})", one / floor, 0.4,
-                     f"{one:.1f} / {floor:.1f} rows/s = {one / floor:.2f}"),
+            at_least(
+                f"audit, 2 workers / floor (one render + one tokenization per conversation, 1 process; {what})",
+                two / floor,
+                0.75,
+                f"{two:.1f} / {floor:.1f} rows/s = {two / floor:.2f}",
+            ),
+            at_least(
+                f"audit, 1 worker / floor ({what})",
+                one / floor,
+                0.4,
+                f"{one:.1f} / {floor:.1f} rows/s = {one / floor:.2f}",
+            ),
         ]
         if not quick:
             figures += _audit_extra(console, path, model, think, sample, floor, one, two, rows_small, rows_large)
@@ -273,8 +305,16 @@ def audit_figures(
 
 
 def _audit_extra(
-    console: Console, path: Path, model: str, think: str, sample: int, floor: float, one: float, two: float,
-    rows_small: int, rows_large: int,
+    console: Console,
+    path: Path,
+    model: str,
+    think: str,
+    sample: int,
+    floor: float,
+    one: float,
+    two: float,
+    rows_small: int,
+    rows_large: int,
 ) -> list[Figure]:
     """The full run's further audit figures: the obvious way, without the shortcuts, Ray, memory at scale."""
     obvious, _ = _floor_rows_per_s(path, model, think, sample, per_turn=True, shortcuts=False)
@@ -283,24 +323,44 @@ def _audit_extra(
     on_ray, _ = _audit_rows_per_s(path, model, think, 2, sample, engine="ray")
     _, rss_small = _audit_rows_per_s(path, model, think, 2, rows_small)
     _, rss_large = _audit_rows_per_s(path, model, think, 2, rows_large)
-    console.print(f"the obvious way (each served prompt through apply_chat_template, tokenized whole, 1 process): "
-                  f"{obvious:7.1f} rows/s")
-    console.print(f"audit without the shortcuts, 1 worker:     {plain_one:7.1f} rows/s  (the shortcuts: x{one / plain_one:.2f})")
-    console.print(f"audit without the shortcuts, 2 workers:    {plain_two:7.1f} rows/s  (the shortcuts: x{two / plain_two:.2f}; "
-                  f"floor ratio without them {plain_two / floor:.2f})")
-    console.print(f"audit, Ray Data (local mode, 2 workers):   {on_ray:7.1f} rows/s  ratio {on_ray / floor:.2f}  "
-                  f"(overhead against the local engine: {1 - on_ray / two:.0%})")
+    console.print(
+        f"the obvious way (each served prompt through apply_chat_template, tokenized whole, 1 process): "
+        f"{obvious:7.1f} rows/s"
+    )
+    console.print(
+        f"audit without the shortcuts, 1 worker:     {plain_one:7.1f} rows/s  (the shortcuts: x{one / plain_one:.2f})"
+    )
+    console.print(
+        f"audit without the shortcuts, 2 workers:    {plain_two:7.1f} rows/s  (the shortcuts: x{two / plain_two:.2f}; "
+        f"floor ratio without them {plain_two / floor:.2f})"
+    )
+    console.print(
+        f"audit, Ray Data (local mode, 2 workers):   {on_ray:7.1f} rows/s  ratio {on_ray / floor:.2f}  "
+        f"(overhead against the local engine: {1 - on_ray / two:.0%})"
+    )
     console.print(f"audit peak memory, {rows_small:,} rows:            {rss_small:7.0f} MiB")
     console.print(f"audit peak memory, {rows_large:,} rows:           {rss_large:7.0f} MiB")
     return [
-        at_least("audit, 2 workers / the obvious way (every served prompt through apply_chat_template, tokenized whole)",
-                 two / obvious, 0.5, f"{two:.1f} / {obvious:.1f} rows/s = {two / obvious:.2f}"),
-        Figure("audit / the same audit without its shortcuts",
-               f"1 worker x{one / plain_one:.2f}; 2 workers x{two / plain_two:.2f}"),
-        Figure("audit on Ray Data (local mode, 2 workers) / the local engine (2 workers)",
-               f"{on_ray:.1f} / {two:.1f} rows/s: {1 - on_ray / two:.0%} overhead"),
-        at_most(f"audit peak memory (process tree, 2 workers), {rows_large:,} / {rows_small:,} rows",
-                rss_large / rss_small, 1.1, f"{rss_large:.0f} / {rss_small:.0f} MiB = {rss_large / rss_small:.2f}"),
+        at_least(
+            "audit, 2 workers / the obvious way (every served prompt through apply_chat_template, tokenized whole)",
+            two / obvious,
+            0.5,
+            f"{two:.1f} / {obvious:.1f} rows/s = {two / obvious:.2f}",
+        ),
+        Figure(
+            "audit / the same audit without its shortcuts",
+            f"1 worker x{one / plain_one:.2f}; 2 workers x{two / plain_two:.2f}",
+        ),
+        Figure(
+            "audit on Ray Data (local mode, 2 workers) / the local engine (2 workers)",
+            f"{on_ray:.1f} / {two:.1f} rows/s: {1 - on_ray / two:.0%} overhead",
+        ),
+        at_most(
+            f"audit peak memory (process tree, 2 workers), {rows_large:,} / {rows_small:,} rows",
+            rss_large / rss_small,
+            1.1,
+            f"{rss_large:.0f} / {rss_small:.0f} MiB = {rss_large / rss_small:.2f}",
+        ),
     ]
 
 
@@ -313,8 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=["matrix", "cli", "smoke", "audit", "build"], default=None)
     parser.add_argument("--build-rows", type=int, default=2_000, help="rows of build_samples against the frameworks")
     parser.add_argument("--audit-rows", type=int, default=100_000, help="rows of the large audit memory figure")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"CI's check that the bench runs: {len(QUICK_MODELS)} models' cells, {QUICK_ROWS} audit rows, no smoke step")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"CI's check that the bench runs: {len(QUICK_MODELS)} models' cells, {QUICK_ROWS} audit rows, no smoke step",
+    )
     args = parser.parse_args(argv)
     base = Path(args.tokenizers_dir) if args.tokenizers_dir else source.tokenizers_dir_from_env()
     # figures one per line, whatever the terminal width; a log (no terminal) gets the table a row per figure

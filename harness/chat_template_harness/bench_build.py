@@ -38,9 +38,11 @@ def frameworks() -> dict[str, Callable[[Any], Any]]:
     """label -> the adapter callable, as the conformance page names them."""
     from chat_template_harness.frameworks import axolotl, llamafactory, trl_sft
 
-    return {"TRL 1.16 (_tokenize, training template)": trl_sft.preprocess,
-            "LLaMA-Factory 0.9.5 (supervised, qwen3, sharegpt)": llamafactory.ADAPTERS["qwen3"],
-            "axolotl 0.21.0 (chat_template, train_on_eos turn)": axolotl.turn}
+    return {
+        "TRL 1.16 (_tokenize, training template)": trl_sft.preprocess,
+        "LLaMA-Factory 0.9.5 (supervised, qwen3, sharegpt)": llamafactory.ADAPTERS["qwen3"],
+        "axolotl 0.21.0 (chat_template, train_on_eos turn)": axolotl.turn,
+    }
 
 
 def requests(tokenizer: Any, rows: Sequence[Any]) -> list[Any]:
@@ -71,8 +73,14 @@ def timed(label: str, call: Callable[[Any], Any], items: Sequence[Any]) -> Figur
     outputs = [_attempt(call, item) for item in items]  # on a shared machine does not move
     seconds = time.process_time() - start
     samples = [s for out in outputs if out is not None for s in _samples(out)]  # read after the clock stops
-    return Figure(label, len(items) / seconds, len(items), outputs.count(None), len(samples),
-                  sum(len(s) for s in samples) / seconds)
+    return Figure(
+        label,
+        len(items) / seconds,
+        len(items),
+        outputs.count(None),
+        len(samples),
+        sum(len(s) for s in samples) / seconds,
+    )
 
 
 def _attempt(call: Callable[[Any], Any], item: Any) -> Any:
@@ -85,7 +93,9 @@ def _attempt(call: Callable[[Any], Any], item: Any) -> Any:
 def _samples(out: Any) -> list[Sequence[int]]:
     from chat_template_harness.external import to_samples
 
-    return [s.input_ids for s in (out if isinstance(out, list) and out and hasattr(out[0], "length") else to_samples(out))]
+    return [
+        s.input_ids for s in (out if isinstance(out, list) and out and hasattr(out[0], "length") else to_samples(out))
+    ]
 
 
 def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
@@ -102,8 +112,9 @@ def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
     reqs = requests(tokenizer, usable)
     out += [timed(label, adapter, reqs) for label, adapter in frameworks().items()]
     # one sample per row, as the frameworks write (the turns it does not train are still planned and reported)
-    out.append(timed("build_samples, policy last", lambda r: build_samples(tokenizer, r, think=THINK, policy="last"),
-                     usable))
+    out.append(
+        timed("build_samples, policy last", lambda r: build_samples(tokenizer, r, think=THINK, policy="last"), usable)
+    )
     return out
 
 
@@ -128,11 +139,14 @@ def build_figures(console: Any, rows: int = 2_000) -> bool:
     console.print(f"build_samples against the frameworks: {rows} generated rows, {MODEL} think-{THINK}, one core")
     for f in found:
         failed = f", {f.failed} rows declined or failed" if f.failed else ""
-        console.print(f"  {f.label:52s} {f.rows_per_s:7.1f} rows/s {f.tokens_per_s:9.0f} tokens/s  "
-                      f"({f.samples} samples{failed})")
+        console.print(
+            f"  {f.label:52s} {f.rows_per_s:7.1f} rows/s {f.tokens_per_s:9.0f} tokens/s  ({f.samples} samples{failed})"
+        )
     fastest = max(theirs, key=lambda f: f.rows_per_s)
     met = ours.rows_per_s >= fastest.rows_per_s
-    console.print(f"build_samples / fastest framework ({fastest.label.split(' (')[0]}): "
-                  f"{ours.rows_per_s / fastest.rows_per_s:.2f}  ({'met' if met else 'not met'}: target >= 1); "
-                  f"policy last: {last.rows_per_s / fastest.rows_per_s:.2f}")
+    console.print(
+        f"build_samples / fastest framework ({fastest.label.split(' (')[0]}): "
+        f"{ours.rows_per_s / fastest.rows_per_s:.2f}  ({'met' if met else 'not met'}: target >= 1); "
+        f"policy last: {last.rows_per_s / fastest.rows_per_s:.2f}"
+    )
     return met

@@ -34,8 +34,7 @@ from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Note
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
-from chat_template_harness.models.rules import Family, NotApplicable, Think
-from chat_template_harness.models.rules import registry
+from chat_template_harness.models.rules import Family, NotApplicable, Think, registry
 from chat_template_harness.serving import served
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ class UndecidedRule(HarnessError):
         super().__init__(
             f"{model}: the rule `{rule}` is undecided: {question}",
             f"write `{config_line}` in the model's rules file (`cth derive {model} --write {model}.toml` starts one; "
-            f"register it with `rules = \"{model}.toml\"` under [tool.cth.models.{model}])",
+            f'register it with `rules = "{model}.toml"` under [tool.cth.models.{model}])',
         )
         self.model, self.rule, self.question, self.config_line = model, rule, question, config_line
 
@@ -104,8 +103,11 @@ class TrainingSample:
         """A `datasets` row: the ids, labels and mask as lists, `length` (for packing and group_by_length), the
         trained turns' ordinals, and their reports as one JSON string (a stable column type in every batch)."""
         return {
-            "input_ids": list(self.input_ids), "labels": list(self.labels), "loss_mask": list(self.loss_mask),
-            "length": self.length, "cth_turns": [t.turn for t in self.turns],
+            "input_ids": list(self.input_ids),
+            "labels": list(self.labels),
+            "loss_mask": list(self.loss_mask),
+            "length": self.length,
+            "cth_turns": [t.turn for t in self.turns],
             "cth_report": json.dumps([asdict(t) for t in self.turns], ensure_ascii=False),
         }
 
@@ -197,7 +199,9 @@ def parse(messages: Sequence[Mapping[str, Any]] | Mapping[str, Any], tools: Sequ
 
 def policy_of(policy: str) -> Policy:
     if policy not in tuple(Policy):
-        raise HarnessError(f"policy={policy!r}", "pass policy='all' (every assistant turn) or policy='last' (the final one)")
+        raise HarnessError(
+            f"policy={policy!r}", "pass policy='all' (every assistant turn) or policy='last' (the final one)"
+        )
     return Policy(policy)
 
 
@@ -261,11 +265,16 @@ def _derived(spec: source.ModelSpec, tokenizer: Any) -> Derivation:
     try:
         found = _derivation(spec, tokenizer, str(tokenizer.chat_template))
     except UNDECIDED_ERRORS as exc:
-        raise UndecidedRule(spec.name, "think", f"derivation cannot read the template ({exc})",
-                            CONFIG_LINES["think.on"]) from None
+        raise UndecidedRule(
+            spec.name, "think", f"derivation cannot read the template ({exc})", CONFIG_LINES["think.on"]
+        ) from None
     for finding in found.undecided:
-        raise UndecidedRule(spec.name, finding.rule, finding.note or "no render decides it",
-                            CONFIG_LINES.get(finding.rule, f"{finding.rule} = ..."))
+        raise UndecidedRule(
+            spec.name,
+            finding.rule,
+            finding.note or "no render decides it",
+            CONFIG_LINES.get(finding.rule, f"{finding.rule} = ..."),
+        )
     return found
 
 
@@ -302,13 +311,23 @@ def _turn_report(r: Any, where: dict[int, int], result: Preprocessed, kept: list
     trained = r.turn in where
     status = "trained" if trained else DROPPED if r.sample >= 0 else "not trained: policy last"
     shared = trained and kept[where[r.turn]][2][-1] != r.turn
-    return TurnReport(r.turn, r.message_index, where.get(r.turn, -1), status, r.prompt_tokens, shared,
-                      r.split_reason if trained else "", r.notes)
+    return TurnReport(
+        r.turn,
+        r.message_index,
+        where.get(r.turn, -1),
+        status,
+        r.prompt_tokens,
+        shared,
+        r.split_reason if trained else "",
+        r.notes,
+    )
 
 
 def _sample(sample: Any, n: int, turns: list[TurnReport]) -> TrainingSample:
     ids, mask = sample.input_ids[:n], sample.loss_mask[:n]
-    labels = tuple([i if m else IGNORE_INDEX for i, m in zip(ids, mask, strict=True)])  # a list first: faster than a generator
+    labels = tuple(
+        [i if m else IGNORE_INDEX for i, m in zip(ids, mask, strict=True)]
+    )  # a list first: faster than a generator
     return TrainingSample(ids, labels, mask, tuple(turns))
 
 

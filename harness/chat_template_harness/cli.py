@@ -64,7 +64,10 @@ def _goldens(args: argparse.Namespace, *, required: bool = True) -> Path | None:
         return found
     given = Path(args.goldens)
     if not given.is_dir():
-        raise HarnessError(f"--goldens {args.goldens}: no such directory", "check the path (it is the folder holding <model>/think-<t>/*.golden)")
+        raise HarnessError(
+            f"--goldens {args.goldens}: no such directory",
+            "check the path (it is the folder holding <model>/think-<t>/*.golden)",
+        )
     return given
 
 
@@ -85,7 +88,9 @@ def _user_goldens(args: argparse.Namespace) -> Path:
     golden.refuse_writing_under_ci("run `cth matrix --update-goldens` locally and commit them")
     root = Path(args.goldens) if args.goldens else userconfig.goldens_dir()
     if root is None:
-        raise HarnessError("--update-goldens needs a place for them", "pass --goldens DIR (or set goldens = \"DIR\" under [tool.cth])")
+        raise HarnessError(
+            "--update-goldens needs a place for them", 'pass --goldens DIR (or set goldens = "DIR" under [tool.cth])'
+        )
     return root
 
 
@@ -114,7 +119,10 @@ def _write(path: str, text: str) -> None:
     """Write a report the user asked for; a path that cannot be written is an input error, not a traceback."""
     target = Path(path)
     if not target.parent.is_dir():
-        raise HarnessError(f"cannot write {path}: directory {target.parent} does not exist", f"create it (mkdir -p {target.parent}) or pick another path")
+        raise HarnessError(
+            f"cannot write {path}: directory {target.parent} does not exist",
+            f"create it (mkdir -p {target.parent}) or pick another path",
+        )
     if target.is_dir():
         raise HarnessError(f"cannot write {path}: it is a directory", "give a file name, e.g. report.md")
     try:
@@ -139,7 +147,9 @@ class _Progress:
         if self.on and now - self.last >= self.every:
             self.last = now
             of = f"/{self.total}" if self.total else ""
-            print(f"cth {self.what}: {self.done}{of} {self.unit}, {now - self.started:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"cth {self.what}: {self.done}{of} {self.unit}, {now - self.started:.0f} s", file=sys.stderr, flush=True
+            )
 
 
 def _allow_drift(args: argparse.Namespace) -> bool:
@@ -170,7 +180,9 @@ def _cell(args: argparse.Namespace) -> tuple[source.LoadedTokenizer, Any, conver
     think = Think(args.think)
     resolve_mode(family_for(spec), think, conv)  # N/A cells stop here with their reason, before any tokenizer loads
     loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=_allow_drift(args))
-    result = run_conversation(cells.Cell(spec.name, think, args.fixture), loaded, conv, _settings(args, determinism=False))
+    result = run_conversation(
+        cells.Cell(spec.name, think, args.fixture), loaded, conv, _settings(args, determinism=False)
+    )
     if result.raised is not None:  # the template (or the server) cannot render this cell: its one line, and the fix
         raise result.raised
     assert result.result is not None
@@ -182,7 +194,17 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     """Registered tokenizers with their pins and whether the local files match them."""
     base = _tokenizers_dir(args)
     table = Table(title=f"tokenizers ({'pack: ' + str(base) if base else 'hub cache'})", title_justify="left")
-    for column in ("model", "hub id", "revision", "family", "think on", "think off", "files", "provenance", "chat template"):
+    for column in (
+        "model",
+        "hub id",
+        "revision",
+        "family",
+        "think on",
+        "think off",
+        "files",
+        "provenance",
+        "chat template",
+    ):
         table.add_column(column)
     for spec in source.registry().values():
         fam = family_for(spec)
@@ -224,7 +246,10 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     spec = source.get_model(f"{args.model}@{args.revision}" if args.revision else args.model)
     loaded = source.load(spec.name, _tokenizers_dir(args), allow_drift=True)
     if not loaded.tokenizer.chat_template:
-        raise HarnessError(f"{spec.name} has no chat template", "give a tokenizer whose tokenizer_config.json (or chat_template.jinja) has one")
+        raise HarnessError(
+            f"{spec.name} has no chat template",
+            "give a tokenizer whose tokenizer_config.json (or chat_template.jinja) has one",
+        )
     eos = derive.eos_tokens(loaded.tokenizer, generation_config(spec, loaded.tokenizer))
     found = derive.derive(loaded.tokenizer, spec.name, eos)
     table = Table(title=f"rules read off {spec.name}'s template ({loaded.directory})", title_justify="left")
@@ -249,16 +274,34 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     if shipped is not None:
         diffs = derive.differences(found.family, shipped)
         for d in diffs:
-            why = f"kept by hand: {d.why}" if d.why else "NOT EXPLAINED: fix the rules file or add the reason under [reviewed]"
-            console.print(f"differs from the registered rules: {d.rule}: derived {d.derived!r}, registered {d.shipped!r} ({why})", markup=False, soft_wrap=True)
+            why = (
+                f"kept by hand: {d.why}"
+                if d.why
+                else "NOT EXPLAINED: fix the rules file or add the reason under [reviewed]"
+            )
+            console.print(
+                f"differs from the registered rules: {d.rule}: derived {d.derived!r}, registered {d.shipped!r} ({why})",
+                markup=False,
+                soft_wrap=True,
+            )
         unexplained = [d for d in diffs if not d.why]
         console.print(
             f"registered rules for {spec.name}: "
-            + ("equal to the derived ones" if not diffs else f"{len(diffs) - len(unexplained)} explained difference(s), {len(unexplained)} unexplained"),
+            + (
+                "equal to the derived ones"
+                if not diffs
+                else f"{len(diffs) - len(unexplained)} explained difference(s), {len(unexplained)} unexplained"
+            ),
             markup=False,
         )
     if args.write:
-        _write(args.write, files.dumps(family, header=f"Rules for {spec.name}, derived by `cth derive` from {spec.hub_repo}; review before use."))
+        _write(
+            args.write,
+            files.dumps(
+                family,
+                header=f"Rules for {spec.name}, derived by `cth derive` from {spec.hub_repo}; review before use.",
+            ),
+        )
         console.print(f"wrote {args.write}", markup=False)
     return 1 if unexplained or found.undecided or found.family.undecided else 0
 
@@ -269,7 +312,11 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
     from chat_template_harness.outputs.view import show
 
     loaded, result, conv = _cell(args)
-    show(console, f"{loaded.spec.name} · think {args.think} · {conv.name} ({loaded.spec.hub_repo}, {loaded.origin})", result)
+    show(
+        console,
+        f"{loaded.spec.name} · think {args.think} · {conv.name} ({loaded.spec.hub_repo}, {loaded.origin})",
+        result,
+    )
     return 0
 
 
@@ -395,7 +442,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     failing = {r.cell.id: baseline.counts_of(r) for r in results if cells.fails_run(r.status, allow)}
     if args.update_baseline:
         if not args.baseline:
-            raise HarnessError("--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt")
+            raise HarnessError(
+                "--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt"
+            )
         baseline.write(args.baseline, args.preprocessor, failing)
         console.print(f"baseline: {len(failing)} failing cell(s) written to {args.baseline}", markup=False)
         return 0
@@ -408,11 +457,16 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         markup=False,
     )
     for cell_id in verdict.stale:
-        console.print(f"  stale: {cell_id} passes now; remove it from the baseline (or --update-baseline)", markup=False)
+        console.print(
+            f"  stale: {cell_id} passes now; remove it from the baseline (or --update-baseline)", markup=False
+        )
     for cell_id in verdict.new:
         console.print(f"  new failure: {cell_id}", markup=False)
     for cell_id, grew in verdict.worse:
-        console.print(f"  worse: {cell_id}: {grew} (recorded in the baseline: fix it, or accept with --update-baseline)", markup=False)
+        console.print(
+            f"  worse: {cell_id}: {grew} (recorded in the baseline: fix it, or accept with --update-baseline)",
+            markup=False,
+        )
     for cell_id in verdict.uncounted:
         console.print(f"  no counts recorded for {cell_id}: rewrite the baseline with --update-baseline", markup=False)
     return 0 if verdict.ok else 1
@@ -431,7 +485,10 @@ def _print_check(console: Console, result: cells.CellResult, *, known: bool, ver
     failed = result.status is cells.Status.FAIL
     label = "KNOWN" if failed and known else result.status.value.upper()
     style = "yellow" if failed and known else "bold red" if failed else "green"
-    console.print(f"[{style}]{label:<4}[/] {escape(result.cell.id)}" + (f" ({len(result.allowed)} allowed)" if result.allowed else ""))
+    console.print(
+        f"[{style}]{label:<4}[/] {escape(result.cell.id)}"
+        + (f" ({len(result.allowed)} allowed)" if result.allowed else "")
+    )
     if failed or (verbose and result.allowed):
         fixes = kinds.fix_lines(kinds.of_result(result)) if failed else []
         for line in [*report_lines(result, verbose=verbose), *fixes]:
@@ -460,7 +517,13 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
         external.load_callable(args.preprocessor)  # a broken preprocessor is one error before any row is read
     job = Job(spec.name, args.think, args.preprocessor, _settings(args, determinism=False))
     stderr = Console(stderr=True)
-    columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn())
+    columns = (
+        TextColumn("auditing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=stderr, disable=not stderr.is_terminal, transient=True) as bar:
         task = bar.add_task("audit", total=args.limit, rate="-")
         started = time.perf_counter()
@@ -472,9 +535,16 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
             bar.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.0f}")
             log()
 
-        summary = audit(args.path, job, engine=args.engine, workers=args.workers, limit=args.limit,
-                        revision=args.revision, progress=tick,
-                        sample=dataclasses.replace(args.sample, seed=args.seed) if args.sample else None)
+        summary = audit(
+            args.path,
+            job,
+            engine=args.engine,
+            workers=args.workers,
+            limit=args.limit,
+            revision=args.revision,
+            progress=tick,
+            sample=dataclasses.replace(args.sample, seed=args.seed) if args.sample else None,
+        )
     console.print(Markdown(summary.markdown()))
     if args.json:
         _write(args.json, _json.dumps(summary.to_json(), ensure_ascii=False, indent=2) + "\n")
@@ -497,8 +567,10 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
 def report_undecided_audit(rows: int, allow: frozenset[str]) -> str:
     if "undecided" in allow:
         return f"{rows} row(s) need a rule the template does not prove: allowed (--allow undecided), not trained"
-    return (f"{rows} row(s) need a rule the template does not prove (listed above): the run fails; write the rule, "
-            "or accept it with --allow undecided")
+    return (
+        f"{rows} row(s) need a rule the template does not prove (listed above): the run fails; write the rule, "
+        "or accept it with --allow undecided"
+    )
 
 
 @command("diff")
@@ -511,7 +583,9 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     for cell in selected:  # each cell against its own goldens: a built-in's ship with the package, yours in your repo
         root = _golden_root(args, cell)
         if root is None:
-            raise HarnessError(f"no goldens for {cell.id}", "pass --goldens DIR (or set goldens = \"DIR\" under [tool.cth])")
+            raise HarnessError(
+                f"no goldens for {cell.id}", 'pass --goldens DIR (or set goldens = "DIR" under [tool.cth])'
+            )
         diffs.append(drift.diff_cell(cell, root, _tokenizers_dir(args), args.served_by))
     for d in diffs:
         if not d.changed:
@@ -528,8 +602,11 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
         context = (
             f"Goldens in `{args.goldens or 'goldens'}` against this environment's libraries (versions in the header); "
             f"tokenizer files from {'the pinned hub revisions' if base is None else 'a local pack'}."
-            + (f" Samples served by {args.served_by} (the goldens hold transformers' served prompts)."
-               if args.served_by != "transformers" else "")
+            + (
+                f" Samples served by {args.served_by} (the goldens hold transformers' served prompts)."
+                if args.served_by != "transformers"
+                else ""
+            )
         )
         _write(args.markdown, drift.markdown(diffs, context))
     return 1 if any(d.changed for d in diffs) else 0
@@ -544,8 +621,9 @@ def cmd_servers(args: argparse.Namespace, console: Console) -> int:
     texts = []
     for b in args.against or [p for p in ("vllm", "sglang") if p != a]:
         probe_models = [] if args.no_probes else args.model or source.default_models()
-        diffs = compare.compare(_selected(args), a, b, probe_models=probe_models,
-                                thinks=[Think(t) for t in args.think] or tuple(Think))
+        diffs = compare.compare(
+            _selected(args), a, b, probe_models=probe_models, thinks=[Think(t) for t in args.think] or tuple(Think)
+        )
         for d in diffs:
             if d.error:
                 console.print(f"[bold]{escape(d.cell.id)}[/] turn {d.turn}: cannot be served by one of them:")
@@ -576,9 +654,18 @@ def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
         columns = conformance.run(cells.cells(), tokenizers_dir=_tokenizers_dir(args), served_by=args.served_by)
     servers = Path(args.servers) if args.servers else None
     if servers is not None and not servers.is_file():
-        raise HarnessError(f"no servers report at {servers}", "make it with `cth servers --markdown FILE`, then pass --servers FILE")
-    results = gallery.build(out, _goldens(args), _tokenizers_dir(args), conformance=columns, served_by=args.served_by,
-                            servers_report=servers, progress=_Progress("gallery", len(cells.cells()), "cells"))
+        raise HarnessError(
+            f"no servers report at {servers}", "make it with `cth servers --markdown FILE`, then pass --servers FILE"
+        )
+    results = gallery.build(
+        out,
+        _goldens(args),
+        _tokenizers_dir(args),
+        conformance=columns,
+        served_by=args.served_by,
+        servers_report=servers,
+        progress=_Progress("gallery", len(cells.cells()), "cells"),
+    )
     if args.conformance:
         _write(args.conformance, conformance.markdown(columns, [r.cell for r in results]))
         console.print(f"conformance -> {out / 'conformance.html'}, {args.conformance}", markup=False)
@@ -605,10 +692,12 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_served_by(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--served-by", default=None, choices=["transformers", "vllm", "sglang"],
+        "--served-by",
+        default=None,
+        choices=["transformers", "vllm", "sglang"],
         help="whose served prompt the samples replay: transformers' template (the contract's; the default unless "
-             "[tool.cth] served_by says otherwise), or the prompt vLLM / SGLang serve for the same chat request "
-             "(gpt-oss under vllm: harmony's ids)",
+        "[tool.cth] served_by says otherwise), or the prompt vLLM / SGLang serve for the same chat request "
+        "(gpt-oss under vllm: harmony's ids)",
     )
 
 
@@ -652,7 +741,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("models", parents=[common], help=cmd_models.__doc__)
     derive_p = sub.add_parser("derive", parents=[common], help=cmd_derive.__doc__)
-    derive_p.add_argument("model", metavar="MODEL", help="a tokenizer folder, a hub id (org/name), or a registered model")
+    derive_p.add_argument(
+        "model", metavar="MODEL", help="a tokenizer folder, a hub id (org/name), or a registered model"
+    )
     derive_p.add_argument("--revision", help="the hub revision (commit) of an org/name hub id")
     derive_p.add_argument("--write", metavar="FILE", help="save the rules as a readable TOML rules file")
     show_p = sub.add_parser("show", parents=[common], help=cmd_show.__doc__)
@@ -663,42 +754,64 @@ def parser() -> argparse.ArgumentParser:
     matrix_p = sub.add_parser("matrix", parents=[common, selection], help=cmd_matrix.__doc__)
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
     matrix_p.add_argument(
-        "--allow", action="append", default=[], metavar="NAME",
+        "--allow",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="undecided: UNDECIDED cells (a rule no render proves) do not fail the run; still listed and counted",
     )
     matrix_p.add_argument(
-        "--goldens", default=None,
+        "--goldens",
+        default=None,
         help="compare with these goldens (default: ./goldens for built-in models, [tool.cth] goldens for yours)",
     )
     matrix_p.add_argument(
-        "--update-goldens", action="store_true",
+        "--update-goldens",
+        action="store_true",
         help="write the goldens of the selected cells (your models' goldens, kept in your repo) under --goldens DIR",
     )
     _add_served_by(matrix_p)
     check_p = sub.add_parser("check", parents=[common, selection], help=cmd_check.__doc__)
     check_p.add_argument("preprocessor", metavar="MODULE:CALLABLE")
     check_p.add_argument(
-        "--policy", choices=[p.value for p in Policy], default=Policy.ALL.value,
+        "--policy",
+        choices=[p.value for p in Policy],
+        default=Policy.ALL.value,
         help="all: every assistant turn must be trained (default, as for render, matrix and audit); last: only the final turn",
     )
     check_p.add_argument("--markdown", metavar="FILE", help="also write the per-cell report as Markdown")
-    check_p.add_argument("--json", metavar="FILE", help="also write every cell's status and kinds as JSON (schema: outputs/cifile.py)")
-    check_p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one testcase per cell) for CI test reports")
+    check_p.add_argument(
+        "--json", metavar="FILE", help="also write every cell's status and kinds as JSON (schema: outputs/cifile.py)"
+    )
+    check_p.add_argument(
+        "--junit", metavar="FILE", help="also write JUnit XML (one testcase per cell) for CI test reports"
+    )
     _add_served_by(check_p)
     check_p.add_argument(
-        "--system-prompt", metavar="TEXT",
+        "--system-prompt",
+        metavar="TEXT",
         help="the default system prompt your server adds to conversations that have none: served prompts include it",
     )
     check_p.add_argument(
-        "--allow", action="append", default=[], metavar="NAME",
+        "--allow",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="accept a named deviation, reported as allowed (trailer: the template's text after the stop token; "
-             "undecided: cells that need a rule no render proves)",
+        "undecided: cells that need a rule no render proves)",
     )
-    check_p.add_argument("--baseline", metavar="FILE", help="cells known to fail: only new failures and stale entries fail")
-    check_p.add_argument("--update-baseline", action="store_true", help="write the cells that fail now to --baseline FILE")
+    check_p.add_argument(
+        "--baseline", metavar="FILE", help="cells known to fail: only new failures and stale entries fail"
+    )
+    check_p.add_argument(
+        "--update-baseline", action="store_true", help="write the cells that fail now to --baseline FILE"
+    )
     check_p.add_argument("--verbose", action="store_true", help="show every trained run in full")
     check_p.add_argument(
-        "--timeout", type=_positive(float), default=60.0, metavar="SECONDS",
+        "--timeout",
+        type=_positive(float),
+        default=60.0,
+        metavar="SECONDS",
         help="a cell whose preprocessor call takes longer fails, named in the report, and the run goes on (default 60)",
     )
     audit_p = sub.add_parser("audit", parents=[common], help=cmd_audit.__doc__)
@@ -709,42 +822,71 @@ def parser() -> argparse.ArgumentParser:
     audit_p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.ALL.value)
     audit_p.add_argument("--limit", type=_positive(int), help="only the first N rows")
     audit_p.add_argument(
-        "--sample", metavar="N|FRACTION", type=_sample_plan,
+        "--sample",
+        metavar="N|FRACTION",
+        type=_sample_plan,
         help="a statistical audit: N rows (or a fraction, 0.02) drawn at random with --seed; rates with 95%% intervals",
     )
     audit_p.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
-    audit_p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, help="processes (default: every core)")
-    audit_p.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: Ray Data on $RAY_ADDRESS (else a local Ray)")
+    audit_p.add_argument(
+        "--workers", type=_positive(int), default=os.cpu_count() or 1, help="processes (default: every core)"
+    )
+    audit_p.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="ray: Ray Data on $RAY_ADDRESS (else a local Ray)"
+    )
     audit_p.add_argument("--revision", help="the hub dataset's revision")
-    audit_p.add_argument("--json", metavar="FILE", help="the machine-readable report (schema in harness/chat_template_harness/audit/summary.py)")
+    audit_p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="the machine-readable report (schema in harness/chat_template_harness/audit/summary.py)",
+    )
     audit_p.add_argument("--markdown", metavar="FILE", help="the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     audit_p.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected, too")
-    audit_p.add_argument("--allow", action="append", default=[], metavar="NAME",
-                         help="undecided: rows that need a rule no render proves do not fail the run (still counted)")
+    audit_p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="undecided: rows that need a rule no render proves do not fail the run (still counted)",
+    )
     _add_served_by(audit_p)
     diff_p = sub.add_parser("diff", parents=[common, selection], help=cmd_diff.__doc__)
     diff_p.add_argument("--goldens", default=None, help="the goldens to compare with (default: ./goldens)")
     diff_p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     _add_served_by(diff_p)
     servers_p = sub.add_parser("servers", parents=[common, selection], help=cmd_servers.__doc__)
-    servers_p.add_argument("--served-by", default="transformers", choices=["transformers", "vllm", "sglang"],
-                           help="the server whose prompts are compared (default: transformers, the contract's)")
-    servers_p.add_argument("--against", action="append", choices=["transformers", "vllm", "sglang"],
-                           help="the other server (repeatable; default: vllm and sglang)")
+    servers_p.add_argument(
+        "--served-by",
+        default="transformers",
+        choices=["transformers", "vllm", "sglang"],
+        help="the server whose prompts are compared (default: transformers, the contract's)",
+    )
+    servers_p.add_argument(
+        "--against",
+        action="append",
+        choices=["transformers", "vllm", "sglang"],
+        help="the other server (repeatable; default: vllm and sglang)",
+    )
     servers_p.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown")
-    servers_p.add_argument("--no-probes", action="store_true",
-                           help="compare the selected cells only, not the server probes (data/server_probes.json)")
+    servers_p.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="compare the selected cells only, not the server probes (data/server_probes.json)",
+    )
     gallery_p = sub.add_parser("gallery", parents=[common], help=cmd_gallery.__doc__)
     gallery_p.add_argument("--out", required=True, help="directory for the site (index.html and pages)")
     gallery_p.add_argument("--goldens", default=None, help="the committed goldens (default: ./goldens)")
     gallery_p.add_argument("--markdown", metavar="FILE", help="also write the overview, e.g. docs/templates.md")
     gallery_p.add_argument(
-        "--conformance", metavar="FILE",
+        "--conformance",
+        metavar="FILE",
         help="also run every worked preprocessor (reference, naive, TRL, SpecForge) on every cell: conformance.html "
         "and this Markdown table, e.g. docs/conformance.md",
     )
     gallery_p.add_argument(
-        "--servers", metavar="FILE", default="reports/servers.md" if Path("reports/servers.md").is_file() else None,
+        "--servers",
+        metavar="FILE",
+        default="reports/servers.md" if Path("reports/servers.md").is_file() else None,
         help="the `cth servers --markdown` report to show as servers.html (default: reports/servers.md, where present)",
     )
     _add_served_by(gallery_p)
@@ -753,9 +895,13 @@ def parser() -> argparse.ArgumentParser:
     smoke_p.add_argument("--think", choices=[t.value for t in Think], required=True)
     smoke_p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if present, else cpu")
     smoke_p.add_argument(
-        "--preprocessor", default="reference", help="reference (default), naive (the worked wrong example) or MODULE:CALLABLE"
+        "--preprocessor",
+        default="reference",
+        help="reference (default), naive (the worked wrong example) or MODULE:CALLABLE",
     )
-    smoke_p.add_argument("--steps", type=_positive(int), default=3, help="AdamW steps after the checked one (default 3)")
+    smoke_p.add_argument(
+        "--steps", type=_positive(int), default=3, help="AdamW steps after the checked one (default 3)"
+    )
     _add_served_by(smoke_p)
     return top
 
@@ -809,7 +955,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:  # an optional extra that is not installed (torch for smoke, ray, datasets)
         if not exc.name:
             raise
-        Console(stderr=True, highlight=False).print(f"error: {_missing_module(args.command, exc)}", markup=False, soft_wrap=True)
+        Console(stderr=True, highlight=False).print(
+            f"error: {_missing_module(args.command, exc)}", markup=False, soft_wrap=True
+        )
         return 2
 
 

@@ -74,7 +74,9 @@ class Unsupported(Exception):
 def load_callable(spec: str) -> Preprocessor:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise PreprocessorError(f"preprocessor {spec!r} is not of the form package.module:callable", "write e.g. mypkg.data:preprocess")
+        raise PreprocessorError(
+            f"preprocessor {spec!r} is not of the form package.module:callable", "write e.g. mypkg.data:preprocess"
+        )
     try:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -84,14 +86,17 @@ def load_callable(spec: str) -> Preprocessor:
                 f"{module_name!r} imports {missing!r}, which is not installed ({user_frame(exc)})",
                 f"install {missing.split('.')[0]!r} in this environment (pip install …), or make the import optional",
             ) from None
-        raise PreprocessorError(f"cannot import {module_name!r} ({exc})", "install the package or add it to PYTHONPATH") from exc
+        raise PreprocessorError(
+            f"cannot import {module_name!r} ({exc})", "install the package or add it to PYTHONPATH"
+        ) from exc
     except SyntaxError as exc:
         raise PreprocessorError(
             f"{module_name!r} has a syntax error at {exc.filename}:{exc.lineno} ({exc.msg})", "fix the module"
         ) from None
     except Exception as exc:  # the module itself raised while importing: show where, in the user's file
         raise PreprocessorError(
-            f"importing {module_name!r} raised {type(exc).__name__}: {exc} ({user_frame(exc)})", "fix the module's import-time code"
+            f"importing {module_name!r} raised {type(exc).__name__}: {exc} ({user_frame(exc)})",
+            "fix the module's import-time code",
         ) from None
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -108,7 +113,11 @@ def user_frame(exc: BaseException) -> str:
     import traceback
 
     frames = traceback.extract_tb(exc.__traceback__)
-    mine = [f for f in frames if "/harness/" not in f.filename and "site-packages" not in f.filename and "<frozen" not in f.filename]
+    mine = [
+        f
+        for f in frames
+        if "/harness/" not in f.filename and "site-packages" not in f.filename and "<frozen" not in f.filename
+    ]
     shown = mine or list(frames)
     frame = shown[-1] if shown else None
     return f"at {_shown_path(frame.filename)}:{frame.lineno}" if frame else "no traceback"
@@ -123,7 +132,9 @@ def _shown_path(filename: str) -> str:
     return filename
 
 
-def request_for(model: str, conversation: Conversation, tokenizer: Any, family: Family, think: Think, mode: ThinkMode) -> Request:
+def request_for(
+    model: str, conversation: Conversation, tokenizer: Any, family: Family, think: Think, mode: ThinkMode
+) -> Request:
     return Request(
         model=model,
         think=str(think),
@@ -199,7 +210,9 @@ def checked(samples: list[ExternalSample], vocab: int) -> list[ExternalSample]:
     """Samples whose ids the tokenizer can decode: every id in [0, vocab), every mask value 0 or 1."""
     for index, sample in enumerate(samples):
         for field, ids in (("id", sample.input_ids), ("label id", sample.labels or ())):
-            bad = next(((p, i) for p, i in enumerate(ids) if not 0 <= i < vocab and (field == "id" or i != IGNORE_INDEX)), None)
+            bad = next(
+                ((p, i) for p, i in enumerate(ids) if not 0 <= i < vocab and (field == "id" or i != IGNORE_INDEX)), None
+            )
             if bad is not None:
                 raise PreprocessorError(
                     f"sample {index} has {field} {bad[1]} at position {bad[0]}, outside the tokenizer's vocabulary [0, {vocab})",
@@ -216,10 +229,16 @@ def to_samples(raw: Any) -> list[ExternalSample]:
         ids_rows, mask_rows = _rows(ids, "input_ids"), _rows(mask, "loss_mask")
         labels = _labels_of(raw)
         label_rows = _rows(labels, "labels") if labels is not None else [None] * len(ids_rows)
-        if len(label_rows) != len(ids_rows) or any(r is not None and len(r) != len(i) for r, i in zip(label_rows, ids_rows, strict=False)):
-            raise PreprocessorError("labels and input_ids differ in shape", "return one label per token, aligned with input_ids")
+        if len(label_rows) != len(ids_rows) or any(
+            r is not None and len(r) != len(i) for r, i in zip(label_rows, ids_rows, strict=False)
+        ):
+            raise PreprocessorError(
+                "labels and input_ids differ in shape", "return one label per token, aligned with input_ids"
+            )
         if len(ids_rows) != len(mask_rows):
-            raise PreprocessorError(f"{len(ids_rows)} rows of input_ids but {len(mask_rows)} of masks", "return one mask per sample")
+            raise PreprocessorError(
+                f"{len(ids_rows)} rows of input_ids but {len(mask_rows)} of masks", "return one mask per sample"
+            )
         attention = raw.get("attention_mask") if isinstance(raw, Mapping) else getattr(raw, "attention_mask", None)
         keep_rows = _rows(attention, "attention_mask") if attention is not None else [[1] * len(r) for r in ids_rows]
         for row, mrow, keep in zip(ids_rows, mask_rows, keep_rows, strict=True):
@@ -257,7 +276,8 @@ def _canonical(message: Any) -> dict[str, Any]:
             out["reasoning_content"] = message.reasoning
     if message.tool_calls:
         out["tool_calls"] = [
-            {"type": "function", "function": {"name": c.name, "arguments": dict(c.arguments)}} for c in message.tool_calls
+            {"type": "function", "function": {"name": c.name, "arguments": dict(c.arguments)}}
+            for c in message.tool_calls
         ]
     return out
 
@@ -294,11 +314,15 @@ def _mask_of(raw: Any) -> Any:
 
 def _plain(value: Any) -> list[Any]:
     if value is None or isinstance(value, str | bytes | Mapping):
-        raise PreprocessorError(f"expected a list of token ids, got {type(value).__name__}", "return lists, arrays or tensors of ints")
+        raise PreprocessorError(
+            f"expected a list of token ids, got {type(value).__name__}", "return lists, arrays or tensors of ints"
+        )
     try:
         return value.tolist() if hasattr(value, "tolist") else list(value)
     except TypeError:
-        raise PreprocessorError(f"expected a list of token ids, got {type(value).__name__}", "return lists, arrays or tensors of ints") from None
+        raise PreprocessorError(
+            f"expected a list of token ids, got {type(value).__name__}", "return lists, arrays or tensors of ints"
+        ) from None
 
 
 def _rows(value: Any, field: str) -> list[list[int]]:

@@ -29,14 +29,18 @@ MATRIX_NODE = "chat-template-harness"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chat-template-harness")
-    group.addoption("--cth-tokenizers-dir", default=None, help="tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)")
+    group.addoption(
+        "--cth-tokenizers-dir", default=None, help="tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)"
+    )
     group.addoption(
         "--cth-allow-drift",
         action="store_true",
         default=bool(os.environ.get("CTH_ALLOW_DRIFT")),
         help="run with tokenizer files that differ from the pins (default: $CTH_ALLOW_DRIFT); goldens then show what changed",
     )
-    group.addoption("--cth-goldens", default="goldens", help="goldens directory, relative to the rootdir (default: goldens)")
+    group.addoption(
+        "--cth-goldens", default="goldens", help="goldens directory, relative to the rootdir (default: goldens)"
+    )
     group.addoption(
         "--cth-preprocessor",
         default=None,
@@ -45,30 +49,61 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--cth-model", action="append", default=[], help="with --cth-preprocessor: only these models")
     group.addoption(
-        "--cth-fixture", action="append", default=[], metavar="NAME_OR_PATH",
+        "--cth-fixture",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
         help="with --cth-preprocessor: only these fixtures (built-in names, or your own conversation files)",
     )
     group.addoption(
-        "--cth-timeout", type=float, default=60.0, metavar="SECONDS",
+        "--cth-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
         help="with --cth-preprocessor: a cell whose preprocessor call takes longer fails (default 60)",
     )
     group.addoption(
-        "--cth-served-by", default=None, choices=["transformers", "vllm", "sglang"],
+        "--cth-served-by",
+        default=None,
+        choices=["transformers", "vllm", "sglang"],
         help="whose served prompt the cells replay (default: [tool.cth] served_by, else transformers, the contract's)",
     )
-    group.addoption("--cth-system-prompt", default=None, metavar="TEXT", help="the default system prompt your server adds")
-    group.addoption("--cth-allow", action="append", default=[], metavar="NAME", help="accept a named deviation (trailer), or UNDECIDED cells (undecided), reported as allowed")
     group.addoption(
-        "--cth-update-goldens", action="store_true",
+        "--cth-system-prompt", default=None, metavar="TEXT", help="the default system prompt your server adds"
+    )
+    group.addoption(
+        "--cth-allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept a named deviation (trailer), or UNDECIDED cells (undecided), reported as allowed",
+    )
+    group.addoption(
+        "--cth-update-goldens",
+        action="store_true",
         help="write the goldens of the checked cells under [tool.cth] goldens instead of comparing them (never when CI is set)",
     )
-    group.addoption("--cth-baseline", default=None, metavar="FILE", help="cells known to fail: xfail; a listed cell that passes fails as stale")
-    parser.addini("cth_preprocessor", "MODULE:CALLABLE checked on the matrix cells when they are selected (-m cth, -k cth)")
+    group.addoption(
+        "--cth-baseline",
+        default=None,
+        metavar="FILE",
+        help="cells known to fail: xfail; a listed cell that passes fails as stale",
+    )
     parser.addini(
-        "cth_collect", "when to add the matrix cells: 'selected' (default: -m cth, -k cth, or CTH_CHECK=1) or 'always'",
+        "cth_preprocessor", "MODULE:CALLABLE checked on the matrix cells when they are selected (-m cth, -k cth)"
+    )
+    parser.addini(
+        "cth_collect",
+        "when to add the matrix cells: 'selected' (default: -m cth, -k cth, or CTH_CHECK=1) or 'always'",
         default="selected",
     )
-    group.addoption("--cth-think", action="append", default=[], choices=["on", "off"], help="with --cth-preprocessor: only this mode")
+    group.addoption(
+        "--cth-think",
+        action="append",
+        default=[],
+        choices=["on", "off"],
+        help="with --cth-preprocessor: only this mode",
+    )
     group.addoption(
         "--cth-policy",
         default="all",
@@ -232,10 +267,15 @@ class CellCheck(pytest.Item):
         result = run_cell(self.cell, _settings(self.config), preprocessor)
         from chat_template_harness.outputs import repo_goldens
 
-        self.golden = repo_goldens.compare(
-            self.cell, _tokenizers_dir(self.config), allow_drift=bool(self.config.getoption("--cth-allow-drift")),
-            update=bool(self.config.getoption("--cth-update-goldens")),
-        ) or ""
+        self.golden = (
+            repo_goldens.compare(
+                self.cell,
+                _tokenizers_dir(self.config),
+                allow_drift=bool(self.config.getoption("--cth-allow-drift")),
+                update=bool(self.config.getoption("--cth-update-goldens")),
+            )
+            or ""
+        )
         listed = self.config.stash.get(BASELINE, {})
         if result.status is Status.NA:
             self.config.stash[RESULTS][self.cell] = result
@@ -254,7 +294,9 @@ class CellCheck(pytest.Item):
         if result.status.failing or self.golden:
             raise CellCheckFailure(result)
         if known:
-            pytest.fail(f"stale baseline entry: {self.cell.id} passes now; remove it from {self.config.getoption('--cth-baseline')}")
+            pytest.fail(
+                f"stale baseline entry: {self.cell.id} passes now; remove it from {self.config.getoption('--cth-baseline')}"
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, CellCheckFailure):
@@ -274,7 +316,12 @@ class CellCheck(pytest.Item):
         if self.golden:  # the template (or the harness) changed what a right sample is: review, then update
             worse += [f"{self.golden}; fix: review with `cth diff --model {c.model}`, then `{UPDATE}`"]
         return "\n".join(
-            [*worse, *report_lines(result), *kinds.fix_lines(kinds.of_result(result)), f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}"]
+            [
+                *worse,
+                *report_lines(result),
+                *kinds.fix_lines(kinds.of_result(result)),
+                f"reproduce: cth check {spec} --model {c.model} --think {c.think} --fixture {c.fixture}{extra}",
+            ]
         )
 
     def reportinfo(self) -> tuple[str, int | None, str]:
@@ -341,7 +388,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if requested:
         unknown = requested - {f"cth[{c.id}]" for c in selected}
         if unknown:
-            raise pytest.UsageError(f"chat-template-harness: no such cell {sorted(unknown)[0]}; the cells read cth[<model>/think-<on|off>/<fixture>]")
+            raise pytest.UsageError(
+                f"chat-template-harness: no such cell {sorted(unknown)[0]}; the cells read cth[<model>/think-<on|off>/<fixture>]"
+            )
         selected = [c for c in selected if f"cth[{c.id}]" in requested]
     parent = MatrixNode.from_parent(session, name=MATRIX_NODE, nodeid=MATRIX_NODE)
     added: list[pytest.Item] = []

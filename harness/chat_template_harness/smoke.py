@@ -58,8 +58,11 @@ def architectures() -> dict[str, Architecture]:
     raw = tomllib.loads(resources.files("chat_template_harness").joinpath("data/architectures.toml").read_text("utf-8"))
     shared = raw.get("shared", {})
     return {
-        name: Architecture(entry["config"], entry["model"],
-                           {**raw["common"], **shared.get(entry.get("shared", ""), {}), **entry.get("overrides", {})})
+        name: Architecture(
+            entry["config"],
+            entry["model"],
+            {**raw["common"], **shared.get(entry.get("shared", ""), {}), **entry.get("overrides", {})},
+        )
         for name, entry in raw["families"].items()
     }
 
@@ -163,13 +166,17 @@ def _samples(
     settings = Settings(served_by=served_by, determinism=False)
     out = []
     for name in FIXTURES:
-        result = run_conversation(Cell(loaded.spec.name, think, name), loaded, conversation.fixture(name), settings, preprocess)
+        result = run_conversation(
+            Cell(loaded.spec.name, think, name), loaded, conversation.fixture(name), settings, preprocess
+        )
         if result.code == "na.rules":
             continue
         if result.result is None:  # the preprocessor raised or declined, or the template cannot render the fixture
             errors.append(f"{name}: {result.reason}")
             continue
-        produced = [(list(s.input_ids), list(s.loss_mask)) for s in (result.samples if preprocess else result.result.samples)]
+        produced = [
+            (list(s.input_ids), list(s.loss_mask)) for s in (result.samples if preprocess else result.result.samples)
+        ]
         out += [(name, i, list(result.result.plans), ids, mask) for i, (ids, mask) in enumerate(produced)]
     return out
 
@@ -204,7 +211,10 @@ def run_smoke(
     net = tiny_model(fam.name, vocab, device)
 
     batch = [
-        (torch.tensor([ids], device=device), torch.tensor([[i if m else IGNORE for i, m in zip(ids, mask, strict=True)]], device=device))
+        (
+            torch.tensor([ids], device=device),
+            torch.tensor([[i if m else IGNORE for i, m in zip(ids, mask, strict=True)]], device=device),
+        )
         for *_, ids, mask in data
     ]
     n_trained = sum(int((labels[0, 1:] != IGNORE).sum()) for _, labels in batch)
@@ -254,7 +264,13 @@ def run_smoke(
                 leaks.append(Leak(fixture, sample_index, t, strings[t], roles[t].kind, roles[t].turn))
         for run in _empty_think_runs(roles):
             empties.append(
-                EmptyThink(fixture, sample_index, tuple(run), tuple(strings[t] for t in run), max(float(grad[t - 1]) for t in run))
+                EmptyThink(
+                    fixture,
+                    sample_index,
+                    tuple(run),
+                    tuple(strings[t] for t in run),
+                    max(float(grad[t - 1]) for t in run),
+                )
             )
 
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2)
@@ -311,18 +327,26 @@ def report_lines(result: SmokeResult) -> list[str]:
         "∂loss/∂logits: "
         + ("exactly 0" if result.zero_gradient_ok else "NOT 0")
         + " wherever the next token is untrained; "
-        + ("non-zero at every trained position" if result.dead_trained == 0 else f"0 at {result.dead_trained} trained positions"),
+        + (
+            "non-zero at every trained position"
+            if result.dead_trained == 0
+            else f"0 at {result.dead_trained} trained positions"
+        ),
     ]
     if result.empty_think:
         lines.append("empty think blocks (template-injected):")
         for e in result.empty_think:
             toks = " ".join(repr(t) for t in e.tokens)
-            lines.append(f"  {e.fixture} sample {e.sample} positions {e.positions[0]}-{e.positions[-1]} {toks}: max |∂loss/∂logits| {e.gradient:g}")
+            lines.append(
+                f"  {e.fixture} sample {e.sample} positions {e.positions[0]}-{e.positions[-1]} {toks}: max |∂loss/∂logits| {e.gradient:g}"
+            )
     if result.leaks:
         lines.append(f"gradient reaches {len(result.leaks)} token(s) that must never be trained:")
         for leak in result.leaks[:40]:
             turn = f", turn {leak.turn}" if leak.turn is not None else ""
-            lines.append(f"  {leak.fixture} sample {leak.sample} position {leak.position} {leak.token!r} ({leak.kind.value}{turn})")
+            lines.append(
+                f"  {leak.fixture} sample {leak.sample} position {leak.position} {leak.token!r} ({leak.kind.value}{turn})"
+            )
         if len(result.leaks) > 40:
             lines.append(f"  … and {len(result.leaks) - 40} more")
     lines += [f"not checked, the preprocessor failed: {e}" for e in result.errors]

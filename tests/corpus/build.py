@@ -60,15 +60,25 @@ class Written:
 
     def truth(self, think: str) -> Mapping[str, Any]:
         """The mode's verdict with {R} and {C} filled in."""
-        return {k: v.replace("{R}", R).replace("{C}", C) if isinstance(v, str) else v
-                for k, v in self.modes[think].items()}
+        return {
+            k: v.replace("{R}", R).replace("{C}", C) if isinstance(v, str) else v for k, v in self.modes[think].items()
+        }
 
 
 def written() -> dict[str, Written]:
     raw = tomllib.loads((Path(__file__).parent / "ground_truth.toml").read_text("utf-8"))["template"]
-    return {name: Written(t["file"], t["base"], t["shape"], {m: t[m] for m in ("on", "off")},
-                          tuple(t.get("tokens", ())), tuple(t.get("eos", ())),
-                          tuple(t.get("specials", {}).items())) for name, t in raw.items()}
+    return {
+        name: Written(
+            t["file"],
+            t["base"],
+            t["shape"],
+            {m: t[m] for m in ("on", "off")},
+            tuple(t.get("tokens", ())),
+            tuple(t.get("eos", ())),
+            tuple(t.get("specials", {}).items()),
+        )
+        for name, t in raw.items()
+    }
 
 
 def folder(pack: Path, corpus: Path, name: str, truth: Truth | Written, into: Path) -> Path:
@@ -122,7 +132,8 @@ def run(path: Path) -> Found:
         sample = result.samples[-1]
         prompt[think.value] = result.plans[-1].prompt
         trained[think.value] = loaded.tokenizer.decode(
-            [t for t, m in zip(sample.input_ids, sample.loss_mask, strict=True) if m])
+            [t for t, m in zip(sample.input_ids, sample.loss_mask, strict=True) if m]
+        )
     return Found(found, prompt, trained, na, run_cells(cellmodel.cells([str(path)])))
 
 
@@ -163,14 +174,16 @@ def verdicts(path: Path) -> dict[str, Verdict]:
 
 
 def judge(truth: Mapping[str, Any], verdict: Verdict) -> str:
-    """"right", "silently wrong: ..." (a span or a decision the truth does not have), or "refused: ..." (an honest
+    """ "right", "silently wrong: ..." (a span or a decision the truth does not have), or "refused: ..." (an honest
     error or N/A where the truth has an answer)."""
     if verdict.kind == "span":
         if "trained" not in truth:
             return f"silently wrong: trained {verdict.text!r} where the truth is {_said(truth)}"
         if verdict.text != truth["trained"] or not verdict.prompt.endswith(truth.get("prompt", "")):
-            return (f"silently wrong: trained {verdict.text!r} after a prompt ending {verdict.prompt[-60:]!r}; truth: "
-                    f"{truth['trained']!r} after {truth.get('prompt', '')!r}")
+            return (
+                f"silently wrong: trained {verdict.text!r} after a prompt ending {verdict.prompt[-60:]!r}; truth: "
+                f"{truth['trained']!r} after {truth.get('prompt', '')!r}"
+            )
         return "right"
     if verdict.kind == "na":
         if "na" in truth or ("undecided" in truth and truth.get("na_ok")):

@@ -51,26 +51,52 @@ def wanted() -> dict[str, str]:
 
 def missing(folder: Path, only: dict[str, str] | None = None) -> list[str]:
     """The templates not in `folder` with their recorded hash."""
-    return [path for path, digest in (wanted() if only is None else only).items()
-            if not (folder / path).is_file() or sha256((folder / path).read_bytes()) != digest]
+    return [
+        path
+        for path, digest in (wanted() if only is None else only).items()
+        if not (folder / path).is_file() or sha256((folder / path).read_bytes()) != digest
+    ]
 
 
 def download(source: dict, into: Path) -> Path:
     if source["kind"] == "npm":
         if shutil.which("npm") is None:
-            raise SystemExit(f"error: {source['package']} is an npm package and npm is not installed; fix: install "
-                             "npm (apt-get install npm), or fetch on a machine that has it")
-        subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(into), source["package"]], check=True,
-                       stdout=subprocess.DEVNULL)
+            raise SystemExit(
+                f"error: {source['package']} is an npm package and npm is not installed; fix: install "
+                "npm (apt-get install npm), or fetch on a machine that has it"
+            )
+        subprocess.run(
+            ["npm", "pack", "--silent", "--pack-destination", str(into), source["package"]],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     else:
-        binary = ["--no-binary", ":all:"] if source["kind"] == "pypi-sdist" else \
-            ["--only-binary", ":all:", "--python-version", "3.12"]  # axolotl's wheel asks for Python >= 3.12
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *binary, "-d", str(into),
-                        source["package"]], check=True)
+        binary = (
+            ["--no-binary", ":all:"]
+            if source["kind"] == "pypi-sdist"
+            else ["--only-binary", ":all:", "--python-version", "3.12"]
+        )  # axolotl's wheel asks for Python >= 3.12
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                *binary,
+                "-d",
+                str(into),
+                source["package"],
+            ],
+            check=True,
+        )
     archive = into / source["archive"]
     if sha256(archive.read_bytes()) != source["archive_sha256"]:
-        raise SystemExit(f"error: {archive.name}: hash mismatch (expected {source['archive_sha256']}); fix: check the "
-                         "package index you install from, or update provenance.toml with the new archive")
+        raise SystemExit(
+            f"error: {archive.name}: hash mismatch (expected {source['archive_sha256']}); fix: check the "
+            "package index you install from, or update provenance.toml with the new archive"
+        )
     return archive
 
 
@@ -87,8 +113,10 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
         with zipfile.ZipFile(archive) as whl:
             return {name: whl.read(source["member"] + name) for name in source["templates"]}
     with tarfile.open(archive) as tar:
-        return {name: tar.extractfile(source["member"] + name).read()  # type: ignore[union-attr]
-                for name in source["templates"]}
+        return {
+            name: tar.extractfile(source["member"] + name).read()  # type: ignore[union-attr]
+            for name in source["templates"]
+        }
 
 
 def fetch(folder: Path) -> None:

@@ -13,25 +13,44 @@ from pathlib import Path
 from typing import Any
 
 SYSTEM_MATH = {"role": "system", "content": "You are a helpful math tutor."}
-SINGLE = [{"role": "user", "content": "What is the capital of France?"},
-          {"role": "assistant", "content": "The capital of France is Paris."}]
-MULTI = [SYSTEM_MATH,
-         {"role": "user", "content": "What is 12 times 7?"}, {"role": "assistant", "content": "12 times 7 is 84."},
-         {"role": "user", "content": "And 84 divided by 4?"}, {"role": "assistant", "content": "84 divided by 4 is 21."},
-         {"role": "user", "content": "Is 21 a prime number?"},
-         {"role": "assistant", "content": "No. 21 = 3 × 7, so it is not prime."}]
+SINGLE = [
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "The capital of France is Paris."},
+]
+MULTI = [
+    SYSTEM_MATH,
+    {"role": "user", "content": "What is 12 times 7?"},
+    {"role": "assistant", "content": "12 times 7 is 84."},
+    {"role": "user", "content": "And 84 divided by 4?"},
+    {"role": "assistant", "content": "84 divided by 4 is 21."},
+    {"role": "user", "content": "Is 21 a prime number?"},
+    {"role": "assistant", "content": "No. 21 = 3 × 7, so it is not prime."},
+]
 REASONING = "In subtractive (paint) mixing, the primaries are usually taught as red, yellow and blue. Green is made from blue and yellow."
-REASONING_LAST = [{"role": "user", "content": "Name a primary colour."},
-                  {"role": "assistant", "content": "Red is a primary colour."},
-                  {"role": "user", "content": "Which two primary colours make green in paint?"},
-                  {"role": "assistant", "content": "Blue and yellow make green.", "reasoning_content": REASONING}]
+REASONING_LAST = [
+    {"role": "user", "content": "Name a primary colour."},
+    {"role": "assistant", "content": "Red is a primary colour."},
+    {"role": "user", "content": "Which two primary colours make green in paint?"},
+    {"role": "assistant", "content": "Blue and yellow make green.", "reasoning_content": REASONING},
+]
 FIXTURES = {"single_turn": SINGLE, "multi_turn": MULTI, "reasoning_last_turn": REASONING_LAST}
-FOLDERS = {"qwen3-8b": "Qwen--Qwen3-8B", "qwen2.5-7b": "Qwen--Qwen2.5-7B-Instruct", "qwq-32b": "Qwen--QwQ-32B",
-           "llama-3.1-8b": "meta-llama--Llama-3.1-8B-Instruct", "llama-3.2-3b": "meta-llama--Llama-3.2-3B-Instruct",
-           "deepseek-v3": "deepseek-ai--DeepSeek-V3", "gpt-oss-20b": "openai--gpt-oss-20b",
-           "mistral-nemo-2407": "mistralai--Mistral-Nemo-Instruct-2407"}
-HUB = {"qwen3-8b": "Qwen/Qwen3-8B", "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct", "qwq-32b": "Qwen/QwQ-32B",
-       "llama-3.2-3b": "meta-llama/Llama-3.2-3B-Instruct", "deepseek-v3": "deepseek-ai/DeepSeek-V3"}
+FOLDERS = {
+    "qwen3-8b": "Qwen--Qwen3-8B",
+    "qwen2.5-7b": "Qwen--Qwen2.5-7B-Instruct",
+    "qwq-32b": "Qwen--QwQ-32B",
+    "llama-3.1-8b": "meta-llama--Llama-3.1-8B-Instruct",
+    "llama-3.2-3b": "meta-llama--Llama-3.2-3B-Instruct",
+    "deepseek-v3": "deepseek-ai--DeepSeek-V3",
+    "gpt-oss-20b": "openai--gpt-oss-20b",
+    "mistral-nemo-2407": "mistralai--Mistral-Nemo-Instruct-2407",
+}
+HUB = {
+    "qwen3-8b": "Qwen/Qwen3-8B",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
+    "qwq-32b": "Qwen/QwQ-32B",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B-Instruct",
+    "deepseek-v3": "deepseek-ai/DeepSeek-V3",
+}
 
 
 def tokenizer(model: str) -> Any:
@@ -56,7 +75,6 @@ def runs(tok: Any, ids: list[int], trained: list[bool]) -> list[str]:
 def llamafactory(model: str, template: str, fixture: str, think: bool) -> list[str]:
     """LLaMA-Factory 0.9.5: a ShareGPT row (data/README.md) through its converter, template and supervised processor."""
     import copy
-    import json
 
     os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
     import transformers  # noqa: F401  (before the torchaudio placeholder: transformers probes for it)
@@ -73,13 +91,20 @@ def llamafactory(model: str, template: str, fixture: str, think: bool) -> list[s
     tpl = get_template_and_fix_tokenizer(tok, args)
     roles = {"system": "system", "user": "human", "assistant": "gpt"}
     open_, close = tpl.thought_words
-    conversations = [{"from": roles[m["role"]], "value": (f"{open_}{m['reasoning_content']}{close}{m['content']}"
-                                                           if m.get("reasoning_content") else m["content"])}
-                     for m in FIXTURES[fixture]]
+    conversations = [
+        {
+            "from": roles[m["role"]],
+            "value": (
+                f"{open_}{m['reasoning_content']}{close}{m['content']}" if m.get("reasoning_content") else m["content"]
+            ),
+        }
+        for m in FIXTURES[fixture]
+    ]
     attr = DatasetAttr("file", "row", formatting="sharegpt", messages="conversations", tools="tools")
     row = get_dataset_converter("sharegpt", attr, args)({"conversations": conversations, "tools": ""})
     out = SupervisedDatasetProcessor(template=tpl, tokenizer=tok, processor=None, data_args=args).preprocess_dataset(
-        {k: [v] for k, v in row.items()})
+        {k: [v] for k, v in row.items()}
+    )
     return runs(tok, out["input_ids"][0], [label != -100 for label in out["labels"][0]])
 
 
@@ -103,9 +128,17 @@ def ms_swift(model: str, fixture: str, think: bool | None) -> tuple[list[str], s
         warnings.simplefilter("ignore")
         template = get_template(tok, max_length=1 << 20, enable_thinking=think)
         template.set_mode("train")
-        messages = [{"role": m["role"], "content": (f"<think>\n{m['reasoning_content']}\n</think>\n\n{m['content']}"
-                                                    if m.get("reasoning_content") else m["content"])}
-                    for m in FIXTURES[fixture]]
+        messages = [
+            {
+                "role": m["role"],
+                "content": (
+                    f"<think>\n{m['reasoning_content']}\n</think>\n\n{m['content']}"
+                    if m.get("reasoning_content")
+                    else m["content"]
+                ),
+            }
+            for m in FIXTURES[fixture]
+        ]
         out = template.encode({"messages": messages})
     return runs(tok, out["input_ids"], [label != -100 for label in out["labels"]]), tok.decode(out["input_ids"])
 
@@ -119,9 +152,21 @@ def axolotl(model: str, fixture: str, kwargs: dict[str, Any]) -> list[str]:
     from axolotl.utils.dict import DictDefault
 
     tok = tokenizer(model)
-    cfg = DictDefault({"train_on_inputs": False, "sequence_len": 1 << 20, "chat_template": "tokenizer_default",
-                       "chat_template_kwargs": kwargs, "tokenizer_use_mistral_common": False})
-    ds_cfg = {"type": "chat_template", "field_messages": "messages", "roles_to_train": ["assistant"], "train_on_eos": "turn"}
+    cfg = DictDefault(
+        {
+            "train_on_inputs": False,
+            "sequence_len": 1 << 20,
+            "chat_template": "tokenizer_default",
+            "chat_template_kwargs": kwargs,
+            "tokenizer_use_mistral_common": False,
+        }
+    )
+    ds_cfg = {
+        "type": "chat_template",
+        "field_messages": "messages",
+        "roles_to_train": ["assistant"],
+        "train_on_eos": "turn",
+    }
     out = load(tok, cfg, ds_cfg).tokenize_prompt({"messages": FIXTURES[fixture]})
     return runs(tok, out["input_ids"], [label != -100 for label in out["labels"]])
 
@@ -137,13 +182,20 @@ def openrlhf(model: str, fixture: str, multiturn: bool) -> list[str]:
         from openrlhf.datasets import SFTDataset
 
     tok = tokenizer(model)
-    data = types.SimpleNamespace(input_key="messages", output_key=None, apply_chat_template=True,
-                                 tokenizer_chat_template=None)
+    data = types.SimpleNamespace(
+        input_key="messages", output_key=None, apply_chat_template=True, tokenizer_chat_template=None
+    )
     strategy = types.SimpleNamespace(args=types.SimpleNamespace(data=data))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dataset = SFTDataset(Dataset.from_list([{"messages": FIXTURES[fixture]}]), tok, 1 << 20, strategy,
-                             num_processors=None, multiturn=multiturn)
+        dataset = SFTDataset(
+            Dataset.from_list([{"messages": FIXTURES[fixture]}]),
+            tok,
+            1 << 20,
+            strategy,
+            num_processors=None,
+            multiturn=multiturn,
+        )
     input_ids, _, loss_mask = dataset[0]
     ids, mask = input_ids[0].tolist(), loss_mask[0].tolist()
     return runs(tok, ids, [False] + [bool(mask[j - 1]) for j in range(1, len(ids))])
@@ -173,8 +225,11 @@ def verl(model: str, fixture: str) -> list[str]:
         pandas.DataFrame([{"messages": FIXTURES[fixture]}]).to_parquet(path)
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sample = MultiTurnSFTDataset(str(path), tok, {"messages_key": "messages", "pad_mode": "no_padding",
-                                                           "truncation": "error", "max_length": 1 << 20})[0]
+            sample = MultiTurnSFTDataset(
+                str(path),
+                tok,
+                {"messages_key": "messages", "pad_mode": "no_padding", "truncation": "error", "max_length": 1 << 20},
+            )[0]
     return runs(tok, sample["input_ids"].tolist(), [bool(m) for m in sample["loss_mask"].tolist()])
 
 

@@ -14,7 +14,10 @@ from chat_template_harness.models.rules import Think
 from tests.frameworks.common import assert_installed, check
 from tests.helpers import assert_report_current
 
-pytestmark = [pytest.mark.axolotl, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
+pytestmark = [
+    pytest.mark.axolotl,
+    pytest.mark.frameworks,
+]  # run by `pytest -m frameworks` (a CI step), beside the reports
 _check = check
 
 

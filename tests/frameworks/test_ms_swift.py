@@ -13,7 +13,10 @@ from chat_template_harness.models.rules import Think
 from tests.frameworks.common import assert_installed, checker, shown
 from tests.helpers import assert_report_current
 
-pytestmark = [pytest.mark.swift, pytest.mark.frameworks]  # run by `pytest -m frameworks` (a CI step), beside the reports
+pytestmark = [
+    pytest.mark.swift,
+    pytest.mark.frameworks,
+]  # run by `pytest -m frameworks` (a CI step), beside the reports
 TRAILER = frozenset({"trailer"})
 
 

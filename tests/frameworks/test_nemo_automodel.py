@@ -45,9 +45,13 @@ def test_its_mask_generation_prompt_option_trains_the_reply_alone():
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize(("adapter", "name"), [
-    ("preprocess", "nemo-automodel.md"), ("mask_generation_prompt", "nemo-automodel-mask-generation-prompt.md"),
-])
+@pytest.mark.parametrize(
+    ("adapter", "name"),
+    [
+        ("preprocess", "nemo-automodel.md"),
+        ("mask_generation_prompt", "nemo-automodel-mask-generation-prompt.md"),
+    ],
+)
 def test_the_committed_nemo_automodel_reports_are_current(adapter: str, name: str):
     from tests.helpers import assert_report_current
 

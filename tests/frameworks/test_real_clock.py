@@ -22,7 +22,7 @@ from chat_template_harness.models.rules.pinned import PINNED_CLOCK
 from tests.frameworks.common import shown
 from tests.helpers import check_cell
 
-FRAMEWORK = '''
+FRAMEWORK = """
 import datetime
 
 from chat_template_harness.external import real_clock
@@ -38,7 +38,7 @@ def preprocess(request):
     prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
     reply_ids = tokenizer.encode(request.messages[-1]["content"] + "<|eot_id|>", add_special_tokens=False)
     return {"input_ids": prompt_ids + reply_ids, "loss_mask": [0] * len(prompt_ids) + [1] * len(reply_ids)}
-'''
+"""
 CELL = Cell("llama-3.2-3b", Think.OFF, "single_turn")
 
 
@@ -52,12 +52,17 @@ def _imported_at(clock: datetime, folder: Path, name: str):
     return module.preprocess
 
 
-@pytest.mark.parametrize("clock", [datetime(2030, 1, 2, 9, tzinfo=UTC), datetime(2031, 6, 30, 23, tzinfo=UTC)],
-                         ids=["2030-01-02", "2031-06-30"])
+@pytest.mark.parametrize(
+    "clock",
+    [datetime(2030, 1, 2, 9, tzinfo=UTC), datetime(2031, 6, 30, 23, tzinfo=UTC)],
+    ids=["2030-01-02", "2031-06-30"],
+)
 def test_a_date_computed_at_import_is_d(tmp_path: Path, clock: datetime):
     result = check_cell(_imported_at(clock, tmp_path, f"dated_{clock:%Y%m%d}"), CELL)
     assert result.status.name == "FAIL" and kinds.of_result(result) == ["D"], shown(result)
-    assert f"writes the date '{clock:%d %b %Y}' where the served prompt has '26 Jul 2024'" in result.violations[0].detail
+    assert (
+        f"writes the date '{clock:%d %b %Y}' where the served prompt has '26 Jul 2024'" in result.violations[0].detail
+    )
 
 
 def test_the_served_date_passes(tmp_path: Path):

@@ -75,23 +75,39 @@ def test_gpt_oss_writes_its_own_date_and_ends_replies_with_end_not_return():
     result = check_cell(specforge.gpt_oss, Cell("gpt-oss-20b", Think.ON, "single_turn"))
     assert result.status is Status.FAIL
     # its own fixed date, not the served one: D, the same way as any framework's date (contract/dates.py)
-    assert any(kinds.kind_of(v) == "D" and "'2025-06-28' where the served prompt has '2024-07-26'" in v.detail
-               for v in result.violations)
+    assert any(
+        kinds.kind_of(v) == "D" and "'2025-06-28' where the served prompt has '2024-07-26'" in v.detail
+        for v in result.violations
+    )
     assert any(run.endswith("<|end|>") for run in result.extra)
 
 
 @pytest.mark.parametrize("template", list(specforge.TEMPLATES))
 def test_the_committed_specforge_report_is_current(template: str):
-    assert_report_current(f"chat_template_harness.frameworks.specforge:{template.replace('-', '_')}",
-                          f"specforge-{template}.md")
+    assert_report_current(
+        f"chat_template_harness.frameworks.specforge:{template.replace('-', '_')}", f"specforge-{template}.md"
+    )
 
 
 # --- baselines through the CLI -------------------------------------------------------------------------------------
 
 
 def _check(capsys, *args: str) -> tuple[int, str]:
-    code = cli.main(["check", "chat_template_harness.frameworks.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "off",
-                     "--fixture", "single_turn", "--fixture", "multi_turn", *args])
+    code = cli.main(
+        [
+            "check",
+            "chat_template_harness.frameworks.specforge:qwen3_thinking",
+            "--model",
+            "qwen3-8b",
+            "--think",
+            "off",
+            "--fixture",
+            "single_turn",
+            "--fixture",
+            "multi_turn",
+            *args,
+        ]
+    )
     return code, capsys.readouterr().out
 
 
@@ -99,7 +115,9 @@ def test_a_baseline_turns_known_failures_into_a_green_run_and_catches_new_ones(c
     baseline = tmp_path / "baseline.txt"
     assert _check(capsys, "--baseline", str(baseline), "--update-baseline")[0] == 0
     assert [line.split()[0] for line in baseline.read_text().splitlines()[2:]] == [
-        "qwen3-8b/think-off/multi_turn", "qwen3-8b/think-off/single_turn"]
+        "qwen3-8b/think-off/multi_turn",
+        "qwen3-8b/think-off/single_turn",
+    ]
     code, out = _check(capsys, "--baseline", str(baseline))
     assert code == 0 and "2 known failure(s), 0 new, 0 stale" in out and "KNOWN" in out
     baseline.write_text("qwen3-8b/think-off/single_turn\n")  # multi_turn is now a new failure
@@ -110,8 +128,20 @@ def test_a_baseline_turns_known_failures_into_a_green_run_and_catches_new_ones(c
 def test_a_baseline_entry_that_passes_now_is_stale(capsys, tmp_path: Path):
     baseline = tmp_path / "baseline.txt"
     baseline.write_text("qwen3-8b/think-off/single_turn\n")
-    code = cli.main(["check", "chat_template_harness.examples.reference:preprocess", "--model", "qwen3-8b", "--think", "off",
-                     "--fixture", "single_turn", "--baseline", str(baseline)])
+    code = cli.main(
+        [
+            "check",
+            "chat_template_harness.examples.reference:preprocess",
+            "--model",
+            "qwen3-8b",
+            "--think",
+            "off",
+            "--fixture",
+            "single_turn",
+            "--baseline",
+            str(baseline),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "stale: qwen3-8b/think-off/single_turn passes now" in out
 
@@ -122,12 +152,33 @@ def test_an_unknown_allowance_is_one_error(capsys):
 
 
 def test_long_trained_runs_are_cut_with_the_count_left_out(capsys):
-    code = cli.main(["check", "chat_template_harness.frameworks.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
-                     "--fixture", "long_conversation"])
+    code = cli.main(
+        [
+            "check",
+            "chat_template_harness.frameworks.specforge:qwen3_thinking",
+            "--model",
+            "qwen3-8b",
+            "--think",
+            "on",
+            "--fixture",
+            "long_conversation",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "characters; --verbose shows all)" in out
-    cli.main(["check", "chat_template_harness.frameworks.specforge:qwen3_thinking", "--model", "qwen3-8b", "--think", "on",
-              "--fixture", "long_conversation", "--verbose"])
+    cli.main(
+        [
+            "check",
+            "chat_template_harness.frameworks.specforge:qwen3_thinking",
+            "--model",
+            "qwen3-8b",
+            "--think",
+            "on",
+            "--fixture",
+            "long_conversation",
+            "--verbose",
+        ]
+    )
     assert "--verbose shows all" not in capsys.readouterr().out
 
 
@@ -135,9 +186,26 @@ def test_the_plugin_takes_the_system_prompt_the_allowance_and_the_baseline(pytes
     pytester.makeini("[pytest]\ncth_preprocessor = chat_template_harness.frameworks.specforge:qwen3_instruct\n")
     (pytester.path / "baseline.txt").write_text("qwen3-8b/think-off/multi_turn\nqwen3-8b/think-off/with_system\n")
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-m", "cth", "--cth-model", "qwen3-8b", "--cth-think", "off",
-        "--cth-fixture", "single_turn", "--cth-fixture", "multi_turn", "--cth-fixture", "with_system",
-        "--cth-system-prompt", DEFAULT_SYSTEM, "--cth-allow", "trailer", "--cth-baseline", "baseline.txt",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "cth",
+        "--cth-model",
+        "qwen3-8b",
+        "--cth-think",
+        "off",
+        "--cth-fixture",
+        "single_turn",
+        "--cth-fixture",
+        "multi_turn",
+        "--cth-fixture",
+        "with_system",
+        "--cth-system-prompt",
+        DEFAULT_SYSTEM,
+        "--cth-allow",
+        "trailer",
+        "--cth-baseline",
+        "baseline.txt",
     )
     # single_turn passes (trailer allowed); multi_turn fails and is listed (xfail); with_system passes but is
     # listed, so its baseline entry is stale and fails

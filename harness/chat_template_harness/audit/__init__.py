@@ -51,5 +51,7 @@ def audit(
         raise HarnessError(f"{source} has no rows", "point at a dataset with at least one conversation")
     if summary.usable == 0:
         reasons = ", ".join(f"{r} ({n})" for r, n in summary.rejected.most_common(3))
-        raise HarnessError(f"no readable row in {source}: {reasons}", "check the file's format (see `cth audit --help`)")
+        raise HarnessError(
+            f"no readable row in {source}: {reasons}", "check the file's format (see `cth audit --help`)"
+        )
     return summary

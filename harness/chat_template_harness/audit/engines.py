@@ -51,16 +51,24 @@ def ray(job: Job, rows: Iterable[tuple[int, Any]], workers: int) -> Iterator[Row
     import ray as ray_module
 
     if not ray_module.is_initialized():
-        ray_module.init(address=os.environ.get("RAY_ADDRESS") or None, num_cpus=None if os.environ.get("RAY_ADDRESS") else workers,
-                        include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray_module.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            num_cpus=None if os.environ.get("RAY_ADDRESS") else workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     batch_fn = _batch_function(job)
     source = iter(rows)
     # blocks of rows go to the cluster as they are read; each block's outcomes come back before the next is read
     while block := list(islice(source, CHUNK * 64)):
         # a row that is not text is counted here: it has nothing for the cluster to check
         yield from (audit_row(job, n, raw) for n, raw in block if isinstance(raw, Unreadable))
-        items = [{"row": n, "raw": raw if isinstance(raw, str) else json.dumps(raw, default=str)}
-                 for n, raw in block if not isinstance(raw, Unreadable)]
+        items = [
+            {"row": n, "raw": raw if isinstance(raw, str) else json.dumps(raw, default=str)}
+            for n, raw in block
+            if not isinstance(raw, Unreadable)
+        ]
         if not items:
             continue
         ds = ray_module.data.from_items(items).map_batches(batch_fn, batch_size=CHUNK, batch_format="numpy")
@@ -72,7 +80,9 @@ def _batch_function(job: Job) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def audit_batch(batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        outcomes = [audit_row(job, int(n), str(raw)).to_json() for n, raw in zip(batch["row"], batch["raw"], strict=True)]
+        outcomes = [
+            audit_row(job, int(n), str(raw)).to_json() for n, raw in zip(batch["row"], batch["raw"], strict=True)
+        ]
         return {"outcome": np.array(outcomes, dtype=object)}
 
     return audit_batch

@@ -18,8 +18,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-WORDS = ("the", "model", "template", "token", "loss", "mask", "reply", "prompt", "data", "train", "serve", "sample",
-         "think", "answer", "because", "first", "then", "so", "we", "check", "every", "turn", "value", "result")
+WORDS = (
+    "the",
+    "model",
+    "template",
+    "token",
+    "loss",
+    "mask",
+    "reply",
+    "prompt",
+    "data",
+    "train",
+    "serve",
+    "sample",
+    "think",
+    "answer",
+    "because",
+    "first",
+    "then",
+    "so",
+    "we",
+    "check",
+    "every",
+    "turn",
+    "value",
+    "result",
+)
 CJK = ("你好", "世界", "模型", "训练", "数据", "こんにちは", "학습", "😀", "🎉", "✓")
 BROKEN = ("truncated JSON", "unknown role", "ends with the user", "empty conversation")
 
@@ -38,8 +62,13 @@ def _messages(rng: random.Random) -> list[dict[str, Any]]:
         if rng.random() < 0.1:
             args = {"query": _text(rng, 1, 4), "limit": rng.randint(1, 9)}
             arguments: Any = json.dumps(args) if rng.random() < 0.5 else args
-            msgs.append({"role": "assistant", "content": "", "tool_calls": [
-                {"type": "function", "function": {"name": "search", "arguments": arguments}}]})
+            msgs.append(
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"type": "function", "function": {"name": "search", "arguments": arguments}}],
+                }
+            )
             msgs.append({"role": "tool", "content": _text(rng, 3, 15)})
         reply: dict[str, Any] = {"role": "assistant", "content": _text(rng, 3, 60)}
         if rng.random() < 0.4:
@@ -54,8 +83,16 @@ def _as_format(rng: random.Random, index: int, msgs: list[dict[str, Any]]) -> di
         return {"messages": msgs}
     if shape < 0.8:
         speaker = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
-        return {"conversations": [{"from": speaker[m["role"]], "value": m["content"],
-                                   **{k: v for k, v in m.items() if k not in ("role", "content")}} for m in msgs]}
+        return {
+            "conversations": [
+                {
+                    "from": speaker[m["role"]],
+                    "value": m["content"],
+                    **{k: v for k, v in m.items() if k not in ("role", "content")},
+                }
+                for m in msgs
+            ]
+        }
     return {"id": f"row-{index}", "conversations": msgs}
 
 
@@ -104,7 +141,9 @@ def write_parquet(jsonl: Path, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m chat_template_harness.audit.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m chat_template_harness.audit.generate", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("rows", type=int)
     parser.add_argument("out", type=Path)
     parser.add_argument("--parquet", type=Path, help="also write the same rows as Parquet")

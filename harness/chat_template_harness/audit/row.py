@@ -118,7 +118,9 @@ def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
     if checked.code == "undecided":  # never trained on a guessed rule; counted, with the question and the fix
         return RowOutcome(number, UNDECIDED_ROWS, checked.reason)
     if checked.code.startswith("error."):  # the template itself cannot render this conversation
-        return RowOutcome(number, "the template cannot render it", checked.raised.message if checked.raised else checked.reason)
+        return RowOutcome(
+            number, "the template cannot render it", checked.raised.message if checked.raised else checked.reason
+        )
     out = RowOutcome(number)
     result = checked.result
     if result is not None:
@@ -130,7 +132,9 @@ def audit_row(job: Job, number: int, raw: Any) -> RowOutcome:
         return out
     if result is not None:  # the reference's own samples breaking the contract: a harness bug, counted apart
         required = None if job.settings.policy is Policy.ALL else [result.plans[-1].turn]
-        out.reference_violations = len(check_samples(ctx.loaded.tokenizer, result.plans, result.samples, required_turns=required))
+        out.reference_violations = len(
+            check_samples(ctx.loaded.tokenizer, result.plans, result.samples, required_turns=required)
+        )
     _preprocessor_findings(ctx, checked, out)
     return out
 
@@ -150,7 +154,9 @@ def _preprocessor_findings(ctx: Context, checked: cells.CellResult, out: RowOutc
     assert checked.result is not None
     for sample in checked.samples:
         roles = token_roles(ctx.loaded.tokenizer, checked.result.plans, sample.input_ids)
-        wrong.update(role.kind.value for role, m in zip(roles, sample.loss_mask, strict=True) if m and not role.trainable)
+        wrong.update(
+            role.kind.value for role, m in zip(roles, sample.loss_mask, strict=True) if m and not role.trainable
+        )
     out.wrong_tokens = dict(wrong)
 
 
@@ -160,4 +166,3 @@ def _token_kinds(result: Any) -> Counter[str]:
         for span in sample.spans:
             counts[span.kind.value] += span.end_token - span.first_token
     return counts
-

@@ -104,8 +104,10 @@ def _row(table: Any, number: int) -> Any:
             try:
                 table.column(name).to_pylist()
             except UnicodeDecodeError as exc:
-                return Unreadable(f"row {number}: column {name!r} holds byte 0x{exc.object[exc.start]:02x}, "
-                                  f"which is not UTF-8 (at byte {exc.start + 1} of its value)")
+                return Unreadable(
+                    f"row {number}: column {name!r} holds byte 0x{exc.object[exc.start]:02x}, "
+                    f"which is not UTF-8 (at byte {exc.start + 1} of its value)"
+                )
         raise
 
 

@@ -123,21 +123,39 @@ class Summary:
         preprocessor = None
         if s.preprocessor:
             preprocessor = {
-                "rows_checked": self.checked, "rows_wrong": self.wrong_rows, "rows_errored": self.errored,
-                "rows_unsupported": self.unsupported, "violations": dict(sorted(self.violations.items())),
-                "wrong_tokens": dict(self.wrong_tokens), "wrong_tokens_rows": dict(self.wrong_token_rows),
+                "rows_checked": self.checked,
+                "rows_wrong": self.wrong_rows,
+                "rows_errored": self.errored,
+                "rows_unsupported": self.unsupported,
+                "violations": dict(sorted(self.violations.items())),
+                "wrong_tokens": dict(self.wrong_tokens),
+                "wrong_tokens_rows": dict(self.wrong_token_rows),
                 "worst": [{"row": -r, "wrong_tokens": n, "detail": d} for n, r, d in sorted(self.worst, reverse=True)],
             }
         return {
-            "schema": 1, "source": self.source, "model": s.model, "think": s.think, "policy": s.policy,
-            "callable": s.preprocessor, "served_by": s.settings.served_by,
-            "rows": {"total": self.total, "usable": self.usable, "rejected": sum(self.rejected.values()),
-                     "not_applicable": self.not_applicable},
-            "rejected": {k: {"rows": n, "examples": [{"row": r, "detail": d} for r, d in sorted(self.examples[k])]}
-                         for k, n in self.rejected.most_common()},
-            "reference": {"samples": self.samples, "tokens": dict(self.tokens),
-                          "rows_with_reasoning_dropped": self.reasoning_dropped,
-                          "rows_violating": self.reference_violating},
+            "schema": 1,
+            "source": self.source,
+            "model": s.model,
+            "think": s.think,
+            "policy": s.policy,
+            "callable": s.preprocessor,
+            "served_by": s.settings.served_by,
+            "rows": {
+                "total": self.total,
+                "usable": self.usable,
+                "rejected": sum(self.rejected.values()),
+                "not_applicable": self.not_applicable,
+            },
+            "rejected": {
+                k: {"rows": n, "examples": [{"row": r, "detail": d} for r, d in sorted(self.examples[k])]}
+                for k, n in self.rejected.most_common()
+            },
+            "reference": {
+                "samples": self.samples,
+                "tokens": dict(self.tokens),
+                "rows_with_reasoning_dropped": self.reasoning_dropped,
+                "rows_violating": self.reference_violating,
+            },
             "preprocessor": preprocessor,
             "sample": self._sample_json(),
         }
@@ -163,8 +181,13 @@ class Summary:
         for name, (hits, n) in self.rates().items():
             low, high = wilson(hits, n)
             estimates[name] = {"rows": hits, "of": n, "rate": hits / n if n else 0.0, "low": low, "high": high}
-        return {"plan": self.plan.describe(), "seed": self.plan.seed, "rows": self.total, "population": self.population,
-                "estimates": estimates}
+        return {
+            "plan": self.plan.describe(),
+            "seed": self.plan.seed,
+            "rows": self.total,
+            "population": self.population,
+            "estimates": estimates,
+        }
 
     def lines(self) -> list[str]:
         """The report as Markdown lines (the terminal shows the same, through rich)."""
@@ -219,8 +242,10 @@ class Summary:
             "|---|---|---|---|",
         ]
         for name, e in sample["estimates"].items():
-            out.append(f"| {name.replace('_', ' ')} | {e['rows']} of {e['of']} | {e['rate']:.2%} | "
-                       f"{e['low']:.2%} – {e['high']:.2%} |")
+            out.append(
+                f"| {name.replace('_', ' ')} | {e['rows']} of {e['of']} | {e['rate']:.2%} | "
+                f"{e['low']:.2%} – {e['high']:.2%} |"
+            )
         return [*out, ""]
 
     def _preprocessor_lines(self, p: dict[str, Any]) -> list[str]:

@@ -15,7 +15,12 @@ from chat_template_harness.contract.invariants import Violation, check_determini
 
 
 def call(
-    preprocessor: external.Preprocessor, request: external.Request, *, vocab: int, timeout: float | None, determinism: bool
+    preprocessor: external.Preprocessor,
+    request: external.Request,
+    *,
+    vocab: int,
+    timeout: float | None,
+    determinism: bool,
 ) -> tuple[list[external.ExternalSample], list[Violation]]:
     """The preprocessor's samples for one request, and invariant 6's findings (none when `determinism` is off).
 

@@ -17,7 +17,14 @@ from chat_template_harness.cells import guard
 from chat_template_harness.cells.model import Cell, CellResult, Settings, Status, declared
 from chat_template_harness.contract import conversation, dates, kinds
 from chat_template_harness.contract.invariants import Violation, check_determinism, check_samples
-from chat_template_harness.contract.sample import CellNotApplicable, CellUndecided, Policy, Preprocessed, preprocess, resolve_mode
+from chat_template_harness.contract.sample import (
+    CellNotApplicable,
+    CellUndecided,
+    Policy,
+    Preprocessed,
+    preprocess,
+    resolve_mode,
+)
 from chat_template_harness.contract.tokens import decode
 from chat_template_harness.errors import HarnessError, TemplateDriftError
 from chat_template_harness.models import source
@@ -25,8 +32,10 @@ from chat_template_harness.models.rules import Family
 from chat_template_harness.models.rules.registry import family_for
 from chat_template_harness.serving import served
 
+DEFAULT = Settings()
 
-def run(cells: Iterable[Cell], settings: Settings = Settings()) -> list[CellResult]:
+
+def run(cells: Iterable[Cell], settings: Settings = DEFAULT) -> list[CellResult]:
     return [run_cell(c, settings) for c in cells]
 
 
@@ -65,33 +74,61 @@ def run_conversation(
         request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
         try:
             theirs, clock = guard.call(
-                preprocessor, request, vocab=len(loaded.tokenizer), timeout=settings.timeout, determinism=settings.determinism
+                preprocessor,
+                request,
+                vocab=len(loaded.tokenizer),
+                timeout=settings.timeout,
+                determinism=settings.determinism,
             )
         except external.Unsupported as exc:
-            return dataclasses.replace(base, reason=f"the preprocessor does not support this cell: {exc}",
-                                       error=str(exc), code="na.preprocessor")
+            return dataclasses.replace(
+                base,
+                reason=f"the preprocessor does not support this cell: {exc}",
+                error=str(exc),
+                code="na.preprocessor",
+            )
         except (Exception, SystemExit) as exc:  # the preprocessor's own failure is a finding for this cell, not a crash
             line = guard.raised_line(exc)
-            return dataclasses.replace(base, status=Status.FAIL, reason=f"the preprocessor raised {line}", error=line,
-                                       code="fail.raised")
+            return dataclasses.replace(
+                base, status=Status.FAIL, reason=f"the preprocessor raised {line}", error=line, code="fail.raised"
+            )
     # the reference after the preprocessor: a cell it declines costs no reference render
     policy = settings.policy if preprocessor is None else Policy.ALL
 
     def produce() -> Preprocessed:
-        return preprocess(loaded.tokenizer, sent, fam, cell.think, policy, served.served_by(
-            settings.served_by, loaded.tokenizer, fam, mode, sent.tools))
+        return preprocess(
+            loaded.tokenizer,
+            sent,
+            fam,
+            cell.think,
+            policy,
+            served.served_by(settings.served_by, loaded.tokenizer, fam, mode, sent.tools),
+        )
 
     try:
         reference = produce()
     except TemplateDriftError as error:
-        return dataclasses.replace(base, status=Status.ERROR, code="error.drift", raised=error,
-                                   reason=f"the template does not render this cell as the rules say: {error}")
+        return dataclasses.replace(
+            base,
+            status=Status.ERROR,
+            code="error.drift",
+            raised=error,
+            reason=f"the template does not render this cell as the rules say: {error}",
+        )
     except HarnessError as error:  # the server's own renderer refuses this conversation as sent
-        return dataclasses.replace(base, status=Status.ERROR, code="error.server", raised=error,
-                                   reason=f"{settings.served_by} cannot serve it: {error}")
+        return dataclasses.replace(
+            base,
+            status=Status.ERROR,
+            code="error.server",
+            raised=error,
+            reason=f"{settings.served_by} cannot serve it: {error}",
+        )
     base = dataclasses.replace(base, result=reference)
-    required = None if settings.policy is Policy.ALL and preprocessor is None else (
-        [p.turn for p in reference.plans] if settings.policy is Policy.ALL else [reference.plans[-1].turn])
+    required = (
+        None
+        if settings.policy is Policy.ALL and preprocessor is None
+        else ([p.turn for p in reference.plans] if settings.policy is Policy.ALL else [reference.plans[-1].turn])
+    )
     if theirs is None:
         found = check_samples(loaded.tokenizer, reference.plans, reference.samples, required_turns=required)
         if settings.determinism:
@@ -100,22 +137,34 @@ def run_conversation(
     # a date of the preprocessor's own where the served prompt has the pinned one: D, and judged otherwise as re-dated
     dated = dates.written_dates(loaded.tokenizer, reference.plans, theirs)
     plans = dates.redated(reference.plans, dated)
-    found = dates.violations(dated) + check_samples(loaded.tokenizer, plans, theirs, required_turns=required) + [
-        _with_clock_source(v, loaded.chat_template) for v in clock
-    ]
+    found = (
+        dates.violations(dated)
+        + check_samples(loaded.tokenizer, plans, theirs, required_turns=required)
+        + [_with_clock_source(v, loaded.chat_template) for v in clock]
+    )
     ours = {r for s in reference.samples for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
     runs = {r for s in theirs for r in trained_runs(loaded.tokenizer, s.input_ids, s.loss_mask)}
     # under `last`, a preprocessor that trains only the final turn is right not to train the others
-    base = dataclasses.replace(base, samples=tuple(theirs), extra=tuple(sorted(runs - ours)),
-                               missing=tuple(sorted(ours - runs)) if settings.policy is Policy.ALL else ())
+    base = dataclasses.replace(
+        base,
+        samples=tuple(theirs),
+        extra=tuple(sorted(runs - ours)),
+        missing=tuple(sorted(ours - runs)) if settings.policy is Policy.ALL else (),
+    )
     return _verdict(base, found, settings)
 
 
 def _verdict(base: CellResult, found: list[Violation], settings: Settings) -> CellResult:
     failing, allowed = kinds.split_allowed(kinds.by_severity(found), settings.allow)
     if failing:
-        return dataclasses.replace(base, status=Status.FAIL, reason=failing[0].format().splitlines()[0],
-                                   violations=tuple(failing), allowed=tuple(allowed), code="fail.violations")
+        return dataclasses.replace(
+            base,
+            status=Status.FAIL,
+            reason=failing[0].format().splitlines()[0],
+            violations=tuple(failing),
+            allowed=tuple(allowed),
+            code="fail.violations",
+        )
     return dataclasses.replace(base, status=Status.PASS, allowed=tuple(allowed), code="pass")
 
 

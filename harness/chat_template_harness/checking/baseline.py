@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ def read(path: Path | str) -> dict[str, Counts | None]:
     """cell id -> its recorded counts (None: an id-only line, which records none)."""
     file = Path(path)
     if not file.is_file():
-        raise HarnessError(f"baseline {path} does not exist", "create it with --update-baseline (it lists the cells that fail now)")
+        raise HarnessError(
+            f"baseline {path} does not exist", "create it with --update-baseline (it lists the cells that fail now)"
+        )
     try:
         lines = file.read_text("utf-8").splitlines()
     except UnicodeDecodeError:
@@ -64,11 +66,15 @@ def read(path: Path | str) -> dict[str, Counts | None]:
         try:
             counts = {k: int(n) for k, _, n in (f.partition("×") for f in fields)} if fields else None
         except ValueError:
-            raise HarnessError(f"baseline {path}, line {number}: {line.strip()!r} is not `<cell id>  <kind>×<count> …`",
-                               "rewrite it with --update-baseline") from None
+            raise HarnessError(
+                f"baseline {path}, line {number}: {line.strip()!r} is not `<cell id>  <kind>×<count> …`",
+                "rewrite it with --update-baseline",
+            ) from None
         out[cell] = counts
         if counts and not set(counts) <= set(kinds.ORDER):
-            raise HarnessError(f"baseline {path}, line {number}: unknown kind in {line.strip()!r}", "rewrite it with --update-baseline")
+            raise HarnessError(
+                f"baseline {path}, line {number}: unknown kind in {line.strip()!r}", "rewrite it with --update-baseline"
+            )
     return out
 
 
@@ -98,8 +104,11 @@ def worse_than(now: Counts, recorded: Counts | None) -> str:
     """What grew since the baseline, `E×1→3, P×0→2` ("" when nothing did, or nothing was recorded)."""
     if recorded is None:
         return ""
-    grew = [f"{k}×{recorded.get(k, 0)}→{n}" for k, n in sorted(now.items(), key=lambda kv: kinds.ORDER[kv[0]])
-            if n > recorded.get(k, 0)]
+    grew = [
+        f"{k}×{recorded.get(k, 0)}→{n}"
+        for k, n in sorted(now.items(), key=lambda kv: kinds.ORDER[kv[0]])
+        if n > recorded.get(k, 0)
+    ]
     return ", ".join(grew)
 
 

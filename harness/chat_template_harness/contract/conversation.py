@@ -30,8 +30,16 @@ from chat_template_harness.errors import FixtureError
 ROLES = ("system", "user", "assistant", "tool")
 REASONING_ALIASES = ("reasoning_content", "reasoning", "thinking")
 # ShareGPT's `from` values (as written by FastChat, EAGLE and the datasets built on them)
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system", "tool": "tool", "function": "tool", "observation": "tool"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function": "tool",
+    "observation": "tool",
+}
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,9 @@ def parse(data: Any, *, name: str, source: str) -> Conversation:
     where = _Where(source)
     data, tools, description = _unwrap(data, where)
     if not isinstance(data, list) or not data:
-        raise FixtureError(f"{where}: expected a non-empty list of messages, got {_kind(data)}", FIX_FORMAT, code="empty-conversation")
+        raise FixtureError(
+            f"{where}: expected a non-empty list of messages, got {_kind(data)}", FIX_FORMAT, code="empty-conversation"
+        )
     if not isinstance(tools, list) or not all(isinstance(t, Mapping) for t in tools):
         raise FixtureError(f"{where}: `tools` must be a list of function schemas", FIX_FORMAT, code="other")
     messages = tuple(_message(raw, _Where(source, i)) for i, raw in enumerate(data))
@@ -126,7 +136,11 @@ def _unwrap(data: Any, where: _Where) -> tuple[Any, Any, str]:
     key = next((k for k in ("messages", "conversations") if data.get(k) is not None), None)
     if key is None:
         keys = ", ".join(sorted(map(str, data))[:6]) or "none"
-        raise FixtureError(f"{where}: object has no `messages` or `conversations` list (keys: {keys})", FIX_FORMAT, code="empty-conversation")
+        raise FixtureError(
+            f"{where}: object has no `messages` or `conversations` list (keys: {keys})",
+            FIX_FORMAT,
+            code="empty-conversation",
+        )
     return data[key], data.get("tools") or [], str(data.get("description", ""))
 
 
@@ -141,7 +155,8 @@ def _message(raw: Any, where: _Where) -> Message:
     role = raw.get("role")
     if role not in ROLES:
         raise FixtureError(
-            f"{where} has unknown role {role!r}", f"use one of {', '.join(ROLES)} (map e.g. 'bot' to 'assistant')",
+            f"{where} has unknown role {role!r}",
+            f"use one of {', '.join(ROLES)} (map e.g. 'bot' to 'assistant')",
             code="unknown-role",
         )
     content = raw.get("content")
@@ -151,7 +166,11 @@ def _message(raw: Any, where: _Where) -> Message:
     reasoning = _reasoning(raw, where)
     tool_calls = tuple(_tool_call(c, where) for c in _list_of_calls(raw.get("tool_calls"), where))
     if role != "assistant" and (reasoning or tool_calls):
-        raise FixtureError(f"{where} ({role}) carries reasoning or tool calls", "only assistant messages may have them", code="bad-reasoning")
+        raise FixtureError(
+            f"{where} ({role}) carries reasoning or tool calls",
+            "only assistant messages may have them",
+            code="bad-reasoning",
+        )
     given: str | None = None
     if role == "assistant" and "</think>" in content:
         if reasoning:
@@ -215,7 +234,11 @@ def _text_of(content: Any, role: str, where: _Where) -> str:
 def _check_text(text: str, where: str) -> None:
     """Text a tokenizer can take: valid Unicode, no NUL."""
     if "\x00" in text:
-        raise FixtureError(f"{where} holds a NUL character at {text.index(chr(0))}", "remove the NUL bytes (a binary file or a bad export?)", code="invalid-text")
+        raise FixtureError(
+            f"{where} holds a NUL character at {text.index(chr(0))}",
+            "remove the NUL bytes (a binary file or a bad export?)",
+            code="invalid-text",
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -230,7 +253,11 @@ def _list_of_calls(calls: Any, where: _Where) -> list[Any]:
     if calls is None:
         return []
     if not isinstance(calls, list):
-        raise FixtureError(f"{where}: `tool_calls` must be a list, got {type(calls).__name__}", 'write [{"function": {"name", "arguments"}}]', code="bad-tool-call")
+        raise FixtureError(
+            f"{where}: `tool_calls` must be a list, got {type(calls).__name__}",
+            'write [{"function": {"name", "arguments"}}]',
+            code="bad-tool-call",
+        )
     return calls
 
 
@@ -245,7 +272,8 @@ def _reasoning(raw: Mapping[str, Any], where: _Where) -> str:
     value = given[0][1] if given else ""
     if not isinstance(value, str):
         raise FixtureError(
-            f"{where}: reasoning ({given[0][0]}) is a {type(value).__name__}, not a string", "write reasoning_content as a string",
+            f"{where}: reasoning ({given[0][0]}) is a {type(value).__name__}, not a string",
+            "write reasoning_content as a string",
             code="bad-reasoning",
         )
     return value
@@ -261,15 +289,23 @@ def _split_inline_think(content: str) -> tuple[str, str]:
 def _tool_call(raw: Any, where: _Where) -> ToolCall:
     fn = raw.get("function", raw) if isinstance(raw, Mapping) else None
     if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
-        raise FixtureError(f"{where} has a tool call without a function name", 'write {"function": {"name", "arguments"}}', code="bad-tool-call")
+        raise FixtureError(
+            f"{where} has a tool call without a function name",
+            'write {"function": {"name", "arguments"}}',
+            code="bad-tool-call",
+        )
     args = fn.get("arguments", {})
     if isinstance(args, str):
         try:
             args = json.loads(args)
         except json.JSONDecodeError as exc:
-            raise FixtureError(f"{where}: tool call arguments are not valid JSON ({exc})", "fix the arguments", code="bad-tool-call") from exc
+            raise FixtureError(
+                f"{where}: tool call arguments are not valid JSON ({exc})", "fix the arguments", code="bad-tool-call"
+            ) from exc
     if not isinstance(args, Mapping):
-        raise FixtureError(f"{where}: tool call arguments must be an object", "give arguments as a JSON object", code="bad-tool-call")
+        raise FixtureError(
+            f"{where}: tool call arguments must be an object", "give arguments as a JSON object", code="bad-tool-call"
+        )
     return ToolCall(fn["name"], args)
 
 
@@ -289,11 +325,21 @@ def _check_order(messages: Sequence[Message], source: str) -> None:
                 code="two-assistant-turns",
             )
         if m.role == "system" and i != 0:
-            raise FixtureError(f"{_Where(source, i)}: system message after the start", "put the system message first", code="other")
+            raise FixtureError(
+                f"{_Where(source, i)}: system message after the start", "put the system message first", code="other"
+            )
         if m.role == "tool" and not any(p.tool_calls for p in messages[:i]):
-            raise FixtureError(f"{_Where(source, i)}: tool result with no earlier tool call", "add the assistant tool call", code="tool-result-without-call")
+            raise FixtureError(
+                f"{_Where(source, i)}: tool result with no earlier tool call",
+                "add the assistant tool call",
+                code="tool-result-without-call",
+            )
     if not any(m.role == "user" for m in messages):
-        raise FixtureError(f"{source}: conversation has no user message", "add the user message the assistant answers", code="no-user-message")
+        raise FixtureError(
+            f"{source}: conversation has no user message",
+            "add the user message the assistant answers",
+            code="no-user-message",
+        )
 
 
 # --- loading -------------------------------------------------------------------------------------------------------
@@ -331,9 +377,13 @@ def load(ref: str) -> Conversation:
 def _read(path: Path) -> str:
     """A conversation file's text, or one FixtureError that says what is wrong with the file itself."""
     if path.is_dir():
-        raise FixtureError(f"{path} is a directory, not a conversation file", "pass a .json file inside it", code="other")
+        raise FixtureError(
+            f"{path} is a directory, not a conversation file", "pass a .json file inside it", code="other"
+        )
     if not path.exists():
-        raise FixtureError(f"conversation file {path} does not exist", "check the path, or pass a built-in fixture name", code="other")
+        raise FixtureError(
+            f"conversation file {path} does not exist", "check the path, or pass a built-in fixture name", code="other"
+        )
     if not path.is_file():
         raise FixtureError(f"{path} is not a regular file", "pass a .json file holding one conversation", code="other")
     data = path.read_bytes()
@@ -343,7 +393,7 @@ def _read(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FixtureError(
-            f"{path} is not valid UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r})",
+            f"{path} is not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r})",
             "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
             code="other",
         ) from None
@@ -353,7 +403,11 @@ def _decode(text: str, *, name: str, source: str) -> Conversation:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FixtureError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", FIX_FORMAT, code="malformed-json") from exc
+        raise FixtureError(
+            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            FIX_FORMAT,
+            code="malformed-json",
+        ) from exc
     except RecursionError:
         raise FixtureError(f"{source} nests JSON too deeply to read", FIX_FORMAT, code="malformed-json") from None
     return parse(data, name=name, source=source)

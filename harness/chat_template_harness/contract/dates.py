@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from chat_template_harness.contract.invariants import Invariant, SampleLike, Violation
-from chat_template_harness.models.rules.pinned import PINNED_CLOCK
 from chat_template_harness.contract.tokens import decode
 from chat_template_harness.contract.turns import TurnPlan
+from chat_template_harness.models.rules.pinned import PINNED_CLOCK
 
 # the formats templates and frameworks write dates in (Llama's `%d %b %Y`, gpt-oss's ISO date), and each field's shape
 FORMATS = ("%d %b %Y", "%d %B %Y", "%Y-%m-%d", "%B %d, %Y")
@@ -48,7 +48,7 @@ def _served(plans: Sequence[TurnPlan]) -> list[tuple[str, str, str]]:
         served = PINNED_CLOCK.strftime(fmt)
         at = prompt.find(served)
         if at > 0:
-            out.append((fmt, served, prompt[max(0, at - CONTEXT):at]))
+            out.append((fmt, served, prompt[max(0, at - CONTEXT) : at]))
     return out
 
 
@@ -77,9 +77,14 @@ def redated(plans: Sequence[TurnPlan], dated: Sequence[Dated]) -> list[TurnPlan]
     """The plans with the served date replaced by the date the samples write (the first sample's, per format)."""
     out = list(plans)
     for served, written in dict((d.served, d.written) for d in dated).items():
-        out = [dataclasses.replace(p, prompt=p.prompt.replace(served, written),
-                                   header_start=p.header_start + p.prompt[: p.header_start].count(served) * (len(written) - len(served)))
-               for p in out]
+        out = [
+            dataclasses.replace(
+                p,
+                prompt=p.prompt.replace(served, written),
+                header_start=p.header_start + p.prompt[: p.header_start].count(served) * (len(written) - len(served)),
+            )
+            for p in out
+        ]
     return out
 
 

@@ -108,7 +108,9 @@ class Violation:
         if self.positions and not self.tokens:
             line += f"\n    from position {self.positions[0]}"
         elif self.positions:
-            shown = ", ".join(f"{p}:{t!r}" for p, t in zip(self.positions[:MAX_SHOWN], self.tokens[:MAX_SHOWN], strict=False))
+            shown = ", ".join(
+                f"{p}:{t!r}" for p, t in zip(self.positions[:MAX_SHOWN], self.tokens[:MAX_SHOWN], strict=False)
+            )
             more = f" … (+{len(self.positions) - MAX_SHOWN})" if len(self.positions) > MAX_SHOWN else ""
             line += f"\n    tokens {shown}{more}"
         return line
@@ -173,13 +175,15 @@ def _as_targets(sample: SampleLike) -> tuple[SampleLike, tuple[int, ...]]:
     if labels is None:
         return sample, ()
     ids, mask = tuple(sample.input_ids), tuple(sample.loss_mask)
-    differ = tuple(p for p, (i, m, l) in enumerate(zip(ids, mask, labels, strict=True)) if m and l != i)
+    differ = tuple(p for p, (i, m, lab) in enumerate(zip(ids, mask, labels, strict=True)) if m and lab != i)
     if not differ:
         return sample, ()
-    return _Targets(tuple(l if m else i for i, m, l in zip(ids, mask, labels, strict=True)), mask), differ
+    return _Targets(tuple(lab if m else i for i, m, lab in zip(ids, mask, labels, strict=True)), mask), differ
 
 
-def _labels_add(tokenizer: Any, plans: Sequence[TurnPlan], given: SampleLike, found: list[Violation], index: int) -> bool:
+def _labels_add(
+    tokenizer: Any, plans: Sequence[TurnPlan], given: SampleLike, found: list[Violation], index: int
+) -> bool:
     """Whether what the labels teach breaks the contract where the input ids alone do not: a right label over
     another input id (the stop token where efficient_eos writes the next header) is no fault of the labels, even
     in a sample that fails for another reason."""
@@ -192,7 +196,7 @@ def _labels_add(tokenizer: Any, plans: Sequence[TurnPlan], given: SampleLike, fo
 
 
 def _label_violation(tokenizer: Any, given: SampleLike, positions: tuple[int, ...], index: int) -> Violation:
-    labels = getattr(given, "labels")
+    labels: Sequence[int] = getattr(given, "labels", None) or ()  # only samples that return labels reach here
     shown = positions[:MAX_SHOWN]
     pairs = ", ".join(
         f"{p}: label {token_strings(tokenizer, [labels[p]])[0]!r} on input {token_strings(tokenizer, [given.input_ids[p]])[0]!r}"
@@ -209,7 +213,9 @@ def _label_violation(tokenizer: Any, given: SampleLike, positions: tuple[int, ..
     )
 
 
-def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, index: int) -> tuple[list[Violation], set[int]]:
+def _check_one(
+    tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, index: int
+) -> tuple[list[Violation], set[int]]:
     ids = list(map(int, sample.input_ids))
     mask = list(map(int, sample.loss_mask))
     out: list[Violation] = []
@@ -242,7 +248,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
         out.append(
             Violation(
                 Invariant.WHOLE_STRING,
-                f"decode(input_ids) differs from the sample's text at character {at}: {text[at:at+20]!r} vs {given[at:at+20]!r}",
+                f"decode(input_ids) differs from the sample's text at character {at}: {text[at : at + 20]!r} vs {given[at : at + 20]!r}",
                 sample=index,
             )
         )
@@ -257,8 +263,10 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
     # empty think blocks read off the text itself, except inside an answer, where such text is the data's own
     # (a tool call's arguments may hold `<think></think>`); in reasoning or anywhere else they are never trained
     from_text = [
-        r for r in injected
-        if r.turn == -1 and not any(c.kind is Kind.CONTENT and c.start <= r.start and r.end <= c.end for c in trained_regions)
+        r
+        for r in injected
+        if r.turn == -1
+        and not any(c.kind is Kind.CONTENT and c.start <= r.start and r.end <= c.end for c in trained_regions)
     ]
     containing = _Containing(trained_regions)
     bulk = _inside_runs(offsets, mask, trained_regions, from_text)
@@ -304,7 +312,7 @@ def _check_one(tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, in
                 Violation(
                     Invariant.REPLAY,
                     f"the ids before the generated span are not the served prompt's tokens: at position {at} the "
-                    f"server has {token_strings(tokenizer, prompt_ids[at:at+1])!r}",
+                    f"server has {token_strings(tokenizer, prompt_ids[at : at + 1])!r}",
                     sample=index,
                     turn=plan.turn,
                     positions=(at,),
@@ -394,8 +402,13 @@ def _sides(
 
 
 def _into_next_message(
-    plans: Sequence[TurnPlan], text: str, offsets: Sequence[tuple[int, int]], mask: Sequence[int], strings: Sequence[str],
-    index: int, generated: Sequence[_Region] = (),
+    plans: Sequence[TurnPlan],
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    mask: Sequence[int],
+    strings: Sequence[str],
+    index: int,
+    generated: Sequence[_Region] = (),
 ) -> list[Violation]:
     """2. A trained run that goes on past a stop token (and the template's trailer) into what follows it: the next
     message, another role's text (the next user turn, a tool result). A generated span ends with its stop token and
@@ -412,8 +425,10 @@ def _into_next_message(
         after = min(ends)
         after += next((len(t) for t in trailers if text.startswith(t, after)), 0)
         beyond = [
-            t for t in run
-            if offsets[t][0] >= after and offsets[t][1] > offsets[t][0]
+            t
+            for t in run
+            if offsets[t][0] >= after
+            and offsets[t][1] > offsets[t][0]
             and not any(r.start <= offsets[t][0] and offsets[t][1] <= r.end for r in generated)
         ]
         if beyond:
@@ -421,7 +436,7 @@ def _into_next_message(
                 Violation(
                     Invariant.NO_INJECTED_LOSS,
                     f"{len(beyond)} trained token(s) run past the stop token into the next message "
-                    f"({_short(text[after:offsets[beyond[-1]][1]])!r}): another role's text, never generated by this turn",
+                    f"({_short(text[after : offsets[beyond[-1]][1]])!r}): another role's text, never generated by this turn",
                     sample=index,
                     positions=tuple(beyond),
                     tokens=tuple(strings[t] for t in beyond),
@@ -442,7 +457,10 @@ def _as_tokenized(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sequence[TurnPla
 
     return [
         dataclasses.replace(
-            p, prompt=norm(p.prompt), opener=norm(p.opener), trailer=norm(p.trailer),
+            p,
+            prompt=norm(p.prompt),
+            opener=norm(p.opener),
+            trailer=norm(p.trailer),
             pieces=tuple(dataclasses.replace(piece, text=norm(piece.text)) for piece in p.pieces),
             header_start=len(norm(p.prompt[: p.header_start])),
         )
@@ -465,7 +483,11 @@ def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_
             label = "an empty think block" if empty else "the generation prompt's opener"
             injected.append(_Region(plan.turn, plan.opener_kind, opener_start, start, label, "E" if empty else "H"))
         if plan.header_start < opener_start:
-            injected.append(_Region(plan.turn, Kind.INJECTED, plan.header_start, opener_start, "the generation prompt's role header"))
+            injected.append(
+                _Region(
+                    plan.turn, Kind.INJECTED, plan.header_start, opener_start, "the generation prompt's role header"
+                )
+            )
         if not text.startswith(plan.body, start):
             continue
         appearing.append(plan)
@@ -474,7 +496,16 @@ def _layout(plans: Sequence[TurnPlan], text: str) -> tuple[list[_Region], list[_
             (trained_regions if piece.kind.trained else injected).append(region)
             start = region.end
         if plan.trailer and text.startswith(plan.trailer, start):
-            injected.append(_Region(plan.turn, Kind.INJECTED, start, start + len(plan.trailer), "the template's text after the stop token", "T"))
+            injected.append(
+                _Region(
+                    plan.turn,
+                    Kind.INJECTED,
+                    start,
+                    start + len(plan.trailer),
+                    "the template's text after the stop token",
+                    "T",
+                )
+            )
     for m in EMPTY_THINK.finditer(text):
         injected.append(_Region(-1, Kind.EMPTY_THINK, m.start(), m.end(), "an empty think block", "E"))
     # the family's own spelling of its empty block, newlines included (Qwen3's `<think>\n\n</think>\n\n`),
@@ -524,7 +555,9 @@ def _tokens_within(offsets: Sequence[tuple[int, int]], starts: list[int] | None,
     the first one by bisection instead of a scan of the whole sample for every turn."""
     first = bisect_left(starts, lo) if starts is not None else 0
     last = bisect_left(starts, hi, lo=first) if starts is not None else len(offsets)
-    return [t for t in range(first, last) if offsets[t][0] >= lo and offsets[t][1] <= hi and offsets[t][1] > offsets[t][0]]
+    return [
+        t for t in range(first, last) if offsets[t][0] >= lo and offsets[t][1] <= hi and offsets[t][1] > offsets[t][0]
+    ]
 
 
 def _inside_runs(
@@ -535,7 +568,11 @@ def _inside_runs(
     a turn's adjacent regions form one run, and a token is inside a run where its characters are, unless it
     overlaps an empty think block read off the text. None where offsets or regions are out of order."""
     starts, ends = [a for a, _ in offsets], [b for _, b in offsets]
-    if starts != sorted(starts) or ends != sorted(ends) or any(r.end > n.start for r, n in zip(regions, regions[1:])):
+    if (
+        starts != sorted(starts)
+        or ends != sorted(ends)
+        or any(r.end > n.start for r, n in zip(regions, regions[1:], strict=False))
+    ):
         return None
     runs: list[list[int]] = []
     for r in regions:
@@ -543,7 +580,12 @@ def _inside_runs(
             runs[-1][2] = r.end
         else:
             runs.append([r.turn, r.start, r.end])
-    excluded = {t for f in from_text for t in range(bisect_right(ends, f.start), bisect_left(starts, f.end)) if ends[t] > starts[t]}
+    excluded = {
+        t
+        for f in from_text
+        for t in range(bisect_right(ends, f.start), bisect_left(starts, f.end))
+        if ends[t] > starts[t]
+    }
     taken = bytearray(len(offsets))
     by_turn: dict[int, list[int]] = {}
     for turn, start, end in runs:
@@ -564,7 +606,7 @@ class _Containing:
     def __init__(self, regions: list[_Region]) -> None:
         self.regions = regions
         self.starts = [r.start for r in regions]
-        ordered = all(r.end <= n.start for r, n in zip(regions, regions[1:]))
+        ordered = all(r.end <= n.start for r, n in zip(regions, regions[1:], strict=False))
         self.candidates = self._near if ordered else (lambda a: regions)
 
     def _near(self, a: int) -> list[_Region]:
@@ -600,7 +642,9 @@ def _straddling(offsets: Sequence[tuple[int, int]], starts: list[int] | None, re
     if starts is not None and ends is not None and ends == sorted(ends):
         across = sorted({t for e in bounds for t in range(bisect_right(ends, e), bisect_left(starts, e))})
     else:
-        across = [t for t, (a, b) in enumerate(offsets) if (i := bisect_right(bounds, a)) < len(bounds) and bounds[i] < b]
+        across = [
+            t for t, (a, b) in enumerate(offsets) if (i := bisect_right(bounds, a)) < len(bounds) and bounds[i] < b
+        ]
     return [t for t in across if not _inside_trained_run(regions, *offsets[t])]
 
 
@@ -656,10 +700,15 @@ def _stray_violation(
             at = first_difference(ids, served_ids)
             detail = (
                 f"turn {plan.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
-                f"sample has {decode(tokenizer, ids[at:at+3])!r}, the served prompt {decode(tokenizer, served_ids[at:at+3])!r}"
+                f"sample has {decode(tokenizer, ids[at : at + 3])!r}, the served prompt {decode(tokenizer, served_ids[at : at + 3])!r}"
             )
             return Violation(
-                Invariant.REPLAY, detail, sample=index, turn=plan.turn, positions=tuple(run), tokens=tuple(strings[t] for t in run)
+                Invariant.REPLAY,
+                detail,
+                sample=index,
+                turn=plan.turn,
+                positions=tuple(run),
+                tokens=tuple(strings[t] for t in run),
             )
     served = [p for p in plans if text.startswith(p.prompt) and len(p.prompt) <= start]
     if owners and text.startswith(owners[0].prompt):
@@ -688,8 +737,8 @@ def _stray_violation(
         at = first_difference(ids, served_ids)
         detail = (
             f"the ids before these trained tokens are no turn's served prompt (closest: turn {plan.turn}, which "
-            f"differs at token {at}: the sample has {decode(tokenizer, ids[at:at+3])!r}, "
-            f"the server {decode(tokenizer, served_ids[at:at+3])!r})"
+            f"differs at token {at}: the sample has {decode(tokenizer, ids[at : at + 3])!r}, "
+            f"the server {decode(tokenizer, served_ids[at : at + 3])!r})"
         )
         turn = plan.turn
     return Violation(
@@ -709,19 +758,28 @@ def _reply(plan: TurnPlan) -> str:
 
 def check_determinism(
     produce: Callable[[], Sequence[SampleLike]],
-    clocks: tuple[datetime, datetime] = (datetime(2025, 1, 15, 9, 0, tzinfo=UTC), datetime(2031, 6, 30, 23, 0, tzinfo=UTC)),
+    clocks: tuple[datetime, datetime] = (
+        datetime(2025, 1, 15, 9, 0, tzinfo=UTC),
+        datetime(2031, 6, 30, 23, 0, tzinfo=UTC),
+    ),
 ) -> list[Violation]:
     """6. The same samples under two different wall clocks (templates that write today's date must be pinned)."""
     outputs = []
     for clock in clocks:
         import time_machine  # imported when a clock is frozen: it imports pytest (0.3-0.6 s at start-up)
+
         with time_machine.travel(clock, tick=False):
             outputs.append([(list(s.input_ids), list(s.loss_mask)) for s in produce()])
     first, second = outputs
     if first == second:
         return []
     if len(first) != len(second):
-        return [Violation(Invariant.DETERMINISM, f"{len(first)} samples on {clocks[0]:%Y-%m-%d}, {len(second)} on {clocks[1]:%Y-%m-%d}")]
+        return [
+            Violation(
+                Invariant.DETERMINISM,
+                f"{len(first)} samples on {clocks[0]:%Y-%m-%d}, {len(second)} on {clocks[1]:%Y-%m-%d}",
+            )
+        ]
     found = []
     for index, ((ids_a, mask_a), (ids_b, mask_b)) in enumerate(zip(first, second, strict=True)):
         if (ids_a, mask_a) != (ids_b, mask_b):

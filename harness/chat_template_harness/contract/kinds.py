@@ -23,13 +23,19 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("O", "the rules disagree with the template (the verdict itself is in doubt)"),
     ("E", "an empty think block is trained"),
     ("P", "a reply is trained after a prompt the server never sends"),
-    ("N", "a trained span runs past its stop token into the next message (another role's text: the next user turn, a tool result)"),
+    (
+        "N",
+        "a trained span runs past its stop token into the next message (another role's text: the next user turn, a tool result)",
+    ),
     ("H", "a header, opener or other template-injected text is trained"),
     ("L", "label ids are wrong"),
     ("S", "the stop token is not trained"),
     ("R", "reasoning is not trained as generated"),
     ("C", "generated text is not trained whole"),
-    ("K", "ids are not the tokenization of each side of the prompt edge whole (served prompt, then reply), or a token crosses a mask edge"),
+    (
+        "K",
+        "ids are not the tokenization of each side of the prompt edge whole (served prompt, then reply), or a token crosses a mask edge",
+    ),
     ("D", "samples change with the clock"),
     ("T", "the template's text after the stop token is trained"),
 )

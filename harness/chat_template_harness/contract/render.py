@@ -55,8 +55,6 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
     return out
 
 
-
-
 def template_messages(conversation: Conversation, family: Family, mode: ThinkMode) -> list[dict[str, Any]]:
     """The whole conversation for the template; reasoning only where the mode thinks."""
     return [template_message(m, family, with_reasoning=mode.thinks) for m in conversation.messages]
@@ -137,7 +135,10 @@ class CompiledTemplate:
         template sees made plain data, reasoning aliased, then the template rendered."""
         chat = self._plain_messages(messages)
         call: Callable[[], str] = lambda: self.compiled[bool(tools)].render(  # noqa: E731
-            messages=chat, tools=self._plain_tools(tools), documents=None, add_generation_prompt=gen,
+            messages=chat,
+            tools=self._plain_tools(tools),
+            documents=None,
+            add_generation_prompt=gen,
             **self._plain({**self.special, **kwargs}),
         )
         if "strftime_now" not in self.templates[bool(tools)]:
@@ -241,9 +242,18 @@ def _checked_renderer(tokenizer: Any) -> CompiledTemplate | None:
         fast = CompiledTemplate(tokenizer)
     except Exception:  # no template, or a transformers without `render_jinja_template`
         return None
-    probe = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-             {"role": "assistant", "content": "Hello.", "reasoning_content": "Greet."}, {"role": "user", "content": "Bye"}]
-    tool = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}}]
+    probe = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello.", "reasoning_content": "Greet."},
+        {"role": "user", "content": "Bye"},
+    ]
+    tool = [
+        {
+            "type": "function",
+            "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     for tools in (None, tool):
         for gen in (True, False):
             try:

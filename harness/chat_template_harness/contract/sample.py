@@ -156,11 +156,7 @@ def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> 
     for t in sorted(wanted, reverse=True):
         own = plans[t].text
         home = next(
-            (
-                g
-                for g in groups
-                if plans[g[-1]].text.startswith(own) and ids_of(g[-1])[: len(ids_of(t))] == ids_of(t)
-            ),
+            (g for g in groups if plans[g[-1]].text.startswith(own) and ids_of(g[-1])[: len(ids_of(t))] == ids_of(t)),
             None,
         )
         if home is not None:

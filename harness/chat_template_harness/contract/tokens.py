@@ -196,8 +196,16 @@ def probes(cuts: dict[str, int]) -> list[str]:
     for i, tok in enumerate(tokens):
         other = tokens[(i + 1) % len(tokens)]
         texts += [
-            f"{tok}Hello world", f"Hello{tok} world", f"x {tok} y", f"{tok}\n\n{other}  x\n", f"{tok}{other}",
-            f" {tok}", f"\n{tok}\n", f"数学{tok}😀 123{tok}", f"{tok}  \t\n", f"a\n\n\n{tok}\n\n\nb {other}",
+            f"{tok}Hello world",
+            f"Hello{tok} world",
+            f"x {tok} y",
+            f"{tok}\n\n{other}  x\n",
+            f"{tok}{other}",
+            f" {tok}",
+            f"\n{tok}\n",
+            f"数学{tok}😀 123{tok}",
+            f"{tok}  \t\n",
+            f"a\n\n\n{tok}\n\n\nb {other}",
         ]
     return texts
 
@@ -232,10 +240,15 @@ def decode(tokenizer: Any, ids: Sequence[int]) -> str:
 @lru_cache(maxsize=64)
 def _plain_decode(cls: type) -> bool:
     owner = next((c for c in cls.__mro__ if "_decode" in vars(c)), None)
-    return owner is not None and owner.__module__ in (
-        "transformers.tokenization_utils_tokenizers",  # transformers 5.x TokenizersBackend
-        "transformers.tokenization_utils_fast",  # transformers 4.x PreTrainedTokenizerFast
-    ) and getattr(cls, "is_fast", False) is not False
+    return (
+        owner is not None
+        and owner.__module__
+        in (
+            "transformers.tokenization_utils_tokenizers",  # transformers 5.x TokenizersBackend
+            "transformers.tokenization_utils_fast",  # transformers 4.x PreTrainedTokenizerFast
+        )
+        and getattr(cls, "is_fast", False) is not False
+    )
 
 
 def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
@@ -247,7 +260,9 @@ def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
     known = _token_texts(tokenizer)
     missing = sorted({i for i in ids if i not in known})
     if missing:
-        texts = tokenizer.batch_decode([[i] for i in missing], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        texts = tokenizer.batch_decode(
+            [[i] for i in missing], skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
         known.update(zip(missing, texts, strict=True))
     return [known[i] for i in ids]
 

@@ -27,6 +27,7 @@ from chat_template_harness.contract.render import inline_reasoning, render, temp
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models.rules import Family, ThinkMode
 
+
 class Kind(StrEnum):
     PROMPT = "prompt"  # system/user text, headers, history: context the server feeds
     INJECTED = "injected"  # the generation prompt's think opener (QwQ/R1 `<think>\n`, V3.1 `<think>`)
@@ -159,7 +160,11 @@ class _Renders:
         key = repr((messages, gen))  # the messages are built by template_message: same order, same repr
         if key not in self.done:
             self.done[key] = render(
-                self.tokenizer, messages, family=self.family, mode=self.mode, tools=self.conversation.tools,
+                self.tokenizer,
+                messages,
+                family=self.family,
+                mode=self.mode,
+                tools=self.conversation.tools,
                 add_generation_prompt=gen,
             )
         return self.done[key]
@@ -203,7 +208,7 @@ def _probe_suffix(tokenizer: Any, family: Family, mode: ThinkMode) -> str:
         without = render(tokenizer, probe, family=family, mode=mode, add_generation_prompt=False)
     except TemplateDriftError:
         return ""
-    return with_prompt[len(without):] if with_prompt.startswith(without) else ""
+    return with_prompt[len(without) :] if with_prompt.startswith(without) else ""
 
 
 def _plan(
@@ -240,7 +245,11 @@ def _plan(
         rest = rest[: -len(family.trailer)]
     stop: str | None
     if family.next_header:  # the model stops by writing the next turn's header; the template writes it there
-        stop = family.next_header.get("tool_call", family.next_header["reply"]) if message.tool_calls else family.next_header["reply"]
+        stop = (
+            family.next_header.get("tool_call", family.next_header["reply"])
+            if message.tool_calls
+            else family.next_header["reply"]
+        )
         answer = rest
     else:
         stop = next((s for s in family.stop_tokens if rest.endswith(s)), None)
@@ -264,7 +273,9 @@ def _plan(
             pieces.append(Piece(Kind.REASONING, mode.think.format(reasoning=reasoning)))
         elif mode.empty_think:
             pieces.append(Piece(Kind.EMPTY_THINK, mode.empty_think))
-            notes.append(Note(EMPTY_THINK_WRITTEN, "no reasoning in the data: the empty think block is written but not trained"))
+            notes.append(
+                Note(EMPTY_THINK_WRITTEN, "no reasoning in the data: the empty think block is written but not trained")
+            )
     elif message.reasoning:
         code = REASONING_DROPPED if not mode.thinks else REASONING_DROPPED_NO_OPENER
         notes.append(Note(code, f"reasoning in the data is dropped: {DROPPED_WHY[code]}"))
@@ -329,7 +340,11 @@ class Agreement:
     def verdict(self) -> str:
         if self.at >= 0:
             return DIFFERS
-        return "same but for: " + "; ".join(f"{rule} {what}" for rule, what in self.explained) if self.explained else "same"
+        return (
+            "same but for: " + "; ".join(f"{rule} {what}" for rule, what in self.explained)
+            if self.explained
+            else "same"
+        )
 
     def describe(self, width: int = 60) -> str:
         """One line for a failure: where the two texts part, both shown."""
@@ -337,7 +352,7 @@ class Agreement:
         return (
             f"the rules and the template disagree here: the template writes {template[self.at : self.at + width]!r} where the "
             f"sample has {sample[self.at : self.at + width]!r} (character {self.at} of the turn; template's turn: "
-            f"{self.template[:4 * width]!r}; sample's turn: {self.sample[:4 * width]!r})"
+            f"{self.template[: 4 * width]!r}; sample's turn: {self.sample[: 4 * width]!r})"
         )
 
 
@@ -358,7 +373,9 @@ def _agreement(
         template = template.replace(typed, "", 1)  # the harness's own text echoed back proves nothing
         explained.append(("inline reasoning", "(typed by the harness into content: format unverified)"))
     # the turn's untrained head, as the template writes it for a finished turn: one of the rules' markers
-    markers = sorted({mode.final_marker, opener + mode.empty_think, opener, mode.empty_think, ""}, key=len, reverse=True)
+    markers = sorted(
+        {mode.final_marker, opener + mode.empty_think, opener, mode.empty_think, ""}, key=len, reverse=True
+    )
     marker = next(m for m in markers if template.startswith(m))
     if untrained and marker != untrained and marker.startswith(untrained) and not marker[len(untrained) :].strip():
         # the template writes the sample's untrained head and more after it: that text is in no sample at all

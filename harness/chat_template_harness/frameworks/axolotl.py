@@ -26,8 +26,10 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments, user_kwargs
 
 VERSION = "0.21.0"
-DATA_SHAPE = ("OpenAI `messages` with `tools`, as axolotl 0.21.0's docs/dataset-formats/conversation.qmd documents them; "
-              "reasoning in `reasoning_content` (`field_thinking`), none for a model that never thinks")
+DATA_SHAPE = (
+    "OpenAI `messages` with `tools`, as axolotl 0.21.0's docs/dataset-formats/conversation.qmd documents them; "
+    "reasoning in `reasoning_content` (`field_thinking`), none for a model that never thinks"
+)
 TRAIN_ON_EOS = ("turn", "last")
 
 
@@ -40,8 +42,10 @@ def _import() -> Any:
         from axolotl.prompt_strategies.chat_template import load
         from axolotl.utils.dict import DictDefault
     except ImportError as exc:
-        raise Unsupported(f"axolotl is not installed ({exc}): pip install --no-deps --ignore-requires-python "
-                          f"axolotl=={VERSION} addict colorama") from None
+        raise Unsupported(
+            f"axolotl is not installed ({exc}): pip install --no-deps --ignore-requires-python "
+            f"axolotl=={VERSION} addict colorama"
+        ) from None
     return load, DictDefault
 
 
@@ -57,10 +61,21 @@ def row(request: Any) -> dict[str, Any]:
 def preprocess(train_on_eos: str, request: Any) -> dict[str, Any]:
     """axolotl's chat_template strategy on one row, with the tokenizer's template."""
     load, config = _import()
-    cfg = config({"train_on_inputs": False, "sequence_len": 1 << 20, "chat_template": "tokenizer_default",
-                  "chat_template_kwargs": user_kwargs(request), "tokenizer_use_mistral_common": False})
-    ds_cfg = {"type": "chat_template", "field_messages": "messages", "roles_to_train": ["assistant"],
-              "train_on_eos": train_on_eos}
+    cfg = config(
+        {
+            "train_on_inputs": False,
+            "sequence_len": 1 << 20,
+            "chat_template": "tokenizer_default",
+            "chat_template_kwargs": user_kwargs(request),
+            "tokenizer_use_mistral_common": False,
+        }
+    )
+    ds_cfg = {
+        "type": "chat_template",
+        "field_messages": "messages",
+        "roles_to_train": ["assistant"],
+        "train_on_eos": train_on_eos,
+    }
     out = load(request.tokenizer, cfg, ds_cfg).tokenize_prompt(row(request))
     if not out.get("input_ids"):
         raise Unsupported("axolotl's chat_template strategy drops this conversation")

@@ -50,8 +50,10 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained
 
 VERSION = "0.9.5"
-DATA_SHAPE = ("ShareGPT `conversations` (`_openai`: OpenAI `messages`) as LLaMA-Factory 0.9.5's data/README.md documents them; "
-              "reasoning inline between the template's own `thought_words`, none for a model that never thinks")
+DATA_SHAPE = (
+    "ShareGPT `conversations` (`_openai`: OpenAI `messages`) as LLaMA-Factory 0.9.5's data/README.md documents them; "
+    "reasoning inline between the template's own `thought_words`, none for a model that never thinks"
+)
 # the templates with an adapter (and a report) each; which model a template is for is LLaMA-Factory's own table
 TEMPLATES = ("qwen", "qwen3", "qwen3_nothink", "llama3", "deepseek3", "deepseekr1", "gpt_oss", "gemma3")
 FORMATS = ("sharegpt", "openai")
@@ -59,8 +61,9 @@ FORMATS = ("sharegpt", "openai")
 # strings off it) and use its image processor only for images. The fixtures hold no image, so a stand-in with the
 # model's image token is enough (the only stub beside torchaudio; the reports say so).
 TEXT_ONLY_PROCESSORS = {
-    "gemma3": types.SimpleNamespace(image_processor=types.SimpleNamespace(), boi_token="<start_of_image>",
-                                    full_image_sequence="<start_of_image>"),
+    "gemma3": types.SimpleNamespace(
+        image_processor=types.SimpleNamespace(), boi_token="<start_of_image>", full_image_sequence="<start_of_image>"
+    ),
     "llama4": types.SimpleNamespace(image_processor=types.SimpleNamespace()),
 }
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
@@ -76,10 +79,16 @@ def _import() -> Any:
         from llamafactory.data.template import get_template_and_fix_tokenizer
         from llamafactory.hparams import DataArguments
     except ImportError as exc:
-        raise Unsupported(f"LLaMA-Factory is not installed ({exc}): pip install --no-deps llamafactory=={VERSION} "
-                          "peft omegaconf") from None
-    return types.SimpleNamespace(converter=get_dataset_converter, attr=DatasetAttr, processor=SupervisedDatasetProcessor,
-                                 template=get_template_and_fix_tokenizer, data_args=DataArguments)
+        raise Unsupported(
+            f"LLaMA-Factory is not installed ({exc}): pip install --no-deps llamafactory=={VERSION} peft omegaconf"
+        ) from None
+    return types.SimpleNamespace(
+        converter=get_dataset_converter,
+        attr=DatasetAttr,
+        processor=SupervisedDatasetProcessor,
+        template=get_template_and_fix_tokenizer,
+        data_args=DataArguments,
+    )
 
 
 def _reply(message: dict[str, Any], thought_words: tuple[str, str]) -> str:
@@ -88,8 +97,10 @@ def _reply(message: dict[str, Any], thought_words: tuple[str, str]) -> str:
 
 
 def _calls(message: dict[str, Any]) -> str:
-    return json.dumps([{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
-                       for c in message["tool_calls"]], ensure_ascii=False)
+    return json.dumps(
+        [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in message["tool_calls"]],
+        ensure_ascii=False,
+    )
 
 
 def sharegpt_row(request: Any, thought_words: tuple[str, str]) -> dict[str, Any]:
@@ -129,9 +140,19 @@ def _attr(lf: Any, formatting: str) -> Any:
     """The dataset attributes LLaMA-Factory's dataset_info.json gives each format's example datasets."""
     if formatting == "sharegpt":
         return lf.attr("file", "row", formatting="sharegpt", messages="conversations", tools="tools")
-    return lf.attr("file", "row", formatting="openai", messages="messages", tools="tools", role_tag="role",
-                   content_tag="content", user_tag="user", assistant_tag="assistant", observation_tag="tool",
-                   system_tag="system")
+    return lf.attr(
+        "file",
+        "row",
+        formatting="openai",
+        messages="messages",
+        tools="tools",
+        role_tag="role",
+        content_tag="content",
+        user_tag="user",
+        assistant_tag="assistant",
+        observation_tag="tool",
+        system_tag="system",
+    )
 
 
 def model_template(hub_repo: str) -> str | None:
@@ -145,7 +166,9 @@ def model_template(hub_repo: str) -> str | None:
 
     repo = hub_repo.lower()
     for name, paths in SUPPORTED_MODELS.items():
-        if DEFAULT_TEMPLATE.get(name) and (repo in {p.lower() for p in paths.values()} or name.lower() == repo.split("/")[-1]):
+        if DEFAULT_TEMPLATE.get(name) and (
+            repo in {p.lower() for p in paths.values()} or name.lower() == repo.split("/")[-1]
+        ):
             template: str = DEFAULT_TEMPLATE[name]
             return template
     return None
@@ -178,7 +201,9 @@ def preprocess(template: str, formatting: str, request: Any) -> dict[str, Any]:
         raise Unsupported(f"LLaMA-Factory's {formatting} converter drops this conversation as abnormal")
     batch = {key: [value] for key, value in converted.items()}
     processor = TEXT_ONLY_PROCESSORS.get(template)
-    out = lf.processor(template=tpl, tokenizer=tokenizer, processor=processor, data_args=data_args).preprocess_dataset(batch)
+    out = lf.processor(template=tpl, tokenizer=tokenizer, processor=processor, data_args=data_args).preprocess_dataset(
+        batch
+    )
     if not out["input_ids"]:
         raise Unsupported("LLaMA-Factory's supervised processor drops this conversation (not user/assistant pairs)")
     return {key: out[key] for key in ("input_ids", "attention_mask", "labels")}
@@ -196,12 +221,16 @@ def _adapter(template: str, formatting: str) -> Callable[[Any], dict[str, Any]]:
 
 ADAPTERS = {a.__name__: a for t in TEMPLATES for f in FORMATS for a in [_adapter(t, f)]}
 globals().update(ADAPTERS)
+
+
 def _by_family(formatting: str) -> Callable[[Any], dict[str, Any]]:
     def adapter(request: Any) -> dict[str, Any]:
         return preprocess(_template_of(request), formatting, request)
 
     adapter.__name__ = adapter.__qualname__ = f"by_family_{formatting}"
-    adapter.__doc__ = f"LLaMA-Factory {VERSION} with the template its model table names for the cell's model, on {formatting} data."
+    adapter.__doc__ = (
+        f"LLaMA-Factory {VERSION} with the template its model table names for the cell's model, on {formatting} data."
+    )
     return real_clock(adapter)
 
 

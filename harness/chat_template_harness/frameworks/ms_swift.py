@@ -38,8 +38,10 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "4.6.0"
-DATA_SHAPE = ("`messages` as ms-swift 4.6.0's Custom-dataset.md documents them; reasoning inline (`<think>\\n…\\n</think>\\n\\n`, "
-              "gpt-oss: its analysis channel), none for a model that never thinks")
+DATA_SHAPE = (
+    "`messages` as ms-swift 4.6.0's Custom-dataset.md documents them; reasoning inline (`<think>\\n…\\n</think>\\n\\n`, "
+    "gpt-oss: its analysis channel), none for a model that never thinks"
+)
 _TEMPLATES: dict[tuple[int, str, str], Any] = {}
 
 
@@ -54,8 +56,10 @@ def _import() -> Any:
             from swift.model.model_meta import ModelInfo, get_matched_model_meta
             from swift.template import get_template
     except ImportError as exc:
-        raise Unsupported(f"ms-swift is not installed ({exc}): pip install --no-deps ms-swift=={VERSION} and what "
-                          "scripts/setup installs beside it") from None
+        raise Unsupported(
+            f"ms-swift is not installed ({exc}): pip install --no-deps ms-swift=={VERSION} and what "
+            "scripts/setup installs beside it"
+        ) from None
     logging.getLogger("swift").setLevel(logging.WARNING)  # again: its get_logger resets the level while importing
     return torch, ModelInfo, get_matched_model_meta, get_template
 
@@ -71,13 +75,16 @@ def _template(request: Any) -> Any:
     spec = source.get_model(request.model)
     meta = matched_meta(spec.hub_repo)
     if meta is None:
-        raise Unsupported(f"ms-swift {VERSION}'s model registry does not match {spec.hub_repo} (a user names "
-                          "--model_type and --template)")
+        raise Unsupported(
+            f"ms-swift {VERSION}'s model registry does not match {spec.hub_repo} (a user names "
+            "--model_type and --template)"
+        )
     if meta.is_multimodal:
         raise Unsupported(f"ms-swift's `{meta.template}` template is multimodal: it needs the model's image processor")
     processor = copy.deepcopy(request.tokenizer)
-    processor.model_info = model_info(meta.model_type, spec.hub_repo, torch.bfloat16, 1 << 20, None, 0,
-                                      task_type="causal_lm")
+    processor.model_info = model_info(
+        meta.model_type, spec.hub_repo, torch.bfloat16, 1 << 20, None, 0, task_type="causal_lm"
+    )
     processor.model_meta = meta
     enable = request.chat_template_kwargs.get("enable_thinking")
     with warnings.catch_warnings():
@@ -89,7 +96,9 @@ def _template(request: Any) -> Any:
 
 
 # how a reply carries its reasoning, per ms-swift template type (the default: inline think tags)
-REASONING_WORDS = {"gpt_oss": ("<|channel|>analysis<|message|>", "<|end|><|start|>assistant<|channel|>final<|message|>")}
+REASONING_WORDS = {
+    "gpt_oss": ("<|channel|>analysis<|message|>", "<|end|><|start|>assistant<|channel|>final<|message|>")
+}
 THINK_WORDS = ("<think>\n", "\n</think>\n\n")
 
 

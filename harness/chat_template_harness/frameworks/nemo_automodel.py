@@ -35,8 +35,10 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.7.0"
-DATA_SHAPE = ("a JSONL row of OpenAI `messages` and `tools` (ChatDataset's documented format); reasoning in "
-              "`reasoning_content`, none for a model that never thinks")
+DATA_SHAPE = (
+    "a JSONL row of OpenAI `messages` and `tools` (ChatDataset's documented format); reasoning in "
+    "`reasoning_content`, none for a model that never thinks"
+)
 
 
 def _import() -> Any:
@@ -45,7 +47,9 @@ def _import() -> Any:
             warnings.simplefilter("ignore")
             from nemo_automodel.components.datasets.llm.chat_dataset import ChatDataset
     except ImportError as exc:
-        raise Unsupported(f"NeMo Automodel is not installed ({exc}): pip install --no-deps nemo-automodel=={VERSION}") from None
+        raise Unsupported(
+            f"NeMo Automodel is not installed ({exc}): pip install --no-deps nemo-automodel=={VERSION}"
+        ) from None
     logging.getLogger("nemo_automodel").setLevel(logging.ERROR)  # it warns on every row of a tokenizer with no pad
     return ChatDataset
 

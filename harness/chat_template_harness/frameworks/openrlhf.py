@@ -34,8 +34,10 @@ from chat_template_harness.external import PreprocessorError, Unsupported, real_
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.11.2"
-DATA_SHAPE = ("OpenAI `messages` (`--input_key messages --apply_chat_template`); reasoning in `reasoning_content`, "
-              "handed to the template as it is, none for a model that never thinks")
+DATA_SHAPE = (
+    "OpenAI `messages` (`--input_key messages --apply_chat_template`); reasoning in `reasoning_content`, "
+    "handed to the template as it is, none for a model that never thinks"
+)
 
 
 def _import() -> Any:
@@ -46,7 +48,9 @@ def _import() -> Any:
             from datasets import Dataset
             from openrlhf.datasets import SFTDataset
     except ImportError as exc:
-        raise Unsupported(f"OpenRLHF is not installed ({exc}): pip install --no-deps openrlhf=={VERSION} pylatexenc") from None
+        raise Unsupported(
+            f"OpenRLHF is not installed ({exc}): pip install --no-deps openrlhf=={VERSION} pylatexenc"
+        ) from None
     datasets.disable_progress_bars()  # one bar per map and filter of a one-row dataset, on every cell
     return Dataset, SFTDataset
 
@@ -77,16 +81,24 @@ def row(request: Any) -> dict[str, Any]:
 
 def preprocess(multiturn: bool, request: Any) -> dict[str, Any]:
     dataset_cls, sft_dataset = _import()
-    data = types.SimpleNamespace(input_key="messages", output_key=None, apply_chat_template=True,
-                                 tokenizer_chat_template=None)
+    data = types.SimpleNamespace(
+        input_key="messages", output_key=None, apply_chat_template=True, tokenizer_chat_template=None
+    )
     strategy = types.SimpleNamespace(args=types.SimpleNamespace(data=data))
     with warnings.catch_warnings(), _unhashed_maps():
         warnings.simplefilter("ignore")
-        dataset = sft_dataset(dataset_cls.from_list([row(request)]), request.tokenizer, 1 << 20, strategy,
-                              num_processors=None, multiturn=multiturn)
+        dataset = sft_dataset(
+            dataset_cls.from_list([row(request)]),
+            request.tokenizer,
+            1 << 20,
+            strategy,
+            num_processors=None,
+            multiturn=multiturn,
+        )
     if len(dataset) == 0:
-        raise PreprocessorError("OpenRLHF's SFTDataset filters this conversation out (no prompt or response)",
-                                "it never reaches training")
+        raise PreprocessorError(
+            "OpenRLHF's SFTDataset filters this conversation out (no prompt or response)", "it never reaches training"
+        )
     input_ids, _, loss_mask = dataset[0]
     ids, mask = input_ids[0].tolist(), [int(x) for x in loss_mask[0].tolist()]
     labels = [-100] + [ids[j] if mask[j - 1] else -100 for j in range(1, len(ids))]

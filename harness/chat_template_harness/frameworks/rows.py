@@ -20,9 +20,13 @@ def json_arguments(message: Mapping[str, Any]) -> dict[str, Any]:
     carries them as objects)."""
     out = dict(message)
     if message.get("tool_calls"):
-        out["tool_calls"] = [{**c, "function": {**c["function"],
-                                                "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False)}}
-                             for c in message["tool_calls"]]
+        out["tool_calls"] = [
+            {
+                **c,
+                "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False)},
+            }
+            for c in message["tool_calls"]
+        ]
     return out
 
 

@@ -28,8 +28,10 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, user_kwargs
 
 VERSION = "0.2.0"
-DATA_SHAPE = ("messages with `reasoning_content` and `tool_calls` (gpt-oss: `assistant_analysis`/`assistant_final` roles); "
-              "none for a model that never thinks")
+DATA_SHAPE = (
+    "messages with `reasoning_content` and `tool_calls` (gpt-oss: `assistant_analysis`/`assistant_final` roles); "
+    "none for a model that never thinks"
+)
 # SpecForge template -> the (harness family, think mode) cells it is for, by its headers, stop token and
 # think handling; None: both modes. `qwen3-instruct` is the non-thinking template, so think-off only.
 TEMPLATES: dict[str, dict[str, str | None]] = {

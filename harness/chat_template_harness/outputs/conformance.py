@@ -31,7 +31,9 @@ def _columns() -> dict[str, str]:
     columns: dict[str, str] = {}
     for entry in frameworks()["column"]:
         for template in entry.get("templates", [""]):
-            columns[entry["label"].format(template=template.replace("_", "-"))] = entry["spec"].format(template=template)
+            columns[entry["label"].format(template=template.replace("_", "-"))] = entry["spec"].format(
+                template=template
+            )
     return columns
 
 
@@ -40,7 +42,13 @@ PREPROCESSORS = _columns()
 NOT_COVERED = tuple((entry["name"], entry["why"]) for entry in frameworks()["not_covered"])
 ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.NA: "—", Status.ERROR: "💥", Status.UNDECIDED: "❓"}
 # the HTML page uses words: a headless browser or a terminal may have no emoji font
-WORD = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}
+WORD = {
+    Status.PASS: "pass",
+    Status.FAIL: "FAIL",
+    Status.NA: "n/a",
+    Status.ERROR: "ERROR",
+    Status.UNDECIDED: "UNDECIDED",
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,9 @@ class Column:
 
 
 def run(
-    cells: Sequence[Cell], preprocessors: dict[str, str] | None = None, tokenizers_dir: Path | None = None,
+    cells: Sequence[Cell],
+    preprocessors: dict[str, str] | None = None,
+    tokenizers_dir: Path | None = None,
     served_by: str = "transformers",
 ) -> list[Column]:
     columns = []
@@ -99,8 +109,10 @@ def markdown(columns: Sequence[Column], cells: Sequence[Cell]) -> str:
         if not col.results:
             lines.append(f"| `{col.label}` | not installed: {col.unavailable} | | |")
             continue
-        counts = [sum(col.results[c].status is s or (s is Status.FAIL and col.results[c].status.failing) for c in rows)
-                  for s in (Status.PASS, Status.FAIL, Status.NA)]
+        counts = [
+            sum(col.results[c].status is s or (s is Status.FAIL and col.results[c].status.failing) for c in rows)
+            for s in (Status.PASS, Status.FAIL, Status.NA)
+        ]
         lines.append(f"| `{col.label}` (`{col.spec}`) | " + " | ".join(map(str, counts)) + " |")
     lines += ["", "Not covered: " + "; ".join(f"**{name}**: {why}" for name, why in NOT_COVERED) + "."]
     return "\n".join(lines) + "\n"
@@ -159,9 +171,11 @@ def page(columns: Sequence[Column], cells: Sequence[Cell]) -> str:
                 f'<td class="{status}" data-status="{status}"><a href="{link}" title="{html.escape(result.reason)}">'
                 f"{WORD[result.status]}{' ' + letters if letters else ''}</a></td>"
             )
-        body.append(f'<tr><th><a href="cells/{cell.model}/think-{cell.think}/{cell.fixture}.html">{html.escape(cell.id)}</a></th>{"".join(entries)}</tr>')
+        body.append(
+            f'<tr><th><a href="cells/{cell.model}/think-{cell.think}/{cell.fixture}.html">{html.escape(cell.id)}</a></th>{"".join(entries)}</tr>'
+        )
     return (
-        '<p>Rows are the applicable cells, columns the preprocessors, each run out of the box. Click an entry for its '
+        "<p>Rows are the applicable cells, columns the preprocessors, each run out of the box. Click an entry for its "
         'violations.</p><div class="wide"><table class="matrix" data-testid="conformance"><tr><th>cell</th>'
         f"{head}</tr>{''.join(body)}</table></div>"
     )

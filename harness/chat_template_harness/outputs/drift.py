@@ -50,8 +50,12 @@ class CellDiff:
         return any(c.code == REASONING_DROPPED for c in self.causes)
 
 
-def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, served_by: str = "transformers") -> CellDiff:
-    result = run_cell(cell, Settings(tokenizers_dir=tokenizers_dir, allow_drift=True, determinism=False, served_by=served_by))
+def diff_cell(
+    cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, served_by: str = "transformers"
+) -> CellDiff:
+    result = run_cell(
+        cell, Settings(tokenizers_dir=tokenizers_dir, allow_drift=True, determinism=False, served_by=served_by)
+    )
     path = golden.path_for(root, cell)
     stored = golden.parse(golden.read(path)) if path.is_file() else None
     if result.result is None and result.status is not Status.NA:  # no samples: the template cannot make them
@@ -64,12 +68,20 @@ def diff_cell(cell: Cell, root: Path, tokenizers_dir: Path | str | None = None, 
     causes = golden.causes(stored.header, received.header) or [
         Cause("unexplained", "no provenance change", "no provenance change: the harness or its inputs changed")
     ]
-    reasoning = golden.span_kinds(stored.body)[Kind.REASONING.value], golden.span_kinds(received.body)[Kind.REASONING.value]
+    reasoning = (
+        golden.span_kinds(stored.body)[Kind.REASONING.value],
+        golden.span_kinds(received.body)[Kind.REASONING.value],
+    )
     dropped = _reasoning_dropped(reasoning, result)
     old, new = golden.parse_samples(stored.body), golden.parse_samples(received.body)
     return CellDiff(
-        cell, "changed", (*causes, *dropped), _first_token(old, new, result), _mask_change(old, new),
-        _text_diff(stored.body, received.body), reasoning=reasoning,
+        cell,
+        "changed",
+        (*causes, *dropped),
+        _first_token(old, new, result),
+        _mask_change(old, new),
+        _text_diff(stored.body, received.body),
+        reasoning=reasoning,
     )
 
 
@@ -103,8 +115,10 @@ def _reasoning_dropped(reasoning: tuple[int, int], result: CellResult) -> list[C
         return []
     turns = ", ".join(str(t) for t, _ in notes)
     why = "; ".join(dict.fromkeys(NO_LONGER.get(code, DROPPED_WHY[code]) for _, code in notes))
-    text = (f"reasoning dropped: {why} (turn {turns}: the data's reasoning is not trained; the proposed golden teaches "
-            "the model to answer without it)")
+    text = (
+        f"reasoning dropped: {why} (turn {turns}: the data's reasoning is not trained; the proposed golden teaches "
+        "the model to answer without it)"
+    )
     return [Cause(REASONING_DROPPED, why, text)]
 
 
@@ -115,14 +129,20 @@ def _first_token(old: list[golden.GoldenSample], new: list[golden.GoldenSample],
     for index, (a, b) in enumerate(zip(old, new, strict=True)):
         if a.ids == b.ids:
             continue
-        at = next((i for i, (x, y) in enumerate(zip(a.ids, b.ids, strict=False)) if x != y), min(len(a.ids), len(b.ids)))
+        at = next(
+            (i for i, (x, y) in enumerate(zip(a.ids, b.ids, strict=False)) if x != y), min(len(a.ids), len(b.ids))
+        )
         was = a.ids[at] if at < len(a.ids) else None
         now = b.ids[at] if at < len(b.ids) else None
+
         def show(token: int | None) -> str:
             if token is None:
                 return "(end)"
             return f"{token} {tokenizer.decode([token])!r}" if tokenizer is not None else str(token)
-        return f"sample {index}, token {at}: golden {show(was)} -> now {show(now)} ({len(a.ids)} -> {len(b.ids)} tokens)"
+
+        return (
+            f"sample {index}, token {at}: golden {show(was)} -> now {show(now)} ({len(a.ids)} -> {len(b.ids)} tokens)"
+        )
     return "ids unchanged"
 
 
@@ -158,7 +178,9 @@ def summary(diffs: Sequence[CellDiff]) -> list[str]:
     if dropping:
         whys = dict.fromkeys(c.headline for d in dropping for c in d.causes if c.code == REASONING_DROPPED)
         lines.append(f"  reasoning dropped in {len(dropping)} cells: {'; '.join(whys)}")
-    counts = Counter(h for d in changed for h in dict.fromkeys(c.headline for c in d.causes if c.code != REASONING_DROPPED))
+    counts = Counter(
+        h for d in changed for h in dict.fromkeys(c.headline for c in d.causes if c.code != REASONING_DROPPED)
+    )
     lines += [f"  {n} cell(s): {headline}" for headline, n in counts.most_common()]
     return lines
 

@@ -70,9 +70,11 @@ def _page(title: str, body: str, depth: int) -> str:
 
 
 def legend() -> str:
-    return '<p class="legend" data-testid="legend">' + "".join(
-        f'<span class="k-{k.value}">{html.escape(LABELS[k])}</span>' for k in Kind
-    ) + "</p>"
+    return (
+        '<p class="legend" data-testid="legend">'
+        + "".join(f'<span class="k-{k.value}">{html.escape(LABELS[k])}</span>' for k in Kind)
+        + "</p>"
+    )
 
 
 def sample_html(sample: Sample, tokenizer: object, index: int) -> str:
@@ -97,7 +99,7 @@ def sample_html(sample: Sample, tokenizer: object, index: int) -> str:
         )
     n_trained = sum(sample.loss_mask)
     return (
-        f'<h2>sample {index}: trains turn {", ".join(map(str, sample.turns))} · {len(ids)} tokens, {n_trained} trained</h2>'
+        f"<h2>sample {index}: trains turn {', '.join(map(str, sample.turns))} · {len(ids)} tokens, {n_trained} trained</h2>"
         f'<pre class="sample" data-testid="sample-{index}">{"".join(out)}</pre>'
     )
 
@@ -159,7 +161,13 @@ def index_page(results: Sequence[CellResult], *, with_conformance: bool = False,
         for f in fixtures:
             r = by[(model, think, f)]
             href = f"cells/{model}/think-{think}/{f}.html"
-            label = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}[r.status]
+            label = {
+                Status.PASS: "pass",
+                Status.FAIL: "FAIL",
+                Status.NA: "n/a",
+                Status.ERROR: "ERROR",
+                Status.UNDECIDED: "UNDECIDED",
+            }[r.status]
             tip = f' title="{html.escape(r.reason)}"' if r.reason else ""
             cells.append(f'<td class="{r.status.name.lower()}"{tip}><a href="{href}">{label}</a></td>')
         body.append(f"<tr><th>{html.escape(model)}</th><td>{think}</td>{''.join(cells)}</tr>")
@@ -171,14 +179,22 @@ def index_page(results: Sequence[CellResult], *, with_conformance: bool = False,
     intro = (
         "<p>What each chat template really trains, per tokenizer, think mode and conversation. Every cell is a "
         "committed golden; open one to see the trained spans (hover a token for its id).</p>"
-        + ('<p><a href="conformance.html">Conformance</a>: which framework (TRL, SpecForge, …) trains what, cell by '
-           "cell.</p>" if with_conformance else "")
-        + ('<p><a href="servers.html">Servers</a>: where transformers, vLLM and SGLang serve another prompt for the '
-           "same request, first differing token decoded.</p>" if with_servers else "")
+        + (
+            '<p><a href="conformance.html">Conformance</a>: which framework (TRL, SpecForge, …) trains what, cell by '
+            "cell.</p>"
+            if with_conformance
+            else ""
+        )
+        + (
+            '<p><a href="servers.html">Servers</a>: where transformers, vLLM and SGLang serve another prompt for the '
+            "same request, first differing token decoded.</p>"
+            if with_servers
+            else ""
+        )
     )
     table = (
         f'<div class="wide"><table class="matrix" data-testid="matrix"><tr><th>model</th><th>think</th>{head}</tr>'
-        f'{"".join(body)}</table></div>'
+        f"{''.join(body)}</table></div>"
     )
     return _page("chat-template-harness gallery", f"{intro}{legend()}{table}<h2>N/A cells</h2><ul>{na}</ul>", 0)
 
@@ -195,9 +211,13 @@ def compare_page(fixture: str, results: Sequence[CellResult]) -> str:
             continue
         assert r.result is not None and r.loaded is not None
         last = r.result.samples[-1]
-        cards.append(f'<div class="card"><h3>{link}</h3>{sample_html(last, r.loaded.tokenizer, len(r.result.samples) - 1)}</div>')
+        cards.append(
+            f'<div class="card"><h3>{link}</h3>{sample_html(last, r.loaded.tokenizer, len(r.result.samples) - 1)}</div>'
+        )
     note = "<p>The last sample of each cell (the one that ends with the final assistant turn).</p>"
-    return _page(f"{fixture}: every family side by side", note + legend() + f'<div class="grid">{"".join(cards)}</div>', 1)
+    return _page(
+        f"{fixture}: every family side by side", note + legend() + f'<div class="grid">{"".join(cards)}</div>', 1
+    )
 
 
 def family_page(family: Family, results: Sequence[CellResult]) -> str:
@@ -220,8 +240,13 @@ def _code(escaped: str) -> str:
 
 
 def build(
-    out: Path, goldens_root: Path, tokenizers_dir: Path | None = None, conformance: Sequence[Column] = (),
-    served_by: str = "transformers", servers_report: Path | None = None, progress: Callable[[], None] | None = None,
+    out: Path,
+    goldens_root: Path,
+    tokenizers_dir: Path | None = None,
+    conformance: Sequence[Column] = (),
+    served_by: str = "transformers",
+    servers_report: Path | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> list[CellResult]:
     """Write the site into `out`; stop if any cell differs from its committed golden.
 
@@ -240,9 +265,16 @@ def build(
         if progress is not None:
             progress()
     for result in results:
-        shown = golden.read(golden.path_for(goldens_root, result.cell)) if served_by == "transformers" else golden.render(result)
+        shown = (
+            golden.read(golden.path_for(goldens_root, result.cell))
+            if served_by == "transformers"
+            else golden.render(result)
+        )
         stored = golden.parse(shown)
-        _write(out / "cells" / result.cell.model / f"think-{result.cell.think}" / f"{result.cell.fixture}.html", cell_page(result, stored))
+        _write(
+            out / "cells" / result.cell.model / f"think-{result.cell.think}" / f"{result.cell.fixture}.html",
+            cell_page(result, stored),
+        )
     for fixture in dict.fromkeys(r.cell.fixture for r in results):
         _write(out / "compare" / f"{fixture}.html", compare_page(fixture, results))
     for family in families().values():
@@ -252,16 +284,23 @@ def build(
 
         checked = {c for column in conformance for c in getattr(column, "results", {})}
         cells = [r.cell for r in results if r.cell in checked]
-        _write(out / "conformance.html", _page("conformance: what each preprocessor trains", conf.page(conformance, cells), 0))
+        _write(
+            out / "conformance.html",
+            _page("conformance: what each preprocessor trains", conf.page(conformance, cells), 0),
+        )
         for column in conformance:
             _write(out / "conformance" / f"{column.slug}.html", _page(column.label, conf.detail_page(column, cells), 1))
     if servers_report is not None:
-        _write(out / "servers.html", _page("where servers disagree", servers_page(servers_report.read_text("utf-8")), 0))
-    _write(out / "index.html", index_page(results, with_conformance=bool(conformance), with_servers=servers_report is not None))
+        _write(
+            out / "servers.html", _page("where servers disagree", servers_page(servers_report.read_text("utf-8")), 0)
+        )
+    _write(
+        out / "index.html",
+        index_page(results, with_conformance=bool(conformance), with_servers=servers_report is not None),
+    )
     return results
 
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, "utf-8")
-

@@ -43,6 +43,7 @@ def refuse_writing_under_ci(fix: str) -> None:
     if os.environ.get("CI"):
         raise HarnessError("goldens are never written when CI is set", fix)
 
+
 MAGIC = "# chat-template-harness golden"
 SEPARATOR = "---"
 EXTENSION = "golden"
@@ -50,8 +51,14 @@ IDS_PER_LINE = 10
 LINE_WIDTH = 120
 # The modules whose code decides what a golden body says: a change here is "harness changed".
 RULE_MODULES = (
-    "contract/conversation.py", "models/rules/model.py", "contract/render.py", "contract/turns.py", "contract/sample.py",
-    "contract/tokens.py", "outputs/golden.py", "outputs/view.py",
+    "contract/conversation.py",
+    "models/rules/model.py",
+    "contract/render.py",
+    "contract/turns.py",
+    "contract/sample.py",
+    "contract/tokens.py",
+    "outputs/golden.py",
+    "outputs/view.py",
 )
 
 
@@ -142,7 +149,9 @@ def _sample_lines(index: int, sample: Sample) -> list[str]:
             continue
         mark = "trained" if span.kind.trained else "not trained"
         text = visible(sample.text[span.start : span.end]).replace("\n", "")
-        lines.append(f"{span.kind.value:<12} turn {span.turn}  [{span.first_token}, {span.end_token})  {mark:<11}  {_clip(text)!r}")
+        lines.append(
+            f"{span.kind.value:<12} turn {span.turn}  [{span.first_token}, {span.end_token})  {mark:<11}  {_clip(text)!r}"
+        )
     lines.append("--- ids ([trained])")
     lines += _id_lines(sample.input_ids, sample.loss_mask)
     return lines
@@ -169,7 +178,7 @@ def _wrap(line: str) -> list[str]:
 
 
 def _clip(text: str, width: int = 72) -> str:
-    return text if len(text) <= width else f"{text[:44]}…{text[-(width - 45):]}"
+    return text if len(text) <= width else f"{text[:44]}…{text[-(width - 45) :]}"
 
 
 def _id_lines(ids: Iterable[int], mask: Iterable[int]) -> list[str]:
@@ -279,24 +288,58 @@ def causes(old: Mapping[str, str], new: Mapping[str, str]) -> list[Cause]:
     found = []
     old_server, new_server = old.get("served by", "transformers"), new.get("served by", "transformers")
     if old_server != new_server:
-        found.append(Cause("server", "served by another server", f"served by another server: {old_server} -> {new_server} (its served prompt, serving/profiles.py)"))
+        found.append(
+            Cause(
+                "server",
+                "served by another server",
+                f"served by another server: {old_server} -> {new_server} (its served prompt, serving/profiles.py)",
+            )
+        )
     template = "sha256 chat template"
     files = sorted({k for k in (*old, *new) if k.startswith("sha256 ") and k != template and old.get(k) != new.get(k)})
     if old.get(template) != new.get(template):
         holders = [k.removeprefix("sha256 ") for k in files if k.removeprefix("sha256 ") in TEMPLATE_FILES]
         files = [k for k in files if k.removeprefix("sha256 ") not in holders]
         where = f"; {', '.join(holders)} changed with it" if holders else ""
-        found.append(Cause("template", "chat template changed", f"chat template changed (sha256 {_short(old.get(template))} -> {_short(new.get(template))}{where})"))
+        found.append(
+            Cause(
+                "template",
+                "chat template changed",
+                f"chat template changed (sha256 {_short(old.get(template))} -> {_short(new.get(template))}{where})",
+            )
+        )
     for key in files:
-        found.append(Cause("tokenizer_file", "tokenizer file changed", f"tokenizer file changed: {key.removeprefix('sha256 ')} ({_short(old.get(key))} -> {_short(new.get(key))})"))
+        found.append(
+            Cause(
+                "tokenizer_file",
+                "tokenizer file changed",
+                f"tokenizer file changed: {key.removeprefix('sha256 ')} ({_short(old.get(key))} -> {_short(new.get(key))})",
+            )
+        )
     old_versions, new_versions = _versions(old.get("versions", "")), _versions(new.get("versions", ""))
     for name in ("transformers", "tokenizers", "jinja2"):
         if old_versions.get(name) != new_versions.get(name):
-            found.append(Cause("library", "library version changed", f"library version changed: {name} {old_versions.get(name)} -> {new_versions.get(name)}"))
-    if old_versions.get("rules") != new_versions.get("rules") or old_versions.get("harness") != new_versions.get("harness"):
-        found.append(Cause("harness", "harness changed", f"harness changed (rules {old_versions.get('rules')} -> {new_versions.get('rules')})"))
+            found.append(
+                Cause(
+                    "library",
+                    "library version changed",
+                    f"library version changed: {name} {old_versions.get(name)} -> {new_versions.get(name)}",
+                )
+            )
+    if old_versions.get("rules") != new_versions.get("rules") or old_versions.get("harness") != new_versions.get(
+        "harness"
+    ):
+        found.append(
+            Cause(
+                "harness",
+                "harness changed",
+                f"harness changed (rules {old_versions.get('rules')} -> {new_versions.get('rules')})",
+            )
+        )
     if old.get("hub") != new.get("hub"):
-        found.append(Cause("hub", "hub revision changed", f"hub revision changed: {old.get('hub')} -> {new.get('hub')}"))
+        found.append(
+            Cause("hub", "hub revision changed", f"hub revision changed: {old.get('hub')} -> {new.get('hub')}")
+        )
     return found
 
 
@@ -339,5 +382,7 @@ def check(result: CellResult, root: Path) -> str | None:
     received = render(result)
     if stored.body == parse(received).body:
         return None
-    causes = explain(stored.header, parse(received).header) or ["no provenance change: the harness or its inputs changed"]
+    causes = explain(stored.header, parse(received).header) or [
+        "no provenance change: the harness or its inputs changed"
+    ]
     return "golden differs: " + "; ".join(causes)

@@ -42,7 +42,9 @@ def family_words(family: Family) -> list[str]:
                 "never generates, so it is never trained."
             )
         if mode.think is not None:
-            said.append(f"The model writes its reasoning as {mode.think.format(reasoning='…')!r}, then the answer; both are trained.")
+            said.append(
+                f"The model writes its reasoning as {mode.think.format(reasoning='…')!r}, then the answer; both are trained."
+            )
             if mode.empty_think:
                 said.append(f"A reply without reasoning still gets {mode.empty_think!r}: written, never trained.")
         else:
@@ -55,7 +57,9 @@ def family_words(family: Family) -> list[str]:
     lines.append(f"The stop token {stops} is trained{after}.")
     lines.append(f"History: {family.history}.")
     if family.template_kwargs:
-        lines.append(f"Pinned for determinism: {_kwargs(family.template_kwargs)}, and the clock frozen at {PINNED_CLOCK:%Y-%m-%d}.")
+        lines.append(
+            f"Pinned for determinism: {_kwargs(family.template_kwargs)}, and the clock frozen at {PINNED_CLOCK:%Y-%m-%d}."
+        )
     return lines
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chat_template_harness.contract import conversation
-from chat_template_harness.models import source, userconfig
 from chat_template_harness.cells.model import Cell, Settings, Status
 from chat_template_harness.cells.run import run_cell
+from chat_template_harness.contract import conversation
+from chat_template_harness.models import source, userconfig
 from chat_template_harness.outputs import golden
 
 UPDATE = "pytest -m cth --cth-update-goldens"

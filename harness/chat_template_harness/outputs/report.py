@@ -28,9 +28,21 @@ class _Result(Protocol):
     @property
     def reason(self) -> str: ...
 
-MARK = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.NA: "n/a", Status.ERROR: "ERROR", Status.UNDECIDED: "UNDECIDED"}
-STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NA: "grey50", Status.ERROR: "bold magenta",
-         Status.UNDECIDED: "bold yellow"}
+
+MARK = {
+    Status.PASS: "pass",
+    Status.FAIL: "FAIL",
+    Status.NA: "n/a",
+    Status.ERROR: "ERROR",
+    Status.UNDECIDED: "UNDECIDED",
+}
+STYLE = {
+    Status.PASS: "green",
+    Status.FAIL: "bold red",
+    Status.NA: "grey50",
+    Status.ERROR: "bold magenta",
+    Status.UNDECIDED: "bold yellow",
+}
 
 
 def _grid(results: Sequence[_Result]) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], _Result]]:
@@ -85,8 +97,10 @@ def undecided_line(results: Sequence[_Result], allow: frozenset[str] | set[str])
         return ""
     if ALLOW_UNDECIDED in allow:
         return f"{n} undecided cell(s) allowed (--allow undecided): reported, not failing"
-    return (f"{n} undecided cell(s) fail the run: write the rules they name (each line above says which), "
-            "or accept them with --allow undecided")
+    return (
+        f"{n} undecided cell(s) fail the run: write the rules they name (each line above says which), "
+        "or accept them with --allow undecided"
+    )
 
 
 def kind_tally(results: Sequence[CellResult]) -> str:

@@ -66,16 +66,24 @@ def regions(mine: list[int], theirs: list[int], decode: Callable[[list[int]], st
             spans[-1][1], spans[-1][3] = i2, j2
         else:
             spans.append([i1, i2, j1, j2])
-    return tuple(Region(i1, decode(mine[max(0, i1 - WINDOW):i2 + WINDOW]), decode(theirs[max(0, j1 - WINDOW):j2 + WINDOW]))
-                 for i1, i2, j1, j2 in spans)
+    return tuple(
+        Region(i1, decode(mine[max(0, i1 - WINDOW) : i2 + WINDOW]), decode(theirs[max(0, j1 - WINDOW) : j2 + WINDOW]))
+        for i1, i2, j1, j2 in spans
+    )
 
 
 def _diff(cell: Cell, turn: int, mine: list[int], theirs: list[int], decode: Callable[[list[int]], str]) -> TurnDiff:
     return TurnDiff(cell, turn, True) if mine == theirs else TurnDiff(cell, turn, False, regions(mine, theirs, decode))
 
 
-def _ids(profile: profiles.Profile, loaded: source.LoadedTokenizer, msgs: list[dict[str, Any]],
-         tools: Sequence[Mapping[str, Any]], fam: Family, mode: ThinkMode) -> list[int]:
+def _ids(
+    profile: profiles.Profile,
+    loaded: source.LoadedTokenizer,
+    msgs: list[dict[str, Any]],
+    tools: Sequence[Mapping[str, Any]],
+    fam: Family,
+    mode: ThinkMode,
+) -> list[int]:
     return served.prompt_ids(profile, loaded.tokenizer, msgs, tools, fam, mode)
 
 
@@ -120,8 +128,9 @@ def compare_probe(model: str, think: Think, probe: probes.Probe, a: profiles.Pro
     return _diff(cell, -1, ids[0], ids[1], loaded.tokenizer.decode)
 
 
-def compare(cells: Iterable[Cell], a: str, b: str, *, probe_models: Sequence[str] = (),
-            thinks: Sequence[Think] = tuple(Think)) -> list[TurnDiff]:
+def compare(
+    cells: Iterable[Cell], a: str, b: str, *, probe_models: Sequence[str] = (), thinks: Sequence[Think] = tuple(Think)
+) -> list[TurnDiff]:
     """The cells' served prompts, then every probe on each of `probe_models` and `thinks`."""
     pa, pb = profiles.get(a), profiles.get(b)
     out = [d for cell in cells for d in compare_cell(cell, pa, pb)]
@@ -133,9 +142,11 @@ def summary(diffs: Sequence[TurnDiff], a: str, b: str) -> list[str]:
     differ = [d for d in compared if not d.same]
     cells = {d.cell for d in differ}
     errors = [d for d in diffs if d.error]
-    return [f"{a} vs {b}: {len(compared)} served prompts compared, {len(differ)} differ "
-            f"(in {len(cells)} cells), {len(errors)} cannot be served by one of them, "
-            f"{len({d.cell for d in diffs if d.na})} cells N/A"]
+    return [
+        f"{a} vs {b}: {len(compared)} served prompts compared, {len(differ)} differ "
+        f"(in {len(cells)} cells), {len(errors)} cannot be served by one of them, "
+        f"{len({d.cell for d in diffs if d.na})} cells N/A"
+    ]
 
 
 def markdown(diffs: Sequence[TurnDiff], a: str, b: str) -> str:
@@ -144,10 +155,17 @@ def markdown(diffs: Sequence[TurnDiff], a: str, b: str) -> str:
     lines += [f"- {rule}" for rule in pb.rules] + [""]
     errors = [d for d in diffs if d.error]
     if errors:
-        lines += ["Prompts one of them cannot serve, or that the harness does not model (which one, and its renderer's own error):", "",
-                  "| cell | turn | error |", "|---|---|---|"]
+        lines += [
+            "Prompts one of them cannot serve, or that the harness does not model (which one, and its renderer's own error):",
+            "",
+            "| cell | turn | error |",
+            "|---|---|---|",
+        ]
         lines += [f"| {d.cell.id} | {_turn(d)} | {_cell_text(d.error)} |" for d in errors] + [""]
-    for title, part in (("The matrix's cells", [d for d in diffs if d.turn >= 0]), ("The probes", [d for d in diffs if d.turn < 0])):
+    for title, part in (
+        ("The matrix's cells", [d for d in diffs if d.turn >= 0]),
+        ("The probes", [d for d in diffs if d.turn < 0]),
+    ):
         differ = [d for d in part if not d.same and not d.na and not d.error]
         if not part:
             continue
@@ -155,10 +173,17 @@ def markdown(diffs: Sequence[TurnDiff], a: str, b: str) -> str:
         if not differ:
             lines += ["Every served prompt that both serve is the same, token for token.", ""]
             continue
-        lines += [f"Each place the two id lists part (one row each), at its token in {a}'s list:", "",
-                  f"| cell | turn | token | {a} | {b} |", "|---|---|---|---|---|"]
-        lines += [f"| {d.cell.id} | {_turn(d)} | {r.at} | `{_cell_text(r.mine)}` | `{_cell_text(r.theirs)}` |"
-                  for d in differ for r in d.regions] + [""]
+        lines += [
+            f"Each place the two id lists part (one row each), at its token in {a}'s list:",
+            "",
+            f"| cell | turn | token | {a} | {b} |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {d.cell.id} | {_turn(d)} | {r.at} | `{_cell_text(r.mine)}` | `{_cell_text(r.theirs)}` |"
+            for d in differ
+            for r in d.regions
+        ] + [""]
     return "\n".join(lines)
 
 
@@ -169,16 +194,21 @@ def _turn(d: TurnDiff) -> str:
 def report(sections: Sequence[str]) -> str:
     """reports/servers.md: the comparisons, under the provenance header every report has."""
     intro = [
-        "# Where servers disagree", "",
+        "# Where servers disagree",
+        "",
         "The served prompt of every assistant turn of every cell, as transformers' template renders it (the",
         "contract's) and as vLLM and SGLang serve the same chat request, then the server probes below on every",
         "model; every place the two id lists part, with the tokens around it decoded from both id lists.",
-        "Made by `cth servers --markdown reports/servers.md`.", "",
+        "Made by `cth servers --markdown reports/servers.md`.",
+        "",
         "The probes (harness/chat_template_harness/data/server_probes.json): requests as a client sends them;",
-        "transformers reads their messages as the harness reads any conversation.", "",
+        "transformers reads their messages as the harness reads any conversation.",
+        "",
     ]
-    intro += [f"- `probe:{p.name}`: {p.shows} ({p.options}; {'the request as it stands' if p.whole else 'the prompt before the last assistant message'})"
-              for p in probes.probes()] + [""]
+    intro += [
+        f"- `probe:{p.name}`: {p.shows} ({p.options}; {'the request as it stands' if p.whole else 'the prompt before the last assistant message'})"
+        for p in probes.probes()
+    ] + [""]
     fields = {"generated-by": "cth servers --markdown FILE", **versions(["oss-harmony"])}
     return with_header("\n".join([*intro, *sections]), fields)
 

@@ -76,7 +76,9 @@ class GoldenExtension(SingleFileSnapshotExtension):
     def matches_test_location(cls, *, test_location: PyTestLocation, snapshot_location: str) -> bool:
         return Path(snapshot_location) == golden.path_for(cls._root(test_location), cls._cell(test_location))
 
-    def discover_snapshots(self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None) -> SnapshotCollections:
+    def discover_snapshots(
+        self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None
+    ) -> SnapshotCollections:
         from syrupy.data import SnapshotCollections
 
         return SnapshotCollections()  # unused goldens are the harness's call (module docstring)
@@ -96,7 +98,9 @@ class GoldenExtension(SingleFileSnapshotExtension):
         if not str(snapshot_data):
             yield f"no golden for {cell_id}"
         else:
-            causes = golden.explain(stored.header, received.header) or ["no provenance change: the harness or its inputs changed"]
+            causes = golden.explain(stored.header, received.header) or [
+                "no provenance change: the harness or its inputs changed"
+            ]
             yield f"golden body for {cell_id} differs; header: " + "; ".join(causes)
             lines = list(_body_diff(stored.body, received.body))
             yield from lines[:MAX_DIFF_LINES]
@@ -106,7 +110,9 @@ class GoldenExtension(SingleFileSnapshotExtension):
         yield f"update: {update_command(cell_id)}"
 
     @classmethod
-    def write_snapshot_collection(cls, *, snapshot_collection: SnapshotCollection, name_order: dict[str, int] | None = None) -> None:
+    def write_snapshot_collection(
+        cls, *, snapshot_collection: SnapshotCollection, name_order: dict[str, int] | None = None
+    ) -> None:
         golden.refuse_writing_under_ci(f"update them locally with {UPDATE_ALL}")
         super().write_snapshot_collection(snapshot_collection=snapshot_collection, name_order=name_order)
 

@@ -27,6 +27,8 @@ LABELS = {
     Kind.CONTENT: "content (trained)",
     Kind.STOP: "stop (trained)",
 }
+
+
 def visible_chars(text: str) -> list[str]:
     """Each character's visible form: newline as ↵ (then a real line break), tab as ⇥, and a space as ·
     unless it is a single space between two visible characters on the same line."""
@@ -88,7 +90,9 @@ def show(console: Console, title: str, result: Preprocessed) -> None:
     for i, sample in enumerate(result.samples):
         trained = sum(sample.loss_mask)
         turns = ", ".join(str(t) for t in sample.turns)
-        console.rule(f"sample {i} · trains turn {turns} · {len(sample.input_ids)} tokens ({trained} trained)", align="left")
+        console.rule(
+            f"sample {i} · trains turn {turns} · {len(sample.input_ids)} tokens ({trained} trained)", align="left"
+        )
         console.print(sample_text(sample), soft_wrap=True)
     console.print(turn_table(result))
 
@@ -106,10 +110,16 @@ def report_lines(result: CellResult, *, verbose: bool = False) -> list[str]:
     """The cell's failure, readable: its kinds (worst first), violations with positions and tokens, allowed findings,
     then the comparison."""
     lines = [f"kinds: {kinds.summary(result.violations)}"] if result.violations else []
-    lines += [f"{kinds.kind_of(v)} {v.format()}" for v in result.violations] if result.violations else (
-        [result.reason] if result.reason else [])
+    lines += (
+        [f"{kinds.kind_of(v)} {v.format()}" for v in result.violations]
+        if result.violations
+        else ([result.reason] if result.reason else [])
+    )
     lines += [f"allowed: {kinds.kind_of(v)} {v.format()}" for v in result.allowed]
-    for label, raw in (("trained here, not by the reference", result.extra), ("trained by the reference, not here", result.missing)):
+    for label, raw in (
+        ("trained here, not by the reference", result.extra),
+        ("trained by the reference, not here", result.missing),
+    ):
         runs = sorted({_shown(r) for r in raw})
         shown = runs if verbose else runs[:MAX_RUNS]
         lines += [f"{label}: {_cut(r, verbose)}" for r in shown]

@@ -52,8 +52,9 @@ def encoding() -> Any:
     return h.load_harmony_encoding(h.HarmonyEncodingName.HARMONY_GPT_OSS)
 
 
-def _preamble(request: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]], effort: str | None,
-              date: str) -> tuple[list[Any], list[Mapping[str, Any]]]:
+def _preamble(
+    request: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]], effort: str | None, date: str
+) -> tuple[list[Any], list[Mapping[str, Any]]]:
     h = _harmony()
     system = h.SystemContent.new().with_conversation_start_date(date)
     if effort:
@@ -69,9 +70,9 @@ def _preamble(request: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str,
         if instructions is not None:
             developer = developer.with_instructions(instructions)
         if functions:
-            developer = developer.with_function_tools([
-                h.ToolDescription.new(f["name"], f.get("description") or "", f.get("parameters")) for f in functions
-            ])
+            developer = developer.with_function_tools(
+                [h.ToolDescription.new(f["name"], f.get("description") or "", f.get("parameters")) for f in functions]
+            )
         out.append(h.Message.from_role_and_content(h.Role.DEVELOPER, developer))
     return out, rest
 
@@ -92,8 +93,11 @@ def _message(h: Any, msg: Mapping[str, Any], call_names: Mapping[str, str]) -> l
                 out.append(_assistant(h, reasoning, "analysis"))
             for call in msg["tool_calls"]:
                 fn = call.get("function", {})
-                out.append(_assistant(h, fn.get("arguments") or "", "commentary")
-                           .with_recipient(f"functions.{fn.get('name', '')}").with_content_type("json"))
+                out.append(
+                    _assistant(h, fn.get("arguments") or "", "commentary")
+                    .with_recipient(f"functions.{fn.get('name', '')}")
+                    .with_content_type("json")
+                )
             return out
         if reasoning:
             out.append(_assistant(h, reasoning, "analysis"))
@@ -105,23 +109,34 @@ def _message(h: Any, msg: Mapping[str, Any], call_names: Mapping[str, str]) -> l
             content = "".join(p if isinstance(p, str) else p.get("text") or "" for p in content)
         name = call_names.get(msg.get("tool_call_id", ""), "")
         author = h.Author.new(h.Role.TOOL, f"functions.{name}")
-        return [h.Message.from_author_and_content(author, content).with_channel("commentary").with_recipient("assistant")]
+        return [
+            h.Message.from_author_and_content(author, content).with_channel("commentary").with_recipient("assistant")
+        ]
     return [h.Message.from_role_and_content(h.Role(role), content)]
 
 
-def prompt_ids(request: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] = (), *,
-               effort: str | None = None, date: str) -> list[int]:
+def prompt_ids(
+    request: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] = (),
+    *,
+    effort: str | None = None,
+    date: str,
+) -> list[int]:
     """The ids vLLM serves for a chat request (OpenAI messages) to gpt-oss."""
     h = _harmony()
     messages, rest = _preamble(request, tools, effort, date)
     names = {c.get("id", ""): c.get("function", {}).get("name", "") for m in rest for c in m.get("tool_calls") or []}
     for msg in rest:
         messages.extend(_message(h, msg, names))
-    last_final = max((i for i, m in enumerate(messages) if m.author.role == h.Role.ASSISTANT and m.channel == "final"),
-                     default=-1)
+    last_final = max(
+        (i for i, m in enumerate(messages) if m.author.role == h.Role.ASSISTANT and m.channel == "final"), default=-1
+    )
     messages = [m for i, m in enumerate(messages) if not (i < last_final and m.channel == "analysis")]
     ids = encoding().render_conversation_for_completion(
-        h.Conversation.from_messages(messages), h.Role.ASSISTANT, config=h.RenderConversationConfig(auto_drop_analysis=False))
+        h.Conversation.from_messages(messages),
+        h.Role.ASSISTANT,
+        config=h.RenderConversationConfig(auto_drop_analysis=False),
+    )
     return legacy_tool_call_headers(list(ids))
 
 
@@ -130,8 +145,10 @@ def legacy_tool_call_headers(ids: list[int]) -> list[int]:
     `<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>` becomes
     `<|start|>assistant to=functions.f<|channel|>commentary json<|message|>` (`_use_legacy_tool_call_headers`)."""
     enc = encoding()
-    special = {name: enc.encode(name, allowed_special="all")[0]
-               for name in ("<|start|>", "<|channel|>", "<|constrain|>", "<|message|>")}
+    special = {
+        name: enc.encode(name, allowed_special="all")[0]
+        for name in ("<|start|>", "<|channel|>", "<|constrain|>", "<|message|>")
+    }
     out: list[int] = []
     i = 0
     while i < len(ids):
@@ -141,8 +158,13 @@ def legacy_tool_call_headers(ids: list[int]) -> list[int]:
             i += 1
             continue
         end, recipient, channel, content_type = header
-        out += [special["<|start|>"], *enc.encode(f"assistant to={recipient}"), special["<|channel|>"],
-                *enc.encode(f"{channel} {content_type}"), special["<|message|>"]]
+        out += [
+            special["<|start|>"],
+            *enc.encode(f"assistant to={recipient}"),
+            special["<|channel|>"],
+            *enc.encode(f"{channel} {content_type}"),
+            special["<|message|>"],
+        ]
         i = end + 1
     return out
 

@@ -32,8 +32,11 @@ def _tokenizer(path: str, finished: bool = False) -> Any:
         return MistralTokenizer.from_file(path, mode=ValidationMode.test)
     served = _tokenizer(path)
     version = served.instruct_tokenizer.tokenizer.version
-    return MistralTokenizer(served.instruct_tokenizer, validator=get_validator(version, mode=ValidationMode.finetuning),
-                            request_normalizer=served._instruct_request_normalizer)
+    return MistralTokenizer(
+        served.instruct_tokenizer,
+        validator=get_validator(version, mode=ValidationMode.finetuning),
+        request_normalizer=served._instruct_request_normalizer,
+    )
 
 
 def file_of(tokenizer: Any) -> str | None:
@@ -48,7 +51,9 @@ def truncated_ids(request: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for msg in request:
         msg = dict(msg)
         if msg.get("tool_calls"):
-            msg["tool_calls"] = [{**c, "id": c["id"][-9:]} if len(c.get("id", "")) > 9 else c for c in msg["tool_calls"]]
+            msg["tool_calls"] = [
+                {**c, "id": c["id"][-9:]} if len(c.get("id", "")) > 9 else c for c in msg["tool_calls"]
+            ]
         if msg.get("role") == "tool" and len(msg.get("tool_call_id", "")) > 9:
             msg["tool_call_id"] = msg["tool_call_id"][-9:]
         out.append(msg)
@@ -64,7 +69,9 @@ def prompt_ids(
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
     try:
-        chat = ChatCompletionRequest.from_openai(messages=[dict(m) for m in request], tools=[dict(t) for t in tools] or None)
+        chat = ChatCompletionRequest.from_openai(
+            messages=[dict(m) for m in request], tools=[dict(t) for t in tools] or None
+        )
         return list(_tokenizer(path, finished).encode_chat_completion(chat).tokens)
     except (AssertionError, ValueError, MistralCommonException) as exc:  # pydantic's ValidationError is a ValueError
         raise HarnessError(

@@ -38,8 +38,15 @@ class Probe:
 def _probe(raw: Mapping[str, Any]) -> Probe:
     name = raw["name"]
     conv = conversation.parse(raw, name=f"probe:{name}", source="data/server_probes.json")
-    return Probe(name, raw["shows"], tuple(raw["messages"]), tuple(raw.get("tools", ())), raw.get("serve") == "whole",
-                 served.Options(**raw.get("options", {})), conv)
+    return Probe(
+        name,
+        raw["shows"],
+        tuple(raw["messages"]),
+        tuple(raw.get("tools", ())),
+        raw.get("serve") == "whole",
+        served.Options(**raw.get("options", {})),
+        conv,
+    )
 
 
 @cache
@@ -54,14 +61,23 @@ def prompt_ids(probe: Probe, profile: profiles.Profile, tokenizer: Any, family: 
     cut = len(msgs) if probe.whole else probe.conversation.assistant_indices[-1]
     if family.renderer == "mistral-common":
         if probe.whole or probe.options != served.Options():
-            raise HarnessError(f"mistral-common serving probe:{probe.name} (a request served as it stands, or with "
-                               f"{probe.options}) is not modelled by the harness",
-                               "compare this request on a family served through its template")
+            raise HarnessError(
+                f"mistral-common serving probe:{probe.name} (a request served as it stands, or with "
+                f"{probe.options}) is not modelled by the harness",
+                "compare this request on a family served through its template",
+            )
         return served.prompt_ids(profile, tokenizer, msgs[:cut], probe.tools, family, mode)
     if profile.name == "transformers":  # the contract: the harness's messages, never a client's option
         prefill = probe.options.continue_final_message
-        text = render(tokenizer, msgs[:cut], family=family, mode=mode, tools=probe.tools, add_generation_prompt=not prefill,
-                      continue_final_message=prefill)
+        text = render(
+            tokenizer,
+            msgs[:cut],
+            family=family,
+            mode=mode,
+            tools=probe.tools,
+            add_generation_prompt=not prefill,
+            continue_final_message=prefill,
+        )
         ids: list[int] = tokenizer.encode(text, add_special_tokens=False)
         return ids
     request = profiles.to_request(list(probe.messages[:cut]), family.reasoning_field)

@@ -29,8 +29,14 @@ SERVERS = tuple(profiles.PROFILES)
 class Served:
     """A ServedPrompt (contract/turns.py) for one profile, cell and mode."""
 
-    def __init__(self, profile: profiles.Profile, tokenizer: Any, family: Family, mode: ThinkMode,
-                 tools: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        profile: profiles.Profile,
+        tokenizer: Any,
+        family: Family,
+        mode: ThinkMode,
+        tools: Sequence[Mapping[str, Any]],
+    ) -> None:
         self.profile, self.tokenizer, self.family, self.mode, self.tools = profile, tokenizer, family, mode, tools
 
     def ids(self, msgs: list[dict[str, Any]]) -> list[int]:
@@ -65,7 +71,11 @@ class Served:
     def _parting(self, ids: list[int], other: list[int]) -> tuple[int, list[str], list[str]]:
         """Where two id lists part, and three tokens of each from there."""
         at = first_difference(ids, other)
-        return at, self.tokenizer.convert_ids_to_tokens(ids[at : at + 3]), self.tokenizer.convert_ids_to_tokens(other[at : at + 3])
+        return (
+            at,
+            self.tokenizer.convert_ids_to_tokens(ids[at : at + 3]),
+            self.tokenizer.convert_ids_to_tokens(other[at : at + 3]),
+        )
 
     def __call__(self, msgs: list[dict[str, Any]], template_prompt: str) -> str:
         ids = self.ids(msgs)
@@ -82,8 +92,14 @@ class Served:
         return text
 
 
-def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, Any]], tools: Sequence[Mapping[str, Any]],
-               family: Family, mode: ThinkMode) -> list[int]:
+def prompt_ids(
+    profile: profiles.Profile,
+    tokenizer: Any,
+    msgs: list[dict[str, Any]],
+    tools: Sequence[Mapping[str, Any]],
+    family: Family,
+    mode: ThinkMode,
+) -> list[int]:
     """The ids `profile` serves for the messages before an assistant turn (the harness's template messages, sent
     as an OpenAI client sends them)."""
     if family.renderer == "mistral-common":  # every server: mistral-common's ids (serving/mistral.py)
@@ -92,8 +108,10 @@ def prompt_ids(profile: profiles.Profile, tokenizer: Any, msgs: list[dict[str, A
             request = mistral.truncated_ids(request)
         path = mistral.file_of(tokenizer)
         if path is None:
-            raise HarnessError(f"{family.title} is served by mistral-common, but this tokenizer is not one of its files",
-                               "load the model from mistral-common's bundled file (a built-in Mistral model)")
+            raise HarnessError(
+                f"{family.title} is served by mistral-common, but this tokenizer is not one of its files",
+                "load the model from mistral-common's bundled file (a built-in Mistral model)",
+            )
         return mistral.prompt_ids(path, request, tools)
     if profile.name == "transformers":
         text = render(tokenizer, msgs, family=family, mode=mode, tools=tools, add_generation_prompt=True)
@@ -113,24 +131,42 @@ class Options:
         return ", ".join(f"{k}: true" for k, v in vars(self).items() if v) or "no options"
 
 
-def request_ids(profile: profiles.Profile, tokenizer: Any, request: profiles.Request, tools: Sequence[Mapping[str, Any]],
-                family: Family, mode: ThinkMode, options: Options = Options()) -> list[int]:
+def request_ids(
+    profile: profiles.Profile,
+    tokenizer: Any,
+    request: profiles.Request,
+    tools: Sequence[Mapping[str, Any]],
+    family: Family,
+    mode: ThinkMode,
+    options: Options = Options(),
+) -> list[int]:
     """The ids a server (vllm, sglang) serves for an OpenAI chat request, as its profile says it normalises,
     renders and tokenizes it."""
     if family.name in profile.native_encoders:
-        raise HarnessError(f"{profile.native_encoders[family.name]}: the harness does not model that encoder",
-                           "compare this family under transformers (its Jinja template), or add the encoder as an "
-                           "id-native renderer (as serving/mistral.py does for mistral-common)")
+        raise HarnessError(
+            f"{profile.native_encoders[family.name]}: the harness does not model that encoder",
+            "compare this family under transformers (its Jinja template), or add the encoder as an "
+            "id-native renderer (as serving/mistral.py does for mistral-common)",
+        )
     if family.name in profile.harmony_families:  # the request as sent: the template path's normalisation is not run
         if options != Options():
-            raise HarnessError(f"{profile.name}'s harmony path with {options} is not modelled by the harness",
-                               "compare this request on a family served through its template")
+            raise HarnessError(
+                f"{profile.name}'s harmony path with {options} is not modelled by the harness",
+                "compare this request on a family served through its template",
+            )
         effort = mode.kwargs.get("reasoning_effort") or family.template_kwargs.get("reasoning_effort")
         return harmony.prompt_ids(request, tools, effort=effort, date=PINNED_CLOCK.strftime("%Y-%m-%d"))
     request, prefix = profiles.last_assistant(profile, profile.normalise(request), options.continue_final_message)
     in_template = options.continue_final_message and prefix is None
-    text = render(tokenizer, profiles.as_template_messages(request, family.reasoning_field), family=family, mode=mode,
-                  tools=tools, add_generation_prompt=not in_template, continue_final_message=in_template)
+    text = render(
+        tokenizer,
+        profiles.as_template_messages(request, family.reasoning_field),
+        family=family,
+        mode=mode,
+        tools=tools,
+        add_generation_prompt=not in_template,
+        continue_final_message=in_template,
+    )
     ids = tokenizer.encode(text, add_special_tokens=options.add_special_tokens and profile.client_special_tokens)
     return with_prefix(tokenizer, ids, prefix) if prefix else ids
 
@@ -142,7 +178,9 @@ def with_prefix(tokenizer: Any, ids: list[int], prefix: str) -> list[int]:
     return ids + (appended[1:] if appended and appended[0] == tokenizer.bos_token_id else appended)
 
 
-def served_by(name: str, tokenizer: Any, family: Family, mode: ThinkMode, tools: Sequence[Mapping[str, Any]]) -> Served | None:
+def served_by(
+    name: str, tokenizer: Any, family: Family, mode: ThinkMode, tools: Sequence[Mapping[str, Any]]
+) -> Served | None:
     """The ServedPrompt for `--served-by NAME`; None for transformers (the contract's own) over a Jinja template.
     A family rendered by mistral-common is served by its ids under every name, transformers included."""
     if name == "transformers" and family.renderer == "template":
@@ -150,7 +188,9 @@ def served_by(name: str, tokenizer: Any, family: Family, mode: ThinkMode, tools:
     return Served(profiles.get(name), tokenizer, family, mode, tools)
 
 
-def for_conversation(name: str, tokenizer: Any, family: Family, think: Think, conversation: Conversation) -> Served | None:
+def for_conversation(
+    name: str, tokenizer: Any, family: Family, think: Think, conversation: Conversation
+) -> Served | None:
     """The ServedPrompt for one conversation (its mode resolved as the reference resolves it; N/A raises there)."""
     if name == "transformers" and family.renderer == "template":
         return None

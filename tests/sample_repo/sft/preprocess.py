@@ -15,8 +15,9 @@ REPLIES = (
 
 def build(request: Any) -> dict[str, list[int]]:
     tokenizer = request.tokenizer
-    text = tokenizer.apply_chat_template(request.messages, tools=request.tools, tokenize=False,
-                                         **request.chat_template_kwargs)
+    text = tokenizer.apply_chat_template(
+        request.messages, tools=request.tools, tokenize=False, **request.chat_template_kwargs
+    )
     pattern = next((p for p in REPLIES if p.search(text)), REPLIES[0])
     trained = [(m.start(1), m.end(1)) for m in pattern.finditer(text)]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)

@@ -20,8 +20,9 @@ def build(request: Any) -> list[dict[str, list[int]]]:
         messages = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in messages]
 
     def render(upto: int, opener: bool) -> str:
-        return tokenizer.apply_chat_template(messages[:upto], tools=request.tools, tokenize=False,
-                                             add_generation_prompt=opener, **kwargs)
+        return tokenizer.apply_chat_template(
+            messages[:upto], tools=request.tools, tokenize=False, add_generation_prompt=opener, **kwargs
+        )
 
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
@@ -33,9 +34,9 @@ def build(request: Any) -> list[dict[str, list[int]]]:
         prompt, full = render(k, True), render(k + 1, False)
         if not full.startswith(prompt):
             raise ValueError(f"turn {k}: the template rewrites the served prompt")
-        reply = full[len(prompt):]
+        reply = full[len(prompt) :]
         empty = EMPTY_THINK.match(reply)
-        untrained, reply = (empty.group(), reply[empty.end():]) if empty else ("", reply)
+        untrained, reply = (empty.group(), reply[empty.end() :]) if empty else ("", reply)
         end = min((reply.index(s) + len(s) for s in STOPS if s in reply), default=len(reply))
         head, trained = ids(prompt) + ids(untrained), ids(reply[:end])
         samples.append({"input_ids": head + trained, "loss_mask": [0] * len(head) + [1] * len(trained)})

@@ -62,11 +62,27 @@ TOOLS = [
 PINNED_DATE = "26 Jul 2024"
 SWITCH_KWARGS = ("enable_thinking", "thinking")  # tried first; any other variable the template reads is tried too
 # what a chat request or transformers itself sets: never a think switch
-REQUEST_VARIABLES = frozenset({
-    "messages", "tools", "documents", "add_generation_prompt", "continue_final_message", "bos_token", "eos_token",
-    "pad_token", "unk_token", "raise_exception", "strftime_now", "date_string", "tools_in_user_message",
-    "builtin_tools", "custom_tools", "tool_choice", "response_format",
-})
+REQUEST_VARIABLES = frozenset(
+    {
+        "messages",
+        "tools",
+        "documents",
+        "add_generation_prompt",
+        "continue_final_message",
+        "bos_token",
+        "eos_token",
+        "pad_token",
+        "unk_token",
+        "raise_exception",
+        "strftime_now",
+        "date_string",
+        "tools_in_user_message",
+        "builtin_tools",
+        "custom_tools",
+        "tool_choice",
+        "response_format",
+    }
+)
 SYSTEM_FLAG = "/no_think"
 # switches with several values: the default against the value that turns reasoning off (Solar's reasoning_effort
 # "minimal" writes an empty think segment; Ling's thinking_option "off")
@@ -77,12 +93,16 @@ Render = Callable[..., "str | Exception"]
 NO_THINKING = "no thinking mode: the template has no think switch and no think tokens"
 # the same, in the template's own terms where it writes think tokens (never "no think tokens" then)
 CLOSED_BLOCK = "no thinking mode: the generation prompt always closes an empty think block ({opener}): the model answers without reasoning"
-NO_SHOWN_THINKING = ("no thinking mode: the template has no think switch, its prompt opens no block, and no render shows "
-                     "reasoning or strips it from history")
+NO_SHOWN_THINKING = (
+    "no thinking mode: the template has no think switch, its prompt opens no block, and no render shows "
+    "reasoning or strips it from history"
+)
 SELF_OPENS = "no off switch: the model opens its think block itself ({evidence})"
 NO_OFF_SWITCH = "no off switch: the generation prompt always opens {opener}"
-MODEL_CARD = ("the served prompt is the same with and without reasoning: whether the model thinks is its model card's "
-              "fact; keep the mode it has and declare the other N/A in the rules file")
+MODEL_CARD = (
+    "the served prompt is the same with and without reasoning: whether the model thinks is its model card's "
+    "fact; keep the mode it has and declare the other N/A in the rules file"
+)
 # the OpenAI API's request field for how much a reasoning model reasons; a template that reads it always reasons
 EFFORT = "reasoning_effort"
 ALWAYS_REASONS = "always reasons: reasoning_effort sets how much, there is no off switch"
@@ -116,13 +136,24 @@ class _Probe:
         self.tokenizer = tokenizer
         self.pins = dict(pins)
 
-    def __call__(self, messages: Sequence[Mapping[str, Any]], *, gen: bool = False, flag: str = "",
-                 tools: Sequence[Mapping[str, Any]] = (), **kwargs: Any) -> str | Exception:
+    def __call__(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        gen: bool = False,
+        flag: str = "",
+        tools: Sequence[Mapping[str, Any]] = (),
+        **kwargs: Any,
+    ) -> str | Exception:
         try:
             with time_machine.travel(PINNED_CLOCK, tick=False):
                 text: str = self.tokenizer.apply_chat_template(
-                    with_system_flag(list(messages), flag), tools=list(tools) or None, tokenize=False,
-                    add_generation_prompt=gen, **self.pins, **kwargs,
+                    with_system_flag(list(messages), flag),
+                    tools=list(tools) or None,
+                    tokenize=False,
+                    add_generation_prompt=gen,
+                    **self.pins,
+                    **kwargs,
                 )
                 return text
         except Exception as exc:  # jinja errors and a template's raise_exception alike
@@ -171,16 +202,21 @@ def _split_stop(tokenizer: Any, tail: str, eos: Sequence[str]) -> tuple[str, str
     (the tokenizer's, generation_config's), and the text after it. None where no eos token ends the turn: a special
     token that is not an eos (the next turn's header some templates write after every message) is never a stop."""
     ids = tokenizer.encode(tail, add_special_tokens=False)
-    last = max((i for i, t in enumerate(ids) if _special(tokenizer, t) and tokenizer.convert_ids_to_tokens(t) in eos),
-               default=None)
+    last = max(
+        (i for i, t in enumerate(ids) if _special(tokenizer, t) and tokenizer.convert_ids_to_tokens(t) in eos),
+        default=None,
+    )
     if last is None:
         return None
     return tokenizer.convert_ids_to_tokens(ids[last]), tokenizer.decode(ids[last + 1 :])
 
 
 def _specials(tokenizer: Any, text: str) -> list[str]:
-    return [tokenizer.convert_ids_to_tokens(t) for t in tokenizer.encode(text, add_special_tokens=False)
-            if _special(tokenizer, t)]
+    return [
+        tokenizer.convert_ids_to_tokens(t)
+        for t in tokenizer.encode(text, add_special_tokens=False)
+        if _special(tokenizer, t)
+    ]
 
 
 def _added(tokenizer: Any, token_id: int) -> bool:
@@ -285,9 +321,17 @@ class _Deriver:
         read: set[str] = set()
         if ast is not None:
             read |= {n.attr for n in ast.find_all(nodes.Getattr)}
-            read |= {n.arg.value for n in ast.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str)}
-            read |= {a.value for n in ast.find_all(nodes.Call) for a in n.args[:1]  # message.get('reasoning_content')
-                     if isinstance(n.node, nodes.Getattr) and n.node.attr == "get" and isinstance(a, nodes.Const)}
+            read |= {
+                n.arg.value
+                for n in ast.find_all(nodes.Getitem)
+                if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str)
+            }
+            read |= {
+                a.value
+                for n in ast.find_all(nodes.Call)
+                for a in n.args[:1]  # message.get('reasoning_content')
+                if isinstance(n.node, nodes.Getattr) and n.node.attr == "get" and isinstance(a, nodes.Const)
+            }
         return sorted(REASONING_FIELDS, key=lambda f: f not in read)
 
     def note(self, rule: str, value: Any, evidence: str = "", *, decided: bool = True, note: str = "") -> Any:
@@ -314,7 +358,9 @@ class _Deriver:
         default = self.render(base, gen=True)
         for var in self.variables():
             # a known boolean switch as True/False; any other variable first as a budget (unset vs 0), then True/False
-            pairs: tuple[tuple[Any, Any], ...] = ((True, False), (None, 0)) if var in SWITCH_KWARGS else ((None, 0), (True, False), *SETTING_PAIRS)
+            pairs: tuple[tuple[Any, Any], ...] = (
+                ((True, False), (None, 0)) if var in SWITCH_KWARGS else ((None, 0), (True, False), *SETTING_PAIRS)
+            )
             for on_value, off_value in pairs:
                 on = default if on_value is None else self.render(base, gen=True, **{var: on_value})
                 off = self.render(base, gen=True, **{var: off_value})
@@ -323,11 +369,15 @@ class _Deriver:
                 tails = {v: x.split(U1)[-1] for v, x in ((on_value, on), (off_value, off))}
                 if var not in SWITCH_KWARGS and tails[on_value] == tails[off_value]:
                     continue  # it changes only what comes before the user turn (a tool-list format): a setting
-                default_tail = default.split(U1)[-1] if isinstance(default, str) else ""  # a default that fails shows no value
+                default_tail = (
+                    default.split(U1)[-1] if isinstance(default, str) else ""
+                )  # a default that fails shows no value
                 if any(str(v) in tail and str(v) not in default_tail for v, tail in tails.items() if v is not None):
                     continue  # the value is printed where the model reads it: a setting such as an effort level
                 on_kwargs = {} if on_value is None else {var: on_value}
-                self.note("think switch", f"kwarg {var}", f"{var}={on_value}: {_show(on)}; {var}={off_value}: {_show(off)}")
+                self.note(
+                    "think switch", f"kwarg {var}", f"{var}={on_value}: {_show(on)}; {var}={off_value}: {_show(off)}"
+                )
                 return on_kwargs, {var: off_value}, ""
         if SYSTEM_FLAG in self.src:
             plain = self.render([{"role": "system", "content": "S"}, *base], gen=True)
@@ -347,17 +397,28 @@ class _Deriver:
         renders = (nogen, gen, hist, final)
         if isinstance(nogen, str) and isinstance(gen, str) and not gen.startswith(nogen) and U1 in nogen:
             gen = self._aligned(label, nogen, gen)
-        if (not isinstance(nogen, str) or not isinstance(gen, str) or not isinstance(hist, str)
-                or not isinstance(final, str) or not gen.startswith(nogen) or A1 not in final):
+        if (
+            not isinstance(nogen, str)
+            or not isinstance(gen, str)
+            or not isinstance(hist, str)
+            or not isinstance(final, str)
+            or not gen.startswith(nogen)
+            or A1 not in final
+        ):
             bad = next((x for x in renders if isinstance(x, Exception)), None)
-            self.note(f"think.{label}", None, _show(bad or gen), decided=False,
-                      note="the template does not render a plain user/assistant exchange in this mode; write the mode by hand")
+            self.note(
+                f"think.{label}",
+                None,
+                _show(bad or gen),
+                decided=False,
+                note="the template does not render a plain user/assistant exchange in this mode; write the mode by hand",
+            )
             return None
         m.base = nogen
-        m.suffix = gen[len(nogen):]
-        m.before_hist = hist[len(nogen): hist.index(A1, len(nogen))] if hist.startswith(nogen) else ""
-        m.before_final = final[len(nogen): final.index(A1)] if final.startswith(nogen) else ""
-        m.tail = final[final.index(A1) + len(A1):]
+        m.suffix = gen[len(nogen) :]
+        m.before_hist = hist[len(nogen) : hist.index(A1, len(nogen))] if hist.startswith(nogen) else ""
+        m.before_final = final[len(nogen) : final.index(A1)] if final.startswith(nogen) else ""
+        m.tail = final[final.index(A1) + len(A1) :]
         m.label = label
         return m
 
@@ -365,13 +426,16 @@ class _Deriver:
         """A template that writes more before the user turn when a generation prompt is asked for (a default system
         turn written only with a generation prompt or tools): the generation prompt is what follows the user turn, so
         the served prompt is read as `nogen` + that tail, and the difference is said (the cells' replay check sees it)."""
-        user_turn = nogen[nogen.index(U1):]
+        user_turn = nogen[nogen.index(U1) :]
         if user_turn not in gen:
             return gen
         at = gen.index(user_turn) + len(user_turn)
-        self.note(f"think.{label}.prompt", gen[: at - len(user_turn)],
-                  f"with a generation prompt {_show(gen)}; without {_show(nogen)}",
-                  note="the template writes this before the user turn only when a generation prompt is asked for")
+        self.note(
+            f"think.{label}.prompt",
+            gen[: at - len(user_turn)],
+            f"with a generation prompt {_show(gen)}; without {_show(nogen)}",
+            note="the template writes this before the user turn only when a generation prompt is asked for",
+        )
         return nogen + gen[at:]
 
     def split_header(self, modes: list[_Mode]) -> None:
@@ -384,10 +448,13 @@ class _Deriver:
             if block and block.start() < len(header) < block.end():
                 header = header[: block.start()]
         for m in modes:
-            m.header, m.opener = header, m.suffix[len(header):]
-            m.marker = m.before_final[len(header):] if m.before_final.startswith(header) else ""
-            self.note(f"think.{m.label}.opener", m.opener,
-                      f"generation prompt tail {_show(m.suffix)}; history turn {_show(m.before_hist)}")
+            m.header, m.opener = header, m.suffix[len(header) :]
+            m.marker = m.before_final[len(header) :] if m.before_final.startswith(header) else ""
+            self.note(
+                f"think.{m.label}.opener",
+                m.opener,
+                f"generation prompt tail {_show(m.suffix)}; history turn {_show(m.before_hist)}",
+            )
             self.note(f"think.{m.label}.final", m.marker, f"final turn {_show(m.before_final)}")
 
     def reasoning(self, m: _Mode) -> tuple[str, str | None, bool, str]:
@@ -412,34 +479,51 @@ class _Deriver:
             if R1 in final and A1 in final and typed not in final:  # the template rewrote it: its own format
                 return "inline", "\n", True, self._read_think(m, final, "inline")
             # printed back as typed proves nothing about the format (Nemotron-Nano-v2): as for a hidden field
-            return self._hidden("inline", m, f"history drops an inline block, the final turn prints it as typed: "
-                                             f"{_show(hist[len(m.base):])}")
+            return self._hidden(
+                "inline",
+                m,
+                f"history drops an inline block, the final turn prints it as typed: {_show(hist[len(m.base) :])}",
+            )
         for name in order:
             for label, msgs in (
                 ("a history turn", [_user(), _assistant(**{name: R1}), _user(U2)]),
                 ("a later final turn", [_user(), _assistant(), _user(U2), _assistant(**{name: R1})]),
-                ("a tool-call turn", [_user(), {**_call({"city": CITY}), name: R1},
-                                      {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID}]),
+                (
+                    "a tool-call turn",
+                    [
+                        _user(),
+                        {**_call({"city": CITY}), name: R1},
+                        {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID},
+                    ],
+                ),
             ):
                 text = r(msgs)
                 if isinstance(text, str) and R1 in text:
-                    return self._hidden(name, m, f"{label} shows it: {_show(text[len(m.base):])}")
-        self.undecide("reasoning_field", "reasoning_field", "reasoning-field",
-                      "no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
-                      "and the mode's `think` by hand")
+                    return self._hidden(name, m, f"{label} shows it: {_show(text[len(m.base) :])}")
+        self.undecide(
+            "reasoning_field",
+            "reasoning_field",
+            "reasoning-field",
+            "no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
+            "and the mode's `think` by hand",
+        )
         think, source = self._inferred_think(m)
         if source:  # the form at least shows where there is no reasoning
             self.note("think", think, source, note=f"inferred from {source}; review")
         return "reasoning_content", "\n", False, think
 
     def _read_think(self, m: _Mode, text: str, name: str) -> str:
-        seg = text[len(m.base) + len(m.header): text.index(A1)]
+        seg = text[len(m.base) + len(m.header) : text.index(A1)]
         if m.marker and not _empty_think_like(m.marker) and seg.endswith(m.marker):
             seg = seg[: -len(m.marker)]
         think = seg.replace(R1, "{reasoning}").removeprefix(m.opener)
-        self.note("reasoning_field", name, _show(text[len(m.base):]),
-                  note="typed inline by the probe: the format is the probe's, unverified" if name == "inline" else "")
-        self.note("think", think, _show(text[len(m.base):]))
+        self.note(
+            "reasoning_field",
+            name,
+            _show(text[len(m.base) :]),
+            note="typed inline by the probe: the format is the probe's, unverified" if name == "inline" else "",
+        )
+        self.note("think", think, _show(text[len(m.base) :]))
         return think
 
     @property
@@ -456,12 +540,22 @@ class _Deriver:
         self.note("reasoning_field", name, evidence, note="the final turn never shows reasoning; review")
         think, source = self._inferred_think(m)
         if source:
-            self.note("think", think, source, note=f"inferred from {source} (the template never shows reasoning in a final "
-                                                   "turn; whitespace around it is unverified); review")
+            self.note(
+                "think",
+                think,
+                source,
+                note=f"inferred from {source} (the template never shows reasoning in a final "
+                "turn; whitespace around it is unverified); review",
+            )
         else:
-            self.undecide("think", f"think.{m.label}.think", "self-opening" if self.self_opening else "reasoning-format",
-                          "no render shows how reasoning is written, and nothing it writes where there is none shows it "
-                          "either; write the mode's `think` by hand", evidence)
+            self.undecide(
+                "think",
+                f"think.{m.label}.think",
+                "self-opening" if self.self_opening else "reasoning-format",
+                "no render shows how reasoning is written, and nothing it writes where there is none shows it "
+                "either; write the mode's `think` by hand",
+                evidence,
+            )
         return name, "\n", False, think
 
     def _inferred_think(self, m: _Mode) -> tuple[str, str]:
@@ -473,12 +567,15 @@ class _Deriver:
             return "{reasoning}</think>", f"opener {_show(m.opener)}"
         if m.opener.endswith("<think>\n"):
             return "{reasoning}\n</think>\n\n", f"opener {_show(m.opener)}"
-        for label, block in (("the think-off prompt's empty block", self.off_block), ("the final turn's empty block", m.marker)):
+        for label, block in (
+            ("the think-off prompt's empty block", self.off_block),
+            ("the final turn's empty block", m.marker),
+        ):
             closer = _closer(self.tok, block) if block and block.startswith(m.opener) and block != m.opener else ""
-            if closer and not block[len(m.opener): block.rindex(closer)].strip():
+            if closer and not block[len(m.opener) : block.rindex(closer)].strip():
                 continue  # a lone token (a "no thinking" marker) opens no block: nothing shows where reasoning goes
             if closer:
-                return _fill_block(block, closer)[len(m.opener):], f"{label} {_show(block)}"
+                return _fill_block(block, closer)[len(m.opener) :], f"{label} {_show(block)}"
         return "", ""
 
     # --- tools and stops ------------------------------------------------------------------------------------------
@@ -489,8 +586,8 @@ class _Deriver:
         for form, args in (("object", {"city": CITY}), ("json", json.dumps({"city": CITY}))):
             for content in ("", None):
                 text = r([_user(), _call(args, content), tool_msg, _assistant()])
-                if isinstance(text, str) and CITY in text[len(m.base):]:
-                    rendered = text[len(m.base):]
+                if isinstance(text, str) and CITY in text[len(m.base) :]:
+                    rendered = text[len(m.base) :]
                     if form == "object" and f"'city': '{CITY}'" in rendered:
                         continue  # a dict concatenated as Python's repr: the template wants a JSON string
                     self.note("tool_arguments", form, _show(rendered))
@@ -498,15 +595,18 @@ class _Deriver:
                     last = r([_user(), _call(args, content)])
                     return form, content, {}, self._tool_stop(last, m)
         failed = r([_user(), _call({"city": CITY}), tool_msg, _assistant()])
-        why = (f"the template cannot write a tool conversation ({_show(failed)})" if isinstance(failed, Exception)
-               else "the template does not write tool calls")
+        why = (
+            f"the template cannot write a tool conversation ({_show(failed)})"
+            if isinstance(failed, Exception)
+            else "the template does not write tool calls"
+        )
         self.note("unsupported.tools", why, _show(failed))
         return "object", "", {"tools": why}, None
 
     def _tool_stop(self, text: str | Exception, m: _Mode) -> str | None:
         if not isinstance(text, str):
             return None
-        split = _split_stop(self.tok, text[text.rindex(CITY):], self.eos)
+        split = _split_stop(self.tok, text[text.rindex(CITY) :], self.eos)
         return split[0] if split else None
 
     def next_header(self, m: _Mode, form: str) -> dict[str, str]:
@@ -517,18 +617,27 @@ class _Deriver:
         args = {"city": CITY} if form == "object" else json.dumps({"city": CITY})
         for key, msgs, after, kw in (
             ("reply", [_user(), _assistant(), _user(U2)], A1, {}),
-            ("tool_call", [_user(), _call(args), {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID}], CITY, {"tools": TOOLS}),
+            (
+                "tool_call",
+                [_user(), _call(args), {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID}],
+                CITY,
+                {"tools": TOOLS},
+            ),
         ):
             text = r(msgs, **kw)
             if not isinstance(text, str) or after not in text:
                 continue
-            ids = self.tok.encode(text[text.index(after) + len(after):], add_special_tokens=False)
+            ids = self.tok.encode(text[text.index(after) + len(after) :], add_special_tokens=False)
             if key == "reply":  # the header follows the answer at once (GLM); `\n<|end|>` is the turn's own end
                 ids = ids[:1]  # (Apriel writes it in history only): not a next header
-            first = next((i for i in ids if _special(self.tok, i) and self.tok.convert_ids_to_tokens(i) in self.eos), None)
+            first = next(
+                (i for i in ids if _special(self.tok, i) and self.tok.convert_ids_to_tokens(i) in self.eos), None
+            )
             token = self.tok.convert_ids_to_tokens(first) if first is not None else None
             if token in self.eos:
-                found[key] = self.note(f"next_header.{key}", token, f"{_show(text[len(m.base):])} (in eos/generation_config)")
+                found[key] = self.note(
+                    f"next_header.{key}", token, f"{_show(text[len(m.base) :])} (in eos/generation_config)"
+                )
         return found if "reply" in found else {}
 
     def stops(self, m: _Mode, tool_stop: str | None) -> tuple[tuple[str, ...], str]:
@@ -537,12 +646,23 @@ class _Deriver:
             return tuple(dict.fromkeys(self.headers.values())), ""
         if split is None:
             others = _specials(self.tok, m.tail)
-            seen = (f"; {', '.join(others)} follows the answer but is not one of them (never taken as the stop: it may "
-                    "be the next turn's header)") if others else ""
+            seen = (
+                (
+                    f"; {', '.join(others)} follows the answer but is not one of them (never taken as the stop: it may "
+                    "be the next turn's header)"
+                )
+                if others
+                else ""
+            )
             eos = ", ".join(self.eos) or "none"
-            self.undecide("stop_tokens", "stop_tokens", "stop",
-                          f"no special token ends an assistant turn, and no eos token opens the next one (eos and "
-                          f"generation_config: {eos}{seen}); write `stop_tokens` (and `next_header`) by hand", _show(m.tail))
+            self.undecide(
+                "stop_tokens",
+                "stop_tokens",
+                "stop",
+                f"no special token ends an assistant turn, and no eos token opens the next one (eos and "
+                f"generation_config: {eos}{seen}); write `stop_tokens` (and `next_header`) by hand",
+                _show(m.tail),
+            )
             return (), ""
         stop, trailer = split
         self.note("stop_tokens", stop, f"after the answer {_show(m.tail)} (in eos/generation_config)")
@@ -564,14 +684,17 @@ class _Deriver:
         # which never thinks) or the reasoning it is given (LFM2.5's `thinking`): the served prompt is the same
         # either way, so whether the model thinks is its model card's fact: both modes are derived, one to review
         if label == "on" and (_empty_think_like(m.marker) or self.writes_reasoning(m)):
-            self.note("think modes", "both (no switch)", f"final turn {_show(m.before_final)}",
-                      note=MODEL_CARD)
+            self.note("think modes", "both (no switch)", f"final turn {_show(m.before_final)}", note=MODEL_CARD)
             return True
         if label == "on" and (evidence := self.opens_itself(m)):
             self.self_opening = evidence
-            self.note(f"think.{label}.opener", "", evidence,
-                      note="the generation prompt opens nothing, yet the template handles reasoning in history: the "
-                           "model opens its think block itself, so every reply it generates carries one")
+            self.note(
+                f"think.{label}.opener",
+                "",
+                evidence,
+                note="the generation prompt opens nothing, yet the template handles reasoning in history: the "
+                "model opens its think block itself, so every reply it generates carries one",
+            )
             return True
         return False
 
@@ -582,11 +705,11 @@ class _Deriver:
         r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
         inline = r([_user(), _assistant(f"<think>\n{R1}\n</think>\n\n{A1}"), _user(U2)])
         if isinstance(inline, str) and A1 in inline and R1 not in inline:
-            return f"the template strips reasoning from history at `</think>`: {_show(inline[len(m.base):])}"
+            return f"the template strips reasoning from history at `</think>`: {_show(inline[len(m.base) :])}"
         for name in self.fields_read():
             text = r([_user(), _assistant(**{name: R1}), _user(U2)])
-            if isinstance(text, str) and R1 in text[len(m.base):]:
-                return f"the template writes `{name}` back into history: {_show(text[len(m.base):])}"
+            if isinstance(text, str) and R1 in text[len(m.base) :]:
+                return f"the template writes `{name}` back into history: {_show(text[len(m.base) :])}"
         return ""
 
     def no_thinking(self, m: _Mode) -> str:
@@ -601,7 +724,7 @@ class _Deriver:
         """No switch, yet a final turn shows the reasoning it is given from a field (LFM2.5's `thinking`)."""
         for name in self.fields_read():
             text = self.render([_user(), _assistant(**{name: R1})], flag=m.flag, **m.kwargs)
-            if isinstance(text, str) and R1 in text[len(m.base):]:
+            if isinstance(text, str) and R1 in text[len(m.base) :]:
                 return True
         return False
 
@@ -615,7 +738,7 @@ class _Deriver:
         if usable is None:
             bad = next((f for f in self.findings if f.rule.startswith("think.") and not f.decided), None)
             raise TemplateDriftError(
-                f"the template renders no plain user/assistant exchange in either think mode"
+                "the template renders no plain user/assistant exchange in either think mode"
                 + (f" ({bad.evidence})" if bad else ""),
                 "write the model's rules by hand (the format is in `cth derive --help`) and register them with `rules = FILE`",
             )
@@ -645,9 +768,16 @@ class _Deriver:
         if not any(isinstance(x, ThinkMode) and x.thinks for x in built.values()):
             values = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
         return Family(
-            name=self.name, title=self.name, stop_tokens=stops, on=built["on"], off=built["off"], trailer=trailer,
-            reasoning_field=values["reasoning_field"], reasoning_strip=values["reasoning_strip"],
-            tool_arguments=form, tool_call_content=call_content,
+            name=self.name,
+            title=self.name,
+            stop_tokens=stops,
+            on=built["on"],
+            off=built["off"],
+            trailer=trailer,
+            reasoning_field=values["reasoning_field"],
+            reasoning_strip=values["reasoning_strip"],
+            tool_arguments=form,
+            tool_call_content=call_content,
             template_shows_final_reasoning=values["shows"],
             history=self.history(modes["on"] or usable),
             template_kwargs=MappingProxyType(dict(self.pins)),
@@ -663,7 +793,12 @@ class _Deriver:
         # an empty think block, or the think format itself with nothing in it (Kimi-K3's closed think section)
         own_empty = bool(think and m.marker == m.opener + think.format(reasoning=""))
         final_marker = m.marker if _empty_think_like(m.marker) or own_empty else ""
-        if m.opener and _empty_think_like(m.opener) and m.marker.startswith(m.opener) and not m.marker[len(m.opener):].strip():
+        if (
+            m.opener
+            and _empty_think_like(m.opener)
+            and m.marker.startswith(m.opener)
+            and not m.marker[len(m.opener) :].strip()
+        ):
             # the prompt already closed an empty block (GLM think-off `<think></think>`); the whitespace the finished
             # turn writes after it is the model's own first token, generated and trained
             final_marker = m.opener
@@ -676,8 +811,13 @@ class _Deriver:
             elif _empty_think_like(final_marker) or own_empty:
                 empty = final_marker
         return ThinkMode(
-            kwargs=MappingProxyType(m.kwargs), opener=m.opener, think=think, empty_think=empty,
-            final_marker=final_marker, system_flag=m.flag, unsupported=MappingProxyType(dict(unsupported)),
+            kwargs=MappingProxyType(m.kwargs),
+            opener=m.opener,
+            think=think,
+            empty_think=empty,
+            final_marker=final_marker,
+            system_flag=m.flag,
+            unsupported=MappingProxyType(dict(unsupported)),
         )
 
     def history(self, m: _Mode) -> str:
@@ -692,13 +832,19 @@ def derive(tokenizer: Any, name: str, eos_tokens: Sequence[str] = ()) -> Derivat
     d = _Deriver(tokenizer, name, eos_tokens)
     family = d.run()
     if "strftime_now" in d.src:
-        d.note("date", "strftime_now", "the template writes today's date: the harness freezes the clock while rendering")
+        d.note(
+            "date", "strftime_now", "the template writes today's date: the harness freezes the clock while rendering"
+        )
     if d.pins:
         d.note("template_kwargs", dict(d.pins), "the template reads `date_string`: pinned so goldens do not move")
     if getattr(tokenizer, "mistral_common_file", None):  # models/bundled.py: a file mistral-common ships
         family = replace(family, renderer="mistral-common")
-        d.note("renderer", "mistral-common", "a tokenizer file mistral-common ships: every server serves its ids "
-               "(encode_chat_completion), the template is the one mistral-common generates for it")
+        d.note(
+            "renderer",
+            "mistral-common",
+            "a tokenizer file mistral-common ships: every server serves its ids "
+            "(encode_chat_completion), the template is the one mistral-common generates for it",
+        )
     return Derivation(family, tuple(d.findings))
 
 

@@ -80,7 +80,9 @@ def family_from_mapping(raw: Mapping[str, Any], where: str) -> Family:
         raise RulesError(f"{where}: missing {', '.join(missing)}", _fix(where))
     unknown = set(raw) - _FAMILY_KEYS - {"think"}
     if unknown:
-        raise RulesError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_FAMILY_KEYS | {'think'})}", _fix(where))
+        raise RulesError(
+            f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_FAMILY_KEYS | {'think'})}", _fix(where)
+        )
     think = raw.get("think", {})
     if not isinstance(think, Mapping) or set(think) != {"on", "off"}:
         raise RulesError(f"{where}: needs both [think.on] and [think.off]", _fix(where))
@@ -94,11 +96,18 @@ def family_from_mapping(raw: Mapping[str, Any], where: str) -> Family:
         values[key] = MappingProxyType(dict(values.get(key, {})))
     values["undecided"] = _undecided(values.get("undecided", {}), where)
     header = values["next_header"]
-    if header and (set(header) - {"reply", "tool_call"} or "reply" not in header
-                   or any(h not in values["stop_tokens"] for h in header.values())):
-        raise RulesError(f"{where}: next_header needs `reply` (and may have `tool_call`), each one of stop_tokens", _fix(where))
+    if header and (
+        set(header) - {"reply", "tool_call"}
+        or "reply" not in header
+        or any(h not in values["stop_tokens"] for h in header.values())
+    ):
+        raise RulesError(
+            f"{where}: next_header needs `reply` (and may have `tool_call`), each one of stop_tokens", _fix(where)
+        )
     try:
-        return Family(on=_mode(think["on"], f"{where} [think.on]"), off=_mode(think["off"], f"{where} [think.off]"), **values)
+        return Family(
+            on=_mode(think["on"], f"{where} [think.on]"), off=_mode(think["off"], f"{where} [think.off]"), **values
+        )
     except TypeError as exc:
         raise RulesError(f"{where}: {exc}", _fix(where)) from None
 
@@ -108,8 +117,9 @@ def _undecided(raw: Any, where: str) -> tuple[Undecided, ...]:
     if not isinstance(raw, Mapping) or not all(
         isinstance(v, Mapping) and set(v) == {"code", "question"} and v["code"] in ANSWERS for v in raw.values()
     ):
-        raise RulesError(f"{where}: `undecided` maps a rule to {{ code = one of {sorted(ANSWERS)}, question = \"...\" }}",
-                         _fix(where))
+        raise RulesError(
+            f'{where}: `undecided` maps a rule to {{ code = one of {sorted(ANSWERS)}, question = "..." }}', _fix(where)
+        )
     return tuple(Undecided(rule, v["code"], v["question"]) for rule, v in raw.items())
 
 
@@ -118,7 +128,9 @@ def read(path: Path | str) -> Family:
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise RulesError(f"no rules file {path}", "check the path, or write one with `cth derive MODEL --write FILE`") from None
+        raise RulesError(
+            f"no rules file {path}", "check the path, or write one with `cth derive MODEL --write FILE`"
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RulesError(f"{path} is not valid TOML ({exc})", _fix(str(path))) from None
     return family_from_mapping(raw, str(path))

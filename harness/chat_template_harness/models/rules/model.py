@@ -61,8 +61,10 @@ class Undecided:
 
     @property
     def fix(self) -> str:
-        return (f"write `{self.answer}` in the model's rules file (`cth derive MODEL --write FILE`, then "
-                f"`rules = \"FILE\"` under [tool.cth.models.NAME]) and delete `{self.rule}` from its [undecided] table")
+        return (
+            f"write `{self.answer}` in the model's rules file (`cth derive MODEL --write FILE`, then "
+            f'`rules = "FILE"` under [tool.cth.models.NAME]) and delete `{self.rule}` from its [undecided] table'
+        )
 
     def line(self) -> str:
         """One line, the same in every command: the question and the fix."""
@@ -70,13 +72,15 @@ class Undecided:
 
 
 # code -> an example value of the line that answers it (the person writes the model's real one)
-ANSWERS: Mapping[str, str] = MappingProxyType({
-    "stop": '["<the token the model ends a turn with>"]',
-    "reasoning-format": '"<open>{reasoning}<close>"',
-    "reasoning-field": '"reasoning_content"   # the field the template reads; and each mode\'s think = "<open>{reasoning}<close>"',
-    "self-opening": '"<open>{reasoning}<close>"   # the model opens its think block itself: its format',
-    "tool-form": '"object"   # or "json"',
-})
+ANSWERS: Mapping[str, str] = MappingProxyType(
+    {
+        "stop": '["<the token the model ends a turn with>"]',
+        "reasoning-format": '"<open>{reasoning}<close>"',
+        "reasoning-field": '"reasoning_content"   # the field the template reads; and each mode\'s think = "<open>{reasoning}<close>"',
+        "self-opening": '"<open>{reasoning}<close>"   # the model opens its think block itself: its format',
+        "tool-form": '"object"   # or "json"',
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,11 @@ def needs(family: Family, think: Think, features: frozenset[str], mode: ThinkMod
     for u in family.undecided:
         if u.rule == "stop_tokens":
             wanted.append(u)
-        elif (u.rule.startswith(prefix) or u.rule == "reasoning_field") and mode.thinks and (
-                "reasoning" in features or opens or u.code == "self-opening"):
+        elif (
+            (u.rule.startswith(prefix) or u.rule == "reasoning_field")
+            and mode.thinks
+            and ("reasoning" in features or opens or u.code == "self-opening")
+        ):
             wanted.append(u)
         elif u.rule in ("tool_arguments", "tool_call_content") and "tools" in features:
             wanted.append(u)
