@@ -101,11 +101,12 @@ def test_a_cached_template_with_another_hash_is_not_used(tmp_path, monkeypatch):
 
 def test_the_template_pins_are_the_corpus_pins():
     """data/models.toml and tests/corpus/provenance.toml name the same sdist and the same template hashes."""
-    corpus = tomllib.loads((ROOT / "tests/corpus/provenance.toml").read_text("utf-8"))
+    corpus = tomllib.loads((ROOT / "tests/corpus/provenance.toml").read_text("utf-8"))["sources"]
     for pin in fetched.all_pins():
         origin = fetched.sources()[pin.source]
-        assert corpus["source"]["package"] == pin.source and corpus["source"]["sdist_sha256"] == origin["sdist_sha256"]
-        assert corpus["templates"][pin.file] == pin.sha256
+        (source,) = [s for s in corpus.values() if s["package"] == pin.source]
+        assert source["archive_sha256"] == origin["sdist_sha256"]
+        assert source["templates"][pin.file] == pin.sha256
 
 
 # --- the rebuilt Qwen vocabulary against the package's own encoder ----------------------------------------------------

@@ -94,7 +94,7 @@ def test_gallery_served_by_vllm_says_whose_prompt_each_page_shows(tmp_path, monk
     from chat_template_harness.outputs import gallery
 
     only = [Cell("gpt-oss-20b", Think.ON, "with_system")]
-    monkeypatch.setattr(gallery.matrix, "cells", lambda *a, **k: only)
+    monkeypatch.setattr(gallery, "all_cells", lambda *a, **k: only)
     results = gallery.build(tmp_path / "site", gallery.Path("goldens"), served_by="vllm")
     page = (tmp_path / "site" / "cells" / "gpt-oss-20b" / "think-on" / "with_system.html").read_text("utf-8")
     assert (
@@ -157,7 +157,7 @@ def test_the_gallery_shows_the_servers_report_as_a_page(tmp_path, monkeypatch):
 
     from chat_template_harness.outputs import gallery
 
-    monkeypatch.setattr(gallery.matrix, "cells", lambda *a, **k: [Cell("qwen3-8b", Think.OFF, "single_turn")])
+    monkeypatch.setattr(gallery, "all_cells", lambda *a, **k: [Cell("qwen3-8b", Think.OFF, "single_turn")])
     report = Path(__file__).resolve().parents[1] / "reports" / "servers.md"
     gallery.build(tmp_path, gallery.Path("goldens"), servers_report=report)
     page = (tmp_path / "servers.html").read_text("utf-8")
