@@ -39,7 +39,9 @@ def test_a_stale_golden_stops_the_build(tmp_path: Path):
     shutil.copytree(REPO / "goldens", goldens)
     path = golden.path_for(goldens, QWEN3_OFF)
     path.write_text(path.read_text("utf-8").replace("[785]", "[786]"), "utf-8")
-    with pytest.raises(Exception, match="qwen3-8b/think-off/single_turn: golden differs.*fix: see what changed and why with `cth diff`"):
+    with pytest.raises(
+        Exception, match="qwen3-8b/think-off/single_turn: golden differs.*fix: see what changed and why with `cth diff`"
+    ):
         gallery.build(tmp_path / "site", goldens)
 
 
