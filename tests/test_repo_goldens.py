@@ -14,6 +14,7 @@ REFERENCE = "chat_template_harness.examples.reference:preprocess"
 
 @pytest.mark.slow  # four pytest runs in subprocesses (about 90 s on 2 cores)
 def test_the_repo_goldens_are_written_then_compared(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("CI", raising=False)  # a developer's run writes them; CI (set below) refuses to
     shutil.copytree(Path(os.environ["CTH_TOKENIZERS_DIR"]) / "Qwen--Qwen3-8B", pytester.path / "models" / "my-qwen")
     pytester.makepyprojecttoml(
         '[tool.cth]\ngoldens = "chat-goldens"\n\n[tool.cth.cells]\nmodels = ["my-qwen"]\nthink = ["off"]\n'
