@@ -89,6 +89,10 @@ def _unrendered(result: CellResult, stored: golden.Golden | None) -> CellDiff:
     """A cell that renders no samples now: its causes read off the golden's header against this tokenizer's, and
     where the template changed, a fix that points at the template."""
     status = str(result.status) if result.status is not Status.FAIL else "error"
+    if result.status is Status.UNDECIDED:  # no sample is made from a guessed rule: the question is the cause
+        return CellDiff(
+            result.cell, status, (Cause("undecided", "a rule no render proves is undecided", result.reason),)
+        )
     message = result.raised.message if result.raised is not None else result.reason
     now = golden.header(result.cell, result.loaded, result.served_by) if result.loaded is not None else {}
     provenance = golden.causes(stored.header, now) if stored is not None and now else []
