@@ -82,3 +82,22 @@ def test_first_difference_examples():
     assert first_difference([1, 2, 3], (1, 2, 3)) == 3
     assert first_difference([], [1]) == 0
     assert first_difference("x" * 5000 + "a", "x" * 5000 + "b") == 5000
+
+
+def _nested_by_counting(contents: list[str]) -> tuple[set[str], set[str]]:
+    """The definition `tokens.nested` keeps, the obvious (quadratic) way: a token found twice in the joined text is
+    inside another (or written twice); a token that holds a shorter one of those holds one."""
+    joined = "\0".join(contents)
+    inside = {c for c in contents if joined.count(c) > 1}
+    return inside, {c for c in contents if any(o in c for o in inside if len(o) < len(c))}
+
+
+@given(st.lists(st.text(alphabet="<>ab|_ \n", min_size=1, max_size=6), min_size=1, max_size=30))
+def test_nested_tokens_are_found_as_counting_finds_them(contents):
+    assert tokens.nested(contents) == _nested_by_counting(contents)
+
+
+def test_nested_tokens_examples():
+    # negative control for the property: tokens that share no text are neither inside nor holders
+    assert tokens.nested(["<a>", "<b>"]) == (set(), set())
+    assert tokens.nested(["<a>", "x<a>y", "<b>", "<b>"]) == ({"<a>", "<b>"}, {"x<a>y"})

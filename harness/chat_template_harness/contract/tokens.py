@@ -11,6 +11,7 @@ all but their last messages, so each message is tokenized once rather than once 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
@@ -162,9 +163,29 @@ def _cut_tokens(backend: Any) -> dict[str, int]:
         for i, t in added.items()
         if not (t.lstrip or t.rstrip or t.single_word) and not (t.normalized and normalizes)
     }
-    joined = "\0".join(t.content for t in added.values())
-    inside = [c for c in (t.content for t in added.values()) if joined.count(c) > 1]  # inside another token
-    return {c: i for c, i in plain.items() if c not in inside and not any(o in c for o in inside)}
+    inside, holders = nested([t.content for t in added.values()])
+    return {c: i for c, i in plain.items() if c not in inside and c not in holders}
+
+
+def nested(contents: Sequence[str]) -> tuple[set[str], set[str]]:
+    """The added tokens written inside another one (or twice), and the tokens that hold one of those.
+
+    Each token's substrings of the lengths tokens have are looked up, instead of counting every token in the
+    joined text (quadratic in the number of tokens: Gemma 3 has 6,300)."""
+    counts = Counter(contents)
+    unique = set(counts)
+    inside = {c for c, n in counts.items() if n > 1}
+    holders: set[str] = set()
+    lengths = sorted({len(c) for c in unique})
+    for c in unique:
+        for n in lengths:
+            if n >= len(c):
+                break
+            found = {s for s in (c[i : i + n] for i in range(len(c) - n + 1)) if s in unique}
+            if found:
+                inside |= found
+                holders.add(c)
+    return inside, holders
 
 
 def _trie_pattern(words: Iterable[str]) -> str:
