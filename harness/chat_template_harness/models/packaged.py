@@ -124,8 +124,9 @@ def _rebuild(ranks: Path, pattern: str, specials: Sequence[tuple[int, str]]) -> 
     from tokenizers import AddedToken, normalizers
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    # transformers' converter constructors carry no annotations
-    converter = TikTokenConverter(vocab_file=str(ranks), pattern=pattern)  # type: ignore[no-untyped-call]
+    # transformers' converter constructors carry no annotations; the specials are added below (4.57's converter
+    # iterates `additional_special_tokens` without a None check: an empty list, not the default)
+    converter = TikTokenConverter(vocab_file=str(ranks), pattern=pattern, additional_special_tokens=[])  # type: ignore[no-untyped-call]
     tokenizer = converter.converted()
     tokenizer.normalizer = normalizers.NFC()  # the package's encode() normalises to NFC first
     # every one of them is special to the package (its decode(skip_special_tokens=True) drops them all)
