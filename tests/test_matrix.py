@@ -77,3 +77,26 @@ def test_history_sharing_follows_the_template():
     assert shape("deepseek-r1", Think.ON) == [(0,), (1,), (2,)]  # cut at </think>
     assert shape("deepseek-v3.1", Think.OFF) == [(0, 1, 2)]
     assert shape("gpt-oss-20b", Think.ON) == [(0,), (1,), (2,)]  # analysis dropped, <|return|> -> <|end|>
+
+
+def test_cells_run_in_worker_processes_exactly_as_in_one(capsys):
+    """`cth matrix` runs each model's cells in a worker process and gets the results back without the tokenizer:
+    verdicts, samples and golden texts are the same as one process's, in the same order."""
+    import pickle
+
+    from chat_template_harness.cells.run import run
+    from chat_template_harness.outputs import golden
+
+    chosen = cellmodel.cells(["qwen3-8b", "llama-3.2-3b"], fixtures=["reasoning_every_turn", "tool_call"])
+    ticks: list[int] = []
+    one, many = run(chosen), run(chosen, workers=2, tick=ticks.append)
+    assert [r.cell for r in many] == chosen and sum(ticks) == len(chosen)
+    assert [(r.status, r.reason, r.code, r.result) for r in many] == [
+        (r.status, r.reason, r.code, r.result) for r in one
+    ]
+    assert [golden.render(r) for r in many] == [golden.render(r) for r in one]
+    sent = [r for r in many if r.loaded is not None]
+    assert sent and all(isinstance(r.loaded.tokenizer, source.Deferred) for r in sent)
+    # negative control: the tokenizer itself stays behind (a deferred one is made again only when asked for more)
+    assert len(pickle.dumps(one[-1].loaded)) < 100_000 < len(pickle.dumps(one[-1].loaded.tokenizer))
+    assert sent[-1].loaded.tokenizer.decode([100]) == one[-1].loaded.tokenizer.decode([100])

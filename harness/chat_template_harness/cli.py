@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chat_template_harness.cells import model as cells
+from chat_template_harness.cells.run import run as run_cells
 from chat_template_harness.cells.run import run_cell, run_conversation
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import Policy, resolve_mode
@@ -141,8 +142,8 @@ class _Progress:
         self.started = self.last = time.monotonic()
         self.on = not sys.stderr.isatty()
 
-    def __call__(self, *_: object) -> None:
-        self.done += 1
+    def __call__(self, done: int = 1) -> None:
+        self.done += done
         now = time.monotonic()
         if self.on and now - self.last >= self.every:
             self.last = now
@@ -346,10 +347,7 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
         )
     settings = _settings(args)
     tick = _Progress("matrix", len(selected), "cells")
-    results = []
-    for c in selected:
-        results.append(run_cell(c, settings))
-        tick()
+    results = run_cells(selected, settings, workers=args.jobs or (os.cpu_count() or 1), tick=tick)
     # a user's own conversation file has no golden; another server's samples are not transformers' goldens
     builtin = set(conversation.fixture_names()) if served_by == "transformers" else set()
     if args.update_goldens:
@@ -753,6 +751,13 @@ def parser() -> argparse.ArgumentParser:
     render_p.add_argument("--json", action="store_true", help="one compact JSON line")
     matrix_p = sub.add_parser("matrix", parents=[common, selection], help=cmd_matrix.__doc__)
     matrix_p.add_argument("--markdown", metavar="FILE", help="also write the matrix as Markdown (CI summary)")
+    matrix_p.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes (default: one per core, at most one per model); each model's tokenizer is made in one",
+    )
     matrix_p.add_argument(
         "--allow",
         action="append",

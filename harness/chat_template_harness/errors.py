@@ -20,6 +20,17 @@ class HarnessError(Exception):
     def __str__(self) -> str:
         return f"{self.message}; fix: {self.fix}"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Sent between processes (cells/run.py's workers) as it is, whatever the subclass's own arguments."""
+        return (_restored, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restored(kind: type[HarnessError], args: tuple[object, ...], state: dict[str, object]) -> HarnessError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class UnknownModelError(HarnessError):
     """A model name that is neither a registered short name nor a registered hub id."""

@@ -9,7 +9,9 @@ plugin, the audit, the smoke step). Every verdict carries a code (CellResult.cod
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chat_template_harness import external
@@ -35,8 +37,62 @@ from chat_template_harness.serving import served
 DEFAULT = Settings()
 
 
-def run(cells: Iterable[Cell], settings: Settings = DEFAULT) -> list[CellResult]:
-    return [run_cell(c, settings) for c in cells]
+def run(
+    cells: Iterable[Cell], settings: Settings = DEFAULT, *, workers: int = 1, tick: Callable[[int], None] | None = None
+) -> list[CellResult]:
+    """Every cell, in order. With `workers` > 1 the models' cells run in that many processes, a model's cells in one
+    (each tokenizer is made once, where its cells run, while the other processes make theirs: loading is most of a
+    matrix); the results come back with their provenance, not the tokenizer (`LoadedTokenizer.__reduce__`).
+    `tick(n)` is called as n more cells are done."""
+    cells = list(cells)
+    groups: dict[str, list[int]] = {}
+    for i, cell in enumerate(cells):
+        if declared(cell) is None:  # a cell the rules decide alone needs no tokenizer: it runs here
+            groups.setdefault(cell.model, []).append(i)
+    if workers <= 1 or len(groups) <= 1:
+        out = []
+        for c in cells:
+            out.append(run_cell(c, settings))
+            if tick:
+                tick(1)
+        return out
+    results: list[CellResult | None] = [None] * len(cells)
+    grouped = {i for g in groups.values() for i in g}
+    here = [i for i in range(len(cells)) if i not in grouped]
+    for i in here:
+        results[i] = run_cell(cells[i], settings)
+    if tick and here:
+        tick(len(here))
+    tasks = [
+        (g, [cells[i] for i in g], settings)
+        for g in sorted(groups.values(), key=lambda g: -_load_cost(cells[g[0]], settings))
+    ]
+    source.import_loaders()  # once here, not once per worker
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with context.Pool(min(workers, len(tasks))) as pool:
+        for indices, done in pool.imap_unordered(_run_group, tasks):
+            for i, result in zip(indices, done, strict=True):
+                results[i] = result
+            if tick:
+                tick(len(done))
+        pool.close()
+        pool.join()  # the workers exit (and are counted in the caller's resource usage) before the results are used
+    return [r for r in results if r is not None]
+
+
+def _run_group(task: tuple[list[int], list[Cell], Settings]) -> tuple[list[int], list[CellResult]]:
+    indices, group, settings = task
+    return indices, [run_cell(c, settings) for c in group]
+
+
+def _load_cost(cell: Cell, settings: Settings) -> int:
+    """Bytes of the model's tokenizer files where they are already found (the largest loads go first), else 0."""
+    base = source.absolute(settings.tokenizers_dir) if settings.tokenizers_dir else source.tokenizers_dir_from_env()
+    try:
+        directory, _ = source.locate(source.get_model(cell.model), base, download=False)
+    except (HarnessError, OSError):
+        return 0
+    return sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
 
 
 def run_cell(cell: Cell, settings: Settings, preprocessor: external.Preprocessor | None = None) -> CellResult:

@@ -14,6 +14,7 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -95,6 +96,8 @@ class LoadedTokenizer:
     load_warnings: tuple[str, ...] = field(default=())
     # where the files came from beyond the pins (a package, a rebuilt file, a fetched template): golden headers show it
     provenance: Mapping[str, str] = field(default_factory=dict)
+    base: Path | None = None  # the pack folder it was loaded from (None: the environment's, else the hub)
+    allowed_drift: bool = False
 
     @property
     def chat_template(self) -> str:
@@ -104,6 +107,41 @@ class LoadedTokenizer:
     @property
     def template_sha256(self) -> str:
         return hashlib.sha256(self.chat_template.encode("utf-8")).hexdigest()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Sent to another process (cells/run.py's workers send results back) without the tokenizer object, which
+        costs most of a load to send: its provenance and chat template travel, and the tokenizer is made again
+        there, once, only where something asks for more of it (`Deferred`)."""
+        key = (self.spec, self.base, self.allowed_drift)
+        deferred = self.tokenizer if isinstance(self.tokenizer, Deferred) else Deferred(key, self.chat_template)
+        fields = (self.directory, self.origin, dict(self.observed), self.drift, self.load_warnings)
+        return (LoadedTokenizer, (self.spec, deferred, *fields, dict(self.provenance), *key[1:]))
+
+
+class Deferred:
+    """A tokenizer made on first use from its load's key (spec, folder, drift allowed), in the process a result was
+    sent to; its chat template is known without it (golden headers read only that)."""
+
+    def __init__(self, key: tuple[ModelSpec, Path | None, bool], chat_template: str) -> None:
+        self.key, self.chat_template = key, chat_template
+
+    @property
+    def made(self) -> Any:
+        return _cached(*self.key).tokenizer
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Deferred, (self.key, self.chat_template))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("key", "chat_template"):  # not set yet (copying, unpickling)
+            raise AttributeError(name)
+        return getattr(self.made, name)
+
+    def __len__(self) -> int:
+        return len(self.made)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.made(*args, **kwargs)
 
 
 @cache
@@ -264,9 +302,23 @@ def sha256_file(path: Path) -> str:
 def load(name: str, tokenizers_dir: Path | str | None = None, *, allow_drift: bool = False) -> LoadedTokenizer:
     """Load a pinned tokenizer once per process; see the module docstring for the contract."""
     base = absolute(tokenizers_dir) if tokenizers_dir is not None else tokenizers_dir_from_env()
-    key = (get_model(name), base, allow_drift)
+    return _cached(get_model(name), base, allow_drift)
+
+
+def import_loaders() -> None:
+    """Import what making a tokenizer imports (transformers' tokenizer classes import torch where it is installed:
+    about 4 s), so that the processes forked after this (cells/run.py's workers) do not each import it again."""
+    import transformers.utils.chat_template_utils  # noqa: F401
+    from transformers import AutoTokenizer  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # the Mistral built-ins' loader, where its extra is installed
+        import mistral_common.integrations.chat_templates.chat_templates  # noqa: F401
+
+
+def _cached(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokenizer:
+    key = (spec, base, allow_drift)
     if key not in _LOADED:
-        _LOADED[key] = _load(*key)
+        _LOADED[key] = replace(_load(*key), base=base, allowed_drift=allow_drift)
     return _LOADED[key]
 
 
