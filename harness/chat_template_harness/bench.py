@@ -122,9 +122,9 @@ def full_run(tokenizers_dir: Path | None, goldens: Path, models: Sequence[str]) 
 def matrix_figures(
     console: Console, tokenizers_dir: Path | None, goldens: Path, models: Sequence[str] | None = None
 ) -> list[Figure]:
-    import transformers  # noqa: F401  (import cost is not a tokenizer load)
-
     from chat_template_harness.models import source
+
+    source.import_loaders()  # imports are neither side's cost: transformers' tokenizer classes (and torch) first
 
     names = list(models or source.default_models())
     cpu_start = _cpu_s()
