@@ -397,6 +397,8 @@ class _Deriver:
         renders = (nogen, gen, hist, final)
         if isinstance(nogen, str) and isinstance(gen, str) and not gen.startswith(nogen) and U1 in nogen:
             gen = self._aligned(label, nogen, gen)
+        if isinstance(nogen, str) and isinstance(gen, str) and isinstance(hist, str) and isinstance(final, str):
+            nogen = self._without_end(label, nogen, gen, hist, final)
         if (
             not isinstance(nogen, str)
             or not isinstance(gen, str)
@@ -421,6 +423,31 @@ class _Deriver:
         m.tail = final[final.index(A1) + len(A1) :]
         m.label = label
         return m
+
+    def _without_end(self, label: str, nogen: str, gen: str, hist: str, final: str) -> str:
+        """A template that writes text after a conversation's last message, belonging to no turn: the eos only where
+        no generation prompt is asked for (Metharme), or the next assistant header after every conversation,
+        generation prompt or not (Command R7B's tool-use template). The prompt before the assistant turn is then what
+        the user turn's render shares with the renders that go on from it; the rest is said, and taken only where
+        every render ends with it. `nogen` unchanged where they do not, or where the renders go on from it."""
+        if gen.startswith(nogen) and (hist.startswith(nogen) or final.startswith(nogen)):
+            return nogen
+        base = nogen
+        for other in (hist, final):
+            base = _common_token_prefix(self.tok, base, other)
+        end = nogen[len(base) :]
+        if not end or U1 not in base or not gen.startswith(base) or A1 not in final[len(base) :]:
+            return nogen
+        if not (hist.endswith(end) and final.endswith(end)):
+            return nogen
+        self.note(
+            f"think.{label}.end",
+            end,
+            f"without a generation prompt {_show(nogen)}; a final turn {_show(final)}; a history turn {_show(hist)}",
+            note="the template writes this after a conversation's last message, whatever it is: not part of the "
+            "prompt before an assistant turn",
+        )
+        return base
 
     def _aligned(self, label: str, nogen: str, gen: str) -> str:
         """A template that writes more before the user turn when a generation prompt is asked for (a default system

@@ -1,0 +1,109 @@
+"""Classes of template derive used to refuse although the template decides the rules (issue 31, the corpus's
+refused cells), each as a tiny template on a pack tokenizer, with a negative control that must stay refused.
+
+- text after the conversation's last message that belongs to no turn: the eos written only where no generation
+  prompt is asked for (Metharme), or the next assistant header written after every conversation, generation prompt
+  or not (Command R7B's tool-use template).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.sample import preprocess
+from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import Family, Think, derive
+from chat_template_harness.models.rules.registry import generation_config
+from tests.helpers import run_cells
+
+PACK = source.tokenizers_dir_from_env
+TURNS = "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}{% if m.role != 'assistant' %}<|im_end|>{% endif %}{% endfor %}"
+
+
+ADDED = ("<|think|>", "<|/think|>", "<|thought|>", "<|/thought|>", "<|nothought|>")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pack's Qwen3 tokenizer with the tokens these templates write added, saved once."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(PACK() / "Qwen--Qwen3-8B")
+    tok.add_special_tokens({"additional_special_tokens": list(ADDED)})
+    folder = tmp_path_factory.mktemp("shapes") / "base"
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _folder(base: Path, root: Path, name: str, template: str) -> Path:
+    shutil.copytree(base, root / name)
+    (root / name / "chat_template.jinja").write_text(template, "utf-8")
+    return root / name
+
+
+def _derived(folder: Path) -> tuple[object, derive.Derivation]:
+    """(the tokenizer, its derivation)."""
+    loaded = source.load(str(folder))
+    eos = derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer))
+    return loaded.tokenizer, derive.derive(loaded.tokenizer, folder.name, eos)
+
+
+def _trained(tokenizer: object, family: Family, fixture: str, think: Think) -> tuple[str, str]:
+    """(the served prompt, the trained span) of the fixture's last turn."""
+    plan = preprocess(tokenizer, conversation.load(fixture), family, think).plans[-1]
+    return plan.prompt, "".join(p.text for p in plan.pieces if p.kind.trained)
+
+
+def _statuses(folder: Path, think: Think, fixtures: list[str]) -> list[str]:
+    return [r.status.name for r in run_cells(cellmodel.cells([str(folder)], [think], fixtures))]
+
+
+# --- text after the last message ----------------------------------------------------------------------------------
+
+# Metharme: no end of turn between turns; the eos only after the conversation's last message, and only where no
+# generation prompt is asked for (the served prompt then ends with the assistant header, no eos)
+EOS_AT_END = TURNS + "{% if add_generation_prompt %}<|im_start|>assistant\n{% else %}{{ eos_token }}{% endif %}"
+# Command R7B tool use: the next assistant header and an empty think pair after every conversation
+HEADER_ALWAYS = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>{% endfor %}"
+    "<|im_start|>assistant\n<|think|><|/think|>"
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "end", "opener", "trailer"),
+    [
+        (EOS_AT_END, "<|im_end|>", "", ""),
+        (HEADER_ALWAYS, "<|think|><|/think|>", "<|think|><|/think|>", "<|im_start|>assistant\n<|think|><|/think|>"),
+    ],
+    ids=["eos-without-generation-prompt", "header-after-every-conversation"],
+)
+def test_text_after_the_last_message_is_read_as_no_turns_own(template, end, opener, trailer, base, tmp_path):
+    folder = _folder(base, tmp_path, "end", template)
+    tokenizer, found = _derived(folder)
+    assert [f.value for f in found.findings if f.rule == "think.off.end"] == [end]  # said, with the renders
+    family = found.family
+    assert family.stop_tokens == ("<|im_end|>",) and family.trailer == trailer and not family.undecided
+    assert family.off.opener == opener
+    prompt, trained = _trained(tokenizer, family, "single_turn", Think.OFF)
+    assert prompt.endswith("<|im_start|>assistant\n" + opener)
+    assert trained == conversation.load("single_turn").messages[-1].content + "<|im_end|>"
+    assert set(_statuses(folder, Think.OFF, ["single_turn", "multi_turn"])) == {"PASS"}
+
+
+def test_text_at_the_end_of_only_some_conversations_stays_refused(base, tmp_path):
+    """Negative control: the eos written after a user message only (not after a reply) is no conversation end that
+    every render shares: derive still refuses, in one line."""
+    only_after_user = TURNS + (
+        "{% if add_generation_prompt %}<|im_start|>assistant\n"
+        "{% elif messages[-1].role == 'user' %}{{ eos_token }}{% endif %}"
+    )
+    folder = _folder(base, tmp_path, "some", only_after_user)
+    with pytest.raises(TemplateDriftError, match="renders no plain user/assistant exchange"):
+        _derived(folder)
