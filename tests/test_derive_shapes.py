@@ -3,7 +3,9 @@ refused cells), each as a tiny template on a pack tokenizer, with a negative con
 
 - text after the conversation's last message that belongs to no turn: the eos written only where no generation
   prompt is asked for (Metharme), or the next assistant header written after every conversation, generation prompt
-  or not (Command R7B's tool-use template).
+  or not (Command R7B's tool-use template);
+- reasoning read from typed blocks of the content (Apertus's `thoughts` block, Mistral's `thinking` chunk), one of
+  the forms data/reasoning_forms.toml declares, instead of from a message field.
 """
 
 from __future__ import annotations
@@ -107,3 +109,44 @@ def test_text_at_the_end_of_only_some_conversations_stays_refused(base, tmp_path
     folder = _folder(base, tmp_path, "some", only_after_user)
     with pytest.raises(TemplateDriftError, match="renders no plain user/assistant exchange"):
         _derived(folder)
+
+
+# --- reasoning from typed content blocks --------------------------------------------------------------------------
+
+SWITCHED = "{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<|nothought|>{% endif %}{% endif %}"
+
+
+def _blocks(container: str, kind: str, field: str) -> str:
+    """A ChatML template that renders an assistant's reasoning only from a content block of type `kind`."""
+    blocks = f"m.content.{container}" if container else "m.content"
+    return (
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content is string %}{{ m.content }}{% else %}"
+        "{% for b in " + blocks + " %}{% if b.type == '" + kind + "' %}<|thought|>{{ b." + field + " }}<|/thought|>"
+        "{% else %}{{ b.text }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}" + SWITCHED
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "template"),
+    [
+        ("blocks:thoughts", _blocks("blocks", "thoughts", "text")),
+        # the same code path with a list for content: with the slow tests, to keep the default suite short
+        pytest.param("chunks:thinking", _blocks("", "thinking", "thinking"), marks=pytest.mark.slow),
+    ],
+    ids=["blocks:thoughts", "chunks:thinking"],
+)
+def test_reasoning_read_from_a_content_block_is_derived_and_trained(form, template, base, tmp_path):
+    folder = _folder(base, tmp_path, "blocks", template)
+    tokenizer, found = _derived(folder)
+    assert found.family.reasoning_field == form and not found.family.undecided
+    assert found.family.on.think == "<|thought|>{reasoning}<|/thought|>"
+    last = conversation.load("reasoning_last_turn").messages[-1]
+    _, trained = _trained(tokenizer, found.family, "reasoning_last_turn", Think.ON)
+    assert trained == f"<|thought|>{last.reasoning.strip()}<|/thought|>{last.content}<|im_end|>"
+    assert set(_statuses(folder, Think.ON, ["reasoning_every_turn", "multi_turn"])) == {"PASS"}
+
+
+def test_a_content_block_no_declared_form_names_stays_undecided(base, tmp_path):
+    """Negative control: a block type no form in data/reasoning_forms.toml declares is never guessed."""
+    folder = _folder(base, tmp_path, "other", _blocks("blocks", "musings", "text"))
+    assert [u.rule for u in _derived(folder)[1].family.undecided] == ["reasoning_field"]

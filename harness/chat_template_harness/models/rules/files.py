@@ -6,7 +6,8 @@ The format (every key optional unless marked; defaults are the ChatML-like commo
     title = "Qwen3 (hybrid thinking)"   # required: for reports
     stop_tokens = ["<|im_end|>"]        # required: what ends a generated turn (trained)
     trailer = "\\n"                      # written after the stop token, never generated
-    reasoning_field = "reasoning_content"   # or "thinking", or "inline" (in content)
+    reasoning_field = "reasoning_content"   # or "thinking", or "inline" (in content), or a content form
+                                        # (typed blocks of content: data/reasoning_forms.toml, "blocks:thoughts")
     reasoning_strip = "\\n"              # characters the template strips from reasoning; "" for none
     tool_arguments = "object"           # or "json" (a JSON string)
     tool_call_content = ""              # the content a tool-call turn needs; false for null
