@@ -150,3 +150,25 @@ def test_a_content_block_no_declared_form_names_stays_undecided(base, tmp_path):
     """Negative control: a block type no form in data/reasoning_forms.toml declares is never guessed."""
     folder = _folder(base, tmp_path, "other", _blocks("blocks", "musings", "text"))
     assert [u.rule for u in _derived(folder)[1].family.undecided] == ["reasoning_field"]
+
+
+def test_a_content_form_goes_to_a_server_as_plain_fields_and_back_in_its_form():
+    """A served prompt (`--served-by`) goes through an OpenAI-style request: reasoning in `reasoning_content`, the
+    answer as a string; the template then reads it in the family's form again. Negative control: content in no
+    form, or in another form, is not split."""
+    from chat_template_harness.contract.render import template_messages
+    from chat_template_harness.models.rules import NotApplicable, ThinkMode, content
+    from chat_template_harness.serving import profiles
+
+    family = Family(
+        "f", "f", ("<|im_end|>",), ThinkMode(think="{reasoning}"), NotApplicable("-"), reasoning_field="blocks:thoughts"
+    )
+    msgs = template_messages(conversation.load("reasoning_every_turn"), family, family.on)
+    request = profiles.to_request(msgs, family.reasoning_field)
+    replies = [m for m in request if m["role"] == "assistant"]
+    assert replies and all(isinstance(m["content"], str) and m["reasoning_content"] for m in replies)
+    assert profiles.as_template_messages(request, family.reasoning_field) == msgs
+    blocks, chunks = content.form("blocks:thoughts"), content.form("chunks:thinking")
+    assert blocks is not None and chunks is not None
+    assert blocks.split("plain") is None and chunks.split(blocks.content("r", "a")) is None
+    assert blocks.split(blocks.content("r", "a")) == ("r", "a")

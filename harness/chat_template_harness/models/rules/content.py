@@ -31,6 +31,18 @@ class Form:
             blocks.append(_filled(self.answer, answer))
         return {self.container: blocks} if self.container else blocks
 
+    def split(self, content: Any) -> tuple[str, str] | None:
+        """(reasoning, answer) of content written in this form (the inverse of `content`); None where it is not."""
+        blocks = content.get(self.container) if self.container and isinstance(content, Mapping) else content
+        if not isinstance(blocks, list) or not all(isinstance(b, Mapping) for b in blocks):
+            return None
+        texts = {"reasoning": "", "answer": ""}
+        for block in blocks:
+            for kind, shape in (("reasoning", self.reasoning), ("answer", self.answer)):
+                if block.get("type") == shape.get("type"):
+                    texts[kind] += next(str(block.get(k, "")) for k, v in shape.items() if v == "{text}")
+        return texts["reasoning"], texts["answer"]
+
 
 def _filled(block: Mapping[str, str], text: str) -> dict[str, str]:
     return {k: v.replace("{text}", text) for k, v in block.items()}
