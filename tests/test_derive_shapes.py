@@ -172,3 +172,17 @@ def test_a_content_form_goes_to_a_server_as_plain_fields_and_back_in_its_form():
     assert blocks is not None and chunks is not None
     assert blocks.split("plain") is None and chunks.split(blocks.content("r", "a")) is None
     assert blocks.split(blocks.content("r", "a")) == ("r", "a")
+
+
+def test_a_rules_file_naming_no_declared_content_form_is_one_error(tmp_path):
+    """A typo in a content form's name would hand reasoning to a field no template reads: refused, with the known
+    forms; the declared name reads (control)."""
+    from chat_template_harness.models.rules import files
+
+    rules = 'name = "x"\ntitle = "x"\nstop_tokens = ["<|im_end|>"]\nreasoning_field = "{}"\n'
+    rules += '[think.on]\nthink = "{{reasoning}}"\n[think.off]\nnot_applicable = "-"\n'
+    (tmp_path / "typo.toml").write_text(rules.format("blocks:thought"), "utf-8")
+    with pytest.raises(files.RulesError, match="is no content form of data/reasoning_forms.toml .*blocks:thoughts"):
+        files.read(tmp_path / "typo.toml")
+    (tmp_path / "form.toml").write_text(rules.format("blocks:thoughts"), "utf-8")
+    assert files.read(tmp_path / "form.toml").reasoning_field == "blocks:thoughts"
