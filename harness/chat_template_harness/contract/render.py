@@ -15,7 +15,7 @@ from typing import Any
 
 from chat_template_harness.contract.conversation import Conversation, Message
 from chat_template_harness.errors import TemplateDriftError
-from chat_template_harness.models.rules import Family, ThinkMode
+from chat_template_harness.models.rules import Family, ThinkMode, content
 from chat_template_harness.models.rules.pinned import frozen_clock, with_system_flag
 
 # The date Llama 3.1's template writes by default, so every family agrees on "today".
@@ -33,13 +33,17 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
     """One canonical message as this family's template reads it."""
     out: dict[str, Any] = {"role": message.role, "content": message.content}
     reasoning = message.reasoning if with_reasoning else ""
-    if message.role == "assistant" and reasoning:
+    blocks = content.form(family.reasoning_field)
+    if message.role == "assistant" and blocks is not None:  # every assistant turn in the form: templates may not mix
+        out["content"] = blocks.content(reasoning, message.content)
+    elif message.role == "assistant" and reasoning:
         if family.reasoning_field == "inline":
             out["content"] = inline_reasoning(reasoning) + message.content
         else:
             out[family.reasoning_field] = reasoning
-    if message.tool_calls:
+    if message.tool_calls and blocks is None:
         out["content"] = family.tool_call_content if not message.content else message.content
+    if message.tool_calls:
         out["tool_calls"] = [
             {
                 "type": "function",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat_template_harness.errors import HarnessError
+from chat_template_harness.models.rules import content
 
 Request = list[dict[str, Any]]
 
@@ -302,8 +303,14 @@ def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> R
     out: Request = []
     pending: list[str] = []
     count = 0
+    blocks = content.form(reasoning_field)
     for msg in messages:
         msg = dict(msg)
+        split = blocks.split(msg.get("content")) if blocks is not None and msg.get("role") == "assistant" else None
+        if split is not None:  # a content form (typed blocks): the client's plain fields
+            msg["content"] = split[1]
+            if split[0]:
+                msg["reasoning_content"] = split[0]
         if reasoning_field not in ("inline", "reasoning_content") and reasoning_field in msg:
             msg["reasoning_content"] = msg.pop(reasoning_field)
         if msg.get("tool_calls"):
@@ -323,12 +330,16 @@ def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> R
 
 
 def as_template_messages(request: Sequence[Mapping[str, Any]], reasoning_field: str) -> Request:
-    """A normalised request as the template reads it: reasoning under the family's field."""
+    """A normalised request as the template reads it: reasoning under the family's field (or, for a content form,
+    every assistant message's content written in it, as contract/render.py writes it)."""
     out = []
+    blocks = content.form(reasoning_field)
     for msg in request:
         msg = dict(msg)
         reasoning = msg.pop("reasoning_content", None) or msg.get("reasoning")
-        if reasoning and reasoning_field not in ("inline", "reasoning"):
+        if blocks is not None and msg.get("role") == "assistant" and isinstance(msg.get("content"), str | None):
+            msg["content"] = blocks.content(reasoning or "", msg.get("content"))
+        elif reasoning and reasoning_field not in ("inline", "reasoning"):
             msg[reasoning_field] = reasoning
         out.append(msg)
     return out

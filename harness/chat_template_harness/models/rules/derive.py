@@ -43,6 +43,8 @@ from typing import Any
 import time_machine
 
 from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models.rules.content import form as content_form
+from chat_template_harness.models.rules.content import forms as content_forms
 from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode, Undecided
 from chat_template_harness.models.rules.pinned import PINNED_CLOCK, with_system_flag
 
@@ -166,6 +168,16 @@ def _user(text: str = U1) -> dict[str, Any]:
 
 def _assistant(content: str | None = A1, **extra: Any) -> dict[str, Any]:
     return {"role": "assistant", "content": content, **extra}
+
+
+def _given(name: str, reasoning: str, message: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An assistant turn (`A1` by default) with reasoning as the harness writes it for `name`: a message field, or a
+    content form (data/reasoning_forms.toml), as contract/render.py writes it."""
+    turn = dict(message if message is not None else _assistant())
+    form = content_form(name)
+    if form is None:
+        return {**turn, name: reasoning}
+    return {**turn, "content": form.content(reasoning, turn["content"])}
 
 
 # realistic ids: some templates require one (Mistral: at least 9 characters) or print it
@@ -332,7 +344,10 @@ class _Deriver:
                 for a in n.args[:1]  # message.get('reasoning_content')
                 if isinstance(n.node, nodes.Getattr) and n.node.attr == "get" and isinstance(a, nodes.Const)
             }
-        return sorted(REASONING_FIELDS, key=lambda f: f not in read)
+        named = {n.value for n in ast.find_all(nodes.Const) if isinstance(n.value, str)} if ast is not None else set()
+        # then the content forms (data/reasoning_forms.toml) whose reasoning block's type the template names
+        forms = [f.name for f in content_forms().values() if f.reasoning.get("type") in named]
+        return sorted(REASONING_FIELDS, key=lambda f: f not in read) + forms
 
     def note(self, rule: str, value: Any, evidence: str = "", *, decided: bool = True, note: str = "") -> Any:
         self.findings.append(Finding(rule, value, evidence, decided, note))
@@ -397,6 +412,8 @@ class _Deriver:
         renders = (nogen, gen, hist, final)
         if isinstance(nogen, str) and isinstance(gen, str) and not gen.startswith(nogen) and U1 in nogen:
             gen = self._aligned(label, nogen, gen)
+        if isinstance(nogen, str) and isinstance(gen, str) and isinstance(hist, str) and isinstance(final, str):
+            nogen = self._without_end(label, nogen, gen, hist, final)
         if (
             not isinstance(nogen, str)
             or not isinstance(gen, str)
@@ -421,6 +438,31 @@ class _Deriver:
         m.tail = final[final.index(A1) + len(A1) :]
         m.label = label
         return m
+
+    def _without_end(self, label: str, nogen: str, gen: str, hist: str, final: str) -> str:
+        """A template that writes text after a conversation's last message, belonging to no turn: the eos only where
+        no generation prompt is asked for (Metharme), or the next assistant header after every conversation,
+        generation prompt or not (Command R7B's tool-use template). The prompt before the assistant turn is then what
+        the user turn's render shares with the renders that go on from it; the rest is said, and taken only where
+        every render ends with it. `nogen` unchanged where they do not, or where the renders go on from it."""
+        if gen.startswith(nogen) and (hist.startswith(nogen) or final.startswith(nogen)):
+            return nogen
+        base = nogen
+        for other in (hist, final):
+            base = _common_token_prefix(self.tok, base, other)
+        end = nogen[len(base) :]
+        if not end or U1 not in base or not gen.startswith(base) or A1 not in final[len(base) :]:
+            return nogen
+        if not (hist.endswith(end) and final.endswith(end)):
+            return nogen
+        self.note(
+            f"think.{label}.end",
+            end,
+            f"without a generation prompt {_show(nogen)}; a final turn {_show(final)}; a history turn {_show(hist)}",
+            note="the template writes this after a conversation's last message, whatever it is: not part of the "
+            "prompt before an assistant turn",
+        )
+        return base
 
     def _aligned(self, label: str, nogen: str, gen: str) -> str:
         """A template that writes more before the user turn when a generation prompt is asked for (a default system
@@ -469,7 +511,7 @@ class _Deriver:
         r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
         order = self.fields_read()
         for name in order:
-            text = r([_user(), _assistant(**{name: R1})])
+            text = r([_user(), _given(name, R1)])
             if isinstance(text, str) and R1 in text and A1 in text:
                 return name, self._strip(r, name, text), True, self._read_think(m, text, name)
         inline = _assistant(f"<think>\n{R1}\n</think>\n\n{A1}")
@@ -486,13 +528,13 @@ class _Deriver:
             )
         for name in order:
             for label, msgs in (
-                ("a history turn", [_user(), _assistant(**{name: R1}), _user(U2)]),
-                ("a later final turn", [_user(), _assistant(), _user(U2), _assistant(**{name: R1})]),
+                ("a history turn", [_user(), _given(name, R1), _user(U2)]),
+                ("a later final turn", [_user(), _assistant(), _user(U2), _given(name, R1)]),
                 (
                     "a tool-call turn",
                     [
                         _user(),
-                        {**_call({"city": CITY}), name: R1},
+                        _given(name, R1, _call({"city": CITY})),
                         {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID},
                     ],
                 ),
@@ -532,7 +574,7 @@ class _Deriver:
         return off.opener if off is not None and self.switch_kind != "none" else ""
 
     def _strip(self, r: Render, name: str, text: str) -> str | None:
-        padded = r([_user(), _assistant(**{name: f"\n{R1}\n"})])
+        padded = r([_user(), _given(name, f"\n{R1}\n")])
         return "\n" if padded == text else None
 
     def _hidden(self, name: str, m: _Mode, evidence: str) -> tuple[str, str | None, bool, str]:
@@ -707,7 +749,7 @@ class _Deriver:
         if isinstance(inline, str) and A1 in inline and R1 not in inline:
             return f"the template strips reasoning from history at `</think>`: {_show(inline[len(m.base) :])}"
         for name in self.fields_read():
-            text = r([_user(), _assistant(**{name: R1}), _user(U2)])
+            text = r([_user(), _given(name, R1), _user(U2)])
             if isinstance(text, str) and R1 in text[len(m.base) :]:
                 return f"the template writes `{name}` back into history: {_show(text[len(m.base) :])}"
         return ""
@@ -723,7 +765,7 @@ class _Deriver:
     def writes_reasoning(self, m: _Mode) -> bool:
         """No switch, yet a final turn shows the reasoning it is given from a field (LFM2.5's `thinking`)."""
         for name in self.fields_read():
-            text = self.render([_user(), _assistant(**{name: R1})], flag=m.flag, **m.kwargs)
+            text = self.render([_user(), _given(name, R1)], flag=m.flag, **m.kwargs)
             if isinstance(text, str) and R1 in text[len(m.base) :]:
                 return True
         return False
@@ -779,7 +821,7 @@ class _Deriver:
             tool_arguments=form,
             tool_call_content=call_content,
             template_shows_final_reasoning=values["shows"],
-            history=self.history(modes["on"] or usable),
+            history=self.history(modes["on"] or usable, values["reasoning_field"]),
             template_kwargs=MappingProxyType(dict(self.pins)),
             next_header=MappingProxyType(self.headers),
             undecided=tuple(u for u in self.undecided if _asks(u, built)),
@@ -820,8 +862,9 @@ class _Deriver:
             unsupported=MappingProxyType(dict(unsupported)),
         )
 
-    def history(self, m: _Mode) -> str:
-        text = self.render([_user(), _assistant(reasoning_content=R1), _user(U2)], flag=m.flag, **m.kwargs)
+    def history(self, m: _Mode, field_: str) -> str:
+        given = _given(field_ if content_form(field_) else "reasoning_content", R1)
+        text = self.render([_user(), given, _user(U2)], flag=m.flag, **m.kwargs)
         if isinstance(text, str) and R1 in text:
             return "earlier turns keep the reasoning they were given (derived)"
         return "earlier turns are written without their reasoning (derived)"

@@ -6,7 +6,8 @@ The format (every key optional unless marked; defaults are the ChatML-like commo
     title = "Qwen3 (hybrid thinking)"   # required: for reports
     stop_tokens = ["<|im_end|>"]        # required: what ends a generated turn (trained)
     trailer = "\\n"                      # written after the stop token, never generated
-    reasoning_field = "reasoning_content"   # or "thinking", or "inline" (in content)
+    reasoning_field = "reasoning_content"   # or "thinking", or "inline" (in content), or a content form
+                                        # (typed blocks of content: data/reasoning_forms.toml, "blocks:thoughts")
     reasoning_strip = "\\n"              # characters the template strips from reasoning; "" for none
     tool_arguments = "object"           # or "json" (a JSON string)
     tool_call_content = ""              # the content a tool-call turn needs; false for null
@@ -42,6 +43,7 @@ from typing import Any
 import tomli_w
 
 from chat_template_harness.errors import HarnessError
+from chat_template_harness.models.rules import content
 from chat_template_harness.models.rules.model import ANSWERS, Family, NotApplicable, ThinkMode, Undecided
 
 _MODE_KEYS = {f.name for f in fields(ThinkMode)}
@@ -95,6 +97,13 @@ def family_from_mapping(raw: Mapping[str, Any], where: str) -> Family:
     for key in ("template_kwargs", "reviewed", "next_header"):
         values[key] = MappingProxyType(dict(values.get(key, {})))
     values["undecided"] = _undecided(values.get("undecided", {}), where)
+    field_ = values.get("reasoning_field", "")
+    if isinstance(field_, str) and ":" in field_ and content.form(field_) is None:  # no message field has a colon
+        raise RulesError(
+            f"{where}: reasoning_field {field_!r} is no content form of data/reasoning_forms.toml "
+            f"(known: {', '.join(content.forms())})",
+            _fix(where),
+        )
     header = values["next_header"]
     if header and (
         set(header) - {"reply", "tool_call"}

@@ -114,7 +114,8 @@ class Family:
     off: ThinkMode | NotApplicable
     # what the template writes after the stop token (never generated)
     trailer: str = ""
-    # where the template reads reasoning: a message field, or "inline" in content (QwQ)
+    # where the template reads reasoning: a message field, "inline" in content (QwQ), or a content form (typed blocks
+    # of content, data/reasoning_forms.toml: Apertus's "blocks:thoughts")
     reasoning_field: str = "reasoning_content"
     # characters stripped from both ends of reasoning, as the template does
     reasoning_strip: str | None = "\n"

@@ -1,0 +1,188 @@
+"""Classes of template derive used to refuse although the template decides the rules (issue 31, the corpus's
+refused cells), each as a tiny template on a pack tokenizer, with a negative control that must stay refused.
+
+- text after the conversation's last message that belongs to no turn: the eos written only where no generation
+  prompt is asked for (Metharme), or the next assistant header written after every conversation, generation prompt
+  or not (Command R7B's tool-use template);
+- reasoning read from typed blocks of the content (Apertus's `thoughts` block, Mistral's `thinking` chunk), one of
+  the forms data/reasoning_forms.toml declares, instead of from a message field.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chat_template_harness.cells import model as cellmodel
+from chat_template_harness.contract import conversation
+from chat_template_harness.contract.sample import preprocess
+from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models import source
+from chat_template_harness.models.rules import Family, Think, derive
+from chat_template_harness.models.rules.registry import generation_config
+from tests.helpers import run_cells
+
+PACK = source.tokenizers_dir_from_env
+TURNS = "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}{% if m.role != 'assistant' %}<|im_end|>{% endif %}{% endfor %}"
+
+
+ADDED = ("<|think|>", "<|/think|>", "<|thought|>", "<|/thought|>", "<|nothought|>")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pack's Qwen3 tokenizer with the tokens these templates write added, saved once."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(PACK() / "Qwen--Qwen3-8B")
+    tok.add_special_tokens({"additional_special_tokens": list(ADDED)})
+    folder = tmp_path_factory.mktemp("shapes") / "base"
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _folder(base: Path, root: Path, name: str, template: str) -> Path:
+    shutil.copytree(base, root / name)
+    (root / name / "chat_template.jinja").write_text(template, "utf-8")
+    return root / name
+
+
+def _derived(folder: Path) -> tuple[object, derive.Derivation]:
+    """(the tokenizer, its derivation)."""
+    loaded = source.load(str(folder))
+    eos = derive.eos_tokens(loaded.tokenizer, generation_config(loaded.spec, loaded.tokenizer))
+    return loaded.tokenizer, derive.derive(loaded.tokenizer, folder.name, eos)
+
+
+def _trained(tokenizer: object, family: Family, fixture: str, think: Think) -> tuple[str, str]:
+    """(the served prompt, the trained span) of the fixture's last turn."""
+    plan = preprocess(tokenizer, conversation.load(fixture), family, think).plans[-1]
+    return plan.prompt, "".join(p.text for p in plan.pieces if p.kind.trained)
+
+
+def _statuses(folder: Path, think: Think, fixtures: list[str]) -> list[str]:
+    return [r.status.name for r in run_cells(cellmodel.cells([str(folder)], [think], fixtures))]
+
+
+# --- text after the last message ----------------------------------------------------------------------------------
+
+# Metharme: no end of turn between turns; the eos only after the conversation's last message, and only where no
+# generation prompt is asked for (the served prompt then ends with the assistant header, no eos)
+EOS_AT_END = TURNS + "{% if add_generation_prompt %}<|im_start|>assistant\n{% else %}{{ eos_token }}{% endif %}"
+# Command R7B tool use: the next assistant header and an empty think pair after every conversation
+HEADER_ALWAYS = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>{% endfor %}"
+    "<|im_start|>assistant\n<|think|><|/think|>"
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "end", "opener", "trailer"),
+    [
+        (EOS_AT_END, "<|im_end|>", "", ""),
+        (HEADER_ALWAYS, "<|think|><|/think|>", "<|think|><|/think|>", "<|im_start|>assistant\n<|think|><|/think|>"),
+    ],
+    ids=["eos-without-generation-prompt", "header-after-every-conversation"],
+)
+def test_text_after_the_last_message_is_read_as_no_turns_own(template, end, opener, trailer, base, tmp_path):
+    folder = _folder(base, tmp_path, "end", template)
+    tokenizer, found = _derived(folder)
+    assert [f.value for f in found.findings if f.rule == "think.off.end"] == [end]  # said, with the renders
+    family = found.family
+    assert family.stop_tokens == ("<|im_end|>",) and family.trailer == trailer and not family.undecided
+    assert family.off.opener == opener
+    prompt, trained = _trained(tokenizer, family, "single_turn", Think.OFF)
+    assert prompt.endswith("<|im_start|>assistant\n" + opener)
+    assert trained == conversation.load("single_turn").messages[-1].content + "<|im_end|>"
+    assert set(_statuses(folder, Think.OFF, ["single_turn", "multi_turn"])) == {"PASS"}
+
+
+def test_text_at_the_end_of_only_some_conversations_stays_refused(base, tmp_path):
+    """Negative control: the eos written after a user message only (not after a reply) is no conversation end that
+    every render shares: derive still refuses, in one line."""
+    only_after_user = TURNS + (
+        "{% if add_generation_prompt %}<|im_start|>assistant\n"
+        "{% elif messages[-1].role == 'user' %}{{ eos_token }}{% endif %}"
+    )
+    folder = _folder(base, tmp_path, "some", only_after_user)
+    with pytest.raises(TemplateDriftError, match="renders no plain user/assistant exchange"):
+        _derived(folder)
+
+
+# --- reasoning from typed content blocks --------------------------------------------------------------------------
+
+SWITCHED = "{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<|nothought|>{% endif %}{% endif %}"
+
+
+def _blocks(container: str, kind: str, field: str) -> str:
+    """A ChatML template that renders an assistant's reasoning only from a content block of type `kind`."""
+    blocks = f"m.content.{container}" if container else "m.content"
+    return (
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content is string %}{{ m.content }}{% else %}"
+        "{% for b in " + blocks + " %}{% if b.type == '" + kind + "' %}<|thought|>{{ b." + field + " }}<|/thought|>"
+        "{% else %}{{ b.text }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}" + SWITCHED
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "template"),
+    [
+        ("blocks:thoughts", _blocks("blocks", "thoughts", "text")),
+        # the same code path with a list for content: with the slow tests, to keep the default suite short
+        pytest.param("chunks:thinking", _blocks("", "thinking", "thinking"), marks=pytest.mark.slow),
+    ],
+    ids=["blocks:thoughts", "chunks:thinking"],
+)
+def test_reasoning_read_from_a_content_block_is_derived_and_trained(form, template, base, tmp_path):
+    folder = _folder(base, tmp_path, "blocks", template)
+    tokenizer, found = _derived(folder)
+    assert found.family.reasoning_field == form and not found.family.undecided
+    assert found.family.on.think == "<|thought|>{reasoning}<|/thought|>"
+    last = conversation.load("reasoning_last_turn").messages[-1]
+    _, trained = _trained(tokenizer, found.family, "reasoning_last_turn", Think.ON)
+    assert trained == f"<|thought|>{last.reasoning.strip()}<|/thought|>{last.content}<|im_end|>"
+    assert set(_statuses(folder, Think.ON, ["reasoning_every_turn", "multi_turn"])) == {"PASS"}
+
+
+def test_a_content_block_no_declared_form_names_stays_undecided(base, tmp_path):
+    """Negative control: a block type no form in data/reasoning_forms.toml declares is never guessed."""
+    folder = _folder(base, tmp_path, "other", _blocks("blocks", "musings", "text"))
+    assert [u.rule for u in _derived(folder)[1].family.undecided] == ["reasoning_field"]
+
+
+def test_a_content_form_goes_to_a_server_as_plain_fields_and_back_in_its_form():
+    """A served prompt (`--served-by`) goes through an OpenAI-style request: reasoning in `reasoning_content`, the
+    answer as a string; the template then reads it in the family's form again. Negative control: content in no
+    form, or in another form, is not split."""
+    from chat_template_harness.contract.render import template_messages
+    from chat_template_harness.models.rules import NotApplicable, ThinkMode, content
+    from chat_template_harness.serving import profiles
+
+    family = Family(
+        "f", "f", ("<|im_end|>",), ThinkMode(think="{reasoning}"), NotApplicable("-"), reasoning_field="blocks:thoughts"
+    )
+    msgs = template_messages(conversation.load("reasoning_every_turn"), family, family.on)
+    request = profiles.to_request(msgs, family.reasoning_field)
+    replies = [m for m in request if m["role"] == "assistant"]
+    assert replies and all(isinstance(m["content"], str) and m["reasoning_content"] for m in replies)
+    assert profiles.as_template_messages(request, family.reasoning_field) == msgs
+    blocks, chunks = content.form("blocks:thoughts"), content.form("chunks:thinking")
+    assert blocks is not None and chunks is not None
+    assert blocks.split("plain") is None and chunks.split(blocks.content("r", "a")) is None
+    assert blocks.split(blocks.content("r", "a")) == ("r", "a")
+
+
+def test_a_rules_file_naming_no_declared_content_form_is_one_error(tmp_path):
+    """A typo in a content form's name would hand reasoning to a field no template reads: refused, with the known
+    forms; the declared name reads (control)."""
+    from chat_template_harness.models.rules import files
+
+    rules = 'name = "x"\ntitle = "x"\nstop_tokens = ["<|im_end|>"]\nreasoning_field = "{}"\n'
+    rules += '[think.on]\nthink = "{{reasoning}}"\n[think.off]\nnot_applicable = "-"\n'
+    (tmp_path / "typo.toml").write_text(rules.format("blocks:thought"), "utf-8")
+    with pytest.raises(files.RulesError, match="is no content form of data/reasoning_forms.toml .*blocks:thoughts"):
+        files.read(tmp_path / "typo.toml")
+    (tmp_path / "form.toml").write_text(rules.format("blocks:thoughts"), "utf-8")
+    assert files.read(tmp_path / "form.toml").reasoning_field == "blocks:thoughts"
