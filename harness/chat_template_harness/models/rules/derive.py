@@ -6,7 +6,9 @@ rendered with a user message (with and without the generation prompt), with one 
 template may read, and with a tool call. Each rule is read off those renders:
 
 - the think switch: a kwarg (`enable_thinking`, `thinking`) named in the template whose value
-  changes the generation prompt, else a system-message flag (`/no_think`), else none;
+  changes the generation prompt, or one of named modes (`thinking_mode` enabled/disabled: the value
+  whose prompt closes a think block is off), else a system-message flag (`/no_think`), else none;
+  a reasoning strength (`Reasoning strength: high`) is no switch: think-off is N/A;
 - header and opener: the generation prompt's tail, split where the history form of an assistant
   turn stops agreeing with it (token by token);
 - stop tokens and trailer: what follows the answer in the final-turn render: the template's own end
@@ -24,7 +26,8 @@ template may read, and with a tool call. Each rule is read off those renders:
 
 - whether a mode thinks: a switch, an opener that opens a block, a think block in final turns, or a
   model that opens its block itself (its prompt opens nothing, yet the template strips reasoning from
-  history at a closing marker or writes reasoning back): said so, with the render.
+  history at a closing marker or writes reasoning back, or its own prompt orders a think block on every
+  reply, its format then undecided): said so, with the render.
 
 Every finding keeps the render it was read from. A rule that cannot be read is reported as
 undecided with the fix (write it by hand in the rules file); it is never silently guessed, and it is
