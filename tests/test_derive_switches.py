@@ -177,3 +177,24 @@ def test_reasoning_written_only_from_content_chunks_is_named_in_the_question(tmp
     question = next(u.question for u in chunked.undecided if u.rule == "reasoning_field")
     assert "content chunks of type 'thinking'" in question and "[THINK]Reasoning one.[/THINK]Answer one." in question
     assert not any("content chunks" in u.question for u in plain.undecided)
+
+
+# a template that splits history on its own closer (`[/THINK]`), its prompt opening nothing
+SPLITS_OWN = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{{ m.content.split('[/THINK]')[-1].lstrip() if m.role == 'assistant' and not loop.last else m.content }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_history_split_on_the_templates_own_closer_means_the_model_opens_its_block_itself(tmp_path):
+    """DeepSeek-R1's old shape in `[THINK]` markers: the model reasons, never "no thinking mode"; negative control:
+    the same template splitting on a marker that is no think block's closer has no thinking mode."""
+    rules = _derived(str(_folder(tmp_path, "splits-own", SPLITS_OWN))).family
+    assert rules.off == NotApplicable(
+        "no off switch: the model opens its think block itself (the template strips reasoning from history at "
+        "`[/THINK]`)"
+    )
+    assert isinstance(rules.on, ThinkMode) and "think.on.think" in {u.rule for u in rules.undecided}
+    other = _derived(str(_folder(tmp_path, "splits-note", SPLITS_OWN.replace("[/THINK]", "[/NOTE]")))).family
+    assert isinstance(other.on, NotApplicable) and other.on.reason.startswith("no thinking mode")

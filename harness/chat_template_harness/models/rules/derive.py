@@ -865,14 +865,25 @@ class _Deriver:
         its generation prompt): the template cuts an inline block out of history at its closer, or writes a reasoning
         field back into history. "" where no render shows either."""
         r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
-        inline = r([_user(), _assistant(f"<think>\n{R1}\n</think>\n\n{A1}"), _user(U2)])
-        if isinstance(inline, str) and A1 in inline and R1 not in inline:
-            return f"the template strips reasoning from history at `</think>`: {_show(inline[len(m.base) :])}"
+        for closer in self.spelled_closers():
+            inline = r([_user(), _assistant(f"{_opening(closer)}\n{R1}\n{closer}\n\n{A1}"), _user(U2)])
+            if isinstance(inline, str) and A1 in inline and R1 not in inline:
+                return f"the template strips reasoning from history at `{closer}`: {_show(inline[len(m.base) :])}"
         for name in self.fields_read():
             text = r([_user(), _assistant(**{name: R1}), _user(U2)])
             if isinstance(text, str) and R1 in text[len(m.base) :]:
                 return f"the template writes `{name}` back into history: {_show(text[len(m.base) :])}"
         return ""
+
+    def spelled_closers(self) -> list[str]:
+        """`</think>`, then the think closers the template spells in its own strings (`'[/THINK]'`, `'</mm:think>'`):
+        the markers it may split history on."""
+        from jinja2 import nodes
+
+        ast = self._parsed()
+        strings = [c.value for c in ast.find_all(nodes.Const) if isinstance(c.value, str)] if ast is not None else []
+        spelled = [b.group("close") for text in strings for b in THINK_BLOCK.finditer(text)]
+        return list(dict.fromkeys(["</think>", *spelled]))
 
     def no_thinking(self, m: _Mode) -> str:
         """Why a mode without a switch does not think, in the template's own terms."""
