@@ -271,15 +271,11 @@ def _asks(u: Undecided, built: Mapping[str, ThinkMode | NotApplicable]) -> bool:
 
 # a think block's markers in any spelling a template gives them: `<think>`, `<think:opensource>`, `<mm:think>`,
 # `[THINK]`; the closer is the opening with a slash (`</mm:think>`, `[/THINK]`)
-THINK_OPENING = re.compile(r"(<[^<>/\s]*think[^<>/\s]*>|\[[^\[\]/\s]*think[^\[\]/\s]*\])$", re.IGNORECASE)
-THINK_BLOCK = re.compile(
-    r"(?P<open><[^<>/\s]*think[^<>/\s]*>|\[[^\[\]/\s]*think[^\[\]/\s]*\])?\s*"
-    r"(?P<close></[^<>/\s]*think[^<>/\s]*>|\[/[^\[\]/\s]*think[^\[\]/\s]*\])",
-    re.IGNORECASE,
-)
-
-
-THINK_MARKER = re.compile(r"<[^<>/\s]*think[^<>/\s]*>|\[[^\[\]/\s]*think[^\[\]/\s]*\]", re.IGNORECASE)
+_OPENING = r"<[^<>/\s]*think[^<>/\s]*>|\[[^\[\]/\s]*think[^\[\]/\s]*\]"
+_CLOSER = r"</[^<>/\s]*think[^<>/\s]*>|\[/[^\[\]/\s]*think[^\[\]/\s]*\]"
+THINK_MARKER = re.compile(_OPENING, re.IGNORECASE)
+THINK_OPENING = re.compile(f"(?:{_OPENING})$", re.IGNORECASE)
+THINK_BLOCK = re.compile(f"(?P<open>{_OPENING})?\\s*(?P<close>{_CLOSER})", re.IGNORECASE)
 
 
 def _closing(opening: str) -> str:
@@ -596,20 +592,12 @@ class _Deriver:
                 text = r(msgs)
                 if isinstance(text, str) and R1 in text:
                     return self._hidden(name, m, f"{label} shows it: {_show(text[len(m.base) :])}")
-        chunked = r([_user(), _assistant([{"type": "thinking", "thinking": R1}, {"type": "text", "text": A1}])])
-        shown = chunked[len(m.base) :] if isinstance(chunked, str) else ""
-        chunks = (  # the chunks' own text, not the list printed as typed (which proves nothing)
-            f"; the template writes reasoning only from content chunks of type 'thinking', which the harness does "
-            f"not write: {_show(shown)}"
-            if R1 in shown and not re.search(r"""["']type["']""", shown)
-            else ""
-        )
         self.undecide(
             "reasoning_field",
             "reasoning_field",
             "reasoning-field",
             "no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
-            f"and the mode's `think` by hand{chunks}",
+            f"and the mode's `think` by hand{self._chunks(r, m)}",
         )
         if self.self_opening:  # every reply carries a block no render shows: every cell of the mode needs its format
             self.undecide(
@@ -624,6 +612,18 @@ class _Deriver:
         if source:  # the form at least shows where there is no reasoning
             self.note("think", think, source, note=f"inferred from {source}; review")
         return "reasoning_content", "\n", False, think
+
+    def _chunks(self, r: Render, m: _Mode) -> str:
+        """A clause for the undecided question where the template writes reasoning from content chunks of type
+        'thinking' (Ministral-3-Reasoning), a form the harness does not write; "" where no such render shows it."""
+        chunked = r([_user(), _assistant([{"type": "thinking", "thinking": R1}, {"type": "text", "text": A1}])])
+        shown = chunked[len(m.base) :] if isinstance(chunked, str) else ""
+        if R1 not in shown or re.search(r"""["']type["']""", shown):  # the list printed as typed proves nothing
+            return ""
+        return (
+            "; the template writes reasoning only from content chunks of type 'thinking', which the harness does not "
+            f"write: {_show(shown)}"
+        )
 
     def _read_think(self, m: _Mode, text: str, name: str) -> str:
         seg = text[len(m.base) + len(m.header) : text.index(A1)]
