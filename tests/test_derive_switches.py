@@ -198,3 +198,17 @@ def test_history_split_on_the_templates_own_closer_means_the_model_opens_its_blo
     assert isinstance(rules.on, ThinkMode) and "think.on.think" in {u.rule for u in rules.undecided}
     other = _derived(str(_folder(tmp_path, "splits-note", SPLITS_OWN.replace("[/THINK]", "[/NOTE]")))).family
     assert isinstance(other.on, NotApplicable) and other.on.reason.startswith("no thinking mode")
+
+
+def test_reasoning_written_from_content_chunks_alone_is_a_thinking_mode_with_its_format_undecided(tmp_path):
+    """No prose, no switch: the template writes reasoning from thinking chunks, so the model reasons (both modes, as
+    for a field the final turn shows), its format undecided; negative control: content printed as typed (the list's
+    repr) has no thinking mode."""
+    plain_system = CHUNKS.replace("Answer in two sections: [THINK]{your thoughts}[/THINK] {your answer}.", "Hi.")
+    rules = _derived(str(_folder(tmp_path, "chunks-only", plain_system))).family
+    assert isinstance(rules.on, ThinkMode) and isinstance(rules.off, ThinkMode) and not rules.off.thinks
+    question = next(u.question for u in rules.undecided if u.rule == "reasoning_field")
+    assert "content chunks of type 'thinking'" in question
+    typed = ORDERS.replace("Answer in two sections: <think> {your thoughts} </think> {your answer}.", "Hi.")
+    other = _derived(str(_folder(tmp_path, "typed-chunks", typed))).family
+    assert isinstance(other.on, NotApplicable) and other.on.reason.startswith("no thinking mode")

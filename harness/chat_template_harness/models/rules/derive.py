@@ -819,6 +819,10 @@ class _Deriver:
                 "prompt orders a think block on every reply: the model opens it itself; its format is undecided",
             )
             return True
+        r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
+        if label == "on" and (chunks := self._chunks(r, m)):  # as a field shown, in a form the harness cannot write
+            self.note("think modes", "both (no switch)", chunks.split(": ", 1)[-1], note=MODEL_CARD)
+            return True
         return False
 
     def orders_reasoning(self, m: _Mode) -> str:
