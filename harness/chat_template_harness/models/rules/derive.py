@@ -6,7 +6,9 @@ rendered with a user message (with and without the generation prompt), with one 
 template may read, and with a tool call. Each rule is read off those renders:
 
 - the think switch: a kwarg (`enable_thinking`, `thinking`) named in the template whose value
-  changes the generation prompt, else a system-message flag (`/no_think`), else none;
+  changes the generation prompt, or one of named modes (`thinking_mode` enabled/disabled: the value
+  whose prompt closes a think block is off), else a system-message flag (`/no_think`), else none;
+  a reasoning strength (`Reasoning strength: high`) is no switch: think-off is N/A;
 - header and opener: the generation prompt's tail, split where the history form of an assistant
   turn stops agreeing with it (token by token);
 - stop tokens and trailer: what follows the answer in the final-turn render: the template's own end
@@ -24,7 +26,8 @@ template may read, and with a tool call. Each rule is read off those renders:
 
 - whether a mode thinks: a switch, an opener that opens a block, a think block in final turns, or a
   model that opens its block itself (its prompt opens nothing, yet the template strips reasoning from
-  history at a closing marker or writes reasoning back): said so, with the render.
+  history at a closing marker or writes reasoning back, or its own prompt orders a think block on every
+  reply, its format then undecided): said so, with the render.
 
 Every finding keeps the render it was read from. A rule that cannot be read is reported as
 undecided with the fix (write it by hand in the rules file); it is never silently guessed, and it is
@@ -107,7 +110,11 @@ MODEL_CARD = (
 )
 # the OpenAI API's request field for how much a reasoning model reasons; a template that reads it always reasons
 EFFORT = "reasoning_effort"
-ALWAYS_REASONS = "always reasons: reasoning_effort sets how much, there is no off switch"
+ALWAYS_REASONS = "always reasons: {setting} sets how much, there is no off switch"
+# a level the probe sets a variable to: a template that prints it after words about reasoning (`Reasoning strength:
+# medium`) reads a reasoning strength, whatever the variable's name
+LEVEL = "medium"
+REASONING_WORDS = re.compile(r"reason|think|thought|effort", re.IGNORECASE)
 # prose a person writes; derivation fills it with plain observations and comparison ignores it
 PROSE = ("title", "history", "reviewed")
 
@@ -166,7 +173,7 @@ def _user(text: str = U1) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-def _assistant(content: str | None = A1, **extra: Any) -> dict[str, Any]:
+def _assistant(content: str | list[dict[str, str]] | None = A1, **extra: Any) -> dict[str, Any]:
     return {"role": "assistant", "content": content, **extra}
 
 
@@ -251,6 +258,12 @@ def _closer(tokenizer: Any, text: str) -> str:
     return tag.group() if tag else ""
 
 
+def _opening(closer: str) -> str:
+    """The marker a closer closes, where it is spelled as the closer without its slash (`</mm:think>` `<mm:think>`,
+    `[/THINK]` `[THINK]`); "" for a closer with no slash (`<channel|>`)."""
+    return closer.replace("/", "", 1) if "/" in closer else ""
+
+
 def _fill_block(block: str, closer: str) -> str:
     """An empty block with `{reasoning}` put before its closer; whitespace written inside the empty block is split
     around it (`<think>\n\n</think>` is `<think>\n{reasoning}\n</think>` with nothing in it)."""
@@ -268,8 +281,38 @@ def _asks(u: Undecided, built: Mapping[str, ThinkMode | NotApplicable]) -> bool:
     return bool(thinking) if u.rule == "reasoning_field" else True
 
 
+# a think block's markers in any spelling a template gives them: `<think>`, `<think:opensource>`, `<mm:think>`,
+# `[THINK]`; the closer is the opening with a slash (`</mm:think>`, `[/THINK]`)
+_OPENING = r"<[^<>/\s]*think[^<>/\s]*>|\[[^\[\]/\s]*think[^\[\]/\s]*\]"
+_CLOSER = r"</[^<>/\s]*think[^<>/\s]*>|\[/[^\[\]/\s]*think[^\[\]/\s]*\]"
+THINK_MARKER = re.compile(_OPENING, re.IGNORECASE)
+THINK_OPENING = re.compile(f"(?:{_OPENING})$", re.IGNORECASE)
+THINK_BLOCK = re.compile(f"(?P<open>{_OPENING})?\\s*(?P<close>{_CLOSER})", re.IGNORECASE)
+
+
+def _closing(opening: str) -> str:
+    """The closer of a think block's opening marker: a slash after its first character (`<think>` `</think>`)."""
+    return opening[0] + "/" + opening[1:]
+
+
+def _think_blocks(text: str) -> list[tuple[int, int]]:
+    """The spans of empty think blocks in text (an opening, whitespace, its closer), in the template's markers."""
+    return [
+        (b.start(), b.end())
+        for b in THINK_BLOCK.finditer(text)
+        if b.group("open") is not None and _opening(b.group("close")) == b.group("open")
+    ]
+
+
 def _empty_think_like(text: str) -> bool:
-    return "</think>" in text and not text.replace("<think>", "").replace("</think>", "").strip()
+    """An empty think block or a lone closer (`</think>`, `<think:x></think:x>`, `</mm:think>`), whitespace aside."""
+    block = THINK_BLOCK.fullmatch(text.strip())
+    return block is not None and block.group("open") in (None, _opening(block.group("close")))
+
+
+def _opens_think(text: str) -> bool:
+    """The text ends with a think block's opening marker (`<think>`, `<think:x>`, `[THINK]`), newlines aside."""
+    return bool(THINK_OPENING.search(text.rstrip("\n")))
 
 
 @dataclass
@@ -299,6 +342,7 @@ class _Deriver:
         self.findings: list[Finding] = []
         self.undecided: list[Undecided] = []
         self.self_opening = ""  # the evidence that the model opens its think block itself ("" for none)
+        self._setting: str | None = None  # the reasoning setting's variable, once looked for
         self.headers: dict[str, str] = {}
         pins = {"date_string": PINNED_DATE} if re.search(r"\bdate_string\b", self.src) else {}
         self.pins = pins
@@ -400,8 +444,56 @@ class _Deriver:
             if isinstance(plain, str) and isinstance(flagged, str) and flagged.split(U1)[-1] != plain.split(U1)[-1]:
                 self.note("think switch", f"system flag {SYSTEM_FLAG}", f"with {SYSTEM_FLAG}: {_show(flagged)}")
                 return {}, {}, SYSTEM_FLAG
+        named = self.named_switch()
+        if named is not None:
+            return named[0], named[1], ""
         self.note("think switch", "none", "no kwarg or system flag changes the generation prompt")
         return {}, {}, ""
+
+    def compared_strings(self) -> dict[str, list[str]]:
+        """variable -> the strings the template compares it with, in the template's order (`x == 'disabled'`,
+        `x in ['low', 'high']`): the values a switch of named modes takes."""
+        from jinja2 import nodes
+
+        ast = self._parsed()
+        found: dict[str, list[str]] = {}
+        for cmp in ast.find_all(nodes.Compare) if ast is not None else ():
+            sides = [cmp.expr, *(op.expr for op in cmp.ops)]
+            names = [x.name for x in sides if isinstance(x, nodes.Name)]
+            consts = [c for x in sides for c in (x.items if isinstance(x, (nodes.List, nodes.Tuple)) else [x])]
+            values = [c.value for c in consts if isinstance(c, nodes.Const) and isinstance(c.value, str)]
+            for name in names:
+                found.setdefault(name, [])
+                found[name] += [v for v in values if v not in found[name]]
+        return {k: v for k, v in found.items() if v}
+
+    def named_switch(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A switch whose values are named modes (`thinking_mode` enabled/disabled/adaptive, `reasoning_effort`
+        no_think/low/high): the value whose generation prompt closes a block (`</mm:think>`, `<think:x></think:x>`)
+        is off, the first whose prompt ends with that block's opening marker is on. Read off renders, never off the
+        names; a value printed in the generation prompt is a setting, not a switch."""
+        base = [_user()]
+        for var, values in self.compared_strings().items():
+            if var not in self.variables():
+                continue
+            tails = {}
+            for value in values:
+                setting: dict[str, Any] = {var: value}
+                text = self.render(base, gen=True, **setting)
+                if isinstance(text, str) and U1 in text and value not in text.split(U1)[-1]:
+                    tails[value] = text.split(U1)[-1]
+            for off, off_tail in tails.items():
+                opening = _opening(_closer(self.tok, off_tail))
+                on = next((v for v, t in tails.items() if t != off_tail and t.rstrip().endswith(opening)), None)
+                if opening and on is not None:
+                    self.note(
+                        "think switch",
+                        f"kwarg {var}",
+                        f"{var}={on!r}: {_show(tails[on])}; {var}={off!r}: {_show(off_tail)} (the values the "
+                        f"template compares it with: {', '.join(values)})",
+                    )
+                    return {var: on}, {var: off}
+        return None
 
     # --- one mode -------------------------------------------------------------------------------------------------
     def read_mode(self, label: str, kwargs: dict[str, Any], flag: str) -> _Mode | None:
@@ -486,9 +578,9 @@ class _Deriver:
         for text in [m.before_hist for m in modes] + [m.suffix for m in modes]:
             header = _common_token_prefix(self.tok, header, text)
         for m in modes:  # DeepSeek-V3.1: every form starts `<think>`; the history's `<think></think>` is one block
-            block = re.search(r"<think>\s*</think>", m.before_hist)
-            if block and block.start() < len(header) < block.end():
-                header = header[: block.start()]
+            for start, end in _think_blocks(m.before_hist):
+                if start < len(header) < end:
+                    header = header[:start]
         for m in modes:
             m.header, m.opener = header, m.suffix[len(header) :]
             m.marker = m.before_final[len(header) :] if m.before_final.startswith(header) else ""
@@ -547,12 +639,33 @@ class _Deriver:
             "reasoning_field",
             "reasoning-field",
             "no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
-            "and the mode's `think` by hand",
+            f"and the mode's `think` by hand{self._chunks(r, m)}",
         )
+        if self.self_opening:  # every reply carries a block no render shows: every cell of the mode needs its format
+            self.undecide(
+                "think",
+                f"think.{m.label}.think",
+                "self-opening",
+                "the model opens its think block itself and no render shows how it writes it (its markers, newlines "
+                "and spaces); write the mode's `think` by hand",
+                self.self_opening,
+            )
         think, source = self._inferred_think(m)
         if source:  # the form at least shows where there is no reasoning
             self.note("think", think, source, note=f"inferred from {source}; review")
         return "reasoning_content", "\n", False, think
+
+    def _chunks(self, r: Render, m: _Mode) -> str:
+        """A clause for the undecided question where the template writes reasoning from content chunks of type
+        'thinking' (Ministral-3-Reasoning), a form the harness does not write; "" where no such render shows it."""
+        chunked = r([_user(), _assistant([{"type": "thinking", "thinking": R1}, {"type": "text", "text": A1}])])
+        shown = chunked[len(m.base) :] if isinstance(chunked, str) else ""
+        if R1 not in shown or re.search(r"""["']type["']""", shown):  # the list printed as typed proves nothing
+            return ""
+        return (
+            "; the template writes reasoning only from content chunks of type 'thinking', which the harness does not "
+            f"write: {_show(shown)}"
+        )
 
     def _read_think(self, m: _Mode, text: str, name: str) -> str:
         seg = text[len(m.base) + len(m.header) : text.index(A1)]
@@ -720,7 +833,7 @@ class _Deriver:
             return label == "on"
         if switch == "flag":
             return label == "on" and "<think>" in self.src
-        if m.opener.rstrip("\n").endswith("<think>") or EFFORT in self.variables():
+        if m.opener.rstrip("\n").endswith("<think>") or self.reasoning_setting():
             return True  # the prompt always opens reasoning, or the template always asks for it
         # no switch, yet the template writes a think block into final turns (Kimi-K2-Thinking; Qwen3 2507 Instruct,
         # which never thinks) or the reasoning it is given (LFM2.5's `thinking`): the served prompt is the same
@@ -738,21 +851,85 @@ class _Deriver:
                 "model opens its think block itself, so every reply it generates carries one",
             )
             return True
+        if label == "on" and (evidence := self.orders_reasoning(m)):
+            self.self_opening = evidence
+            self.note(
+                f"think.{label}.opener",
+                "",
+                evidence,
+                note="the generation prompt opens nothing and no render shows reasoning, yet the template's own "
+                "prompt orders a think block on every reply: the model opens it itself; its format is undecided",
+            )
+            return True
+        r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
+        if label == "on" and (chunks := self._chunks(r, m)):  # as a field shown, in a form the harness cannot write
+            self.note("think modes", "both (no switch)", chunks.split(": ", 1)[-1], note=MODEL_CARD)
+            return True
         return False
+
+    def orders_reasoning(self, m: _Mode) -> str:
+        """Evidence that the template's own text orders a think block on every reply (Phi-4-reasoning's default
+        system turn: `<think> {Thought section} </think> {Solution section}`; Ministral's `[THINK]…[/THINK]`): the
+        served prompt, the user's text aside, spells a think block's opening and then its closer. "" for none."""
+        text = self.render([_user()], gen=True, flag=m.flag, **m.kwargs)
+        own = text.replace(U1, "") if isinstance(text, str) else ""
+        for opening in THINK_MARKER.finditer(own):
+            closer = _closing(opening.group())
+            if closer in own[opening.end() :]:
+                at = own.index(closer, opening.end())
+                return (
+                    f"the template's own prompt orders `{opening.group()}`…`{closer}` on every reply: "
+                    f"{_show(own[max(0, opening.start() - 60) : at + len(closer)])}"
+                )
+        return ""
+
+    def reasoning_setting(self) -> str:
+        """The variable that sets how much the model reasons, not whether: `reasoning_effort` (the OpenAI API's
+        field), or any variable whose value the template prints after words about reasoning where the model reads it
+        (`Reasoning strength: {{ reasoning_strength }}`). "" for none. It has no off value: no off mode is derived
+        from it (a named value that closes the think block is a switch: `named_switch`)."""
+        if EFFORT in self.variables():
+            return EFFORT
+        if self._setting is None:
+            self._setting = ""
+            default = self.render([_user()], gen=True)
+            strings = self.compared_strings()
+            for var in self.variables():
+                for value in (*strings.get(var, ()), LEVEL):
+                    text = self.render([_user()], gen=True, **{var: value})
+                    if not isinstance(text, str) or not isinstance(default, str) or text == default:
+                        continue
+                    lines = (text[: at.start()].rsplit("\n", 1)[-1] for at in re.finditer(re.escape(value), text))
+                    if any(REASONING_WORDS.search(line) for line in lines):
+                        self._setting = var
+                        self.note("reasoning setting", var, f"{var}={value!r}: {_show(text)}")
+                        return var
+        return self._setting
 
     def opens_itself(self, m: _Mode) -> str:
         """Evidence that a model whose prompt opens nothing thinks anyway (DeepSeek-R1 before `<think>\\n` was added to
         its generation prompt): the template cuts an inline block out of history at its closer, or writes a reasoning
         field back into history. "" where no render shows either."""
         r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
-        inline = r([_user(), _assistant(f"<think>\n{R1}\n</think>\n\n{A1}"), _user(U2)])
-        if isinstance(inline, str) and A1 in inline and R1 not in inline:
-            return f"the template strips reasoning from history at `</think>`: {_show(inline[len(m.base) :])}"
+        for closer in self.spelled_closers():
+            inline = r([_user(), _assistant(f"{_opening(closer)}\n{R1}\n{closer}\n\n{A1}"), _user(U2)])
+            if isinstance(inline, str) and A1 in inline and R1 not in inline:
+                return f"the template strips reasoning from history at `{closer}`: {_show(inline[len(m.base) :])}"
         for name in self.fields_read():
             text = r([_user(), _given(name, R1), _user(U2)])
             if isinstance(text, str) and R1 in text[len(m.base) :]:
                 return f"the template writes `{name}` back into history: {_show(text[len(m.base) :])}"
         return ""
+
+    def spelled_closers(self) -> list[str]:
+        """`</think>`, then the think closers the template spells in its own strings (`'[/THINK]'`, `'</mm:think>'`):
+        the markers it may split history on."""
+        from jinja2 import nodes
+
+        ast = self._parsed()
+        strings = [c.value for c in ast.find_all(nodes.Const) if isinstance(c.value, str)] if ast is not None else []
+        spelled = [b.group("close") for text in strings for b in THINK_BLOCK.finditer(text)]
+        return list(dict.fromkeys(["</think>", *spelled]))
 
     def no_thinking(self, m: _Mode) -> str:
         """Why a mode without a switch does not think, in the template's own terms."""
@@ -796,11 +973,14 @@ class _Deriver:
                 continue
             thinks = self.thinks(switch, label, m)
             if switch == "none" and label == "off" and self.self_opening:
-                built[label] = NotApplicable(SELF_OPENS.format(evidence=self.self_opening.split(":")[0]))
+                built[label] = NotApplicable(SELF_OPENS.format(evidence=self.self_opening.split(": ")[0]))
                 continue
             if switch == "none" and label == "off" and thinks:
                 # in the template's own terms: the opener it writes, or the effort variable it reads
-                reason = ALWAYS_REASONS if EFFORT in self.variables() else NO_OFF_SWITCH.format(opener=m.opener.strip())
+                setting = self.reasoning_setting()
+                reason = (
+                    ALWAYS_REASONS.format(setting=setting) if setting else NO_OFF_SWITCH.format(opener=m.opener.strip())
+                )
                 built[label] = NotApplicable(reason)
                 continue
             if switch == "none" and label == "on" and not thinks:
@@ -846,7 +1026,7 @@ class _Deriver:
             final_marker = m.opener
         empty = ""
         if think is not None:
-            if m.opener.rstrip("\n").endswith("<think>"):
+            if _opens_think(m.opener):
                 empty = think.format(reasoning="")
                 if m.opener.endswith("\n") and empty.startswith("\n"):
                     empty = empty[1:]
