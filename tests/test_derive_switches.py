@@ -168,15 +168,16 @@ def test_a_prompt_that_names_no_think_block_or_only_its_opening_has_no_thinking_
         assert not rules.undecided, name
 
 
-def test_reasoning_written_only_from_content_chunks_is_named_in_the_question(tmp_path):
-    """The format shows only in a form the harness does not write: undecided still, the render named in the question
-    (and not where no chunk render shows reasoning: the ORDERS template above)."""
+def test_reasoning_written_from_content_chunks_is_read_in_that_form(tmp_path):
+    """The format shows only in content chunks of type 'thinking': derive writes reasoning in that form
+    (data/reasoning_forms.toml) and reads the format off the render, with no off mode (the prompt orders the block);
+    negative control: the same prompt with no chunk render leaves the format undecided."""
     chunked = _derived(str(_folder(tmp_path, "chunks", CHUNKS))).family
     plain = _derived(str(_folder(tmp_path, "no-chunks", ORDERS))).family
+    assert chunked.reasoning_field == "chunks:thinking" and isinstance(chunked.on, ThinkMode)
+    assert chunked.on.think == "[THINK]{reasoning}[/THINK]" and not chunked.undecided
     assert chunked.off.reason.endswith("(the template's own prompt orders `[THINK]`…`[/THINK]` on every reply)")
-    question = next(u.question for u in chunked.undecided if u.rule == "reasoning_field")
-    assert "content chunks of type 'thinking'" in question and "[THINK]Reasoning one.[/THINK]Answer one." in question
-    assert not any("content chunks" in u.question for u in plain.undecided)
+    assert "think.on.think" in {u.rule for u in plain.undecided}
 
 
 # a template that splits history on its own closer (`[/THINK]`), its prompt opening nothing
@@ -200,15 +201,14 @@ def test_history_split_on_the_templates_own_closer_means_the_model_opens_its_blo
     assert isinstance(other.on, NotApplicable) and other.on.reason.startswith("no thinking mode")
 
 
-def test_reasoning_written_from_content_chunks_alone_is_a_thinking_mode_with_its_format_undecided(tmp_path):
+def test_reasoning_written_from_content_chunks_alone_is_a_thinking_mode_read_in_that_form(tmp_path):
     """No prose, no switch: the template writes reasoning from thinking chunks, so the model reasons (both modes, as
-    for a field the final turn shows), its format undecided; negative control: content printed as typed (the list's
-    repr) has no thinking mode."""
+    for a field the final turn shows), its format read in that form; negative control: content printed as typed (the
+    list's repr) has no thinking mode."""
     plain_system = CHUNKS.replace("Answer in two sections: [THINK]{your thoughts}[/THINK] {your answer}.", "Hi.")
     rules = _derived(str(_folder(tmp_path, "chunks-only", plain_system))).family
     assert isinstance(rules.on, ThinkMode) and isinstance(rules.off, ThinkMode) and not rules.off.thinks
-    question = next(u.question for u in rules.undecided if u.rule == "reasoning_field")
-    assert "content chunks of type 'thinking'" in question
+    assert rules.reasoning_field == "chunks:thinking" and rules.on.think == "[THINK]{reasoning}[/THINK]"
     typed = ORDERS.replace("Answer in two sections: <think> {your thoughts} </think> {your answer}.", "Hi.")
     other = _derived(str(_folder(tmp_path, "typed-chunks", typed))).family
     assert isinstance(other.on, NotApplicable) and other.on.reason.startswith("no thinking mode")

@@ -639,7 +639,7 @@ class _Deriver:
             "reasoning_field",
             "reasoning-field",
             "no render shows reasoning in any field (final, history or tool-call turn); write `reasoning_field` "
-            f"and the mode's `think` by hand{self._chunks(r, m)}",
+            "and the mode's `think` by hand",
         )
         if self.self_opening:  # every reply carries a block no render shows: every cell of the mode needs its format
             self.undecide(
@@ -654,18 +654,6 @@ class _Deriver:
         if source:  # the form at least shows where there is no reasoning
             self.note("think", think, source, note=f"inferred from {source}; review")
         return "reasoning_content", "\n", False, think
-
-    def _chunks(self, r: Render, m: _Mode) -> str:
-        """A clause for the undecided question where the template writes reasoning from content chunks of type
-        'thinking' (Ministral-3-Reasoning), a form the harness does not write; "" where no such render shows it."""
-        chunked = r([_user(), _assistant([{"type": "thinking", "thinking": R1}, {"type": "text", "text": A1}])])
-        shown = chunked[len(m.base) :] if isinstance(chunked, str) else ""
-        if R1 not in shown or re.search(r"""["']type["']""", shown):  # the list printed as typed proves nothing
-            return ""
-        return (
-            "; the template writes reasoning only from content chunks of type 'thinking', which the harness does not "
-            f"write: {_show(shown)}"
-        )
 
     def _read_think(self, m: _Mode, text: str, name: str) -> str:
         seg = text[len(m.base) + len(m.header) : text.index(A1)]
@@ -835,6 +823,18 @@ class _Deriver:
             return label == "on" and "<think>" in self.src
         if m.opener.rstrip("\n").endswith("<think>") or self.reasoning_setting():
             return True  # the prompt always opens reasoning, or the template always asks for it
+        # the template's own prompt orders a think block on every reply: the model opens it itself, whatever its
+        # final turns show (Ministral-3-Reasoning writes reasoning from content chunks too): no off mode is derived
+        if label == "on" and (evidence := self.orders_reasoning(m)):
+            self.self_opening = evidence
+            self.note(
+                f"think.{label}.opener",
+                "",
+                evidence,
+                note="the generation prompt opens nothing, yet the template's own prompt orders a think block on "
+                "every reply: the model opens it itself; its format only where a render shows it, else undecided",
+            )
+            return True
         # no switch, yet the template writes a think block into final turns (Kimi-K2-Thinking; Qwen3 2507 Instruct,
         # which never thinks) or the reasoning it is given (LFM2.5's `thinking`): the served prompt is the same
         # either way, so whether the model thinks is its model card's fact: both modes are derived, one to review
@@ -850,20 +850,6 @@ class _Deriver:
                 note="the generation prompt opens nothing, yet the template handles reasoning in history: the "
                 "model opens its think block itself, so every reply it generates carries one",
             )
-            return True
-        if label == "on" and (evidence := self.orders_reasoning(m)):
-            self.self_opening = evidence
-            self.note(
-                f"think.{label}.opener",
-                "",
-                evidence,
-                note="the generation prompt opens nothing and no render shows reasoning, yet the template's own "
-                "prompt orders a think block on every reply: the model opens it itself; its format is undecided",
-            )
-            return True
-        r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
-        if label == "on" and (chunks := self._chunks(r, m)):  # as a field shown, in a form the harness cannot write
-            self.note("think modes", "both (no switch)", chunks.split(": ", 1)[-1], note=MODEL_CARD)
             return True
         return False
 
