@@ -124,6 +124,7 @@ class CompiledTemplate:
         self.templates = {False: tokenizer.get_chat_template(None, None), True: tokenizer.get_chat_template(None, [{}])}
         self._last_messages: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []  # (message, its values, plain copy)
         self._last_tools: tuple[Any, Any] = (None, None)
+        self._kwargs: dict[str, dict[str, Any]] = {}
         by_source: dict[str, Any] = {}  # one compile per distinct template (with and without tools: mostly one)
         for source in self.templates.values():
             if source not in by_source:
@@ -139,7 +140,7 @@ class CompiledTemplate:
             tools=self._plain_tools(tools),
             documents=None,
             add_generation_prompt=gen,
-            **self._plain({**self.special, **kwargs}),
+            **self._plain_kwargs(kwargs),
         )
         if "strftime_now" not in self.templates[bool(tools)]:
             return call()
@@ -162,6 +163,14 @@ class CompiledTemplate:
             out.append(chat[0])
         self._last_messages = seen
         return out
+
+    def _plain_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The special tokens and kwargs as plain data, made once per distinct kwargs (a family's mode passes the
+        same ones to every render; the sandbox is immutable, so the template cannot change them)."""
+        key = repr(sorted(kwargs.items()))
+        if key not in self._kwargs:
+            self._kwargs[key] = self._plain({**self.special, **kwargs})
+        return self._kwargs[key]
 
     def _plain_tools(self, tools: list[Any] | None) -> Any:
         if tools is None:
