@@ -124,14 +124,17 @@ def preprocess(
     plans = plan_turns(tokenizer, conversation, family, mode, served)
     wanted = [p.turn for p in plans] if policy is Policy.ALL else [plans[-1].turn]
     groups, reasons = _group(tokenizer, plans, wanted)
-    samples = tuple(_build(tokenizer, [plans[t] for t in g]) for g in groups)
+    built = [_build(tokenizer, [plans[t] for t in g]) for g in groups]
+    samples = tuple(sample for sample, _ in built)
+    # a sample's own served prompt is its first side: its tokens are counted there (the same call tokenized it)
+    counted = {g[-1]: n for g, (_, n) in zip(groups, built, strict=True) if n is not None}
     where = {t: i for i, g in enumerate(groups) for t in g}
     report = tuple(
         TurnReport(
             turn=p.turn,
             message_index=p.message_index,
             sample=where.get(p.turn, -1),
-            prompt_tokens=len(token_ids(tokenizer, p.prompt)),
+            prompt_tokens=counted[p.turn] if p.turn in counted else len(token_ids(tokenizer, p.prompt)),
             shared=p.turn in where and groups[where[p.turn]][-1] != p.turn,
             split_reason=reasons.get(p.turn, ""),
             notes=p.notes,
@@ -259,8 +262,9 @@ def _mask_segmented(text: str, tokens: Segmented, trained: list[tuple[int, int]]
     return mask
 
 
-def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
-    """One sample from the plans of the turns it trains (ascending; the last one's text is the sample)."""
+def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> tuple[Sample, int | None]:
+    """One sample from the plans of the turns it trains (ascending; the last one's text is the sample), and the
+    number of tokens of the last one's served prompt where the sample shows it (None: count them apart)."""
     text = plans[-1].text
     if SEGMENTED:
         return _build_segmented(tokenizer, plans)
@@ -272,7 +276,7 @@ def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
         Span(kind, turn, start, end, bisect_left(starts, start), bisect_left(starts, end))
         for kind, turn, start, end in regions
     )
-    return Sample(text, tuple(ids), tuple(mask), spans, tuple(p.turn for p in plans), plans[-1].edges)
+    return Sample(text, tuple(ids), tuple(mask), spans, tuple(p.turn for p in plans), plans[-1].edges), None
 
 
 # tests turn the segmented build off to compare it with the per-token one on every cell
@@ -295,10 +299,13 @@ def _regions(plans: Sequence[TurnPlan]) -> list[tuple[Kind, int | None, int, int
     return [r for r in regions if r[2] < r[3]]
 
 
-def _build_segmented(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
+def _build_segmented(tokenizer: Any, plans: Sequence[TurnPlan]) -> tuple[Sample, int | None]:
     """`_build` with the text's tokens kept per segment (`tokens.encode_segments`): the same sample."""
     text = plans[-1].text
-    tokens = encode_segments(tokenizer, text, plans[-1].edges)
+    edges = plans[-1].edges
+    tokens = encode_segments(tokenizer, text, edges)
+    prompt_end = len(plans[-1].prompt)  # the first side ends there where it is an edge
+    prompt_tokens = tokens.tokens[tokens.chars.index(prompt_end)] if edges and edges[0] == prompt_end else None
     regions = _regions(plans)
     mask = _mask_segmented(text, tokens, [(start, end) for kind, _, start, end in regions if kind.trained])
     spans = tuple(
@@ -307,7 +314,8 @@ def _build_segmented(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
         else _span_by_offsets(kind, turn, start, end, tokens)
         for kind, turn, start, end in regions
     )
-    return Sample(text, tuple(tokens.ids), tuple(mask), spans, tuple(p.turn for p in plans), plans[-1].edges)
+    sample = Sample(text, tuple(tokens.ids), tuple(mask), spans, tuple(p.turn for p in plans), edges)
+    return sample, prompt_tokens
 
 
 def _span_by_offsets(kind: Kind, turn: int | None, start: int, end: int, tokens: Segmented) -> Span:

@@ -53,16 +53,23 @@ class Run:
     ids: tuple[int, ...]
     offsets: tuple[tuple[int, int], ...]
     starts: tuple[int, ...]
+    ends: tuple[int, ...]
     ordered: bool  # starts and ends in order, every token inside the text
     empty: tuple[int, ...]  # the tokens with no characters
 
+    def shifted(self, at: int) -> Sequence[tuple[int, int]]:
+        """The offsets moved `at` characters on (made in C: a sample has many tokens)."""
+        if not at:
+            return self.offsets
+        return list(zip(map(at.__add__, self.starts), map(at.__add__, self.ends), strict=True))
+
     @classmethod
     def of(cls, ids: Sequence[int], offsets: Sequence[tuple[int, int]], length: int) -> Run:
-        starts, ends = tuple(a for a, _ in offsets), [b for _, b in offsets]
+        starts, ends = (tuple(column) for column in zip(*offsets)) if offsets else ((), ())
         inside = not offsets or (starts[0] >= 0 and ends[-1] <= length)
-        ordered = inside and list(starts) == sorted(starts) and ends == sorted(ends)
-        empty = tuple(i for i, (a, b) in enumerate(offsets) if a == b)
-        return cls(tuple(ids), tuple(offsets), starts, ordered, empty)
+        ordered = inside and list(starts) == sorted(starts) and list(ends) == sorted(ends)
+        empty = tuple(i for i, (a, b) in enumerate(offsets) if a == b) if any(map(int.__eq__, starts, ends)) else ()
+        return cls(tuple(ids), tuple(offsets), starts, ends, ordered, empty)
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,7 @@ class Segmented:
 
     def flat_offsets(self) -> list[tuple[int, int]]:
         """Every token's character range in the whole text (the per-token form, for offsets out of order)."""
-        return [(a + start, b + start) for start, run in zip(self.chars, self.runs, strict=True) for a, b in run.offsets]
+        return [offset for start, run in zip(self.chars, self.runs, strict=True) for offset in run.shifted(start)]
 
 
 def encode_segments(tokenizer: Any, text: str, edges: Sequence[int]) -> Segmented:
@@ -199,6 +206,7 @@ class Pieces:
         self.exact, self.reason = False, "no added token to cut at"
         self._piece = lru_cache(maxsize=1 << 16)(self._tokenize)
         self.ids = lru_cache(maxsize=4096)(self._ids)  # a sample's and its prompts' ids are asked for several times
+        self.segments = lru_cache(maxsize=1024)(self._segments)
         if self.cuts:
             self._split = re.compile(_trie_pattern(self.cuts))
             self.exact, self.reason = True, ""
@@ -214,19 +222,13 @@ class Pieces:
 
     def _ids(self, text: str) -> tuple[int, ...]:
         out: list[int] = []
-        at = 0
-        for match in self._split.finditer(text):
-            if match.start() > at:
-                out += self._piece(text[at : match.start()]).ids
-            out.append(self.cuts[match.group()])
-            at = match.end()
-        if at < len(text):
-            out += self._piece(text[at:]).ids
+        for _, run in self.segments(text):
+            out += run.ids
         return tuple(out)
 
-    def segments(self, text: str) -> list[tuple[int, Run]]:
+    def _segments(self, text: str) -> tuple[tuple[int, Run], ...]:
         """`text` as (start, its tokens) per piece and cut token, in order: `encode` without shifting each token's
-        offsets."""
+        offsets. Kept for the recent texts: a sample is built, then checked, and its prompt is asked for again."""
         out: list[tuple[int, Run]] = []
         at = 0
         for match in self._split.finditer(text):
@@ -237,23 +239,14 @@ class Pieces:
             at = match.end()
         if at < len(text):
             out.append((at, self._piece(text[at:])))
-        return out
+        return tuple(out)
 
     def encode(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
-        at = 0
-        for match in (*self._split.finditer(text), None):
-            end = match.start() if match is not None else len(text)
-            if end > at:
-                run = self._piece(text[at:end])
-                piece_ids, piece_offsets = run.ids, run.offsets
-                ids += piece_ids
-                offsets += [(a + at, b + at) for a, b in piece_offsets] if at else piece_offsets
-            if match is not None:
-                ids.append(self.cuts[match.group()])
-                offsets.append(match.span())
-                at = match.end()
+        for at, run in self.segments(text):
+            ids += run.ids
+            offsets += run.shifted(at)
         return tuple(ids), tuple(offsets)
 
 
