@@ -53,15 +53,14 @@ class Run:
     ids: tuple[int, ...]
     offsets: tuple[tuple[int, int], ...]
     starts: tuple[int, ...]
-    ends: tuple[int, ...]
     ordered: bool  # starts and ends in order, every token inside the text
     empty: tuple[int, ...]  # the tokens with no characters
 
     def shifted(self, at: int) -> Sequence[tuple[int, int]]:
-        """The offsets moved `at` characters on (made in C: a sample has many tokens)."""
+        """The offsets moved `at` characters on."""
         if not at:
             return self.offsets
-        return list(zip(map(at.__add__, self.starts), map(at.__add__, self.ends), strict=True))
+        return [(a + at, b + at) for a, b in self.offsets]
 
     @classmethod
     def of(cls, ids: Sequence[int], offsets: Sequence[tuple[int, int]], length: int) -> Run:
@@ -69,7 +68,7 @@ class Run:
         inside = not offsets or (starts[0] >= 0 and ends[-1] <= length)
         ordered = inside and list(starts) == sorted(starts) and list(ends) == sorted(ends)
         empty = tuple(i for i, (a, b) in enumerate(offsets) if a == b) if any(map(int.__eq__, starts, ends)) else ()
-        return cls(tuple(ids), tuple(offsets), starts, ends, ordered, empty)
+        return cls(tuple(ids), tuple(offsets), starts, ordered, empty)
 
 
 @dataclass(frozen=True)
@@ -246,7 +245,7 @@ class Pieces:
         offsets: list[tuple[int, int]] = []
         for at, run in self.segments(text):
             ids += run.ids
-            offsets += run.shifted(at)
+            offsets += [(a + at, b + at) for a, b in run.offsets] if at else run.offsets
         return tuple(ids), tuple(offsets)
 
 
