@@ -221,8 +221,14 @@ class Pieces:
 
     def _ids(self, text: str) -> tuple[int, ...]:
         out: list[int] = []
-        for _, run in self.segments(text):
-            out += run.ids
+        at = 0
+        for match in self._split.finditer(text):
+            if match.start() > at:
+                out += self._piece(text[at : match.start()]).ids
+            out.append(self.cuts[match.group()])
+            at = match.end()
+        if at < len(text):
+            out += self._piece(text[at:]).ids
         return tuple(out)
 
     def _segments(self, text: str) -> tuple[tuple[int, Run], ...]:
