@@ -28,9 +28,9 @@ def _cells(model: str):
         yield cell, loaded.tokenizer, conv, fam, Think(cell.think)
 
 
-def _error(call):
+def _error(*args):
     try:
-        call()
+        sample.preprocess(*args)
     except HarnessError as exc:
         return type(exc).__name__, str(exc)
     return None
@@ -47,7 +47,7 @@ def test_the_segmented_build_equals_the_per_token_build_on_every_cell(model, mon
             result = sample.preprocess(tok, conv, fam, think)
         except HarnessError as exc:  # the template refuses: so must the per-token path
             monkeypatch.setattr(sample, "SEGMENTED", False)
-            assert _error(lambda: sample.preprocess(tok, conv, fam, think)) == (type(exc).__name__, str(exc))
+            assert _error(tok, conv, fam, think) == (type(exc).__name__, str(exc))
             continue
         monkeypatch.setattr(sample, "SEGMENTED", False)
         for built in result.samples:
@@ -116,9 +116,7 @@ def test_a_token_across_a_trained_edge_raises_on_both_paths():
             mask()
 
 
-@pytest.mark.parametrize(
-    "mask", [(), (0, 0), (1, 1, 1), (0, 1, 1, 0, 0, 1), (1, 0, 1, 0, 1, 0), (0, 0, 0, 1)], ids=str
-)
+@pytest.mark.parametrize("mask", [(), (0, 0), (1, 1, 1), (0, 1, 1, 0, 0, 1), (1, 0, 1, 0, 1, 0), (0, 0, 0, 1)], ids=str)
 def test_labels_copied_by_runs_equal_labels_token_by_token(mask):
     from chat_template_harness.build import IGNORE_INDEX, labels_of
 

@@ -64,7 +64,7 @@ class Run:
 
     @classmethod
     def of(cls, ids: Sequence[int], offsets: Sequence[tuple[int, int]], length: int) -> Run:
-        starts, ends = (tuple(column) for column in zip(*offsets)) if offsets else ((), ())
+        starts, ends = (tuple(a for a, _ in offsets), tuple(b for _, b in offsets))
         inside = not offsets or (starts[0] >= 0 and ends[-1] <= length)
         ordered = inside and list(starts) == sorted(starts) and list(ends) == sorted(ends)
         empty = tuple(i for i, (a, b) in enumerate(offsets) if a == b) if any(map(int.__eq__, starts, ends)) else ()
@@ -129,7 +129,11 @@ def encode_segments(tokenizer: Any, text: str, edges: Sequence[int]) -> Segmente
     pieces = _pieces(backend) if SHORTCUTS and backend is not None else None
     for start, end in pairwise(cuts):
         side = text[start:end]
-        found = pieces.segments(side) if pieces is not None and pieces.exact else [(0, Run.of(*_encode(tokenizer, side), len(side)))]
+        found = (
+            pieces.segments(side)
+            if pieces is not None and pieces.exact
+            else [(0, Run.of(*_encode(tokenizer, side), len(side)))]
+        )
         for at, run in found:
             chars.append(start + at)
             firsts.append(len(ids))

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 from chat_template_harness.contract.compare import first_difference
