@@ -10,8 +10,10 @@ all but their last messages, so each message is tokenized once rather than once 
 
 from __future__ import annotations
 
+import operator
 import re
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -46,6 +48,9 @@ def encode_sides(tokenizer: Any, text: str, edges: Sequence[int]) -> tuple[list[
 SHORTCUTS = True
 
 
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
 @dataclass(frozen=True)
 class Run:
     """A text tokenized whole on its own: its ids and offsets, with what `Segmented` asks of them made once."""
@@ -64,11 +69,11 @@ class Run:
 
     @classmethod
     def of(cls, ids: Sequence[int], offsets: Sequence[tuple[int, int]], length: int) -> Run:
-        starts, ends = (tuple(a for a, _ in offsets), tuple(b for _, b in offsets))
+        starts, ends = list(map(_FIRST, offsets)), list(map(_SECOND, offsets))  # each piece once: kept short
         inside = not offsets or (starts[0] >= 0 and ends[-1] <= length)
-        ordered = inside and list(starts) == sorted(starts) and list(ends) == sorted(ends)
-        empty = tuple(i for i, (a, b) in enumerate(offsets) if a == b) if any(map(int.__eq__, starts, ends)) else ()
-        return cls(tuple(ids), tuple(offsets), starts, ordered, empty)
+        ordered = inside and starts == sorted(starts) and ends == sorted(ends)
+        empty = tuple(i for i, (a, b) in enumerate(offsets) if a == b) if any(map(operator.eq, starts, ends)) else ()
+        return cls(tuple(ids), tuple(offsets), tuple(starts), ordered, empty)
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ class Pieces:
         self.exact, self.reason = False, "no added token to cut at"
         self._piece = lru_cache(maxsize=1 << 16)(self._tokenize)
         self.ids = lru_cache(maxsize=4096)(self._ids)  # a sample's and its prompts' ids are asked for several times
-        self.segments = lru_cache(maxsize=1024)(self._segments)
+        self._recent: OrderedDict[str, tuple[tuple[int, Run], ...]] = OrderedDict()  # text -> its segments
         if self.cuts:
             self._split = re.compile(_trie_pattern(self.cuts))
             self.exact, self.reason = True, ""
@@ -225,6 +230,11 @@ class Pieces:
 
     def _ids(self, text: str) -> tuple[int, ...]:
         out: list[int] = []
+        known = self._recent.get(text)  # a sample's served prompt, tokenized as its first side
+        if known is not None:
+            for _, run in known:
+                out += run.ids
+            return tuple(out)
         at = 0
         for match in self._split.finditer(text):
             if match.start() > at:
@@ -235,9 +245,18 @@ class Pieces:
             out += self._piece(text[at:]).ids
         return tuple(out)
 
-    def _segments(self, text: str) -> tuple[tuple[int, Run], ...]:
+    def segments(self, text: str) -> tuple[tuple[int, Run], ...]:
         """`text` as (start, its tokens) per piece and cut token, in order: `encode` without shifting each token's
-        offsets. Kept for the recent texts: a sample is built, then checked, and its prompt is asked for again."""
+        offsets. Kept for the recent texts: a sample is built, then checked, and its served prompt's ids are asked
+        for again (`ids`)."""
+        known = self._recent.get(text)
+        if known is None:
+            known = self._recent[text] = self._segments(text)
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+        return known
+
+    def _segments(self, text: str) -> tuple[tuple[int, Run], ...]:
         out: list[tuple[int, Run]] = []
         at = 0
         for match in self._split.finditer(text):
@@ -257,6 +276,9 @@ class Pieces:
             ids += run.ids
             offsets += [(a + at, b + at) for a, b in run.offsets] if at else run.offsets
         return tuple(ids), tuple(offsets)
+
+
+RECENT = 1024  # texts whose segments a tokenizer's `Pieces` keeps (oldest out first)
 
 
 def _cut_tokens(backend: Any) -> dict[str, int]:
