@@ -403,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only == "build" or (args.only is None and not args.quick):
         from chat_template_harness.bench_build import build_figures
 
-        build_figures(console, args.build_rows)
+        ratio, measured = build_figures(console, args.build_rows)
+        figures.append(at_least("build_samples / fastest framework, rows/s on 1 core", ratio, 1.0, measured))
     print_figures(console, figures)
     console.print(f"bench{' --quick' if args.quick else ''}: {time.perf_counter() - start:.0f} s")
     return 0

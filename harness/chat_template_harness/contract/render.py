@@ -10,6 +10,7 @@ gpt-oss write today's date with `strftime_now`.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -126,8 +127,10 @@ class CompiledTemplate:
         self.tokenizer = tokenizer
         self.special = dict(tokenizer.special_tokens_map)
         self.templates = {False: tokenizer.get_chat_template(None, None), True: tokenizer.get_chat_template(None, [{}])}
-        self._last_messages: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []  # (message, its values, plain copy)
+        # the last messages rendered, their values then, and their plain copies
+        self._last_messages: tuple[list[Any], list[dict[str, Any]], list[dict[str, Any]]] = ([], [], [])
         self._last_tools: tuple[Any, Any] = (None, None)
+        self._kwargs: dict[str, dict[str, Any]] = {}
         by_source: dict[str, Any] = {}  # one compile per distinct template (with and without tools: mostly one)
         for source in self.templates.values():
             if source not in by_source:
@@ -143,7 +146,7 @@ class CompiledTemplate:
             tools=self._plain_tools(tools),
             documents=None,
             add_generation_prompt=gen,
-            **self._plain({**self.special, **kwargs}),
+            **self._plain_kwargs(kwargs),
         )
         if "strftime_now" not in self.templates[bool(tools)]:
             return call()
@@ -155,17 +158,27 @@ class CompiledTemplate:
         does), made once per message: a conversation's served prompts and samples are prefixes of one list of
         messages. A message is reused only while it is the same object with the same top-level values; the
         template cannot change what it is given (the sandbox is immutable)."""
-        seen, out = self._last_messages, []
-        for i, message in enumerate(messages):
-            if i < len(seen) and seen[i][0] is message and seen[i][1] == message:
-                out.append(seen[i][2])
-                continue
-            seen = seen[:i]
+        # compared in C, not message by message in Python: a render's history is most of its messages
+        objects, copies, plain = self._last_messages
+        kept = [*map(operator.is_, objects, messages), False].index(False)  # the same objects, in order,
+        unchanged = [*map(operator.eq, copies[:kept], messages), False]  # with the same values as then
+        kept = unchanged.index(False)
+        objects, copies, plain = objects[:kept], copies[:kept], plain[:kept]
+        for message in messages[kept:]:
             chat = self._alias(self._plain([{k: v for k, v in message.items() if v is not None}]))
-            seen.append((message, dict(message), chat[0]))
-            out.append(chat[0])
-        self._last_messages = seen
-        return out
+            objects.append(message)
+            copies.append(dict(message))
+            plain.append(chat[0])
+        self._last_messages = (objects, copies, plain)
+        return plain[: len(messages)]
+
+    def _plain_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The special tokens and kwargs as plain data, made once per distinct kwargs (a family's mode passes the
+        same ones to every render; the sandbox is immutable, so the template cannot change them)."""
+        key = repr(sorted(kwargs.items()))
+        if key not in self._kwargs:
+            self._kwargs[key] = self._plain({**self.special, **kwargs})
+        return self._kwargs[key]
 
     def _plain_tools(self, tools: list[Any] | None) -> Any:
         if tools is None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
-from chat_template_harness.contract.tokens import encode_sides, ids_sides
+from chat_template_harness.contract.tokens import Segmented, encode_segments, encode_sides, ids_sides
 from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Kind, Note, ServedPrompt, TurnPlan, plan_turns
 from chat_template_harness.errors import HarnessError, TemplateDriftError
@@ -124,14 +124,17 @@ def preprocess(
     plans = plan_turns(tokenizer, conversation, family, mode, served)
     wanted = [p.turn for p in plans] if policy is Policy.ALL else [plans[-1].turn]
     groups, reasons = _group(tokenizer, plans, wanted)
-    samples = tuple(_build(tokenizer, [plans[t] for t in g]) for g in groups)
+    built = [_build(tokenizer, [plans[t] for t in g]) for g in groups]
+    samples = tuple(sample for sample, _ in built)
+    # a sample's own served prompt is its first side: its tokens are counted there (the same call tokenized it)
+    counted = {g[-1]: n for g, (_, n) in zip(groups, built, strict=True) if n is not None}
     where = {t: i for i, g in enumerate(groups) for t in g}
     report = tuple(
         TurnReport(
             turn=p.turn,
             message_index=p.message_index,
             sample=where.get(p.turn, -1),
-            prompt_tokens=len(token_ids(tokenizer, p.prompt)),
+            prompt_tokens=counted[p.turn] if p.turn in counted else len(token_ids(tokenizer, p.prompt)),
             shared=p.turn in where and groups[where[p.turn]][-1] != p.turn,
             split_reason=reasons.get(p.turn, ""),
             notes=p.notes,
@@ -237,10 +240,51 @@ def _mask_by_token(text: str, offsets: Sequence[tuple[int, int]], spans: list[li
     return mask
 
 
-def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
-    """One sample from the plans of the turns it trains (ascending; the last one's text is the sample)."""
+def _mask_segmented(text: str, tokens: Segmented, trained: list[tuple[int, int]]) -> list[int] | bytearray:
+    """`_mask` over a text's segments (`tokens.Segmented`): the same mask, found without a step per token."""
+    if not tokens.ordered:
+        return _mask(text, tokens.flat_offsets(), trained)
+    spans: list[list[int]] = []
+    for start, end in sorted(trained):  # adjacent ranges (reasoning, content, stop) as one
+        if spans and spans[-1][1] == start:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    across = [j for x in {x for span in spans for x in span} for j in tokens.across(x)]
+    if across:
+        _mixed(text, tokens.flat_offsets(), min(across))
+    mask = bytearray(len(tokens.ids))
+    for start, end in spans:
+        lo, hi = tokens.token_at(start), tokens.token_at(end)
+        mask[lo:hi] = b"\x01" * (hi - lo)
+    for t in tokens.empty_tokens():  # empty tokens are never trained
+        mask[t] = 0
+    return mask
+
+
+def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> tuple[Sample, int | None]:
+    """One sample from the plans of the turns it trains (ascending; the last one's text is the sample), and the
+    number of tokens of the last one's served prompt where the sample shows it (None: count them apart)."""
     text = plans[-1].text
+    if SEGMENTED:
+        return _build_segmented(tokenizer, plans)
     ids, offsets = encode_sides(tokenizer, text, plans[-1].edges)
+    regions = _regions(plans)
+    mask = _mask(text, offsets, [(start, end) for kind, _, start, end in regions if kind.trained])
+    starts = [a for a, _ in offsets]
+    spans = tuple(
+        Span(kind, turn, start, end, bisect_left(starts, start), bisect_left(starts, end))
+        for kind, turn, start, end in regions
+    )
+    return Sample(text, tuple(ids), tuple(mask), spans, tuple(p.turn for p in plans), plans[-1].edges), None
+
+
+# tests turn the segmented build off to compare it with the per-token one on every cell
+SEGMENTED = True
+
+
+def _regions(plans: Sequence[TurnPlan]) -> list[tuple[Kind, int | None, int, int]]:
+    """The sample's regions in order: (kind, turn, start, end) in characters, none empty."""
     regions: list[tuple[Kind, int | None, int, int]] = []
     cursor = 0
     for plan in plans:
@@ -252,12 +296,28 @@ def _build(tokenizer: Any, plans: Sequence[TurnPlan]) -> Sample:
             regions.append((piece.kind, plan.turn, body_start, body_start + len(piece.text)))
             body_start += len(piece.text)
         cursor = body_start
-    regions = [r for r in regions if r[2] < r[3]]
+    return [r for r in regions if r[2] < r[3]]
 
-    mask = _mask(text, offsets, [(start, end) for kind, _, start, end in regions if kind.trained])
-    starts = [a for a, _ in offsets]
+
+def _build_segmented(tokenizer: Any, plans: Sequence[TurnPlan]) -> tuple[Sample, int | None]:
+    """`_build` with the text's tokens kept per segment (`tokens.encode_segments`): the same sample."""
+    text = plans[-1].text
+    edges = plans[-1].edges
+    tokens = encode_segments(tokenizer, text, edges)
+    prompt_end = len(plans[-1].prompt)  # the first side ends there where it is an edge
+    prompt_tokens = tokens.tokens[tokens.chars.index(prompt_end)] if edges and edges[0] == prompt_end else None
+    regions = _regions(plans)
+    mask = _mask_segmented(text, tokens, [(start, end) for kind, _, start, end in regions if kind.trained])
     spans = tuple(
-        Span(kind, turn, start, end, bisect_left(starts, start), bisect_left(starts, end))
+        Span(kind, turn, start, end, tokens.token_at(start), tokens.token_at(end))
+        if tokens.ordered
+        else _span_by_offsets(kind, turn, start, end, tokens)
         for kind, turn, start, end in regions
     )
-    return Sample(text, tuple(ids), tuple(mask), spans, tuple(p.turn for p in plans), plans[-1].edges)
+    sample = Sample(text, tuple(tokens.ids), tuple(mask), spans, tuple(p.turn for p in plans), edges)
+    return sample, prompt_tokens
+
+
+def _span_by_offsets(kind: Kind, turn: int | None, start: int, end: int, tokens: Segmented) -> Span:
+    starts = [a for a, _ in tokens.flat_offsets()]
+    return Span(kind, turn, start, end, bisect_left(starts, start), bisect_left(starts, end))

@@ -10,10 +10,13 @@ all but their last messages, so each message is tokenized once rather than once 
 
 from __future__ import annotations
 
+import operator
 import re
-from collections import Counter
+from bisect import bisect_left, bisect_right
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -43,6 +46,105 @@ def encode_sides(tokenizer: Any, text: str, edges: Sequence[int]) -> tuple[list[
 
 # the bench turns the piecewise tokenization and the direct decode off to measure what they save
 SHORTCUTS = True
+
+
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A text tokenized whole on its own: its ids and offsets, with what `Segmented` asks of them made once."""
+
+    ids: tuple[int, ...]
+    offsets: tuple[tuple[int, int], ...]
+    starts: tuple[int, ...]
+    ordered: bool  # starts and ends in order, every token inside the text
+    empty: tuple[int, ...]  # the tokens with no characters
+
+    def shifted(self, at: int) -> Sequence[tuple[int, int]]:
+        """The offsets moved `at` characters on."""
+        if not at:
+            return self.offsets
+        return [(a + at, b + at) for a, b in self.offsets]
+
+    @classmethod
+    def of(cls, ids: Sequence[int], offsets: Sequence[tuple[int, int]], length: int) -> Run:
+        starts, ends = list(map(_FIRST, offsets)), list(map(_SECOND, offsets))  # each piece once: kept short
+        inside = not offsets or (starts[0] >= 0 and ends[-1] <= length)
+        ordered = inside and starts == sorted(starts) and ends == sorted(ends)
+        empty = tuple(i for i, (a, b) in enumerate(offsets) if a == b) if any(map(operator.eq, starts, ends)) else ()
+        return cls(tuple(ids), tuple(offsets), tuple(starts), ordered, empty)
+
+
+@dataclass(frozen=True)
+class Segmented:
+    """The ids of `encode_sides`, with the offsets kept per segment instead of per token: a segment is a side, or
+    (where `Pieces` is exact) a piece or cut token of one, each with the character and token it starts at. A
+    sample's tokens are found from character positions by bisection over the segments, then within one: no step
+    per token of the sample (each piece's `Run` is cached, so a conversation's samples share them)."""
+
+    ids: list[int]
+    chars: list[int]  # where each segment starts in the text
+    tokens: list[int]  # the index of each segment's first token
+    runs: list[Run]
+
+    @cached_property
+    def ordered(self) -> bool:
+        """Every segment's starts and ends are in order and its offsets lie inside it, so the whole text's starts
+        and ends are in order too: only then are tokens found by bisection."""
+        return all(run.ordered for run in self.runs)
+
+    def token_at(self, x: int) -> int:
+        """The number of tokens that start before character `x` (`bisect_left` over the whole text's starts)."""
+        j = bisect_left(self.chars, x) - 1
+        if j < 0:
+            return 0
+        return self.tokens[j] + bisect_left(self.runs[j].starts, x - self.chars[j])
+
+    def across(self, x: int) -> list[int]:
+        """The tokens (in order) whose characters lie on both sides of `x` (none at a segment's edge)."""
+        j = bisect_right(self.chars, x) - 1
+        if j < 0 or self.chars[j] == x:
+            return []
+        run, at = self.runs[j], x - self.chars[j]
+        i = bisect_left(run.starts, at) - 1
+        found = []
+        while i >= 0 and run.offsets[i][1] > at:
+            found.append(self.tokens[j] + i)
+            i -= 1
+        return found
+
+    def empty_tokens(self) -> list[int]:
+        """The tokens with no characters (never trained)."""
+        return [first + i for first, run in zip(self.tokens, self.runs, strict=True) for i in run.empty]
+
+    def flat_offsets(self) -> list[tuple[int, int]]:
+        """Every token's character range in the whole text (the per-token form, for offsets out of order)."""
+        return [offset for start, run in zip(self.chars, self.runs, strict=True) for offset in run.shifted(start)]
+
+
+def encode_segments(tokenizer: Any, text: str, edges: Sequence[int]) -> Segmented:
+    """`encode_sides` (the same ids, the same offsets) as segments: see `Segmented`."""
+    ids: list[int] = []
+    chars: list[int] = []
+    firsts: list[int] = []
+    runs: list[Run] = []
+    cuts = [0, *sorted({e for e in edges if 0 < e < len(text)}), len(text)]
+    backend = _plain_backend(tokenizer)
+    pieces = _pieces(backend) if SHORTCUTS and backend is not None else None
+    for start, end in pairwise(cuts):
+        side = text[start:end]
+        found = (
+            pieces.segments(side)
+            if pieces is not None and pieces.exact
+            else [(0, Run.of(*_encode(tokenizer, side), len(side)))]
+        )
+        for at, run in found:
+            chars.append(start + at)
+            firsts.append(len(ids))
+            runs.append(run)
+            ids += run.ids
+    return Segmented(ids, chars, firsts, runs)
 
 
 def ids(tokenizer: Any, text: str) -> list[int]:
@@ -108,9 +210,11 @@ class Pieces:
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.cuts = _cut_tokens(backend)
+        self._cut_runs = {c: Run.of((i,), ((0, len(c)),), len(c)) for c, i in self.cuts.items()}
         self.exact, self.reason = False, "no added token to cut at"
         self._piece = lru_cache(maxsize=1 << 16)(self._tokenize)
         self.ids = lru_cache(maxsize=4096)(self._ids)  # a sample's and its prompts' ids are asked for several times
+        self._recent: OrderedDict[str, tuple[tuple[int, Run], ...]] = OrderedDict()  # text -> its segments
         if self.cuts:
             self._split = re.compile(_trie_pattern(self.cuts))
             self.exact, self.reason = True, ""
@@ -120,37 +224,61 @@ class Pieces:
                     self.exact, self.reason = False, f"pieces tokenize otherwise than the whole text {text!r}"
                     break
 
-    def _tokenize(self, piece: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    def _tokenize(self, piece: str) -> Run:
         enc = self.backend.encode(piece, add_special_tokens=False)
-        return tuple(enc.ids), tuple(enc.offsets)
+        return Run.of(enc.ids, enc.offsets, len(piece))
 
     def _ids(self, text: str) -> tuple[int, ...]:
         out: list[int] = []
+        known = self._recent.get(text)  # a sample's served prompt, tokenized as its first side
+        if known is not None:
+            for _, run in known:
+                out += run.ids
+            return tuple(out)
         at = 0
         for match in self._split.finditer(text):
             if match.start() > at:
-                out += self._piece(text[at : match.start()])[0]
+                out += self._piece(text[at : match.start()]).ids
             out.append(self.cuts[match.group()])
             at = match.end()
         if at < len(text):
-            out += self._piece(text[at:])[0]
+            out += self._piece(text[at:]).ids
+        return tuple(out)
+
+    def segments(self, text: str) -> tuple[tuple[int, Run], ...]:
+        """`text` as (start, its tokens) per piece and cut token, in order: `encode` without shifting each token's
+        offsets. Kept for the recent texts: a sample is built, then checked, and its served prompt's ids are asked
+        for again (`ids`)."""
+        known = self._recent.get(text)
+        if known is None:
+            known = self._recent[text] = self._segments(text)
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+        return known
+
+    def _segments(self, text: str) -> tuple[tuple[int, Run], ...]:
+        out: list[tuple[int, Run]] = []
+        at = 0
+        for match in self._split.finditer(text):
+            start = match.start()
+            if start > at:
+                out.append((at, self._piece(text[at:start])))
+            out.append((start, self._cut_runs[match.group()]))
+            at = match.end()
+        if at < len(text):
+            out.append((at, self._piece(text[at:])))
         return tuple(out)
 
     def encode(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
-        at = 0
-        for match in (*self._split.finditer(text), None):
-            end = match.start() if match is not None else len(text)
-            if end > at:
-                piece_ids, piece_offsets = self._piece(text[at:end])
-                ids += piece_ids
-                offsets += [(a + at, b + at) for a, b in piece_offsets] if at else piece_offsets
-            if match is not None:
-                ids.append(self.cuts[match.group()])
-                offsets.append(match.span())
-                at = match.end()
+        for at, run in self.segments(text):
+            ids += run.ids
+            offsets += [(a + at, b + at) for a, b in run.offsets] if at else run.offsets
         return tuple(ids), tuple(offsets)
+
+
+RECENT = 1024  # texts whose segments a tokenizer's `Pieces` keeps (oldest out first)
 
 
 def _cut_tokens(backend: Any) -> dict[str, int]:

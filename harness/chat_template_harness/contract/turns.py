@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 from chat_template_harness.contract.compare import first_difference
@@ -91,11 +92,11 @@ class TurnPlan:
         """The template writes this finished turn differently, and no rule explains it."""
         return self.oracle.verdict == DIFFERS
 
-    @property
+    @cached_property  # a plan's texts are read many times (grouping, building, checking): joined once
     def body(self) -> str:
         return "".join(p.text for p in self.pieces)
 
-    @property
+    @cached_property
     def text(self) -> str:
         """The whole single-turn sample: served prompt + everything after it."""
         return self.prompt + self.body
@@ -105,7 +106,7 @@ class TurnPlan:
         """The contract's generated span: what the model emits (trained)."""
         return "".join(p.text for p in self.pieces if p.kind.trained)
 
-    @property
+    @cached_property
     def edges(self) -> tuple[int, ...]:
         """Where this turn's sample is cut into sides, each tokenized whole (contract, "The rule"): the served
         prompt's end, and the generated span's start where an untrained head (an empty think block the mode
@@ -154,12 +155,15 @@ class _Renders:
 
     def __init__(self, tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode) -> None:
         self.tokenizer, self.conversation, self.family, self.mode = tokenizer, conversation, family, mode
-        self.done: dict[str, str] = {}
+        self.done: dict[tuple[Any, ...], tuple[str, list[dict[str, Any]]]] = {}
 
     def __call__(self, messages: list[dict[str, Any]], gen: bool) -> str:
-        key = repr((messages, gen))  # the messages are built by template_message: same order, same repr
+        # the same message objects, in order (kept alive with the render, so their ids are not reused), and the
+        # last one by its value: a turn's message is built again for each render (template_message), the same
+        # wherever its reasoning is not shown
+        key = (gen, *map(id, messages[:-1]), repr(messages[-1]) if messages else "")
         if key not in self.done:
-            self.done[key] = render(
+            text = render(
                 self.tokenizer,
                 messages,
                 family=self.family,
@@ -167,7 +171,8 @@ class _Renders:
                 tools=self.conversation.tools,
                 add_generation_prompt=gen,
             )
-        return self.done[key]
+            self.done[key] = (text, messages)
+        return self.done[key][0]
 
     def generation_suffix(self) -> str:
         """What the generation prompt appends after a user message in this mode (e.g. `<|im_start|>assistant\n`)."""
