@@ -261,7 +261,9 @@ def _audit_rows_per_s(
             f"context(Job({model!r},{think!r}));"  # the one-off load (imports, tokenizer), outside the time as for the floors
             f"t=time.perf_counter();s=audit({str(path)!r},Job({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
             "d=time.perf_counter()-t;"
-            "m=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+            # its own peak from /proc (ru_maxrss survives exec: it would carry the bench's), its workers' from rusage
+            "h=[l for l in open('/proc/self/status') if l.startswith('VmHWM:')];"
+            "m=max(int(h[0].split()[1]) if h else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
             "print(json.dumps([s.total/d,m/1024]))"
         )
     )
