@@ -863,6 +863,8 @@ class _Deriver:
             closer = _closing(opening.group())
             if closer in own[opening.end() :]:
                 at = own.index(closer, opening.end())
+                if not own[opening.end() : at].strip():
+                    continue  # an empty block the prompt closes (think-off) orders nothing: prose names what goes in
                 return (
                     f"the template's own prompt orders `{opening.group()}`…`{closer}` on every reply: "
                     f"{_show(own[max(0, opening.start() - 60) : at + len(closer)])}"
