@@ -183,15 +183,21 @@ def _why_split(own: str, later: TurnPlan) -> str:
     )
 
 
-def _mask(text: str, offsets: Sequence[tuple[int, int]], trained: list[tuple[int, int]]) -> list[int]:
-    """1 for a token inside the trained character ranges, 0 for one outside (or empty); an error for one across
-    an edge. Found by bisection over the offsets where they are in order, else token by token."""
+def _joined(trained: list[tuple[int, int]]) -> list[list[int]]:
+    """The trained character ranges in order, adjacent ones (reasoning, content, stop) as one."""
     spans: list[list[int]] = []
-    for start, end in sorted(trained):  # adjacent ranges (reasoning, content, stop) as one
+    for start, end in sorted(trained):
         if spans and spans[-1][1] == start:
             spans[-1][1] = end
         else:
             spans.append([start, end])
+    return spans
+
+
+def _mask(text: str, offsets: Sequence[tuple[int, int]], trained: list[tuple[int, int]]) -> list[int]:
+    """1 for a token inside the trained character ranges, 0 for one outside (or empty); an error for one across
+    an edge. Found by bisection over the offsets where they are in order, else token by token."""
+    spans = _joined(trained)
     starts, ends = [a for a, _ in offsets], [b for _, b in offsets]
     if starts != sorted(starts) or ends != sorted(ends):
         return _mask_by_token(text, offsets, spans)
@@ -244,12 +250,7 @@ def _mask_segmented(text: str, tokens: Segmented, trained: list[tuple[int, int]]
     """`_mask` over a text's segments (`tokens.Segmented`): the same mask, found without a step per token."""
     if not tokens.ordered:
         return _mask(text, tokens.flat_offsets(), trained)
-    spans: list[list[int]] = []
-    for start, end in sorted(trained):  # adjacent ranges (reasoning, content, stop) as one
-        if spans and spans[-1][1] == start:
-            spans[-1][1] = end
-        else:
-            spans.append([start, end])
+    spans = _joined(trained)
     across = [j for x in {x for span in spans for x in span} for j in tokens.across(x)]
     if across:
         _mixed(text, tokens.flat_offsets(), min(across))

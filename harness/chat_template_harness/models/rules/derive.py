@@ -826,15 +826,11 @@ class _Deriver:
         # the template's own prompt orders a think block on every reply: the model opens it itself, whatever its
         # final turns show (Ministral-3-Reasoning writes reasoning from content chunks too): no off mode is derived
         if label == "on" and (evidence := self.orders_reasoning(m)):
-            self.self_opening = evidence
-            self.note(
-                f"think.{label}.opener",
-                "",
+            return self.opens_its_block(
                 evidence,
-                note="the generation prompt opens nothing, yet the template's own prompt orders a think block on "
-                "every reply: the model opens it itself; its format only where a render shows it, else undecided",
+                "the generation prompt opens nothing, yet the template's own prompt orders a think block on every "
+                "reply: the model opens it itself; its format only where a render shows it, else undecided",
             )
-            return True
         # no switch, yet the template writes a think block into final turns (Kimi-K2-Thinking; Qwen3 2507 Instruct,
         # which never thinks) or the reasoning it is given (LFM2.5's `thinking`): the served prompt is the same
         # either way, so whether the model thinks is its model card's fact: both modes are derived, one to review
@@ -842,16 +838,18 @@ class _Deriver:
             self.note("think modes", "both (no switch)", f"final turn {_show(m.before_final)}", note=MODEL_CARD)
             return True
         if label == "on" and (evidence := self.opens_itself(m)):
-            self.self_opening = evidence
-            self.note(
-                f"think.{label}.opener",
-                "",
+            return self.opens_its_block(
                 evidence,
-                note="the generation prompt opens nothing, yet the template handles reasoning in history: the "
-                "model opens its think block itself, so every reply it generates carries one",
+                "the generation prompt opens nothing, yet the template handles reasoning in history: the model opens "
+                "its think block itself, so every reply it generates carries one",
             )
-            return True
         return False
+
+    def opens_its_block(self, evidence: str, why: str) -> bool:
+        """Record that the model opens its think block itself (the think-on opener is empty), and why."""
+        self.self_opening = evidence
+        self.note("think.on.opener", "", evidence, note=why)
+        return True
 
     def orders_reasoning(self, m: _Mode) -> str:
         """Evidence that the template's own text orders a think block on every reply (Phi-4-reasoning's default
