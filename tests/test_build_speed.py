@@ -122,3 +122,24 @@ def test_labels_copied_by_runs_equal_labels_token_by_token(mask):
 
     ids = tuple(range(100, 100 + len(mask)))
     assert labels_of(ids, mask) == tuple(i if m else IGNORE_INDEX for i, m in zip(ids, mask, strict=True))
+
+
+def test_the_bench_breakdown_counts_the_renders_and_restores_the_functions():
+    from chat_template_harness import bench_build
+    from chat_template_harness.contract import sample, turns
+
+    before = turns.render, sample.encode_segments, sample.ids_sides, sample.token_ids
+    rows = bench_build.usable_rows(8)
+    parts = bench_build.breakdown(bench_build.source_tokenizer(), rows)
+    assert (turns.render, sample.encode_segments, sample.ids_sides, sample.token_ids) == before
+    turns_per_row = sum(len(_turns(r)) for r in rows) / len(rows)
+    # a turn's served prompt and its finished turn are rendered at least (the oracle's render where it shows reasoning)
+    assert parts.renders_per_row >= 2 * turns_per_row - 1
+    assert 0 < parts.render_ms and 0 < parts.tokenize_ms and parts.rest_ms >= 0
+
+
+def _turns(row) -> tuple[int, ...]:
+    try:
+        return conversation.parse(row, name="row", source="bench").assistant_indices
+    except HarnessError:
+        return ()

@@ -101,14 +101,11 @@ def _samples(out: Any) -> list[Sequence[int]]:
 
 def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
     """build_samples first, then each framework, on the same n generated rows."""
-    from chat_template_harness.audit import generate
     from chat_template_harness.build import build_samples  # the public `chat_template_harness.build_samples`
-    from chat_template_harness.models import source
 
     one_core()
-    tokenizer = source.load(MODEL).tokenizer
-    rows = [_json(line) for line in generate.lines(n, seed=seed)]
-    usable = [r for r in rows if r is not None]
+    tokenizer = source_tokenizer()
+    usable = usable_rows(n, seed)
     cold()
     out = [timed("build_samples", lambda r: build_samples(tokenizer, r, think=THINK), usable)]
     reqs = requests(tokenizer, usable)
@@ -119,6 +116,81 @@ def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
         timed("build_samples, policy last", lambda r: build_samples(tokenizer, r, think=THINK, policy="last"), usable)
     )
     return out
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where build_samples' CPU time goes, per row: the real template's renders (each turn's served prompt and
+    finished turn, the oracle's), the tokenization of the samples, and everything else."""
+
+    renders_per_row: float
+    render_ms: float
+    tokenize_ms: float
+    total_ms: float
+
+    @property
+    def rest_ms(self) -> float:
+        return self.total_ms - self.render_ms - self.tokenize_ms
+
+
+def breakdown(tokenizer: Any, rows: Sequence[Any]) -> Breakdown:
+    """build_samples (policy all) on `rows` again, caches emptied, with the time inside the template's renders and
+    inside the samples' tokenization summed apart (one clock read on each side of each call)."""
+    from chat_template_harness.build import build_samples
+    from chat_template_harness.contract import sample, turns
+
+    spent = {"render": 0.0, "tokenize": 0.0}
+    calls = {"render": 0, "tokenize": 0}
+
+    def clocked(kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[kind] += time.process_time() - start
+                calls[kind] += 1
+
+        return wrapper
+
+    names = [
+        (turns, "render", "render"),
+        *((sample, n, "tokenize") for n in ("encode_segments", "ids_sides", "token_ids")),
+    ]
+    saved = [getattr(module, name) for module, name, _ in names]
+    for module, name, kind in names:
+        setattr(module, name, clocked(kind, getattr(module, name)))
+    try:
+        cold()
+        for row in rows[:WARMUP]:  # as `timed` does: the caches' one-off set-up (the tokenizer's probes) is no row's
+            _attempt(lambda r: build_samples(tokenizer, r, think=THINK), row)
+        spent.update(render=0.0, tokenize=0.0)
+        calls.update(render=0, tokenize=0)
+        start = time.process_time()
+        for row in rows:
+            _attempt(lambda r: build_samples(tokenizer, r, think=THINK), row)
+        total = time.process_time() - start
+    finally:
+        for (module, name, _), original in zip(names, saved, strict=True):
+            setattr(module, name, original)
+    per_row = 1000 / max(len(rows), 1)
+    return Breakdown(
+        calls["render"] / max(len(rows), 1), spent["render"] * per_row, spent["tokenize"] * per_row, total * per_row
+    )
+
+
+def source_tokenizer() -> Any:
+    from chat_template_harness.models import source
+
+    return source.load(MODEL).tokenizer
+
+
+def usable_rows(n: int, seed: int = 0) -> list[Any]:
+    """The n generated rows that parse as JSON (a truncated line is no path's)."""
+    from chat_template_harness.audit import generate
+
+    rows = [_json(line) for line in generate.lines(n, seed=seed)]
+    return [r for r in rows if r is not None]
 
 
 def cold() -> None:
@@ -163,6 +235,13 @@ def build_figures(console: Any, rows: int = 2_000) -> tuple[float, str]:
         f"policy last: {last.rows_per_s / fastest.rows_per_s:.2f}"
     )
     ratio = ours.rows_per_s / fastest.rows_per_s
+    parts = breakdown(source_tokenizer(), usable_rows(rows))
+    console.print(
+        f"where build_samples' time goes, CPU ms per row (policy all): the template's renders {parts.render_ms:.2f} "
+        f"({parts.renders_per_row:.1f} renders a row: each turn's served prompt and finished turn, the oracle's), "
+        f"tokenization {parts.tokenize_ms:.2f}, the rest {parts.rest_ms:.2f}; total {parts.total_ms:.2f}, against "
+        f"{1000 / fastest.rows_per_s:.2f} for the fastest framework's whole row"
+    )
     return ratio, (
         f"{ours.rows_per_s:.0f} / {fastest.rows_per_s:.0f} rows/s ({fastest.label.split(' (')[0]}) = {ratio:.2f}"
     )
