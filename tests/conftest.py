@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _share_the_cores_with_the_other_workers()
     if not os.environ.get(ENV_TOKENIZERS_DIR) and DEFAULT_PACK.is_dir():
         os.environ[ENV_TOKENIZERS_DIR] = str(DEFAULT_PACK)
     source.pin_env_tokenizers_dir()  # the README exports a relative path; pytester runs elsewhere
@@ -42,6 +44,20 @@ def pytest_configure(config: pytest.Config) -> None:
             f"the tokenizer pack is missing: set {ENV_TOKENIZERS_DIR} to it (e.g. ../shared/tokenizers); "
             "the suite checks real tokenizers and does not skip without them"
         )
+
+
+def _share_the_cores_with_the_other_workers() -> None:
+    """An xdist worker's torch takes this worker's share of the cores, not every core: two workers each running
+    the smoke step's matmuls on two threads on two cores spent half their time contending (tests/test_smoke.py: 173 s
+    against 90 s with one thread each, -n 2 on 2 cores). A thread count the user set is kept."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if not os.environ.get("PYTEST_XDIST_WORKER") or workers < 1 or "OMP_NUM_THREADS" in os.environ:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
