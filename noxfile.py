@@ -45,7 +45,7 @@ def _install(session: nox.Session, extras: str, *pins: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (all cells, invariants, goldens, smoke step on CPU)."""
     _install(session, "test,train")
-    session.run("pytest", *session.posargs, env=_env(session))
+    session.run("pytest", "-n", "2", *session.posargs, env=_env(session))  # as the README's test command
 
 
 @nox.session(default=False)
@@ -53,7 +53,7 @@ def slow(session: nox.Session) -> None:
     """The long end-to-end runs the default suite leaves out (CI runs them too)."""
     _install(session, "test,train,examples,specforge")
     session.install("--no-deps", "specforge==0.2.0")  # its declared dependencies pull sglang and a CUDA torch
-    session.run("pytest", "-m", "slow", *session.posargs, env=_env(session))
+    session.run("pytest", "-m", "slow", "-n", "2", *session.posargs, env=_env(session))  # as CI runs them
 
 
 @nox.session(default=False)
