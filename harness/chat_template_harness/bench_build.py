@@ -5,7 +5,8 @@ Each framework is called the way its adapter in `frameworks/` calls it (TRL's `_
 template, LLaMA-Factory's converter and supervised processor, axolotl's chat_template strategy), on the harness's
 request for the row; building that request is not timed, while build_samples is timed from the row as the
 dataset holds it (parsing included). Each path first runs a few rows untimed (imports, template compilation,
-LLaMA-Factory's tokenizer copy), each build_samples path with the harness's text caches emptied first (`cold`).
+LLaMA-Factory's tokenizer copy), every path from the same cold start (`cold`: the harness's text caches and the
+Rust tokenizer's word cache emptied, so no path splits the same rows' words after another already has).
 A row a framework declines or fails on still counts in its time (the figure is
 rows read per second) and is reported. The process is pinned to one core and timed in its own CPU seconds (so a
 busy machine does not move the figures). Figures are printed, not asserted;
@@ -106,15 +107,17 @@ def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
     one_core()
     tokenizer = source_tokenizer()
     usable = usable_rows(n, seed)
-    cold()
-    out = [timed("build_samples", lambda r: build_samples(tokenizer, r, think=THINK), usable)]
     reqs = requests(tokenizer, usable)
-    out += [timed(label, adapter, reqs) for label, adapter in frameworks().items()]
-    # one sample per row, as the frameworks write (the turns it does not train are still planned and reported)
-    cold()
-    out.append(
-        timed("build_samples, policy last", lambda r: build_samples(tokenizer, r, think=THINK, policy="last"), usable)
-    )
+    paths: list[tuple[str, Callable[[Any], Any], Sequence[Any]]] = [
+        ("build_samples", lambda r: build_samples(tokenizer, r, think=THINK), usable),
+        *((label, adapter, reqs) for label, adapter in frameworks().items()),
+        # one sample per row, as the frameworks write (the turns it does not train are still planned and reported)
+        ("build_samples, policy last", lambda r: build_samples(tokenizer, r, think=THINK, policy="last"), usable),
+    ]
+    out = []
+    for label, call, items in paths:
+        cold(tokenizer)  # every path, the frameworks' too, from the same cold start
+        out.append(timed(label, call, items))
     return out
 
 
@@ -161,7 +164,7 @@ def breakdown(tokenizer: Any, rows: Sequence[Any]) -> Breakdown:
     for module, name, kind in names:
         setattr(module, name, clocked(kind, getattr(module, name)))
     try:
-        cold()
+        cold(tokenizer)
         for row in rows[:WARMUP]:  # as `timed` does: the caches' one-off set-up (the tokenizer's probes) is no row's
             _attempt(lambda r: build_samples(tokenizer, r, think=THINK), row)
         spent.update(render=0.0, tokenize=0.0)
@@ -193,13 +196,21 @@ def usable_rows(n: int, seed: int = 0) -> list[Any]:
     return [r for r in rows if r is not None]
 
 
-def cold() -> None:
-    """Empty the harness's caches of texts and their tokens before a build_samples path: a dataset's rows are read
-    once, so no path may find the same rows' texts left by the one before it."""
+def cold(tokenizer: Any = None) -> None:
+    """Start a path cold: a dataset's rows are read once, so no path may find the same rows' work left by the one
+    before it. The harness's caches of texts and their tokens are emptied, and so is the word cache of the Rust
+    tokenizer's model (BPE keeps every word it has split until its cache is full) of `tokenizer` and of the copies
+    LLaMA-Factory's adapter keeps: a path run after another on the same rows would otherwise split none of their
+    words again."""
     from chat_template_harness.contract import tokens
+    from chat_template_harness.frameworks import llamafactory
 
     tokens._encode.cache_clear()
     tokens._pieces.cache_clear()
+    for each in (tokenizer, *(copy for _, copy in llamafactory._COPIES.values())):
+        clear = getattr(getattr(getattr(each, "backend_tokenizer", None), "model", None), "_clear_cache", None)
+        if clear is not None:
+            clear()
 
 
 def _json(line: str) -> Any:
