@@ -15,11 +15,10 @@ busy machine does not move the figures). Figures are printed, not asserted;
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +68,14 @@ def requests(tokenizer: Any, rows: Sequence[Any]) -> list[Any]:
     return out
 
 
-def timed(label: str, call: Callable[[Any], Any], items: Sequence[Any]) -> Figure:
+def timed(
+    label: str, call: Callable[[Any], Any], items: Sequence[Any], started: Callable[[], None] | None = None
+) -> Figure:
+    """`call` on every item, after a few untimed ones; `started` runs once those are done, as the clock starts."""
     for item in items[:WARMUP]:
         _attempt(call, item)
+    if started is not None:
+        started()
     start = time.process_time()  # CPU time of this process, pinned to one core: the figure other processes' load
     outputs = [_attempt(call, item) for item in items]  # on a shared machine does not move
     seconds = time.process_time() - start
@@ -101,13 +105,10 @@ def _samples(out: Any) -> list[Sequence[int]]:
     ]
 
 
-def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
-    """build_samples first, then each framework, on the same n generated rows."""
+def figures(tokenizer: Any, usable: Sequence[Any]) -> list[Figure]:
+    """build_samples first, then each framework, on the same rows."""
     from chat_template_harness.build import build_samples  # the public `chat_template_harness.build_samples`
 
-    one_core()
-    tokenizer = source_tokenizer()
-    usable = usable_rows(n, seed)
     reqs = requests(tokenizer, usable)
     paths: list[tuple[str, Callable[[Any], Any], Sequence[Any]]] = [
         ("build_samples", lambda r: build_samples(tokenizer, r, think=THINK), usable),
@@ -116,26 +117,10 @@ def figures(n: int = 2_000, seed: int = 0) -> list[Figure]:
         ("build_samples, policy last", lambda r: build_samples(tokenizer, r, think=THINK, policy="last"), usable),
     ]
     out = []
-    with fresh_heap():
-        for label, call, items in paths:
-            cold(tokenizer)  # every path, the frameworks' too, from the same cold start
-            out.append(timed(label, call, items))
+    for label, call, items in paths:
+        cold(tokenizer)  # every path, the frameworks' too, from the same cold start
+        out.append(timed(label, call, items))
     return out
-
-
-@contextlib.contextmanager
-def fresh_heap() -> Iterator[None]:
-    """What the process made before (in a full bench run: the matrix's results, the smoke step's tensors) is kept
-    out of the garbage collector's scans (`gc.freeze`), so a path that makes many objects pays for its own, as in
-    a fresh process, not for the whole bench's."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @dataclass(frozen=True)
@@ -173,6 +158,10 @@ def breakdown(tokenizer: Any, rows: Sequence[Any]) -> Breakdown:
 
         return wrapper
 
+    def started() -> None:  # the untimed rows' calls are not counted
+        spent.update(render=0.0, tokenize=0.0)
+        calls.update(render=0, tokenize=0)
+
     names = [
         (turns, "render", "render"),
         *((sample, n, "tokenize") for n in ("encode_segments", "ids_sides", "token_ids")),
@@ -182,20 +171,16 @@ def breakdown(tokenizer: Any, rows: Sequence[Any]) -> Breakdown:
         setattr(module, name, clocked(kind, getattr(module, name)))
     try:
         cold(tokenizer)
-        for row in rows[:WARMUP]:  # as `timed` does: the caches' one-off set-up (the tokenizer's probes) is no row's
-            _attempt(lambda r: build_samples(tokenizer, r, think=THINK), row)
-        spent.update(render=0.0, tokenize=0.0)
-        calls.update(render=0, tokenize=0)
-        start = time.process_time()
-        for row in rows:
-            _attempt(lambda r: build_samples(tokenizer, r, think=THINK), row)
-        total = time.process_time() - start
+        whole = timed("breakdown", lambda r: build_samples(tokenizer, r, think=THINK), rows, started)
     finally:
         for (module, name, _), original in zip(names, saved, strict=True):
             setattr(module, name, original)
     per_row = 1000 / max(len(rows), 1)
     return Breakdown(
-        calls["render"] / max(len(rows), 1), spent["render"] * per_row, spent["tokenize"] * per_row, total * per_row
+        calls["render"] / max(len(rows), 1),
+        spent["render"] * per_row,
+        spent["tokenize"] * per_row,
+        1000 / whole.rows_per_s,
     )
 
 
@@ -224,7 +209,8 @@ def cold(tokenizer: Any = None) -> None:
 
     tokens._encode.cache_clear()
     tokens._pieces.cache_clear()
-    for each in (tokenizer, *(copy for _, copy in llamafactory._COPIES.values())):
+    for each in (tokenizer, *llamafactory.tokenizer_copies()):
+        # `_clear_cache`: tokenizers' own method on its BPE model (none on a model without a word cache)
         clear = getattr(getattr(getattr(each, "backend_tokenizer", None), "model", None), "_clear_cache", None)
         if clear is not None:
             clear()
@@ -247,7 +233,9 @@ def one_core() -> None:
 def build_figures(console: Any, rows: int = 2_000) -> tuple[float, str]:
     """Print rows/s per path and whether build_samples is at least as fast as the fastest framework; returns that
     ratio (target: at least 1) and the figure as the targets table shows it."""
-    found = figures(rows)
+    one_core()
+    tokenizer, usable = source_tokenizer(), usable_rows(rows)
+    found = figures(tokenizer, usable)
     ours, theirs, last = found[0], found[1:-1], found[-1]
     console.print(f"build_samples against the frameworks: {rows} generated rows, {MODEL} think-{THINK}, one core")
     for f in found:
@@ -263,8 +251,7 @@ def build_figures(console: Any, rows: int = 2_000) -> tuple[float, str]:
         f"policy last: {last.rows_per_s / fastest.rows_per_s:.2f}"
     )
     ratio = ours.rows_per_s / fastest.rows_per_s
-    with fresh_heap():
-        parts = breakdown(source_tokenizer(), usable_rows(rows))
+    parts = breakdown(tokenizer, usable)
     console.print(
         f"where build_samples' time goes, CPU ms per row (policy all): the template's renders {parts.render_ms:.2f} "
         f"({parts.renders_per_row:.1f} renders a row: each turn's served prompt and finished turn, the oracle's), "

@@ -136,6 +136,11 @@ def _copy(tokenizer: Any, template: str) -> Any:
     return _COPIES[key][1]
 
 
+def tokenizer_copies() -> list[Any]:
+    """The tokenizer copies made so far (the bench empties their caches before each path)."""
+    return [made for _, made in _COPIES.values()]
+
+
 def _attr(lf: Any, formatting: str) -> Any:
     """The dataset attributes LLaMA-Factory's dataset_info.json gives each format's example datasets."""
     if formatting == "sharegpt":
