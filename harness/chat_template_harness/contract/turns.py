@@ -124,13 +124,22 @@ class ServedPrompt(Protocol):
 
 
 def plan_turns(
-    tokenizer: Any, conversation: Conversation, family: Family, mode: ThinkMode, served: ServedPrompt | None = None
+    tokenizer: Any,
+    conversation: Conversation,
+    family: Family,
+    mode: ThinkMode,
+    served: ServedPrompt | None = None,
+    *,
+    final_only: bool = False,
 ) -> tuple[TurnPlan, ...]:
+    """The plan of every assistant turn, in order; of the final one alone with `final_only` (policy `last`: a
+    sample of the final turn needs no other turn's plan, its served prompt is the template's own render)."""
     msgs = template_messages(conversation, family, mode)
     renders = _Renders(tokenizer, conversation, family, mode)
+    turns = list(enumerate(conversation.assistant_indices))
     plans = tuple(
         _plan(tokenizer, conversation, msgs, k, index, family, mode, renders)
-        for k, index in enumerate(conversation.assistant_indices)
+        for k, index in (turns[-1:] if final_only else turns)
     )
     if served is None:
         return plans
@@ -231,19 +240,31 @@ def _plan(
     prompt = rendered(msgs[:index], True)
     has_opener = bool(mode.opener) and prompt.endswith(mode.opener)
     head = prompt[: len(prompt) - len(mode.opener)] if has_opener else prompt
-    bare = rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False)
-    if not bare.startswith(head):
-        raise TemplateDriftError(
-            f"{where}: the template writes the turn header differently with and without a generation prompt "
-            f"(first difference at character {first_difference(bare, head)})",
-            "update the family's rules file to match the template (`cth derive MODEL` shows what the template does)",
-        )
-    rest = bare[len(head) :]
-    # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`
-    for marker in (mode.final_marker, mode.opener if has_opener else ""):
-        if marker and rest.startswith(marker):
-            rest = rest[len(marker) :]
-            break
+    reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
+    if not reasoning.strip():
+        reasoning = ""  # whitespace-only reasoning is an empty think block: written (maybe), never trained
+    thinks_here = mode.thinks and (has_opener or not mode.opener)
+    # whitespace-only reasoning is an empty think block (contract): the oracle renders the turn as the plan reads it
+    # reasoning typed inline into content for a template that hides it would only be printed back as typed (or
+    # doubled after the opener): the template is asked about the turn without it
+    typed_only = family.reasoning_field == "inline" and not family.template_shows_final_reasoning
+    finished = template_message(message, family, with_reasoning=thinks_here and bool(reasoning) and not typed_only)
+    full = rendered([*msgs[:index], finished], False)
+    rest = _after_shown_reasoning(full, head, mode.opener if has_opener else "", mode, family, reasoning, thinks_here)
+    if rest is None:
+        bare = rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False)
+        if not bare.startswith(head):
+            raise TemplateDriftError(
+                f"{where}: the template writes the turn header differently with and without a generation prompt "
+                f"(first difference at character {first_difference(bare, head)})",
+                "update the family's rules file to match the template (`cth derive MODEL` shows what the template does)",
+            )
+        rest = bare[len(head) :]
+        # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`
+        for marker in (mode.final_marker, mode.opener if has_opener else ""):
+            if marker and rest.startswith(marker):
+                rest = rest[len(marker) :]
+                break
     if family.trailer:
         if not rest.endswith(family.trailer):
             raise TemplateDriftError(f"{where}: no {family.trailer!r} after the stop token", "update the family rule")
@@ -267,10 +288,6 @@ def _plan(
         answer = rest[: -len(stop)]
 
     notes: list[Note] = []
-    reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
-    if not reasoning.strip():
-        reasoning = ""  # whitespace-only reasoning is an empty think block: written (maybe), never trained
-    thinks_here = mode.thinks and (has_opener or not mode.opener)
     pieces: list[Piece] = []
     if thinks_here:
         assert mode.think is not None
@@ -288,12 +305,6 @@ def _plan(
         pieces.append(Piece(Kind.CONTENT, answer))
     pieces.append(Piece(Kind.STOP, stop))
 
-    # whitespace-only reasoning is an empty think block (contract): the oracle renders the turn as the plan reads it
-    # reasoning typed inline into content for a template that hides it would only be printed back as typed (or
-    # doubled after the opener): the template is asked about the turn without it
-    typed_only = family.reasoning_field == "inline" and not family.template_shows_final_reasoning
-    finished = template_message(message, family, with_reasoning=thinks_here and bool(reasoning) and not typed_only)
-    full = rendered([*msgs[:index], finished], False)
     if family.next_header:  # the stop is the next message's header: the template writes it with that message
         follow = {"role": "tool" if message.tool_calls else "user", "content": "…"}
         continued = rendered([*msgs[:index], finished, follow], False)
@@ -317,6 +328,25 @@ def _plan(
         family.trailer,
         agreement,
     )
+
+
+# tests turn the shortcut in _after_shown_reasoning off to compare it with the render it saves
+EXACT_ANSWER = False
+
+
+def _after_shown_reasoning(
+    full: str, head: str, opener: str, mode: ThinkMode, family: Family, reasoning: str, thinks_here: bool
+) -> str | None:
+    """The finished turn's text after its reasoning, where the template shows that reasoning exactly as the rules
+    write it (`full` = head, opener, the rules' think block, then the answer): the answer is then read from the
+    template's render of the turn as it is, and the render of the turn without its reasoning is not needed.
+    None (render it) anywhere else: no reasoning shown, inline reasoning (typed by the harness), another format.
+    Where both exist the oracle already holds them equal (the answer after the shown reasoning is the answer
+    without it); tests/test_turns_speed.py compares both on every cell."""
+    if EXACT_ANSWER or not (thinks_here and reasoning and mode.think) or family.reasoning_field == "inline":
+        return None
+    lead = head + opener + mode.think.format(reasoning=reasoning)
+    return full[len(lead) :] if full.startswith(lead) else None
 
 
 DIFFERS = "differs"
