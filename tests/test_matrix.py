@@ -6,9 +6,9 @@ import pytest
 
 from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.cells.model import Cell, Status
-from chat_template_harness.contract import conversation
+from chat_template_harness.contract import conversation, turns
 from chat_template_harness.contract.invariants import check_samples
-from chat_template_harness.contract.sample import CellNotApplicable, Policy, preprocess
+from chat_template_harness.contract.sample import NOT_PLANNED, CellNotApplicable, Policy, preprocess
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Think
 from chat_template_harness.models.rules.registry import family
@@ -59,6 +59,32 @@ def test_policy_last_trains_only_the_final_turn(model: str):
     assert sample.turns == (2,)
     assert [r.sample for r in result.report] == [-1, -1, 0]
     assert check_samples(loaded.tokenizer, result.plans, result.samples, required_turns=[2]) == []
+
+
+@pytest.mark.parametrize("model", ["qwen3-8b", "qwen2.5-7b", "deepseek-r1", "gpt-oss-20b"])
+def test_policy_last_plans_the_final_turn_alone(model: str, monkeypatch):
+    """Policy last renders no earlier turn's served prompt, and its sample is the final turn's sample under policy
+    all: the same ids, trained exactly where that one trains the final turn (after its served prompt)."""
+    loaded = source.load(model)
+    fam = family(loaded.spec.family)
+    think = Think.ON if model in ("deepseek-r1", "gpt-oss-20b") else Think.OFF
+    conv = conversation.fixture("reasoning_every_turn")
+    every = preprocess(loaded.tokenizer, conv, fam, think, Policy.ALL)
+    rendered = []
+    real = turns.render
+    monkeypatch.setattr(turns, "render", lambda tok, msgs, **kw: rendered.append(len(msgs)) or real(tok, msgs, **kw))
+    last = preprocess(loaded.tokenizer, conv, fam, think, Policy.LAST)
+    final = conv.assistant_indices[-1]
+    assert rendered and min(rendered) >= final  # the final turn's served prompt and finished turn only
+    assert [p.turn for p in last.plans] == [every.plans[-1].turn]
+    assert [(r.prompt_tokens, r.template_render) for r in last.report[:-1]] == [(-1, NOT_PLANNED)] * (
+        len(every.report) - 1
+    )
+    (sample,) = last.samples
+    assert sample.input_ids == every.samples[-1].input_ids
+    prompt = every.report[-1].prompt_tokens
+    assert sample.loss_mask == tuple(0 if i < prompt else m for i, m in enumerate(every.samples[-1].loss_mask))
+    assert any(sample.loss_mask)
 
 
 def test_history_sharing_follows_the_template():

@@ -80,7 +80,7 @@ class TurnReport:
     message_index: int
     sample: int  # index of the sample that trains it in the returned list; -1 when none does
     status: str  # "trained", "not trained: policy last", or DROPPED
-    prompt_tokens: int  # tokens of its served prompt
+    prompt_tokens: int  # tokens of its served prompt; -1 under policy "last" for an earlier turn (never rendered)
     shared: bool  # trained in a sample that also trains a later turn
     split_reason: str  # why it has a sample of its own ("" when shared, last or untrained)
     notes: tuple[Note, ...]  # what the reference says about it (codes and text: e.g. reasoning dropped by the mode)

@@ -147,11 +147,12 @@ def check_samples(
         violations += found
         trained_turns |= turns
     required = set(required_turns) if required_turns is not None else {p.turn for p in plans}
+    message_of = {p.turn: p.message_index for p in plans}
     for turn in sorted(required - trained_turns):
         violations.append(
             Violation(
                 Invariant.COMPLETE,
-                f"turn {turn} (message {plans[turn].message_index}) is trained in no sample after its served prompt",
+                f"turn {turn} (message {message_of.get(turn, '?')}) is trained in no sample after its served prompt",
                 turn=turn,
             )
         )

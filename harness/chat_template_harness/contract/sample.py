@@ -8,7 +8,8 @@ Contract (docs/contract.md, "The rule"):
 - `loss_mask` is 1 exactly on generated spans (reasoning, content, stop), 0 elsewhere;
 - policy `all` supervises every assistant turn: a turn shares the sequence of a later turn only
   where that sequence starts with this turn's own sample, token for token (replay holds);
-  otherwise it gets a sample of its own. Policy `last` supervises the final turn only;
+  otherwise it gets a sample of its own. Policy `last` supervises the final turn only, and plans it
+  alone: an earlier turn's served prompt is never rendered (its report line says so);
 - samples are ordered by the turn they end with, so the last sample ends with the final turn;
 - every turn gets a line in the alignment report: where it is trained and why it was split.
 A token that would straddle a trained/untrained boundary is an error, never a silent mask.
@@ -17,7 +18,7 @@ A token that would straddle a trained/untrained boundary is an error, never a si
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -66,16 +67,16 @@ class TurnReport:
     turn: int
     message_index: int
     sample: int  # index of the sample that trains it, -1 when the policy does not train it
-    prompt_tokens: int
+    prompt_tokens: int  # -1 for a turn policy `last` does not plan
     shared: bool  # trained in a sequence that also trains later turns
     split_reason: str  # why it has a sample of its own ("" when shared, last, or untrained)
     notes: tuple[Note, ...]
-    template_render: str
+    template_render: str  # the oracle's verdict, or NOT_PLANNED
 
 
 @dataclass(frozen=True)
 class Preprocessed:
-    plans: tuple[TurnPlan, ...]
+    plans: tuple[TurnPlan, ...]  # the planned turns, ascending: every assistant turn, or the final one (policy last)
     samples: tuple[Sample, ...]
     report: tuple[TurnReport, ...]
 
@@ -121,10 +122,10 @@ def preprocess(
 ) -> Preprocessed:
     """The reference samples of a conversation; `served` puts a real server's prompt in place of the template's."""
     mode = resolve_mode(family, think, conversation)
-    plans = plan_turns(tokenizer, conversation, family, mode, served)
-    wanted = [p.turn for p in plans] if policy is Policy.ALL else [plans[-1].turn]
-    groups, reasons = _group(tokenizer, plans, wanted)
-    built = [_build(tokenizer, [plans[t] for t in g]) for g in groups]
+    plans = plan_turns(tokenizer, conversation, family, mode, served, final_only=policy is Policy.LAST)
+    by_turn = {p.turn: p for p in plans}
+    groups, reasons = _group(tokenizer, by_turn, list(by_turn))
+    built = [_build(tokenizer, [by_turn[t] for t in g]) for g in groups]
     samples = tuple(sample for sample, _ in built)
     # a sample's own served prompt is its first side: its tokens are counted there (the same call tokenized it)
     counted = {g[-1]: n for g, (_, n) in zip(groups, built, strict=True) if n is not None}
@@ -133,19 +134,28 @@ def preprocess(
         TurnReport(
             turn=p.turn,
             message_index=p.message_index,
-            sample=where.get(p.turn, -1),
+            sample=where[p.turn],
             prompt_tokens=counted[p.turn] if p.turn in counted else len(token_ids(tokenizer, p.prompt)),
-            shared=p.turn in where and groups[where[p.turn]][-1] != p.turn,
+            shared=groups[where[p.turn]][-1] != p.turn,
             split_reason=reasons.get(p.turn, ""),
             notes=p.notes,
             template_render=p.template_render,
         )
-        for p in plans
+        if p is not None
+        else TurnReport(turn, index, -1, -1, False, "", (), NOT_PLANNED)
+        for turn, index in enumerate(conversation.assistant_indices)
+        for p in (by_turn.get(turn),)
     )
     return Preprocessed(plans, samples, report)
 
 
-def _group(tokenizer: Any, plans: Sequence[TurnPlan], wanted: Sequence[int]) -> tuple[list[list[int]], dict[int, str]]:
+# an earlier turn under policy `last`: not trained, so not planned (no render of its prompt, no oracle)
+NOT_PLANNED = "not planned: policy last trains the final turn only"
+
+
+def _group(
+    tokenizer: Any, plans: Mapping[int, TurnPlan], wanted: Sequence[int]
+) -> tuple[list[list[int]], dict[int, str]]:
     """Turns (ascending) per sample: later turns first, earlier ones join where their sample is a prefix."""
     ids: dict[int, list[int]] = {}
 

@@ -195,8 +195,9 @@ def _turn_lines(result: Preprocessed) -> list[str]:
     for r in result.report:
         where = f"sample {r.sample}" + (" (shared)" if r.shared else "") if r.sample >= 0 else "not trained (policy)"
         lines.append(
-            f"turn {r.turn} (message {r.message_index}): {where}; served prompt {r.prompt_tokens} tokens; "
-            f"template renders it: {r.template_render}"
+            f"turn {r.turn} (message {r.message_index}): {where}; "
+            + (f"served prompt {r.prompt_tokens} tokens; " if r.prompt_tokens >= 0 else "")
+            + f"template renders it: {r.template_render}"
         )
         lines += [f"  note: {n.text}" for n in r.notes]
         if r.split_reason:

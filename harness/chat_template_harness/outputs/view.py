@@ -76,7 +76,7 @@ def turn_table(result: Preprocessed) -> Table:
             str(r.turn),
             str(r.message_index),
             str(r.sample) if r.sample >= 0 else "-",
-            str(r.prompt_tokens),
+            str(r.prompt_tokens) if r.prompt_tokens >= 0 else "-",
             "yes" if r.shared else "no",
             r.template_render,
             "\n".join([*map(str, r.notes), *([r.split_reason] if r.split_reason else [])]),
