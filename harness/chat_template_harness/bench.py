@@ -237,7 +237,14 @@ def _floor_pass(path: Path, model: str, think: str, limit: int, per_turn: bool) 
 
 
 def _audit_rows_per_s(
-    path: Path, model: str, think: str, workers: int, limit: int, engine: str = "local", shortcuts: bool = True
+    path: Path,
+    model: str,
+    think: str,
+    workers: int,
+    limit: int,
+    engine: str = "local",
+    shortcuts: bool = True,
+    policy: str = "all",
 ) -> tuple[float, float]:
     """(rows/s, peak RSS MiB of the audit and its worker processes) in a fresh interpreter, the tokenizer loaded
     before the clock starts as the floors load it (worker processes start inside the time); `engine` "ray" runs
@@ -254,18 +261,17 @@ def _audit_rows_per_s(
             "import chat_template_harness.contract.render as R,chat_template_harness.contract.tokens as T;R.FAST=False;T.SHORTCUTS=False;"
         )
     )
-    code = (
-        off
-        + (
-            "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Job,context;"
-            f"context(Job({model!r},{think!r}));"  # the one-off load (imports, tokenizer), outside the time as for the floors
-            f"t=time.perf_counter();s=audit({str(path)!r},Job({model!r},{think!r}),engine={engine!r},workers={workers},limit={limit});"
-            "d=time.perf_counter()-t;"
-            # its own peak from /proc (ru_maxrss survives exec: it would carry the bench's), its workers' from rusage
-            "h=[l for l in open('/proc/self/status') if l.startswith('VmHWM:')];"
-            "m=max(int(h[0].split()[1]) if h else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
-            "print(json.dumps([s.total/d,m/1024]))"
-        )
+    code = off + (
+        "import json,resource,sys,time;from chat_template_harness.audit import audit;from chat_template_harness.audit.row import Job,context;"
+        "from chat_template_harness.cells.model import Settings;from chat_template_harness.contract.sample import Policy;"
+        f"j=Job({model!r},{think!r},settings=Settings(determinism=False,policy=Policy({policy!r})));"
+        "context(j);"  # the one-off load (imports, tokenizer), outside the time as for the floors
+        f"t=time.perf_counter();s=audit({str(path)!r},j,engine={engine!r},workers={workers},limit={limit});"
+        "d=time.perf_counter()-t;"
+        # its own peak from /proc (ru_maxrss survives exec: it would carry the bench's), its workers' from rusage
+        "h=[l for l in open('/proc/self/status') if l.startswith('VmHWM:')];"
+        "m=max(int(h[0].split()[1]) if h else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+        "print(json.dumps([s.total/d,m/1024]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     rate, rss = json.loads(out.strip().splitlines()[-1])
@@ -306,6 +312,20 @@ def audit_figures(
                 0.4,
                 f"{one:.1f} / {floor:.1f} rows/s = {one / floor:.2f}",
             ),
+        ]
+        # policy last: the final turn of each row trained and checked (the others reported, not planned)
+        last_one, _ = _audit_rows_per_s(path, model, think, 1, sample, policy="last")
+        last_two, _ = _audit_rows_per_s(path, model, think, 2, sample, policy="last")
+        console.print(f"audit --policy last, 1 worker:            {last_one:7.1f} rows/s  ratio {last_one / floor:.2f}")
+        console.print(f"audit --policy last, 2 workers:           {last_two:7.1f} rows/s  ratio {last_two / floor:.2f}")
+        figures += [
+            at_least(
+                f"audit --policy last, {n} / floor ({what})",
+                rate / floor,
+                limit,
+                f"{rate:.1f} / {floor:.1f} rows/s = {rate / floor:.2f}",
+            )
+            for n, rate, limit in (("2 workers", last_two, 0.75), ("1 worker", last_one, 0.4))
         ]
         if not quick:
             figures += _audit_extra(console, path, model, think, sample, floor, one, two, rows_small, rows_large)
@@ -405,8 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only == "build" or (args.only is None and not args.quick):
         from chat_template_harness.bench_build import build_figures
 
-        ratio, measured = build_figures(console, args.build_rows)
-        figures.append(at_least("build_samples / fastest framework, rows/s on 1 core", ratio, 1.0, measured))
+        figures += [
+            at_least(name, ratio, 1.0, measured) for name, ratio, measured in build_figures(console, args.build_rows)
+        ]
     print_figures(console, figures)
     console.print(f"bench{' --quick' if args.quick else ''}: {time.perf_counter() - start:.0f} s")
     return 0
