@@ -11,25 +11,12 @@ from chat_template_harness.errors import HarnessError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules.registry import family_for
 
-
-@pytest.mark.parametrize("model", list(source.builtin_registry()))
-def test_the_header_start_shortcut_equals_the_rendered_history(model, monkeypatch):
-    loaded = source.load(model)
-    fam = family_for(loaded.spec, loaded.tokenizer)
-    compared = 0
-    for cell in cellmodel.cells([model]):
-        conv = conversation.load(cell.fixture)
-        try:
-            mode = resolve_mode(fam, cell.think, conv)
-        except CellNotApplicable:
-            continue
-        monkeypatch.setattr(turns, "EXACT_HEADER_START", False)
-        fast = turns.plan_turns(loaded.tokenizer, conv, fam, mode)
-        monkeypatch.setattr(turns, "EXACT_HEADER_START", True)
-        exact = turns.plan_turns(loaded.tokenizer, conv, fam, mode)
-        assert fast == exact, cell.id
-        compared += 1
-    assert compared > 0
+SHORTCUTS = {
+    # where the generation prompt starts: at the mode's usual suffix, without rendering the history
+    "EXACT_HEADER_START": "header start",
+    # a turn's answer read after the reasoning its finished render shows, without rendering it bare
+    "EXACT_ANSWER": "answer after shown reasoning",
+}
 
 
 def _plans_or_error(loaded, conv, fam, mode):
@@ -39,9 +26,9 @@ def _plans_or_error(loaded, conv, fam, mode):
         return str(error)
 
 
+@pytest.mark.parametrize("flag", list(SHORTCUTS), ids=list(SHORTCUTS.values()))
 @pytest.mark.parametrize("model", list(source.builtin_registry()))
-def test_the_answer_after_shown_reasoning_equals_the_render_without_it(model, monkeypatch):
-    """The answer read after the reasoning the template shows is the answer of the turn rendered without it."""
+def test_each_shortcut_gives_the_plans_of_the_renders_it_saves(model, flag, monkeypatch):
     loaded = source.load(model)
     fam = family_for(loaded.spec, loaded.tokenizer)
     compared = 0
@@ -51,9 +38,9 @@ def test_the_answer_after_shown_reasoning_equals_the_render_without_it(model, mo
             mode = resolve_mode(fam, cell.think, conv)
         except CellNotApplicable:
             continue
-        monkeypatch.setattr(turns, "EXACT_ANSWER", False)
+        monkeypatch.setattr(turns, flag, False)
         fast = _plans_or_error(loaded, conv, fam, mode)
-        monkeypatch.setattr(turns, "EXACT_ANSWER", True)
+        monkeypatch.setattr(turns, flag, True)
         exact = _plans_or_error(loaded, conv, fam, mode)
         assert fast == exact, cell.id
         compared += 1
