@@ -341,8 +341,9 @@ def _after_shown_reasoning(
     write it (`full` = head, opener, the rules' think block, then the answer): the answer is then read from the
     template's render of the turn as it is, and the render of the turn without its reasoning is not needed.
     None (render it) anywhere else: no reasoning shown, inline reasoning (typed by the harness), another format.
-    Where both exist the oracle already holds them equal (the answer after the shown reasoning is the answer
-    without it); tests/test_turns_speed.py compares both on every cell."""
+    The answer is then the template's own for the turn as the data has it, the text the sample trains; a template
+    that wrote the answer otherwise without the reasoning would have made the oracle report a difference that no
+    served turn has. tests/test_turns_speed.py compares both ways on every built-in cell: the same plans."""
     if EXACT_ANSWER or not (thinks_here and reasoning and mode.think) or family.reasoning_field == "inline":
         return None
     lead = head + opener + mode.think.format(reasoning=reasoning)
