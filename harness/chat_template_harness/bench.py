@@ -290,43 +290,31 @@ def audit_figures(
         path = generate.write_jsonl(Path(tmp) / "rows.jsonl", QUICK_ROWS if quick else rows_large, seed=0)
         sample = QUICK_ROWS if quick else min(rows_small, 2_000)
         floor, turns = _floor_rows_per_s(path, model, think, sample)
-        one, _ = _audit_rows_per_s(path, model, think, 1, sample)
-        two, _ = _audit_rows_per_s(path, model, think, 2, sample)
         console.print(
             f"audit floor (render + tokenize, 1 process): {floor:7.1f} rows/s  ({sample} rows, {model} "
             f"think-{think}, {turns:.1f} assistant turns per row)"
         )
-        console.print(f"audit, 1 worker:                           {one:7.1f} rows/s  ratio {one / floor:.2f}")
-        console.print(f"audit, 2 workers:                          {two:7.1f} rows/s  ratio {two / floor:.2f}")
         what = f"same {sample} rows, {model} think-{think}"
-        figures = [
-            at_least(
-                f"audit, 2 workers / floor (one render + one tokenization per conversation, 1 process; {what})",
-                two / floor,
-                0.75,
-                f"{two:.1f} / {floor:.1f} rows/s = {two / floor:.2f}",
-            ),
-            at_least(
-                f"audit, 1 worker / floor ({what})",
-                one / floor,
-                0.4,
-                f"{one:.1f} / {floor:.1f} rows/s = {one / floor:.2f}",
-            ),
-        ]
-        # policy last: the final turn of each row trained and checked (the others reported, not planned)
-        last_one, _ = _audit_rows_per_s(path, model, think, 1, sample, policy="last")
-        last_two, _ = _audit_rows_per_s(path, model, think, 2, sample, policy="last")
-        console.print(f"audit --policy last, 1 worker:            {last_one:7.1f} rows/s  ratio {last_one / floor:.2f}")
-        console.print(f"audit --policy last, 2 workers:           {last_two:7.1f} rows/s  ratio {last_two / floor:.2f}")
-        figures += [
-            at_least(
-                f"audit --policy last, {n} / floor ({what})",
-                rate / floor,
-                limit,
-                f"{rate:.1f} / {floor:.1f} rows/s = {rate / floor:.2f}",
-            )
-            for n, rate, limit in (("2 workers", last_two, 0.75), ("1 worker", last_one, 0.4))
-        ]
+        figures: list[Figure] = []
+        rates: dict[str, dict[int, float]] = {}
+        # each policy against the same floor (last: each row's final turn trained and checked, the others reported)
+        for policy, name in (("all", "audit"), ("last", "audit --policy last")):
+            rates[policy] = {n: _audit_rows_per_s(path, model, think, n, sample, policy=policy)[0] for n in (1, 2)}
+            for n, label, limit, about in (
+                (1, "1 worker", 0.4, what),
+                (2, "2 workers", 0.75, f"one render + one tokenization per conversation, 1 process; {what}"),
+            ):
+                rate = rates[policy][n]
+                console.print(f"{name + ', ' + label + ':':42s} {rate:7.1f} rows/s  ratio {rate / floor:.2f}")
+                figures.append(
+                    at_least(
+                        f"{name}, {label} / floor ({about})",
+                        rate / floor,
+                        limit,
+                        f"{rate:.1f} / {floor:.1f} rows/s = {rate / floor:.2f}",
+                    )
+                )
+        one, two = rates["all"][1], rates["all"][2]
         if not quick:
             figures += _audit_extra(console, path, model, think, sample, floor, one, two, rows_small, rows_large)
     return figures
