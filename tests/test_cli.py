@@ -34,6 +34,22 @@ def test_models_lists_every_tokenizer_with_its_provenance(capsys):
     assert "not registered" not in out
 
 
+def test_models_without_local_files_says_so_in_a_word_and_gives_the_fix_once(capsys, monkeypatch):
+    import huggingface_hub
+
+    def not_cached(*args, **kwargs):
+        raise OSError("Cannot find an appropriate cached snapshot folder for the specified revision")
+
+    monkeypatch.delenv("CTH_TOKENIZERS_DIR", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_cached)
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "cached snapshot" not in out  # the hub's own exception stays out of every row
+    fixes = [line for line in out.splitlines() if line.startswith("no local files for")]
+    missing = out.count("not available")  # the hub's models (those a package ships stay available)
+    assert missing >= 15 and len(fixes) == 1 and "set CTH_TOKENIZERS_DIR" in fixes[0]
+    assert f"for {missing} model(s) (qwen2.5-7b, qwen3-8b," in fixes[0]
+
+
 def test_models_lists_pack_folders_without_rules(capsys, pack_dir, tmp_path):
     from tests.helpers import writable_pack
 

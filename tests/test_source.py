@@ -195,6 +195,17 @@ def test_hub_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
         source._load(source.get_model("qwen3-8b"), None, False)
 
 
+def test_a_model_missing_from_the_hub_cache_is_not_called_a_failed_download(monkeypatch: pytest.MonkeyPatch):
+    import huggingface_hub
+
+    def not_cached(*args, **kwargs):
+        raise OSError("Cannot find an appropriate cached snapshot folder")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_cached)
+    with pytest.raises(MissingTokenizerError, match=r"Qwen/Qwen3-8B@b968826\w* is not in the local hub cache; fix:"):
+        source.locate(source.get_model("qwen3-8b"), None, download=False)
+
+
 def test_trust_remote_code_is_never_enabled():
     enabled = "trust_remote_code=" + "True"  # spelled in two parts so that this file does not contain it
     package = Path(source.__file__).parents[1]  # the package root: models/ sits under it

@@ -26,7 +26,7 @@ from chat_template_harness.cells.run import run as run_cells
 from chat_template_harness.cells.run import run_cell, run_conversation
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import Policy, resolve_mode
-from chat_template_harness.errors import HarnessError
+from chat_template_harness.errors import HarnessError, MissingTokenizerError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think
 from chat_template_harness.models.rules.registry import family_for
@@ -207,12 +207,16 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
         "chat template",
     ):
         table.add_column(column)
+    missing: dict[str, list[str]] = {}  # the fix -> the models it applies to (printed once, under the table)
     for spec in source.registry().values():
         fam = family_for(spec)
         try:
             directory, origin = source.locate(spec, base, download=False)
             _, drift = source.verify(spec, directory, origin)
             files = "all sha256 match" if not drift else "; ".join(d.describe() for d in drift)
+        except MissingTokenizerError as exc:
+            files = "not available"
+            missing.setdefault(exc.fix, []).append(spec.name)
         except HarnessError as exc:
             files = f"not available ({exc.message})"
         statuses = sorted({f.status.split(" (")[0] for f in spec.files})
@@ -228,6 +232,8 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
             source.template_origin(spec),
         )
     console.print(table)
+    for fix, names in missing.items():
+        console.print(f"no local files for {len(names)} model(s) ({', '.join(names)}): {fix}", markup=False)
     extra = source.unregistered_folders(base) if base is not None else []
     if extra:
         console.print(

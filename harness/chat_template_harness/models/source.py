@@ -454,6 +454,12 @@ def _download(spec: ModelSpec, *, local_only: bool = False) -> Path:
             spec.hub_repo, revision=spec.revision, allow_patterns=wanted, local_files_only=local_only
         )
     except Exception as exc:  # network, auth (gated meta-llama repos) and missing revisions all land here
+        if local_only:
+            raise MissingTokenizerError(
+                f"{spec.hub_repo}@{spec.revision or 'main'} is not in the local hub cache",
+                f"set {ENV_TOKENIZERS_DIR} to a local tokenizer pack, or run any command on the model with the hub "
+                "reachable to download it",
+            ) from exc
         raise MissingTokenizerError(
             f"could not download {spec.hub_repo}@{spec.revision or 'main'} from the hub ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})",
