@@ -134,8 +134,12 @@ CORPUS: dict[str, Truth] = {
             "on": "<｜User｜>2+2?<｜Assistant｜><think>\n",
             "off": "<｜User｜>2+2?<｜Assistant｜><think>\n</think>",
         },
-        trained={"on": f"{R}\n</think>\n\n{C}<｜end▁of▁sentence｜>", "off": f"{C}<｜end▁of▁sentence｜>"},
+        # think-on: the prompt opens `<think>\n` and history is cut at `</think>`: no render shows what comes before
+        # `</think>` or after it (this truth first said `{R}\n</think>\n\n`, the model card's: a default, see
+        # docs/corpus.md); think-off trains the answer right after `</think>`, which no render shows either (known gap)
+        trained={"off": f"{C}<｜end▁of▁sentence｜>"},
         base=DEEPSEEK,
+        undecided=frozenset({"think"}),
     ),
     # Nemotron-Nano-v2: /no_think in the system message; the final turn prints its content as typed
     "nemotron-nano-v2": Truth(
@@ -145,13 +149,15 @@ CORPUS: dict[str, Truth] = {
             "on": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think>\n",
             "off": "<SPECIAL_11>User\n2+2?\n<SPECIAL_11>Assistant\n<think></think>",
         },
-        trained={"on": f"{R}\n</think>\n\n{C}\n<SPECIAL_12>", "off": f"{C}\n<SPECIAL_12>"},
+        # think-on: the prompt opens `<think>\n`, the final turn prints content as typed, history drops an inline block:
+        # no render shows the block's closing (this truth first said `{R}\n</think>\n\n`: a default, see docs/corpus.md)
+        trained={"off": f"{C}\n<SPECIAL_12>"},
         tokens=NEMOTRON2,
+        undecided=frozenset({"think"}),
         eos=("<SPECIAL_12>",),
         # an empty reply is dropped from a final turn; a tool-call turn ends '<SPECIAL_12>\n\n', a reply '<SPECIAL_12>\n'
-        errors=frozenset(
-            {"on/empty_assistant_content", "off/empty_assistant_content", "on/tool_call", "off/tool_call"}
-        ),
+        # (think-on's two are UNDECIDED first: the opened block's closing is)
+        errors=frozenset({"off/empty_assistant_content", "off/tool_call"}),
     ),
     "nemotron-3-nano": Truth(
         "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16.jinja",
@@ -456,13 +462,17 @@ def test_a_real_template_is_derived_and_run_as_it_is_written(name, corpus, pack_
     errors = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name == "ERROR"}
     assert errors == truth.errors
     # UNDECIDED exactly where a cell needs an undecided rule: every cell for the stop; think-on cells with reasoning
-    # for the reasoning format (the truth's modes open no block); never elsewhere
+    # for the reasoning format (every think-on cell where the prompt opens a block); never elsewhere
     undecided = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name == "UNDECIDED"}
     ran = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name != "NA"}
     if "stop_tokens" in truth.undecided:
         expected = ran
     elif {"think", "reasoning_field"} & truth.undecided:
-        expected = {c for c in ran if c.startswith("on/") and "reasoning" in conversation.load(c[3:]).features}
+        # a prompt that opens a block needs its closing in every reply; otherwise only a reply with reasoning does
+        opens = (truth.prompt.get("on") or "").endswith(("<think>", "<think>\n"))
+        expected = {
+            c for c in ran if c.startswith("on/") and (opens or "reasoning" in conversation.load(c[3:]).features)
+        }
     else:
         expected = set()
     assert undecided == expected

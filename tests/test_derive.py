@@ -20,7 +20,7 @@ from chat_template_harness.cli import main
 from chat_template_harness.contract import conversation
 from chat_template_harness.contract.sample import preprocess
 from chat_template_harness.models import source
-from chat_template_harness.models.rules import NotApplicable, Think, derive, files
+from chat_template_harness.models.rules import NotApplicable, Think, ThinkMode, derive, files
 from chat_template_harness.models.rules.registry import builtin, builtin_names, family_for, generation_config
 from tests.helpers import run_cells
 
@@ -46,7 +46,8 @@ def _derived(name: str) -> derive.Derivation:
 def test_derivation_reproduces_the_shipped_rules(family_name):
     shipped = builtin(family_name)
     found = _derived(FIRST_MODEL[family_name])
-    assert not found.undecided
+    # a rule the template does not prove stays undecided, and only the rules file's hand (with its reason) decides it
+    assert all(derive._why(shipped.reviewed, u.rule) for u in found.family.undecided), found.undecided
     diffs = derive.differences(found.family, shipped)
     # every difference is one the rules file keeps by hand, and says why; nothing else differs
     # a reason for a table (`think.on`) covers the rules in it; no reason is kept for a rule that does not differ
@@ -418,9 +419,55 @@ def test_a_field_shown_only_in_tool_call_turns_is_read_there(tmp_path):
     found = _derived(str(_folder(tmp_path, "tool-turns-show", TOOL_TURNS_SHOW)))
     field_ = next(f for f in found.findings if f.rule == "reasoning_field")
     assert field_.value == "reasoning_content" and "a tool-call turn shows it" in field_.evidence
-    assert found.family.on.think == "{reasoning}</think>" and "inferred from opener '<think>'" in next(
+    assert found.family.on.think == "{reasoning}</think>" and "read off that turn" in next(
         f.note for f in found.findings if f.rule == "think"
     )
+
+
+# QwQ's shape: the prompt opens `<think>\n`, history is cut at `</think>`, no render writes reasoning; with
+# `shows`, history turns write the reasoning field in a block of the template's own
+OPENS_ONLY = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' and not loop.last and shows %}{% if m.reasoning_content %}"
+    "<think>\n{{ m.reasoning_content }}\n</think>\n\n{% endif %}{{ m.content }}"
+    "{% elif m.role == 'assistant' and not loop.last %}{{ m.content.split('</think>')[-1].lstrip('\\n') }}"
+    "{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("shows", [False, True])
+def test_an_opener_alone_leaves_the_reasoning_format_undecided(tmp_path, shows):
+    """`<think>\\n` shows nothing of what the model writes before `</think>` or after it: never the usual
+    `\\n</think>\\n\\n` by default; a history turn that writes the block proves it (the control)."""
+    template = "{%- set shows = " + str(shows).lower() + " %}" + OPENS_ONLY
+    found = _derived(str(_folder(tmp_path, f"opens-only-{shows}", template)))
+    undecided = {u.rule for u in found.family.undecided}
+    if shows:
+        assert found.family.on.think == "\n{reasoning}\n</think>\n\n"[1:] and "think.on.think" not in undecided
+    else:
+        assert found.family.on.think == "" and "think.on.think" in undecided
+
+
+# LFM2.5's shape: no switch, nothing opened; only replies before the last one are cut at `</think>`
+CUTS_EARLIER_REPLIES = (
+    "{%- set ns = namespace(last=-1) %}{%- for m in messages %}{% if m.role == 'assistant' %}{% set ns.last = loop.index0 %}"
+    "{% endif %}{% endfor %}{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' and loop.index0 != ns.last and cuts %}{{ m.content.split('</think>')[-1] | trim }}"
+    "{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("cuts", [True, False])
+def test_a_cut_of_earlier_replies_only_says_the_model_reasons(tmp_path, cuts):
+    template = "{%- set cuts = " + str(cuts).lower() + " %}" + CUTS_EARLIER_REPLIES
+    found = _derived(str(_folder(tmp_path, f"cuts-earlier-{cuts}", template)))
+    if cuts:  # the model opens its block itself: its format is undecided, never "no thinking mode"
+        assert isinstance(found.family.on, ThinkMode) and found.family.on.opener == ""
+        assert "think.on.think" in {u.rule for u in found.family.undecided}
+    else:
+        assert isinstance(found.family.on, NotApplicable) and "no thinking mode" in found.family.on.reason
 
 
 def test_the_derive_table_shows_brackets_and_lists_a_rule_once(tmp_path, capsys):
@@ -544,3 +591,48 @@ def test_a_hidden_format_is_read_off_the_empty_block_think_off_writes(tmp_path):
     assert "inferred from the think-off prompt's empty block" in next(
         f.note for f in found.findings if f.rule == "think"
     )
+
+
+# EXAONE 4's shape: the final turn shows its reasoning only when a variable of the template's own is set
+SHOWN_WHEN_SET = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' and loop.last and reveal and m.reasoning_content %}"
+    "<think>\n{{ m.reasoning_content }}\n</think>\n\n{% endif %}{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("settable", [True, False])
+def test_a_final_turn_shown_once_a_setting_is_set_gives_the_format(tmp_path, settable):
+    template = SHOWN_WHEN_SET if settable else SHOWN_WHEN_SET.replace("and reveal and", "and false and")
+    found = _derived(str(_folder(tmp_path, f"shown-when-set-{settable}", template)))
+    if settable:
+        assert found.family.on.think == "{reasoning}\n</think>\n\n" and not found.family.undecided
+        assert "reveal=True" in next(f.evidence for f in found.findings if f.rule == "think")
+    else:  # the control: nothing shows it, so it stays undecided
+        assert found.family.on.think == "" and "reasoning_field" in {u.rule for u in found.family.undecided}
+
+
+# Apriel 1.5's shape: no switch, the prompt opens nothing, its default system turn asks for reasoning in words
+ASKS_IN_WORDS = (
+    "<|im_start|>system\n{{ ask }}<|im_end|>\n{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{{ m.content }}<|im_end|>\n{% endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize(
+    "ask, reasons",
+    [
+        ("Before answering, analyze the problem and present your reasoning step by step.", True),
+        ("- If a question requires reasoning, think through your answer step by step, then answer.", False),
+        ("You are a helpful assistant.", False),
+    ],
+)
+def test_a_prompt_that_asks_for_reasoning_on_every_reply_is_never_no_thinking_mode(tmp_path, ask, reasons):
+    template = "{%- set ask = " + json.dumps(ask) + " %}" + ASKS_IN_WORDS
+    found = _derived(str(_folder(tmp_path, "asks", template)))
+    if reasons:  # the model reasons, nothing shows how: undecided; and no mode answers without it
+        assert isinstance(found.family.on, ThinkMode) and "think.on.think" in {u.rule for u in found.family.undecided}
+        assert isinstance(found.family.off, NotApplicable)
+    else:
+        assert isinstance(found.family.on, NotApplicable) and isinstance(found.family.off, ThinkMode)

@@ -13,7 +13,7 @@ evidence added decides the rule, and its cells pass.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ import pytest
 from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.cli import main
 from chat_template_harness.models import source
-from chat_template_harness.models.rules import NotApplicable, Think, derive, files
-from chat_template_harness.models.rules.registry import generation_config
+from chat_template_harness.models.rules import NotApplicable, Think, ThinkMode, derive, files
+from chat_template_harness.models.rules.registry import builtin, generation_config
 from tests.helpers import run_cells
 
 REFERENCE = "chat_template_harness.examples.reference:preprocess"
@@ -258,7 +258,8 @@ def test_a_model_that_opens_its_think_block_itself_is_said_so_never_dropped(tmp_
     """DeepSeek-R1 before `<think>\\n` was in its generation prompt: the prompt opens nothing, but the template cuts
     history at `</think>`. Derive says the model opens its block itself; its format shows nowhere, so every think-on
     cell is UNDECIDED (never "no thinking" with the data's reasoning dropped), and think-off is N/A for that reason.
-    Control: today's template (the prompt opens `<think>\\n`) decides the format."""
+    Today's template (the prompt opens `<think>\\n`) shows no more of the format: undecided as well. Control: the
+    format written by hand, as the fix says, decides every cell."""
     old, current = _old_r1(pack_dir)
     case = Case(
         "old-r1",
@@ -286,8 +287,15 @@ def test_a_model_that_opens_its_think_block_itself_is_said_so_never_dropped(tmp_
     assert [r.status for r in results] == [cellmodel.Status.UNDECIDED] * 2
     assert main(["render", str(folder), "reasoning_last_turn", "--think", "on"]) == 2
     assert "undecided think.on.think" in capsys.readouterr().err
-    decided = _derived(control).family
-    assert not decided.undecided and decided.on.think == case.decided[1] and decided.on.opener == "<think>\n"
+    # today's template opens `<think>\n` but shows no more than the old one: undecided too, as a format to write
+    current = _derived(control).family
+    assert [(u.rule, u.code) for u in current.undecided] == [("think.on.think", "reasoning-format")]
+    assert current.on.opener == "<think>\n" and current.on.think == ""
+    # control: the line the fix names, written by hand (the built-in rules' reviewed format), decides every cell
+    shipped = builtin("deepseek-r1").on
+    assert isinstance(shipped, ThinkMode) and shipped.think == case.decided[1]
+    on = replace(current.on, think=shipped.think, empty_think=shipped.empty_think)
+    files.write(replace(current, on=on, undecided=()), control / source.RULES_FILE, header="the format by hand")
     results = run_cells(cellmodel.cells([str(control)], [Think.ON], ["single_turn", "reasoning_last_turn"]))
     assert [r.status for r in results] == [cellmodel.Status.PASS] * 2
 

@@ -52,6 +52,7 @@ from chat_template_harness.models.rules.model import Family, NotApplicable, Thin
 from chat_template_harness.models.rules.pinned import PINNED_CLOCK, with_system_flag
 
 U1, U2, A1, R1 = "Question one?", "Question two?", "Answer one.", "Reasoning one."
+A2 = "Answer two."
 CITY, RESULT = "Parisville", "Sunny result"
 TOOLS = [
     {
@@ -115,6 +116,14 @@ ALWAYS_REASONS = "always reasons: {setting} sets how much, there is no off switc
 # medium`) reads a reasoning strength, whatever the variable's name
 LEVEL = "medium"
 REASONING_WORDS = re.compile(r"reason|think|thought|effort", re.IGNORECASE)
+# words of a prompt that ask the model to reason before answering ("present your reasoning step by step"), read in
+# the template's own text with its markup taken out
+ASKS_REASONING = re.compile(
+    r"\b(?:your|the)\s+(?:reasoning|thought process|thinking)\b|\bstep[- ]by[- ]step\b|\bthink (?:carefully|step)",
+    re.IGNORECASE,
+)
+CONDITIONAL = re.compile(r"(?:if|when|whenever|unless|in case)\b", re.IGNORECASE)
+MARKUP = re.compile(r"<[^<>\s]*>|\[[^\[\]\s]*\]")  # tokens and tags (`<|system|>`, `[INST]`); bracketed phrases stay
 # prose a person writes; derivation fills it with plain observations and comparison ignores it
 PROSE = ("title", "history", "reviewed")
 
@@ -606,6 +615,8 @@ class _Deriver:
             text = r([_user(), _given(name, R1)])
             if isinstance(text, str) and R1 in text and A1 in text:
                 return name, self._strip(r, name, text), True, self._read_think(m, text, name)
+        if found := self._shown_with_a_setting(m, order):
+            return found
         inline = _assistant(f"<think>\n{R1}\n</think>\n\n{A1}")
         hist, final = r([_user(), inline, _user(U2)]), r([_user(), inline])
         if isinstance(hist, str) and R1 not in hist and A1 in hist and isinstance(final, str):
@@ -633,7 +644,7 @@ class _Deriver:
             ):
                 text = r(msgs)
                 if isinstance(text, str) and R1 in text:
-                    return self._hidden(name, m, f"{label} shows it: {_show(text[len(m.base) :])}")
+                    return self._hidden(name, m, f"{label} shows it: {_show(text[len(m.base) :])}", text)
         self.undecide(
             "reasoning_field",
             "reasoning_field",
@@ -654,6 +665,34 @@ class _Deriver:
         if source:  # the form at least shows where there is no reasoning
             self.note("think", think, source, note=f"inferred from {source}; review")
         return "reasoning_content", "\n", False, think
+
+    def _shown_with_a_setting(self, m: _Mode, order: list[str]) -> tuple[str, str | None, bool, str] | None:
+        """A final turn that shows its reasoning once a variable of the template's own is set (EXAONE 4's
+        `skip_think=false`): the format is read off that render, said so; the default render still hides it."""
+        for var in (v for v in self.variables() if v not in m.kwargs and v not in (*SWITCH_KWARGS, "gen", "flag")):
+            for value in (False, True):
+                kwargs: dict[str, Any] = {**m.kwargs, var: value}
+                for name in order:
+                    text = self.render([_user(), _given(name, R1)], flag=m.flag, **kwargs)
+                    if not (isinstance(text, str) and text.startswith(m.base + m.header) and A1 in text):
+                        continue
+                    if not 0 <= text.find(R1, len(m.base)) < text.index(A1):
+                        continue
+                    before = text[len(m.base) + len(m.header) : text.index(R1)]
+                    if not before.startswith(m.opener):
+                        continue
+                    self.note("reasoning_field", name, f"{var}={value!r}: {_show(text[len(m.base) :])}")
+                    think = text[len(m.base) + len(m.header) + len(m.opener) : text.index(A1)].replace(
+                        R1, "{reasoning}"
+                    )
+                    self.note(
+                        "think",
+                        think,
+                        f"{var}={value!r}: {_show(text[len(m.base) :])}",
+                        note=f"read off the final turn as the template writes it with {var}={value!r}; review",
+                    )
+                    return name, "\n", False, think
+        return None
 
     def _read_think(self, m: _Mode, text: str, name: str) -> str:
         seg = text[len(m.base) + len(m.header) : text.index(A1)]
@@ -678,9 +717,16 @@ class _Deriver:
         padded = r([_user(), _given(name, f"\n{R1}\n")])
         return "\n" if padded == text else None
 
-    def _hidden(self, name: str, m: _Mode, evidence: str) -> tuple[str, str | None, bool, str]:
-        """A field the final turn hides: its format is inferred from the opener, and said so."""
+    def _hidden(self, name: str, m: _Mode, evidence: str, shown: str = "") -> tuple[str, str | None, bool, str]:
+        """A field the final turn hides: its format is read off the turn that shows it (`shown`), else off an empty
+        block the template writes, and said so; undecided where neither shows it."""
         self.note("reasoning_field", name, evidence, note="the final turn never shows reasoning; review")
+        think = self._block_shown(m, shown)
+        if think:
+            self.note(
+                "think", think, evidence, note="read off that turn (the final turn never shows reasoning); review"
+            )
+            return name, "\n", False, think
         think, source = self._inferred_think(m)
         if source:
             self.note(
@@ -701,24 +747,43 @@ class _Deriver:
             )
         return name, "\n", False, think
 
+    def _block_shown(self, m: _Mode, text: str) -> str:
+        """The think block as a history or tool-call turn writes it around the probe's reasoning: the mode's opener,
+        then only whitespace, the reasoning, whitespace, a closer the template spells, and the whitespace after it.
+        "" where the turn writes anything else around it (then nothing is read off it)."""
+        start = len(m.base) + len(m.header)
+        if not text or not text.startswith(m.base + m.header) or R1 not in text[start:]:
+            return ""
+        at = text.index(R1, start)
+        before = text[start:at]
+        if not before.startswith(m.opener) or before[len(m.opener) :].strip():
+            return ""
+        for closer in self.spelled_closers():
+            after = re.match(rf"\s*{re.escape(closer)}\s*", text[at + len(R1) :])
+            if after:
+                return before[len(m.opener) :] + "{reasoning}" + after.group()
+        return ""
+
     def _inferred_think(self, m: _Mode) -> tuple[str, str]:
-        """(format, what it was read from) for reasoning no final turn shows: from an opener that opens `<think>`,
-        else from the empty block the template writes where there is no reasoning (the think-off prompt, a final
-        turn's marker: Gemma 4's `<|channel>thought\\n<channel|>`), split before its closing token. Whitespace
-        around real reasoning shows nowhere: said so. ("", "") when nothing shows it: never a default format."""
-        if m.opener.endswith("<think>"):
-            return "{reasoning}</think>", f"opener {_show(m.opener)}"
-        if m.opener.endswith("<think>\n"):
-            return "{reasoning}\n</think>\n\n", f"opener {_show(m.opener)}"
+        """(format, what it was read from) for reasoning no final turn shows: from the empty block the template writes
+        where there is no reasoning (the think-off prompt, a final turn's marker: Gemma 4's
+        `<|channel>thought\\n<channel|>`, DeepSeek-V3.1's `<think></think>`), split before its closing token.
+        Whitespace around real reasoning shows nowhere: said so. ("", "") when nothing shows it: never a default
+        format. An opener alone shows none: `<think>\\n` says nothing of what comes before `</think>` or after it
+        (QwQ's `\\n</think>\\n\\n` is its model card's, not its template's)."""
         for label, block in (
             ("the think-off prompt's empty block", self.off_block),
             ("the final turn's empty block", m.marker),
         ):
             closer = _closer(self.tok, block) if block and block.startswith(m.opener) and block != m.opener else ""
-            if closer and not block[len(m.opener) : block.rindex(closer)].strip():
-                continue  # a lone token (a "no thinking" marker) opens no block: nothing shows where reasoning goes
-            if closer:
-                return _fill_block(block, closer)[len(m.opener) :], f"{label} {_show(block)}"
+            if not closer:
+                continue
+            between = block[len(m.opener) : block.rindex(closer)]
+            if between and not between.strip():
+                continue  # whitespace after the opener the prompt writes: which side of the reasoning it goes is open
+            if not between and (m.opener != m.opener.rstrip() or not m.opener):
+                continue  # a lone closer after an opener that ends in whitespace (QwQ's `<think>\\n</think>`)
+            return _fill_block(block, closer)[len(m.opener) :], f"{label} {_show(block)}"
         return "", ""
 
     # --- tools and stops ------------------------------------------------------------------------------------------
@@ -831,6 +896,14 @@ class _Deriver:
                 "the generation prompt opens nothing, yet the template's own prompt orders a think block on every "
                 "reply: the model opens it itself; its format only where a render shows it, else undecided",
             )
+        # its own prompt asks in words for reasoning before every answer (Apriel 1.5's default system turn): the
+        # model reasons, but nothing shows how: undecided, never "no thinking mode"
+        if label == "on" and (evidence := self.asks_reasoning(m)):
+            return self.opens_its_block(
+                evidence,
+                "the generation prompt opens nothing, yet the template's own prompt asks for reasoning on every reply "
+                "in words: the model reasons; its format only where a render shows it, else undecided",
+            )
         # no switch, yet the template writes a think block into final turns (Kimi-K2-Thinking; Qwen3 2507 Instruct,
         # which never thinks) or the reasoning it is given (LFM2.5's `thinking`): the served prompt is the same
         # either way, so whether the model thinks is its model card's fact: both modes are derived, one to review
@@ -869,6 +942,19 @@ class _Deriver:
                 )
         return ""
 
+    def asks_reasoning(self, m: _Mode) -> str:
+        """Evidence that the template's own words in the served prompt (a default system turn; markup and the user's
+        text aside) ask the model to reason before it answers. "" for none."""
+        text = self.render([_user()], gen=True, flag=m.flag, **m.kwargs)
+        if not isinstance(text, str) or m.opener.strip():  # a prompt that opens the reply (Command-A's response
+            return ""  # wrapper, Apriel 1.6's reasoning phrase) says itself what comes first
+        prose = MARKUP.sub(" ", text.replace(U1, ""))
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", prose):
+            # on every reply: a request made only in some case ("If the request requires reasoning, …") is not one
+            if ASKS_REASONING.search(sentence) and not CONDITIONAL.match(sentence.strip(" \t-*•0123456789.)")):
+                return f"the template's own prompt asks for reasoning on every reply: {_show(sentence.strip())}"
+        return ""
+
     def reasoning_setting(self) -> str:
         """The variable that sets how much the model reasons, not whether: `reasoning_effort` (the OpenAI API's
         field), or any variable whose value the template prints after words about reasoning where the model reads it
@@ -898,9 +984,12 @@ class _Deriver:
         field back into history. "" where no render shows either."""
         r: Render = lambda msgs: self.render(msgs, flag=m.flag, **m.kwargs)  # noqa: E731
         for closer in self.spelled_closers():
-            inline = r([_user(), _assistant(f"{_opening(closer)}\n{R1}\n{closer}\n\n{A1}"), _user(U2)])
-            if isinstance(inline, str) and A1 in inline and R1 not in inline:
-                return f"the template strips reasoning from history at `{closer}`: {_show(inline[len(m.base) :])}"
+            typed = _assistant(f"{_opening(closer)}\n{R1}\n{closer}\n\n{A1}")
+            # history before the next user turn, and before a later reply (LFM2.5 keeps the last reply's reasoning)
+            for msgs in ([_user(), typed, _user(U2)], [_user(), typed, _user(U2), _assistant(A2)]):
+                inline = r(msgs)
+                if isinstance(inline, str) and A1 in inline and R1 not in inline:
+                    return f"the template strips reasoning from history at `{closer}`: {_show(inline[len(m.base) :])}"
         for name in self.fields_read():
             text = r([_user(), _given(name, R1), _user(U2)])
             if isinstance(text, str) and R1 in text[len(m.base) :]:
@@ -1104,8 +1193,10 @@ class Difference:
 
 
 def differences(derived: Family, shipped: Family) -> list[Difference]:
-    """Every rule where derivation and the rules file disagree (prose aside), with the file's reason if it gives one."""
-    a, b = _flat(derived), _flat(shipped)
+    """Every rule where derivation and the rules file disagree (prose aside), with the file's reason if it gives one.
+    A rule derivation leaves undecided is no difference where the file decides it by hand and says why."""
+    answered = tuple(u for u in derived.undecided if not _why(shipped.reviewed, u.rule))
+    a, b = _flat(replace(derived, undecided=answered)), _flat(shipped)
     return [
         Difference(k, a.get(k), b.get(k), _why(shipped.reviewed, k))
         for k in sorted(set(a) | set(b))
