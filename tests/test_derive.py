@@ -626,6 +626,7 @@ ASKS_IN_WORDS = (
         ("Before answering, analyze the problem and present your reasoning step by step.", True),
         ("- If a question requires reasoning, think through your answer step by step, then answer.", False),
         ("You are a helpful assistant.", False),
+        ("* Document your reasoning process in the commit message.", False),  # Devstral: not what a reply starts with
     ],
 )
 def test_a_prompt_that_asks_for_reasoning_on_every_reply_is_never_no_thinking_mode(tmp_path, ask, reasons):

@@ -122,6 +122,11 @@ ASKS_REASONING = re.compile(
     r"\b(?:your|the)\s+(?:reasoning|thought process|thinking)\b|\bstep[- ]by[- ]step\b|\bthink (?:carefully|step)",
     re.IGNORECASE,
 )
+ANSWER_AFTER = re.compile(
+    r"\bbefore (?:providing|giving|writing|answering|responding|you answer|the answer)|\bthen (?:answer|provide|give|respond)"
+    r"|\bfinal (?:answer|response|solution)",
+    re.IGNORECASE,
+)
 CONDITIONAL = re.compile(r"(?:if|when|whenever|unless|in case)\b", re.IGNORECASE)
 MARKUP = re.compile(r"<[^<>\s]*>|\[[^\[\]\s]*\]")  # tokens and tags (`<|system|>`, `[INST]`); bracketed phrases stay
 # prose a person writes; derivation fills it with plain observations and comparison ignores it
@@ -228,15 +233,17 @@ def _special(tokenizer: Any, token_id: int) -> bool:
 def _split_stop(tokenizer: Any, tail: str, eos: Sequence[str]) -> tuple[str, str] | None:
     """(stop token, trailer): the template's own end of turn in a turn's tail, where it is one of the eos tokens
     (the tokenizer's, generation_config's), and the text after it. None where no eos token ends the turn: a special
-    token that is not an eos (the next turn's header some templates write after every message) is never a stop."""
+    token that is not an eos (the next turn's header some templates write after every message) is never a stop.
+    The first eos token is the stop: generation ends there, so what the template writes after it (Phi-3.5's
+    `<|end|>` then, after the conversation's last turn, `\n<|endoftext|>`) is never generated."""
     ids = tokenizer.encode(tail, add_special_tokens=False)
-    last = max(
+    first = next(
         (i for i, t in enumerate(ids) if _special(tokenizer, t) and tokenizer.convert_ids_to_tokens(t) in eos),
-        default=None,
+        None,
     )
-    if last is None:
+    if first is None:
         return None
-    return tokenizer.convert_ids_to_tokens(ids[last]), tokenizer.decode(ids[last + 1 :])
+    return tokenizer.convert_ids_to_tokens(ids[first]), tokenizer.decode(ids[first + 1 :])
 
 
 def _specials(tokenizer: Any, text: str) -> list[str]:
@@ -951,8 +958,12 @@ class _Deriver:
         prose = MARKUP.sub(" ", text.replace(U1, ""))
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", prose):
             # on every reply: a request made only in some case ("If the request requires reasoning, …") is not one
-            if ASKS_REASONING.search(sentence) and not CONDITIONAL.match(sentence.strip(" \t-*•0123456789.)")):
-                return f"the template's own prompt asks for reasoning on every reply: {_show(sentence.strip())}"
+            if not ASKS_REASONING.search(sentence) or CONDITIONAL.match(sentence.strip(" \t-*•0123456789.)")):
+                continue
+            # before the answer: reasoning asked for in general ("Document your reasoning process", Devstral's agent
+            # guidelines) says nothing of what a reply starts with
+            if ANSWER_AFTER.search(sentence):
+                return f"the template's own prompt asks for reasoning before every answer: {_show(sentence.strip())}"
         return ""
 
     def reasoning_setting(self) -> str:
