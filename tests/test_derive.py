@@ -424,6 +424,12 @@ def test_a_field_shown_only_in_tool_call_turns_is_read_there(tmp_path):
     )
 
 
+def _derived_with(tmp_path: Path, name: str, template: str, **settings: object) -> derive.Derivation:
+    """A never-seen template with its own variables set at its top (`{% set shows = true %}`), derived."""
+    head = "".join("{%- set " + k + " = " + json.dumps(v) + " %}" for k, v in settings.items())
+    return _derived(str(_folder(tmp_path, name, head + template)))
+
+
 # QwQ's shape: the prompt opens `<think>\n`, history is cut at `</think>`, no render writes reasoning; with
 # `shows`, history turns write the reasoning field in a block of the template's own
 OPENS_ONLY = (
@@ -440,11 +446,10 @@ OPENS_ONLY = (
 def test_an_opener_alone_leaves_the_reasoning_format_undecided(tmp_path, shows):
     """`<think>\\n` shows nothing of what the model writes before `</think>` or after it: never the usual
     `\\n</think>\\n\\n` by default; a history turn that writes the block proves it (the control)."""
-    template = "{%- set shows = " + str(shows).lower() + " %}" + OPENS_ONLY
-    found = _derived(str(_folder(tmp_path, f"opens-only-{shows}", template)))
+    found = _derived_with(tmp_path, "opens-only", OPENS_ONLY, shows=shows)
     undecided = {u.rule for u in found.family.undecided}
     if shows:
-        assert found.family.on.think == "\n{reasoning}\n</think>\n\n"[1:] and "think.on.think" not in undecided
+        assert found.family.on.think == "{reasoning}\n</think>\n\n" and "think.on.think" not in undecided
     else:
         assert found.family.on.think == "" and "think.on.think" in undecided
 
@@ -461,8 +466,7 @@ CUTS_EARLIER_REPLIES = (
 
 @pytest.mark.parametrize("cuts", [True, False])
 def test_a_cut_of_earlier_replies_only_says_the_model_reasons(tmp_path, cuts):
-    template = "{%- set cuts = " + str(cuts).lower() + " %}" + CUTS_EARLIER_REPLIES
-    found = _derived(str(_folder(tmp_path, f"cuts-earlier-{cuts}", template)))
+    found = _derived_with(tmp_path, "cuts-earlier", CUTS_EARLIER_REPLIES, cuts=cuts)
     if cuts:  # the model opens its block itself: its format is undecided, never "no thinking mode"
         assert isinstance(found.family.on, ThinkMode) and found.family.on.opener == ""
         assert "think.on.think" in {u.rule for u in found.family.undecided}
@@ -630,8 +634,7 @@ ASKS_IN_WORDS = (
     ],
 )
 def test_a_prompt_that_asks_for_reasoning_on_every_reply_is_never_no_thinking_mode(tmp_path, ask, reasons):
-    template = "{%- set ask = " + json.dumps(ask) + " %}" + ASKS_IN_WORDS
-    found = _derived(str(_folder(tmp_path, "asks", template)))
+    found = _derived_with(tmp_path, "asks", ASKS_IN_WORDS, ask=ask)
     if reasons:  # the model reasons, nothing shows how: undecided; and no mode answers without it
         assert isinstance(found.family.on, ThinkMode) and "think.on.think" in {u.rule for u in found.family.undecided}
         assert isinstance(found.family.off, NotApplicable)
