@@ -16,8 +16,9 @@ template may read, and with a tool call. Each rule is read off those renders:
   it. Never "the last special token": a template that writes the next turn's header after every
   message (GLM's `<|user|>`) would train that header; a stop no eos confirms is undecided;
 - reasoning: the field whose text the render shows (`reasoning_content`, `thinking`, inline in
-  content), the way it is written around the reasoning, whether `\\n` is stripped; a template that
-  never shows reasoning leaves the spelling to be inferred from its opener (said so);
+  content), the way it is written around the reasoning, whether `\\n` is stripped; where the final
+  turn hides it, the block as another render writes it (the final turn with a setting of the
+  template's own, a history or tool-call turn, an empty block), said so; never from an opener alone;
 - the final marker: an empty think block written at the head of a final turn; the empty think
   block a thinking turn without reasoning gets;
 - tool calls: the argument form (object or JSON string), the content a tool-call turn needs, and a
@@ -611,8 +612,9 @@ class _Deriver:
         """(field, strip, shown, think): how this mode writes reasoning it is given, read off renders only.
 
         The field is the one whose value shows in a render: the final turn first (then its format is read
-        there), else a history turn or a tool-call turn (Kimi-K2-Thinking, DeepSeek-V3.2 show it only
-        there; the format is then inferred from the opener, said so). Inline `<think>…</think>` in content
+        there), then the final turn with a variable of the template's own set (EXAONE 4's `skip_think`), else a
+        history turn or a tool-call turn (Kimi-K2-Thinking, DeepSeek-V3.2 show it only there; the format is then
+        read off that turn's block or an empty block, said so, else undecided). Inline `<think>…</think>` in content
         counts only where the template reacts to it (drops it from history): a template that prints content
         as it is proves nothing about reasoning. No render shows reasoning: undecided, with the fix.
         """
