@@ -9,7 +9,7 @@ pinned clock it writes the served date and passes (the negative control: the D c
 from __future__ import annotations
 
 import importlib.util
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -69,3 +69,17 @@ def test_the_served_date_passes(tmp_path: Path):
     """Negative control: the same framework imported on the served prompt's day writes its date, and passes."""
     result = check_cell(_imported_at(PINNED_CLOCK, tmp_path, "dated_pinned"), CELL)
     assert result.status.name == "PASS", shown(result)
+
+
+@pytest.mark.parametrize("days_ago", [0, 1], ids=["today", "yesterday-across-midnight"])
+def test_the_day_of_the_run_is_named_not_written(tmp_path: Path, days_ago: int):
+    """A framework dated on the day it runs gets a finding without that day's value: a committed report stays the same.
+
+    The control is the test above: a date that is not the run's (2030, 2031) is written out as it is.
+    """
+    clock = datetime.now(UTC) - timedelta(days=days_ago)
+    result = check_cell(_imported_at(clock, tmp_path, f"dated_run_{days_ago}"), CELL)
+    detail = result.violations[0].detail
+    assert kinds.of_result(result) == ["D"], shown(result)
+    assert "writes the day it runs (as '%d %b %Y') where the served prompt has '26 Jul 2024'" in detail
+    assert f"{clock:%d %b %Y}" not in detail

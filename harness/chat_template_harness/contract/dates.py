@@ -8,6 +8,9 @@ prompt the server never sends: the plans are re-dated with the sample's date and
 usual.
 
 A date is recognised only where the served prompt has the pinned date, after the same text, in the same format.
+Where the sample's date is the day of the run (today, or yesterday for a run or an import that crossed midnight),
+the finding names the day and its format, not its value: the same preprocessor gives the same finding, and a
+committed report the same body, on any day it runs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from chat_template_harness.contract.invariants import Invariant, SampleLike, Violation
@@ -34,6 +37,8 @@ class Dated:
     served: str  # the date as the served prompt writes it
     written: str  # the date the sample writes in its place
     sample: int
+    fmt: str = ""  # the format both are written in
+    of_the_run: bool = False  # the written date is the day of the run (today, or yesterday across midnight)
 
 
 def _pattern(fmt: str) -> str:
@@ -60,16 +65,22 @@ def _valid(text: str, fmt: str) -> bool:
     return True
 
 
+def _of_the_run(text: str, fmt: str) -> bool:
+    today = date.today()
+    return datetime.strptime(text, fmt).date() in (today, today - timedelta(days=1))
+
+
 def written_dates(tokenizer: Any, plans: Sequence[TurnPlan], samples: Sequence[SampleLike]) -> list[Dated]:
     """Each sample's date where the served prompt has the pinned one and the sample another."""
     found = []
     served = _served(plans)
     for index, sample in enumerate(samples if served else ()):
         text = decode(tokenizer, list(sample.input_ids))
-        for fmt, date, before in served:
+        for fmt, pinned, before in served:
             match = re.search(re.escape(before) + f"({_pattern(fmt)})", text)
-            if match and match.group(1) != date and _valid(match.group(1), fmt):
-                found.append(Dated(date, match.group(1), index))
+            if match and match.group(1) != pinned and _valid(match.group(1), fmt):
+                written = match.group(1)
+                found.append(Dated(pinned, written, index, fmt, _of_the_run(written, fmt)))
     return found
 
 
@@ -88,11 +99,15 @@ def redated(plans: Sequence[TurnPlan], dated: Sequence[Dated]) -> list[TurnPlan]
     return out
 
 
+def _what(d: Dated) -> str:
+    return f"the day it runs (as {d.fmt!r})" if d.of_the_run else f"the date {d.written!r}"
+
+
 def violations(dated: Sequence[Dated]) -> list[Violation]:
     return [
         Violation(
             Invariant.DETERMINISM,
-            f"the sample writes the date {d.written!r} where the served prompt has {d.served!r}: the preprocessor dates "
+            f"the sample writes {_what(d)} where the served prompt has {d.served!r}: the preprocessor dates "
             "its data itself (the day it runs, or the day it was imported), not as the server does (pass the served "
             "date, e.g. the template's `date_string`)",
             sample=d.sample,
