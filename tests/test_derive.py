@@ -640,3 +640,58 @@ def test_a_prompt_that_asks_for_reasoning_on_every_reply_is_never_no_thinking_mo
         assert isinstance(found.family.off, NotApplicable)
     else:
         assert isinstance(found.family.on, NotApplicable) and isinstance(found.family.off, ThinkMode)
+
+
+# llama.cpp QwQ's think-off shape: the prompt closes an empty block (`off_block`), the finished turn drops it; with
+# `shows`, history turns write reasoning in `<think>\n{r}\n</think>\n\n`, which proves the think-on format
+CLOSES = OPENS_ONLY.replace(
+    "<|im_start|>assistant\n<think>\n{% endif %}",
+    "<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}{{ off_block }}"
+    "{% else %}<think>\n{% endif %}{% endif %}",
+)
+
+
+@pytest.mark.parametrize(
+    ("off_block", "shows"),
+    [("<think>\n</think>", False), ("<think>\n</think>", True), ("<think>\n\n</think>\n\n", True)],
+)
+def test_what_follows_a_closed_block_no_render_shows_is_undecided(tmp_path, off_block, shows):
+    """QwQ's think-off prompt ends `<think>\\n</think>` and its finished turn drops the block: whether the model
+    writes newlines before its answer is never "none" by default. The control: a block that is the think-on
+    format's own empty block (proven by a history turn) is followed by the answer as reasoning is."""
+    found = _derived_with(tmp_path, "closes", CLOSES, shows=shows, off_block=off_block)
+    undecided = {u.rule: u for u in found.family.undecided}
+    proven = shows and off_block == "<think>\n\n</think>\n\n"
+    assert ("think.off.before_answer" not in undecided) is proven, undecided
+    if proven:
+        assert found.family.off.before_answer == "" and "think-on's empty block" in next(
+            f.evidence for f in found.findings if f.rule == "think.off.before_answer"
+        )
+        return
+    asked = undecided["think.off.before_answer"]
+    assert asked.code == "answer-start" and '[think.off] before_answer = "\\n\\n"' in asked.line()
+    results = _whole_matrix(tmp_path / "closes")
+    off = {r.status for r in results if r.cell.think is Think.OFF} - {cellmodel.Status.NA}  # tools: never rendered
+    assert off == {cellmodel.Status.UNDECIDED}, off  # no think-off sample is made from a guess
+
+
+def test_a_before_answer_written_by_hand_is_trained_and_checked(tmp_path):
+    """The fix the question names works: `before_answer` written in the rules file is trained after the prompt's
+    closed block, and every think-off cell passes its oracle (the template shows the rest of the turn)."""
+    import dataclasses
+
+    _derived_with(tmp_path, "closes", CLOSES, shows=True, off_block="<think>\n</think>")
+    folder = tmp_path / "closes"
+    derived = _derived(str(folder)).family
+    assert isinstance(derived.off, ThinkMode)
+    rules = dataclasses.replace(
+        derived,
+        off=dataclasses.replace(derived.off, before_answer="\n\n"),
+        undecided=tuple(u for u in derived.undecided if u.rule != "think.off.before_answer"),
+    )
+    files.write(rules, folder / source.RULES_FILE, header="closes, before_answer written by hand")
+    assert files.read(folder / source.RULES_FILE).off.before_answer == "\n\n"  # the line round-trips
+    prompt, trained = _trained(str(folder), Think.OFF)
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n</think>") and trained == f"\n\n{C}<|im_end|>"
+    off = {r.status for r in _whole_matrix(folder) if r.cell.think is Think.OFF} - {cellmodel.Status.NA}
+    assert off == {cellmodel.Status.PASS}, off

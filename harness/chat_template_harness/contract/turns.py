@@ -301,6 +301,10 @@ def _plan(
     elif message.reasoning:
         code = REASONING_DROPPED if not mode.thinks else REASONING_DROPPED_NO_OPENER
         notes.append(Note(code, f"reasoning in the data is dropped: {DROPPED_WHY[code]}"))
+    if not thinks_here and has_opener and not full.startswith(head + mode.opener):
+        # the prompt closed an empty block and no render shows the turn going on from it: the rules say what the
+        # model writes there (`before_answer`; derive leaves it undecided, never "")
+        answer = mode.before_answer + answer
     if answer:
         pieces.append(Piece(Kind.CONTENT, answer))
     pieces.append(Piece(Kind.STOP, stop))
@@ -420,6 +424,9 @@ def _agreement(
     rest = template[len(marker) :]
     if marker != untrained:
         explained.append(("untrained head", f"{untrained!r}, template {marker!r}"))
+    if mode.before_answer and opener and not template.startswith(opener) and body.startswith(mode.before_answer):
+        body = body[len(mode.before_answer) :]  # the template drops the block, and what follows it with the block
+        explained.append(("before the answer", f"{mode.before_answer!r} (the rules': no render shows it)"))
     if typed and family.template_shows_final_reasoning:
         body = body.replace(next(p.text for p in pieces if p.kind is Kind.REASONING), "", 1)
     elif reasoning and not family.template_shows_final_reasoning and rest != body:  # shown as the rules write it: same

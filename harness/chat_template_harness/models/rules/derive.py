@@ -293,6 +293,8 @@ def _fill_block(block: str, closer: str) -> str:
 def _asks(u: Undecided, built: Mapping[str, ThinkMode | NotApplicable]) -> bool:
     """Whether an undecided rule asks anything of a cell: not a rule of a mode that is N/A or does not think."""
     thinking = {label for label, mode in built.items() if isinstance(mode, ThinkMode) and mode.thinks}
+    if u.code == "answer-start":  # every answer of a mode whose prompt closes a block, thinking or not
+        return isinstance(built.get(u.rule.split(".")[1]), ThinkMode)
     if u.rule.startswith("think."):
         return u.rule.split(".")[1] in thinking
     return bool(thinking) if u.rule == "reasoning_field" else True
@@ -1075,6 +1077,9 @@ class _Deriver:
                 built[label] = NotApplicable(self.no_thinking(m))
                 continue
             built[label] = self.mode(m, thinks, unsupported, values)
+        for label, m in modes.items():
+            if m is not None and isinstance(built[label], ThinkMode):
+                self.answer_after_closed_block(m, built)
         if not any(isinstance(x, ThinkMode) and x.thinks for x in built.values()):
             values = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
         return Family(
@@ -1128,6 +1133,43 @@ class _Deriver:
             final_marker=final_marker,
             system_flag=m.flag,
             unsupported=MappingProxyType(dict(unsupported)),
+        )
+
+    def answer_after_closed_block(self, m: _Mode, built: Mapping[str, ThinkMode | NotApplicable]) -> None:
+        """What the model writes after a prompt that closes an empty block, before its answer (`before_answer`).
+
+        Shown where the finished turn writes the block and goes on from it (Qwen3's final turn), or where the block is
+        a thinking mode's own empty block in the format a render proves (MiniCPM5's `<think>\n` + `{reasoning}\n
+        </think>\n\n`): the answer follows it as it follows reasoning. Undecided where neither shows it (llama.cpp's
+        QwQ think-off ends `<think>\n</think>`, its finished turn drops the block, and no render writes reasoning)."""
+        mode = built[m.label]
+        if not isinstance(mode, ThinkMode) or mode.thinks or not (m.opener and _empty_think_like(m.opener)):
+            return
+        if m.marker.startswith(m.opener):
+            return  # the finished turn writes the block and the answer after it: `_plan` reads it off that render
+        decided = {u.rule for u in self.undecided}
+        for label, other in built.items():
+            if (
+                isinstance(other, ThinkMode)
+                and other.think is not None
+                and f"think.{label}.think" not in decided
+                and other.opener + other.think.format(reasoning="") == m.opener
+            ):
+                self.note(
+                    f"think.{m.label}.before_answer",
+                    "",
+                    f"the prompt's block {_show(m.opener)} is think-{label}'s empty block ({_show(other.opener)} + "
+                    f"{_show(other.think)}): the answer follows it as it follows reasoning",
+                )
+                return
+        self.undecide(
+            "before_answer",
+            f"think.{m.label}.before_answer",
+            "answer-start",
+            f"the prompt ends with a closed empty block ({m.opener!r}) and no render shows what follows it (the finished "
+            "turn drops the block, and no thinking mode's proven format writes that block): what does the model write "
+            "after it, before its answer?",
+            f"generation prompt tail {_show(m.suffix)}; final turn {_show(m.before_final + A1)}",
         )
 
     def history(self, m: _Mode, field_: str) -> str:

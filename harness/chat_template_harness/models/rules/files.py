@@ -26,6 +26,8 @@ The format (every key optional unless marked; defaults are the ChatML-like commo
     think = "<think>\\n{reasoning}\\n</think>\\n\\n"   # how generated reasoning is written; absent: not thinking
     empty_think = ""                    # written (never trained) when a thinking turn has no reasoning
     final_marker = ""                   # written at the head of a final turn, never generated
+    before_answer = ""                  # what the model writes after a prompt's closed empty block, before its
+                                        # answer, where no render shows it (trained; derive asks, never assumes "")
     unsupported = { tools = "why" }     # fixture feature -> why this mode cannot train it
     # ... or just the reason the cell cannot exist:
     # not_applicable = "no thinking mode: ..."

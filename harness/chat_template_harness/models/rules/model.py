@@ -15,6 +15,9 @@ Words (see docs/contract.md):
 - `empty_think`: what is written, never trained, when the mode thinks but the turn has none.
 - `final_marker`: what the template writes at the head of a final assistant turn rendered
   without reasoning that the model does not generate as part of its answer.
+- `before_answer`: what the model writes after a prompt that closes an empty think block, before
+  its answer (trained), where no render shows a turn going on from that block (llama.cpp's QwQ
+  think-off ends the prompt `<think>\n</think>`, and its finished turn drops the block).
 - `undecided`: the rules no render proves (derive.py), each with its question and the rules-file line
   that answers it. Such a rule is never defaulted: a cell that needs it is UNDECIDED (`needs`).
 """
@@ -79,6 +82,7 @@ ANSWERS: Mapping[str, str] = MappingProxyType(
         "reasoning-field": '"reasoning_content"   # the field the template reads; and each mode\'s think = "<open>{reasoning}<close>"',
         "self-opening": '"<open>{reasoning}<close>"   # the model opens its think block itself: its format',
         "tool-form": '"object"   # or "json"',
+        "answer-start": '"\\n\\n"   # what the model writes after the prompt\'s closed think block, before its answer ("" for nothing)',
     }
 )
 
@@ -90,6 +94,8 @@ class ThinkMode:
     think: str | None = None
     empty_think: str = ""
     final_marker: str = ""
+    # what the model writes after the prompt's closed empty block before its answer, where no render shows it
+    before_answer: str = ""
     # a flag the template reads from the system message instead of a kwarg (Nemotron's `/no_think`)
     system_flag: str = ""
     # fixture feature -> why this mode cannot train such a conversation
@@ -155,8 +161,8 @@ def needs(family: Family, think: Think, features: frozenset[str], mode: ThinkMod
     opens = bool(mode.opener.strip()) and not mode.opener_is_empty_think
     wanted: list[Undecided] = []
     for u in family.undecided:
-        if u.rule == "stop_tokens":
-            wanted.append(u)
+        if u.rule == "stop_tokens" or (u.code == "answer-start" and u.rule.startswith(prefix)):
+            wanted.append(u)  # every sample trains a stop, and every answer in a mode that closes a block starts so
         elif (
             (u.rule.startswith(prefix) or u.rule == "reasoning_field")
             and mode.thinks
