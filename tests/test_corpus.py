@@ -136,10 +136,12 @@ CORPUS: dict[str, Truth] = {
         },
         # think-on: the prompt opens `<think>\n` and history is cut at `</think>`: no render shows what comes before
         # `</think>` or after it (this truth first said `{R}\n</think>\n\n`, the model card's: a default, see
-        # docs/corpus.md); think-off trains the answer right after `</think>`, which no render shows either (known gap)
-        trained={"off": f"{C}<｜end▁of▁sentence｜>"},
+        # docs/corpus.md); think-off: the prompt ends `<think>\n</think>` and the finished turn drops the block, so no
+        # render shows what the model writes before its answer (this truth first said the answer right after
+        # `</think>`, the gap its own comment named: a default too)
+        trained={},
         base=DEEPSEEK,
-        undecided=frozenset({"think"}),
+        undecided=frozenset({"think", "before_answer"}),
     ),
     # Nemotron-Nano-v2: /no_think in the system message; the final turn prints its content as typed
     "nemotron-nano-v2": Truth(
@@ -444,19 +446,18 @@ def test_a_real_template_is_derived_and_run_as_it_is_written(name, corpus, pack_
             if end is None:
                 assert found.prompt[think] is None and truth.na[think] in found.na[think]
             elif found.trained[think].startswith("undecided: "):
-                assert {"think", "reasoning_field"} & truth.undecided and think == "on"  # no sample: checked below
+                assert _undecided_mode(truth, think)  # no sample: checked below
             else:
                 assert found.prompt[think] is not None and found.prompt[think].endswith(end), (
                     think,
                     found.prompt[think][-80:],
                 )
         # the final turn's trained span, decoded; a mode whose format is undecided makes no sample from a guess
-        decided = {
-            k: v for k, v in found.trained.items() if not ({"think", "reasoning_field"} & truth.undecided and k == "on")
-        }
+        decided = {k: v for k, v in found.trained.items() if not _undecided_mode(truth, k)}
         assert decided == {k: v for k, v in truth.trained.items() if k in decided}
-        if {"think", "reasoning_field"} & truth.undecided:
-            assert found.trained["on"].startswith("undecided: ") and "fix:" in found.trained["on"]
+        for think in ("on", "off"):
+            if _undecided_mode(truth, think):
+                assert found.trained[think].startswith("undecided: ") and "fix:" in found.trained[think]
     failed = {f"{c.cell.think.value}/{c.cell.fixture}": c.reason for c in found.cells if c.status.name == "FAIL"}
     assert not failed
     errors = {f"{c.cell.think.value}/{c.cell.fixture}" for c in found.cells if c.status.name == "ERROR"}
@@ -475,7 +476,17 @@ def test_a_real_template_is_derived_and_run_as_it_is_written(name, corpus, pack_
         }
     else:
         expected = set()
+    if "before_answer" in truth.undecided:  # every reply after the prompt's closed block starts with the unproven text
+        expected |= {c for c in ran if c.startswith("off/")}
     assert undecided == expected
+
+
+def _undecided_mode(truth: Truth, think: str) -> bool:
+    """Whether the truth leaves the mode's final turn undecided: a think-on format, or what a think-off reply writes
+    after the prompt's closed block."""
+    if think == "on":
+        return bool({"think", "reasoning_field"} & truth.undecided)
+    return "before_answer" in truth.undecided
 
 
 @pytest.mark.corpus
