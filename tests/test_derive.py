@@ -50,8 +50,10 @@ def test_derivation_reproduces_the_shipped_rules(family_name):
     assert all(derive._why(shipped.reviewed, u.rule) for u in found.family.undecided), found.undecided
     diffs = derive.differences(found.family, shipped)
     # every difference is one the rules file keeps by hand, and says why; nothing else differs
-    # a reason for a table (`think.on`) covers the rules in it; no reason is kept for a rule that does not differ
-    kept = {k for k in shipped.reviewed if any(d.rule == k or d.rule.startswith(k + ".") for d in diffs)}
+    # a reason for a table (`think.on`) covers the rules in it; no reason is kept for a rule that neither differs nor
+    # is left undecided by derivation (a value derive would give only as a default: Nemotron v1.5's before_answer)
+    asked = [d.rule for d in diffs] + [u.rule for u in found.family.undecided]
+    kept = {k for k in shipped.reviewed if any(r == k or r.startswith(k + ".") for r in asked)}
     assert kept == set(shipped.reviewed), [(d.rule, d.derived, d.shipped) for d in diffs]
     assert all(d.why for d in diffs)
     assert derive.reviewed(found.family, shipped) == shipped
@@ -695,3 +697,28 @@ def test_a_before_answer_written_by_hand_is_trained_and_checked(tmp_path):
     assert prompt.endswith("<|im_start|>assistant\n<think>\n</think>") and trained == f"\n\n{C}<|im_end|>"
     off = {r.status for r in _whole_matrix(folder) if r.cell.think is Think.OFF} - {cellmodel.Status.NA}
     assert off == {cellmodel.Status.PASS}, off
+
+
+# DeepSeek-V3.1's tight spelling: think-on opens `<think>`, think-off closes `<think></think>`, the finished turn drops
+# the block; with `shows`, history turns write `<think>{r}</think>` before their answer
+TIGHT = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' and not loop.last and shows and m.reasoning_content %}"
+    "<think>{{ m.reasoning_content }}</think>{% endif %}"
+    "{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think></think>{% else %}<think>{% endif %}{% endif %}"
+)
+
+
+@pytest.mark.parametrize("shows", [False, True])
+def test_a_format_read_off_the_closed_block_itself_proves_nothing_after_it(tmp_path, shows):
+    """Think-on's format inferred from think-off's own `<think></think>` says nothing of what follows that block:
+    `before_answer` stays undecided. The control: the same format shown by a history turn that goes on to its answer
+    proves it."""
+    found = _derived_with(tmp_path, "tight", TIGHT, shows=shows)
+    assert found.family.on.think == "{reasoning}</think>"
+    think = next(f for f in found.findings if f.rule == "think")
+    assert (derive.OFF_BLOCK_SOURCE in think.note) is not shows, think
+    undecided = {u.rule for u in found.family.undecided}
+    assert ("think.off.before_answer" in undecided) is not shows, undecided

@@ -128,6 +128,7 @@ ANSWER_AFTER = re.compile(
     r"|\bfinal (?:answer|response|solution)",
     re.IGNORECASE,
 )
+OFF_BLOCK_SOURCE = "the think-off prompt's empty block"  # where `_inferred_think` may read a format (said in its note)
 CONDITIONAL = re.compile(r"(?:if|when|whenever|unless|in case)\b", re.IGNORECASE)
 MARKUP = re.compile(r"<[^<>\s]*>|\[[^\[\]\s]*\]")  # tokens and tags (`<|system|>`, `[INST]`); bracketed phrases stay
 # prose a person writes; derivation fills it with plain observations and comparison ignores it
@@ -783,7 +784,7 @@ class _Deriver:
         format. An opener alone shows none: `<think>\\n` says nothing of what comes before `</think>` or after it
         (QwQ's `\\n</think>\\n\\n` is its model card's, not its template's)."""
         for label, block in (
-            ("the think-off prompt's empty block", self.off_block),
+            (OFF_BLOCK_SOURCE, self.off_block),
             ("the final turn's empty block", m.marker),
         ):
             closer = _closer(self.tok, block) if block and block.startswith(m.opener) and block != m.opener else ""
@@ -1148,11 +1149,14 @@ class _Deriver:
         if m.marker.startswith(m.opener):
             return  # the finished turn writes the block and the answer after it: `_plan` reads it off that render
         decided = {u.rule for u in self.undecided}
+        # a format read off this very block shows nothing of what follows it: that would prove the block by itself
+        circular = any(f.rule == "think" and OFF_BLOCK_SOURCE in f.note for f in self.findings)
         for label, other in built.items():
             if (
                 isinstance(other, ThinkMode)
                 and other.think is not None
                 and f"think.{label}.think" not in decided
+                and not circular
                 and other.opener + other.think.format(reasoning="") == m.opener
             ):
                 self.note(
