@@ -198,7 +198,11 @@ CORPUS: dict[str, Truth] = {
         prompt={"on": "<|im_start|>assistant\n", "off": "<|im_start|>assistant\n"},
         trained={"on": f"<think>{R}</think>{C}<|im_end|>", "off": f"{C}<|im_end|>"},
     ),
-    # Gemma 4: the template strips reasoning from every turn; think-off's prompt shows the block's form
+    # Gemma 4: the template strips reasoning from every turn but a tool-call turn after the last user turn, which
+    # writes it '<|channel>thought\n' + reasoning + '\n<channel|>' and goes straight on (line 238); think-off's prompt
+    # ends with the empty '<|channel>thought\n<channel|>'. Reviewed 2026-12-07: think-on was first written without
+    # the '\n' before '<channel|>' (the empty block's spacing); the tool-call render and Google's Gemma 4 prompt
+    # formatting page ('<|channel>thought\n...\n<channel|>The most common...') both write it.
     "gemma-4": Truth(
         "google-gemma-4-31B-it.jinja",
         "kwarg enable_thinking",
@@ -206,7 +210,7 @@ CORPUS: dict[str, Truth] = {
             "on": "<|turn>user\n2+2?<turn|>\n<|turn>model\n",
             "off": "<|turn>user\n2+2?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>",
         },
-        trained={"on": f"<|channel>thought\n{R}<channel|>{C}<turn|>", "off": f"{C}<turn|>"},
+        trained={"on": f"<|channel>thought\n{R}\n<channel|>{C}<turn|>", "off": f"{C}<turn|>"},
         tokens=(
             "<|turn>",
             "<turn|>",
