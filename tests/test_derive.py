@@ -722,3 +722,61 @@ def test_a_format_read_off_the_closed_block_itself_proves_nothing_after_it(tmp_p
     assert (derive.OFF_BLOCK_SOURCE in think.note) is not shows, think
     undecided = {u.rule for u in found.family.undecided}
     assert ("think.off.before_answer" in undecided) is not shows, undecided
+
+
+# Gemma 4's shape, in a template of our own: the think-off prompt closes an empty thought channel `<|channel>thought\n
+# <channel|>` (added tokens, no `think` in them), the finished turn drops it, no final turn shows reasoning; with
+# `calls`, a tool-call turn writes its reasoning in that channel, `gap` before `<channel|>`, and goes straight on to
+# the call (google/gemma-4-31B-it writes '\n' there, its interleaved template nothing)
+CHANNEL = (
+    "{%- for m in messages %}<|turn>{{ 'model' if m.role == 'assistant' else m.role }}\n"
+    "{% if m.tool_calls %}{% if calls and m.reasoning_content %}<|channel>thought\n{{ m.reasoning_content }}{{ gap }}"
+    "<channel|>{% endif %}{% for c in m.tool_calls %}<|tool_call>{{ c.function.name }}<tool_call|>{% endfor %}{% endif %}"
+    "{{ m.content }}<turn|>\n{% endfor %}"
+    "{%- if add_generation_prompt %}<|turn>model\n"
+    "{% if not enable_thinking | default(false) %}<|channel>thought\n<channel|>{% endif %}{% endif %}"
+)
+
+
+@pytest.mark.parametrize(("calls", "gap"), [(False, ""), (True, ""), (True, "\n")])
+def test_what_follows_an_empty_thought_channel_is_asked_as_after_an_empty_think_block(tmp_path, calls, gap):
+    """A closed empty block in markers that are not `<think>` (Gemma 4's thought channel) asks the same question
+    as QwQ's `<think>\\n</think>`: nothing shows what the model writes after it, so `before_answer` is undecided and
+    no think-off sample is made. The controls: a tool-call turn that writes reasoning in that channel and goes straight
+    on proves the format, with the whitespace that render writes (not the empty block's), and what follows its closer;
+    the answer follows the prompt's block as it follows reasoning."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "channel"
+    tok = AutoTokenizer.from_pretrained(_pack() / "Qwen--Qwen3-8B")
+    tok.add_special_tokens(
+        {
+            "additional_special_tokens": [
+                "<|turn>",
+                "<turn|>",
+                "<|channel>",
+                "<channel|>",
+                "<|tool_call>",
+                "<tool_call|>",
+            ]
+        }
+    )
+    tok.chat_template = (
+        "".join("{%- set " + k + " = " + json.dumps(v) + " %}" for k, v in {"calls": calls, "gap": gap}.items())
+        + CHANNEL
+    )
+    tok.save_pretrained(folder)
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": tok.convert_tokens_to_ids(["<turn|>"])}))
+    found = _derived(str(folder))
+    assert found.family.off.opener == "<|channel>thought\n<channel|>"
+    assert found.family.on.think == "<|channel>thought\n{reasoning}" + gap + "<channel|>"
+    think = next(f for f in found.findings if f.rule == "think")
+    assert (derive.OFF_BLOCK_SOURCE in think.note) is not calls, think  # inferred from the off block, or shown
+    undecided = {u.rule: u for u in found.family.undecided}
+    assert ("think.off.before_answer" in undecided) is not calls, undecided
+    if calls:
+        assert found.family.off.before_answer == ""
+        return
+    assert undecided["think.off.before_answer"].code == "answer-start"
+    off = {r.status for r in _whole_matrix(folder) if r.cell.think is Think.OFF} - {cellmodel.Status.NA}
+    assert off == {cellmodel.Status.UNDECIDED}, off

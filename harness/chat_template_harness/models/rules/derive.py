@@ -291,6 +291,23 @@ def _fill_block(block: str, closer: str) -> str:
     return inside[: cut - half] + "{reasoning}" + inside[cut - half :] + block[cut:]
 
 
+def _block_of(text: str, mode: ThinkMode) -> bool:
+    """`text` is a thinking mode's block with nothing in it, whitespace inside aside: its opener and its format's
+    opening, then only whitespace, then its closer (Gemma 4's `<|channel>thought\n<channel|>` for the format
+    `<|channel>thought\n{reasoning}\n<channel|>`; MiniCPM5's `<think>\n\n</think>\n\n`)."""
+    if not mode.think or "{reasoning}" not in mode.think:
+        return False
+    pre, post = (mode.opener + mode.think).split("{reasoning}", 1)
+    head = pre.rstrip()
+    return bool(head and post.strip()) and text.startswith(head) and text[len(head) :].strip() == post.strip()
+
+
+def _after_closer(mode: ThinkMode) -> str:
+    """Its format's closer and what it writes after it (`</think>\n\n`, `<channel|>`)."""
+    post = (mode.think or "").split("{reasoning}", 1)[-1]
+    return post.lstrip()
+
+
 def _asks(u: Undecided, built: Mapping[str, ThinkMode | NotApplicable]) -> bool:
     """Whether an undecided rule asks anything of a cell: not a rule of a mode that is N/A or does not think."""
     thinking = {label for label, mode in built.items() if isinstance(mode, ThinkMode) and mode.thinks}
@@ -740,6 +757,15 @@ class _Deriver:
             )
             return name, "\n", False, think
         think, source = self._inferred_think(m)
+        if source and (read := self._block_in_its_markers(m, shown, think)):
+            self.note(
+                "think",
+                read,
+                evidence,
+                note="read off that turn, which writes the reasoning in the markers of the empty block the template "
+                "writes where there is none (the final turn never shows reasoning); review",
+            )
+            return name, "\n", False, read
         if source:
             self.note(
                 "think",
@@ -775,6 +801,22 @@ class _Deriver:
             if after:
                 return before[len(m.opener) :] + "{reasoning}" + after.group()
         return ""
+
+    @staticmethod
+    def _block_in_its_markers(m: _Mode, text: str, inferred: str) -> str:
+        """The think block as a turn writes it around the probe's reasoning, in the markers of a format inferred from
+        an empty block (its opening text and its closer), with the whitespace this render writes around the reasoning
+        and after the closer: Gemma 4's tool-call turn `<|channel>thought\n{R}\n<channel|>` then `<|tool_call>`. ""
+        where the turn writes anything else around it."""
+        pre, post = inferred.split("{reasoning}", 1)
+        head = m.base + m.header + m.opener + pre.rstrip()
+        if not post.strip() or not text.startswith(head) or R1 not in text[len(head) :]:
+            return ""
+        at = text.index(R1, len(head))
+        if text[len(head) : at].strip():
+            return ""
+        after = re.match(rf"\s*{re.escape(post.strip())}\s*", text[at + len(R1) :])
+        return text[len(m.base + m.header + m.opener) : at] + "{reasoning}" + after.group() if after else ""
 
     def _inferred_think(self, m: _Mode) -> tuple[str, str]:
         """(format, what it was read from) for reasoning no final turn shows: from the empty block the template writes
@@ -1144,7 +1186,12 @@ class _Deriver:
         </think>\n\n`): the answer follows it as it follows reasoning. Undecided where neither shows it (llama.cpp's
         QwQ think-off ends `<think>\n</think>`, its finished turn drops the block, and no render writes reasoning)."""
         mode = built[m.label]
-        if not isinstance(mode, ThinkMode) or mode.thinks or not (m.opener and _empty_think_like(m.opener)):
+        own_block = any(isinstance(other, ThinkMode) and _block_of(m.opener, other) for other in built.values())
+        if (
+            not isinstance(mode, ThinkMode)
+            or mode.thinks
+            or not (m.opener and (_empty_think_like(m.opener) or own_block))
+        ):
             return
         if m.marker.startswith(m.opener):
             return  # the finished turn writes the block and the answer after it: `_plan` reads it off that render
@@ -1157,13 +1204,15 @@ class _Deriver:
                 and other.think is not None
                 and f"think.{label}.think" not in decided
                 and not circular
-                and other.opener + other.think.format(reasoning="") == m.opener
+                and _block_of(m.opener, other)
+                and m.opener.endswith(_after_closer(other))
             ):
                 self.note(
                     f"think.{m.label}.before_answer",
                     "",
                     f"the prompt's block {_show(m.opener)} is think-{label}'s empty block ({_show(other.opener)} + "
-                    f"{_show(other.think)}): the answer follows it as it follows reasoning",
+                    f"{_show(other.think)}) and ends as that format does after its closer: the answer follows it as "
+                    "it follows reasoning",
                 )
                 return
         self.undecide(
