@@ -222,3 +222,42 @@ def test_instantiate_makes_a_packaged_model_as_its_load_does(model: str, pack_di
     made, loaded = source.instantiate(spec, directory, origin), load(model).tokenizer
     assert made.chat_template == loaded.chat_template and made.get_vocab() == loaded.get_vocab()
     assert made is not loaded  # a fresh object: the bare load is not the cached one
+
+
+UNLOAD = """
+import gc, shutil, sys, weakref
+from pathlib import Path
+from chat_template_harness import build_samples
+from chat_template_harness.cells import model as cells
+from chat_template_harness.cells.run import run_cell
+from chat_template_harness.models import source
+
+folder = Path(sys.argv[1]) / "qwen3-copy"
+shutil.copytree(Path(sys.argv[2]) / "Qwen--Qwen3-8B", folder)  # a folder of its own: its rules are derived
+loaded = source.load(str(folder))
+build_samples(loaded.tokenizer, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}], think="off")
+for cell in cells.cells([str(folder)])[:4]:
+    run_cell(cell, cells.Settings())
+alive = weakref.ref(loaded.tokenizer)
+del loaded
+if sys.argv[3] == "unload":
+    source.unload()
+gc.collect()
+print("alive" if alive() is not None else "freed")
+"""
+
+
+@pytest.mark.parametrize("unload", [True, False])
+def test_unload_lets_go_of_every_tokenizer_and_what_is_kept_for_it(pack_dir: Path, tmp_path: Path, unload: bool):
+    """A process that goes through many models (the corpus: 117 templates) lets go of each with `source.unload()`:
+    the tokenizer is freed once its rules, renders, samples and cells have used every cache keyed by it. The
+    control: without `unload` it stays (loaded once per process)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    args = [str(tmp_path), str(pack_dir), "unload" if unload else "keep"]
+    done = subprocess.run([sys.executable, "-c", UNLOAD, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == ("freed" if unload else "alive"), done.stdout

@@ -33,7 +33,7 @@ from chat_template_harness.contract.sample import preprocess as reference
 from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Note
 from chat_template_harness.errors import HarnessError, TemplateDriftError
-from chat_template_harness.models import source
+from chat_template_harness.models import memo, source
 from chat_template_harness.models.rules import Family, NotApplicable, Think, registry
 from chat_template_harness.serving import served
 
@@ -238,7 +238,7 @@ def resolve(tokenizer: Any, model: str | None = None) -> Target:
     return _TARGETS[key]
 
 
-_TARGETS: dict[tuple[int, str | None, str], Target] = {}
+_TARGETS: dict[tuple[int, str | None, str], Target] = memo.kept({})
 
 
 def _spec_of(tokenizer: Any) -> source.ModelSpec:
@@ -278,6 +278,7 @@ def _derived(spec: source.ModelSpec, tokenizer: Any) -> Derivation:
     return found
 
 
+@memo.kept
 @cache
 def _derivation(spec: source.ModelSpec, tokenizer: Any, template: str) -> Derivation:
     """Cached per template text as well: a template set on the tokenizer since is derived anew."""

@@ -20,7 +20,7 @@ from chat_template_harness.contract import conversation
 from chat_template_harness.contract.invariants import check_samples, token_roles
 from chat_template_harness.contract.sample import Policy
 from chat_template_harness.errors import FixtureError
-from chat_template_harness.models import source
+from chat_template_harness.models import memo, source
 from chat_template_harness.models.rules import Family, Think
 from chat_template_harness.models.rules.registry import family_for
 
@@ -86,6 +86,7 @@ class Context:
     preprocessor: Any
 
 
+@memo.kept
 @cache
 def context(job: Job) -> Context:
     settings = job.settings

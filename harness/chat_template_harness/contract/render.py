@@ -16,6 +16,7 @@ from typing import Any
 
 from chat_template_harness.contract.conversation import Conversation, Message
 from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models import memo
 from chat_template_harness.models.rules import Family, ThinkMode, content
 from chat_template_harness.models.rules.pinned import frozen_clock, with_system_flag
 
@@ -246,7 +247,7 @@ def _renderer(tokenizer: Any) -> CompiledTemplate | None:
     return _RENDERERS[key][2]
 
 
-_RENDERERS: dict[int, tuple[Any, Any, CompiledTemplate | None]] = {}
+_RENDERERS: dict[int, tuple[Any, Any, CompiledTemplate | None]] = memo.kept({})
 
 
 def _checked_renderer(tokenizer: Any) -> CompiledTemplate | None:

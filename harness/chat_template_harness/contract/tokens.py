@@ -20,6 +20,8 @@ from functools import cached_property, lru_cache
 from itertools import pairwise
 from typing import Any
 
+from chat_template_harness.models import memo
+
 
 def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     """Token ids of `text` (the templates already write BOS) and each token's character range."""
@@ -163,6 +165,7 @@ def ids_sides(tokenizer: Any, text: str, edges: Sequence[int]) -> list[int]:
 
 # A cell tokenizes the same served prompts and samples several times (grouping, building,
 # reporting, checking, the determinism re-run): remember the recent ones.
+@memo.kept
 @lru_cache(maxsize=4096)
 def _encode(tokenizer: Any, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
     backend = _plain_backend(tokenizer)
@@ -359,6 +362,7 @@ def probes(cuts: dict[str, int]) -> list[str]:
     return texts
 
 
+@memo.kept
 @lru_cache(maxsize=64)
 def _pieces(backend: Any) -> Pieces:
     return Pieces(backend)
@@ -386,6 +390,7 @@ def decode(tokenizer: Any, ids: Sequence[int]) -> str:
     return text
 
 
+@memo.kept
 @lru_cache(maxsize=64)
 def _plain_decode(cls: type) -> bool:
     owner = next((c for c in cls.__mro__ if "_decode" in vars(c)), None)
@@ -416,6 +421,7 @@ def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
     return [known[i] for i in ids]
 
 
+@memo.kept
 @lru_cache(maxsize=64)
 def _token_texts(tokenizer: Any) -> dict[int, str]:
     return {}
@@ -435,6 +441,7 @@ def unicode_form(tokenizer: Any) -> str | None:
     return _unicode_form(tokenizer)
 
 
+@memo.kept
 @lru_cache(maxsize=64)
 def _unicode_form(tokenizer: Any) -> str | None:
     import json

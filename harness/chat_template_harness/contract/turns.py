@@ -26,6 +26,7 @@ from chat_template_harness.contract.compare import first_difference
 from chat_template_harness.contract.conversation import Conversation
 from chat_template_harness.contract.render import inline_reasoning, render, template_message, template_messages
 from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models import memo
 from chat_template_harness.models.rules import Family, ThinkMode
 
 
@@ -205,7 +206,7 @@ class _Renders:
 EXACT_HEADER_START = False
 
 
-_SUFFIXES: dict[tuple[int, str, str], tuple[Any, str]] = {}
+_SUFFIXES: dict[tuple[int, str, str], tuple[Any, str]] = memo.kept({})
 
 
 def _generation_suffix(tokenizer: Any, family: Family, mode: ThinkMode) -> str:

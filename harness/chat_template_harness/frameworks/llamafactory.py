@@ -48,6 +48,7 @@ from typing import Any
 
 from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained
+from chat_template_harness.models import memo
 
 VERSION = "0.9.5"
 DATA_SHAPE = (
@@ -124,7 +125,7 @@ def openai_row(request: Any, thought_words: tuple[str, str]) -> dict[str, Any]:
     return {"messages": messages, "tools": request.tools or ""}
 
 
-_COPIES: dict[tuple[int, str], tuple[Any, Any]] = {}
+_COPIES: dict[tuple[int, str], tuple[Any, Any]] = memo.kept({})
 
 
 def _copy(tokenizer: Any, template: str) -> Any:

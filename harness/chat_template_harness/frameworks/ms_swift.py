@@ -36,13 +36,14 @@ from typing import Any
 
 from chat_template_harness.external import Unsupported, real_clock
 from chat_template_harness.frameworks.rows import as_trained, json_arguments
+from chat_template_harness.models import memo
 
 VERSION = "4.6.0"
 DATA_SHAPE = (
     "`messages` as ms-swift 4.6.0's Custom-dataset.md documents them; reasoning inline (`<think>\\n…\\n</think>\\n\\n`, "
     "gpt-oss: its analysis channel), none for a model that never thinks"
 )
-_TEMPLATES: dict[tuple[int, str, str], Any] = {}
+_TEMPLATES: dict[tuple[int, str, str], Any] = memo.kept({})
 
 
 def _import() -> Any:

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from chat_template_harness.errors import UnknownModelError
-from chat_template_harness.models import source
+from chat_template_harness.models import memo, source
 from chat_template_harness.models.rules import files
 from chat_template_harness.models.rules.model import Family
 
@@ -91,6 +91,7 @@ def _derived(spec: source.ModelSpec, tokenizer: Any) -> Family:
     return family
 
 
+@memo.kept
 @cache
 def _derive_cached(spec: source.ModelSpec, tokenizer: Any) -> Family:
     from chat_template_harness.models.rules import derive
