@@ -757,7 +757,10 @@ class _Deriver:
             )
             return name, "\n", False, think
         think, source = self._inferred_think(m)
-        if source and (read := self._block_in_its_markers(m, shown, think)):
+        pre, _, post = think.partition("{reasoning}")
+        # the same turn, read in the markers of the empty block the template writes (Gemma 4's tool-call turn
+        # `<|channel>thought\n{R}\n<channel|>` then `<|tool_call>`), with that render's whitespace
+        if source and post.strip() and (read := self._block_shown(m, shown, pre.rstrip(), [post.strip()])):
             self.note(
                 "think",
                 read,
@@ -785,38 +788,22 @@ class _Deriver:
             )
         return name, "\n", False, think
 
-    def _block_shown(self, m: _Mode, text: str) -> str:
+    def _block_shown(self, m: _Mode, text: str, opening: str = "", closers: Sequence[str] = ()) -> str:
         """The think block as a history or tool-call turn writes it around the probe's reasoning: the mode's opener,
-        then only whitespace, the reasoning, whitespace, a closer the template spells, and the whitespace after it.
-        "" where the turn writes anything else around it (then nothing is read off it)."""
-        start = len(m.base) + len(m.header)
-        if not text or not text.startswith(m.base + m.header) or R1 not in text[start:]:
-            return ""
-        at = text.index(R1, start)
-        before = text[start:at]
-        if not before.startswith(m.opener) or before[len(m.opener) :].strip():
-            return ""
-        for closer in self.spelled_closers():
-            after = re.match(rf"\s*{re.escape(closer)}\s*", text[at + len(R1) :])
-            if after:
-                return before[len(m.opener) :] + "{reasoning}" + after.group()
-        return ""
-
-    @staticmethod
-    def _block_in_its_markers(m: _Mode, text: str, inferred: str) -> str:
-        """The think block as a turn writes it around the probe's reasoning, in the markers of a format inferred from
-        an empty block (its opening text and its closer), with the whitespace this render writes around the reasoning
-        and after the closer: Gemma 4's tool-call turn `<|channel>thought\n{R}\n<channel|>` then `<|tool_call>`. ""
-        where the turn writes anything else around it."""
-        pre, post = inferred.split("{reasoning}", 1)
-        head = m.base + m.header + m.opener + pre.rstrip()
-        if not post.strip() or not text.startswith(head) or R1 not in text[len(head) :]:
+        the block's own `opening` where the model writes one (Gemma 4's `<|channel>thought`), then only whitespace,
+        the reasoning, whitespace, a closer (`closers`, else the think closers the template spells), and the
+        whitespace after it. "" where the turn writes anything else around it (then nothing is read off it)."""
+        head = m.base + m.header + m.opener + opening
+        if not text or not text.startswith(head) or R1 not in text[len(head) :]:
             return ""
         at = text.index(R1, len(head))
         if text[len(head) : at].strip():
             return ""
-        after = re.match(rf"\s*{re.escape(post.strip())}\s*", text[at + len(R1) :])
-        return text[len(m.base + m.header + m.opener) : at] + "{reasoning}" + after.group() if after else ""
+        for closer in closers or self.spelled_closers():
+            after = re.match(rf"\s*{re.escape(closer)}\s*", text[at + len(R1) :])
+            if after:
+                return text[len(m.base + m.header + m.opener) : at] + "{reasoning}" + after.group()
+        return ""
 
     def _inferred_think(self, m: _Mode) -> tuple[str, str]:
         """(format, what it was read from) for reasoning no final turn shows: from the empty block the template writes
