@@ -109,8 +109,8 @@ def _pack() -> Path:
     return base
 
 
-def _folder(tmp_path: Path, name: str, template: str, base: str = "Qwen--Qwen3-8B") -> Path:
-    """The Qwen3 tokenizer under a new name with another chat template."""
+def _folder(tmp_path: Path, name: str, template: str | list[dict[str, str]], base: str = "Qwen--Qwen3-8B") -> Path:
+    """The Qwen3 tokenizer under a new name with another chat template (a list: named templates)."""
     folder = tmp_path / name
     shutil.copytree(_pack() / base, folder)
     config = json.loads((folder / "tokenizer_config.json").read_text("utf-8"))
@@ -181,6 +181,41 @@ def test_a_chatml_template_without_think_support_is_derived(tmp_path):
     _whole_matrix(folder)
     prompt, trained = _trained("qwen3-plain-chatml", Think.OFF)
     assert prompt.endswith("<|im_start|>assistant\n") and trained == f"{C}<|im_end|>"  # reasoning dropped
+
+
+def _named(default: bool = True) -> list[dict[str, str]]:
+    """Named templates as a model repository ships them: Qwen2.5's as `default`, and two that say when they run."""
+    out = [
+        {"name": "tool_use", "template": "{{ raise_exception('the tool_use template ran') }}"},
+        {"name": "rag", "template": "{{ raise_exception('the rag template ran') }}"},
+    ]
+    return [{"name": "default", "template": _template_of("Qwen--Qwen2.5-7B-Instruct")}, *out] if default else out
+
+
+def test_named_templates_are_read_as_transformers_applies_them(tmp_path, capsys):
+    """Command R+'s tokenizer_config.json holds `default`, `tool_use` and `rag` (it was a traceback): a request
+    without tools gets `default`, one with tools `tool_use`, and `rag` only by name."""
+    folder = _folder(tmp_path, "named", _named())
+    assert main(["derive", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "named template 'default': the one transformers applies to a request without tools" in out
+    assert "named template 'tool_use': the one transformers applies to a request with tools" in out
+    assert "named template 'rag': applied only where a caller asks for it by name (not read)" in out
+    rules = _derived(str(folder)).family
+    assert isinstance(rules.off, ThinkMode) and "the tool_use template ran" in rules.off.unsupported["tools"]
+    differences = {d.rule for d in derive.differences(rules, builtin("qwen2.5"))}  # the rest is `default`'s, read
+    assert "think.off.unsupported.tools" in differences and all("tool" in d for d in differences), differences
+    _whole_matrix(folder)
+    prompt, trained = _trained("named", Think.OFF)
+    assert prompt.endswith("<|im_start|>assistant\n") and trained == f"{C}<|im_end|>"
+    assert source.load(str(folder)).chat_template.startswith("{#- chat template default -#}\n")
+
+
+def test_named_templates_without_a_default_are_one_clear_error(tmp_path, capsys):
+    folder = _folder(tmp_path, "named-no-default", _named(default=False))
+    assert main(["derive", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "has named chat templates (rag, tool_use) and none is `default`" in err and "fix: save the template" in err
 
 
 # --- the command line ----------------------------------------------------------------------------------------------

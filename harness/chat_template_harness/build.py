@@ -33,7 +33,7 @@ from chat_template_harness.contract.sample import preprocess as reference
 from chat_template_harness.contract.tokens import ids as token_ids
 from chat_template_harness.contract.turns import Note
 from chat_template_harness.errors import HarnessError, TemplateDriftError
-from chat_template_harness.models import memo, source
+from chat_template_harness.models import memo, named, source
 from chat_template_harness.models.rules import Family, NotApplicable, Think, registry
 from chat_template_harness.serving import served
 
@@ -231,7 +231,7 @@ def resolve(tokenizer: Any, model: str | None = None) -> Target:
         loaded = source.load(tokenizer)
         return Target(loaded.spec.name, loaded.tokenizer, _family(loaded.spec, loaded.tokenizer))
     # kept with its tokenizer, so ids stay unique; a template set on the tokenizer since gets its rules anew
-    key = (id(tokenizer), model, str(getattr(tokenizer, "chat_template", "")))
+    key = (id(tokenizer), model, named.text(getattr(tokenizer, "chat_template", None)))
     if key not in _TARGETS or _TARGETS[key].tokenizer is not tokenizer:
         spec = source.get_model(model) if model else _spec_of(tokenizer)
         _TARGETS[key] = Target(spec.name, tokenizer, _family(spec, tokenizer))
@@ -263,7 +263,7 @@ def _family(spec: source.ModelSpec, tokenizer: Any) -> Family:
 def _derived(spec: source.ModelSpec, tokenizer: Any) -> Derivation:
     """The derivation of a template, or UndecidedRule for the first rule it cannot decide."""
     try:
-        found = _derivation(spec, tokenizer, str(tokenizer.chat_template))
+        found = _derivation(spec, tokenizer, named.text(tokenizer.chat_template))
     except UNDECIDED_ERRORS as exc:
         raise UndecidedRule(
             spec.name, "think", f"derivation cannot read the template ({exc})", CONFIG_LINES["think.on"]

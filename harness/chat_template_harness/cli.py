@@ -247,6 +247,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 @command("derive")
 def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     """Read a model's family rules off its own chat template, with the renders each rule was read from."""
+    from chat_template_harness.models import named
     from chat_template_harness.models.rules import derive, files
     from chat_template_harness.models.rules.registry import generation_config, registered_rules
 
@@ -259,6 +260,13 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
         )
     eos = derive.eos_tokens(loaded.tokenizer, generation_config(spec, loaded.tokenizer))
     found = derive.derive(loaded.tokenizer, spec.name, eos)
+    template = loaded.tokenizer.chat_template
+    for request, name in named.used(template).items():
+        console.print(f"named template {name!r}: the one transformers applies to {request}", markup=False)
+    for name in sorted(set(named.names(template)) - set(named.used(template).values())):
+        console.print(
+            f"named template {name!r}: applied only where a caller asks for it by name (not read)", markup=False
+        )
     table = Table(title=f"rules read off {spec.name}'s template ({loaded.directory})", title_justify="left")
     for column in ("rule", "value", "read from"):
         table.add_column(column, overflow="fold")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
-from chat_template_harness.models import bundled, fetched, memo, packaged, userconfig
+from chat_template_harness.models import bundled, fetched, memo, named, packaged, userconfig
 
 ENV_TOKENIZERS_DIR = "CTH_TOKENIZERS_DIR"
 # The processor-side file where the hub keeps a chat template that tokenizer_config.json lacks (Llama 4).
@@ -101,8 +101,8 @@ class LoadedTokenizer:
 
     @property
     def chat_template(self) -> str:
-        template: str = self.tokenizer.chat_template
-        return template
+        """The template as one text (named templates each under its name: `named.text`)."""
+        return named.text(self.tokenizer.chat_template)
 
     @property
     def template_sha256(self) -> str:

@@ -47,6 +47,7 @@ from typing import Any
 import time_machine
 
 from chat_template_harness.errors import TemplateDriftError
+from chat_template_harness.models import named
 from chat_template_harness.models.rules.content import form as content_form
 from chat_template_harness.models.rules.content import forms as content_forms
 from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode, Undecided
@@ -374,7 +375,7 @@ class _Deriver:
     def __init__(self, tokenizer: Any, name: str, eos_tokens: Sequence[str]) -> None:
         self.tok = tokenizer
         self.name = name
-        self.src = tokenizer.chat_template or ""
+        self.src = named.text(tokenizer.chat_template)  # every named template, each under its name
         self.eos = tuple(eos_tokens)
         self.findings: list[Finding] = []
         self.undecided: list[Undecided] = []
@@ -1222,6 +1223,14 @@ class _Deriver:
 
 def derive(tokenizer: Any, name: str, eos_tokens: Sequence[str] = ()) -> Derivation:
     """The rules a template implies, with the findings they were read from."""
+    template = getattr(tokenizer, "chat_template", None)
+    if named.names(template) and "default" not in named.names(template):
+        raise TemplateDriftError(
+            f"{name} has named chat templates ({', '.join(named.names(template))}) and none is `default`: transformers "
+            "applies none of them to a request without tools",
+            "save the template you serve as the folder's chat_template.jinja, or name it `default` in "
+            "tokenizer_config.json",
+        )
     d = _Deriver(tokenizer, name, eos_tokens)
     family = d.run()
     if "strftime_now" in d.src:
