@@ -438,7 +438,6 @@ def test_a_template_a_framework_sets_with_its_lines_joined_is_kept_as_it_is_set(
     assert joined_lines(text) == "{% for m in messages %}{{ m.role + '\\n' + m.content }}{% endfor %}"
 
 
-
 def test_a_named_template_is_taken_by_name_and_only_where_the_source_names_one():
     """Command R+'s tokenizer_config.json holds named templates: the source's `named` picks one; a source that names
     none where the file holds a list (or names one where it holds one template) is an error, never a guess."""
@@ -449,6 +448,7 @@ def test_a_named_template_is_taken_by_name_and_only_where_the_source_names_one()
     for config, named in ((listed, None), ({"chat_template": "S"}, "default")):
         with pytest.raises(SystemExit, match="fix: update provenance.toml"):
             chat_template(config, named)
+
 
 def test_a_changed_template_is_refetched_not_trusted(tmp_path):
     """Negative control for the hash check: a corpus file that differs from its recorded hash counts as missing."""

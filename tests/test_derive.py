@@ -278,6 +278,36 @@ def test_a_cell_that_cannot_render_is_an_error_cell_and_the_run_goes_on(tmp_path
     assert "11 passed, 0 failed, 1 n/a, 1 error\n" in out  # derivation saw the refusal in its tool probe: N/A
 
 
+# ChatML that writes tool calls, but (as Mistral's templates do) raises unless each call's id is 9 characters long
+IDS_OF_NINE = (
+    "{%- for message in messages %}"
+    "{%- for call in message.tool_calls or [] %}"
+    "{%- if call.id is not defined or call.id | length != 9 %}{{ raise_exception('ids must be 9 long') }}{% endif %}"
+    "{%- endfor %}"
+    "<|im_start|>{{ message.role }}\n{{ message.content }}"
+    "{%- for call in message.tool_calls or [] %}{{ call.function.name }}{{ call.function.arguments | tojson }}{% endfor %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("checks_ids", [True, False])
+def test_a_template_that_wants_tool_call_ids_of_its_own_form_is_said_so_in_the_na_reason(tmp_path, checks_ids):
+    """Mistral Nemo's own template raises on any tool call id but 9 alphanumeric characters: the tool cells are N/A
+    because the conversations carry no such ids, not because the template cannot write tools. The control: a
+    template that raises on every tool call keeps "cannot write a tool conversation"."""
+    template = IDS_OF_NINE if checks_ids else IDS_OF_NINE.replace("call.id | length != 9", "true")
+    rules = _derived(str(_folder(tmp_path, "ids-of-nine", template))).family
+    assert isinstance(rules.off, ThinkMode)
+    why = rules.off.unsupported["tools"]
+    if checks_ids:
+        assert why.startswith("the template writes a tool conversation only where each call has an id of its own")
+        assert "ids must be 9 long" in why and "carry no tool call ids" in why
+    else:
+        assert why.startswith("the template cannot write a tool conversation") and "ids must be 9 long" in why
+
+
 def test_cth_matrix_on_a_renamed_pack_folder_derives_its_rules(tmp_path, capsys):
     folder = tmp_path / "renamed-llama"
     shutil.copytree(_pack() / "meta-llama--Llama-3.1-8B-Instruct", folder)

@@ -208,9 +208,12 @@ def _given(name: str, reasoning: str, message: Mapping[str, Any] | None = None) 
 CALL_ID = "call_0123456789"
 
 
-def _call(arguments: Any, content: str | None = "") -> dict[str, Any]:
-    call = {"id": CALL_ID, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+def _call(arguments: Any, content: str | None = "", call_id: str = CALL_ID) -> dict[str, Any]:
+    call = {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
     return _assistant(content, tool_calls=[call])
+
+
+SHORT_CALL_ID = "a1B2c3D4e"  # Mistral's templates raise unless a tool call's id is 9 alphanumeric characters
 
 
 def _show(text: str | Exception, limit: int = 160) -> str:
@@ -850,6 +853,15 @@ class _Deriver:
             if isinstance(failed, Exception)
             else "the template does not write tool calls"
         )
+        short = {**tool_msg, "tool_call_id": SHORT_CALL_ID}
+        if isinstance(failed, Exception) and isinstance(
+            r([_user(), _call({"city": CITY}, "", SHORT_CALL_ID), short]), str
+        ):
+            why = (
+                f"the template writes a tool conversation only where each call has an id of its own form (it renders "
+                f"with {SHORT_CALL_ID!r}, and {CALL_ID!r} {_show(failed)}); the harness's conversations carry no "
+                "tool call ids"
+            )
         self.note("unsupported.tools", why, _show(failed))
         return "object", "", {"tools": why}, None
 
