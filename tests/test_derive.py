@@ -322,6 +322,22 @@ def test_a_folder_without_a_tokenizer_is_one_clear_error(tmp_path, capsys):
     assert "has no tokenizer_config.json; fix:" in capsys.readouterr().err
 
 
+def test_a_tokenizer_that_is_custom_code_is_one_clear_error_and_never_runs(tmp_path, capsys):
+    """ChatGLM3's repository names its own tokenizer class (`auto_map`): the harness never runs it (the control: the
+    module would leave a file behind if it ran), and says how to give the folder a tokenizer it can load."""
+    folder = _folder(tmp_path, "custom-code", _template_of("Qwen--Qwen2.5-7B-Instruct"))
+    ran = tmp_path / "ran"
+    (folder / "tokenization_mine.py").write_text(f"open({str(ran)!r}, 'w').close()\n", "utf-8")
+    config = json.loads((folder / "tokenizer_config.json").read_text("utf-8"))
+    config.update(tokenizer_class="MyTokenizer", auto_map={"AutoTokenizer": ["tokenization_mine.MyTokenizer", None]})
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), "utf-8")
+    (folder / "config.json").unlink()  # as in ChatGLM3's package: no model type that names a built-in class
+    assert main(["derive", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "its tokenizer is custom code" in err and '"tokenizer_class": "PreTrainedTokenizerFast"' in err, err
+    assert "Traceback" not in err and not ran.exists()
+
+
 # --- a user's repo registers its own model -------------------------------------------------------------------------
 
 

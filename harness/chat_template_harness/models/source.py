@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from chat_template_harness.errors import HashMismatchError, MissingTokenizerError, UnknownModelError
+from chat_template_harness.errors import HarnessError, HashMismatchError, MissingTokenizerError, UnknownModelError
 from chat_template_harness.models import bundled, fetched, memo, named, packaged, userconfig
 
 ENV_TOKENIZERS_DIR = "CTH_TOKENIZERS_DIR"
@@ -479,7 +479,18 @@ def _download(spec: ModelSpec, *, local_only: bool = False) -> Path:
 def _from_pretrained(directory: Path) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+    try:
+        return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+    except ValueError as exc:  # transformers refuses a tokenizer class that is the repository's own code
+        if "trust_remote_code" not in str(exc) and "custom code" not in str(exc):
+            raise
+        raise HarnessError(
+            f"{directory}: its tokenizer is custom code (ChatGLM3's ChatGLMTokenizer, for one), which the harness "
+            "never runs (trust_remote_code stays off)",
+            'where the folder has a tokenizer.json, set "tokenizer_class": "PreTrainedTokenizerFast" in its '
+            "tokenizer_config.json, once you have checked that it tokenizes as the model's own class does",
+            code="custom-code",
+        ) from None
 
 
 @contextmanager
