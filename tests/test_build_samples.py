@@ -145,6 +145,42 @@ def test_an_unregistered_tokenizer_gets_rules_derived_from_its_template(fresh_qw
     assert [s.loss_mask for s in derived] == [s.loss_mask for s in builtin]
 
 
+# ChatML that prints each tool call's id and each result's tool_call_id (as Kimi K2's and Mistral's templates do)
+PRINTS_IDS = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{%- if m.role == 'tool' %}[result of {{ m.tool_call_id }}] {% endif %}{{ m.content }}"
+    "{%- for c in m.tool_calls or [] %}<tool_call>{{ c.id }} {{ c.function.name }} {{ c.function.arguments | tojson }}</tool_call>{% endfor %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("with_ids", [True, False])
+def test_tool_call_ids_in_the_data_are_rendered_as_the_template_prints_them(fresh_qwen3, with_ids):
+    """A template that prints ids serves them: the sample's prompt holds the data's ids (they were dropped, and the
+    prompt then differed from the served one). The control: data without ids gives a prompt without them."""
+    fresh_qwen3.chat_template = PRINTS_IDS
+    data = _messages("tool_call")
+    if with_ids:
+        data["messages"][1]["tool_calls"][0]["id"] = "call_7Q2"
+        data["messages"][2]["tool_call_id"] = "call_7Q2"
+    (sample,) = cth.build_samples(fresh_qwen3, data["messages"], tools=data["tools"], policy="last")
+    served = fresh_qwen3.apply_chat_template(
+        data["messages"][:3], tools=data["tools"], tokenize=False, add_generation_prompt=True
+    )
+    text = fresh_qwen3.decode(sample.input_ids)
+    assert text.startswith(served) and ("call_7Q2 get_weather" in text and "[result of call_7Q2]" in text) == with_ids
+    assert conversation.parse(data["messages"], name="x", source="t").messages[1].tool_calls[0].id == (
+        "call_7Q2" if with_ids else None
+    )
+
+
+def test_a_tool_call_id_that_is_not_a_string_is_one_clear_error():
+    data = _messages("tool_call")
+    data["messages"][1]["tool_calls"][0]["id"] = 7
+    with pytest.raises(FixtureError, match="has a id of type int; fix: give `id` as a string"):
+        conversation.parse(data["messages"], name="x", source="t")
+
+
 @pytest.mark.parametrize(
     ("template", "rule"),
     [

@@ -46,6 +46,7 @@ SHAREGPT_ROLES = {
 class ToolCall:
     name: str
     arguments: Mapping[str, Any]
+    id: str | None = None  # as the data gives it: templates that print ids (Mistral's, Kimi's) render it
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Message:
     # the content as the data holds it, where it carried the reasoning inline (`<think>…</think>answer`):
     # a plug-in gets this, so its own parsing of inline reasoning is what is checked
     given_content: str | None = None
+    # a tool result's `tool_call_id` and `name`, as the data gives them (templates that print them render them)
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,22 @@ def _message(raw: Any, where: _Where) -> Message:
         )
     for label, text in (("content", content), ("reasoning", reasoning)):
         _check_text(text, f"{where} ({role}) {label}")
-    return Message(role, content, reasoning, tool_calls, given)
+    result_of = (
+        (_optional_text(raw, "tool_call_id", where), _optional_text(raw, "name", where))
+        if role == "tool"
+        else (None, None)
+    )
+    return Message(role, content, reasoning, tool_calls, given, *result_of)
+
+
+def _optional_text(raw: Mapping[str, Any], key: str, where: _Where) -> str | None:
+    """An id or name the data gives (None where it gives none): a string, else one error."""
+    value = raw.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise FixtureError(
+        f"{where} has a {key} of type {type(value).__name__}", f"give `{key}` as a string", code="bad-tool-call"
+    )
 
 
 def _from_sharegpt(raw: Mapping[str, Any], where: _Where) -> dict[str, Any]:
@@ -306,7 +325,7 @@ def _tool_call(raw: Any, where: _Where) -> ToolCall:
         raise FixtureError(
             f"{where}: tool call arguments must be an object", "give arguments as a JSON object", code="bad-tool-call"
         )
-    return ToolCall(fn["name"], args)
+    return ToolCall(fn["name"], args, _optional_text(raw, "id", where))
 
 
 def _check_order(messages: Sequence[Message], source: str) -> None:

@@ -48,6 +48,7 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
     if message.tool_calls:
         out["tool_calls"] = [
             {
+                **({"id": call.id} if call.id is not None else {}),
                 "type": "function",
                 "function": {
                     "name": call.name,
@@ -58,7 +59,13 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
             }
             for call in message.tool_calls
         ]
+    out.update(result_fields(message))
     return out
+
+
+def result_fields(message: Message) -> dict[str, str]:
+    """A tool result's `tool_call_id` and `name`, where the data gives them."""
+    return {k: v for k, v in (("tool_call_id", message.tool_call_id), ("name", message.name)) if v is not None}
 
 
 def template_messages(conversation: Conversation, family: Family, mode: ThinkMode) -> list[dict[str, Any]]:
