@@ -859,8 +859,8 @@ class _Deriver:
         ):
             why = (
                 f"the template writes a tool conversation only where each call has an id of its own form (it renders "
-                f"with {SHORT_CALL_ID!r}, and {CALL_ID!r} {_show(failed)}); the harness's conversations carry no "
-                "tool call ids"
+                f"with {SHORT_CALL_ID!r}, and {CALL_ID!r} {_show(failed)}); a conversation whose calls carry no such "
+                "ids (the fixtures') cannot be rendered: for data that has them, keep rules without this entry"
             )
         self.note("unsupported.tools", why, _show(failed))
         return "object", "", {"tools": why}, None
