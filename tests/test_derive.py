@@ -218,6 +218,29 @@ def test_named_templates_without_a_default_are_one_clear_error(tmp_path, capsys)
     assert "has named chat templates (rag, tool_use) and none is `default`" in err and "fix: save the template" in err
 
 
+# ChatML whose generation prompt ends with `gap` after the header, where a finished turn writes one newline (vLLM's
+# DeepSeek-V3 tool template and Granite 20B FC's differ so in their own whitespace)
+def _gap_in_prompt(gap: str) -> str:
+    return (
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant" + gap + "{% endif %}"
+    )
+
+
+@pytest.mark.parametrize("gap", ["\n\n", "\n"])
+def test_a_prompt_that_differs_from_the_finished_turn_in_whitespace_leaves_the_answer_start_undecided(tmp_path, gap):
+    """The served prompt ends `assistant\n\n`, a finished turn writes `assistant\n` then the answer: no render shows
+    what the model writes after the prompt, so `before_answer` is undecided and no span is trained (the harness
+    trained the finished turn's own text after the prompt). The control: the prompt writes what the turn writes."""
+    found = _derived(str(_folder(tmp_path, "gap", _gap_in_prompt(gap)))).family
+    rules = [u.rule for u in found.undecided]
+    if gap == "\n":
+        assert rules == [] and _trained("gap", Think.OFF)[1] == f"{C}<|im_end|>"
+        return
+    assert rules == ["think.off.before_answer"], rules
+    assert "the served prompt is not the start of the finished turn" in found.undecided[0].question
+
+
 # --- the command line ----------------------------------------------------------------------------------------------
 
 

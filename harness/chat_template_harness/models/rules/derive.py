@@ -216,6 +216,10 @@ def _call(arguments: Any, content: str | None = "", call_id: str = CALL_ID) -> d
 SHORT_CALL_ID = "a1B2c3D4e"  # Mistral's templates raise unless a tool call's id is 9 alphanumeric characters
 
 
+def _no_space(text: str) -> str:
+    return re.sub(r"\s", "", text)
+
+
 def _show(text: str | Exception, limit: int = 160) -> str:
     if isinstance(text, Exception):
         return f"raised {type(text).__name__}: {str(text)[:limit]}"
@@ -1187,11 +1191,10 @@ class _Deriver:
         QwQ think-off ends `<think>\n</think>`, its finished turn drops the block, and no render writes reasoning)."""
         mode = built[m.label]
         own_block = any(isinstance(other, ThinkMode) and _block_of(m.opener, other) for other in built.values())
-        if (
-            not isinstance(mode, ThinkMode)
-            or mode.thinks
-            or not (m.opener and (_empty_think_like(m.opener) or own_block))
-        ):
+        if not isinstance(mode, ThinkMode) or mode.thinks:
+            return
+        if not (m.opener and (_empty_think_like(m.opener) or own_block)):
+            self.answer_after_other_prompt(m)
             return
         if m.marker.startswith(m.opener):
             return  # the finished turn writes the block and the answer after it: `_plan` reads it off that render
@@ -1222,6 +1225,26 @@ class _Deriver:
             f"the prompt ends with a closed empty block ({m.opener!r}) and no render shows what follows it (the finished "
             "turn drops the block, and no thinking mode's proven format writes that block): what does the model write "
             "after it, before its answer?",
+            f"generation prompt tail {_show(m.suffix)}; final turn {_show(m.before_final + A1)}",
+        )
+
+    def answer_after_other_prompt(self, m: _Mode) -> None:
+        """A served prompt that is not the start of the finished turn because the two write whitespace differently
+        before the answer: vLLM's DeepSeek-V3 tool template ends its prompt `<｜Assistant｜>\n` and writes a finished
+        reply after twelve spaces; Granite 20B FC's ends `ASSISTANT: \n` and writes `ASSISTANT: {answer}`; its Llama
+        4 JSON template writes `\n` before the prompt's assistant header only. No render shows what the model writes
+        after the served prompt: `before_answer` is undecided (the finished turn's own text would be trained after a
+        prompt that never precedes it, a role header included where the two differ before it). Text of its own that
+        the prompt writes and the finished turn drops (a closed block, a switch token) is read elsewhere."""
+        if not m.suffix or m.before_final.startswith(m.suffix) or _no_space(m.suffix) != _no_space(m.before_final):
+            return
+        self.undecide(
+            "before_answer",
+            f"think.{m.label}.before_answer",
+            "answer-start",
+            f"the served prompt ends {m.suffix!r} after the user turn, and a finished turn writes {m.before_final!r} "
+            "there instead, so the served prompt is not the start of the finished turn: what does the model write "
+            "after the served prompt, before its answer?",
             f"generation prompt tail {_show(m.suffix)}; final turn {_show(m.before_final + A1)}",
         )
 
