@@ -148,7 +148,7 @@ def test_an_unregistered_tokenizer_gets_rules_derived_from_its_template(fresh_qw
 # ChatML that prints each tool call's id and each result's tool_call_id (as Kimi K2's and Mistral's templates do)
 PRINTS_IDS = (
     "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
-    "{%- if m.role == 'tool' %}[result of {{ m.tool_call_id }}] {% endif %}{{ m.content }}"
+    "{% if m.role == 'tool' %}[result of {{ m.tool_call_id }}] {% endif %}{{ m.content }}"
     "{%- for c in m.tool_calls or [] %}<tool_call>{{ c.id }} {{ c.function.name }} {{ c.function.arguments | tojson }}</tool_call>{% endfor %}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
@@ -158,16 +158,19 @@ PRINTS_IDS = (
 def test_tool_call_ids_in_the_data_are_rendered_as_the_template_prints_them(fresh_qwen3, with_ids):
     """A template that prints ids serves them: the sample's prompt holds the data's ids (they were dropped, and the
     prompt then differed from the served one). The control: data without ids gives a prompt without them."""
-    fresh_qwen3.chat_template = PRINTS_IDS
+    import copy
+
+    tokenizer = copy.deepcopy(fresh_qwen3)  # the fixture is shared: its template stays as it is
+    tokenizer.chat_template = PRINTS_IDS
     data = _messages("tool_call")
     if with_ids:
         data["messages"][1]["tool_calls"][0]["id"] = "call_7Q2"
         data["messages"][2]["tool_call_id"] = "call_7Q2"
-    (sample,) = cth.build_samples(fresh_qwen3, data["messages"], tools=data["tools"], policy="last")
-    served = fresh_qwen3.apply_chat_template(
+    (sample,) = cth.build_samples(tokenizer, data["messages"], tools=data["tools"], policy="last")
+    served = tokenizer.apply_chat_template(
         data["messages"][:3], tools=data["tools"], tokenize=False, add_generation_prompt=True
     )
-    text = fresh_qwen3.decode(sample.input_ids)
+    text = tokenizer.decode(sample.input_ids)
     assert text.startswith(served) and ("call_7Q2 get_weather" in text and "[result of call_7Q2]" in text) == with_ids
     assert conversation.parse(data["messages"], name="x", source="t").messages[1].tool_calls[0].id == (
         "call_7Q2" if with_ids else None
