@@ -261,9 +261,10 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     eos = derive.eos_tokens(loaded.tokenizer, generation_config(spec, loaded.tokenizer))
     found = derive.derive(loaded.tokenizer, spec.name, eos)
     template = loaded.tokenizer.chat_template
-    for request, name in named.used(template).items():
+    used = named.used(loaded.tokenizer)
+    for request, name in used.items():
         console.print(f"named template {name!r}: the one transformers applies to {request}", markup=False)
-    for name in sorted(set(named.names(template)) - set(named.used(template).values())):
+    for name in sorted(set(named.names(template)) - set(used.values())):
         console.print(
             f"named template {name!r}: applied only where a caller asks for it by name (not read)", markup=False
         )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from chat_template_harness.contract.conversation import Conversation
-from chat_template_harness.contract.render import result_fields
+from chat_template_harness.contract.render import call_dict, result_fields
 from chat_template_harness.errors import HarnessError
 from chat_template_harness.models.rules import Family, Think, ThinkMode
 from chat_template_harness.models.rules.pinned import frozen_clock, with_system_flag
@@ -276,14 +276,7 @@ def _canonical(message: Any) -> dict[str, Any]:
         if message.reasoning:
             out["reasoning_content"] = message.reasoning
     if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                **({"id": c.id} if c.id is not None else {}),
-                "type": "function",
-                "function": {"name": c.name, "arguments": dict(c.arguments)},
-            }
-            for c in message.tool_calls
-        ]
+        out["tool_calls"] = [call_dict(c, dict(c.arguments)) for c in message.tool_calls]
     out.update(result_fields(message))
     return out
 

@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chat_template_harness.contract.conversation import Conversation, Message
+from chat_template_harness.contract.conversation import Conversation, Message, ToolCall
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models import memo
 from chat_template_harness.models.rules import Family, ThinkMode, content
@@ -47,20 +47,22 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
         out["content"] = family.tool_call_content if not message.content else message.content
     if message.tool_calls:
         out["tool_calls"] = [
-            {
-                **({"id": call.id} if call.id is not None else {}),
-                "type": "function",
-                "function": {
-                    "name": call.name,
-                    "arguments": json.dumps(dict(call.arguments), ensure_ascii=False)
-                    if family.tool_arguments == "json"
-                    else dict(call.arguments),
-                },
-            }
+            call_dict(
+                call,
+                json.dumps(dict(call.arguments), ensure_ascii=False)
+                if family.tool_arguments == "json"
+                else dict(call.arguments),
+            )
             for call in message.tool_calls
         ]
     out.update(result_fields(message))
     return out
+
+
+def call_dict(call: ToolCall, arguments: Any) -> dict[str, Any]:
+    """A tool call in the chat format, with its id where the data gives one."""
+    head = {"id": call.id} if call.id is not None else {}
+    return {**head, "type": "function", "function": {"name": call.name, "arguments": arguments}}
 
 
 def result_fields(message: Message) -> dict[str, str]:

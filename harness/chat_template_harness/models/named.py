@@ -28,15 +28,17 @@ def names(template: Any) -> tuple[str, ...]:
     return tuple(sorted(template)) if isinstance(template, Mapping) else ()
 
 
-def used(template: Any) -> dict[str, str]:
-    """Which named template transformers applies to which request (`get_chat_template`); empty for a single one."""
+def used(tokenizer: Any) -> dict[str, str]:
+    """Which named template transformers applies to which request, asked of transformers itself
+    (`get_chat_template`, as `apply_chat_template` picks); empty for a single template."""
+    template = getattr(tokenizer, "chat_template", None)
     if not isinstance(template, Mapping):
         return {}
     out = {}
-    if "default" in template:
-        out["a request without tools"] = "default"
-    if "tool_use" in template:
-        out["a request with tools"] = "tool_use"
-    elif "default" in template:
-        out["a request with tools"] = "default"
+    for request, tools in (("a request without tools", None), ("a request with tools", [{}])):
+        try:
+            picked = tokenizer.get_chat_template(None, tools)
+        except ValueError:  # no `default`: transformers applies none
+            continue
+        out[request] = next(name for name in sorted(template) if template[name] == picked)
     return out
