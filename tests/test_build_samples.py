@@ -177,10 +177,53 @@ def test_tool_call_ids_in_the_data_are_rendered_as_the_template_prints_them(fres
     )
 
 
+# Kimi K2's way: a message's `name`, where it has one, is its role header
+PRINTS_NAMES = (
+    "{%- for m in messages %}<|im_start|>{{ m.name or m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("with_name", [True, False])
+def test_a_speakers_name_in_the_data_is_rendered_as_the_template_prints_it(fresh_qwen3, with_name):
+    """A user's `name` was dropped when a conversation was read: for a template that prints it, the sample's prompt
+    was not the one served. The control: data without a name gives the plain role header."""
+    import copy
+
+    tokenizer = copy.deepcopy(fresh_qwen3)
+    tokenizer.chat_template = PRINTS_NAMES
+    data = _messages("multi_turn")["messages"]
+    if with_name:
+        data[1]["name"] = "ada"  # the first user message
+    samples = cth.build_samples(tokenizer, data, policy="last")
+    served = tokenizer.apply_chat_template(data[:-1], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.decode(samples[-1].input_ids)
+    assert text.startswith(served) and ("<|im_start|>ada\nWhat is 12 times 7?" in text) == with_name
+
+
+def test_a_reply_whose_name_the_template_writes_in_its_header_is_one_clear_error(fresh_qwen3):
+    """The served prompt is written before the model answers, without the reply's name: a template that writes the
+    name in the reply's header (Kimi K2's) cannot give that turn's finished render after the served prompt. One
+    error names the field to drop, not a rules file to update."""
+    import copy
+
+    from chat_template_harness.errors import TemplateDriftError
+
+    tokenizer = copy.deepcopy(fresh_qwen3)
+    tokenizer.chat_template = PRINTS_NAMES
+    data = _messages("single_turn")["messages"]
+    data[-1]["name"] = "bot"
+    with pytest.raises(TemplateDriftError, match="writes this reply's name 'bot' in its turn header.*drop `name`"):
+        cth.build_samples(tokenizer, data)
+
+
 def test_a_tool_call_id_that_is_not_a_string_is_one_clear_error():
     data = _messages("tool_call")
     data["messages"][1]["tool_calls"][0]["id"] = 7
     with pytest.raises(FixtureError, match="has a id of type int; fix: give `id` as a string"):
+        conversation.parse(data["messages"], name="x", source="t")
+    data["messages"][0]["name"] = ["ada"]
+    with pytest.raises(FixtureError, match="message 0 has a name of type list; fix: give `name` as a string"):
         conversation.parse(data["messages"], name="x", source="t")
 
 

@@ -58,7 +58,8 @@ class Message:
     # the content as the data holds it, where it carried the reasoning inline (`<think>…</think>answer`):
     # a plug-in gets this, so its own parsing of inline reasoning is what is checked
     given_content: str | None = None
-    # a tool result's `tool_call_id` and `name`, as the data gives them (templates that print them render them)
+    # a tool result's `tool_call_id`, and any message's `name` (a speaker's, or the tool's), as the data gives them:
+    # templates that print them render them (Kimi K2 writes a user's name as its role header)
     tool_call_id: str | None = None
     name: str | None = None
 
@@ -199,12 +200,8 @@ def _message(raw: Any, where: _Where) -> Message:
         )
     for label, text in (("content", content), ("reasoning", reasoning)):
         _check_text(text, f"{where} ({role}) {label}")
-    result_of = (
-        (_optional_text(raw, "tool_call_id", where), _optional_text(raw, "name", where))
-        if role == "tool"
-        else (None, None)
-    )
-    return Message(role, content, reasoning, tool_calls, given, *result_of)
+    call_id = _optional_text(raw, "tool_call_id", where) if role == "tool" else None
+    return Message(role, content, reasoning, tool_calls, given, call_id, _optional_text(raw, "name", where))
 
 
 def _optional_text(raw: Mapping[str, Any], key: str, where: _Where) -> str | None:
@@ -213,7 +210,9 @@ def _optional_text(raw: Mapping[str, Any], key: str, where: _Where) -> str | Non
     if value is None or isinstance(value, str):
         return value
     raise FixtureError(
-        f"{where} has a {key} of type {type(value).__name__}", f"give `{key}` as a string", code="bad-tool-call"
+        f"{where} has a {key} of type {type(value).__name__}",
+        f"give `{key}` as a string",
+        code="other" if key == "name" else "bad-tool-call",
     )
 
 

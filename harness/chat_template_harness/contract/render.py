@@ -66,7 +66,7 @@ def call_dict(call: ToolCall, arguments: Any) -> dict[str, Any]:
 
 
 def result_fields(message: Message) -> dict[str, str]:
-    """A tool result's `tool_call_id` and `name`, where the data gives them."""
+    """A tool result's `tool_call_id` and any message's `name`, where the data gives them."""
     return {k: v for k, v in (("tool_call_id", message.tool_call_id), ("name", message.name)) if v is not None}
 
 

@@ -254,6 +254,13 @@ def _plan(
     rest = _after_shown_reasoning(full, head, mode.opener if has_opener else "", mode, family, reasoning, thinks_here)
     if rest is None:
         bare = rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False)
+        if not bare.startswith(head) and message.name is not None:  # Kimi K2 writes the name as the role header
+            raise TemplateDriftError(
+                f"{where}: the template writes this reply's name {message.name!r} in its turn header, which the served "
+                f"prompt (written before the model answers, without the name) does not (first difference at "
+                f"character {first_difference(bare, head)})",
+                "drop `name` from the assistant message to train: the model answers after the header the server writes",
+            )
         if not bare.startswith(head):
             raise TemplateDriftError(
                 f"{where}: the template writes the turn header differently with and without a generation prompt "
