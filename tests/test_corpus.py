@@ -177,7 +177,13 @@ CORPUS: dict[str, Truth] = {
             "off": "<seed:bos>assistant\n<seed:think>\n<seed:cot_budget_reflect>The current thinking budget is 0, so "
             "I will directly start answering the question.</seed:cot_budget_reflect>\n</seed:think>",
         },
-        trained={"on": f"<seed:think>{R}</seed:think>\n{C}<seed:eos>", "off": f"{C}<seed:eos>"},
+        # think-off: the prompt ends with the budget-0 block closed (`</seed:think>`) and the finished turn drops the block,
+        # so no render shows what the model writes before its answer; the think-on format writes `\n` after
+        # `</seed:think>`. This truth first said the answer right after `</seed:think>` (written with the first 25, a
+        # default); changed on 2026-12-07, when derive's new rule for prompt-only text after the turn header left it
+        # undecided, to the corpus's convention (QwQ think-off, DeepSeek-R1-Distill-Qwen think-off)
+        trained={"on": f"<seed:think>{R}</seed:think>\n{C}<seed:eos>"},
+        undecided=frozenset({"before_answer"}),
         tokens=(
             "<seed:bos>",
             "<seed:eos>",
@@ -189,8 +195,8 @@ CORPUS: dict[str, Truth] = {
             "</seed:tool_call>",
         ),
         eos=("<seed:eos>",),
-        # an empty reply gets a header and no end of turn
-        errors=frozenset({"on/empty_assistant_content", "off/empty_assistant_content"}),
+        # an empty reply gets a header and no end of turn (think-off's is UNDECIDED first: what follows the block is)
+        errors=frozenset({"on/empty_assistant_content"}),
     ),
     # LFM2.5: no switch, field `thinking`: both modes derived (the model card decides)
     "lfm2.5-8b-a1b": Truth(
@@ -249,7 +255,9 @@ CORPUS: dict[str, Truth] = {
             "<|end|>",
         ),
         eos=("<|end|>",),
-        undecided=frozenset({"stop_tokens"}),
+        # the prompt's reasoning opener is text the finished turn does not write: what follows it in a reply without
+        # reasoning is not shown either (added on 2026-12-07 with derive's rule for prompt-only text after the header)
+        undecided=frozenset({"stop_tokens", "before_answer"}),
     ),  # every cell needs a stop: every cell is UNDECIDED
     "stepfun-3.5-flash": Truth(
         "StepFun3.5-Flash.jinja",

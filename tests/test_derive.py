@@ -241,6 +241,35 @@ def test_a_prompt_that_differs_from_the_finished_turn_in_whitespace_leaves_the_a
     assert "the served prompt is not the start of the finished turn" in found.undecided[0].question
 
 
+OFF = "enable_thinking is defined and not enable_thinking"
+
+
+def _switch_in_prompt(final_too: bool) -> str:
+    """ChatML whose think-off generation prompt ends with a switch token of its own (`<|nothought|>`); with
+    `final_too`, a finished reply writes the switch before its answer as well."""
+    writes = "{% if loop.last and m.role == 'assistant' and " + OFF + " %}<|nothought|>{% endif %}" if final_too else ""
+    return (
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n" + writes + "{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% if " + OFF + " %}<|nothought|>{% endif %}{% endif %}"
+    )
+
+
+@pytest.mark.parametrize("final_too", [False, True])
+def test_a_switch_the_prompt_writes_and_the_finished_turn_drops_leaves_the_answer_start_undecided(tmp_path, final_too):
+    """No real template of the corpus does it, but one may: the think-off prompt ends `assistant\n<|nothought|>` and a
+    finished turn writes `assistant\n` then the answer. No render shows what the model writes after the switch, so
+    `before_answer` is undecided (the answer was trained right after it, a guess). The control: a finished turn that
+    writes the switch too shows the answer after it."""
+    found = _derived(str(_folder(tmp_path, "switch", _switch_in_prompt(final_too)))).family
+    rules = [u.rule for u in found.undecided]
+    if final_too:
+        assert "think.off.before_answer" not in rules and _trained("switch", Think.OFF)[1] == f"{C}<|im_end|>"
+        return
+    assert "think.off.before_answer" in rules, rules
+    (question,) = [u.question for u in found.undecided if u.rule == "think.off.before_answer"]
+    assert "ends with '<|nothought|>' after the turn header" in question
+
+
 # --- the command line ----------------------------------------------------------------------------------------------
 
 

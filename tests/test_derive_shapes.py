@@ -113,6 +113,12 @@ def test_text_at_the_end_of_only_some_conversations_stays_refused(base, tmp_path
 
 # --- reasoning from typed content blocks --------------------------------------------------------------------------
 
+# a finished reply writes the switch too, so what the model writes after it is shown (test_derive.py: a switch the
+# finished turn drops leaves the answer start undecided)
+FINAL_SWITCH = (
+    "{% if loop.last and m.role == 'assistant' and enable_thinking is defined and not enable_thinking %}<|nothought|>"
+    "{% endif %}"
+)
 SWITCHED = "{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<|nothought|>{% endif %}{% endif %}"
 
 
@@ -120,7 +126,9 @@ def _blocks(container: str, kind: str, field: str) -> str:
     """A ChatML template that renders an assistant's reasoning only from a content block of type `kind`."""
     blocks = f"m.content.{container}" if container else "m.content"
     return (
-        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content is string %}{{ m.content }}{% else %}"
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+        + FINAL_SWITCH
+        + "{% if m.content is string %}{{ m.content }}{% else %}"
         "{% for b in " + blocks + " %}{% if b.type == '" + kind + "' %}<|thought|>{{ b." + field + " }}<|/thought|>"
         "{% else %}{{ b.text }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}" + SWITCHED
     )

@@ -32,6 +32,8 @@ PACK = source.tokenizers_dir_from_env
 
 def _chatml(assistant: str, gen: str = "<|im_start|>assistant\n") -> str:
     """A ChatML template whose assistant turn body is `assistant` (Jinja), with this generation prompt."""
+    if gen == SWITCHED:  # a finished reply writes the switch too: what follows it is shown, not guessed
+        assistant = FINAL_SWITCH + assistant
     return (
         "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
         "{% if m.role == 'assistant' %}" + assistant + "{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}"
@@ -41,6 +43,7 @@ def _chatml(assistant: str, gen: str = "<|im_start|>assistant\n") -> str:
 
 # a think switch that changes the generation prompt (so the mode thinks), in the template's own token
 SWITCHED = "<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<|nothought|>{% endif %}"
+FINAL_SWITCH = "{% if loop.last and enable_thinking is defined and not enable_thinking %}<|nothought|>{% endif %}"
 REASONING = "{% if m.reasoning_content and loop.last %}"
 
 

@@ -1234,8 +1234,22 @@ class _Deriver:
         reply after twelve spaces; Granite 20B FC's ends `ASSISTANT: \n` and writes `ASSISTANT: {answer}`; its Llama
         4 JSON template writes `\n` before the prompt's assistant header only. No render shows what the model writes
         after the served prompt: `before_answer` is undecided (the finished turn's own text would be trained after a
-        prompt that never precedes it, a role header included where the two differ before it). Text of its own that
-        the prompt writes and the finished turn drops (a closed block, a switch token) is read elsewhere."""
+        prompt that never precedes it, a role header included where the two differ before it). The same where the
+        prompt writes text of its own after the turn header that the finished turn drops and no rule above read (a
+        switch token such as `<|nothought|>`, Seed-OSS's budget-0 block closed with `</seed:think>`, Apriel's opener
+        `Here are my reasoning steps:\n`): the answer right after it would be a guess."""
+        extra = m.suffix[len(m.before_final) :] if m.before_final and m.suffix.startswith(m.before_final) else ""
+        if extra.strip():
+            self.undecide(
+                "before_answer",
+                f"think.{m.label}.before_answer",
+                "answer-start",
+                f"the served prompt ends with {extra!r} after the turn header {m.before_final!r}, and the finished turn "
+                "does not write it (a switch, a closed block or an opener of the mode's own): no render shows what the "
+                "model writes after it, before its answer",
+                f"generation prompt tail {_show(m.suffix)}; final turn {_show(m.before_final + A1)}",
+            )
+            return
         if not m.suffix or m.before_final.startswith(m.suffix) or _no_space(m.suffix) != _no_space(m.before_final):
             return
         self.undecide(

@@ -82,7 +82,7 @@ ANSWERS: Mapping[str, str] = MappingProxyType(
         "reasoning-field": '"reasoning_content"   # the field the template reads; and each mode\'s think = "<open>{reasoning}<close>"',
         "self-opening": '"<open>{reasoning}<close>"   # the model opens its think block itself: its format',
         "tool-form": '"object"   # or "json"',
-        "answer-start": '"\\n\\n"   # what the model writes after the prompt\'s closed think block, before its answer ("" for nothing)',
+        "answer-start": '"\\n\\n"   # what the model writes after the served prompt, before its answer ("" for nothing)',
     }
 )
 
