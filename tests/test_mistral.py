@@ -94,7 +94,12 @@ def test_a_template_that_writes_a_turn_otherwise_than_the_library_is_an_error(lo
 
 def test_mistral_cells_that_mistral_common_refuses_are_na_with_the_reason():
     na = {c.fixture: cellmodel.na_reason(c) for c in cellmodel.cells(["mistral-large-2411"], [Think.OFF])}
-    assert "9-character id" in na["tool_call"]
+    assert "9-character alphanumeric id, which the built-in fixtures' calls do not have" in na["tool_call"]
+    # the reason holds: no fixture's call carries an id (a fixture that gets one makes this reason false)
+    from chat_template_harness.contract import conversation
+
+    calls = [c for f in conversation.fixture_names() for m in conversation.fixture(f).messages for c in m.tool_calls]
+    assert calls and all(c.id is None for c in calls)
     assert "InvalidAssistantMessageException" in na["empty_assistant_content"]
     assert "'▁', '▁Please'" in na["whitespace_edges"] and na["markdown_code"] == na["whitespace_edges"]
     assert na["single_turn"] is None
