@@ -331,6 +331,14 @@ def test_a_cell_that_cannot_render_is_an_error_cell_and_the_run_goes_on(tmp_path
 
 
 # ChatML that writes tool calls, but (as Mistral's templates do) raises unless each call's id is 9 characters long
+def _fixture_data(name: str) -> dict:
+    """A built-in fixture as the JSON a user's dataset holds."""
+    from importlib import resources
+
+    text = resources.files("chat_template_harness").joinpath(f"data/fixtures/{name}.json").read_text("utf-8")
+    return json.loads(text)
+
+
 IDS_OF_NINE = (
     "{%- for message in messages %}"
     "{%- for call in message.tool_calls or [] %}"
@@ -345,19 +353,34 @@ IDS_OF_NINE = (
 
 
 @pytest.mark.parametrize("checks_ids", [True, False])
-def test_a_template_that_wants_tool_call_ids_of_its_own_form_is_said_so_in_the_na_reason(tmp_path, checks_ids):
-    """Mistral Nemo's own template raises on any tool call id but 9 alphanumeric characters: the tool cells are N/A
-    because the conversations carry no such ids, not because the template cannot write tools. The control: a
-    template that raises on every tool call keeps "cannot write a tool conversation"."""
+def test_a_template_that_wants_tool_call_ids_of_its_own_form_checks_data_that_has_them(tmp_path, checks_ids):
+    """Mistral Nemo's own template raises on any tool call id but 9 alphanumeric characters: its tool rules are read
+    off renders with such an id, and only conversations whose calls carry no ids (the fixtures') are N/A, with that
+    reason. Data whose calls and results carry 9-character ids is rendered and checked (it was N/A whatever its
+    ids). The control: a template that raises on every tool call keeps "cannot write a tool conversation"."""
+    from chat_template_harness.contract.sample import CellNotApplicable
+
     template = IDS_OF_NINE if checks_ids else IDS_OF_NINE.replace("call.id | length != 9", "true")
-    rules = _derived(str(_folder(tmp_path, "ids-of-nine", template))).family
+    folder = str(_folder(tmp_path, "ids-of-nine", template))
+    rules = _derived(folder).family
     assert isinstance(rules.off, ThinkMode)
-    why = rules.off.unsupported["tools"]
-    if checks_ids:
-        assert why.startswith("the template writes a tool conversation only where each call has an id of its own")
-        assert "ids must be 9 long" in why and "calls carry no such ids (the fixtures') cannot be rendered" in why
-    else:
+    if not checks_ids:
+        why = rules.off.unsupported["tools"]
         assert why.startswith("the template cannot write a tool conversation") and "ids must be 9 long" in why
+        return
+    assert "tools" not in rules.off.unsupported
+    why = rules.off.unsupported["tools_without_ids"]
+    assert why.startswith("the template writes a tool conversation only where each call has an id of its own")
+    assert "ids must be 9 long" in why and "calls or results carry no ids (the fixtures') cannot be rendered" in why
+    loaded = source.load(folder)
+    data = _fixture_data("tool_call")
+    with pytest.raises(CellNotApplicable, match="tools_without_ids"):
+        preprocess(loaded.tokenizer, conversation.parse(data, name="t", source="t"), rules, Think.OFF)
+    data["messages"][1]["tool_calls"][0]["id"] = "a9B8c7D6e"
+    data["messages"][2]["tool_call_id"] = "a9B8c7D6e"
+    result = preprocess(loaded.tokenizer, conversation.parse(data, name="t", source="t"), rules, Think.OFF)
+    served = loaded.tokenizer.apply_chat_template(data["messages"][:3], tokenize=False, add_generation_prompt=True)
+    assert result.plans[-1].prompt == served and 'get_weather{"city": "Paris"}' in served
 
 
 def test_cth_matrix_on_a_renamed_pack_folder_derives_its_rules(tmp_path, capsys):

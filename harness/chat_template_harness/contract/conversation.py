@@ -82,6 +82,10 @@ class Conversation:
         found = set()
         if self.tools or any(m.tool_calls or m.role == "tool" for m in self.messages):
             found.add("tools")
+        if any(c.id is None for m in self.messages for c in m.tool_calls) or any(
+            m.role == "tool" and m.tool_call_id is None for m in self.messages
+        ):
+            found.add("tools_without_ids")  # a template that wants ids of its own form cannot render these
         if any(m.reasoning for m in self.messages):
             found.add("reasoning")
         if sum(bool(m.tool_calls) for m in self.messages) > 1:

@@ -837,37 +837,49 @@ class _Deriver:
 
     # --- tools and stops ------------------------------------------------------------------------------------------
     def tools(self, m: _Mode) -> tuple[str, str | None, dict[str, str], str | None]:
-        """(argument form, tool-call content, unsupported, the stop token a tool-call turn ends with)."""
+        """(argument form, tool-call content, unsupported, the stop token a tool-call turn ends with).
+
+        A template that renders tool calls only with ids of its own form (Mistral's: 9 alphanumeric characters) gets
+        its tool rules from renders with such an id, and N/A only for conversations whose calls carry no ids."""
         r: Render = lambda msgs: self.render(msgs, flag=m.flag, tools=TOOLS, **m.kwargs)  # noqa: E731
-        tool_msg = {"role": "tool", "content": RESULT, "tool_call_id": CALL_ID, "name": "get_weather"}
+        found = self._tool_forms(m, r, CALL_ID)
+        if found is not None:
+            return (*found[:2], {}, found[2])
+        failed = r([_user(), _call({"city": CITY}), self._result(CALL_ID), _assistant()])
+        found = self._tool_forms(m, r, SHORT_CALL_ID) if isinstance(failed, Exception) else None
+        if found is not None:
+            why = (
+                f"the template writes a tool conversation only where each call has an id of its own form (it renders "
+                f"with {SHORT_CALL_ID!r}, and {CALL_ID!r} {_show(failed)}): a conversation whose calls or results "
+                "carry no ids (the fixtures') cannot be rendered; data whose ids have that form is"
+            )
+            self.note("unsupported.tools_without_ids", why, _show(failed))
+            return (*found[:2], {"tools_without_ids": why}, found[2])
+        why = (
+            f"the template cannot write a tool conversation ({_show(failed)})"
+            if isinstance(failed, Exception)
+            else "the template does not write tool calls"
+        )
+        self.note("unsupported.tools", why, _show(failed))
+        return "object", "", {"tools": why}, None
+
+    @staticmethod
+    def _result(call_id: str) -> dict[str, Any]:
+        return {"role": "tool", "content": RESULT, "tool_call_id": call_id, "name": "get_weather"}
+
+    def _tool_forms(self, m: _Mode, r: Render, call_id: str) -> tuple[str, str | None, str | None] | None:
+        """(argument form, tool-call content, the tool-call turn's stop) read off renders whose call has `call_id`."""
         for form, args in (("object", {"city": CITY}), ("json", json.dumps({"city": CITY}))):
             for content in ("", None):
-                text = r([_user(), _call(args, content), tool_msg, _assistant()])
+                text = r([_user(), _call(args, content, call_id), self._result(call_id), _assistant()])
                 if isinstance(text, str) and CITY in text[len(m.base) :]:
                     rendered = text[len(m.base) :]
                     if form == "object" and f"'city': '{CITY}'" in rendered:
                         continue  # a dict concatenated as Python's repr: the template wants a JSON string
                     self.note("tool_arguments", form, _show(rendered))
                     self.note("tool_call_content", content, _show(rendered))
-                    last = r([_user(), _call(args, content)])
-                    return form, content, {}, self._tool_stop(last, m)
-        failed = r([_user(), _call({"city": CITY}), tool_msg, _assistant()])
-        why = (
-            f"the template cannot write a tool conversation ({_show(failed)})"
-            if isinstance(failed, Exception)
-            else "the template does not write tool calls"
-        )
-        short = {**tool_msg, "tool_call_id": SHORT_CALL_ID}
-        if isinstance(failed, Exception) and isinstance(
-            r([_user(), _call({"city": CITY}, "", SHORT_CALL_ID), short]), str
-        ):
-            why = (
-                f"the template writes a tool conversation only where each call has an id of its own form (it renders "
-                f"with {SHORT_CALL_ID!r}, and {CALL_ID!r} {_show(failed)}); a conversation whose calls carry no such "
-                "ids (the fixtures') cannot be rendered: for data that has them, keep rules without this entry"
-            )
-        self.note("unsupported.tools", why, _show(failed))
-        return "object", "", {"tools": why}, None
+                    return form, content, self._tool_stop(r([_user(), _call(args, content, call_id)]), m)
+        return None
 
     def _tool_stop(self, text: str | Exception, m: _Mode) -> str | None:
         if not isinstance(text, str):
