@@ -23,7 +23,7 @@ from tests.helpers import run_cell
 MODELS = ("mistral-nemo-2407", "mistral-large-2411")
 
 
-def _library(loaded, messages, *, finished: bool = False) -> list[int]:
+def _library(loaded, messages, *, finished: bool = False, tools=None) -> list[int]:
     """mistral-common itself, called as transformers' MistralCommonBackend calls it."""
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
     from mistral_common.protocol.instruct.validator import ValidationMode
@@ -31,7 +31,7 @@ def _library(loaded, messages, *, finished: bool = False) -> list[int]:
 
     mode = ValidationMode.finetuning if finished else ValidationMode.test
     tok = MistralTokenizer.from_file(loaded.tokenizer.mistral_common_file, mode=mode)
-    return tok.encode_chat_completion(ChatCompletionRequest.from_openai(messages=messages)).tokens
+    return tok.encode_chat_completion(ChatCompletionRequest.from_openai(messages=messages, tools=tools)).tokens
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -53,6 +53,43 @@ def test_every_sample_is_mistral_commons_encoding_under_every_server(model, serv
         assert list(sample.input_ids) == _library(loaded, messages[: last + 1], finished=True)
     expected = 3 if model == "mistral-nemo-2407" else 1  # v7 keeps the system prompt at the head: one shared sample
     assert len(result.samples) == expected
+
+
+def _with_ids(call_id: str) -> conversation.Conversation:
+    """The tool_call fixture with the call and its result carrying `call_id` (the fixture has no ids)."""
+    conv = conversation.fixture("tool_call")
+    msgs = list(conv.messages)
+    msgs[1] = dataclasses.replace(msgs[1], tool_calls=(dataclasses.replace(msgs[1].tool_calls[0], id=call_id),))
+    msgs[2] = dataclasses.replace(msgs[2], tool_call_id=call_id)
+    return dataclasses.replace(conv, messages=tuple(msgs))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tool_data_whose_calls_carry_ids_is_mistral_commons_encoding(model, load):
+    """Tool cells are N/A only for calls without ids (the fixtures'): data whose calls and results carry 9-character
+    ids gets samples, each mistral-common's own encoding of the conversation through its turn (the request keeps the
+    data's ids; it replaced them with `call_0000000000`, which mistral-common refuses). The control: the same data
+    without ids stays N/A, with the reason."""
+    loaded = load(model)
+    fam = family_for(loaded.spec, loaded.tokenizer)
+    with pytest.raises(HarnessError, match="with tools_without_ids: .*9-character alphanumeric id"):
+        preprocess(loaded.tokenizer, conversation.fixture("tool_call"), fam, Think.OFF)
+    conv = _with_ids("a9B8c7D6e")
+    server_prompt = served.for_conversation("transformers", loaded.tokenizer, fam, Think.OFF, conv)
+    result = preprocess(loaded.tokenizer, conv, fam, Think.OFF, served=server_prompt)
+    request = profiles.to_request([dict(m) for m in _template_messages(conv, fam)], fam.reasoning_field)
+    assert request[1]["tool_calls"][0]["id"] == "a9B8c7D6e" and request[2]["tool_call_id"] == "a9B8c7D6e"
+    for sample in result.samples:
+        last = result.plans[sample.turns[-1]].message_index
+        tools = [dict(t) for t in conv.tools]
+        assert list(sample.input_ids) == _library(loaded, request[: last + 1], finished=True, tools=tools)
+    assert "a9B8c7D6e" in loaded.tokenizer.decode(result.samples[-1].input_ids)
+
+
+def _template_messages(conv, fam):
+    from chat_template_harness.contract.render import template_messages
+
+    return template_messages(conv, fam, fam.off)
 
 
 def test_tekken_v3_moves_the_system_prompt_into_the_last_user_turn(load):

@@ -299,7 +299,8 @@ def last_assistant(profile: Profile, request: Request, continue_final_message: b
 
 def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> Request:
     """The harness's template messages as an OpenAI client sends them: reasoning in `reasoning_content`, tool
-    arguments as a JSON string, every call with an id and every tool result naming the call it answers."""
+    arguments as a JSON string, every call with an id and every tool result naming the call it answers (the data's
+    own ids where it gives them, `call_0000000000`, … where it does not)."""
     out: Request = []
     pending: list[str] = []
     count = 0
@@ -319,11 +320,13 @@ def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> R
                 fn = dict(call["function"])
                 if not isinstance(fn["arguments"], str):
                     fn["arguments"] = json.dumps(fn["arguments"], ensure_ascii=False)
-                call_id, count = f"call_{count:010d}", count + 1
+                call_id, count = call.get("id") or f"call_{count:010d}", count + 1
                 pending.append(call_id)
                 calls.append({"id": call_id, "type": "function", "function": fn})
             msg["tool_calls"] = calls
-        if msg.get("role") == "tool" and pending:
+        if msg.get("role") == "tool" and msg.get("tool_call_id") in pending:
+            pending.remove(msg["tool_call_id"])
+        elif msg.get("role") == "tool" and pending:
             msg["tool_call_id"] = pending.pop(0)
         out.append(msg)
     return out
