@@ -111,6 +111,36 @@ def test_text_at_the_end_of_only_some_conversations_stays_refused(base, tmp_path
         _derived(folder)
 
 
+# --- text only the served prompt writes before the conversation ----------------------------------------------------
+
+
+# Muse Glimmer (vLLM's example): a default system turn written only with a generation prompt, so no finished render
+# starts with the served prompt; `always` writes it in every render (the control the planner read before)
+def _default_system(always: bool) -> str:
+    when = "true" if always else "add_generation_prompt"
+    return (
+        "{%- if messages[0].role != 'system' and " + when + " %}<|im_start|>system\nBe helpful.<|im_end|>\n{% endif %}"
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+@pytest.mark.parametrize("always", [False, True], ids=["only-with-generation-prompt", "always"])
+def test_a_system_turn_only_the_served_prompt_writes_is_read_as_context(always, base, tmp_path):
+    """The served prompt holds the default system turn; the finished turn, rendered without a generation prompt, does
+    not. The turn is read off the finished render with that turn put where the prompt has it (the rest of both renders
+    is the template's own): the answer is trained after the served prompt, and every cell passes. The planner refused
+    such a template ("writes the turn header differently"); `always` is the control it read before."""
+    folder = _folder(base, tmp_path, "system", _default_system(always))
+    tokenizer, found = _derived(folder)
+    assert not found.family.undecided
+    prompt, trained = _trained(tokenizer, found.family, "single_turn", Think.OFF)
+    assert prompt.startswith("<|im_start|>system\nBe helpful.") and prompt.endswith("<|im_start|>assistant\n")
+    assert trained == conversation.load("single_turn").messages[-1].content + "<|im_end|>"
+    assert set(_statuses(folder, Think.OFF, ["single_turn", "reasoning_every_turn", "tool_call"])) <= {"PASS", "NA"}
+    assert "PASS" in _statuses(folder, Think.OFF, ["reasoning_every_turn"])
+
+
 # --- reasoning from typed content blocks --------------------------------------------------------------------------
 
 # a finished reply writes the switch too, so what the model writes after it is shown (test_derive.py: a switch the

@@ -251,9 +251,13 @@ def _plan(
     typed_only = family.reasoning_field == "inline" and not family.template_shows_final_reasoning
     finished = template_message(message, family, with_reasoning=thinks_here and bool(reasoning) and not typed_only)
     full = rendered([*msgs[:index], finished], False)
+    lead = None if full.startswith(head) else _prompt_only_lead(head, rendered(msgs[:index], False), full)
+    full = _with_lead(full, lead)
     rest = _after_shown_reasoning(full, head, mode.opener if has_opener else "", mode, family, reasoning, thinks_here)
     if rest is None:
-        bare = rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False)
+        bare = _with_lead(
+            rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False), lead
+        )
         if not bare.startswith(head) and message.name is not None:  # Kimi K2 writes the name as the role header
             raise TemplateDriftError(
                 f"{where}: the template writes this reply's name {message.name!r} in its turn header, which the served "
@@ -319,7 +323,7 @@ def _plan(
 
     if family.next_header:  # the stop is the next message's header: the template writes it with that message
         follow = {"role": "tool" if message.tool_calls else "user", "content": "…"}
-        continued = rendered([*msgs[:index], finished, follow], False)
+        continued = _with_lead(rendered([*msgs[:index], finished, follow], False), lead)
         # the turn as the template writes it last (a template may hide a history turn's reasoning), then the header
         # the template writes after it
         full = full + stop if stop in continued[len(head) :] else full
@@ -344,6 +348,29 @@ def _plan(
 
 # tests turn the shortcut in _after_shown_reasoning off to compare it with the render it saves
 EXACT_ANSWER = False
+
+
+def _prompt_only_lead(head: str, base: str, full: str) -> tuple[int, str] | None:
+    """(where, text): what the served prompt writes before the conversation that no finished render writes (Muse
+    Glimmer's default system turn, written only with a generation prompt), or None.
+
+    `base` is the conversation before the turn rendered without a generation prompt, and `full` the finished turn
+    after it. Where `head` is `base` with text inserted after their common start and a generation prompt that the
+    finished turn writes next, the turn reads off `full` with that text inserted at the same place: the rest of both
+    renders is the template's own, character for character."""
+    if not full.startswith(base):
+        return None
+    start = next((i for i, (a, b) in enumerate(zip(head, base, strict=False)) if a != b), min(len(head), len(base)))
+    conversation = base[start:]
+    at = head.rfind(conversation) if conversation else -1
+    if at <= start or not full[len(base) :].startswith(head[at + len(conversation) :]):
+        return None
+    return start, head[start:at]
+
+
+def _with_lead(text: str, lead: tuple[int, str] | None) -> str:
+    """A finished render with the served prompt's own text (`_prompt_only_lead`) put where the prompt has it."""
+    return text if lead is None else text[: lead[0]] + lead[1] + text[lead[0] :]
 
 
 def _after_shown_reasoning(
