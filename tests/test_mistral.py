@@ -86,6 +86,21 @@ def test_tool_data_whose_calls_carry_ids_is_mistral_commons_encoding(model, load
     assert "a9B8c7D6e" in loaded.tokenizer.decode(result.samples[-1].input_ids)
 
 
+def test_a_request_keeps_the_datas_ids_and_numbers_only_the_missing_ones():
+    """An OpenAI request needs every call to have an id and every result to name one: the data's own are kept (a
+    result naming no call of the data's is not rewritten), and only missing ones are written, in order."""
+    call = {"type": "function", "function": {"name": "f", "arguments": {}}}
+    msgs = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": [{**call, "id": "a9B8c7D6e"}, call]},
+        {"role": "tool", "content": "r1", "tool_call_id": "zzzzzzzzz"},
+        {"role": "tool", "content": "r2"},
+    ]
+    request = profiles.to_request(msgs, "reasoning_content")
+    assert [c["id"] for c in request[1]["tool_calls"]] == ["a9B8c7D6e", "call_0000000001"]
+    assert [m.get("tool_call_id") for m in request[2:]] == ["zzzzzzzzz", "a9B8c7D6e"]
+
+
 def _template_messages(conv, fam):
     from chat_template_harness.contract.render import template_messages
 

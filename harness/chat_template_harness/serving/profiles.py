@@ -324,8 +324,9 @@ def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> R
                 pending.append(call_id)
                 calls.append({"id": call_id, "type": "function", "function": fn})
             msg["tool_calls"] = calls
-        if msg.get("role") == "tool" and msg.get("tool_call_id") in pending:
-            pending.remove(msg["tool_call_id"])
+        if msg.get("role") == "tool" and msg.get("tool_call_id") is not None:  # the data's own: kept as it is
+            if msg["tool_call_id"] in pending:
+                pending.remove(msg["tool_call_id"])
         elif msg.get("role") == "tool" and pending:
             msg["tool_call_id"] = pending.pop(0)
         out.append(msg)
