@@ -11,6 +11,16 @@ from typing import Any
 QWEN3_ROLE_NEWLINE = "message.role + '\\\\n' + content + '<|im_end|>'"
 
 
+def fixture_json(name: str) -> dict[str, Any]:
+    """A built-in fixture as the JSON a user's dataset holds (a fresh copy each call)."""
+    import json
+    from importlib import resources
+
+    text = resources.files("chat_template_harness").joinpath(f"data/fixtures/{name}.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
 def writable_pack(tmp_path: Path, pack_dir: Path, folders: list[str] | None = None) -> Path:
     """A copy of the pack (all folders, or the named ones) that tests may edit."""
     target = tmp_path / "pack"

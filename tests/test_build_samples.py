@@ -27,19 +27,11 @@ from chat_template_harness.models.rules import NotApplicable, Think
 from chat_template_harness.models.rules.registry import family
 from chat_template_harness.serving import served
 from tests.helpers import check_cell
+from tests.helpers import fixture_json as _messages
 from tests.strategies import conversations
 
 BUILD = "chat_template_harness.build:preprocess"
 REFERENCE = "chat_template_harness.examples.reference:preprocess"
-
-
-def _messages(name: str) -> dict:
-    """A built-in fixture as the JSON a user's dataset holds."""
-    from importlib import resources
-
-    return json.loads(
-        resources.files("chat_template_harness").joinpath(f"data/fixtures/{name}.json").read_text("utf-8")
-    )
 
 
 def _reference(loaded, data, think: Think, policy: Policy = Policy.ALL):

@@ -22,7 +22,7 @@ from chat_template_harness.contract.sample import preprocess
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think, ThinkMode, derive, files
 from chat_template_harness.models.rules.registry import builtin, builtin_names, family_for, generation_config
-from tests.helpers import run_cells
+from tests.helpers import fixture_json, run_cells
 
 R, C = "Two plus two is four.", "4"
 THINKING = conversation.parse(
@@ -331,14 +331,6 @@ def test_a_cell_that_cannot_render_is_an_error_cell_and_the_run_goes_on(tmp_path
 
 
 # ChatML that writes tool calls, but (as Mistral's templates do) raises unless each call's id is 9 characters long
-def _fixture_data(name: str) -> dict:
-    """A built-in fixture as the JSON a user's dataset holds."""
-    from importlib import resources
-
-    text = resources.files("chat_template_harness").joinpath(f"data/fixtures/{name}.json").read_text("utf-8")
-    return json.loads(text)
-
-
 IDS_OF_NINE = (
     "{%- for message in messages %}"
     "{%- for call in message.tool_calls or [] %}"
@@ -373,7 +365,7 @@ def test_a_template_that_wants_tool_call_ids_of_its_own_form_checks_data_that_ha
     assert why.startswith("the template writes a tool conversation only where each call has an id of its own")
     assert "ids must be 9 long" in why and "calls or results carry no ids (the fixtures') cannot be rendered" in why
     loaded = source.load(folder)
-    data = _fixture_data("tool_call")
+    data = fixture_json("tool_call")
     with pytest.raises(CellNotApplicable, match="tools_without_ids"):
         preprocess(loaded.tokenizer, conversation.parse(data, name="t", source="t"), rules, Think.OFF)
     data["messages"][1]["tool_calls"][0]["id"] = "a9B8c7D6e"
