@@ -224,3 +224,75 @@ def test_a_rules_file_naming_no_declared_content_form_is_one_error(tmp_path):
         files.read(tmp_path / "typo.toml")
     (tmp_path / "form.toml").write_text(rules.format("blocks:thoughts"), "utf-8")
     assert files.read(tmp_path / "form.toml").reasoning_field == "blocks:thoughts"
+
+
+# --- content read only as typed parts (Idefics3, SmolVLM, LLaVA-Next) ---------------------------------------------
+
+PARTS = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n{% for p in m.content %}{% if p.type == 'text' %}{{ p.text }}"
+    "{% endif %}{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize(("template", "form"), [(PARTS, "parts"), (TURNS + "<|im_end|>", "string")])
+def test_content_a_template_reads_only_as_typed_parts_is_sent_so(template, form, base, tmp_path):
+    """A template that writes nothing of a string content (it loops over content parts) gets every content as one
+    text part, as vLLM and SGLang send it; its samples then hold the conversation's text. Control: a template that
+    writes a string content keeps strings."""
+    folder = _folder(base, tmp_path, form, template)
+    tokenizer, found = _derived(folder)
+    assert found.family.content_format == form and not found.family.undecided
+    if form == "string":
+        return
+    conv = conversation.load("multi_turn")
+    prompt, trained = _trained(tokenizer, found.family, "multi_turn", Think.OFF)
+    last_user = next(m for m in reversed(conv.messages) if m.role == "user")
+    assert prompt.endswith(f"{last_user.content}<|im_end|>\n<|im_start|>assistant\n")
+    assert trained == f"{conv.messages[-1].content}<|im_end|>"
+    assert set(_statuses(folder, Think.OFF, ["multi_turn"])) == {"PASS"}
+
+
+def test_a_rules_file_with_an_unknown_content_format_is_one_error(tmp_path):
+    from chat_template_harness.models.rules import files
+
+    rules = 'name = "x"\ntitle = "x"\nstop_tokens = ["<|im_end|>"]\ncontent_format = "{}"\n'
+    rules += '[think.on]\nnot_applicable = "-"\n[think.off]\n'
+    (tmp_path / "typo.toml").write_text(rules.format("part"), "utf-8")
+    with pytest.raises(files.RulesError, match="content_format 'part' is none of string, parts"):
+        files.read(tmp_path / "typo.toml")
+    (tmp_path / "parts.toml").write_text(rules.format("parts"), "utf-8")
+    assert files.read(tmp_path / "parts.toml").content_format == "parts"
+
+
+# --- reasoning shown only before a tool call (Gemma 4 as TRL ships it) ----------------------------------------------
+
+THINK_SYSTEM = (
+    "{% if enable_thinking is defined and enable_thinking %}<|im_start|>system\n<|think|><|im_end|>\n{% endif %}"
+)
+
+
+def _tool_thought(every_turn: bool) -> str:
+    """Reasoning written in `<|thought|>` blocks on tool-call turns only (or, the control, on every reply too)."""
+    shown = "m.reasoning_content" if every_turn else "m.tool_calls and m.reasoning_content"
+    return (
+        THINK_SYSTEM + "{%- for m in messages %}<|im_start|>{{ m.role }}\n"
+        "{% if " + shown + " %}<|thought|>\n{{ m.reasoning_content }}\n<|/thought|>{% endif %}"
+        "{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>{{ c.function.name }}</tool_call>{% endfor %}"
+        "{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+@pytest.mark.parametrize("every_turn", [False, True], ids=["tool-call-only", "every-reply"])
+def test_reasoning_shown_only_before_a_tool_call_is_asked_about_by_what_it_shows(every_turn, base, tmp_path):
+    """A block only a tool-call turn writes, followed by the call, says nothing of what comes between its close and
+    an answer: the format stays undecided, and the question quotes the block the template does write. Control: a
+    template that writes the block before a reply too is decided."""
+    found = _derived(_folder(base, tmp_path, "tool-thought", _tool_thought(every_turn)))[1].family
+    asked = {u.rule: u.question for u in found.undecided}
+    if every_turn:
+        assert "think.on.think" not in asked and found.on.think == "<|thought|>\n{reasoning}\n<|/thought|>"
+        return
+    assert (
+        "a tool-call turn writes the reasoning as '<|thought|>\\n{reasoning}\\n<|/thought|>'" in asked["think.on.think"]
+    )

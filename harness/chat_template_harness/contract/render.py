@@ -1,7 +1,7 @@
 """Rendering with the real chat template, deterministically.
 
 `template_messages` maps a canonical conversation to what the family's template reads
-(reasoning field, tool-call argument form, the content a tool-call turn needs). `render`
+(reasoning field, tool-call argument form, the content a tool-call turn needs, content as typed parts). `render`
 calls the tokenizer's own `apply_chat_template` with the mode's kwargs, the family's pinned
 kwargs (Llama's `date_string`) and the clock frozen at PINNED_CLOCK, because Llama 3.2/4 and
 gpt-oss write today's date with `strftime_now`.
@@ -56,6 +56,8 @@ def template_message(message: Message, family: Family, *, with_reasoning: bool) 
             for call in message.tool_calls
         ]
     out.update(result_fields(message))
+    if family.content_format == "parts" and isinstance(out["content"], str):
+        out["content"] = content.text_parts(out["content"])
     return out
 
 

@@ -1,4 +1,5 @@
-"""Reasoning a template reads from typed blocks of an assistant message's content, not from a field of its own.
+"""Reasoning a template reads from typed blocks of an assistant message's content, not from a field of its own;
+and content as typed parts, for a template that reads no string content (`text_parts`).
 
 The forms are data (data/reasoning_forms.toml); a family's `reasoning_field` names one where its template renders
 reasoning only from such a block (Apertus's `thoughts` block, Mistral's `thinking` chunk). derive.py probes each
@@ -42,6 +43,12 @@ class Form:
                 if block.get("type") == shape.get("type"):
                     texts[kind] += next(str(block.get(k, "")) for k, v in shape.items() if v == "{text}")
         return texts["reasoning"], texts["answer"]
+
+
+def text_parts(text: str) -> list[dict[str, str]]:
+    """A string content as one text part, for a template that reads content only as typed parts (a family's
+    `content_format = "parts"`), as vLLM and SGLang send string content to such a template."""
+    return [{"type": "text", "text": text}]
 
 
 def _filled(block: Mapping[str, str], text: str) -> dict[str, str]:

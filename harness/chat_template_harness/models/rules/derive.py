@@ -50,6 +50,7 @@ from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models import named
 from chat_template_harness.models.rules.content import form as content_form
 from chat_template_harness.models.rules.content import forms as content_forms
+from chat_template_harness.models.rules.content import text_parts
 from chat_template_harness.models.rules.model import Family, NotApplicable, ThinkMode, Undecided
 from chat_template_harness.models.rules.pinned import PINNED_CLOCK, with_system_flag
 
@@ -161,6 +162,7 @@ class _Probe:
     def __init__(self, tokenizer: Any, pins: Mapping[str, Any]) -> None:
         self.tokenizer = tokenizer
         self.pins = dict(pins)
+        self.parts = False  # every string content as one text part (a template that reads only parts)
 
     def __call__(
         self,
@@ -171,6 +173,10 @@ class _Probe:
         tools: Sequence[Mapping[str, Any]] = (),
         **kwargs: Any,
     ) -> str | Exception:
+        if self.parts:
+            messages = [
+                {**m, "content": text_parts(m["content"])} if isinstance(m.get("content"), str) else m for m in messages
+            ]
         try:
             with time_machine.travel(PINNED_CLOCK, tick=False):
                 text: str = self.tokenizer.apply_chat_template(
@@ -786,15 +792,39 @@ class _Deriver:
                 "turn; whitespace around it is unverified); review",
             )
         else:
+            seen = self._block_seen(m, shown) if evidence.startswith("a tool-call turn") else ""
             self.undecide(
                 "think",
                 f"think.{m.label}.think",
                 "self-opening" if self.self_opening else "reasoning-format",
-                "no render shows how reasoning is written, and nothing it writes where there is none shows it "
+                f"a tool-call turn writes the reasoning as {seen!r} and goes on with its call, and "
+                "no render writes an answer after reasoning (the final turn drops it; no empty block anywhere): does "
+                "a reply write the same block, and what comes between its close and the answer? write the mode's "
+                "`think` by hand"
+                if seen
+                else "no render shows how reasoning is written, and nothing it writes where there is none shows it "
                 "either; write the mode's `think` by hand",
                 evidence,
             )
         return name, "\n", False, think
+
+    def _block_seen(self, m: _Mode, text: str) -> str:
+        """The block a non-final turn writes the probe's reasoning in, up to the added token that closes it (Gemma
+        4's tool-call turn: `<|channel>thought\n{reasoning}\n<channel|>`, then `<|tool_call>`), for the question
+        only: what follows it before an answer is shown nowhere. "" where the turn is not read so."""
+        head = m.base + m.header + m.opener
+        if not text.startswith(head) or R1 not in text[len(head) :]:
+            return ""
+        at = text.index(R1, len(head))
+        after = re.match(r"\s*", text[at + len(R1) :])
+        rest = text[at + len(R1) + (after.end() if after else 0) :]
+        ids = self.tok.encode(rest, add_special_tokens=False)
+        if not ids or not _added(self.tok, ids[0]):
+            return ""
+        closer: str = self.tok.convert_ids_to_tokens(ids[0])
+        if not rest.startswith(closer):
+            return ""
+        return text[len(head) : at] + "{reasoning}" + (after.group() if after else "") + closer
 
     def _block_shown(self, m: _Mode, text: str, opening: str = "", closers: Sequence[str] = ()) -> str:
         """The think block as a history or tool-call turn writes it around the probe's reasoning: the mode's opener,
@@ -1096,7 +1126,23 @@ class _Deriver:
                 return True
         return False
 
+    def content_format(self) -> str:
+        """ "parts" where the template writes nothing of a string content and writes a text part's text (Idefics3's,
+        SmolVLM's and LLaVA-Next's templates loop over content): every probe after this sends parts, as vLLM and
+        SGLang do for such a template. "string" wherever a string content is written (parts are not tried)."""
+        plain = self.render([_user()], gen=True)
+        if isinstance(plain, str) and U1 in plain:
+            return "string"
+        self.render.parts = True
+        parts = self.render([_user()], gen=True)
+        if isinstance(parts, str) and U1 in parts:
+            self.note("content_format", "parts", f"a string content renders {_show(plain)}; a text part {_show(parts)}")
+            return "parts"
+        self.render.parts = False
+        return "string"
+
     def run(self) -> Family:
+        content_format = self.content_format()
         on_kw, off_kw, flag = self.switch()
         switch = "kwarg" if on_kw or off_kw else "flag" if flag else "none"
         modes = {"on": self.read_mode("on", on_kw, ""), "off": self.read_mode("off", off_kw, flag)}
@@ -1151,6 +1197,7 @@ class _Deriver:
             reasoning_field=values["reasoning_field"],
             reasoning_strip=values["reasoning_strip"],
             tool_arguments=form,
+            content_format=content_format,
             tool_call_content=call_content,
             template_shows_final_reasoning=values["shows"],
             history=self.history(modes["on"] or usable, values["reasoning_field"]),

@@ -10,6 +10,7 @@ The format (every key optional unless marked; defaults are the ChatML-like commo
                                         # (typed blocks of content: data/reasoning_forms.toml, "blocks:thoughts")
     reasoning_strip = "\\n"              # characters the template strips from reasoning; "" for none
     tool_arguments = "object"           # or "json" (a JSON string)
+    content_format = "string"           # or "parts": every content as a list of typed parts (text parts)
     tool_call_content = ""              # the content a tool-call turn needs; false for null
     template_shows_final_reasoning = false
     history = "..."                     # plain words for reports
@@ -51,6 +52,7 @@ from chat_template_harness.models.rules.model import ANSWERS, Family, NotApplica
 _MODE_KEYS = {f.name for f in fields(ThinkMode)}
 _FAMILY_KEYS = {f.name for f in fields(Family)} - {"on", "off"}
 _REQUIRED = ("name", "title", "stop_tokens")
+CONTENT_FORMATS = ("string", "parts")
 
 
 class RulesError(HarnessError):
@@ -105,6 +107,10 @@ def family_from_mapping(raw: Mapping[str, Any], where: str) -> Family:
             f"{where}: reasoning_field {field_!r} is no content form of data/reasoning_forms.toml "
             f"(known: {', '.join(content.forms())})",
             _fix(where),
+        )
+    if values.get("content_format", "string") not in CONTENT_FORMATS:
+        raise RulesError(
+            f"{where}: content_format {values['content_format']!r} is none of {', '.join(CONTENT_FORMATS)}", _fix(where)
         )
     header = values["next_header"]
     if header and (

@@ -127,6 +127,10 @@ class Family:
     reasoning_strip: str | None = "\n"
     # tool-call arguments as the template concatenates them: "object" (tojson) or "json" (a JSON string)
     tool_arguments: str = "object"
+    # how the template reads a message's content: "string", or "parts" (a list of typed parts, text as
+    # {"type": "text", "text": ...}: Idefics3's, SmolVLM's and LLaVA-Next's templates write nothing of a string,
+    # and vLLM and SGLang send such a template every string content as one text part)
+    content_format: str = "string"
     # what a tool-call turn's content must be for the template to render the calls
     tool_call_content: str | None = ""
     # whether rendering the conversation with this turn last shows the reasoning the model generated
