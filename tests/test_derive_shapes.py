@@ -212,18 +212,31 @@ def test_a_content_form_goes_to_a_server_as_plain_fields_and_back_in_its_form():
     assert blocks.split(blocks.content("r", "a")) == ("r", "a")
 
 
-def test_a_rules_file_naming_no_declared_content_form_is_one_error(tmp_path):
-    """A typo in a content form's name would hand reasoning to a field no template reads: refused, with the known
-    forms; the declared name reads (control)."""
+@pytest.mark.parametrize(
+    ("key", "typo", "value", "error"),
+    [
+        (
+            "reasoning_field",
+            "blocks:thought",
+            "blocks:thoughts",
+            "is no content form of .*reasoning_forms.toml .*thoughts",
+        ),
+        ("content_format", "part", "parts", "content_format 'part' is none of string, parts"),
+    ],
+)
+def test_a_rules_file_naming_no_declared_form_is_one_error(key, typo, value, error, tmp_path):
+    """A typo in a content form's name would hand reasoning to a field no template reads, and one in the content
+    format would send strings to a template that writes none of them: refused, with the known values; the right
+    value reads (control)."""
     from chat_template_harness.models.rules import files
 
-    rules = 'name = "x"\ntitle = "x"\nstop_tokens = ["<|im_end|>"]\nreasoning_field = "{}"\n'
+    rules = f'name = "x"\ntitle = "x"\nstop_tokens = ["<|im_end|>"]\n{key} = "{{}}"\n'
     rules += '[think.on]\nthink = "{{reasoning}}"\n[think.off]\nnot_applicable = "-"\n'
-    (tmp_path / "typo.toml").write_text(rules.format("blocks:thought"), "utf-8")
-    with pytest.raises(files.RulesError, match="is no content form of data/reasoning_forms.toml .*blocks:thoughts"):
+    (tmp_path / "typo.toml").write_text(rules.format(typo), "utf-8")
+    with pytest.raises(files.RulesError, match=error):
         files.read(tmp_path / "typo.toml")
-    (tmp_path / "form.toml").write_text(rules.format("blocks:thoughts"), "utf-8")
-    assert files.read(tmp_path / "form.toml").reasoning_field == "blocks:thoughts"
+    (tmp_path / "form.toml").write_text(rules.format(value), "utf-8")
+    assert getattr(files.read(tmp_path / "form.toml"), key) == value
 
 
 # --- content read only as typed parts (Idefics3, SmolVLM, LLaVA-Next) ---------------------------------------------
@@ -250,18 +263,6 @@ def test_content_a_template_reads_only_as_typed_parts_is_sent_so(template, form,
     assert prompt.endswith(f"{last_user.content}<|im_end|>\n<|im_start|>assistant\n")
     assert trained == f"{conv.messages[-1].content}<|im_end|>"
     assert set(_statuses(folder, Think.OFF, ["multi_turn"])) == {"PASS"}
-
-
-def test_a_rules_file_with_an_unknown_content_format_is_one_error(tmp_path):
-    from chat_template_harness.models.rules import files
-
-    rules = 'name = "x"\ntitle = "x"\nstop_tokens = ["<|im_end|>"]\ncontent_format = "{}"\n'
-    rules += '[think.on]\nnot_applicable = "-"\n[think.off]\n'
-    (tmp_path / "typo.toml").write_text(rules.format("part"), "utf-8")
-    with pytest.raises(files.RulesError, match="content_format 'part' is none of string, parts"):
-        files.read(tmp_path / "typo.toml")
-    (tmp_path / "parts.toml").write_text(rules.format("parts"), "utf-8")
-    assert files.read(tmp_path / "parts.toml").content_format == "parts"
 
 
 # --- reasoning shown only before a tool call (Gemma 4 as TRL ships it) ----------------------------------------------
