@@ -297,3 +297,65 @@ def test_reasoning_shown_only_before_a_tool_call_is_asked_about_by_what_it_shows
     assert (
         "a tool-call turn writes the reasoning as '<|thought|>\\n{reasoning}\\n<|/thought|>'" in asked["think.on.think"]
     )
+
+
+# --- a think-off prompt that leaves its block open (Baichuan-M2 as Xinference ships it) ----------------------------
+
+OPEN_OFF = (
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' %}<think>\n\n</think>\n\n{% endif %}"
+    "{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if thinking_mode is defined and thinking_mode == 'off' %}<think>\n\n{% else %}<think>\n{% endif %}{% endif %}"
+)
+
+
+def test_a_block_the_think_off_prompt_leaves_open_is_closed_by_the_model(base, tmp_path):
+    """The think-off prompt ends `<think>\\n\\n` and the finished turn goes on `</think>\\n\\n4`: the model writes the
+    close, so it is trained with the answer. Control: rules that call the whole block a marker the template writes
+    (what derive read before) make a sample without the close, which the template's own turn disagrees with (the
+    TEMPLATE invariant fails the cell; build_samples refuses)."""
+    from dataclasses import replace
+
+    tokenizer, found = _derived(_folder(base, tmp_path, "open-off", OPEN_OFF))
+    family = found.family
+    last = conversation.load("multi_turn").messages[-1]
+    prompt, trained = _trained(tokenizer, family, "multi_turn", Think.OFF)
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n\n")
+    assert trained == f"</think>\n\n{last.content}<|im_end|>"
+    marker = replace(family.off, final_marker="<think>\n\n</think>\n\n")
+    plan = preprocess(tokenizer, conversation.load("multi_turn"), replace(family, off=marker), Think.OFF).plans[-1]
+    assert plan.disagrees and "</think>" not in plan.body
+
+
+# --- a reply's own whitespace, then the next header as the stop (GLM-4.1V as Xinference ships it) -------------------
+
+
+def _gap(every_turn: bool) -> str:
+    """No end of turn: the next message's `<|im_start|>` stops the model; a reply is followed by a space in every
+    render (or, the control, only where another message follows it)."""
+    gap = "' '" if every_turn else "' ' if not loop.last else ''"
+    return (
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}{% if m.role == 'assistant' %}{{ "
+        + gap
+        + " }}{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+@pytest.mark.parametrize("every_turn", [True, False], ids=["own-whitespace", "history-only"])
+def test_the_next_header_after_a_replys_own_whitespace_is_its_stop(every_turn, base, tmp_path):
+    """A reply the template always ends with a space, followed in history by the next header (an eos): the model
+    writes the space, then stops on the header. Control: a space written only before a following message is not
+    the reply's own, so the stop stays undecided."""
+    import json
+
+    folder = _folder(base, tmp_path, "gap", _gap(every_turn))
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(folder).convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": ids}), "utf-8")
+    tokenizer, found = _derived(folder)
+    if not every_turn:
+        assert [u.rule for u in found.family.undecided] == ["stop_tokens"]
+        return
+    assert dict(found.family.next_header) == {"reply": "<|im_start|>"} and not found.family.undecided
+    last = conversation.load("multi_turn").messages[-1]
+    assert _trained(tokenizer, found.family, "multi_turn", Think.OFF)[1] == f"{last.content} <|im_start|>"

@@ -456,6 +456,11 @@ def _agreement(
         # the template writes the sample's untrained head and more after it: that text is in no sample at all
         # (GLM think-off's `\n` after `<think></think>` read as part of the block): not a difference a rule names
         marker = untrained
+    if not mode.thinks and opener and untrained == opener and marker != opener and marker.startswith(opener):
+        # the finished turn goes on from the served prompt's own opener (a block the prompt leaves open, which the
+        # model closes: Baichuan-M2's think-off `<think>\n\n`, then `</think>\n\n`): that text is generated, and a
+        # sample without it is not the template's turn; no rule explains leaving it out
+        return Agreement(template, sample, tuple(explained), at=len(opener), compared=(template, sample))
     rest = template[len(marker) :]
     if marker != untrained:
         explained.append(("untrained head", f"{untrained!r}, template {marker!r}"))

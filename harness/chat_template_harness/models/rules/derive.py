@@ -935,9 +935,13 @@ class _Deriver:
             text = r(msgs, **kw)
             if not isinstance(text, str) or after not in text:
                 continue
-            ids = self.tok.encode(text[text.index(after) + len(after) :], add_special_tokens=False)
-            if key == "reply":  # the header follows the answer at once (GLM); `\n<|end|>` is the turn's own end
-                ids = ids[:1]  # (Apriel writes it in history only): not a next header
+            rest = text[text.index(after) + len(after) :]
+            gap = rest[: len(rest) - len(rest.lstrip())]
+            if key == "reply" and gap and gap == m.tail:  # whitespace the finished turn writes after its answer too
+                rest = rest[len(gap) :]  # (Xinference's GLM-4.1V: `4 `, then ` <|user|>` in history): the turn's own
+            ids = self.tok.encode(rest, add_special_tokens=False)
+            if key == "reply":  # the header follows the answer (and its own whitespace) at once (GLM); `\n<|end|>`
+                ids = ids[:1]  # only in history is the turn's own end (Apriel): not a next header
             first = next(
                 (i for i in ids if _special(self.tok, i) and self.tok.convert_ids_to_tokens(i) in self.eos), None
             )
@@ -1222,6 +1226,11 @@ class _Deriver:
         ):
             # the prompt already closed an empty block (GLM think-off `<think></think>`); the whitespace the finished
             # turn writes after it is the model's own first token, generated and trained
+            final_marker = m.opener
+        if not thinks and m.opener and m.marker != m.opener and m.marker.startswith(m.opener):
+            # a mode that does not think, whose prompt leaves its block open (Baichuan-M2's think-off `<think>\n\n`):
+            # the finished turn goes on from the prompt, so the rest of its marker (`</think>\n\n`) is the model's
+            # own, generated and trained with the answer (never a marker the template writes for it)
             final_marker = m.opener
         empty = ""
         if think is not None:
