@@ -359,3 +359,35 @@ def test_the_next_header_after_a_replys_own_whitespace_is_its_stop(every_turn, b
     assert dict(found.family.next_header) == {"reply": "<|im_start|>"} and not found.family.undecided
     last = conversation.load("multi_turn").messages[-1]
     assert _trained(tokenizer, found.family, "multi_turn", Think.OFF)[1] == f"{last.content} <|im_start|>"
+
+
+# --- a tag for thinking named by the template's own prompt, in any words (Marco-o1 as Xinference ships it) ----------
+
+
+def _system_says(text: str) -> str:
+    return (
+        "{%- if messages[0].role != 'system' %}<|im_start|>system\n"
+        + text
+        + "<|im_end|>\n{% endif %}"
+        + TURNS
+        + "<|im_end|>\n{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "self_opening"),
+    [("Denke in <Thought> nach, antworte in <Output>.", True), ("Antworte in <Output>.", False)],
+    ids=["names-a-thought-tag", "no-such-tag"],
+)
+def test_a_tag_for_thinking_the_prompt_names_in_any_words_is_never_no_thinking_mode(text, self_opening, base, tmp_path):
+    """A default system turn that names `<Thought>` for the model's thinking (here in German, Marco-o1's in
+    Chinese): the model writes it itself, so its format is undecided and no off mode is derived, never "no thinking
+    mode". Control: a system turn that names no such tag is a model without thinking."""
+    from chat_template_harness.models.rules import NotApplicable
+
+    family = _derived(_folder(base, tmp_path, "tag", _system_says(text)))[1].family
+    if self_opening:
+        assert "think.on.think" in {u.rule for u in family.undecided}
+        assert isinstance(family.off, NotApplicable) and "<Thought>" in family.off.reason
+        return
+    assert isinstance(family.on, NotApplicable) and "no thinking mode" in family.on.reason

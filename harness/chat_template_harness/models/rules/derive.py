@@ -131,6 +131,9 @@ ANSWER_AFTER = re.compile(
     re.IGNORECASE,
 )
 OFF_BLOCK_SOURCE = "the think-off prompt's empty block"  # where `_inferred_think` may read a format (said in its note)
+# a tag the template's own prompt names for the model's thinking, in any words around it (Marco-o1's Chinese default
+# system turn: think inside `<Thought>`, answer inside `<Output>`); `<think>` and its spellings are THINK_MARKER's
+REASONING_TAG = re.compile(r"<(?:thoughts?|thinking|reasoning)>", re.IGNORECASE)
 CONDITIONAL = re.compile(r"(?:if|when|whenever|unless|in case)\b", re.IGNORECASE)
 MARKUP = re.compile(r"<[^<>\s]*>|\[[^\[\]\s]*\]")  # tokens and tags (`<|system|>`, `[INST]`); bracketed phrases stay
 # prose a person writes; derivation fills it with plain observations and comparison ignores it
@@ -1008,6 +1011,13 @@ class _Deriver:
                 "the generation prompt opens nothing, yet the template's own prompt asks for reasoning on every reply "
                 "in words: the model reasons; its format only where a render shows it, else undecided",
             )
+        # its own prompt names a tag for the model's thinking, in any language (Marco-o1's `<Thought>`): likewise
+        if label == "on" and (evidence := self.names_a_reasoning_tag(m)):
+            return self.opens_its_block(
+                evidence,
+                "the generation prompt opens nothing, yet the template's own prompt names a tag for the model's "
+                "thinking: the model writes it itself; its format only where a render shows it, else undecided",
+            )
         # no switch, yet the template writes a think block into final turns (Kimi-K2-Thinking; Qwen3 2507 Instruct,
         # which never thinks) or the reasoning it is given (LFM2.5's `thinking`): the served prompt is the same
         # either way, so whether the model thinks is its model card's fact: both modes are derived, one to review
@@ -1044,6 +1054,21 @@ class _Deriver:
                     f"the template's own prompt orders `{opening.group()}`…`{closer}` on every reply: "
                     f"{_show(own[max(0, opening.start() - 60) : at + len(closer)])}"
                 )
+        return ""
+
+    def names_a_reasoning_tag(self, m: _Mode) -> str:
+        """Evidence that the template's own prompt (the user's text aside) names a tag for the model's thinking
+        (`REASONING_TAG`), whatever words it is named in. "" for none; an empty block the prompt closes orders
+        nothing (a think-off prompt's)."""
+        text = self.render([_user()], gen=True, flag=m.flag, **m.kwargs)
+        own = text.replace(U1, "") if isinstance(text, str) else ""
+        for tag in REASONING_TAG.finditer(own):
+            if own[tag.end() :].lstrip().lower().startswith(_closing(tag.group()).lower()):
+                continue
+            return (
+                f"the template's own prompt names `{tag.group()}` for the model's thinking: "
+                f"{_show(own[max(0, tag.start() - 60) : tag.end() + 60])}"
+            )
         return ""
 
     def asks_reasoning(self, m: _Mode) -> str:
