@@ -212,6 +212,18 @@ def test_a_content_form_goes_to_a_server_as_plain_fields_and_back_in_its_form():
     assert blocks.split(blocks.content("r", "a")) == ("r", "a")
 
 
+def test_a_server_sends_a_template_that_reads_parts_every_content_as_a_text_part():
+    """`--served-by vllm|sglang` renders the server's request: for a parts family every string content goes to the
+    template as one text part, as those servers send it (contract/render.py writes the sample's the same way).
+    Control: a string family's request keeps its strings."""
+    from chat_template_harness.serving import profiles
+
+    request = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]
+    parts = profiles.as_template_messages(request, "reasoning_content", "parts")
+    assert [m["content"] for m in parts] == [[{"type": "text", "text": "hi"}], [{"type": "text", "text": "ok"}]]
+    assert [m["content"] for m in profiles.as_template_messages(request, "reasoning_content")] == ["hi", "ok"]
+
+
 @pytest.mark.parametrize(
     ("key", "typo", "value", "error"),
     [

@@ -333,9 +333,13 @@ def to_request(messages: Sequence[Mapping[str, Any]], reasoning_field: str) -> R
     return out
 
 
-def as_template_messages(request: Sequence[Mapping[str, Any]], reasoning_field: str) -> Request:
+def as_template_messages(
+    request: Sequence[Mapping[str, Any]], reasoning_field: str, content_format: str = "string"
+) -> Request:
     """A normalised request as the template reads it: reasoning under the family's field (or, for a content form,
-    every assistant message's content written in it, as contract/render.py writes it)."""
+    every assistant message's content written in it, as contract/render.py writes it); for a template that reads
+    content only as parts, every string content as one text part (vLLM and SGLang detect such a template and send
+    it so)."""
     out = []
     blocks = content.form(reasoning_field)
     for msg in request:
@@ -345,5 +349,7 @@ def as_template_messages(request: Sequence[Mapping[str, Any]], reasoning_field: 
             msg["content"] = blocks.content(reasoning or "", msg.get("content"))
         elif reasoning and reasoning_field not in ("inline", "reasoning"):
             msg[reasoning_field] = reasoning
+        if content_format == "parts" and isinstance(msg.get("content"), str):
+            msg["content"] = content.text_parts(msg["content"])
         out.append(msg)
     return out

@@ -160,7 +160,7 @@ def request_ids(
     in_template = options.continue_final_message and prefix is None
     text = render(
         tokenizer,
-        profiles.as_template_messages(request, family.reasoning_field),
+        profiles.as_template_messages(request, family.reasoning_field, family.content_format),
         family=family,
         mode=mode,
         tools=tools,
