@@ -437,6 +437,22 @@ def test_a_template_kept_as_a_string_in_code_is_read_never_run():
     assert module_strings(module) == {"qwen_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}
 
 
+def test_a_template_in_a_typescript_table_is_read_as_json5_and_taken_by_model_and_hash():
+    """`npm-ts-table` sources (@huggingface/ollama-utils): the exported array is read as JSON5 (bare keys, single and
+    double quotes with their escapes, trailing commas); a model listed twice gives the entry with the pinned hash,
+    and a hash that matches none gives the first (so the fetch's hash check fails, as it must)."""
+    from tests.corpus.fetch import gguf_template, sha256, ts_table
+
+    text = (
+        "import x from \"y\";\nexport const T: E[] = [\n\t{\n\t\tmodel: \"a\",\n\t\tgguf: '{{ bos }}\\n{% if x %}\\'q\\'{% endif %}',"
+        '\n\t},\n\t{ model: "b", gguf: "one" },\n\t{ model: "b", gguf: "two", },\n];\n'
+    )
+    entries = ts_table(text, "T")
+    assert entries[0]["gguf"] == "{{ bos }}\n{% if x %}'q'{% endif %}"
+    assert gguf_template(entries, "b", sha256(b"two")) == b"two"
+    assert gguf_template(entries, "b", sha256(b"three")) == b"one"
+
+
 def test_a_template_a_framework_sets_with_its_lines_joined_is_kept_as_it_is_set():
     """Oumi strips each line of a template file and joins them before setting it: the corpus keeps that text, whose
     whitespace inside strings stays (`'\\n'` is not a line break), and the Jinja block newlines of the file go."""

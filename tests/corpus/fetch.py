@@ -7,7 +7,11 @@ archive's hash is checked, then each named template's; nothing else is kept. An 
 of that name, where the file holds several); a `pypi-wheel-module`
 source's template `NAME.jinja` is the string a Python module of the wheel assigns to `NAME` (the module's hash is
 checked too; it is read as a syntax tree, never imported); a `pypi-wheel-json` source's template `NAME.jinja` is
-the `chat_template` of the wheel's model-table file `NAME.json` (Xinference's). Only the sources with a file
+the `chat_template` of the wheel's model-table file `NAME.json` (Xinference's); an `npm-ts-table` source's template
+is the `gguf` string of the entry for its model (`models`) in a TypeScript table the package ships (the
+`OLLAMA_CHAT_TEMPLATE_MAPPING` of @huggingface/ollama-utils: each Ollama model's GGUF-embedded chat template),
+read as JSON5 (the file's hash is checked too; of a model listed twice, the entry with the pinned hash). Only the
+sources with a file
 missing or changed are downloaded. Default folder: $CTH_CORPUS_DIR, else .cache/corpus in the repository (git
 ignores it).
 """
@@ -65,7 +69,7 @@ def missing(folder: Path, only: dict[str, str] | None = None) -> list[str]:
 
 
 def download(source: dict, into: Path) -> Path:
-    if source["kind"] == "npm":
+    if source["kind"] in ("npm", "npm-ts-table"):
         if shutil.which("npm") is None:
             raise SystemExit(
                 f"error: {source['package']} is an npm package and npm is not installed; fix: install "
@@ -134,6 +138,15 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
             raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
         (name,) = source["templates"]
         return {name: chat_template(json.loads(config), source.get("named")).encode("utf-8")}
+    if source["kind"] == "npm-ts-table":
+        with tarfile.open(archive) as tar:
+            table = tar.extractfile(source["member"]).read()  # type: ignore[union-attr]
+        if sha256(table) != source["member_sha256"]:
+            raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
+        entries = ts_table(table.decode("utf-8"), source["table"])
+        return {
+            name: gguf_template(entries, model, source["templates"][name]) for name, model in source["models"].items()
+        }
     if source["kind"] == "pypi-wheel-module":
         with zipfile.ZipFile(archive) as whl:
             module = whl.read(source["member"])
@@ -180,6 +193,24 @@ def table_template(table: object) -> str:
     if len(found) != 1:
         raise SystemExit(f"error: the model table holds {len(found)} chat templates, not one; {FIX}")
     return found[0]
+
+
+def ts_table(text: str, name: str) -> list[dict]:
+    """The array a TypeScript module exports as `name` (`export const NAME: Type[] = [...];`), read as JSON5: its
+    objects' keys are bare names and its strings single- or double-quoted, as JSON5 allows."""
+    import json5
+
+    start = text.index("= [", text.index(f"export const {name}")) + 2
+    end = text.index("\n];", start) + 2
+    return list(json5.loads(text[start:end]))
+
+
+def gguf_template(entries: list[dict], model: str, digest: str) -> bytes:
+    """The `gguf` template of `model`'s entry: the one with the pinned hash where the table lists the model twice."""
+    found = [e["gguf"].encode("utf-8") for e in entries if e.get("model") == model]
+    if not found:
+        raise SystemExit(f"error: {model} is not in the table; {FIX}")
+    return next((data for data in found if sha256(data) == digest), found[0])
 
 
 def joined_lines(text: str) -> str:
