@@ -141,6 +141,36 @@ def test_a_system_turn_only_the_served_prompt_writes_is_read_as_context(always, 
     assert "PASS" in _statuses(folder, Think.OFF, ["reasoning_every_turn"])
 
 
+def _classifier(quotes: bool) -> str:
+    """A guard model's shape (Llama Guard, Granite Guardian): the conversation is quoted inside one user turn that asks
+    about its last message, then the assistant header; the control writes each turn as a chat does."""
+    if not quotes:
+        return (
+            "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+            "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+        )
+    return (
+        "<|im_start|>user\nIs the {{ 'Agent' if messages[-1].role == 'assistant' else 'User' }} message safe?\n"
+        "{%- for m in messages %}\n{{ m.role }}: {{ m.content }}{% endfor %}<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+@pytest.mark.parametrize("quotes", [True, False], ids=["classifier", "chat"])
+def test_a_classifier_that_quotes_the_reply_is_refused_with_what_it_is(quotes, base, tmp_path):
+    """A template that quotes the final reply in a question about it, instead of writing it after the prompt it
+    serves, has no training sample for that turn: one error that says so and names both causes (rules of another
+    template, a guard model's prompt), never a span. The control, a chat, is trained."""
+    folder = _folder(base, tmp_path, "guard" if quotes else "chat", _classifier(quotes))
+    tokenizer, found = _derived(folder)
+    if not quotes:
+        assert _trained(tokenizer, found.family, "single_turn", Think.OFF)[1].endswith("<|im_end|>")
+        return
+    with pytest.raises(TemplateDriftError) as refused:
+        _trained(tokenizer, found.family, "single_turn", Think.OFF)
+    assert "does not follow the prompt the template serves" in str(refused.value)
+    assert "guard model" in refused.value.fix and "update it to match" in refused.value.fix
+
+
 # --- reasoning from typed content blocks --------------------------------------------------------------------------
 
 # a finished reply writes the switch too, so what the model writes after it is shown (test_derive.py: a switch the

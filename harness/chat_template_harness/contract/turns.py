@@ -268,8 +268,11 @@ def _plan(
         if not bare.startswith(head):
             raise TemplateDriftError(
                 f"{where}: the template writes the turn header differently with and without a generation prompt "
-                f"(first difference at character {first_difference(bare, head)})",
-                "update the family's rules file to match the template (`cth derive MODEL` shows what the template does)",
+                f"(first difference at character {first_difference(bare, head)}): the reply does not follow the prompt "
+                "the template serves (rules written for another template, or a classifier that quotes the reply)",
+                "where the rules file is another template's, update it to match this one (`cth derive MODEL` shows "
+                "what the template does); a template that quotes the reply instead of writing it after its prompt (a "
+                "guard model's) has no training sample for that turn: train with the template the model chats with",
             )
         rest = bare[len(head) :]
         # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`
