@@ -17,7 +17,7 @@ import pytest
 
 from chat_template_harness.cells import model as cellmodel
 from chat_template_harness.contract import conversation
-from chat_template_harness.contract.sample import preprocess
+from chat_template_harness.contract.sample import CellUndecided, preprocess
 from chat_template_harness.errors import TemplateDriftError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import Family, Think, derive
@@ -155,18 +155,21 @@ def _classifier(quotes: bool) -> str:
     )
 
 
-@pytest.mark.parametrize("quotes", [True, False], ids=["classifier", "chat"])
-def test_a_classifier_that_quotes_the_reply_is_refused_with_what_it_is(quotes, base, tmp_path):
+def test_a_classifier_that_quotes_the_reply_gets_no_stop_and_no_sample(base, tmp_path):
     """A template that quotes the final reply in a question about it, instead of writing it after the prompt it
-    serves, has no training sample for that turn: one error that says so and names both causes (rules of another
-    template, a guard model's prompt), never a span. The control, a chat, is trained."""
-    folder = _folder(base, tmp_path, "guard" if quotes else "chat", _classifier(quotes))
-    tokenizer, found = _derived(folder)
-    if not quotes:
-        assert _trained(tokenizer, found.family, "single_turn", Think.OFF)[1].endswith("<|im_end|>")
-        return
-    with pytest.raises(TemplateDriftError) as refused:
-        _trained(tokenizer, found.family, "single_turn", Think.OFF)
+    serves (a guard model's), shows no stop: derive leaves `stop_tokens` undecided (it had read one off the text
+    after the quoted answer) and no cell is built; with rules written for another template the planner refuses with
+    one error that names both causes. The control, a chat of the same markers, is derived and trained."""
+    chat_tok, chat = _derived(_folder(base, tmp_path, "chat", _classifier(quotes=False)))
+    guard_tok, guard = _derived(_folder(base, tmp_path, "guard", _classifier(quotes=True)))
+    assert not chat.family.undecided and chat.family.stop_tokens == ("<|im_end|>",)
+    assert _trained(chat_tok, chat.family, "single_turn", Think.OFF)[1].endswith("<|im_end|>")
+    assert [u.rule for u in guard.family.undecided] == ["stop_tokens"] and not guard.family.stop_tokens
+    assert "quotes the reply" in guard.family.undecided[0].question
+    with pytest.raises(CellUndecided):
+        _trained(guard_tok, guard.family, "single_turn", Think.OFF)
+    with pytest.raises(TemplateDriftError) as refused:  # the chat's rules on the classifier's template
+        _trained(guard_tok, chat.family, "single_turn", Think.OFF)
     assert "does not follow the prompt the template serves" in str(refused.value)
     assert "guard model" in refused.value.fix and "update it to match" in refused.value.fix
 

@@ -384,6 +384,7 @@ class _Mode:
     marker: str = ""  # the final-turn render's text between header and answer, no reasoning given
     base: str = ""  # the prompt before the assistant turn (no generation prompt)
     tail: str = ""  # after the answer in the final-turn render
+    goes_on: bool = True  # the final-turn render starts with the prompt before the assistant turn
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -582,6 +583,7 @@ class _Deriver:
         m.before_hist = hist[len(nogen) : hist.index(A1, len(nogen))] if hist.startswith(nogen) else ""
         m.before_final = final[len(nogen) : final.index(A1)] if final.startswith(nogen) else ""
         m.tail = final[final.index(A1) + len(A1) :]
+        m.goes_on = final.startswith(nogen)
         m.label = label
         return m
 
@@ -956,6 +958,17 @@ class _Deriver:
         return found if "reply" in found else {}
 
     def stops(self, m: _Mode, tool_stop: str | None) -> tuple[tuple[str, ...], str]:
+        if not m.goes_on:  # the reply is not written after the prompt (a guard model's template quotes it)
+            self.undecide(
+                "stop_tokens",
+                "stop_tokens",
+                "stop",
+                "the finished turn's render does not start with the prompt before it: the template rewrites the "
+                "conversation when a reply follows (a classifier that quotes the reply, as a guard model's does), so "
+                "no render shows how a reply ends; a model that chats with this template needs `stop_tokens` by hand",
+                f"the prompt before the assistant turn {_show(m.base)}; the finished turn, after the answer, {_show(m.tail)}",
+            )
+            return (), ""
         split = _split_stop(self.tok, m.tail, self.eos)
         if split is None and self.headers:
             return tuple(dict.fromkeys(self.headers.values())), ""
@@ -1187,7 +1200,11 @@ class _Deriver:
             )
         self.split_header([m for m in modes.values() if m is not None])
         form, call_content, unsupported, tool_stop = self.tools(usable)
-        self.headers = self.next_header(usable, form) if _split_stop(self.tok, usable.tail, self.eos) is None else {}
+        self.headers = (
+            self.next_header(usable, form)
+            if usable.goes_on and _split_stop(self.tok, usable.tail, self.eos) is None
+            else {}
+        )
         stops, trailer = self.stops(usable, tool_stop)
         values: dict[str, Any] = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
         built: dict[str, ThinkMode | NotApplicable] = {}
