@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chat_template_harness import cli
-from chat_template_harness.audit import generate
+from chat_template_harness.audit import audit, generate
 from chat_template_harness.audit.row import REASONS, Job, audit_row
 
 NAIVE = "chat_template_harness.examples.naive:preprocess"
@@ -80,6 +80,24 @@ def test_ray_data_gives_the_same_counts(capsys, dataset):
     local = _audit(capsys, dataset["jsonl"], "--workers", "2", "--limit", "60")[1]
     on_ray = _audit(capsys, dataset["jsonl"], "--engine", "ray", "--workers", "2", "--limit", "60")[1]
     assert local == on_ray
+
+
+def test_the_audit_keeps_the_collector_off_what_was_alive_at_its_start_and_gives_it_back(dataset):
+    """The audit freezes the objects alive when it starts (imports, tokenizer) so that full collections do not walk
+    them row after row (bench: 1 worker about 1.15 times the rows per second), and leaves the collector as it was."""
+    import gc
+
+    job, seen = Job("qwen3-8b", "off"), []
+    assert gc.get_freeze_count() == 0
+    audit(str(dataset["jsonl"]), job, limit=3, progress=lambda _: seen.append(gc.get_freeze_count()))
+    assert seen and min(seen) > 0  # frozen while rows run
+    assert gc.get_freeze_count() == 0  # and given back
+    gc.freeze()  # a caller that froze its own objects first keeps them frozen
+    try:
+        audit(str(dataset["jsonl"]), job, limit=3)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_every_generated_broken_kind_has_a_named_reason():

@@ -10,7 +10,9 @@ realistic test and bench data. A bad row is counted with its reason and row numb
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 
 from chat_template_harness.audit.row import Job, RowOutcome
@@ -41,10 +43,11 @@ def audit(
         stream = islice(stream, limit)
     sampled = sampling.sample(stream, sample) if sample is not None else None
     summary = Summary(job, source, plan=sample)
-    for outcome in engines.ENGINES[engine](job, sampled.rows if sampled else stream, workers):
-        summary.add(outcome)
-        if progress is not None:
-            progress(outcome)
+    with collector_frozen():
+        for outcome in engines.ENGINES[engine](job, sampled.rows if sampled else stream, workers):
+            summary.add(outcome)
+            if progress is not None:
+                progress(outcome)
     if sampled is not None:
         summary.population = sampled.population
     if summary.total == 0:
@@ -55,3 +58,21 @@ def audit(
             f"no readable row in {source}: {reasons}", "check the file's format (see `cth audit --help`)"
         )
     return summary
+
+
+@contextmanager
+def collector_frozen() -> Iterator[None]:
+    """Keep Python's garbage collector off the objects alive when the audit starts (the imports, the tokenizer,
+    the caller's own) for its length: each full collection walks every tracked object, and transformers alone
+    makes some 250,000, while the audit's rows make and drop their own by the million. `gc.freeze()` is the
+    standard library's tool for a long run after a large start-up (and before a fork: the local engine's workers
+    inherit it). The caller's collector is given back as it was; a caller that froze its own objects first keeps
+    them frozen and the audit does not touch them."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
