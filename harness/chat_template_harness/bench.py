@@ -93,13 +93,17 @@ def _peak_rss_mib() -> float:
 
 def bare_loads(tokenizers_dir: Path | None, models: Sequence[str]) -> dict[str, float]:
     """Seconds to make each model's tokenizer object, as the harness's source makes it (a folder through
-    AutoTokenizer, a mistral-common file through models/bundled.py), without its hash check or cache."""
-    from chat_template_harness.models import source
+    AutoTokenizer, a mistral-common file through models/bundled.py), without its hash check or cache. A pinned
+    template a package ships is fetched into its cache before the clock starts: on a fresh machine the first
+    fetch downloads the package (a minute for llama-cpp-python's sdist), which no load after it pays."""
+    from chat_template_harness.models import fetched, source
 
     times = {}
     for name in models:
         spec = source.get_model(name)
         directory, origin = source.locate(spec, tokenizers_dir)
+        if spec.template is not None:
+            fetched.text(spec.template)
         start = time.perf_counter()
         source.instantiate(spec, directory, origin)
         times[spec.name] = time.perf_counter() - start
