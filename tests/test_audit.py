@@ -84,7 +84,7 @@ def test_ray_data_gives_the_same_counts(capsys, dataset):
 
 def test_the_audit_keeps_the_collector_off_what_was_alive_at_its_start_and_gives_it_back(dataset):
     """The audit freezes the objects alive when it starts (imports, tokenizer) so that full collections do not walk
-    them row after row (bench: 1 worker about 1.15 times the rows per second), and leaves the collector as it was."""
+    them row after row (bench: 1 worker about 1.14 times the rows per second), and leaves the collector as it was."""
     import gc
 
     job, seen = Job("qwen3-8b", "off"), []
