@@ -130,6 +130,28 @@ def fresh_qwen3(pack_dir):
     return tok
 
 
+@pytest.fixture(scope="module")
+def saved_with(fresh_qwen3, tmp_path_factory):
+    """`saved_with(template)`: the fresh tokenizer saved with `template` and loaded from there, so its files hold the
+    template (as a server's would); one folder per template."""
+    import copy
+
+    from transformers import AutoTokenizer
+
+    made: dict[str, object] = {}
+
+    def saved(template: str):
+        if template not in made:
+            tok = copy.deepcopy(fresh_qwen3)
+            tok.chat_template = template
+            folder = tmp_path_factory.mktemp("own-template")
+            tok.save_pretrained(folder)
+            made[template] = AutoTokenizer.from_pretrained(str(folder))
+        return made[template]
+
+    return saved
+
+
 def test_an_unregistered_tokenizer_gets_rules_derived_from_its_template(fresh_qwen3, load):
     derived = cth.build_samples(fresh_qwen3, _messages("reasoning_last_turn"), think="on")
     builtin = cth.build_samples(load("qwen3-8b").tokenizer, _messages("reasoning_last_turn"), think="on")
@@ -147,13 +169,10 @@ PRINTS_IDS = (
 
 
 @pytest.mark.parametrize("with_ids", [True, False])
-def test_tool_call_ids_in_the_data_are_rendered_as_the_template_prints_them(fresh_qwen3, with_ids):
+def test_tool_call_ids_in_the_data_are_rendered_as_the_template_prints_them(saved_with, with_ids):
     """A template that prints ids serves them: the sample's prompt holds the data's ids (they were dropped, and the
     prompt then differed from the served one). The control: data without ids gives a prompt without them."""
-    import copy
-
-    tokenizer = copy.deepcopy(fresh_qwen3)  # the fixture is shared: its template stays as it is
-    tokenizer.chat_template = PRINTS_IDS
+    tokenizer = saved_with(PRINTS_IDS)
     data = _messages("tool_call")
     if with_ids:
         data["messages"][1]["tool_calls"][0]["id"] = "call_7Q2"
@@ -177,13 +196,10 @@ PRINTS_NAMES = (
 
 
 @pytest.mark.parametrize("with_name", [True, False])
-def test_a_speakers_name_in_the_data_is_rendered_as_the_template_prints_it(fresh_qwen3, with_name):
+def test_a_speakers_name_in_the_data_is_rendered_as_the_template_prints_it(saved_with, with_name):
     """A user's `name` was dropped when a conversation was read: for a template that prints it, the sample's prompt
     was not the one served. The control: data without a name gives the plain role header."""
-    import copy
-
-    tokenizer = copy.deepcopy(fresh_qwen3)
-    tokenizer.chat_template = PRINTS_NAMES
+    tokenizer = saved_with(PRINTS_NAMES)
     data = _messages("multi_turn")["messages"]
     if with_name:
         data[1]["name"] = "ada"  # the first user message
@@ -193,16 +209,13 @@ def test_a_speakers_name_in_the_data_is_rendered_as_the_template_prints_it(fresh
     assert text.startswith(served) and ("<|im_start|>ada\nWhat is 12 times 7?" in text) == with_name
 
 
-def test_a_reply_whose_name_the_template_writes_in_its_header_is_one_clear_error(fresh_qwen3):
+def test_a_reply_whose_name_the_template_writes_in_its_header_is_one_clear_error(saved_with):
     """The served prompt is written before the model answers, without the reply's name: a template that writes the
     name in the reply's header (Kimi K2's) cannot give that turn's finished render after the served prompt. One
     error names the field to drop, not a rules file to update."""
-    import copy
-
     from chat_template_harness.errors import TemplateDriftError
 
-    tokenizer = copy.deepcopy(fresh_qwen3)
-    tokenizer.chat_template = PRINTS_NAMES
+    tokenizer = saved_with(PRINTS_NAMES)
     data = _messages("single_turn")["messages"]
     data[-1]["name"] = "bot"
     with pytest.raises(TemplateDriftError, match="writes this reply's name 'bot' in its turn header.*drop `name`"):
@@ -229,26 +242,20 @@ def test_a_tool_call_id_that_is_not_a_string_is_one_clear_error():
     ],
     ids=["no-stop-token"],
 )
-def test_an_undecided_rule_raises_with_the_config_line(template, rule, fresh_qwen3):
-    import copy
-
-    tok = copy.copy(fresh_qwen3)
-    tok.chat_template, tok.name_or_path = template, f"undecided-{rule}"
+def test_an_undecided_rule_raises_with_the_config_line(template, rule, saved_with):
+    tok = saved_with(template)
     with pytest.raises(cth.UndecidedRule) as info:
         cth.build_samples(tok, _messages("single_turn"), think="off")
     assert info.value.rule == rule and info.value.config_line.split(" ")[0].lstrip("[").startswith(rule.split(".")[0])
     assert f"write `{info.value.config_line}`" in str(info.value)
 
 
-def test_a_template_that_renders_nothing_is_one_clear_error_not_an_undecided_rule(fresh_qwen3):
+def test_a_template_that_renders_nothing_is_one_clear_error_not_an_undecided_rule(saved_with):
     """Nothing to read a rule from is an error of the template (its one line and fix), not a question a config line
     answers."""
-    import copy
-
     from chat_template_harness.errors import TemplateDriftError
 
-    tok = copy.copy(fresh_qwen3)
-    tok.chat_template, tok.name_or_path = "{{ raise_exception('this template renders nothing') }}", "renders-nothing"
+    tok = saved_with("{{ raise_exception('this template renders nothing') }}")
     with pytest.raises(TemplateDriftError, match="renders no plain user/assistant exchange") as info:
         cth.build_samples(tok, _messages("single_turn"), think="off")
     assert not isinstance(info.value, cth.UndecidedRule) and info.value.fix
@@ -257,23 +264,52 @@ def test_a_template_that_renders_nothing_is_one_clear_error_not_an_undecided_rul
 QWEN3_THINK = "'\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n'"
 
 
-def test_a_template_that_disagrees_with_its_rules_raises(load):
-    """Qwen3's tokenizer with its reasoning written `<think>…</think>` (no newlines): the built-in rules' format is
-    no longer the template's. The reference plans it without a word; build_samples asks the oracle and refuses."""
-    import copy
-
+def test_a_template_that_disagrees_with_its_rules_raises(load, saved_with):
+    """Qwen3's tokenizer with its reasoning written `<think>…</think>` (no newlines), saved with it: the built-in
+    rules' format is no longer the template's. The reference plans it without a word; build_samples asks the oracle
+    and refuses."""
     from chat_template_harness.errors import TemplateDriftError
 
-    tok = copy.copy(load("qwen3-8b").tokenizer)
-    assert tok.chat_template.count(QWEN3_THINK) == 1
-    tok.chat_template = tok.chat_template.replace(
-        QWEN3_THINK, "'\\n<think>' + reasoning_content.strip('\\n') + '</think>'"
-    )
+    real = load("qwen3-8b").tokenizer.chat_template
+    assert real.count(QWEN3_THINK) == 1
+    tok = saved_with(real.replace(QWEN3_THINK, "'\\n<think>' + reasoning_content.strip('\\n') + '</think>'"))
     data = _messages("reasoning_last_turn")
     with pytest.raises(TemplateDriftError, match="the rules and the template disagree"):
         cth.build_samples(tok, data, think="on", model="qwen3-8b")
-    tok.chat_template = load("qwen3-8b").tokenizer.chat_template  # negative control: the real template builds
-    assert cth.build_samples(tok, data, think="on", model="qwen3-8b")
+    # negative control: the real template builds
+    assert cth.build_samples(saved_with(real), data, think="on", model="qwen3-8b")
+
+
+# Qwen3's template with every past turn's reasoning kept (what a prefix-preserving training template does, TRL's
+# `get_training_chat_template` among them): a server given Qwen3's own template drops it
+QWEN3_STRIPS = "loop.index0 > ns.last_query_index"
+
+
+@pytest.mark.parametrize("how", ["set", "saved"])
+def test_a_template_set_on_the_tokenizer_after_loading_is_refused(load, saved_with, how):
+    """The served prompt is rendered with the tokenizer's template, and a server renders the one its files hold: a
+    template set in memory since (a training template) would put turn 1's reasoning into turn 2's prompt, which the
+    served model never sees. Nothing is built on it; one error names the fix. The controls: the same template
+    saved with the tokenizer (the user says it is served) builds, and keeps that reasoning, as its render does."""
+    import copy
+
+    from chat_template_harness import TemplateChangedError
+
+    real = load("qwen3-8b").tokenizer.chat_template
+    assert real.count(QWEN3_STRIPS) == 1
+    keeps = real.replace(QWEN3_STRIPS, "true")
+    data = _messages("reasoning_every_turn")
+    if how == "set":
+        tok = copy.deepcopy(load("qwen3-8b").tokenizer)
+        tok.chat_template = keeps
+        with pytest.raises(TemplateChangedError, match="changed after loading.*fix: build the samples with the tok"):
+            cth.build_samples(tok, data, think="on")
+        tok.chat_template = real  # set back: it is the files' template again
+        assert cth.build_samples(tok, data, think="on")
+    else:
+        samples = cth.build_samples(saved_with(keeps), data, think="on", model="qwen3-8b")
+        first = data["messages"][1]["reasoning_content"]
+        assert first and first in saved_with(keeps).decode(samples[-1].input_ids)
 
 
 # --- max_length ----------------------------------------------------------------------------------------------------

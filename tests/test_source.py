@@ -79,6 +79,22 @@ def test_every_tokenizer_loads_from_the_pack_with_matching_hashes(model: str, lo
     assert isinstance(loaded.chat_template, str) and loaded.chat_template
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_every_tokenizer_records_the_template_it_was_loaded_with(model: str, load):
+    """build_samples refuses a template set on a tokenizer after loading (a server renders its files' one), so each
+    loader records the template it read, the ones transformers does not read included (Llama 4's processor file, a
+    package's pinned template, mistral-common's). The control: a template set since is told apart."""
+    import copy
+
+    from chat_template_harness.models import named
+
+    tok = load(model).tokenizer
+    assert named.text(named.as_loaded(tok)) == named.text(tok.chat_template) != ""
+    changed = copy.copy(tok)
+    changed.chat_template = "{{ messages[0].content }}"
+    assert named.text(named.as_loaded(changed)) != named.text(changed.chat_template)
+
+
 def test_a_tokenizer_is_loaded_once_per_process(load):
     assert load("qwen3-8b") is load("qwen3-8b")
     assert load("qwen3-8b").tokenizer is source.load("Qwen/Qwen3-8B").tokenizer

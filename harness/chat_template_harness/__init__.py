@@ -45,6 +45,7 @@ _PUBLIC = {
     "TurnReport": "chat_template_harness.build",
     "Samples": "chat_template_harness.build",
     "UndecidedRule": "chat_template_harness.build",
+    "TemplateChangedError": "chat_template_harness.build",
     "sample_builder": "chat_template_harness.batch",
     "SampleBuilder": "chat_template_harness.batch",
 }

@@ -59,6 +59,23 @@ class UndecidedRule(HarnessError):
         self.model, self.rule, self.question, self.config_line = model, rule, question, config_line
 
 
+class TemplateChangedError(HarnessError):
+    """The tokenizer's chat template is not the one its files hold: build_samples renders every served prompt with
+    the tokenizer's template, and a server renders the files' one, so samples built on it would train a prompt the
+    served model never sees (a training template keeps what the real one drops). Which one the server is given is
+    not known here, so nothing is built on a guess."""
+
+    def __init__(self, now: str, loaded: str) -> None:
+        super().__init__(
+            f"the tokenizer's chat template was changed after loading ({len(now):,} characters, not the "
+            f"{len(loaded):,} its files hold): a server renders the files' template",
+            "build the samples with the tokenizer as its files load it (a training template, such as TRL's "
+            "`get_training_chat_template` or what `SFTConfig(chat_template_path=...)` sets, is not what a server "
+            "renders); if your server is given this template (`vllm serve --chat-template`), save the tokenizer "
+            "with it (`tokenizer.save_pretrained(DIR)`) and load it from DIR",
+        )
+
+
 # The harness's own errors for a rule it cannot decide. Derivation raises ValueError where the template renders
 # nothing it can read; an explicit undecided-rule error joins this tuple when the rules carry one.
 UNDECIDED_ERRORS: tuple[type[Exception], ...] = (ValueError,)
@@ -231,7 +248,11 @@ def resolve(tokenizer: Any, model: str | None = None) -> Target:
         loaded = source.load(tokenizer)
         return Target(loaded.spec.name, loaded.tokenizer, _family(loaded.spec, loaded.tokenizer))
     # kept with its tokenizer, so ids stay unique; a template set on the tokenizer since gets its rules anew
-    key = (id(tokenizer), model, named.text(getattr(tokenizer, "chat_template", None)))
+    template = named.text(getattr(tokenizer, "chat_template", None))
+    loaded = named.as_loaded(tokenizer)
+    if loaded is not None and named.text(loaded) != template:
+        raise TemplateChangedError(template, named.text(loaded))
+    key = (id(tokenizer), model, template)
     if key not in _TARGETS or _TARGETS[key].tokenizer is not tokenizer:
         spec = source.get_model(model) if model else _spec_of(tokenizer)
         _TARGETS[key] = Target(spec.name, tokenizer, _family(spec, tokenizer))

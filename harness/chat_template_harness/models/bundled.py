@@ -21,6 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from chat_template_harness.models import named
+
 MISTRAL_COMMON = "mistral-common"
 
 
@@ -54,7 +56,7 @@ def load(path: Path) -> Any:
         tokenizer = LlamaTokenizerFast.from_pretrained(
             str(_as_folder(path)), legacy=False, add_prefix_space=False, from_slow=True
         )
-    tokenizer.chat_template = template
+    named.record_loaded(tokenizer, template)
     tokenizer.mistral_common_file = str(path)  # the served prompt's renderer reads it (serving/mistral.py)
     return tokenizer
 

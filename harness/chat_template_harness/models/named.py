@@ -42,3 +42,22 @@ def used(tokenizer: Any) -> dict[str, str]:
             continue
         out[request] = next(name for name in sorted(template) if template[name] == picked)
     return out
+
+
+def as_loaded(tokenizer: Any) -> Any:
+    """The template the tokenizer's files gave it, as `from_pretrained` records it (`init_kwargs`), or None where they
+    hold none. A template set on the tokenizer since (a training template, a user's own) differs from it: the files'
+    one is what a server loads. The harness's own loaders record a template they set (`record_loaded`)."""
+    kwargs = getattr(tokenizer, "init_kwargs", None)
+    template = kwargs.get("chat_template") if isinstance(kwargs, Mapping) else None
+    if isinstance(template, (list, tuple)):  # tokenizer_config.json's named form, as transformers reads it
+        return {t["name"]: t["template"] for t in template}
+    return template
+
+
+def record_loaded(tokenizer: Any, template: Any) -> None:
+    """Set a template that a loader reads from a file transformers does not (a processor file, a package, a
+    mistral-common file), recorded as `from_pretrained` records its own: it is the one a server is given."""
+    tokenizer.chat_template = template
+    if isinstance(getattr(tokenizer, "init_kwargs", None), dict):
+        tokenizer.init_kwargs["chat_template"] = template

@@ -360,7 +360,7 @@ def instantiate(spec: ModelSpec, directory: Path, origin: str) -> Any:
     if spec.package is not None:
         assert spec.template is not None, f"{spec.name}: a packaged model names its chat template (data/models.toml)"
         made = packaged.load(spec.package, directory, spec.files[0].name)
-        made.chat_template = fetched.text(spec.template)
+        named.record_loaded(made, fetched.text(spec.template))
         return made
     tokenizer = (
         bundled.load(directory / spec.files[0].name)
@@ -369,7 +369,7 @@ def instantiate(spec: ModelSpec, directory: Path, origin: str) -> Any:
     )
     if tokenizer.chat_template is None and (directory / PROCESSOR_TEMPLATE).is_file():
         # The hub keeps Llama 4's template in the processor file only; the tokenizer does not read it.
-        tokenizer.chat_template = json.loads((directory / PROCESSOR_TEMPLATE).read_text("utf-8"))["chat_template"]
+        named.record_loaded(tokenizer, json.loads((directory / PROCESSOR_TEMPLATE).read_text("utf-8"))["chat_template"])
     return tokenizer
 
 
