@@ -369,6 +369,34 @@ def test_a_date_from_the_preprocessors_own_clock_is_named_as_such():
     assert "your preprocessor writes the date itself" in found[0].format()
 
 
+def test_a_template_the_preprocessor_swaps_onto_the_tokenizer_does_not_become_the_reference(load):
+    """A preprocessor that sets a training template on the tokenizer it is given (in place, as
+    `SFTConfig(chat_template_path=...)` does) built its samples with it, and the reference, rendered after it on the
+    same tokenizer, then served that template's history too: Qwen3's past reasoning, which the server drops, passed.
+    The guard gives the tokenizer its template back after each call, so the reference is the server's again."""
+    from chat_template_harness.contract.kinds import kind_of
+    from chat_template_harness.examples.reference import preprocess as reference
+
+    tokenizer = load("qwen3-8b").tokenizer
+    real = tokenizer.chat_template
+    assert real.count("loop.index0 > ns.last_query_index") == 1
+    keeps = real.replace("loop.index0 > ns.last_query_index", "true")  # every past turn keeps its reasoning
+
+    def swapping(request):
+        request.tokenizer.chat_template = keeps
+        return reference(request)
+
+    cell = Cell("qwen3-8b", Think.ON, "reasoning_every_turn")
+    try:
+        result = check_cell(swapping, cell)
+        after = tokenizer.chat_template
+    finally:
+        tokenizer.chat_template = real  # the tokenizer is shared with the worker's other tests, whatever happened
+    assert result.status is Status.FAIL and "P" in {kind_of(v) for v in result.violations}
+    assert after == real
+    assert check_cell(reference, cell).status is Status.PASS  # the control: the real template's samples pass
+
+
 def test_a_missing_dependency_of_the_users_module_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "needs_dep.py").write_text(
         "import not_installed_dependency_xyz\n\ndef build(request):\n    return None\n"

@@ -9,6 +9,9 @@ contract/dates.py); invariant 6 then calls it again under two other clocks (insi
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from chat_template_harness import external
 from chat_template_harness.contract.invariants import Violation, check_determinism
@@ -27,12 +30,28 @@ def call(
     Raises what the preprocessor raises (external.Unsupported for a cell it declines)."""
 
     def once() -> list[external.ExternalSample]:
-        with external.deadline(timeout):
+        with external.deadline(timeout), template_kept(request.tokenizer):
             return external.checked(external.call(preprocessor, request), vocab)
 
     with external.clock_for(preprocessor):
         samples = once()
     return samples, (check_determinism(once) if determinism else [])
+
+
+@contextmanager
+def template_kept(tokenizer: Any) -> Iterator[None]:
+    """The tokenizer's chat template as it was before the call, whatever the preprocessor set on it.
+
+    The tokenizer is shared: the reference renders every served prompt with it after the preprocessor runs, and the
+    next cells too. A preprocessor that swaps a training template onto it in place (TRL's
+    `get_training_chat_template`, `SFTConfig(chat_template_path=...)`) made the reference render its history that
+    way too, and a wrong sample then passed. Its own samples are still judged as they are."""
+    before = getattr(tokenizer, "chat_template", None)
+    try:
+        yield
+    finally:
+        if getattr(tokenizer, "chat_template", None) is not before:
+            tokenizer.chat_template = before
 
 
 def raised_line(exc: BaseException) -> str:
