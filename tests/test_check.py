@@ -397,6 +397,64 @@ def test_a_template_the_preprocessor_swaps_onto_the_tokenizer_does_not_become_th
     assert check_cell(reference, cell).status is Status.PASS  # the control: the real template's samples pass
 
 
+def test_the_special_tokens_a_preprocessor_sets_on_the_tokenizer_are_given_back(load):
+    """A training script's habits (`tokenizer.pad_token = tokenizer.eos_token`, a new `eos_token`) on the shared
+    tokenizer would change what its template writes for `{{ eos_token }}` and the stop a derivation reads, for the
+    reference and every later cell. The guard gives them back. The control: the preprocessor did set them."""
+    from chat_template_harness.cells import guard
+    from chat_template_harness.contract import conversation
+    from chat_template_harness.examples.reference import preprocess as reference
+    from chat_template_harness.external import request_for
+    from chat_template_harness.models.rules.registry import family
+
+    loaded = load("llama-3.1-8b")
+    tokenizer = loaded.tokenizer
+    before = dict(tokenizer.special_tokens_map)
+    seen = {}
+
+    def habits(request):
+        request.tokenizer.pad_token = request.tokenizer.eos_token
+        request.tokenizer.eos_token = "<|eom_id|>"
+        seen.update(request.tokenizer.special_tokens_map)
+        return reference(request)
+
+    fam = family(loaded.spec.family)
+    request = request_for("llama-3.1-8b", conversation.fixture("single_turn"), tokenizer, fam, Think.OFF, fam.off)
+    try:
+        guard.call(habits, request, vocab=len(tokenizer), timeout=None, determinism=False)
+        after = dict(tokenizer.special_tokens_map)
+    finally:
+        for name in before.keys() | tokenizer.special_tokens_map.keys():  # shared with the worker's other tests
+            setattr(tokenizer, name, before.get(name))
+    assert seen["eos_token"] == "<|eom_id|>" and seen["pad_token"] == before["eos_token"]
+    assert after == before
+
+
+def test_what_the_preprocessor_changes_in_its_request_does_not_reach_the_reference():
+    """The request's messages and tools come from the conversation the reference renders after the preprocessor (a
+    fixture, cached for every cell): one that normalises a tool schema or a call's arguments in place changed what
+    the reference rendered, for this cell and the next. The preprocessor here gives the reference's own samples,
+    then edits its request in place; the cell must still pass, and the fixture stay as it was."""
+    from chat_template_harness.contract import conversation
+    from chat_template_harness.examples.reference import preprocess as reference
+
+    before = repr(conversation.fixture("tool_call"))
+
+    def editing(request):
+        samples = reference(request)
+        for tool in request.tools:
+            tool["function"]["parameters"]["properties"].clear()
+            tool["function"]["description"] = "edited"
+        for message in request.messages:
+            for call in message.get("tool_calls") or []:
+                call["function"]["arguments"].clear()
+        return samples
+
+    result = check_cell(editing, Cell("qwen3-8b", Think.OFF, "tool_call"))
+    assert repr(conversation.fixture("tool_call")) == before
+    assert result.status is Status.PASS, result.reason
+
+
 def test_a_missing_dependency_of_the_users_module_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "needs_dep.py").write_text(
         "import not_installed_dependency_xyz\n\ndef build(request):\n    return None\n"

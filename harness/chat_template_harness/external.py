@@ -17,6 +17,7 @@ instead, as its users run it: a date it writes that is not the served prompt's i
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import numbers
 import signal
@@ -136,12 +137,17 @@ def _shown_path(filename: str) -> str:
 def request_for(
     model: str, conversation: Conversation, tokenizer: Any, family: Family, think: Think, mode: ThinkMode
 ) -> Request:
+    # copies all the way down: the conversation (a cached fixture) is what the reference renders after the
+    # preprocessor, for this cell and the next, so nothing the preprocessor changes in place may reach it
     return Request(
         model=model,
         think=str(think),
         # as the server sends them: a mode switched in the system message (Nemotron `/no_think`) carries its flag
-        messages=[dict(m) for m in with_system_flag([_canonical(m) for m in conversation.messages], mode.system_flag)],
-        tools=[dict(t) for t in conversation.tools] or None,
+        messages=[
+            dict(m)
+            for m in copy.deepcopy(with_system_flag([_canonical(m) for m in conversation.messages], mode.system_flag))
+        ],
+        tools=[dict(t) for t in copy.deepcopy(conversation.tools)] or None,
         tokenizer=tokenizer,
         chat_template_kwargs={**family.template_kwargs, **mode.kwargs},
         family=family.name,

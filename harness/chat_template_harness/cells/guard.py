@@ -30,7 +30,7 @@ def call(
     Raises what the preprocessor raises (external.Unsupported for a cell it declines)."""
 
     def once() -> list[external.ExternalSample]:
-        with external.deadline(timeout), template_kept(request.tokenizer):
+        with external.deadline(timeout), tokenizer_kept(request.tokenizer):
             return external.checked(external.call(preprocessor, request), vocab)
 
     with external.clock_for(preprocessor):
@@ -39,19 +39,33 @@ def call(
 
 
 @contextmanager
-def template_kept(tokenizer: Any) -> Iterator[None]:
-    """The tokenizer's chat template as it was before the call, whatever the preprocessor set on it.
+def tokenizer_kept(tokenizer: Any) -> Iterator[None]:
+    """The tokenizer's chat template and named special tokens as they were before the call, whatever the
+    preprocessor set on it.
 
     The tokenizer is shared: the reference renders every served prompt with it after the preprocessor runs, and the
     next cells too. A preprocessor that swaps a training template onto it in place (TRL's
     `get_training_chat_template`, `SFTConfig(chat_template_path=...)`) made the reference render its history that
-    way too, and a wrong sample then passed. Its own samples are still judged as they are."""
+    way too, and a wrong sample then passed; one that sets `eos_token` or `bos_token` (a training script's habit)
+    changes what a template writes for them, and the stop a derivation reads. Its own samples are still judged as
+    they are."""
+    special = _special(tokenizer)  # read from the map: an unset token's attribute logs a warning in transformers 4
     before = getattr(tokenizer, "chat_template", None)
     try:
         yield
     finally:
         if getattr(tokenizer, "chat_template", None) is not before:
             tokenizer.chat_template = before
+        after = _special(tokenizer)
+        for name in special.keys() | after.keys():
+            if after.get(name) != special.get(name):
+                setattr(tokenizer, name, special.get(name))
+
+
+def _special(tokenizer: Any) -> dict[str, Any]:
+    """The named special tokens that are set (`bos_token`, `eos_token`, `pad_token`, ...), excluding the lists."""
+    found = getattr(tokenizer, "special_tokens_map", None)
+    return {k: v for k, v in found.items() if k.endswith("_token")} if isinstance(found, dict) else {}
 
 
 def raised_line(exc: BaseException) -> str:
