@@ -280,6 +280,23 @@ def test_a_template_that_disagrees_with_its_rules_raises(load, saved_with):
     assert cth.build_samples(saved_with(real), data, think="on", model="qwen3-8b")
 
 
+def test_a_sample_builder_whose_tokenizer_template_was_changed_raises_not_drops(load):
+    """A template set on the tokenizer after the builder was made is the tokenizer's fault, not each row's: the map
+    stops with the one error and its fix, instead of dropping every row under a render reason that is not so."""
+    import copy
+
+    from chat_template_harness import TemplateChangedError
+
+    tok = copy.deepcopy(load("qwen3-8b").tokenizer)
+    builder = cth.sample_builder(tok, think="off")
+    batch = {"messages": [_messages("single_turn")["messages"]]}
+    assert builder(batch)["input_ids"]  # the control: as loaded, the row builds
+    tok.chat_template = tok.chat_template.replace("<think>", "<thinking>")
+    with pytest.raises(TemplateChangedError):
+        builder(batch)
+    assert not builder.dropped
+
+
 # Qwen3's template with every past turn's reasoning kept (what a prefix-preserving training template does, TRL's
 # `get_training_chat_template` among them): a server given Qwen3's own template drops it
 QWEN3_STRIPS = "loop.index0 > ns.last_query_index"

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat_template_harness.build import build_samples, resolve
+from chat_template_harness.build import TemplateChangedError, build_samples, resolve
 from chat_template_harness.contract.sample import CellNotApplicable
 from chat_template_harness.errors import FixtureError, HarnessError
 
@@ -96,6 +96,8 @@ class SampleBuilder:
             )
         except json.JSONDecodeError as exc:
             return self._drop(MALFORMED, f"row {number}: {exc.msg}")
+        except TemplateChangedError:
+            raise  # the tokenizer's fault, not the row's: every row would be dropped under a reason that is not so
         except HarnessError as exc:
             reason = next((r for cls, r in REASONS.items() if isinstance(exc, cls)), RENDER)
             return self._drop(reason, f"row {number}: {exc}")
