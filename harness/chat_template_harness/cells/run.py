@@ -124,72 +124,80 @@ def run_conversation(
         return dataclasses.replace(base, reason=na.reason, code="na.rules")
     except CellUndecided as undecided:  # the samples need a rule no render proves: the question, never a guess
         return dataclasses.replace(base, status=Status.UNDECIDED, reason=str(undecided), code="undecided")
-    theirs: list[external.ExternalSample] | None = None
-    clock: list[Violation] = []
+    called: tuple[list[external.ExternalSample], list[Violation]] | None = None
     if preprocessor is not None:
         request = external.request_for(cell.model, conv, loaded.tokenizer, fam, cell.think, mode)
-        try:
-            theirs, clock = guard.call(
-                preprocessor,
-                request,
-                vocab=len(loaded.tokenizer),
-                timeout=settings.timeout,
-                determinism=settings.determinism,
-            )
-        except external.Unsupported as exc:
-            return dataclasses.replace(
-                base,
-                reason=f"the preprocessor does not support this cell: {exc}",
-                error=str(exc),
-                code="na.preprocessor",
-            )
-        except (Exception, SystemExit) as exc:  # the preprocessor's own failure is a finding for this cell, not a crash
-            line = guard.raised_line(exc)
-            return dataclasses.replace(
-                base, status=Status.FAIL, reason=f"the preprocessor raised {line}", error=line, code="fail.raised"
-            )
+        outcome = _call(preprocessor, request, loaded, settings, base)
+        if isinstance(outcome, CellResult):
+            return outcome
+        called = outcome
     # the reference after the preprocessor: a cell it declines costs no reference render
     policy = settings.policy if preprocessor is None else Policy.ALL
 
     def produce() -> Preprocessed:
-        return preprocess(
-            loaded.tokenizer,
-            sent,
-            fam,
-            cell.think,
-            policy,
-            served.served_by(settings.served_by, loaded.tokenizer, fam, mode, sent.tools),
-        )
+        server = served.served_by(settings.served_by, loaded.tokenizer, fam, mode, sent.tools)
+        return preprocess(loaded.tokenizer, sent, fam, cell.think, policy, server)
 
-    try:
-        reference = produce()
-    except TemplateDriftError as error:
-        return dataclasses.replace(
-            base,
-            status=Status.ERROR,
-            code="error.drift",
-            raised=error,
-            reason=f"the template does not render this cell as the rules say: {error}",
-        )
-    except HarnessError as error:  # the server's own renderer refuses this conversation as sent
-        return dataclasses.replace(
-            base,
-            status=Status.ERROR,
-            code="error.server",
-            raised=error,
-            reason=f"{settings.served_by} cannot serve it: {error}",
-        )
+    reference = _reference(produce, base, settings)
+    if isinstance(reference, CellResult):
+        return reference
     base = dataclasses.replace(base, result=reference)
-    required = (
-        None
-        if settings.policy is Policy.ALL and preprocessor is None
-        else ([p.turn for p in reference.plans] if settings.policy is Policy.ALL else [reference.plans[-1].turn])
-    )
-    if theirs is None:
+    if called is None:
+        required = None if settings.policy is Policy.ALL else [reference.plans[-1].turn]
         found = check_samples(loaded.tokenizer, reference.plans, reference.samples, required_turns=required)
         if settings.determinism:
             found += check_determinism(lambda: produce().samples)
         return _verdict(base, found, settings)
+    return _judge(base, loaded, reference, called, settings)
+
+
+def _call(
+    preprocessor: external.Preprocessor,
+    request: external.Request,
+    loaded: source.LoadedTokenizer,
+    settings: Settings,
+    base: CellResult,
+) -> tuple[list[external.ExternalSample], list[Violation]] | CellResult:
+    """The preprocessor's samples and the clock's findings, or the cell's verdict where it declines or raises."""
+    try:
+        return guard.call(
+            preprocessor,
+            request,
+            vocab=len(loaded.tokenizer),
+            timeout=settings.timeout,
+            determinism=settings.determinism,
+        )
+    except external.Unsupported as exc:
+        reason = f"the preprocessor does not support this cell: {exc}"
+        return dataclasses.replace(base, reason=reason, error=str(exc), code="na.preprocessor")
+    except (Exception, SystemExit) as exc:  # the preprocessor's own failure is a finding for this cell, not a crash
+        line = guard.raised_line(exc)
+        reason = f"the preprocessor raised {line}"
+        return dataclasses.replace(base, status=Status.FAIL, reason=reason, error=line, code="fail.raised")
+
+
+def _reference(produce: Callable[[], Preprocessed], base: CellResult, settings: Settings) -> Preprocessed | CellResult:
+    """The reference's samples, or the ERROR verdict where the template or the server's renderer refuses them."""
+    try:
+        return produce()
+    except TemplateDriftError as error:
+        reason = f"the template does not render this cell as the rules say: {error}"
+        return dataclasses.replace(base, status=Status.ERROR, code="error.drift", raised=error, reason=reason)
+    except HarnessError as error:  # the server's own renderer refuses this conversation as sent
+        reason = f"{settings.served_by} cannot serve it: {error}"
+        return dataclasses.replace(base, status=Status.ERROR, code="error.server", raised=error, reason=reason)
+
+
+def _judge(
+    base: CellResult,
+    loaded: source.LoadedTokenizer,
+    reference: Preprocessed,
+    called: tuple[list[external.ExternalSample], list[Violation]],
+    settings: Settings,
+) -> CellResult:
+    """A preprocessor's samples against the reference's plans, and its trained runs against the reference's."""
+    theirs, clock = called
+    required = [p.turn for p in reference.plans] if settings.policy is Policy.ALL else [reference.plans[-1].turn]
     # a date of the preprocessor's own where the served prompt has the pinned one: D, and judged otherwise as re-dated
     dated = dates.written_dates(loaded.tokenizer, reference.plans, theirs)
     plans = dates.redated(reference.plans, dated)
