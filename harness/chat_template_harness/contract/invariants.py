@@ -214,50 +214,102 @@ def _label_violation(tokenizer: Any, given: SampleLike, positions: tuple[int, ..
     )
 
 
+@dataclass
+class _Seen:
+    """One sample as the checks read it: its ids and mask, its decoded text, each token's characters, and the
+    template's regions in that text (trained, injected) with the turns served in it."""
+
+    tokenizer: Any
+    plans: Sequence[TurnPlan]
+    ids: list[int]
+    mask: list[int]
+    text: str
+    strings: _Strings
+    trained_regions: list[_Region]
+    injected: list[_Region]
+    appearing: list[TurnPlan]
+    index: int
+    offsets: list[tuple[int, int]]
+    edges: tuple[int, ...]
+    offsets_exact: bool
+    starts: list[int] | None = None  # each token's first character, where they are in order (for bisection)
+
+    def violation(self, invariant: Invariant, detail: str, at: int | None = None, **kw: Any) -> Violation:
+        """A violation of this sample; with `at`, showing the four tokens from there."""
+        if at is not None:
+            kw.setdefault("positions", tuple(range(at, min(at + 4, len(self.ids)))))
+            kw.setdefault("tokens", tuple(self.strings[at : at + 4]))
+        return Violation(invariant, detail, sample=self.index, **kw)
+
+
 def _check_one(
     tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, index: int
 ) -> tuple[list[Violation], set[int]]:
+    """Every invariant on one sample, in the order a reader checks them: the ids are their text's tokenization (4),
+    each trained token lies in a generated span (1, 2) after its served prompt replayed, each trained turn's span
+    is trained whole (3), no token straddles an edge (5). Returns its violations and the turns it trains."""
     ids = list(map(int, sample.input_ids))
     mask = list(map(int, sample.loss_mask))
-    out: list[Violation] = []
     if len(ids) != len(mask):
         return [Violation(Invariant.WHOLE_STRING, f"{len(ids)} ids but {len(mask)} mask values", sample=index)], set()
+    seen, out = _seen(tokenizer, plans, sample, ids, mask, index)
+    trained_by_turn, found = _placed(seen)
+    out += found
+    out += _replayed(seen, trained_by_turn)
+    found, turns_trained = _complete(seen, trained_by_turn)
+    out += found
+    out += _unstraddled(seen, turns_trained)
+    out += _into_next_message(plans, seen.text, seen.offsets, mask, seen.strings, index, seen.trained_regions)
+    return out, turns_trained
+
+
+def _seen(
+    tokenizer: Any, plans: Sequence[TurnPlan], sample: SampleLike, ids: list[int], mask: list[int], index: int
+) -> tuple[_Seen, list[Violation]]:
+    """The sample's view, and invariant 4's first findings: the ids are not their text's tokenization with each
+    side of a prompt edge whole (offsets are exact only then), or the sample's own text is not what they decode to."""
     text = decode(tokenizer, ids)
     strings = _Strings(tokenizer, ids)  # each token's text, read only for a violation
     trained_regions, injected, appearing = _layout(plans, text)
-
-    # 4. tokenization: each side of a prompt edge tokenized whole (offsets are exact only then)
     edges, offsets = _sides(tokenizer, text, ids, appearing)
-    offsets_exact = offsets is not None
+    seen = _Seen(
+        tokenizer, plans, ids, mask, text, strings, trained_regions, injected, appearing, index,
+        offsets or [], edges, offsets is not None,
+    )  # fmt: skip
+    out: list[Violation] = []
     if offsets is None:
         expected = encode_sides(tokenizer, text, appearing[-1].edges if appearing else ())[0]
         at = first_difference(expected, ids)
         out.append(
-            Violation(
+            seen.violation(
                 Invariant.WHOLE_STRING,
                 f"ids are not the tokenization of their own text, each side of the prompt edge whole: from position {at} "
                 f"the text tokenizes as {token_strings(tokenizer, expected[at : at + 4])!r}",
-                sample=index,
-                positions=tuple(range(at, min(at + 4, len(ids)))),
-                tokens=tuple(strings[at : at + 4]),
+                at,
             )
         )
-        offsets = _approximate_offsets(strings)
+        seen.offsets = _approximate_offsets(strings)
     given = getattr(sample, "text", None)
     if isinstance(given, str) and normalized(tokenizer, given) != text:
         at = first_difference(given, text)
         out.append(
-            Violation(
+            seen.violation(
                 Invariant.WHOLE_STRING,
                 f"decode(input_ids) differs from the sample's text at character {at}: {text[at : at + 20]!r} vs {given[at : at + 20]!r}",
-                sample=index,
             )
         )
+    first_chars = [a for a, _ in seen.offsets]
+    seen.starts = first_chars if first_chars == sorted(first_chars) else None
+    return seen, out
 
-    def region_of(regions: list[_Region], a: int, b: int) -> _Region | None:
-        return next((r for r in regions if a < r.end and b > r.start), None)
 
-    # 1 and 2: every trained token is inside a generated span whose served prompt replays.
+def _region_of(regions: list[_Region], a: int, b: int) -> _Region | None:
+    return next((r for r in regions if a < r.end and b > r.start), None)
+
+
+def _placed(seen: _Seen) -> tuple[dict[int, list[int]], list[Violation]]:
+    """Invariants 1 and 2: each trained token placed in the generated span of a turn (its positions by turn), or
+    found on text the template writes (an injected region) or on no generated span (stray)."""
     stray: list[int] = []
     injected_hits: dict[tuple[int, str, str], list[int]] = {}
     trained_by_turn: dict[int, list[int]] = {}
@@ -265,93 +317,101 @@ def _check_one(
     # (a tool call's arguments may hold `<think></think>`); in reasoning or anywhere else they are never trained
     from_text = [
         r
-        for r in injected
+        for r in seen.injected
         if r.turn == -1
-        and not any(c.kind is Kind.CONTENT and c.start <= r.start and r.end <= c.end for c in trained_regions)
+        and not any(c.kind is Kind.CONTENT and c.start <= r.start and r.end <= c.end for c in seen.trained_regions)
     ]
-    containing = _Containing(trained_regions)
-    bulk = _inside_runs(offsets, mask, trained_regions, from_text)
+    containing = _Containing(seen.trained_regions)
+    bulk = _inside_runs(seen.offsets, seen.mask, seen.trained_regions, from_text)
     if bulk is not None:
         trained_by_turn, rest = bulk
     else:
-        rest = [t for t, m in enumerate(mask) if m]
+        rest = [t for t, m in enumerate(seen.mask) if m]
     for t in rest:
-        a, b = offsets[t]
-        empty = region_of(from_text, a, b) if from_text else None
+        a, b = seen.offsets[t]
+        empty = _region_of(from_text, a, b) if from_text else None
         inside = None if empty is not None and b > a else containing(a, b)
         if inside is not None:
             trained_by_turn.setdefault(inside.turn, []).append(t)
             continue
-        hit = region_of(injected, a, b)
+        hit = _region_of(seen.injected, a, b)
         if hit is not None:
             injected_hits.setdefault((hit.turn, hit.label, hit.violation_kind), []).append(t)
         else:
             stray.append(t)
     for positions in trained_by_turn.values():
         positions.sort()
-    for (turn, what, kind), positions in injected_hits.items():
+    out = [
+        seen.violation(
+            Invariant.NO_INJECTED_LOSS,
+            f"{len(positions)} trained token(s) are {what}, written by the template, never generated",
+            turn=turn if turn >= 0 else None,
+            positions=tuple(positions),
+            tokens=tuple(seen.strings[p] for p in positions),
+            kind=kind,
+        )
+        for (turn, what, kind), positions in injected_hits.items()
+    ]
+    for run in _runs(stray):
         out.append(
-            Violation(
-                Invariant.NO_INJECTED_LOSS,
-                f"{len(positions)} trained token(s) are {what}, written by the template, never generated",
-                sample=index,
-                turn=turn if turn >= 0 else None,
-                positions=tuple(positions),
-                tokens=tuple(strings[p] for p in positions),
-                kind=kind,
+            _stray_violation(
+                seen.tokenizer, seen.plans, seen.ids, seen.text, seen.offsets, run, seen.strings, seen.index
             )
         )
-    for run in _runs(stray):
-        out.append(_stray_violation(tokenizer, plans, ids, text, offsets, run, strings, index))
-    for plan in appearing:
+    return trained_by_turn, out
+
+
+def _replayed(seen: _Seen, trained_by_turn: dict[int, list[int]]) -> list[Violation]:
+    """Invariant 2's replay: the ids before each trained turn's span are its served prompt's tokens; and invariant
+    4's sides: those of the last trained turn, its served prompt whole, then its reply on its own."""
+    out = []
+    tokenizer, ids = seen.tokenizer, seen.ids
+    for plan in seen.appearing:
         if plan.turn not in trained_by_turn:
             continue
         prompt_ids = token_ids(tokenizer, plan.prompt)
         if ids[: len(prompt_ids)] != prompt_ids:
             at = first_difference(ids, prompt_ids)
             out.append(
-                Violation(
+                seen.violation(
                     Invariant.REPLAY,
                     f"the ids before the generated span are not the served prompt's tokens: at position {at} the "
                     f"server has {token_strings(tokenizer, prompt_ids[at : at + 1])!r}",
-                    sample=index,
                     turn=plan.turn,
                     positions=(at,),
-                    tokens=tuple(strings[at : at + 1]),
+                    tokens=tuple(seen.strings[at : at + 1]),
                 )
             )
-
-    # 4. the sides are the last trained turn's: its served prompt whole, then its reply on its own
-    last = max((p for p in appearing if p.turn in trained_by_turn), key=lambda p: p.turn, default=None)
-    if offsets_exact and last is not None and edges != last.edges:
-        served_ids = encode_sides(tokenizer, text, last.edges)[0]
+    last = max((p for p in seen.appearing if p.turn in trained_by_turn), key=lambda p: p.turn, default=None)
+    if seen.offsets_exact and last is not None and seen.edges != last.edges:
+        served_ids = encode_sides(tokenizer, seen.text, last.edges)[0]
         if served_ids != ids:
             at = first_difference(served_ids, ids)
             out.append(
-                Violation(
+                seen.violation(
                     Invariant.WHOLE_STRING,
                     f"ids are not turn {last.turn}'s served tokenization (its prompt whole, then its reply on its own): "
                     f"from position {at} it is {token_strings(tokenizer, served_ids[at : at + 4])!r}",
-                    sample=index,
+                    at,
                     turn=last.turn,
-                    positions=tuple(range(at, min(at + 4, len(ids)))),
-                    tokens=tuple(strings[at : at + 4]),
                 )
             )
+    return out
 
-    # 3. complete supervision: each trained turn's generated span is trained whole.
+
+def _complete(seen: _Seen, trained_by_turn: dict[int, list[int]]) -> tuple[list[Violation], set[int]]:
+    """Invariant 3, complete supervision: each trained turn's generated span is trained whole. Also the turns
+    this sample trains."""
+    out = []
     turns_trained = set()
-    first_chars = [a for a, _ in offsets]
-    starts = first_chars if first_chars == sorted(first_chars) else None
-    for plan in appearing:
+    for plan in seen.appearing:
         positions = trained_by_turn.get(plan.turn, [])
         if not positions:
             continue
-        regions = [r for r in trained_regions if r.turn == plan.turn]
-        lo, hi = regions[0].start, regions[-1].end
-        expected = _tokens_within(offsets, starts, lo, hi)
+        regions = [r for r in seen.trained_regions if r.turn == plan.turn]
+        expected = _tokens_within(seen.offsets, seen.starts, regions[0].start, regions[-1].end)
         missing = sorted(set(expected) - set(positions))
-        got = decode(tokenizer, [ids[t] for t in positions])
+        got = decode(seen.tokenizer, [seen.ids[t] for t in positions])
         if missing or got != plan.generated:
             detail = (
                 f"{len(missing)} token(s) of the generated span are not trained"
@@ -359,34 +419,35 @@ def _check_one(
                 else f"trained tokens decode to {_short(got)!r}, the generated span is {_short(plan.generated)!r}"
             )
             out.append(
-                Violation(
+                seen.violation(
                     Invariant.COMPLETE,
                     detail,
-                    sample=index,
                     turn=plan.turn,
                     positions=tuple(missing),
-                    tokens=tuple(strings[t] for t in missing),
-                    kind=_missing_kind(regions, offsets, missing),
+                    tokens=tuple(seen.strings[t] for t in missing),
+                    kind=_missing_kind(regions, seen.offsets, missing),
                 )
             )
         turns_trained.add(plan.turn)
-
-    # 5. no straddling token (character ranges are exact only where each side is tokenized whole); the edges are
-    # those of the turns this sample trains: a turn it does not train has no mask edge here (its reply may share a
-    # token with its header inside a later served prompt, tokenized whole as the server does)
-    if offsets_exact:
-        for t in _straddling(offsets, starts, [r for r in trained_regions if r.turn in turns_trained]):
-            out.append(
-                Violation(
-                    Invariant.NO_STRADDLE,
-                    "a token holds characters on both sides of a generated span's edge",
-                    sample=index,
-                    positions=(t,),
-                    tokens=(strings[t],),
-                )
-            )
-    out += _into_next_message(plans, text, offsets, mask, strings, index, trained_regions)
     return out, turns_trained
+
+
+def _unstraddled(seen: _Seen, turns_trained: set[int]) -> list[Violation]:
+    """Invariant 5, no straddling token (character ranges are exact only where each side is tokenized whole); the
+    edges are those of the turns this sample trains: a turn it does not train has no mask edge here (its reply may
+    share a token with its header inside a later served prompt, tokenized whole as the server does)."""
+    if not seen.offsets_exact:
+        return []
+    regions = [r for r in seen.trained_regions if r.turn in turns_trained]
+    return [
+        seen.violation(
+            Invariant.NO_STRADDLE,
+            "a token holds characters on both sides of a generated span's edge",
+            positions=(t,),
+            tokens=(seen.strings[t],),
+        )
+        for t in _straddling(seen.offsets, seen.starts, regions)
+    ]
 
 
 def _sides(
