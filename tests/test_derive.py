@@ -292,19 +292,29 @@ def test_cth_derive_writes_rules_that_a_folder_then_uses(tmp_path, capsys):
     assert "2 passed, 0 failed" in captured.out and "rules derived" not in captured.err  # the file was used
 
 
-def test_a_wrong_rules_file_fails_the_matrix(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("think", "fixture"),
+    [
+        ("off", "single_turn"),
+        # the turn's reasoning shown as the rules write it: the answer is read off that render (no render without
+        # it), and the error still quotes the turn's end (it raised UnboundLocalError there)
+        ("on", "reasoning_every_turn"),
+    ],
+)
+def test_a_wrong_rules_file_fails_the_matrix(tmp_path, capsys, think, fixture):
     """Negative control: the rules beside a folder are really what the cells run with."""
     folder = tmp_path / "my-wrong-qwen"
     shutil.copytree(_pack() / "Qwen--Qwen3-8B", folder)
     wrong = files.to_mapping(builtin("qwen3"))
     wrong["trailer"] = ""  # forgets the newline Qwen writes after <|im_end|>
     (folder / source.RULES_FILE).write_text(files.tomli_w.dumps(wrong), "utf-8")
-    assert main(["matrix", "--model", str(folder), "--think", "off", "--fixture", "single_turn"]) == 1
+    assert main(["matrix", "--model", str(folder), "--think", think, "--fixture", fixture]) == 1
     out = capsys.readouterr().out
     assert "0 passed, 0 failed, 0 n/a, 1 error" in out
-    assert "ERROR my-wrong-qwen/think-off/single_turn: the template does not render this cell as the rules say: " in out
+    assert f"ERROR my-wrong-qwen/think-{think}/{fixture}: the template does not render this cell as the rules say: " in out
     assert (
-        "does not end with a stop token (<|im_end|>) and the trailer '': it ends " in out
+        "does not end with a stop token (<|im_end|>) and the trailer '': it ends '" in out
+        and "<|im_end|>\\n'; fix" in out
         and "fix: update the family rule" in out
     )
 

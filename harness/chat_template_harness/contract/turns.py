@@ -236,15 +236,18 @@ def _plan(
     mode: ThinkMode,
     rendered: _Renders,
 ) -> TurnPlan:
+    """Turn `turn` (message `index`): its served prompt, and its pieces read off the template's render of the turn
+    finished (the reply as the template writes it, the reasoning as the rules place it, the stop), with the
+    template's agreement."""
     where = f"{family.title}, turn {turn} (message {index})"
     message = conversation.messages[index]
     prompt = rendered(msgs[:index], True)
-    has_opener = bool(mode.opener) and prompt.endswith(mode.opener)
-    head = prompt[: len(prompt) - len(mode.opener)] if has_opener else prompt
+    opener = mode.opener if mode.opener and prompt.endswith(mode.opener) else ""
+    head = prompt[: len(prompt) - len(opener)]
     reasoning = message.reasoning.strip(family.reasoning_strip) if family.reasoning_strip else message.reasoning
     if not reasoning.strip():
         reasoning = ""  # whitespace-only reasoning is an empty think block: written (maybe), never trained
-    thinks_here = mode.thinks and (has_opener or not mode.opener)
+    thinks_here = mode.thinks and (bool(opener) or not mode.opener)
     # whitespace-only reasoning is an empty think block (contract): the oracle renders the turn as the plan reads it
     # reasoning typed inline into content for a template that hides it would only be printed back as typed (or
     # doubled after the opener): the template is asked about the turn without it
@@ -253,55 +256,97 @@ def _plan(
     full = rendered([*msgs[:index], finished], False)
     lead = None if full.startswith(head) else _prompt_only_lead(head, rendered(msgs[:index], False), full)
     full = _with_lead(full, lead)
-    rest = _after_shown_reasoning(full, head, mode.opener if has_opener else "", mode, family, reasoning, thinks_here)
+    rest = _after_shown_reasoning(full, head, opener, mode, family, reasoning, thinks_here)
     if rest is None:
-        bare = _with_lead(
-            rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False), lead
+        bare = rendered([*msgs[:index], template_message(message, family, with_reasoning=False)], False)
+        rest = _rest_as_written(_with_lead(bare, lead), head, opener, mode, message.name, where)
+    stop, answer = _stop_and_answer(rest, family, bool(message.tool_calls), where)
+    if not thinks_here and opener and not full.startswith(head + opener):
+        # the prompt closed an empty block and no render shows the turn going on from it: the rules say what the
+        # model writes there (`before_answer`; derive leaves it undecided, never "")
+        answer = mode.before_answer + answer
+    pieces, notes = _pieces(message.reasoning, reasoning, thinks_here, mode, answer, stop)
+    if family.next_header:  # the stop is the next message's header: the template writes it with that message
+        follow = {"role": "tool" if message.tool_calls else "user", "content": "…"}
+        continued = _with_lead(rendered([*msgs[:index], finished, follow], False), lead)
+        # the turn as the template writes it last (a template may hide a history turn's reasoning), then the header
+        # the template writes after it
+        full = full + stop if stop in continued[len(head) :] else full
+    agreement = _agreement(full, head, opener, pieces, family, mode, reasoning if thinks_here else "")
+    opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
+    header_start = rendered.header_start(msgs, index, prompt, head)
+    return TurnPlan(
+        turn,
+        index,
+        prompt,
+        opener,
+        opener_kind,
+        tuple(pieces),
+        tuple(notes),
+        agreement.verdict,
+        header_start,
+        family.trailer,
+        agreement,
+    )
+
+
+def _rest_as_written(bare: str, head: str, opener: str, mode: ThinkMode, name: str | None, where: str) -> str:
+    """The turn after the served prompt's header, read off its render without reasoning (`bare`), with the marker
+    the mode writes first (the final marker, else the opener) taken off."""
+    if not bare.startswith(head) and name is not None:  # Kimi K2 writes the name as the role header
+        raise TemplateDriftError(
+            f"{where}: the template writes this reply's name {name!r} in its turn header, which the served "
+            f"prompt (written before the model answers, without the name) does not (first difference at "
+            f"character {first_difference(bare, head)})",
+            "drop `name` from the assistant message to train: the model answers after the header the server writes",
         )
-        if not bare.startswith(head) and message.name is not None:  # Kimi K2 writes the name as the role header
-            raise TemplateDriftError(
-                f"{where}: the template writes this reply's name {message.name!r} in its turn header, which the served "
-                f"prompt (written before the model answers, without the name) does not (first difference at "
-                f"character {first_difference(bare, head)})",
-                "drop `name` from the assistant message to train: the model answers after the header the server writes",
-            )
-        if not bare.startswith(head):
-            raise TemplateDriftError(
-                f"{where}: the template writes the turn header differently with and without a generation prompt "
-                f"(first difference at character {first_difference(bare, head)}): the reply does not follow the prompt "
-                "the template serves (rules written for another template, or a classifier that quotes the reply)",
-                "where the rules file is another template's, update it to match this one (`cth derive MODEL` shows "
-                "what the template does); a template that quotes the reply instead of writing it after its prompt (a "
-                "guard model's) has no training sample for that turn: train with the template the model chats with",
-            )
-        rest = bare[len(head) :]
-        # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`
-        for marker in (mode.final_marker, mode.opener if has_opener else ""):
-            if marker and rest.startswith(marker):
-                rest = rest[len(marker) :]
-                break
+    if not bare.startswith(head):
+        raise TemplateDriftError(
+            f"{where}: the template writes the turn header differently with and without a generation prompt "
+            f"(first difference at character {first_difference(bare, head)}): the reply does not follow the prompt "
+            "the template serves (rules written for another template, or a classifier that quotes the reply)",
+            "where the rules file is another template's, update it to match this one (`cth derive MODEL` shows "
+            "what the template does); a template that quotes the reply instead of writing it after its prompt (a "
+            "guard model's) has no training sample for that turn: train with the template the model chats with",
+        )
+    rest = bare[len(head) :]
+    # the longer, final-turn form first: Qwen3 2507 Thinking opens `<think>\n` and writes `<think>\n\n</think>\n\n`
+    for marker in (mode.final_marker, opener):
+        if marker and rest.startswith(marker):
+            return rest[len(marker) :]
+    return rest
+
+
+def _stop_and_answer(rest: str, family: Family, tool_call: bool, where: str) -> tuple[str, str]:
+    """The turn's stop and its answer, from the turn's text after its header and markers: the trailer taken off,
+    then the stop token it ends with (or the next header the model stops by writing)."""
+    ends = rest[-40:]
     if family.trailer:
         if not rest.endswith(family.trailer):
             raise TemplateDriftError(f"{where}: no {family.trailer!r} after the stop token", "update the family rule")
         rest = rest[: -len(family.trailer)]
-    stop: str | None
     if family.next_header:  # the model stops by writing the next turn's header; the template writes it there
         stop = (
             family.next_header.get("tool_call", family.next_header["reply"])
-            if message.tool_calls
+            if tool_call
             else family.next_header["reply"]
         )
-        answer = rest
-    else:
-        stop = next((s for s in family.stop_tokens if rest.endswith(s)), None)
-        if stop is None:
-            raise TemplateDriftError(
-                f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)}) and the "
-                f"trailer {family.trailer!r}: it ends {bare[-40:]!r}",
-                "update the family rule (a turn that ends with the next header: `next_header`), or declare the cell N/A",
-            )
-        answer = rest[: -len(stop)]
+        return stop, rest
+    found = next((s for s in family.stop_tokens if rest.endswith(s)), None)
+    if found is None:
+        raise TemplateDriftError(
+            f"{where}: the rendered turn does not end with a stop token ({' or '.join(family.stop_tokens)}) and the "
+            f"trailer {family.trailer!r}: it ends {ends!r}",
+            "update the family rule (a turn that ends with the next header: `next_header`), or declare the cell N/A",
+        )
+    return found, rest[: -len(found)]
 
+
+def _pieces(
+    given: str, reasoning: str, thinks_here: bool, mode: ThinkMode, answer: str, stop: str
+) -> tuple[list[Piece], list[Note]]:
+    """What follows the served prompt, labelled, and the notes on what the data had that is not trained (`given`:
+    the data's reasoning as written; `reasoning`: as the turn trains it)."""
     notes: list[Note] = []
     pieces: list[Piece] = []
     if thinks_here:
@@ -313,40 +358,13 @@ def _plan(
             notes.append(
                 Note(EMPTY_THINK_WRITTEN, "no reasoning in the data: the empty think block is written but not trained")
             )
-    elif message.reasoning:
+    elif given:
         code = REASONING_DROPPED if not mode.thinks else REASONING_DROPPED_NO_OPENER
         notes.append(Note(code, f"reasoning in the data is dropped: {DROPPED_WHY[code]}"))
-    if not thinks_here and has_opener and not full.startswith(head + mode.opener):
-        # the prompt closed an empty block and no render shows the turn going on from it: the rules say what the
-        # model writes there (`before_answer`; derive leaves it undecided, never "")
-        answer = mode.before_answer + answer
     if answer:
         pieces.append(Piece(Kind.CONTENT, answer))
     pieces.append(Piece(Kind.STOP, stop))
-
-    if family.next_header:  # the stop is the next message's header: the template writes it with that message
-        follow = {"role": "tool" if message.tool_calls else "user", "content": "…"}
-        continued = _with_lead(rendered([*msgs[:index], finished, follow], False), lead)
-        # the turn as the template writes it last (a template may hide a history turn's reasoning), then the header
-        # the template writes after it
-        full = full + stop if stop in continued[len(head) :] else full
-    opener = mode.opener if has_opener else ""
-    agreement = _agreement(full, head, opener, pieces, family, mode, reasoning if thinks_here else "")
-    opener_kind = Kind.EMPTY_THINK if mode.opener_is_empty_think else Kind.INJECTED
-    header_start = rendered.header_start(msgs, index, prompt, head)
-    return TurnPlan(
-        turn,
-        index,
-        prompt,
-        mode.opener if has_opener else "",
-        opener_kind,
-        tuple(pieces),
-        tuple(notes),
-        agreement.verdict,
-        header_start,
-        family.trailer,
-        agreement,
-    )
+    return pieces, notes
 
 
 # tests turn the shortcut in _after_shown_reasoning off to compare it with the render it saves
