@@ -740,6 +740,8 @@ def _positive(kind: type) -> Callable[[str], Any]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """Every command's arguments, declared in the order `cth --help` lists them. It is one long declaration, not
+    logic: each command's lines read as its help does, and its `cmd_*` function holds what it does."""
     from chat_template_harness import __version__
 
     top = argparse.ArgumentParser(prog="cth", description="chat-template harness: what each template trains")

@@ -28,6 +28,7 @@ MATRIX_NODE = "chat-template-harness"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """The plugin's options, each with its ini key: one long declaration, in the order `pytest --help` lists them."""
     group = parser.getgroup("chat-template-harness")
     group.addoption(
         "--cth-tokenizers-dir", default=None, help="tokenizer pack (default: $CTH_TOKENIZERS_DIR, else the hub)"

@@ -218,67 +218,17 @@ def run_smoke(
         for *_, ids, mask in data
     ]
     n_trained = sum(int((labels[0, 1:] != IGNORE).sum()) for _, labels in batch)
-
-    def full_loss() -> tuple[Any, list[Any]]:
-        """Logits at every position (kept, to read ∂loss/∂logits everywhere)."""
-        total, logits_all = None, []
-        for ids, labels in batch:
-            logits = net(input_ids=ids).logits
-            logits.retain_grad()
-            logits_all.append(logits)
-            part = torch.nn.functional.cross_entropy(
-                logits[0, :-1].float(), labels[0, 1:], ignore_index=IGNORE, reduction="sum"
-            )
-            total = part if total is None else total + part
-        assert total is not None  # `data` holds a sample (checked above), so the batch does
-        return total / max(n_trained, 1), logits_all
-
-    def trained_loss() -> Any:
-        """The same loss, with logits computed only where the next token is trained (the optimizer steps)."""
-        total = None
-        for ids, labels in batch:
-            hidden = net.model(input_ids=ids).last_hidden_state[0, :-1]
-            keep = labels[0, 1:] != IGNORE
-            logits = net.get_output_embeddings()(hidden[keep])
-            part = torch.nn.functional.cross_entropy(logits.float(), labels[0, 1:][keep], reduction="sum")
-            total = part if total is None else total + part
-        assert total is not None  # `data` holds a sample (checked above), so the batch does
-        return total / max(n_trained, 1)
-
-    loss, logits_all = full_loss()
+    loss, logits_all = _full_loss(net, batch, n_trained)
     loss.backward()
     losses = [loss.item()]
-
-    zero_ok, dead, leaks, empties = True, 0, [], []
-    for (fixture, sample_index, plans, ids, _), (_, labels), logits in zip(data, batch, logits_all, strict=True):
-        grad = logits.grad[0].float().abs().amax(dim=-1)  # per position, over the vocabulary
-        roles: list[TokenRole] = token_roles(loaded.tokenizer, plans, ids)
-        strings = token_strings(loaded.tokenizer, ids)
-        for t in range(1, len(ids)):
-            g = float(grad[t - 1])
-            if labels[0, t] == IGNORE:
-                zero_ok &= g == 0.0
-            elif g == 0.0:
-                dead += 1
-            if g != 0.0 and not roles[t].trainable:
-                leaks.append(Leak(fixture, sample_index, t, strings[t], roles[t].kind, roles[t].turn))
-        for run in _empty_think_runs(roles):
-            empties.append(
-                EmptyThink(
-                    fixture,
-                    sample_index,
-                    tuple(run),
-                    tuple(strings[t] for t in run),
-                    max(float(grad[t - 1]) for t in run),
-                )
-            )
+    zero_ok, dead, leaks, empties = _gradients(loaded, data, batch, logits_all)
 
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2)
     del logits_all
     for _ in range(steps):
         optimizer.step()
         optimizer.zero_grad()
-        loss = trained_loss()
+        loss = _trained_loss(net, batch, n_trained)
         loss.backward()
         losses.append(loss.item())
 
@@ -302,6 +252,71 @@ def run_smoke(
         seconds=time.perf_counter() - start,
         errors=tuple(errors),
     )
+
+
+def _full_loss(net: Any, batch: list[tuple[Any, Any]], n_trained: int) -> tuple[Any, list[Any]]:
+    """The mean loss over the trained positions, with the logits at every position kept (to read ∂loss/∂logits
+    everywhere)."""
+    import torch
+
+    total, logits_all = None, []
+    for ids, labels in batch:
+        logits = net(input_ids=ids).logits
+        logits.retain_grad()
+        logits_all.append(logits)
+        part = torch.nn.functional.cross_entropy(
+            logits[0, :-1].float(), labels[0, 1:], ignore_index=IGNORE, reduction="sum"
+        )
+        total = part if total is None else total + part
+    assert total is not None  # the caller's batch holds a sample
+    return total / max(n_trained, 1), logits_all
+
+
+def _trained_loss(net: Any, batch: list[tuple[Any, Any]], n_trained: int) -> Any:
+    """The same loss, with logits computed only where the next token is trained (the optimizer steps)."""
+    import torch
+
+    total = None
+    for ids, labels in batch:
+        hidden = net.model(input_ids=ids).last_hidden_state[0, :-1]
+        keep = labels[0, 1:] != IGNORE
+        logits = net.get_output_embeddings()(hidden[keep])
+        part = torch.nn.functional.cross_entropy(logits.float(), labels[0, 1:][keep], reduction="sum")
+        total = part if total is None else total + part
+    assert total is not None  # the caller's batch holds a sample
+    return total / max(n_trained, 1)
+
+
+def _gradients(
+    loaded: source.LoadedTokenizer, data: list[Any], batch: list[tuple[Any, Any]], logits_all: list[Any]
+) -> tuple[bool, int, list[Leak], list[EmptyThink]]:
+    """What the first backward pass shows, per position: whether every untrained position got no gradient, how many
+    trained ones got none (dead), where gradient reached a token no right sample trains (leaks), and each empty think
+    block's largest gradient."""
+    zero_ok, dead, leaks, empties = True, 0, [], []
+    for (fixture, sample_index, plans, ids, _), (_, labels), logits in zip(data, batch, logits_all, strict=True):
+        grad = logits.grad[0].float().abs().amax(dim=-1)  # per position, over the vocabulary
+        roles: list[TokenRole] = token_roles(loaded.tokenizer, plans, ids)
+        strings = token_strings(loaded.tokenizer, ids)
+        for t in range(1, len(ids)):
+            g = float(grad[t - 1])
+            if labels[0, t] == IGNORE:
+                zero_ok &= g == 0.0
+            elif g == 0.0:
+                dead += 1
+            if g != 0.0 and not roles[t].trainable:
+                leaks.append(Leak(fixture, sample_index, t, strings[t], roles[t].kind, roles[t].turn))
+        for run in _empty_think_runs(roles):
+            empties.append(
+                EmptyThink(
+                    fixture,
+                    sample_index,
+                    tuple(run),
+                    tuple(strings[t] for t in run),
+                    max(float(grad[t - 1]) for t in run),
+                )
+            )
+    return zero_ok, dead, leaks, empties
 
 
 def _empty_think_runs(roles: Sequence[TokenRole]) -> list[list[int]]:
