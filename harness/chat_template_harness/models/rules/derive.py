@@ -1207,27 +1207,7 @@ class _Deriver:
         )
         stops, trailer = self.stops(usable, tool_stop)
         values: dict[str, Any] = {"reasoning_field": "reasoning_content", "reasoning_strip": "\n", "shows": False}
-        built: dict[str, ThinkMode | NotApplicable] = {}
-        for label, m in modes.items():
-            if m is None:
-                built[label] = NotApplicable("the template does not render this mode")
-                continue
-            thinks = self.thinks(switch, label, m)
-            if switch == "none" and label == "off" and self.self_opening:
-                built[label] = NotApplicable(SELF_OPENS.format(evidence=self.self_opening.split(": ")[0]))
-                continue
-            if switch == "none" and label == "off" and thinks:
-                # in the template's own terms: the opener it writes, or the effort variable it reads
-                setting = self.reasoning_setting()
-                reason = (
-                    ALWAYS_REASONS.format(setting=setting) if setting else NO_OFF_SWITCH.format(opener=m.opener.strip())
-                )
-                built[label] = NotApplicable(reason)
-                continue
-            if switch == "none" and label == "on" and not thinks:
-                built[label] = NotApplicable(self.no_thinking(m))
-                continue
-            built[label] = self.mode(m, thinks, unsupported, values)
+        built = {label: self.built(label, m, switch, unsupported, values) for label, m in modes.items()}
         for label, m in modes.items():
             if m is not None and isinstance(built[label], ThinkMode):
                 self.answer_after_closed_block(m, built)
@@ -1251,6 +1231,26 @@ class _Deriver:
             next_header=MappingProxyType(self.headers),
             undecided=tuple(u for u in self.undecided if _asks(u, built)),
         )
+
+    def built(
+        self, label: str, m: _Mode | None, switch: str, unsupported: dict[str, str], values: dict[str, Any]
+    ) -> ThinkMode | NotApplicable:
+        """A mode's rules, or why it does not apply: the template cannot render it, or (no switch) the model always
+        reasons or never does, in the template's own terms."""
+        if m is None:
+            return NotApplicable("the template does not render this mode")
+        thinks = self.thinks(switch, label, m)
+        if switch == "none" and label == "off" and self.self_opening:
+            return NotApplicable(SELF_OPENS.format(evidence=self.self_opening.split(": ")[0]))
+        if switch == "none" and label == "off" and thinks:
+            # in the template's own terms: the opener it writes, or the effort variable it reads
+            setting = self.reasoning_setting()
+            return NotApplicable(
+                ALWAYS_REASONS.format(setting=setting) if setting else NO_OFF_SWITCH.format(opener=m.opener.strip())
+            )
+        if switch == "none" and label == "on" and not thinks:
+            return NotApplicable(self.no_thinking(m))
+        return self.mode(m, thinks, unsupported, values)
 
     def mode(self, m: _Mode, thinks: bool, unsupported: dict[str, str], values: dict[str, Any]) -> ThinkMode:
         think = None
