@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,6 +30,10 @@ from chat_template_harness.errors import HarnessError, MissingTokenizerError
 from chat_template_harness.models import source
 from chat_template_harness.models.rules import NotApplicable, Think
 from chat_template_harness.models.rules.registry import family_for
+
+if TYPE_CHECKING:  # derive is imported where it runs: `cth --version` and `cth models` start without it
+    from chat_template_harness.models.rules import Family
+    from chat_template_harness.models.rules.derive import Derivation
 
 Command = Callable[[argparse.Namespace, Console], int]
 COMMANDS: dict[str, Command] = {}
@@ -247,7 +251,6 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 @command("derive")
 def cmd_derive(args: argparse.Namespace, console: Console) -> int:
     """Read a model's family rules off its own chat template, with the renders each rule was read from."""
-    from chat_template_harness.models import named
     from chat_template_harness.models.rules import derive, files
     from chat_template_harness.models.rules.registry import generation_config, registered_rules
 
@@ -260,22 +263,43 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
         )
     eos = derive.eos_tokens(loaded.tokenizer, generation_config(spec, loaded.tokenizer))
     found = derive.derive(loaded.tokenizer, spec.name, eos)
-    template = loaded.tokenizer.chat_template
-    used = named.used(loaded.tokenizer)
+    _print_named_templates(loaded.tokenizer, console)
+    _print_findings(found, f"rules read off {spec.name}'s template ({loaded.directory})", console)
+    shipped = registered_rules(spec)
+    family = found.family if shipped is None else derive.reviewed(found.family, shipped)
+    console.print(files.dumps(family), markup=False, soft_wrap=True)
+    unexplained = 0 if shipped is None else _print_differences(found.family, shipped, spec.name, console)
+    if args.write:
+        header = f"Rules for {spec.name}, derived by `cth derive` from {spec.hub_repo}; review before use."
+        _write(args.write, files.dumps(family, header=header))
+        console.print(f"wrote {args.write}", markup=False)
+    return 1 if unexplained or found.undecided or found.family.undecided else 0
+
+
+def _print_named_templates(tokenizer: Any, console: Console) -> None:
+    """Which of a repository's named templates transformers applies to which request, and which it never reads."""
+    from chat_template_harness.models import named
+
+    used = named.used(tokenizer)
     for request, name in used.items():
         console.print(f"named template {name!r}: the one transformers applies to {request}", markup=False)
-    for name in sorted(set(named.names(template)) - set(used.values())):
+    for name in sorted(set(named.names(tokenizer.chat_template)) - set(used.values())):
         console.print(
             f"named template {name!r}: applied only where a caller asks for it by name (not read)", markup=False
         )
-    table = Table(title=f"rules read off {spec.name}'s template ({loaded.directory})", title_justify="left")
+
+
+def _print_findings(found: Derivation, title: str, console: Console) -> None:
+    """Each rule with the render it was read from (a rule read the same way in both modes once), then what is
+    undecided, each with its fix."""
+    table = Table(title=title, title_justify="left")
     for column in ("rule", "value", "read from"):
         table.add_column(column, overflow="fold")
     shown: set[tuple[str, str, str]] = set()
     for f in found.findings:
         # Text, never markup: templates are full of brackets ([gMASK], [TOOL_CALLS], [get_weather(...)])
         row = (f.rule, repr(f.value) if f.decided else "UNDECIDED", f.evidence + (f" ({f.note})" if f.note else ""))
-        if row not in shown:  # a rule read the same way in both modes is listed once
+        if row not in shown:
             shown.add(row)
             table.add_row(*(Text(cell) for cell in row))
     console.print(table)
@@ -283,43 +307,33 @@ def cmd_derive(args: argparse.Namespace, console: Console) -> int:
         console.print(f"undecided: {f.rule}; fix: {f.note}", markup=False)
     for u in found.family.undecided:  # the same line render, show, matrix, check, audit, diff and pytest print
         console.print(u.line(), markup=False, soft_wrap=True)
-    shipped = registered_rules(spec)
-    family = found.family if shipped is None else derive.reviewed(found.family, shipped)
-    console.print(files.dumps(family), markup=False, soft_wrap=True)
-    unexplained = []
-    if shipped is not None:
-        diffs = derive.differences(found.family, shipped)
-        for d in diffs:
-            why = (
-                f"kept by hand: {d.why}"
-                if d.why
-                else "NOT EXPLAINED: fix the rules file or add the reason under [reviewed]"
-            )
-            console.print(
-                f"differs from the registered rules: {d.rule}: derived {d.derived!r}, registered {d.shipped!r} ({why})",
-                markup=False,
-                soft_wrap=True,
-            )
-        unexplained = [d for d in diffs if not d.why]
+
+
+def _print_differences(derived: Family, shipped: Family, name: str, console: Console) -> int:
+    """The derived rules against a registered model's: each difference, kept by hand (with why) or not explained.
+    Returns how many are not explained."""
+    from chat_template_harness.models.rules import derive
+
+    diffs = derive.differences(derived, shipped)
+    for d in diffs:
+        why = (
+            f"kept by hand: {d.why}"
+            if d.why
+            else "NOT EXPLAINED: fix the rules file or add the reason under [reviewed]"
+        )
         console.print(
-            f"registered rules for {spec.name}: "
-            + (
-                "equal to the derived ones"
-                if not diffs
-                else f"{len(diffs) - len(unexplained)} explained difference(s), {len(unexplained)} unexplained"
-            ),
+            f"differs from the registered rules: {d.rule}: derived {d.derived!r}, registered {d.shipped!r} ({why})",
             markup=False,
+            soft_wrap=True,
         )
-    if args.write:
-        _write(
-            args.write,
-            files.dumps(
-                family,
-                header=f"Rules for {spec.name}, derived by `cth derive` from {spec.hub_repo}; review before use.",
-            ),
-        )
-        console.print(f"wrote {args.write}", markup=False)
-    return 1 if unexplained or found.undecided or found.family.undecided else 0
+    unexplained = sum(1 for d in diffs if not d.why)
+    summary = (
+        "equal to the derived ones"
+        if not diffs
+        else f"{len(diffs) - unexplained} explained difference(s), {unexplained} unexplained"
+    )
+    console.print(f"registered rules for {name}: {summary}", markup=False)
+    return unexplained
 
 
 @command("show")
