@@ -353,11 +353,7 @@ def _placed(seen: _Seen) -> tuple[dict[int, list[int]], list[Violation]]:
         for (turn, what, kind), positions in injected_hits.items()
     ]
     for run in _runs(stray):
-        out.append(
-            _stray_violation(
-                seen.tokenizer, seen.plans, seen.ids, seen.text, seen.offsets, run, seen.strings, seen.index
-            )
-        )
+        out.append(_stray_violation(seen, run))
     return trained_by_turn, out
 
 
@@ -741,76 +737,63 @@ def _inside_trained_run(regions: list[_Region], a: int, b: int) -> bool:
     return covered >= b
 
 
-def _stray_violation(
-    tokenizer: Any,
-    plans: Sequence[TurnPlan],
-    ids: list[int],
-    text: str,
-    offsets: Sequence[tuple[int, int]],
-    run: list[int],
-    strings: Sequence[str],
-    index: int,
-) -> Violation:
-    start = offsets[run[0]][0]
+def _stray_violation(seen: _Seen, run: list[int]) -> Violation:
+    """A run of trained tokens in no generated span (invariant 2), said as where the sample parts from a served
+    prompt: a reply trained after a prompt the server never sends, a span that does not go on as generated, or ids
+    that are no turn's served prompt."""
+    detail, turn = _stray_detail(seen, run)
+    return seen.violation(
+        Invariant.REPLAY, detail, turn=turn, positions=tuple(run), tokens=tuple(seen.strings[t] for t in run)
+    )
+
+
+def _stray_detail(seen: _Seen, run: list[int]) -> tuple[str, int]:
+    tokenizer, ids, text, plans = seen.tokenizer, seen.ids, seen.text, seen.plans
+    start = seen.offsets[run[0]][0]
     run_text = decode(tokenizer, [ids[t] for t in run])
     # whose reply is this? (a reply trained after a history the template rewrote names its own turn)
     owners = [p for p in plans if len(_reply(p)) >= 4 and _reply(p) in run_text]
-    if owners:
-        plan = max(owners, key=lambda p: len(_reply(p)))
-        if not text.startswith(plan.prompt):
-            served_ids = token_ids(tokenizer, plan.prompt)
-            at = first_difference(ids, served_ids)
-            detail = (
-                f"turn {plan.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
-                f"sample has {decode(tokenizer, ids[at : at + 3])!r}, the served prompt {decode(tokenizer, served_ids[at : at + 3])!r}"
-            )
-            return Violation(
-                Invariant.REPLAY,
-                detail,
-                sample=index,
-                turn=plan.turn,
-                positions=tuple(run),
-                tokens=tuple(strings[t] for t in run),
-            )
-    served = [p for p in plans if text.startswith(p.prompt) and len(p.prompt) <= start]
-    if owners and text.startswith(owners[0].prompt):
-        served = [max(owners, key=lambda p: len(_reply(p)))]
-    if served:
-        plan = max(served, key=lambda p: len(p.prompt))
-        expected = token_ids(tokenizer, plan.text)
-        at = first_difference(ids, expected)
-        got = decode(tokenizer, ids[at : at + 3])
-        # where the sample parts from the served prompt itself, say so: its last characters are not generated
-        prompt_tokens = len(token_ids(tokenizer, plan.prompt))
-        in_prompt = at < prompt_tokens
-        want = decode(tokenizer, expected[at : min(at + 3, prompt_tokens) if in_prompt else at + 3])
-        where = "the served prompt has" if in_prompt else "the model generates"
-        detail = (
-            f"trained tokens do not follow the served prompt of turn {plan.turn} as generated: from token {at} the "
-            f"sample has {got!r} where {where} {want!r}"
-        )
-        turn: int | None = plan.turn
-    else:
-        # the turn whose served prompt parts from the sample last, but not after these tokens begin
-        common = {p.turn: first_difference(text, p.prompt) for p in plans}
-        before = [p for p in plans if common[p.turn] < offsets[run[-1]][1]] or list(plans)
-        plan = max(before, key=lambda p: (common[p.turn], p.turn))
-        served_ids = token_ids(tokenizer, plan.prompt)
+    owner = max(owners, key=lambda p: len(_reply(p))) if owners else None
+    if owner is not None and not text.startswith(owner.prompt):
+        served_ids = token_ids(tokenizer, owner.prompt)
         at = first_difference(ids, served_ids)
-        detail = (
-            f"the ids before these trained tokens are no turn's served prompt (closest: turn {plan.turn}, which "
-            f"differs at token {at}: the sample has {decode(tokenizer, ids[at : at + 3])!r}, "
-            f"the server {decode(tokenizer, served_ids[at : at + 3])!r})"
-        )
-        turn = plan.turn
-    return Violation(
-        Invariant.REPLAY,
-        detail,
-        sample=index,
-        turn=turn,
-        positions=tuple(run),
-        tokens=tuple(strings[t] for t in run),
-    )
+        return (
+            f"turn {owner.turn}'s reply is trained after a prompt the server never sends: from token {at} the "
+            f"sample has {decode(tokenizer, ids[at : at + 3])!r}, the served prompt {decode(tokenizer, served_ids[at : at + 3])!r}"
+        ), owner.turn
+    served = [p for p in plans if text.startswith(p.prompt) and len(p.prompt) <= start]
+    if owner is not None and text.startswith(owners[0].prompt):
+        served = [owner]
+    if served:
+        return _not_as_generated(seen, max(served, key=lambda p: len(p.prompt)))
+    # the turn whose served prompt parts from the sample last, but not after these tokens begin
+    common = {p.turn: first_difference(text, p.prompt) for p in plans}
+    before = [p for p in plans if common[p.turn] < seen.offsets[run[-1]][1]] or list(plans)
+    plan = max(before, key=lambda p: (common[p.turn], p.turn))
+    served_ids = token_ids(tokenizer, plan.prompt)
+    at = first_difference(ids, served_ids)
+    return (
+        f"the ids before these trained tokens are no turn's served prompt (closest: turn {plan.turn}, which "
+        f"differs at token {at}: the sample has {decode(tokenizer, ids[at : at + 3])!r}, "
+        f"the server {decode(tokenizer, served_ids[at : at + 3])!r})"
+    ), plan.turn
+
+
+def _not_as_generated(seen: _Seen, plan: TurnPlan) -> tuple[str, int]:
+    """Where a sample that holds `plan`'s served prompt parts from the turn as generated (or from that prompt)."""
+    tokenizer = seen.tokenizer
+    expected = token_ids(tokenizer, plan.text)
+    at = first_difference(seen.ids, expected)
+    got = decode(tokenizer, seen.ids[at : at + 3])
+    # where the sample parts from the served prompt itself, say so: its last characters are not generated
+    prompt_tokens = len(token_ids(tokenizer, plan.prompt))
+    in_prompt = at < prompt_tokens
+    want = decode(tokenizer, expected[at : min(at + 3, prompt_tokens) if in_prompt else at + 3])
+    where = "the served prompt has" if in_prompt else "the model generates"
+    return (
+        f"trained tokens do not follow the served prompt of turn {plan.turn} as generated: from token {at} the "
+        f"sample has {got!r} where {where} {want!r}"
+    ), plan.turn
 
 
 def _reply(plan: TurnPlan) -> str:
