@@ -32,6 +32,7 @@ from chat_template_harness.models.rules import NotApplicable, Think
 from chat_template_harness.models.rules.registry import family_for
 
 if TYPE_CHECKING:  # derive is imported where it runs: `cth --version` and `cth models` start without it
+    from chat_template_harness.checking.baseline import Verdict
     from chat_template_harness.models.rules import Family
     from chat_template_harness.models.rules.derive import Derivation
 
@@ -436,7 +437,6 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     """Check your preprocessor (MODULE:CALLABLE) on every cell: invariants 1-8 and a comparison with the reference."""
     from chat_template_harness import external
     from chat_template_harness.checking import baseline
-    from chat_template_harness.outputs import report
 
     preprocessor = external.load_callable(args.preprocessor)
     allow = baseline.parse_allowances(args.allow)
@@ -451,6 +451,28 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         tick()
         known = cell.id in listed and not baseline.worse_than(baseline.counts_of(result), listed[cell.id])
         _print_check(console, result, known=known, verbose=args.verbose)
+    _check_outputs(args, results, allow, set(listed), console)
+    failing = {r.cell.id: baseline.counts_of(r) for r in results if cells.fails_run(r.status, allow)}
+    if args.update_baseline:
+        if not args.baseline:
+            raise HarnessError(
+                "--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt"
+            )
+        baseline.write(args.baseline, args.preprocessor, failing)
+        console.print(f"baseline: {len(failing)} failing cell(s) written to {args.baseline}", markup=False)
+        return 0
+    if not args.baseline:
+        return 1 if failing else 0
+    passing = [r.cell.id for r in results if r.status is cells.Status.PASS]
+    return _against_baseline(args.baseline, baseline.compare(failing, passing, listed), console)
+
+
+def _check_outputs(
+    args: argparse.Namespace, results: list[cells.CellResult], allow: frozenset[str], known: set[str], console: Console
+) -> None:
+    """The check's summary lines, and the files asked for (Markdown, JSON, JUnit)."""
+    from chat_template_harness.outputs import report
+
     console.print(report.summary_line(results, failures=False))
     if line := report.undecided_line(results, allow):
         console.print(line, markup=False)
@@ -463,23 +485,15 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         from chat_template_harness.outputs import cifile
 
         if args.json:
-            _write(args.json, cifile.check_json(args.preprocessor, args.policy, results, known=set(listed)))
+            _write(args.json, cifile.check_json(args.preprocessor, args.policy, results, known=known))
         if args.junit:
             _write(args.junit, cifile.check_junit(args.preprocessor, results))
-    failing = {r.cell.id: baseline.counts_of(r) for r in results if cells.fails_run(r.status, allow)}
-    if args.update_baseline:
-        if not args.baseline:
-            raise HarnessError(
-                "--update-baseline needs --baseline FILE", "name the file to write, e.g. --baseline cth-baseline.txt"
-            )
-        baseline.write(args.baseline, args.preprocessor, failing)
-        console.print(f"baseline: {len(failing)} failing cell(s) written to {args.baseline}", markup=False)
-        return 0
-    if not args.baseline:
-        return 1 if failing else 0
-    verdict = baseline.compare(failing, [r.cell.id for r in results if r.status is cells.Status.PASS], listed)
+
+
+def _against_baseline(path: str, verdict: Verdict, console: Console) -> int:
+    """The failures against a baseline's: known, new, stale (passes now) and worse; 1 where any is not known."""
     console.print(
-        f"baseline {args.baseline}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, "
+        f"baseline {path}: {len(verdict.known)} known failure(s), {len(verdict.new)} new, "
         f"{len(verdict.stale)} stale, {len(verdict.worse)} worse",
         markup=False,
     )
