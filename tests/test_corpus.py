@@ -375,7 +375,7 @@ CORPUS: dict[str, Truth] = {
 
 @pytest.fixture(autouse=True)
 def _one_template_at_a_time(request):
-    """Each corpus test makes a folder of its own: let go of its tokenizer after it (about 90 MiB each, 320
+    """Each corpus test makes a folder of its own: let go of its tokenizer after it (about 90 MiB each, 324
     templates), or a worker's memory grows by every template it ran."""
     yield
     if request.node.get_closest_marker("corpus"):

@@ -265,7 +265,7 @@ print("alive" if alive() is not None else "freed")
 
 @pytest.mark.parametrize("unload", [True, False])
 def test_unload_lets_go_of_every_tokenizer_and_what_is_kept_for_it(pack_dir: Path, tmp_path: Path, unload: bool):
-    """A process that goes through many models (the corpus: 320 templates) lets go of each with `source.unload()`:
+    """A process that goes through many models (the corpus: 324 templates) lets go of each with `source.unload()`:
     the tokenizer is freed once its rules, renders, samples and cells have used every cache keyed by it. The
     control: without `unload` it stays (loaded once per process)."""
     import os
