@@ -311,7 +311,9 @@ def test_a_wrong_rules_file_fails_the_matrix(tmp_path, capsys, think, fixture):
     assert main(["matrix", "--model", str(folder), "--think", think, "--fixture", fixture]) == 1
     out = capsys.readouterr().out
     assert "0 passed, 0 failed, 0 n/a, 1 error" in out
-    assert f"ERROR my-wrong-qwen/think-{think}/{fixture}: the template does not render this cell as the rules say: " in out
+    assert (
+        f"ERROR my-wrong-qwen/think-{think}/{fixture}: the template does not render this cell as the rules say: " in out
+    )
     assert (
         "does not end with a stop token (<|im_end|>) and the trailer '': it ends '" in out
         and "<|im_end|>\\n'; fix" in out
